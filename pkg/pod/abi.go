@@ -1,0 +1,146 @@
+package pod
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+)
+
+// The stage1 ABI, version 1. docs/stage1-abi.md is the prose of this file;
+// change both together and bump ABIVersion for anything a stage1 must learn.
+const (
+	// ABIVersion is the newest interface version this skiff speaks.
+	ABIVersion = 1
+
+	// Annotations in a stage1 image manifest that name its entrypoints
+	// (absolute paths inside the stage1 rootfs) and its interface version.
+	AnnotationVersion = "skiff.dev/stage1/interface-version"
+	AnnotationRun     = "skiff.dev/stage1/run"
+	AnnotationEnter   = "skiff.dev/stage1/enter"
+	AnnotationStop    = "skiff.dev/stage1/stop"
+	AnnotationGC      = "skiff.dev/stage1/gc"
+
+	// EnvLockFD names the environment variable that carries the number of
+	// the inherited file descriptor holding the pod's exclusive lock.
+	EnvLockFD = "SKIFF_LOCK_FD"
+	// EnvDebug is set to "1" when skiff runs with --debug.
+	EnvDebug = "SKIFF_DEBUG"
+
+	// Files and directories inside the pod directory.
+	ManifestFile      = "pod"                        // appc pod manifest, written by stage0
+	Stage1Dir         = "stage1"                     // the stage1 image: manifest + rootfs
+	Stage1Manifest    = "stage1/manifest"            // stage1 image manifest
+	Stage1Rootfs      = "stage1/rootfs"              // stage1 root filesystem (overlay or copy)
+	AppsDir           = "stage1/rootfs/opt/stage2"   // one directory per app: <app>/rootfs, <app>/manifest
+	OverlayDir        = "overlay"                    // upper and work dirs of the pod's overlays
+	PidFile           = "pid"                        // written by stage1: host pid of the pod's init
+	PpidFile          = "ppid"                       // or: host pid whose only child is the pod's init
+	AppStatusDir      = "stage1/rootfs/skiff/status" // written by stage1: <app> holds the decimal exit status
+	ReadyFile         = "stage1/rootfs/skiff/ready"  // created by stage1 once every app has started
+	ExitedGarbageMark = "gc-marked"                  // timestamp of the move to exited-garbage
+
+	// Stage1 "run" exit status for its own failures; apps' statuses pass through.
+	ExitStage1Failure = 254
+)
+
+// AppDir returns the directory of app name inside the pod directory.
+func AppDir(app string) string { return AppsDir + "/" + app }
+
+// AppRootfs returns the rootfs of app name inside the pod directory.
+func AppRootfs(app string) string { return AppDir(app) + "/rootfs" }
+
+// AppManifest returns the path of app name's image manifest inside the pod directory.
+func AppManifest(app string) string { return AppDir(app) + "/manifest" }
+
+// Stage1 is a parsed stage1 image manifest: the entrypoints it offers and the
+// ABI version it implements.
+type Stage1 struct {
+	Name        string
+	Version     int
+	entrypoints map[string]string
+}
+
+// Entrypoint names.
+const (
+	EntrypointRun   = "run"
+	EntrypointEnter = "enter"
+	EntrypointStop  = "stop"
+	EntrypointGC    = "gc"
+)
+
+var entrypointAnnotations = map[string]string{
+	EntrypointRun:   AnnotationRun,
+	EntrypointEnter: AnnotationEnter,
+	EntrypointStop:  AnnotationStop,
+	EntrypointGC:    AnnotationGC,
+}
+
+// ParseStage1 checks that m describes a stage1 this skiff can drive.
+func ParseStage1(m *schema.ImageManifest) (*Stage1, error) {
+	s := &Stage1{Name: m.Name.String(), entrypoints: map[string]string{}}
+	v, ok := m.Annotations.Get(AnnotationVersion)
+	if !ok {
+		return nil, fmt.Errorf("stage1 %s: %w: no %s annotation", s.Name, ErrNotStage1, AnnotationVersion)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("stage1 %s: %w: interface version %q", s.Name, ErrNotStage1, v)
+	}
+	if n > ABIVersion {
+		return nil, fmt.Errorf("stage1 %s: %w: needs interface version %d, skiff speaks %d", s.Name, ErrNotStage1, n, ABIVersion)
+	}
+	s.Version = n
+	for ep, ann := range entrypointAnnotations {
+		if p, ok := m.Annotations.Get(ann); ok {
+			s.entrypoints[ep] = p
+		}
+	}
+	if _, ok := s.entrypoints[EntrypointRun]; !ok {
+		return nil, fmt.Errorf("stage1 %s: %w: no %s annotation", s.Name, ErrNotStage1, AnnotationRun)
+	}
+	return s, nil
+}
+
+// ReadStage1 parses the stage1 manifest of the pod in dir.
+func ReadStage1(dir string) (*Stage1, error) {
+	b, err := os.ReadFile(dir + "/" + Stage1Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("read stage1 manifest: %w", err)
+	}
+	var m schema.ImageManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parse stage1 manifest: %w", err)
+	}
+	return ParseStage1(&m)
+}
+
+// Supports reports whether the stage1 offers entrypoint ep.
+func (s *Stage1) Supports(ep string) bool {
+	_, ok := s.entrypoints[ep]
+	return ok
+}
+
+// Entrypoint returns the path, inside the stage1 rootfs, of entrypoint ep.
+func (s *Stage1) Entrypoint(ep string) (string, error) {
+	p, ok := s.entrypoints[ep]
+	if !ok {
+		return "", fmt.Errorf("stage1 %s: %w: %s", s.Name, ErrUnsupported, ep)
+	}
+	return p, nil
+}
+
+// Stage1Annotations returns the annotations a stage1 image manifest carries
+// for the given entrypoints; image recipes use it so they cannot drift from
+// the constants above.
+func Stage1Annotations(entrypoints map[string]string) types.Annotations {
+	var a types.Annotations
+	a.Set(types.ACIdentifier(AnnotationVersion), strconv.Itoa(ABIVersion))
+	for ep, p := range entrypoints {
+		a.Set(types.ACIdentifier(entrypointAnnotations[ep]), p)
+	}
+	return a
+}

@@ -1,0 +1,12 @@
+package pod
+
+import "errors"
+
+var (
+	ErrNotExist    = errors.New("pod does not exist")
+	ErrAmbiguous   = errors.New("ambiguous pod uuid prefix")
+	ErrLocked      = errors.New("pod is in use by another process")
+	ErrState       = errors.New("pod is in the wrong state")
+	ErrNotStage1   = errors.New("not a stage1 image")
+	ErrUnsupported = errors.New("stage1 does not support entrypoint")
+)

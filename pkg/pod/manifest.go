@@ -1,0 +1,20 @@
+package pod
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/appc/spec/schema"
+)
+
+// ParseManifest parses and validates an appc pod manifest.
+func ParseManifest(b []byte) (*schema.PodManifest, error) {
+	var m schema.PodManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parse pod manifest: %w", err)
+	}
+	if len(m.Apps) == 0 {
+		return nil, fmt.Errorf("parse pod manifest: no apps")
+	}
+	return &m, nil
+}

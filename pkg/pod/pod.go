@@ -1,0 +1,279 @@
+// Package pod owns the on-disk layout of skiff pods, their states and their
+// locks, and the constants of the stage1 ABI.
+//
+// A pod lives in DIR/pods/<state>/<uuid>. A state change is a rename(2) of
+// that directory; "in use" (preparing or running) means some process holds
+// the exclusive flock(2) on the directory itself. docs/pod-lifecycle.md has
+// the table of states and transitions.
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+)
+
+// State is the directory a pod lives in.
+type State string
+
+const (
+	Embryo        State = "embryo"         // created, nothing written yet
+	Preparing     State = "prepare"        // stage0 is rendering images into it
+	Prepared      State = "prepared"       // ready for run-prepared
+	Running       State = "run"            // stage1 was started; locked while it runs
+	ExitedGarbage State = "exited-garbage" // exited and marked by gc; removed after the grace period
+	Garbage       State = "garbage"        // aborted prepare or removed pod; removed by gc
+)
+
+// States lists every state in lifecycle order.
+var States = []State{Embryo, Preparing, Prepared, Running, ExitedGarbage, Garbage}
+
+// transitions lists the allowed renames.
+var transitions = map[State][]State{
+	Embryo:        {Preparing, Garbage},
+	Preparing:     {Prepared, Running, Garbage},
+	Prepared:      {Running, Garbage},
+	Running:       {ExitedGarbage},
+	ExitedGarbage: {Garbage},
+}
+
+// Pod is one pod directory. A Pod value is not safe for concurrent use; the
+// flock it may hold is what coordinates processes.
+type Pod struct {
+	UUID    string
+	State   State
+	dataDir string
+	lock    *os.File // open directory fd while the lock is held
+}
+
+// PodsDir returns the directory that holds every pod state.
+func PodsDir(dataDir string) string { return filepath.Join(dataDir, "pods") }
+
+// Path returns the pod directory.
+func (p *Pod) Path() string { return filepath.Join(PodsDir(p.dataDir), string(p.State), p.UUID) }
+
+// File returns the path of a file named by one of the ABI constants.
+func (p *Pod) File(rel string) string { return filepath.Join(p.Path(), rel) }
+
+// MachineName is the name the pod registers with systemd-machined.
+func MachineName(uuid string) string { return "skiff-" + uuid }
+
+// MachineID is the pod's machine-id: the uuid without dashes.
+func MachineID(uuid string) string { return strings.ReplaceAll(uuid, "-", "") }
+
+// Create makes a new embryo pod, locked by the caller.
+func Create(dataDir string) (*Pod, error) {
+	p := &Pod{UUID: uuid.NewString(), State: Embryo, dataDir: dataDir}
+	for _, s := range States {
+		if err := os.MkdirAll(filepath.Join(PodsDir(dataDir), string(s)), 0o711); err != nil {
+			return nil, fmt.Errorf("create pods dir: %w", err)
+		}
+	}
+	if err := os.Mkdir(p.Path(), 0o711); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	if err := p.TryLock(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Load finds the pod whose uuid is id or starts with it.
+func Load(dataDir, id string) (*Pod, error) {
+	if id == "" {
+		return nil, fmt.Errorf("load pod: %w: empty uuid", ErrNotExist)
+	}
+	all, err := List(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	var found []*Pod
+	for _, p := range all {
+		if p.UUID == id {
+			return p, nil
+		}
+		if strings.HasPrefix(p.UUID, id) {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("load pod %s: %w", id, ErrNotExist)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("load pod %s: %w (%d pods match)", id, ErrAmbiguous, len(found))
+}
+
+// List returns every pod, in no particular state order but sorted by uuid.
+func List(dataDir string) ([]*Pod, error) {
+	var pods []*Pod
+	seen := map[string]bool{}
+	for _, s := range States {
+		ents, err := os.ReadDir(filepath.Join(PodsDir(dataDir), string(s)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list pods: %w", err)
+		}
+		for _, e := range ents {
+			// A rename between two ReadDirs can show a pod twice; keep the first.
+			if !e.IsDir() || uuid.Validate(e.Name()) != nil || seen[e.Name()] {
+				continue
+			}
+			seen[e.Name()] = true
+			pods = append(pods, &Pod{UUID: e.Name(), State: s, dataDir: dataDir})
+		}
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].UUID < pods[j].UUID })
+	return pods, nil
+}
+
+// TryLock takes the pod's exclusive lock without waiting.
+func (p *Pod) TryLock() error {
+	if p.lock != nil {
+		return nil
+	}
+	f, err := os.Open(p.Path())
+	if err != nil {
+		return p.notExist(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("lock pod %s: %w", p.UUID, ErrLocked)
+		}
+		return fmt.Errorf("lock pod %s: %w", p.UUID, err)
+	}
+	p.lock = f
+	// The pod may have moved between List and Open: make sure we locked
+	// the directory that is still at the path we think.
+	if err := p.refresh(); err != nil {
+		p.Unlock()
+		return err
+	}
+	return nil
+}
+
+// refresh re-reads the pod's state after the lock was taken.
+func (p *Pod) refresh() error {
+	var st1 unix.Stat_t
+	if err := unix.Fstat(int(p.lock.Fd()), &st1); err != nil {
+		return fmt.Errorf("stat pod %s: %w", p.UUID, err)
+	}
+	for _, s := range States {
+		var st2 unix.Stat_t
+		path := filepath.Join(PodsDir(p.dataDir), string(s), p.UUID)
+		if unix.Stat(path, &st2) == nil && st1.Ino == st2.Ino && st1.Dev == st2.Dev {
+			p.State = s
+			return nil
+		}
+	}
+	return fmt.Errorf("lock pod %s: %w", p.UUID, ErrNotExist)
+}
+
+// IsLocked reports whether another process holds the pod's lock.
+func (p *Pod) IsLocked() (bool, error) {
+	if p.lock != nil {
+		return false, nil
+	}
+	f, err := os.Open(p.Path())
+	if err != nil {
+		return false, p.notExist(err)
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("probe lock of pod %s: %w", p.UUID, err)
+	}
+	return false, nil
+}
+
+// WaitUnlocked blocks until no process holds the pod's lock.
+func (p *Pod) WaitUnlocked() error {
+	f, err := os.Open(p.Path())
+	if err != nil {
+		return p.notExist(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		return fmt.Errorf("wait for pod %s: %w", p.UUID, err)
+	}
+	return nil
+}
+
+// Unlock drops the lock, if held.
+func (p *Pod) Unlock() {
+	if p.lock != nil {
+		p.lock.Close()
+		p.lock = nil
+	}
+}
+
+// LockFile returns the open, locked directory handle, to be inherited by
+// stage1. It is nil unless the lock is held.
+func (p *Pod) LockFile() *os.File { return p.lock }
+
+// Transition renames the pod into state to. The caller must hold the lock,
+// except for moves that only gc makes on unlocked pods.
+func (p *Pod) Transition(to State) error {
+	ok := false
+	for _, s := range transitions[p.State] {
+		ok = ok || s == to
+	}
+	if !ok {
+		return fmt.Errorf("move pod %s from %s to %s: %w", p.UUID, p.State, to, ErrState)
+	}
+	from := p.Path()
+	next := &Pod{UUID: p.UUID, State: to, dataDir: p.dataDir}
+	if err := os.Rename(from, next.Path()); err != nil {
+		return fmt.Errorf("move pod %s to %s: %w", p.UUID, to, p.notExist(err))
+	}
+	p.State = to
+	if to == ExitedGarbage {
+		ts := strconv.FormatInt(time.Now().UnixNano(), 10)
+		if err := os.WriteFile(p.File(ExitedGarbageMark), []byte(ts), 0o644); err != nil {
+			return fmt.Errorf("mark pod %s: %w", p.UUID, err)
+		}
+	}
+	return nil
+}
+
+// MarkedAt returns when gc moved the pod to exited-garbage.
+func (p *Pod) MarkedAt() (time.Time, error) {
+	b, err := os.ReadFile(p.File(ExitedGarbageMark))
+	if err != nil {
+		fi, serr := os.Stat(p.Path())
+		if serr != nil {
+			return time.Time{}, p.notExist(serr)
+		}
+		return fi.ModTime(), nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read gc mark of pod %s: %w", p.UUID, err)
+	}
+	return time.Unix(0, n), nil
+}
+
+func (p *Pod) notExist(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("pod %s: %w", p.UUID, ErrNotExist)
+	}
+	return err
+}
+
+// Dir returns the data dir the pod belongs to.
+func (p *Pod) Dir() string { return p.dataDir }

@@ -1,0 +1,120 @@
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status is what `skiff status` and `skiff list` report about a pod.
+type Status struct {
+	UUID    string         `json:"uuid"`
+	State   string         `json:"state"` // embryo, preparing, aborted-prepare, prepared, running, exited, exited-garbage, garbage
+	Pid     int            `json:"pid,omitempty"`
+	Apps    map[string]int `json:"apps,omitempty"` // exit statuses of apps that ended
+	AppList []string       `json:"appNames,omitempty"`
+	Created time.Time      `json:"createdAt"`
+	Ready   bool           `json:"ready,omitempty"`
+}
+
+// Status reads the pod's state and what stage1 wrote.
+func (p *Pod) Status() (Status, error) {
+	st := Status{UUID: p.UUID, State: string(p.State)}
+	fi, err := os.Stat(p.Path())
+	if err != nil {
+		return st, p.notExist(err)
+	}
+	st.Created = fi.ModTime()
+	if b, err := os.ReadFile(p.File(ManifestFile)); err == nil {
+		if m, err := ParseManifest(b); err == nil {
+			for _, a := range m.Apps {
+				st.AppList = append(st.AppList, a.Name.String())
+			}
+		}
+	}
+	locked, err := p.IsLocked()
+	if err != nil {
+		return st, err
+	}
+	switch p.State {
+	case Preparing:
+		st.State = "preparing"
+		if !locked {
+			st.State = "aborted-prepare"
+		}
+	case Running:
+		st.State = "exited"
+		if locked {
+			st.State = "running"
+		}
+	}
+	if p.State == Running {
+		st.Pid, _ = p.Pid()
+		_, err := os.Stat(p.File(ReadyFile))
+		st.Ready = err == nil
+	}
+	st.Apps, err = p.AppExitStatuses()
+	return st, err
+}
+
+// Pid returns the host pid of the pod's init, from the pid file or, through
+// the ppid file, as the only child of the process it names.
+func (p *Pod) Pid() (int, error) {
+	if n, err := readInt(p.File(PidFile)); err == nil {
+		return n, nil
+	}
+	ppid, err := readInt(p.File(PpidFile))
+	if err != nil {
+		return 0, fmt.Errorf("pod %s has no pid yet: %w", p.UUID, err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", ppid, ppid))
+	if err != nil {
+		return 0, fmt.Errorf("children of pod %s's ppid %d: %w", p.UUID, ppid, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("pod %s: ppid %d has %d children, want 1", p.UUID, ppid, len(f))
+	}
+	return strconv.Atoi(f[0])
+}
+
+// AppExitStatuses returns the exit statuses stage1 recorded, by app name.
+func (p *Pod) AppExitStatuses() (map[string]int, error) {
+	ents, err := os.ReadDir(p.File(AppStatusDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read app statuses of pod %s: %w", p.UUID, err)
+	}
+	out := map[string]int{}
+	for _, e := range ents {
+		n, err := readInt(p.File(AppStatusDir + "/" + e.Name()))
+		if err == nil {
+			out[e.Name()] = n
+		}
+	}
+	return out, nil
+}
+
+// SortedApps returns the app names of a status map in order.
+func SortedApps(m map[string]int) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func readInt(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
