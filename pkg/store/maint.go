@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"crypto/sha512"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// GCOptions adjust GC.
+type GCOptions struct {
+	// ImageGracePeriod, when positive, makes GC also remove images not kept
+	// and neither used nor imported within this period.
+	ImageGracePeriod time.Duration
+}
+
+// GC removes the rendered trees of images keep does not claim, and with
+// opts.ImageGracePeriod whole images too (see the package doc), plus
+// abandoned temp files. It returns the IDs whose tree or image it removed.
+func (s *Store) GC(ctx context.Context, keep func(id string) bool, opts GCOptions) ([]string, error) {
+	unlock, err := s.lock(unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	removed, err := s.gc(ctx, keep, opts)
+	if err != nil {
+		return removed, fmt.Errorf("gc images: %w", err)
+	}
+	return removed, nil
+}
+
+func (s *Store) gc(ctx context.Context, keep func(id string) bool, opts GCOptions) ([]string, error) {
+	imgs, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	kept := map[string]bool{}
+	for _, img := range imgs {
+		if !keep(img.ID) {
+			continue
+		}
+		kept[img.ID] = true
+		ids, err := s.resolve(img.ID)
+		if err != nil { // a broken stack keeps what it is, GC cannot fix it
+			s.log.Warn("gc: cannot resolve dependencies of kept image", "id", img.ID, "err", err)
+		}
+		for _, id := range ids {
+			kept[id] = true
+		}
+	}
+	var removed []string
+	now := time.Now()
+	for _, img := range imgs {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		if kept[img.ID] {
+			continue
+		}
+		used := img.ImportedAt
+		if img.LastUsedAt.After(used) {
+			used = img.LastUsedAt
+		}
+		if opts.ImageGracePeriod > 0 && now.Sub(used) > opts.ImageGracePeriod {
+			if err := s.remove(img.ID); err != nil {
+				return removed, err
+			}
+			s.log.Info("gc: removed image", "id", img.ID, "name", img.Name)
+			removed = append(removed, img.ID)
+			continue
+		}
+		if _, err := os.Lstat(s.treePath(img.ID)); err == nil {
+			if err := os.RemoveAll(s.treePath(img.ID)); err != nil {
+				return removed, err
+			}
+			s.log.Info("gc: removed rendered tree", "id", img.ID, "name", img.Name)
+			removed = append(removed, img.ID)
+		}
+	}
+	return removed, s.removeStale()
+}
+
+// removeStale removes renders a crash interrupted (none runs under the
+// exclusive lock) and temp files older than tmpMaxAge (downloads in
+// TmpDir run without the store lock).
+func (s *Store) removeStale() error {
+	trees, err := os.ReadDir(filepath.Join(s.cas, "tree"))
+	if err != nil {
+		return err
+	}
+	for _, e := range trees {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			if err := os.RemoveAll(filepath.Join(s.cas, "tree", e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	tmps, err := os.ReadDir(s.TmpDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range tmps {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > tmpMaxAge {
+			if err := os.RemoveAll(filepath.Join(s.TmpDir(), e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Problem is one inconsistency Verify found.
+type Problem struct {
+	ID   string // the image concerned, if known
+	Path string
+	What string // e.g. "corrupt blob", "orphan tree"
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s: %s", p.Path, p.What) }
+
+// Verify re-hashes every blob and checks that records, blobs and trees
+// belong together. With repair it removes damaged images (whole), orphans
+// and incomplete trees, leaving a consistent store; the problems it
+// returns are those it found, repaired or not.
+func (s *Store) Verify(ctx context.Context, repair bool) ([]Problem, error) {
+	how := unix.LOCK_SH
+	if repair {
+		how = unix.LOCK_EX
+	}
+	unlock, err := s.lock(how)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	probs, err := s.verify(ctx, repair)
+	if err != nil {
+		return probs, fmt.Errorf("verify store: %w", err)
+	}
+	return probs, nil
+}
+
+func (s *Store) verify(ctx context.Context, repair bool) ([]Problem, error) {
+	var probs []Problem
+	// fix is what repair does about a problem: remove a path or an image.
+	report := func(p Problem, fix func() error) error {
+		probs = append(probs, p)
+		s.log.Warn("store problem", "path", p.Path, "problem", p.What)
+		if !repair {
+			return nil
+		}
+		return fix()
+	}
+	removePath := func(p string) func() error { return func() error { return os.RemoveAll(p) } }
+	removeImage := func(id string) func() error { return func() error { return s.remove(id) } }
+
+	recorded := map[string]bool{}
+	recDir := filepath.Join(s.cas, "images")
+	ents, err := os.ReadDir(recDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return probs, err
+		}
+		p := filepath.Join(recDir, e.Name())
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !validID(id) {
+			if err := report(Problem{Path: p, What: "stray file"}, removePath(p)); err != nil {
+				return probs, err
+			}
+			continue
+		}
+		recorded[id] = true
+		var what string
+		if _, err := s.readRecord(id); err != nil {
+			what = "unreadable record"
+		} else if sum, err := hashFile(s.blobPath(id)); os.IsNotExist(err) {
+			what = "missing blob"
+		} else if err != nil {
+			return probs, err
+		} else if sum != id {
+			what = "corrupt blob (hash " + sum[:len(idPrefix)+16] + "...)"
+		}
+		if what == "" {
+			continue
+		}
+		if err := report(Problem{ID: id, Path: s.blobPath(id), What: what}, removeImage(id)); err != nil {
+			return probs, err
+		}
+	}
+
+	blobDir := filepath.Join(s.cas, "blobs", "sha512")
+	if ents, err = os.ReadDir(blobDir); err != nil {
+		return probs, err
+	}
+	for _, e := range ents {
+		id := idPrefix + e.Name()
+		if validID(id) {
+			if _, err := os.Lstat(s.recordPath(id)); err == nil {
+				continue // checked above
+			}
+		}
+		p := filepath.Join(blobDir, e.Name())
+		if err := report(Problem{ID: id, Path: p, What: "orphan blob"}, removePath(p)); err != nil {
+			return probs, err
+		}
+	}
+
+	treeDir := filepath.Join(s.cas, "tree")
+	if ents, err = os.ReadDir(treeDir); err != nil {
+		return probs, err
+	}
+	for _, e := range ents {
+		p := filepath.Join(treeDir, e.Name())
+		var what string
+		switch {
+		case strings.HasPrefix(e.Name(), ".tmp-"):
+			what = "incomplete tree"
+		case !recorded[e.Name()]:
+			what = "orphan tree"
+		default:
+			for _, part := range []string{"manifest", "rootfs"} {
+				if _, err := os.Lstat(filepath.Join(p, part)); err != nil {
+					what = "incomplete tree"
+				}
+			}
+		}
+		if what == "" {
+			continue
+		}
+		id := e.Name()
+		if !validID(id) {
+			id = ""
+		}
+		if err := report(Problem{ID: id, Path: p, What: what}, removePath(p)); err != nil {
+			return probs, err
+		}
+	}
+	return probs, nil
+}
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha512.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hashID(h.Sum(nil)), nil
+}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/aci"
+)
+
+// maxLayers bounds a dependency list, which diamonds could otherwise blow up.
+const maxLayers = 256
+
+// Layer is one rendered image of a dependency stack.
+type Layer struct {
+	ID  string
+	Dir string // the rendered rootfs directory
+}
+
+// Render renders image id (its own tar, not its dependencies) once into
+// cas/tree/<id> and returns that directory. A render is built in a temp
+// directory, synced and renamed into place, so a tree that exists is
+// complete; concurrent renders of one image race harmlessly for the rename.
+func (s *Store) Render(ctx context.Context, id string) (string, error) {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	dir, err := s.render(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("render image %s: %w", id, err)
+	}
+	return dir, nil
+}
+
+func (s *Store) render(ctx context.Context, id string) (string, error) {
+	if _, err := s.readRecord(id); err != nil {
+		return "", err
+	}
+	dst := s.treePath(id)
+	if _, err := os.Lstat(dst); err == nil {
+		return dst, nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".tmp-"+id+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	if err := s.extractBlob(ctx, id, tmp); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := syncFS(tmp); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			return dst, nil // another render finished first
+		}
+		return "", err
+	}
+	s.log.Debug("rendered image", "id", id)
+	return dst, syncDir(filepath.Dir(dst))
+}
+
+// extractBlob extracts image id into dir, checking the blob's hash on the way.
+func (s *Store) extractBlob(ctx context.Context, id, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := os.Open(s.blobPath(id))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha512.New()
+	tee := io.TeeReader(ctxReader{ctx, f}, h)
+	// Unprivileged stores (tests, rootless use) cannot keep owners.
+	if _, err := aci.Extract(tee, root, aci.ExtractOptions{NoChown: os.Geteuid() != 0}); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return err
+	}
+	if hashID(h.Sum(nil)) != id {
+		return ErrCorrupt
+	}
+	return nil
+}
+
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
+}
+
+// Layers renders image id and its dependencies and returns them top first:
+// the image, then its dependencies, later ones above earlier ones, as
+// appc orders them. An image needed twice appears once, at its lowest place,
+// so it lies below everything that depends on it.
+func (s *Store) Layers(ctx context.Context, id string) ([]Layer, error) {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ids, err := s.resolve(id)
+	if err != nil {
+		return nil, fmt.Errorf("resolve dependencies of %s: %w", id, err)
+	}
+	layers := make([]Layer, len(ids))
+	for i, id := range ids {
+		dir, err := s.render(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("render image %s: %w", id, err)
+		}
+		layers[i] = Layer{ID: id, Dir: filepath.Join(dir, "rootfs")}
+	}
+	return layers, nil
+}
+
+// LowerDirs renders image id and its dependencies and returns their rootfs
+// directories, the image itself first: overlay lowerdirs, as pkg/prepare
+// wants them.
+func (s *Store) LowerDirs(ctx context.Context, id string) ([]string, error) {
+	layers, err := s.Layers(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, len(layers))
+	for i, l := range layers {
+		dirs[i] = l.Dir
+	}
+	return dirs, nil
+}
+
+// resolve returns the IDs of image id and its dependencies, top first.
+func (s *Store) resolve(id string) ([]string, error) {
+	imgs, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	var all []string
+	onPath := map[string]bool{}
+	var visit func(id string) error
+	visit = func(id string) error {
+		if onPath[id] {
+			return fmt.Errorf("%w through %s", ErrDependencyCycle, id)
+		}
+		if len(all) >= maxLayers {
+			return fmt.Errorf("more than %d layers", maxLayers)
+		}
+		onPath[id] = true
+		defer delete(onPath, id)
+		all = append(all, id)
+		rec, err := s.readRecord(id)
+		if err != nil {
+			return err
+		}
+		m, err := aci.ParseManifest(rec.Manifest)
+		if err != nil {
+			return err
+		}
+		// Later dependencies lie above earlier ones, so come first.
+		for i := len(m.Dependencies) - 1; i >= 0; i-- {
+			d := m.Dependencies[i]
+			dep, err := findDep(imgs, d)
+			if err != nil {
+				return fmt.Errorf("%w: %s, needed by %s: %w", ErrMissingDependency, depString(d), m.Name, err)
+			}
+			if err := visit(dep); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := visit(id); err != nil {
+		return nil, err
+	}
+	// Keep each image's last (lowest) place.
+	var ids []string
+	for i, id := range all {
+		if !slices.Contains(all[i+1:], id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func findDep(imgs []Image, d types.Dependency) (string, error) {
+	if d.ImageID != nil && !d.ImageID.Empty() {
+		img, err := lookup(imgs, d.ImageID.String())
+		if err != nil {
+			return "", err
+		}
+		if img.Name != string(d.ImageName) {
+			return "", fmt.Errorf("%w: ID %s is named %q", ErrNotFound, img.ID, img.Name)
+		}
+		return img.ID, nil
+	}
+	labels := map[string]string{}
+	for _, l := range d.Labels {
+		labels[string(l.Name)] = l.Value
+	}
+	img, ok := newest(imgs, string(d.ImageName), labels)
+	if !ok {
+		return "", ErrNotFound
+	}
+	return img.ID, nil
+}
+
+func depString(d types.Dependency) string {
+	s := string(d.ImageName)
+	for _, l := range d.Labels {
+		s += "," + string(l.Name) + "=" + l.Value
+	}
+	if d.ImageID != nil && !d.ImageID.Empty() {
+		s += " (" + d.ImageID.String() + ")"
+	}
+	return s
+}
+
+// ExtractRootfs extracts the rootfs of image id (not its dependencies) into
+// dst, which must not exist or be an empty directory.
+func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := s.readRecord(id); err != nil {
+		return fmt.Errorf("extract image: %w", err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".skiff-extract-")
+	if err != nil {
+		return fmt.Errorf("extract image %s: %w", id, err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := s.extractBlob(ctx, id, tmp); err != nil {
+		return fmt.Errorf("extract image %s: %w", id, err)
+	}
+	if err := os.Rename(filepath.Join(tmp, "rootfs"), dst); err != nil {
+		return fmt.Errorf("extract image %s: %w", id, err)
+	}
+	return nil
+}
