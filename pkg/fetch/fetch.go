@@ -1,0 +1,339 @@
+// Package fetch resolves an image reference (a file, an https URL, or an
+// appc name found by meta discovery) to an image in the store, checking
+// its detached OpenPGP signature against the trusted keys first.
+//
+// Downloads land in a temp file named fetch-*.part in the caller's TmpDir,
+// are fsynced, verified, imported, and removed; a process killed midway
+// leaves only such a file, which the store's gc may delete.
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/skiffpod/skiff/pkg/discovery"
+	"github.com/skiffpod/skiff/pkg/trust"
+)
+
+// Store is what fetch needs from the image store.
+type Store interface {
+	// Import stores the ACI read from r and returns its image ID. It must
+	// refuse an image whose manifest name is not opts.ExpectName.
+	Import(ctx context.Context, r io.Reader, opts ImportOptions) (id string, err error)
+	// FindByName returns the newest stored image with name whose labels
+	// agree with labels (a label the image does not declare agrees).
+	FindByName(name string, labels map[string]string) (id string, ok bool, err error)
+	// Remote returns what was last downloaded from url.
+	Remote(url string) (RemoteRecord, bool, error)
+	// SetRemote records what was downloaded from url.
+	SetRemote(url string, rec RemoteRecord) error
+}
+
+// ImportOptions describe an image handed to Store.Import.
+type ImportOptions struct {
+	Source     string // the file path or URL the image came from
+	Signer     string // fingerprint of the key that signed it; "" if unverified
+	ExpectName string // the manifest name the image must have
+}
+
+// RemoteRecord remembers one download, for pull policies and conditional GETs.
+type RemoteRecord struct {
+	ImageID      string
+	ETag         string
+	LastModified string
+	Fetched      time.Time
+}
+
+// Policy says when to download an image the store may already have.
+type Policy int
+
+const (
+	// PolicyNew downloads only what the store lacks (by name for names,
+	// by URL for URLs).
+	PolicyNew Policy = iota
+	// PolicyUpdate asks the server again, downloading only if changed.
+	PolicyUpdate
+	// PolicyNever uses the store only.
+	PolicyNever
+)
+
+var policyNames = []string{"new", "update", "never"}
+
+// ParsePolicy parses "new", "update" or "never".
+func ParsePolicy(s string) (Policy, error) {
+	for i, n := range policyNames {
+		if s == n {
+			return Policy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("parse pull policy %q: want one of %s", s, strings.Join(policyNames, ", "))
+}
+
+func (p Policy) String() string { return policyNames[p] }
+
+// defaultLabels fill in what a name reference leaves out.
+var defaultLabels = map[string]string{"os": "linux", "arch": "amd64"}
+
+// Fetcher fetches images into Store. Set the fields, then call Fetch;
+// a Fetcher may be used by one goroutine at a time.
+type Fetcher struct {
+	Store  Store
+	Keys   *trust.Keystore // required unless InsecureImage
+	Client *http.Client    // nil: http.DefaultClient
+	TmpDir string          // where downloads go, inside the data dir
+
+	InsecureHTTP  bool // allow plain http URLs and discovery pages
+	InsecureImage bool // skip signature verification
+
+	Policy   Policy
+	Progress io.Writer // a bar if a terminal, one line per download otherwise; nil: silent
+	Log      *slog.Logger
+
+	warnOnce sync.Once
+}
+
+// Fetch brings ref into the store and returns its image ID. signature, if
+// not empty, is the path or URL of the detached signature; otherwise it is
+// looked for beside the image (FILE.asc, URL.asc, or discovery's template).
+func (f *Fetcher) Fetch(ctx context.Context, ref, signature string) (string, error) {
+	var id string
+	var err error
+	switch {
+	case strings.HasPrefix(ref, "https://"), strings.HasPrefix(ref, "http://"):
+		id, err = f.fetchRemote(ctx, ref, or(signature, ref+".asc"), nil)
+	case strings.Contains(ref, "://"):
+		err = ErrUnsupported
+	case isPath(ref):
+		id, err = f.fetchFile(ctx, ref, or(signature, ref+".asc"))
+	default:
+		id, err = f.fetchName(ctx, ref, signature)
+	}
+	if err != nil {
+		return "", fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	return id, nil
+}
+
+func isPath(ref string) bool {
+	if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") {
+		return true
+	}
+	_, err := os.Stat(ref)
+	return err == nil
+}
+
+// fetchFile imports a local file; pull policies do not apply, as nothing
+// is downloaded, and the store deduplicates.
+func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, error) {
+	img, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer img.Close()
+	sig, err := f.signature(ctx, sigLoc)
+	if err != nil {
+		return "", err
+	}
+	abs, _ := filepath.Abs(path)
+	return f.verifyAndImport(ctx, img, sig, abs, nil)
+}
+
+// fetchName resolves an appc name through the store or discovery.
+func (f *Fetcher) fetchName(ctx context.Context, s, sigLoc string) (string, error) {
+	ref, err := discovery.ParseRef(s)
+	if err != nil {
+		return "", err
+	}
+	for k, v := range defaultLabels {
+		if _, ok := ref.Labels[k]; !ok {
+			ref.Labels[k] = v
+		}
+	}
+	if f.Policy != PolicyUpdate {
+		id, ok, err := f.Store.FindByName(ref.Name, ref.Labels)
+		if err != nil {
+			return "", fmt.Errorf("look up store: %w", err)
+		}
+		if ok {
+			return id, nil
+		}
+		if f.Policy == PolicyNever {
+			return "", ErrNotInStore
+		}
+	}
+	dc := &discovery.Client{HTTP: f.Client, InsecureHTTP: f.InsecureHTTP}
+	res, err := dc.Discover(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	ep := res.Endpoints[0]
+	f.log().Debug("discovered", "name", ref.Name, "aci", ep.ACI, "signature", ep.Signature)
+	return f.fetchRemote(ctx, ep.ACI, or(sigLoc, ep.Signature), &ref)
+}
+
+// fetchRemote downloads url unless the policy lets the store's copy do.
+// asked, if set, is the name reference the image must match.
+func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *discovery.Ref) (string, error) {
+	if err := f.checkScheme(url); err != nil {
+		return "", err
+	}
+	rec, known, err := f.Store.Remote(url)
+	if err != nil {
+		return "", fmt.Errorf("look up store: %w", err)
+	}
+	if known && f.Policy != PolicyUpdate {
+		return rec.ImageID, nil
+	}
+	if !known && f.Policy == PolicyNever {
+		return "", ErrNotInStore
+	}
+	// The signature is small: get it first so a missing one fails fast.
+	sig, err := f.signature(ctx, sigLoc)
+	if err != nil {
+		return "", err
+	}
+	var prev *RemoteRecord
+	if known {
+		prev = &rec
+	}
+	img, next, err := f.download(ctx, url, prev)
+	if err != nil {
+		return "", err
+	}
+	if img == nil { // not modified
+		rec.Fetched = next.Fetched
+		if err := f.Store.SetRemote(url, rec); err != nil {
+			return "", fmt.Errorf("record download: %w", err)
+		}
+		return rec.ImageID, nil
+	}
+	defer func() {
+		img.Close()
+		os.Remove(img.Name())
+	}()
+	id, err := f.verifyAndImport(ctx, img, sig, url, asked)
+	if err != nil {
+		return "", err
+	}
+	next.ImageID = id
+	if err := f.Store.SetRemote(url, next); err != nil {
+		return "", fmt.Errorf("record download: %w", err)
+	}
+	return id, nil
+}
+
+// verifyAndImport checks the image against asked (if set) and its
+// signature against the keys trusted for its name, then imports it.
+func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []byte, source string, asked *discovery.Ref) (string, error) {
+	m, err := readManifest(img)
+	if err != nil {
+		return "", err
+	}
+	name := m.Name.String()
+	if asked != nil {
+		if err := matches(m, asked); err != nil {
+			return "", err
+		}
+	}
+	var signer string
+	if !f.InsecureImage {
+		key, err := f.Keys.Verify(name, img, bytes.NewReader(sig))
+		if errors.Is(err, trust.ErrUntrusted) {
+			return "", fmt.Errorf("%w; trust the signing key with `skiff trust --prefix %s`", err, name)
+		}
+		if err != nil {
+			return "", err
+		}
+		signer = key.Fingerprint
+		f.log().Info("signature verified", "name", name, "key", key.Fingerprint, "prefix", key.Prefix)
+	}
+	if _, err := img.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	// The store's error names the operation; ours (fetch REF) the source.
+	return f.Store.Import(ctx, img, ImportOptions{Source: source, Signer: signer, ExpectName: name})
+}
+
+// matches reports whether manifest m is the image ref asked for: the same
+// name, and no declared label contradicting an asked one.
+func matches(m *schema.ImageManifest, ref *discovery.Ref) error {
+	if m.Name.String() != ref.Name {
+		return fmt.Errorf("%w: image is named %q, asked %q", ErrMismatch, m.Name, ref.Name)
+	}
+	for k, want := range ref.Labels {
+		if got, ok := m.GetLabel(k); ok && got != want {
+			return fmt.Errorf("%w: image has %s=%s, asked %s=%s", ErrMismatch, k, got, k, want)
+		}
+	}
+	return nil
+}
+
+// signature reads the detached signature at loc (a path or URL), or
+// returns nil when verification is off.
+func (f *Fetcher) signature(ctx context.Context, loc string) ([]byte, error) {
+	if f.InsecureImage {
+		f.warnOnce.Do(func() {
+			f.log().Warn("image signature verification is disabled (--insecure-options=image)")
+		})
+		return nil, nil
+	}
+	if f.Keys == nil {
+		return nil, errors.New("verify signature: no keystore")
+	}
+	var sig []byte
+	var err error
+	if strings.HasPrefix(loc, "https://") || strings.HasPrefix(loc, "http://") {
+		sig, err = f.get(ctx, loc)
+	} else {
+		sig, err = os.ReadFile(loc)
+	}
+	var he *httpError
+	if errors.Is(err, os.ErrNotExist) || errors.As(err, &he) && he.code == http.StatusNotFound {
+		return nil, fmt.Errorf("%w at %s: have the image signed by a key added with `skiff trust`, or pass --insecure-options=image",
+			trust.ErrNoSignature, loc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get signature: %w", err)
+	}
+	return sig, nil
+}
+
+func (f *Fetcher) checkScheme(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Scheme == "https", u.Scheme == "http" && f.InsecureHTTP:
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("%s: %w", rawURL, ErrInsecureHTTP)
+	}
+	return fmt.Errorf("%s: %w", rawURL, ErrUnsupported)
+}
+
+func (f *Fetcher) log() *slog.Logger {
+	if f.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return f.Log
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
