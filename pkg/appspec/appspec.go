@@ -1,0 +1,233 @@
+// Package appspec translates an app of an appc pod into the OCI runtime-spec
+// document that stage2 runs it from, following appc's rules for the
+// environment, the user and the isolators.
+//
+// Decisions, where appc or the OCI spec leave room:
+//   - The spec is stage2's, not a general OCI bundle: bind-mount sources are
+//     paths in the stage1 root (volume NAME at Options.VolumesDir/NAME), or
+//     relative to the bundle directory (the hosts and hostname files that
+//     Write puts next to spec.json).
+//   - /etc/hosts and /etc/hostname are generated per app and bind-mounted
+//     over the image's; /etc/resolv.conf is the stage1 root's, bound
+//     read-only because every app of the pod shares it.
+//   - /tmp gets a tmpfs only when the root filesystem is read-only, so such
+//     apps still have a scratch directory; otherwise the image's /tmp is used.
+//   - Device nodes are bound from the stage1's /dev, not created with mknod,
+//     so stage2 works under a device cgroup and in a user namespace.
+//   - Capabilities: see applyIsolators. A seccomp isolator implies
+//     no_new_privs, as in systemd and rkt.
+package appspec
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"slices"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	// DefaultVolumesDir is where stage1 exposes the pod's volumes.
+	DefaultVolumesDir = "/skiff/volumes"
+	// DefaultResolvConf is the stage1 file bound onto the app's /etc/resolv.conf.
+	DefaultResolvConf = "/etc/resolv.conf"
+	// DefaultPath is appc's PATH for apps that set none.
+	DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// AnnotationApp names the app a spec runs.
+	AnnotationApp = "skiff.dev/app"
+
+	// Files of the bundle directory, next to the app's rootfs.
+	SpecFile     = "spec.json"
+	HostsFile    = "hosts"
+	HostnameFile = "hostname"
+)
+
+// Options are what the stage1 knows and the manifests do not.
+type Options struct {
+	Hostname    string // the pod's hostname; empty leaves /etc/hostname and the UTS name alone
+	VolumesDir  string // "" means DefaultVolumesDir
+	ResolvConf  string // "" means DefaultResolvConf; "-" mounts none
+	Interactive bool   // the app's stdio is a terminal
+}
+
+// Build returns the spec that runs app ra of pod pm. img is the app's image
+// manifest and appRoot its rootfs, read for /etc/passwd and /etc/group.
+func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, appRoot *os.Root, opts Options) (*specs.Spec, error) {
+	name := ra.Name.String()
+	app := ra.App
+	if app == nil {
+		app = img.App
+	}
+	if app == nil || len(app.Exec) == 0 {
+		return nil, fmt.Errorf("build spec of app %s: nothing to exec", name)
+	}
+	if opts.VolumesDir == "" {
+		opts.VolumesDir = DefaultVolumesDir
+	}
+	if opts.ResolvConf == "" {
+		opts.ResolvConf = DefaultResolvConf
+	}
+
+	user, err := resolveUser(appRoot, app.User, app.Group, app.SupplementaryGIDs)
+	if err != nil {
+		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
+	}
+	cwd := app.WorkingDirectory
+	if cwd == "" {
+		cwd = "/"
+	}
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: opts.Hostname,
+		Root:     &specs.Root{Path: "rootfs", Readonly: ra.ReadOnlyRootFS},
+		Process: &specs.Process{
+			Terminal: opts.Interactive,
+			Args:     slices.Clone(app.Exec),
+			Env:      env(name, app.Environment),
+			Cwd:      cwd,
+			User:     user,
+		},
+		Annotations: map[string]string{AnnotationApp: name},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.MountNamespace}},
+			Devices:    devices(),
+			MaskedPaths: []string{
+				"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats",
+				"/sys/firmware", "/sys/fs/selinux",
+			},
+			ReadonlyPaths: []string{
+				"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+			},
+		},
+	}
+	if err := applyIsolators(s, app.Isolators); err != nil {
+		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
+	}
+	vols, err := volumeMounts(pm, ra, app, opts.VolumesDir)
+	if err != nil {
+		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
+	}
+	s.Mounts = mounts(s, vols, opts)
+	return s, nil
+}
+
+// env applies appc's rules: the app's variables in order, a later one
+// replacing an earlier one of the same name in place, then AC_APP_NAME
+// always, and PATH when the app sets none.
+func env(app string, e types.Environment) []string {
+	var names []string
+	vals := map[string]string{}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			names = append(names, k)
+		}
+		vals[k] = v
+	}
+	for _, v := range e {
+		set(v.Name, v.Value)
+	}
+	set("AC_APP_NAME", app)
+	if _, ok := vals["PATH"]; !ok {
+		set("PATH", DefaultPath)
+	}
+	out := make([]string, len(names))
+	for i, k := range names {
+		out[i] = k + "=" + vals[k]
+	}
+	return out
+}
+
+func devices() []specs.LinuxDevice {
+	mode := os.FileMode(0o666)
+	var uid, gid uint32
+	dev := func(p string, major, minor int64) specs.LinuxDevice {
+		return specs.LinuxDevice{Path: p, Type: "c", Major: major, Minor: minor, FileMode: &mode, UID: &uid, GID: &gid}
+	}
+	return []specs.LinuxDevice{
+		dev("/dev/null", 1, 3), dev("/dev/zero", 1, 5), dev("/dev/full", 1, 7),
+		dev("/dev/random", 1, 8), dev("/dev/urandom", 1, 9), dev("/dev/tty", 5, 0),
+	}
+}
+
+func mounts(s *specs.Spec, vols []specs.Mount, opts Options) []specs.Mount {
+	m := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	}
+	if s.Process.Terminal {
+		m = append(m, bind("/dev/console", "/dev/console", false))
+	}
+	if s.Root.Readonly {
+		m = append(m, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
+	}
+	m = append(m, bind(HostsFile, "/etc/hosts", false))
+	if s.Hostname != "" {
+		m = append(m, bind(HostnameFile, "/etc/hostname", false))
+	}
+	if opts.ResolvConf != "-" {
+		m = append(m, bind(opts.ResolvConf, "/etc/resolv.conf", true))
+	}
+	// Volumes last: a volume may be mounted below /dev, /tmp or /etc.
+	return append(m, vols...)
+}
+
+func bind(src, dst string, ro bool) specs.Mount {
+	o := []string{"bind"}
+	if ro {
+		o = append(o, "ro")
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: o}
+}
+
+// volumeMounts binds the pod's volumes: first the runtime app's mounts,
+// then every mount point of the app that no mount covers, from the volume
+// of the same name. Read-only wins: from the volume or the mount point.
+func volumeMounts(pm *schema.PodManifest, ra *schema.RuntimeApp, app *types.App, dir string) ([]specs.Mount, error) {
+	vols := map[types.ACName]types.Volume{}
+	for _, v := range pm.Volumes {
+		vols[v.Name] = v
+	}
+	var out []specs.Mount
+	add := func(v types.Volume, target string, ro bool) {
+		ro = ro || (v.ReadOnly != nil && *v.ReadOnly)
+		m := bind(path.Join(dir, v.Name.String()), path.Clean("/"+target), ro)
+		if v.Recursive == nil || *v.Recursive {
+			m.Options[0] = "rbind"
+		}
+		out = append(out, m)
+	}
+	covered := map[string]bool{}
+	for _, m := range ra.Mounts {
+		v, ok := vols[m.Volume]
+		if m.AppVolume != nil {
+			v, ok = *m.AppVolume, true
+		}
+		if !ok {
+			return nil, fmt.Errorf("mount %s at %s: %w", m.Volume, m.Path, ErrNoVolume)
+		}
+		ro := false
+		for _, mp := range app.MountPoints {
+			ro = ro || (mp.ReadOnly && path.Clean(mp.Path) == path.Clean(m.Path))
+		}
+		add(v, m.Path, ro)
+		covered[path.Clean(m.Path)] = true
+	}
+	for _, mp := range app.MountPoints {
+		if covered[path.Clean(mp.Path)] {
+			continue
+		}
+		v, ok := vols[mp.Name]
+		if !ok {
+			return nil, fmt.Errorf("mount point %s at %s: %w", mp.Name, mp.Path, ErrNoVolume)
+		}
+		add(v, mp.Path, mp.ReadOnly)
+	}
+	return out, nil
+}

@@ -1,0 +1,50 @@
+package appspec
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Write writes the bundle files stage2 reads from dir: spec.json and the
+// hosts and hostname files its mounts name.
+func Write(dir string, s *specs.Spec) error {
+	b, err := json.MarshalIndent(s, "", "\t")
+	if err != nil {
+		return fmt.Errorf("write spec: %w", err)
+	}
+	h := ""
+	if s.Hostname != "" {
+		h = " " + s.Hostname
+	}
+	hosts := "127.0.0.1\tlocalhost" + h + "\n::1\tlocalhost ip6-localhost ip6-loopback" + h + "\n"
+	files := map[string]string{SpecFile: string(b) + "\n", HostsFile: hosts}
+	if s.Hostname != "" {
+		files[HostnameFile] = s.Hostname + "\n"
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return fmt.Errorf("write spec: %w", err)
+		}
+	}
+	return nil
+}
+
+// Read reads dir/spec.json.
+func Read(dir string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SpecFile))
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read spec %s: %w", dir, err)
+	}
+	if s.Process == nil || len(s.Process.Args) == 0 || s.Root == nil {
+		return nil, fmt.Errorf("read spec %s: no process or root", dir)
+	}
+	return &s, nil
+}

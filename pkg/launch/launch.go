@@ -1,0 +1,170 @@
+// Package launch is stage2: it turns an OCI runtime-spec document (as
+// written by pkg/appspec) into a running app inside a pod whose pid, net,
+// ipc and uts namespaces stage1 already set up.
+//
+// Run gives the app its own mount namespace and root: it binds the rootfs
+// onto itself, performs the spec's mounts inside it (resolving every
+// target with RESOLVE_IN_ROOT, see mount.go), binds device nodes, pivots
+// into it, masks and write-protects /proc and /sys paths, and makes the
+// root read-only if asked. Run and Exec then apply the process's
+// restrictions in this order — rlimits, OOM score, bounding set, groups,
+// gid, uid, capabilities, no_new_privs, working directory, seccomp — and
+// execve the program, found through the app's own PATH inside its root.
+//
+// Everything happens on the calling OS thread, which the caller must have
+// locked (runtime.LockOSThread, best from an init function): the mount
+// namespace, capabilities, no_new_privs and seccomp are per thread, and
+// execve carries that thread's state into the app.
+package launch
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Run sets up the root of the app described by s, whose bundle directory
+// is bundle, and execs the app. It returns only on failure.
+func Run(bundle string, s *specs.Spec) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	// Nothing we mount may reach the stage1; its unmounts still reach us.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make mounts slave: %w", err)
+	}
+	rootfs := s.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	// pivot_root needs the new root to be a mount point.
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	}
+	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	for _, m := range s.Mounts {
+		if err := mount(root, bundle, m); err != nil {
+			return err
+		}
+	}
+	if s.Linux != nil {
+		if err := bindDevices(root, s.Linux.Devices); err != nil {
+			return err
+		}
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one;
+	// detaching it leaves the app's root alone in the namespace.
+	if err := unix.Fchdir(root); err != nil {
+		return fmt.Errorf("enter rootfs: %w", err)
+	}
+	unix.Close(root)
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	root, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open new root: %w", err)
+	}
+	defer unix.Close(root)
+	if s.Linux != nil {
+		if err := mask(root, s.Linux.MaskedPaths); err != nil {
+			return err
+		}
+		if err := readonly(root, s.Linux.ReadonlyPaths); err != nil {
+			return err
+		}
+	}
+	if s.Root.Readonly {
+		// Not recursive: volumes and /proc keep their own modes.
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+			return fmt.Errorf("make root read-only: %w", err)
+		}
+	}
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	return Exec(s, nil)
+}
+
+// Exec applies the process restrictions of s to the calling thread and
+// execs argv, or the spec's own args when argv is empty. The caller is
+// already inside the app's namespaces and root (stage1's enter put it
+// there). It returns only on failure.
+func Exec(s *specs.Spec, argv []string) error {
+	p := s.Process
+	if p == nil {
+		return fmt.Errorf("exec: %w: no process", ErrUnsupported)
+	}
+	if len(argv) == 0 {
+		argv = p.Args
+	}
+	var prog []unix.SockFilter
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		var err error
+		if prog, err = filter(s.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
+	if err := restrict(p); err != nil {
+		return err
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("chdir %s: %w", cwd, err)
+	}
+	path, err := lookPath(argv[0], p.Env)
+	if err != nil {
+		return err
+	}
+	if prog != nil {
+		if err := loadFilter(prog); err != nil {
+			return err
+		}
+	}
+	err = syscall.Exec(path, argv, p.Env)
+	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+// lookPath finds file as execve would after a shell's PATH search, using
+// the app's PATH, not stage2's.
+func lookPath(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	path := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && unix.Access(p, unix.X_OK) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec %s: %w in PATH %q", file, ErrNotFound, path)
+}

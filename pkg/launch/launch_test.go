@@ -1,0 +1,182 @@
+package launch
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/elastic/go-seccomp-bpf/arch"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// TestTarget checks that mount points are resolved and created inside the
+// root whatever symlinks the image holds.
+func TestTarget(t *testing.T) {
+	rootfs := t.TempDir()
+	outside := t.TempDir()
+	// The image has its own copy of the host path the symlink names.
+	for _, d := range []string{"etc", "var", outside} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, to := range map[string]string{
+		"proc":    "/etc",                    // absolute: means rootfs/etc
+		"sys":     "../../../../../" + "var", // climbs above the root: clamped
+		"escape":  outside,                   // absolute path of a real host dir
+		"var/run": "/run-in-root",            // dangling inside the root
+	} {
+		if err := os.Symlink(to, filepath.Join(rootfs, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+
+	tests := []struct {
+		path    string
+		dir     bool
+		want    string // path the handle must name, relative to rootfs
+		wantErr bool
+	}{
+		{path: "/proc", dir: true, want: "etc"},
+		{path: "/sys/fs/cgroup", dir: true, want: "var/fs/cgroup"},
+		{path: "/escape/x", dir: true, want: filepath.Join(outside, "x")},
+		{path: "/dev/pts", dir: true, want: "dev/pts"},
+		{path: "/etc/hosts", dir: false, want: "etc/hosts"},
+		{path: "/var/run/x", dir: true, wantErr: true}, // mkdir below a dangling symlink
+		{path: "/etc/resolv.conf", dir: false, want: "etc/resolv.conf"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			fd, err := target(root, tt.path, tt.dir)
+			if tt.wantErr {
+				if err == nil {
+					unix.Close(fd)
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			got, _ := os.Readlink(fdPath(fd))
+			if want := filepath.Join(rootfs, tt.want); got != want {
+				t.Errorf("handle names %s, want %s", got, want)
+			}
+			var st unix.Stat_t
+			unix.Fstat(fd, &st)
+			if isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR; isDir != tt.dir {
+				t.Errorf("is dir = %v, want %v", isDir, tt.dir)
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("created %v outside the root", ents)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	flags, data := parseOptions([]string{"nosuid", "rbind", "ro", "mode=755", "newinstance"})
+	if want := uintptr(unix.MS_NOSUID | unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY); flags != want {
+		t.Errorf("flags = %#x, want %#x", flags, want)
+	}
+	if data != "mode=755,newinstance" {
+		t.Errorf("data = %q", data)
+	}
+}
+
+// TestFilter runs the assembled seccomp program in x/net/bpf's VM.
+func TestFilter(t *testing.T) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		t.Skip(err)
+	}
+	eacces := uint(unix.EACCES)
+	deny := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eacces}}}
+	allow := &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"read", "write"}, Action: specs.ActAllow}}}
+	nr := func(n string) uint32 { return uint32(info.SyscallNames[n]) }
+	tests := []struct {
+		name string
+		sc   *specs.LinuxSeccomp
+		arch uint32
+		nr   uint32
+		want uint32
+	}{
+		{"deny-list blocks", deny, uint32(info.ID), nr("mkdirat"), unix.SECCOMP_RET_ERRNO | uint32(unix.EACCES)},
+		{"deny-list allows others", deny, uint32(info.ID), nr("openat"), unix.SECCOMP_RET_ALLOW},
+		{"foreign arch killed", deny, 0x40000003, nr("mkdirat"), unix.SECCOMP_RET_KILL_PROCESS},
+		{"allow-list allows", allow, uint32(info.ID), nr("write"), unix.SECCOMP_RET_ALLOW},
+		{"allow-list lets stage2 exec", allow, uint32(info.ID), nr("execve"), unix.SECCOMP_RET_ALLOW},
+		{"allow-list kills others", allow, uint32(info.ID), nr("openat"), unix.SECCOMP_RET_KILL_PROCESS},
+	}
+	if info == arch.X86_64 {
+		tests = append(tests, struct {
+			name string
+			sc   *specs.LinuxSeccomp
+			arch uint32
+			nr   uint32
+			want uint32
+		}{"x32 refused", deny, uint32(info.ID), 0x40000000 | nr("openat"), unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prog, err := filter(tt.sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			insts := make([]bpf.Instruction, len(prog))
+			for i, f := range prog {
+				insts[i] = bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}.Disassemble()
+			}
+			vm, err := bpf.NewVM(insts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// struct seccomp_data; x/net/bpf's VM loads words big-endian
+			// where the kernel loads them in host order.
+			data := make([]byte, 64)
+			binary.BigEndian.PutUint32(data[0:], tt.nr)
+			binary.BigEndian.PutUint32(data[4:], tt.arch)
+			got, err := vm.Run(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uint32(got) != tt.want {
+				t.Errorf("action = %#x, want %#x", got, tt.want)
+			}
+		})
+	}
+	if _, err := filter(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"no_such_call"}, Action: specs.ActErrno}}}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown syscall: err = %v", err)
+	}
+}
+
+func TestLookPath(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tool"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "data"), nil, 0o644)
+	env := []string{"PATH=/nonexistent:" + dir}
+	if got, err := lookPath("tool", env); err != nil || got != filepath.Join(dir, "tool") {
+		t.Errorf("lookPath(tool) = %q, %v", got, err)
+	}
+	if _, err := lookPath("data", env); !errors.Is(err, ErrNotFound) {
+		t.Errorf("lookPath(data) err = %v, want ErrNotFound", err)
+	}
+	if got, _ := lookPath("/bin/x", nil); got != "/bin/x" {
+		t.Errorf("lookPath(/bin/x) = %q", got)
+	}
+}

@@ -1,0 +1,115 @@
+package launch
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/elastic/go-seccomp-bpf/arch"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// goRuntime are the calls stage2's own Go code may make on this thread
+// between loading a filter and execve (signal return after preemption,
+// futex waits, exit on failure). An allow-list filter must permit them or
+// the exec itself could be killed; they are allowed for the app too.
+var goRuntime = []string{
+	"execve", "rt_sigreturn", "rt_sigprocmask", "sigaltstack", "futex", "sched_yield",
+	"nanosleep", "getpid", "gettid", "tgkill", "exit", "exit_group",
+}
+
+// filter assembles a seccomp program from the spec. It is built here
+// rather than by go-seccomp-bpf's Policy (whose syscall tables it uses)
+// because that one applies the default action to other architectures,
+// which would let a 32-bit syscall slip past a deny-list: here a foreign
+// architecture is killed and an x32 call fails with ENOSYS.
+func filter(sc *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	def, err := action(sc.DefaultAction, sc.DefaultErrnoRet)
+	if err != nil {
+		return nil, err
+	}
+	rules := sc.Syscalls
+	if def != unix.SECCOMP_RET_ALLOW {
+		rules = append([]specs.LinuxSyscall{{Names: goRuntime, Action: specs.ActAllow}}, rules...)
+	}
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
+		bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
+	}
+	if info == arch.X86_64 {
+		prog = append(prog,
+			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: 0x40000000, SkipTrue: 0, SkipFalse: 1},
+			bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)})
+	}
+	for _, r := range rules {
+		if len(r.Args) > 0 {
+			return nil, fmt.Errorf("seccomp rule %v: %w: argument conditions", r.Names, ErrUnsupported)
+		}
+		ret, err := action(r.Action, r.ErrnoRet)
+		if err != nil {
+			return nil, err
+		}
+		// Blocks of at most 200 comparisons keep the jumps within 8 bits:
+		// jeq nr_i → ret; ...; ja over ret; ret.
+		for start := 0; start < len(r.Names); start += 200 {
+			names := r.Names[start:min(start+200, len(r.Names))]
+			for i, name := range names {
+				nr, ok := info.SyscallNames[name]
+				if !ok {
+					return nil, fmt.Errorf("seccomp: syscall %q: %w on %s", name, ErrUnsupported, info.Name)
+				}
+				prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(nr), SkipTrue: uint8(len(names) - i)})
+			}
+			prog = append(prog, bpf.Jump{Skip: 1}, bpf.RetConstant{Val: ret})
+		}
+	}
+	prog = append(prog, bpf.RetConstant{Val: def})
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: assemble: %w", err)
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, in := range raw {
+		out[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	return out, nil
+}
+
+func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
+	switch a {
+	case specs.ActAllow:
+		return unix.SECCOMP_RET_ALLOW, nil
+	case specs.ActKill, specs.ActKillThread:
+		return unix.SECCOMP_RET_KILL_THREAD, nil
+	case specs.ActKillProcess:
+		return unix.SECCOMP_RET_KILL_PROCESS, nil
+	case specs.ActTrap:
+		return unix.SECCOMP_RET_TRAP, nil
+	case specs.ActLog:
+		return unix.SECCOMP_RET_LOG, nil
+	case specs.ActErrno:
+		e := uint32(unix.EPERM)
+		if errno != nil {
+			e = uint32(*errno) & unix.SECCOMP_RET_DATA
+		}
+		return unix.SECCOMP_RET_ERRNO | e, nil
+	}
+	return 0, fmt.Errorf("seccomp action %q: %w", a, ErrUnsupported)
+}
+
+// loadFilter installs the program on the calling thread. The caller has
+// set no_new_privs or holds CAP_SYS_ADMIN.
+func loadFilter(f []unix.SockFilter) error {
+	prog := unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); e != 0 {
+		return fmt.Errorf("load seccomp filter: %w", e)
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+// Stage2 is the per-app launcher inside a pod: `stage2 run` sets up one
+// app's root and process from its bundle's spec.json and execs it;
+// `stage2 exec` gives a command the same restrictions, for `skiff enter`.
+// Every failure prints one line to stderr and exits 254, the code the
+// stage1 ABI reserves for the runtime's own failures; once the app is
+// exec'd its status is its own.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+)
+
+// exitFailure is stage2's own failure status, as in the stage1 ABI.
+const exitFailure = 254
+
+// init pins the main goroutine to the main thread before main runs: the
+// mount namespace, capabilities, no_new_privs and seccomp stage2 sets up
+// are per thread, and the thread that execs must be the one that has them.
+func init() { runtime.LockOSThread() }
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: stage2 run --bundle=DIR | stage2 exec --bundle=DIR -- CMD [ARGS...]")
+		return exitFailure
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:])
+	case "exec":
+		err = cmdExec(args[1:])
+	default:
+		err = fmt.Errorf("unknown command %q (want run or exec)", args[0])
+	}
+	fmt.Fprintf(os.Stderr, "stage2 %s: %v\n", args[0], err)
+	return exitFailure
+}
+
+func logger(debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug || os.Getenv("SKIFF_DEBUG") == "1" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("stage", "stage2")
+}
