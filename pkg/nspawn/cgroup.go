@@ -1,0 +1,156 @@
+package nspawn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// cgroupRoot is where the host mounts its cgroup hierarchies.
+var cgroupRoot = "/sys/fs/cgroup"
+
+// On a cgroup v1 (or hybrid) host the controllers belong to the v1
+// hierarchies, which nspawn mounts read-only in the container, so the
+// pod's systemd cannot apply MemoryMax=/CPUQuota=. run therefore creates,
+// on the host, skiff/<uuid> in the memory and cpu hierarchies, moves itself
+// (and so nspawn and the whole pod) there, and one child cgroup per app
+// with a limit. That child is bind-mounted into the stage1 root at
+// /skiff/cgroup/<app>/<controller>, and the app-start hook moves the app
+// into it before it execs stage2. Thanks to nspawn's cgroup namespace the
+// app sees its own limit at /sys/fs/cgroup/memory/<app>/.
+var v1Controllers = []string{"memory", "cpu"}
+
+// cfsPeriod is the CFS period, in µs, that CPU limits are expressed against.
+const cfsPeriod = 100000
+
+// cgroupV1 reports whether the host's memory controller is on cgroup v1.
+func cgroupV1() bool {
+	_, err := os.Stat(filepath.Join(cgroupRoot, "memory", "memory.limit_in_bytes"))
+	return err == nil
+}
+
+func podCgroup(ctrl, uuid string) string { return filepath.Join(cgroupRoot, ctrl, "skiff", uuid) }
+
+// setupCgroups creates the pod's v1 cgroups, joins them and returns the
+// nspawn --bind arguments that hand each limited app its cgroup, and a
+// function that moves the caller back where it was, so that the pod's
+// cgroups can be removed once the pod has ended.
+func setupCgroups(uuid string, apps []App) (binds []string, leave func(), err error) {
+	leave = func() {}
+	if !cgroupV1() {
+		return nil, leave, nil
+	}
+	origin, err := ownCgroups()
+	if err != nil {
+		return nil, leave, err
+	}
+	leave = func() {
+		for _, ctrl := range v1Controllers {
+			os.WriteFile(filepath.Join(cgroupRoot, ctrl, origin[ctrl], "cgroup.procs"), []byte("0"), 0)
+		}
+	}
+	for _, ctrl := range v1Controllers {
+		pod := podCgroup(ctrl, uuid)
+		if err := os.MkdirAll(pod, 0o755); err != nil {
+			return nil, leave, fmt.Errorf("create cgroup: %w", err)
+		}
+		for _, a := range apps {
+			files := map[string]int64{}
+			switch {
+			case ctrl == "memory" && a.Memory > 0:
+				files["memory.limit_in_bytes"] = a.Memory
+				// Swap too, where the kernel accounts it, or the limit leaks into swap.
+				if _, err := os.Stat(filepath.Join(pod, "memory.memsw.limit_in_bytes")); err == nil {
+					files["memory.memsw.limit_in_bytes"] = a.Memory
+				}
+			case ctrl == "cpu" && a.CPU > 0:
+				files["cpu.cfs_period_us"] = cfsPeriod
+				files["cpu.cfs_quota_us"] = a.CPU * cfsPeriod / 1000
+			default:
+				continue
+			}
+			dir := filepath.Join(pod, a.Name)
+			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, leave, fmt.Errorf("create cgroup: %w", err)
+			}
+			// In this order: the kernel checks the quota against the period
+			// and memsw against the memory limit.
+			for _, f := range []string{"cpu.cfs_period_us", "cpu.cfs_quota_us", "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
+				if v, ok := files[f]; ok {
+					if err := os.WriteFile(filepath.Join(dir, f), []byte(strconv.FormatInt(v, 10)), 0); err != nil {
+						return nil, leave, fmt.Errorf("limit app %s: %w", a.Name, err)
+					}
+				}
+			}
+			binds = append(binds, "--bind="+escapeBind(dir)+":"+cgroupDir+"/"+a.Name+"/"+ctrl)
+		}
+		if err := os.WriteFile(filepath.Join(pod, "cgroup.procs"), []byte("0"), 0); err != nil {
+			return nil, leave, fmt.Errorf("join cgroup %s: %w", pod, err)
+		}
+	}
+	return binds, leave, nil
+}
+
+// ownCgroups returns the caller's v1 cgroup path for each controller.
+func ownCgroups() (map[string]string, error) {
+	return procCgroups("self")
+}
+
+// procCgroups parses /proc/<pid>/cgroup into controller (or name=, or ""
+// for the unified hierarchy) → path; co-mounted controllers appear under
+// each of their names.
+func procCgroups(pid string) (map[string]string, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("read cgroups: %w", err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			out[c] = f[2]
+		}
+	}
+	return out, nil
+}
+
+// removeCgroups removes the pod's v1 cgroups; they must be empty, which
+// they are once the pod's init has died. Missing ones are fine.
+func removeCgroups(uuid string) error {
+	var errs []error
+	for _, ctrl := range v1Controllers {
+		pod := podCgroup(ctrl, uuid)
+		ents, err := os.ReadDir(pod)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				errs = append(errs, ignoreNotExist(os.Remove(filepath.Join(pod, e.Name()))))
+			}
+		}
+		errs = append(errs, ignoreNotExist(os.Remove(pod)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove cgroups: %w", err)
+	}
+	return nil
+}
+
+func ignoreNotExist(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// escapeBind escapes a path for nspawn's colon-separated --bind syntax.
+func escapeBind(p string) string {
+	return strings.NewReplacer(`\`, `\\`, ":", `\:`).Replace(p)
+}

@@ -1,0 +1,158 @@
+package nspawn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// podInit returns the host pid of the running pod's init, from the pid
+// file run wrote in the pod directory (the working directory), after
+// checking that this process still has the pod's stage1 rootfs as its
+// root: a stale pid may have been reused.
+func podInit() (int, error) {
+	b, err := os.ReadFile(pod.PidFile)
+	if err != nil {
+		return 0, fmt.Errorf("find pod init: %w: %w", ErrNotRunning, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("find pod init: pid file: %w", err)
+	}
+	var a, c unix.Stat_t
+	if unix.Stat(fmt.Sprintf("/proc/%d/root%s", pid, statusDir), &a) != nil ||
+		unix.Stat(filepath.Join(pod.Stage1Rootfs, statusDir), &c) != nil || a.Ino != c.Ino || a.Dev != c.Dev {
+		return 0, fmt.Errorf("find pod init: %w: pid %d is not the pod's", ErrNotRunning, pid)
+	}
+	return pid, nil
+}
+
+// Stop asks the pod's systemd for a clean poweroff; force kills the pod's
+// init, which takes every process of the pod with it.
+func Stop(force bool) error {
+	pid, err := podInit()
+	if err != nil {
+		return err
+	}
+	sig := sigPoweroff
+	if force {
+		sig = unix.SIGKILL
+	}
+	if err := unix.Kill(pid, sig); err != nil {
+		return fmt.Errorf("stop pod: %w", err)
+	}
+	return nil
+}
+
+// GC undoes what run did on the host for the pod uuid: its cgroups,
+// nspawn's propagation directory and the journal link nspawn may have made.
+// It only removes, never follows, what the pod could have written.
+func GC(uuid string) error {
+	removePropagate(uuid)
+	err := removeCgroups(uuid)
+	link := "/var/log/journal/" + pod.MachineID(uuid)
+	if fi, lerr := os.Lstat(link); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		err = errors.Join(err, os.Remove(link))
+	}
+	if err != nil {
+		return fmt.Errorf("gc pod %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// Enter replaces the calling process with cmd running in app of the
+// running pod: it joins the app's cgroups, then nsenter joins the app's
+// namespaces and root and runs stage2 exec, which applies the app's user,
+// capabilities, no_new_privs and seccomp before it execs cmd. stage2 and
+// the app's bundle are passed as open fds because neither is
+// visible from inside the app's root. It returns only on failure.
+func Enter(app string, cmd []string) error {
+	if len(cmd) == 0 {
+		return fmt.Errorf("enter: %w: no command", ErrUsage)
+	}
+	init, err := podInit()
+	if err != nil {
+		return err
+	}
+	pid, err := appPid(init, app)
+	if err != nil {
+		return err
+	}
+	if err := joinCgroups(pid); err != nil {
+		return fmt.Errorf("enter %s: %w", app, err)
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return fmt.Errorf("enter %s: %w", app, err)
+	}
+	// Opened without close-on-exec, so that they survive into stage2.
+	var fds [2]int
+	for i, p := range []string{filepath.Join(pod.Stage1Rootfs, stage2Path), pod.AppDir(app)} {
+		if fds[i], err = unix.Open(p, unix.O_RDONLY, 0); err != nil {
+			return fmt.Errorf("enter %s: open %s: %w", app, p, err)
+		}
+	}
+	argv := append([]string{"nsenter", "--target=" + strconv.Itoa(pid),
+		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
+		fmt.Sprintf("/proc/self/fd/%d", fds[0]), "exec", fmt.Sprintf("--bundle=/proc/self/fd/%d", fds[1]), "--"}, cmd...)
+	if err := unix.Exec(nsenter, argv, os.Environ()); err != nil {
+		return fmt.Errorf("enter %s: exec nsenter: %w", app, err)
+	}
+	return nil
+}
+
+// appPid finds the main process of app's unit: the child of the pod's
+// init whose cgroup is the unit's.
+func appPid(init int, app string) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", init, init))
+	if err != nil {
+		return 0, fmt.Errorf("find app %s: %w", app, err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		cg, err := procCgroups(f)
+		if err != nil {
+			continue
+		}
+		for _, k := range []string{"name=systemd", ""} {
+			if strings.HasSuffix(cg[k], "/"+unitName(app)) {
+				return strconv.Atoi(f)
+			}
+		}
+	}
+	return 0, fmt.Errorf("find app %s: %w", app, ErrNoApp)
+}
+
+// joinCgroups moves the caller into every cgroup of process pid, so that a
+// command entered into an app is limited and accounted as the app is.
+func joinCgroups(pid int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return fmt.Errorf("read cgroups: %w", err)
+	}
+	var errs []error
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		dir := filepath.Join(cgroupRoot, strings.TrimPrefix(f[1], "name="))
+		if f[1] == "" {
+			if _, err := os.Stat(filepath.Join(cgroupRoot, "unified")); err == nil {
+				dir = filepath.Join(cgroupRoot, "unified")
+			}
+		}
+		procs := filepath.Join(dir, f[2], "cgroup.procs")
+		if err := os.WriteFile(procs, []byte("0"), 0); err != nil {
+			errs = append(errs, fmt.Errorf("join cgroup %s: %w", procs, err))
+		}
+	}
+	return errors.Join(errs...)
+}

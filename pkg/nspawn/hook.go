@@ -1,0 +1,130 @@
+package nspawn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// sigPoweroff asks systemd (PID 1) for a clean poweroff: SIGRTMIN+4, with
+// glibc's SIGRTMIN of 34 that systemd uses.
+const sigPoweroff = syscall.Signal(34 + 4)
+
+// Hook runs one of the hooks the pod's units call inside the container;
+// root is "/" there (tests pass a directory). app-start does not return
+// when it succeeds: it becomes stage2.
+func Hook(root string, args []string) error {
+	switch {
+	case len(args) == 2 && args[0] == "app-start":
+		return appStart(root, args[1])
+	case len(args) == 3 && args[0] == "app-exited":
+		n, err := strconv.Atoi(args[2])
+		if err != nil {
+			return fmt.Errorf("hook app-exited: %w: app count %q", ErrUsage, args[2])
+		}
+		return AppExited(root, args[1], n, os.Getenv, func() error { return unix.Kill(1, sigPoweroff) })
+	case len(args) == 1 && args[0] == "ready":
+		return touch(filepath.Join(root, readyFile))
+	case len(args) == 1 && args[0] == "journal":
+		return touch(filepath.Join(root, journalFlushed))
+	}
+	return fmt.Errorf("hook %q: %w", args, ErrUsage)
+}
+
+// appStart moves itself into the app's cgroups and becomes stage2, so that
+// the unit's main process is the app.
+func appStart(root, app string) error {
+	dirs, _ := filepath.Glob(filepath.Join(root, cgroupDir, app, "*", "cgroup.procs"))
+	for _, f := range dirs {
+		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
+			return fmt.Errorf("start app %s: join cgroup: %w", app, err)
+		}
+	}
+	argv := []string{stage2Path, "run", "--bundle=" + bundle(app)}
+	if err := unix.Exec(filepath.Join(root, stage2Path), argv, os.Environ()); err != nil {
+		return fmt.Errorf("start app %s: exec stage2: %w", app, err)
+	}
+	return nil
+}
+
+// AppExited records app's exit status from the environment systemd gives
+// ExecStopPost= (EXIT_CODE, EXIT_STATUS, SERVICE_RESULT), remembers the
+// first app that failed, and powers the pod off when an app failed or
+// every one of the napps apps has ended.
+func AppExited(root, app string, napps int, getenv func(string) string, poweroff func() error) error {
+	st := exitStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
+	dir := filepath.Join(root, statusDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("record exit of %s: %w", app, err)
+	}
+	tmp := filepath.Join(dir, "."+app)
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(st)), 0o644); err != nil {
+		return fmt.Errorf("record exit of %s: %w", app, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, app)); err != nil {
+		return fmt.Errorf("record exit of %s: %w", app, err)
+	}
+	// systemd counts death by SIGTERM (how a stopping pod ends its apps) as
+	// success; anything else that is not success is a failure.
+	failed := getenv("SERVICE_RESULT") != "success"
+	if failed {
+		f, err := os.OpenFile(filepath.Join(root, failedFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			_, err = f.WriteString(app)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("record failure of %s: %w", app, err)
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("record exit of %s: %w", app, err)
+	}
+	ended := 0
+	for _, e := range ents {
+		if e.Name()[0] != '.' {
+			ended++
+		}
+	}
+	if failed || ended >= napps {
+		if err := poweroff(); err != nil {
+			return fmt.Errorf("power off pod: %w", err)
+		}
+	}
+	return nil
+}
+
+// exitStatus turns systemd's EXIT_CODE/EXIT_STATUS into a shell-style
+// status: the exit code, or 128+signal for a killed process. A process
+// that never ran (no EXIT_CODE) counts as a stage1 failure.
+func exitStatus(code, status string) int {
+	switch code {
+	case "exited":
+		if n, err := strconv.Atoi(status); err == nil {
+			return n
+		}
+	case "killed", "dumped":
+		if s := unix.SignalNum("SIG" + status); s != 0 {
+			return 128 + int(s)
+		}
+		if n, err := strconv.Atoi(status); err == nil {
+			return 128 + n
+		}
+	}
+	return pod.ExitStage1Failure
+}
+
+func touch(path string) error {
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
+}

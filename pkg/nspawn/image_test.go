@@ -1,0 +1,55 @@
+package nspawn
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+func TestImageManifest(t *testing.T) {
+	b, err := imageManifest("1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m schema.ImageManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pod.ParseStage1(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC} {
+		if !s.Supports(ep) {
+			t.Errorf("stage1-ns manifest lacks entrypoint %s", ep)
+		}
+	}
+	if v, _ := m.GetLabel("version"); v != "1.2.3" {
+		t.Errorf("version label = %q", v)
+	}
+}
+
+func TestELFClosure(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/systemd/systemd"); err != nil {
+		t.Skip("needs the host's systemd: apt-get install -y systemd")
+	}
+	libs, err := elfClosure("/", systemdFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range libs {
+		names = append(names, usrPath(l))
+	}
+	for _, want := range []string{"ld-linux-x86-64.so.2", "libc.so.6", "libsystemd-shared-"} {
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, want) }) {
+			t.Errorf("closure %q lacks %s", names, want)
+		}
+	}
+}

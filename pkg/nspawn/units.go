@@ -1,0 +1,116 @@
+package nspawn
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+)
+
+// App is what the units of one app are made from.
+type App struct {
+	Name     string
+	PreStart [][]string // pre-start event handlers, run through stage2 exec
+	PostStop [][]string // post-stop event handlers, likewise
+	Memory   int64      // memory limit in bytes, 0 for none
+	CPU      int64      // CPU limit in millicores, 0 for none
+}
+
+// AppsOf extracts what the units need from a pod manifest.
+func AppsOf(pm *schema.PodManifest) ([]App, error) {
+	var apps []App
+	for _, ra := range pm.Apps {
+		a := App{Name: ra.Name.String()}
+		if ra.App == nil {
+			return nil, fmt.Errorf("app %s: no app section in the pod manifest", a.Name)
+		}
+		for _, h := range ra.App.EventHandlers {
+			switch h.Name {
+			case "pre-start":
+				a.PreStart = append(a.PreStart, h.Exec)
+			case "post-stop":
+				a.PostStop = append(a.PostStop, h.Exec)
+			}
+		}
+		for _, iso := range ra.App.Isolators {
+			switch v := iso.Value().(type) {
+			case *types.ResourceMemory:
+				if l := v.Limit(); l != nil {
+					a.Memory = l.Value()
+				}
+			case *types.ResourceCPU:
+				if l := v.Limit(); l != nil {
+					a.CPU = l.MilliValue()
+				}
+			}
+		}
+		apps = append(apps, a)
+	}
+	return apps, nil
+}
+
+// Units returns the unit files, by name, that start the pod's apps once
+// systemd boots in the container: one service per app, a oneshot that marks
+// the pod ready, and the default target that wants them all.
+func Units(apps []App, interactive bool) map[string]string {
+	units := map[string]string{}
+	wants := []string{"systemd-journald.service"}
+	var after []string
+	for _, a := range apps {
+		u := unitName(a.Name)
+		units[u] = appUnit(a, len(apps), interactive)
+		wants = append(wants, u)
+		after = append(after, u)
+	}
+	units["skiff-ready.service"] = "[Unit]\nDescription=skiff pod ready\nDefaultDependencies=no\n" +
+		"Requires=" + strings.Join(after, " ") + "\nAfter=" + strings.Join(after, " ") + "\n\n" +
+		"[Service]\nType=oneshot\nExecStart=" + hookPath + " ready\n"
+	wants = append(wants, "skiff-ready.service")
+	units["default.target"] = "[Unit]\nDescription=skiff pod\nWants=" + strings.Join(wants, " ") + "\n"
+	return units
+}
+
+func appUnit(a App, napps int, interactive bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[Unit]\nDescription=skiff app %s\n", a.Name)
+	// No sysinit/basic targets in the pod: boot straight to the apps.
+	b.WriteString("DefaultDependencies=no\nConflicts=shutdown.target\nBefore=shutdown.target\n\n")
+	b.WriteString("[Service]\nType=exec\nRestart=no\nKillMode=mixed\nTimeoutStopSec=10s\n")
+	for _, h := range a.PreStart {
+		fmt.Fprintf(&b, "ExecStartPre=%s\n", execLine(append([]string{stage2Path, "exec", "--bundle=" + bundle(a.Name), "--"}, h...)))
+	}
+	fmt.Fprintf(&b, "ExecStart=%s\n", execLine([]string{hookPath, "app-start", a.Name}))
+	// A failing post-stop handler must not keep the status from being recorded.
+	for _, h := range a.PostStop {
+		fmt.Fprintf(&b, "ExecStopPost=-%s\n", execLine(append([]string{stage2Path, "exec", "--bundle=" + bundle(a.Name), "--"}, h...)))
+	}
+	fmt.Fprintf(&b, "ExecStopPost=%s\n", execLine([]string{hookPath, "app-exited", a.Name, strconv.Itoa(napps)}))
+	if interactive {
+		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\n")
+	} else {
+		b.WriteString("StandardOutput=journal+console\nStandardError=journal+console\n")
+	}
+	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", a.Name)
+	// Effective where the pod's systemd owns the controllers (cgroup v2
+	// hosts); on cgroup v1 hosts run enforces the same limits from outside.
+	if a.Memory > 0 {
+		fmt.Fprintf(&b, "MemoryMax=%d\n", a.Memory)
+	}
+	if a.CPU > 0 {
+		fmt.Fprintf(&b, "CPUQuota=%d%%\n", (a.CPU+9)/10)
+	}
+	return b.String()
+}
+
+// execLine quotes argv for an Exec= setting: every word double-quoted, and
+// systemd's specifier (%) and variable ($) expansion disabled.
+func execLine(argv []string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%", "$", "$$", "\n", `\n`)
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = `"` + r.Replace(a) + `"`
+	}
+	return strings.Join(q, " ")
+}

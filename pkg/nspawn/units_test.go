@@ -1,0 +1,67 @@
+package nspawn
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExecLine(t *testing.T) {
+	tests := []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"/bin/true"}, `"/bin/true"`},
+		{[]string{"/bin/sh", "-c", `echo "$HOME" 100% \o/`}, `"/bin/sh" "-c" "echo \"$$HOME\" 100%% \\o/"`},
+		{[]string{"a b", ""}, `"a b" ""`},
+	}
+	for _, tt := range tests {
+		if got := execLine(tt.argv); got != tt.want {
+			t.Errorf("execLine(%q) = %s, want %s", tt.argv, got, tt.want)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	apps := []App{
+		{Name: "web", Memory: 64 << 20, CPU: 500, PreStart: [][]string{{"/bin/prep"}}, PostStop: [][]string{{"/bin/clean", "x"}}},
+		{Name: "db"},
+	}
+	units := Units(apps, false)
+	tests := []struct {
+		unit string
+		want []string
+		not  []string
+	}{
+		{"skiff-app-web.service", []string{
+			`ExecStartPre="/skiff/stage2" "exec" "--bundle=/opt/stage2/web" "--" "/bin/prep"`,
+			`ExecStart="/skiff/hook" "app-start" "web"`,
+			`ExecStopPost=-"/skiff/stage2" "exec" "--bundle=/opt/stage2/web" "--" "/bin/clean" "x"`,
+			`ExecStopPost="/skiff/hook" "app-exited" "web" "2"`,
+			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%",
+		}, []string{"TTYPath"}},
+		{"skiff-app-db.service", []string{`ExecStart="/skiff/hook" "app-start" "db"`}, []string{"MemoryMax", "CPUQuota", "ExecStartPre"}},
+		{"skiff-ready.service", []string{"After=skiff-app-web.service skiff-app-db.service", `ExecStart=/skiff/hook ready`}, nil},
+		{"default.target", []string{"Wants=systemd-journald.service skiff-app-web.service skiff-app-db.service skiff-ready.service"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.unit, func(t *testing.T) {
+			u, ok := units[tt.unit]
+			if !ok {
+				t.Fatalf("no unit %s in %v", tt.unit, units)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(u, w+"\n") {
+					t.Errorf("missing line %q in\n%s", w, u)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(u, n) {
+					t.Errorf("unexpected %q in\n%s", n, u)
+				}
+			}
+		})
+	}
+	if u := Units(apps[1:], true)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") {
+		t.Errorf("interactive unit has no tty input:\n%s", u)
+	}
+}

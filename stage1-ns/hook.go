@@ -1,0 +1,17 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/skiffpod/skiff/pkg/nspawn"
+)
+
+// hookMain runs inside the pod, called by its systemd units.
+func hookMain(args []string) int {
+	if err := nspawn.Hook("/", args); err != nil {
+		fmt.Fprintln(os.Stderr, "stage1-ns hook:", err)
+		return 1
+	}
+	return 0
+}

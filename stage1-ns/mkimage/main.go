@@ -1,0 +1,39 @@
+// Command mkimage builds the stage1-ns image from the stage1-ns and stage2
+// binaries and the build host's systemd.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/skiffpod/skiff/pkg/nspawn"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "mkimage:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o nspawn.ImageOptions
+	flag.StringVar(&o.Stage1, "stage1", "", "the static stage1-ns binary")
+	flag.StringVar(&o.Stage2, "stage2", "", "the static stage2 binary")
+	flag.StringVar(&o.Version, "version", "0.0.0", "the image's version label")
+	flag.StringVar(&o.HostRoot, "host-root", "/", "the tree systemd is taken from")
+	out := flag.String("o", "stage1-ns.aci", "output file")
+	flag.Parse()
+	f, err := os.CreateTemp(".", ".stage1-ns-*.aci")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	err = nspawn.BuildImage(f, o)
+	if err = errors.Join(err, f.Chmod(0o644), f.Close()); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), *out)
+}
