@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"bytes"
+	"io"
+	"reflect"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  Message
+		line string
+	}{
+		{"hello", Message{Op: OpHello, Version: Version}, `{"op":"hello","version":1,"code":0}`},
+		{"run", Message{Op: OpRun, Args: []string{"/bin/echo", "a b", "\n"}}, `{"op":"run","args":["/bin/echo","a b","\n"],"code":0}`},
+		{"exit", Message{Op: OpExit, Code: 3}, `{"op":"exit","code":3}`},
+		{"error", Message{Op: OpError, Error: "no such file"}, `{"op":"error","code":0,"error":"no such file"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			c := NewConn(&buf)
+			if err := c.Send(tt.msg); err != nil {
+				t.Fatal(err)
+			}
+			if got := buf.String(); got != tt.line+"\n" {
+				t.Errorf("wire = %q, want %q", got, tt.line+"\n")
+			}
+			got, err := c.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.msg) {
+				t.Errorf("Recv = %+v, want %+v", got, tt.msg)
+			}
+		})
+	}
+}
+
+func TestRecvErrors(t *testing.T) {
+	tests := []struct{ name, in string }{
+		{"eof", ""},
+		{"garbage", "not json\n"},
+		{"partial line", `{"op":"hello"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewConn(struct {
+				io.Reader
+				io.Writer
+			}{bytes.NewBufferString(tt.in), io.Discard})
+			if m, err := c.Recv(); err == nil {
+				t.Errorf("Recv(%q) = %+v, want error", tt.in, m)
+			}
+		})
+	}
+}

@@ -1,0 +1,206 @@
+// Package vm boots a skiff guest in qemu: a kernel and initramfs, the pod
+// tree shared over virtio-9p as the guest's root, and the guest agent on a
+// virtio-serial port (see package agent). Start returns once the guest's
+// init has said hello, killing and restarting qemu when it does not in
+// time (early-boot hangs under TCG).
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/skiffpod/skiff/pkg/vm/agent"
+)
+
+// VM is a running qemu whose guest has booted. Its methods are safe for
+// concurrent use; agent requests are served one at a time.
+type VM struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan struct{} // closed when qemu has exited
+	err    error         // qemu's exit; valid after done
+
+	mu   sync.Mutex // serialises agent requests
+	conn net.Conn
+	ac   *agent.Conn
+}
+
+// Start boots cfg and waits for the guest's hello, trying up to
+// cfg.BootAttempts times when it does not come within cfg.BootTimeout.
+// Cancelling ctx kills qemu.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*VM, error) {
+	if cfg.Accel == "" {
+		accel, err := AccelFromEnv(log)
+		if err != nil {
+			return nil, fmt.Errorf("start vm: %w", err)
+		}
+		cfg.Accel = accel
+	}
+	if cfg.Accel == "tcg" && cfg.TSCkHz == 0 {
+		cfg.TSCkHz = HostTSCkHz()
+	}
+	cfg = cfg.withDefaults()
+	args, err := cfg.Args()
+	if err != nil {
+		return nil, fmt.Errorf("start vm: %w", err)
+	}
+	os.Remove(cfg.AgentSocket)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: cfg.AgentSocket, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("start vm: %w", err)
+	}
+	defer ln.Close() // one connection per qemu; the socket file goes too
+	for attempt := 1; ; attempt++ {
+		log.Debug("boot vm", "attempt", attempt, "accel", cfg.Accel, "machine", cfg.Machine, "qemu", cfg.QEMU, "args", args)
+		vm, err := boot(ctx, cfg.QEMU, args, ln, cfg.BootTimeout)
+		if err == nil {
+			return vm, nil
+		}
+		if !errors.Is(err, ErrBootTimeout) || attempt >= cfg.BootAttempts {
+			return nil, fmt.Errorf("start vm: %w", err)
+		}
+		// Keep the hung boot's console for diagnosis.
+		failed := cfg.ConsoleLog + ".attempt" + strconv.Itoa(attempt)
+		os.Rename(cfg.ConsoleLog, failed)
+		log.Warn("guest boot hung, retrying", "attempt", attempt, "timeout", cfg.BootTimeout, "console", failed)
+	}
+}
+
+func boot(ctx context.Context, qemu string, args []string, ln *net.UnixListener, timeout time.Duration) (*VM, error) {
+	vm := &VM{
+		cmd:    exec.CommandContext(ctx, qemu, args...),
+		stderr: new(bytes.Buffer),
+		done:   make(chan struct{}),
+	}
+	vm.cmd.Stderr = vm.stderr
+	vm.cmd.Stdout = vm.stderr
+	if err := vm.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run qemu: %w", err)
+	}
+	go func() {
+		vm.err = vm.cmd.Wait()
+		close(vm.done)
+	}()
+
+	deadline := time.Now().Add(timeout)
+	hello := make(chan error, 1)
+	go func() { hello <- vm.awaitHello(ln, deadline) }()
+	var err error
+	select {
+	case err = <-hello:
+		if err == nil {
+			return vm, nil
+		}
+	case <-vm.done:
+		err = <-hello // the listener deadline bounds this
+	}
+	exited := false
+	select {
+	case <-vm.done:
+		exited = true
+	default:
+		vm.Kill()
+		<-vm.done
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case exited:
+		return nil, fmt.Errorf("%w before the guest said hello: %v: %s", ErrExited, vm.err, bytes.TrimSpace(vm.stderr.Bytes()))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("%w (%s)", ErrBootTimeout, timeout)
+	}
+	return nil, err
+}
+
+func (vm *VM) awaitHello(ln *net.UnixListener, deadline time.Time) error {
+	ln.SetDeadline(deadline)
+	conn, err := ln.AcceptUnix()
+	if err != nil {
+		return fmt.Errorf("accept agent connection: %w", err)
+	}
+	conn.SetDeadline(deadline)
+	ac := agent.NewConn(conn)
+	m, err := ac.Recv()
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("wait for hello: %w", err)
+	}
+	if m.Op != agent.OpHello || m.Version != agent.Version {
+		conn.Close()
+		return fmt.Errorf("wait for hello: got %q version %d: %w", m.Op, m.Version, ErrAgent)
+	}
+	conn.SetDeadline(time.Time{})
+	vm.conn, vm.ac = conn, ac
+	return nil
+}
+
+// Run runs args in the guest and returns its exit status (128+signal when
+// killed by one).
+func (vm *VM) Run(ctx context.Context, args ...string) (int, error) {
+	m, err := vm.request(ctx, agent.Message{Op: agent.OpRun, Args: args})
+	if err != nil {
+		return -1, fmt.Errorf("run %q in guest: %w", args, err)
+	}
+	if m.Op != agent.OpExit {
+		return -1, fmt.Errorf("run %q in guest: unexpected reply %q: %w", args, m.Op, ErrAgent)
+	}
+	return m.Code, nil
+}
+
+// Poweroff asks the guest to shut down; Wait then returns when qemu is gone.
+func (vm *VM) Poweroff(ctx context.Context) error {
+	if _, err := vm.request(ctx, agent.Message{Op: agent.OpPoweroff}); err != nil {
+		return fmt.Errorf("power off guest: %w", err)
+	}
+	return nil
+}
+
+func (vm *VM) request(ctx context.Context, req agent.Message) (agent.Message, error) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	// Unblock the exchange when ctx ends.
+	stop := context.AfterFunc(ctx, func() { vm.conn.SetDeadline(time.Now()) })
+	defer stop()
+	if err := vm.ac.Send(req); err != nil {
+		return agent.Message{}, err
+	}
+	m, err := vm.ac.Recv()
+	if err != nil {
+		if ctx.Err() != nil {
+			return m, ctx.Err()
+		}
+		return m, err
+	}
+	if m.Op == agent.OpError {
+		return m, fmt.Errorf("%w: %s", ErrAgent, m.Error)
+	}
+	return m, nil
+}
+
+// Wait waits for qemu to exit and returns nil when it exited with status 0.
+func (vm *VM) Wait() error {
+	<-vm.done
+	vm.conn.Close()
+	if vm.err != nil {
+		return fmt.Errorf("wait for vm: %w: %v: %s", ErrExited, vm.err, bytes.TrimSpace(vm.stderr.Bytes()))
+	}
+	return nil
+}
+
+// Kill ends qemu at once.
+func (vm *VM) Kill() error {
+	if err := vm.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill vm: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package vm
+
+import (
+	"errors"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestChooseAccel(t *testing.T) {
+	tests := []struct {
+		mode      string
+		host      Host
+		want      string
+		wantWarn  bool
+		wantError error
+	}{
+		{"", Host{KVM: true}, "kvm", false, nil},
+		{"auto", Host{KVM: true}, "kvm", false, nil},
+		{"auto", Host{KVM: true, PVM: true}, "tcg", true, nil},
+		{"auto", Host{}, "tcg", true, nil},
+		{"kvm", Host{KVM: true}, "kvm", false, nil},
+		{"kvm", Host{KVM: true, PVM: true}, "kvm", true, nil},
+		{"kvm", Host{}, "", false, ErrKVMUnusable},
+		{"tcg", Host{KVM: true}, "tcg", false, nil},
+		{"tcg", Host{}, "tcg", false, nil},
+		{"xen", Host{KVM: true}, "", false, ErrBadAccel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode+"/"+hostName(tt.host), func(t *testing.T) {
+			got, warn, err := ChooseAccel(tt.mode, tt.host)
+			if !errors.Is(err, tt.wantError) {
+				t.Fatalf("err = %v, want %v", err, tt.wantError)
+			}
+			if got != tt.want {
+				t.Errorf("accel = %q, want %q", got, tt.want)
+			}
+			if (warn != "") != tt.wantWarn {
+				t.Errorf("warning = %q, want one: %v", warn, tt.wantWarn)
+			}
+		})
+	}
+}
+
+func hostName(h Host) string {
+	switch {
+	case h.KVM && h.PVM:
+		return "pvm"
+	case h.KVM:
+		return "kvm"
+	}
+	return "nokvm"
+}
+
+func baseConfig() Config {
+	return Config{
+		Kernel: "/k/vmlinux", Initrd: "/k/initramfs.cpio", Share: "/pod/root",
+		ConsoleLog: "/pod/console.log", AgentSocket: "/pod/agent.sock", Accel: "tcg",
+	}
+}
+
+func TestArgs(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		want    [][]string // runs of consecutive arguments
+		notWant []string   // substrings of the joined line
+	}{
+		{
+			name: "tcg on q35 with PCI devices and the TSC rate",
+			mod:  func(c *Config) { c.Machine, c.TSCkHz = "q35", 2600000 },
+			want: [][]string{
+				{"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"},
+				{"-M", "q35", "-accel", "tcg", "-m", "256", "-smp", "1"},
+				{"-kernel", "/k/vmlinux", "-initrd", "/k/initramfs.cpio", "-append", "console=ttyS0 panic=-1 quiet tsc_early_khz=2600000 skiff.share=skiffroot"},
+				{"-serial", "file:/pod/console.log", "-nic", "none"},
+				{"-fsdev", "local,id=share,security_model=passthrough,path=/pod/root"},
+				{"-device", "virtio-9p-pci,fsdev=share,mount_tag=skiffroot"},
+				{"-device", "virtio-serial-pci"},
+				{"-chardev", "socket,id=agent,path=/pod/agent.sock"},
+				{"-device", "virtserialport,chardev=agent,name=skiff.agent"},
+			},
+			notWant: []string{"-cpu", "virtio-mmio.force-legacy=false"},
+		},
+		{
+			name: "kvm defaults to microvm with mmio devices, no TSC rate",
+			mod:  func(c *Config) { c.Accel, c.TSCkHz = "kvm", 2600000 },
+			want: [][]string{
+				{"-M", "microvm", "-accel", "kvm"},
+				{"-cpu", "host"},
+				{"-global", "virtio-mmio.force-legacy=false"},
+				{"-append", "console=ttyS0 panic=-1 quiet skiff.share=skiffroot"},
+				{"-device", "virtio-9p-device,fsdev=share,mount_tag=skiffroot"},
+				{"-device", "virtio-serial-device"},
+			},
+			notWant: []string{"virtio-9p-pci"},
+		},
+		{
+			name: "explicit machine, sizes, tag and cmdline",
+			mod: func(c *Config) {
+				c.Machine, c.MemoryMiB, c.CPUs, c.ShareTag, c.Cmdline = "microvm", 512, 2, "pod", "skiff.init=/sbin/init"
+			},
+			want: [][]string{
+				{"-M", "microvm", "-accel", "tcg", "-m", "512", "-smp", "2"},
+				{"-append", "console=ttyS0 panic=-1 quiet skiff.share=pod skiff.init=/sbin/init"},
+				{"-device", "virtio-9p-device,fsdev=share,mount_tag=pod"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := baseConfig()
+			tt.mod(&c)
+			args, err := c.Args()
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := strings.Join(args, " ")
+			for _, w := range tt.want {
+				if !containsRun(args, w) {
+					t.Errorf("args lack %q:\n%s", w, line)
+				}
+			}
+			for _, nw := range tt.notWant {
+				if strings.Contains(line, nw) {
+					t.Errorf("args contain %q:\n%s", nw, line)
+				}
+			}
+		})
+	}
+}
+
+func containsRun(args, run []string) bool {
+	for i := 0; i+len(run) <= len(args); i++ {
+		if slices.Equal(args[i:i+len(run)], run) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestArgsInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want error
+	}{
+		{"no kernel", func(c *Config) { c.Kernel = "" }, ErrBadConfig},
+		{"no share", func(c *Config) { c.Share = "" }, ErrBadConfig},
+		{"no agent socket", func(c *Config) { c.AgentSocket = "" }, ErrBadConfig},
+		{"accel unresolved", func(c *Config) { c.Accel = "" }, ErrBadAccel},
+		{"accel auto", func(c *Config) { c.Accel = "auto" }, ErrBadAccel},
+		{"bad machine", func(c *Config) { c.Machine = "pc" }, ErrBadConfig},
+		{"comma in path", func(c *Config) { c.Share = "/a,b" }, ErrBadConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := baseConfig()
+			tt.mod(&c)
+			args, err := c.Args()
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Args() = %v, %v; want error %v", args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHostTSCkHz(t *testing.T) {
+	// Any x86-64 made this century runs its TSC between 0.5 and 10 GHz.
+	if got := HostTSCkHz(); runtime.GOARCH == "amd64" && (got < 500_000 || got > 10_000_000) {
+		t.Errorf("HostTSCkHz() = %d", got)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := baseConfig().withDefaults()
+	if c.BootAttempts != 2 || c.BootTimeout <= 0 || c.Machine != "microvm" {
+		t.Errorf("defaults = attempts %d, timeout %s, machine %q", c.BootAttempts, c.BootTimeout, c.Machine)
+	}
+}

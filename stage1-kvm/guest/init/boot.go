@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/vm/agent"
+)
+
+func mountEarly() error {
+	for _, m := range []struct{ fstype, dir string }{
+		{"proc", "/proc"}, {"sysfs", "/sys"}, {"devtmpfs", "/dev"},
+	} {
+		if err := unix.Mount(m.fstype, m.dir, m.fstype, unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount %s: %w", m.dir, err)
+		}
+	}
+	return nil
+}
+
+// loadModules loads each module named in the list file, in order.
+func loadModules(list string) error {
+	f, err := os.Open(list)
+	if err != nil {
+		return fmt.Errorf("load modules: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if err := loadModule(sc.Text()); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("load module: %w", err)
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("load module %s: %w", path, err)
+	}
+	return nil
+}
+
+// retry runs fn until it succeeds or 2 s pass: virtio devices are probed
+// asynchronously after their driver loads.
+func retry(fn func() error) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func mountShare(tag, dir string) error {
+	// cache=mmap: journald and systemd need shared writable mmap.
+	opts := "trans=virtio,version=9p2000.L,cache=mmap,msize=512000"
+	err := retry(func() error { return unix.Mount(tag, dir, "9p", 0, opts) })
+	if err != nil {
+		return fmt.Errorf("mount 9p share %q: %w", tag, err)
+	}
+	return nil
+}
+
+// openPort finds the agent's virtio-serial port by name; without udev there
+// is no /dev/virtio-ports/ symlink.
+func openPort() (*os.File, error) {
+	var port *os.File
+	err := retry(func() error {
+		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, n := range names {
+			b, err := os.ReadFile(n)
+			if err != nil || strings.TrimSpace(string(b)) != agent.PortName {
+				continue
+			}
+			f, err := os.OpenFile("/dev/"+filepath.Base(filepath.Dir(n)), os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			port = f
+			return nil
+		}
+		return os.ErrNotExist
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open virtio port %s: %w", agent.PortName, err)
+	}
+	return port, nil
+}
+
+// switchRoot makes dir the root, carrying /dev, /proc and /sys along when
+// the new root has places for them.
+func switchRoot(dir string) error {
+	for _, m := range []string{"/dev", "/proc", "/sys"} {
+		if fi, err := os.Stat(dir + m); err == nil && fi.IsDir() {
+			if err := unix.Mount(m, dir+m, "", unix.MS_MOVE, ""); err != nil {
+				return fmt.Errorf("switch root: move %s: %w", m, err)
+			}
+		}
+	}
+	if err := unix.Chdir(dir); err != nil {
+		return fmt.Errorf("switch root: %w", err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("switch root: move to /: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("switch root: %w", err)
+	}
+	return unix.Chdir("/")
+}
