@@ -1,0 +1,133 @@
+// Package mount makes and removes the mounts skiff puts under a pod
+// directory: overlays of rendered images, bind mounts, and the sweep that
+// unmounts everything below a directory before it is deleted.
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// ErrStillMounted means something below a directory could not be unmounted.
+var ErrStillMounted = errors.New("still mounted")
+
+// Overlay mounts an overlay at target with lowers (topmost first), upper and
+// work. upper and work are created if missing.
+func Overlay(lowers []string, upper, work, target string) error {
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("overlay %s: %w", target, err)
+		}
+	}
+	for _, l := range lowers {
+		if strings.ContainsAny(l, ",:") {
+			return fmt.Errorf("overlay %s: lower dir %q has a ',' or ':'", target, l)
+		}
+	}
+	// index=off and xino=off keep the overlay usable when the same lower
+	// tree is shared by many pods and the upper moves with its pod dir.
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off,xino=off",
+		strings.Join(lowers, ":"), upper, work)
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("overlay %s: %w", target, err)
+	}
+	return nil
+}
+
+var (
+	supportOnce sync.Once
+	supportErr  error
+)
+
+// OverlaySupported reports whether overlayfs can be mounted with an upper
+// dir inside dir (the filesystem of the data dir matters, not just the
+// kernel). The answer is cached for the process.
+func OverlaySupported(dir string) error {
+	supportOnce.Do(func() {
+		tmp, err := os.MkdirTemp(dir, ".overlay-probe-")
+		if err != nil {
+			supportErr = err
+			return
+		}
+		defer os.RemoveAll(tmp)
+		l, u, w, m := filepath.Join(tmp, "l"), filepath.Join(tmp, "u"), filepath.Join(tmp, "w"), filepath.Join(tmp, "m")
+		if err := os.Mkdir(l, 0o755); err != nil {
+			supportErr = err
+			return
+		}
+		if err := Overlay([]string{l}, u, w, m); err != nil {
+			supportErr = err
+			return
+		}
+		supportErr = unix.Unmount(m, unix.MNT_DETACH)
+	})
+	return supportErr
+}
+
+// Bind bind-mounts src on target, read-only when ro.
+func Bind(src, target string, ro bool) error {
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", src, target, err)
+	}
+	if ro {
+		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("remount %s read-only: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// Under returns the mount points at or below dir, deepest first.
+func Under(dir string) ([]string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	var out []string
+	for _, m := range infos {
+		out = append(out, m.Mountpoint)
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, nil
+}
+
+// UnmountAll detaches every mount at or below dir, deepest first, and
+// fails with ErrStillMounted if any is left. Callers delete dir only after
+// this succeeds, so nothing is ever deleted through a mount.
+func UnmountAll(dir string) error {
+	for range 3 {
+		ms, err := Under(dir)
+		if err != nil {
+			return err
+		}
+		if len(ms) == 0 {
+			return nil
+		}
+		for _, m := range ms {
+			if err := unix.Unmount(m, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil &&
+				!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("unmount %s: %w", m, err)
+			}
+		}
+	}
+	ms, err := Under(dir)
+	if err != nil {
+		return err
+	}
+	if len(ms) > 0 {
+		return fmt.Errorf("unmount under %s: %w: %s", dir, ErrStillMounted, strings.Join(ms, ", "))
+	}
+	return nil
+}

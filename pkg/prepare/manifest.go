@@ -1,0 +1,347 @@
+package prepare
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+)
+
+// Manifest builds the pod manifest: one runtime app per App, each with a
+// complete app section (the image's, with the user's overrides applied),
+// and the pod's volumes, including an implicit empty volume for every
+// image mount point the user left unsatisfied (as rkt did).
+func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
+	pm := schema.BlankPodManifest()
+	vols := map[string]bool{}
+	for _, v := range o.Volumes {
+		if vols[v.Name.String()] {
+			return nil, fmt.Errorf("volume %s given twice", v.Name)
+		}
+		vols[v.Name.String()] = true
+		pm.Volumes = append(pm.Volumes, v)
+	}
+	names := map[string]bool{}
+	for _, a := range o.Apps {
+		im, err := imgs.Manifest(a.Image)
+		if err != nil {
+			return nil, fmt.Errorf("app image %s: %w", a.Image, err)
+		}
+		ra, err := runtimeApp(im, a, o.InheritEnv)
+		if err != nil {
+			return nil, err
+		}
+		name := ra.Name.String()
+		if names[name] {
+			if a.Name != "" {
+				return nil, fmt.Errorf("app name %s given twice", name)
+			}
+			for i := 2; names[name]; i++ {
+				name = fmt.Sprintf("%s-%d", ra.Name, i)
+			}
+			ra.Name = types.ACName(name)
+		}
+		names[name] = true
+		for _, mp := range ra.App.MountPoints {
+			if mounted(ra.Mounts, mp.Name) {
+				continue
+			}
+			if !vols[mp.Name.String()] {
+				// An image mount point nobody satisfied gets an empty volume,
+				// shared by every app that declares the same name.
+				ro := mp.ReadOnly
+				pm.Volumes = append(pm.Volumes, types.Volume{Name: mp.Name, Kind: "empty", ReadOnly: &ro})
+				vols[mp.Name.String()] = true
+			}
+			ra.Mounts = append(ra.Mounts, schema.Mount{Volume: mp.Name, Path: mp.Path})
+		}
+		for _, m := range ra.Mounts {
+			if !vols[m.Volume.String()] {
+				return nil, fmt.Errorf("app %s: mount of volume %s, which no --volume defines", name, m.Volume)
+			}
+		}
+		pm.Apps = append(pm.Apps, *ra)
+	}
+	return pm, nil
+}
+
+func mounted(ms []schema.Mount, vol types.ACName) bool {
+	for _, m := range ms {
+		if m.Volume == vol {
+			return true
+		}
+	}
+	return false
+}
+
+func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.RuntimeApp, error) {
+	name := a.Name
+	if name == "" {
+		name = AppName(im.Name.String())
+	}
+	acn, err := types.NewACName(name)
+	if err != nil {
+		return nil, fmt.Errorf("app name %q: %w", name, err)
+	}
+	app := types.App{User: "0", Group: "0"}
+	if im.App != nil {
+		// Copy through JSON so the override never aliases the image's manifest.
+		b, _ := json.Marshal(im.App)
+		if err := json.Unmarshal(b, &app); err != nil {
+			return nil, fmt.Errorf("app %s: %w", name, err)
+		}
+	}
+	if len(a.Exec) > 0 {
+		app.Exec = append(types.Exec{}, a.Exec...)
+	}
+	app.Exec = append(app.Exec, a.Args...)
+	if len(app.Exec) == 0 {
+		return nil, fmt.Errorf("app %s: image %s has no exec; give one with --exec", name, im.Name)
+	}
+	if a.User != "" {
+		app.User = a.User
+	}
+	if a.Group != "" {
+		app.Group = a.Group
+	}
+	if a.WorkDir != "" {
+		app.WorkingDirectory = a.WorkDir
+	}
+	env, err := environment(inherit, app.Environment, a.EnvFiles, a.Env)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", name, err)
+	}
+	app.Environment = env
+	if err := isolators(&app, a); err != nil {
+		return nil, fmt.Errorf("app %s: %w", name, err)
+	}
+	ra := &schema.RuntimeApp{
+		Name:           *acn,
+		Image:          schema.RuntimeImage{Name: &im.Name, Labels: im.Labels},
+		App:            &app,
+		ReadOnlyRootFS: a.ReadOnly,
+		Mounts:         a.Mounts,
+	}
+	h, err := types.NewHash(a.Image)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: image id %q: %w", name, a.Image, err)
+	}
+	ra.Image.ID = *h
+	return ra, nil
+}
+
+// environment applies appc's precedence: inherited host env, then the
+// image's, then env files in order, then --set-env in order; later wins.
+func environment(inherit []string, image types.Environment, files, set []string) (types.Environment, error) {
+	var env types.Environment
+	add := func(kv, from string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("environment %s: %q is not KEY=VALUE", from, kv)
+		}
+		env.Set(k, v)
+		return nil
+	}
+	for _, kv := range inherit {
+		add(kv, "inherited")
+	}
+	for _, ev := range image {
+		env.Set(ev.Name, ev.Value)
+	}
+	for _, f := range files {
+		lines, err := envFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range lines {
+			if err := add(kv, f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, kv := range set {
+		if err := add(kv, "--set-env"); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+// envFile reads KEY=VALUE lines; blank lines and # comments are skipped.
+func envFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("env file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		out = append(out, l)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("env file %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func isolators(app *types.App, a App) error {
+	replace := func(iso types.Isolator, names ...types.ACIdentifier) {
+		app.Isolators.ReplaceIsolatorsByName(iso, names)
+	}
+	capNames := []types.ACIdentifier{types.LinuxCapabilitiesRetainSetName, types.LinuxCapabilitiesRevokeSetName}
+	switch {
+	case len(a.CapsRetain) > 0 && len(a.CapsRemove) > 0:
+		return fmt.Errorf("--caps-retain and --caps-remove cannot be combined")
+	case len(a.CapsRetain) > 0:
+		s, err := types.NewLinuxCapabilitiesRetainSet(normCaps(a.CapsRetain)...)
+		if err != nil {
+			return fmt.Errorf("--caps-retain: %w", err)
+		}
+		iso, err := s.AsIsolator()
+		if err != nil {
+			return err
+		}
+		replace(*iso, capNames...)
+	case len(a.CapsRemove) > 0:
+		s, err := types.NewLinuxCapabilitiesRevokeSet(normCaps(a.CapsRemove)...)
+		if err != nil {
+			return fmt.Errorf("--caps-remove: %w", err)
+		}
+		iso, err := s.AsIsolator()
+		if err != nil {
+			return err
+		}
+		replace(*iso, capNames...)
+	}
+	if a.Memory != "" {
+		m, err := types.NewResourceMemoryIsolator(a.Memory, a.Memory)
+		if err != nil {
+			return fmt.Errorf("--memory %q: %w", a.Memory, err)
+		}
+		replace(m.AsIsolator(), types.ResourceMemoryName)
+	}
+	if a.CPU != "" {
+		c, err := types.NewResourceCPUIsolator(a.CPU, a.CPU)
+		if err != nil {
+			return fmt.Errorf("--cpu %q: %w", a.CPU, err)
+		}
+		replace(c.AsIsolator(), types.ResourceCPUName)
+	}
+	if a.NoNewPrivs {
+		var iso types.Isolator
+		if err := json.Unmarshal([]byte(`{"name":"`+types.LinuxNoNewPrivilegesName+`","value":true}`), &iso); err != nil {
+			return err
+		}
+		replace(iso, types.LinuxNoNewPrivilegesName)
+	}
+	if a.Seccomp != "" {
+		iso, err := seccompIsolator(a.Seccomp)
+		if err != nil {
+			return fmt.Errorf("--seccomp: %w", err)
+		}
+		replace(*iso, types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName)
+	}
+	return nil
+}
+
+// normCaps accepts "net_admin", "NET_ADMIN" and "CAP_NET_ADMIN".
+func normCaps(in []string) []string {
+	var out []string
+	for _, c := range in {
+		for _, c := range strings.Split(c, ",") {
+			c = strings.ToUpper(strings.TrimSpace(c))
+			if c == "" {
+				continue
+			}
+			if !strings.HasPrefix(c, "CAP_") {
+				c = "CAP_" + c
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// seccompIsolator parses rkt's --seccomp form: mode=retain|remove,errno=E,sys1,sys2.
+func seccompIsolator(s string) (*types.Isolator, error) {
+	mode, errno := "", ""
+	var calls []string
+	for _, f := range strings.Split(s, ",") {
+		switch {
+		case strings.HasPrefix(f, "mode="):
+			mode = strings.TrimPrefix(f, "mode=")
+		case strings.HasPrefix(f, "errno="):
+			errno = strings.TrimPrefix(f, "errno=")
+		case f != "":
+			calls = append(calls, f)
+		}
+	}
+	if len(calls) == 0 {
+		return nil, fmt.Errorf("%q names no syscalls", s)
+	}
+	switch mode {
+	case "retain":
+		r, err := types.NewLinuxSeccompRetainSet(errno, calls...)
+		if err != nil {
+			return nil, err
+		}
+		return r.AsIsolator()
+	case "remove":
+		r, err := types.NewLinuxSeccompRemoveSet(errno, calls...)
+		if err != nil {
+			return nil, err
+		}
+		return r.AsIsolator()
+	}
+	return nil, fmt.Errorf("mode %q: want mode=retain or mode=remove", mode)
+}
+
+// ParseVolume parses rkt's --volume form: NAME,kind=host|empty,source=PATH,readOnly=true.
+func ParseVolume(s string) (types.Volume, error) {
+	v, err := types.VolumeFromString(s)
+	if err != nil {
+		return types.Volume{}, fmt.Errorf("--volume %q: %w", s, err)
+	}
+	if v.Kind == "host" {
+		if !strings.HasPrefix(v.Source, "/") {
+			return types.Volume{}, fmt.Errorf("--volume %q: source must be an absolute host path", s)
+		}
+		if _, err := os.Stat(v.Source); err != nil {
+			return types.Volume{}, fmt.Errorf("--volume %q: %w", s, err)
+		}
+	}
+	return *v, nil
+}
+
+// ParseMount parses rkt's --mount form: volume=NAME,target=PATH.
+func ParseMount(s string) (schema.Mount, error) {
+	var m schema.Mount
+	for _, f := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "volume":
+			n, err := types.NewACName(v)
+			if err != nil {
+				return m, fmt.Errorf("--mount %q: %w", s, err)
+			}
+			m.Volume = *n
+		case "target":
+			m.Path = v
+		default:
+			return m, fmt.Errorf("--mount %q: unknown key %q (want volume=NAME,target=PATH)", s, k)
+		}
+	}
+	if m.Volume == "" || !strings.HasPrefix(m.Path, "/") {
+		return m, fmt.Errorf("--mount %q: want volume=NAME,target=/ABSOLUTE/PATH", s)
+	}
+	return m, nil
+}

@@ -1,0 +1,244 @@
+// Package prepare turns images in the store and the user's choices into a
+// prepared pod directory, as docs/stage1-abi.md describes it: the pod
+// manifest, the stage1 tree and one rootfs per app, each an overlay on the
+// store's rendered trees (or a copy where overlayfs cannot be used).
+package prepare
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/mount"
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// Images is what prepare needs from the image store.
+type Images interface {
+	// Manifest returns the image manifest of image id.
+	Manifest(id string) (*schema.ImageManifest, error)
+	// LowerDirs renders image id and its dependencies and returns their
+	// rootfs directories, the image itself first.
+	LowerDirs(ctx context.Context, id string) ([]string, error)
+}
+
+// App is one app of the pod as the user asked for it.
+type App struct {
+	Image      string   // image ID in the store
+	Name       string   // app name; derived from the image name when empty
+	Exec       []string // replaces the image's exec when set
+	Args       []string // appended to the exec
+	User       string
+	Group      string
+	WorkDir    string
+	Env        []string // KEY=VALUE, highest precedence
+	EnvFiles   []string // files of KEY=VALUE lines, below Env
+	Mounts     []schema.Mount
+	ReadOnly   bool
+	Memory     string // appc resource quantity, e.g. 128M
+	CPU        string // e.g. 500m
+	CapsRetain []string
+	CapsRemove []string
+	// Seccomp is "mode=retain|remove,errno=EPERM,syscall,..." (rkt's form).
+	Seccomp    string
+	NoNewPrivs bool
+}
+
+// Options describe the whole pod.
+type Options struct {
+	DataDir    string
+	Stage1     string // image ID of the stage1
+	Apps       []App
+	Volumes    []types.Volume
+	InheritEnv []string // the host environment, lowest precedence, when --inherit-env
+	NoOverlay  bool
+	Log        *slog.Logger
+}
+
+// mountRecord is one overlay of a prepared pod, kept so that run-prepared
+// can mount again what a reboot took away.
+type mountRecord struct {
+	Target string   `json:"target"` // relative to the pod dir
+	Lowers []string `json:"lowers"` // absolute store paths
+	Upper  string   `json:"upper"`  // relative to the pod dir
+	Work   string   `json:"work"`
+}
+
+const mountsFile = "mounts.json"
+
+// Stage1ImageFile holds the stage1 image ID, so entrypoints can be run from
+// the store's read-only tree rather than from anything the pod could write.
+const Stage1ImageFile = "stage1-image"
+
+// Prepare creates a pod and fills it. The pod is returned locked and in the
+// Preparing state; the caller moves it to Prepared or Running. On error the
+// pod is moved to garbage and unlocked.
+func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error) {
+	if len(o.Apps) == 0 {
+		return nil, errors.New("prepare pod: no apps")
+	}
+	if !o.NoOverlay {
+		if err := mount.OverlaySupported(o.DataDir); err != nil {
+			o.Log.Warn("overlayfs unusable here, copying image trees instead", "err", err)
+			o.NoOverlay = true
+		}
+	}
+	p, err = pod.Create(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			mount.UnmountAll(p.Path())
+			p.Transition(pod.Garbage)
+			p.Unlock()
+			p = nil
+		}
+	}()
+	if err := p.Transition(pod.Preparing); err != nil {
+		return p, err
+	}
+	pm, err := Manifest(imgs, o)
+	if err != nil {
+		return p, err
+	}
+	s1m, err := imgs.Manifest(o.Stage1)
+	if err != nil {
+		return p, fmt.Errorf("prepare stage1: %w", err)
+	}
+	if _, err := pod.ParseStage1(s1m); err != nil {
+		return p, err
+	}
+	var records []mountRecord
+	s1Lowers, err := imgs.LowerDirs(ctx, o.Stage1)
+	if err != nil {
+		return p, fmt.Errorf("prepare stage1: %w", err)
+	}
+	records = append(records, mountRecord{Target: pod.Stage1Rootfs, Lowers: s1Lowers, Upper: "overlay/stage1/upper", Work: "overlay/stage1/work"})
+	for i, ra := range pm.Apps {
+		lowers, err := imgs.LowerDirs(ctx, o.Apps[i].Image)
+		if err != nil {
+			return p, fmt.Errorf("prepare app %s: %w", ra.Name, err)
+		}
+		name := ra.Name.String()
+		records = append(records, mountRecord{Target: pod.AppRootfs(name), Lowers: lowers,
+			Upper: "overlay/app-" + name + "/upper", Work: "overlay/app-" + name + "/work"})
+	}
+	if err := writeJSON(p.File(mountsFile), records); err != nil {
+		return p, err
+	}
+	if err := writeJSON(p.File(pod.Stage1Manifest), s1m); err != nil {
+		return p, err
+	}
+	if err := os.WriteFile(p.File(Stage1ImageFile), []byte(o.Stage1), 0o644); err != nil {
+		return p, fmt.Errorf("prepare pod: %w", err)
+	}
+	if o.NoOverlay {
+		err = copyTrees(p, records)
+	} else {
+		err = Mount(p)
+	}
+	if err != nil {
+		return p, err
+	}
+	for i, ra := range pm.Apps {
+		im, _ := imgs.Manifest(o.Apps[i].Image)
+		if err := writeJSON(p.File(pod.AppManifest(ra.Name.String())), im); err != nil {
+			return p, err
+		}
+	}
+	if err := writeJSON(p.File(pod.ManifestFile), pm); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// Mount mounts the pod's overlays that are not mounted yet (after a reboot,
+// or for a prepared pod). Pods prepared with a copy have nothing to mount.
+func Mount(p *pod.Pod) error {
+	b, err := os.ReadFile(p.File(mountsFile))
+	if err != nil {
+		return fmt.Errorf("mount pod %s: %w", p.UUID, err)
+	}
+	var records []mountRecord
+	if err := json.Unmarshal(b, &records); err != nil {
+		return fmt.Errorf("mount pod %s: %w", p.UUID, err)
+	}
+	if _, err := os.Stat(p.File("copied")); err == nil {
+		return nil
+	}
+	mounted, err := mount.Under(p.Path())
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, m := range mounted {
+		have[m] = true
+	}
+	for _, r := range records {
+		target := p.File(r.Target)
+		if have[target] {
+			continue
+		}
+		if err := mount.Overlay(r.Lowers, p.File(r.Upper), p.File(r.Work), target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyTrees fills the pod with copies of the lower dirs, bottom layer first.
+func copyTrees(p *pod.Pod, records []mountRecord) error {
+	for _, r := range records {
+		target := p.File(r.Target)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return fmt.Errorf("copy image tree: %w", err)
+		}
+		for i := len(r.Lowers) - 1; i >= 0; i-- {
+			// The store's trees were unpacked by us under os.Root rules; cp -a
+			// keeps owners, modes, links and special bits exactly.
+			out, err := exec.Command("cp", "-a", "--reflink=auto", r.Lowers[i]+"/.", target+"/").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("copy image tree to %s: %w: %s", r.Target, err, strings.TrimSpace(string(out)))
+			}
+		}
+	}
+	return os.WriteFile(p.File("copied"), nil, 0o644)
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// AppName derives an app name from an image name: its last path element,
+// lowercased, with anything not allowed in an appc ACName replaced.
+func AppName(image string) string {
+	base := image[strings.LastIndex(image, "/")+1:]
+	n := strings.Trim(nonName.ReplaceAllString(strings.ToLower(base), "-"), "-")
+	if n == "" {
+		n = "app"
+	}
+	return n
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}

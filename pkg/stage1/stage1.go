@@ -1,0 +1,206 @@
+// Package stage1 is stage0's side of the stage1 ABI (docs/stage1-abi.md):
+// it finds the stage1 image a pod asks for and invokes its entrypoints. It
+// knows nothing about any particular stage1.
+package stage1
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// SystemDir is where `make install` puts the default stage1 images.
+const SystemDir = "/usr/lib/skiff"
+
+// DefaultImage returns the path of the stage1 image for a short name such
+// as "ns" or "kvm": stage1-NAME.aci beside the skiff binary, then in
+// SystemDir. ok is false when name is not a short name.
+func DefaultImage(name string) (path string, ok bool, err error) {
+	if name == "" || strings.ContainsAny(name, "/.:") {
+		return "", false, nil
+	}
+	file := "stage1-" + name + ".aci"
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	dirs = append(dirs, SystemDir)
+	for _, d := range dirs {
+		p := filepath.Join(d, file)
+		if _, err := os.Stat(p); err == nil {
+			return p, true, nil
+		}
+	}
+	return "", true, fmt.Errorf("stage1 %q: no %s in %s (run `make build`, or `make install`)", name, file, strings.Join(dirs, " or "))
+}
+
+// Invocation is how stage0 calls one entrypoint of a pod's stage1.
+type Invocation struct {
+	Pod   *pod.Pod
+	Tree  string // the stage1 image's rendered tree in the store (has rootfs/)
+	Debug bool
+}
+
+func (in Invocation) command(ep string, args ...string) (string, []string, []string, error) {
+	s1, err := pod.ReadStage1(in.Pod.Path())
+	if err != nil {
+		return "", nil, nil, err
+	}
+	rel, err := s1.Entrypoint(ep)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	// Entrypoints run from the store's read-only tree, never from the pod's
+	// writable copy, so nothing a pod wrote is ever executed by stage0.
+	path := filepath.Join(in.Tree, "rootfs", filepath.Clean("/"+rel))
+	argv := []string{path}
+	env := os.Environ()
+	if in.Debug {
+		argv = append(argv, "--debug")
+		env = append(env, pod.EnvDebug+"=1")
+	}
+	argv = append(argv, args...)
+	return path, argv, env, nil
+}
+
+// RunOptions are the flags of the run entrypoint.
+type RunOptions struct {
+	Net         string
+	Hostname    string
+	Interactive bool
+}
+
+// Exec replaces the calling process with the run entrypoint. The pod's
+// lock is inherited: it must be held. It returns only on failure.
+func (in Invocation) Exec(o RunOptions) error {
+	lock := in.Pod.LockFile()
+	if lock == nil {
+		return fmt.Errorf("run pod %s: %w: lock not held", in.Pod.UUID, pod.ErrState)
+	}
+	var args []string
+	if o.Net != "" {
+		args = append(args, "--net="+o.Net)
+	}
+	if o.Hostname != "" {
+		args = append(args, "--hostname="+o.Hostname)
+	}
+	if o.Interactive {
+		args = append(args, "--interactive")
+	}
+	path, argv, env, err := in.command(pod.EntrypointRun, append(args, in.Pod.UUID)...)
+	if err != nil {
+		return err
+	}
+	fd := int(lock.Fd())
+	if _, err := fcntl(fd, syscall.F_SETFD, 0); err != nil {
+		return fmt.Errorf("run pod %s: pass lock: %w", in.Pod.UUID, err)
+	}
+	env = append(env, pod.EnvLockFD+"="+strconv.Itoa(fd))
+	if err := os.Chdir(in.Pod.Path()); err != nil {
+		return fmt.Errorf("run pod %s: %w", in.Pod.UUID, err)
+	}
+	if err := syscall.Exec(path, argv, env); err != nil {
+		return fmt.Errorf("run pod %s: exec stage1 %s: %w", in.Pod.UUID, path, err)
+	}
+	return nil
+}
+
+// Enter runs CMD inside app of the running pod and returns its exit status.
+func (in Invocation) Enter(app string, cmd []string) (int, error) {
+	args := append([]string{"--app=" + app, in.Pod.UUID, "--"}, cmd...)
+	return in.call(pod.EntrypointEnter, args...)
+}
+
+// Stop asks the pod to shut down, or kills it with force.
+func (in Invocation) Stop(force bool) error {
+	var args []string
+	if force {
+		args = append(args, "--force")
+	}
+	s1, err := pod.ReadStage1(in.Pod.Path())
+	if err != nil {
+		return err
+	}
+	if !s1.Supports(pod.EntrypointStop) {
+		return in.signal(force)
+	}
+	code, err := in.call(pod.EntrypointStop, append(args, in.Pod.UUID)...)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("stop pod %s: stage1 stop exited %d", in.Pod.UUID, code)
+	}
+	return err
+}
+
+// signal is the ABI's fallback for a stage1 without a stop entrypoint.
+func (in Invocation) signal(force bool) error {
+	pid, err := in.Pod.Pid()
+	if err != nil {
+		return fmt.Errorf("stop pod %s: %w", in.Pod.UUID, err)
+	}
+	sig := syscall.SIGTERM
+	if force {
+		sig = syscall.SIGKILL
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("stop pod %s: %w", in.Pod.UUID, err)
+	}
+	return nil
+}
+
+// GC lets the stage1 release what it holds for an exited pod. A stage1
+// without a gc entrypoint has nothing to release.
+func (in Invocation) GC() error {
+	s1, err := pod.ReadStage1(in.Pod.Path())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // aborted before stage1 was written
+	}
+	if err != nil {
+		return err
+	}
+	if !s1.Supports(pod.EntrypointGC) {
+		return nil
+	}
+	code, err := in.call(pod.EntrypointGC, in.Pod.UUID)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("gc pod %s: stage1 gc exited %d", in.Pod.UUID, code)
+	}
+	return err
+}
+
+func (in Invocation) call(ep string, args ...string) (int, error) {
+	path, argv, env, err := in.command(ep, args...)
+	if err != nil {
+		return 0, err
+	}
+	c := exec.Command(path, argv[1:]...)
+	c.Dir = in.Pod.Path()
+	c.Env = env
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s pod %s: %w", ep, in.Pod.UUID, err)
+	}
+	return 0, nil
+}
+
+func fcntl(fd, cmd, arg int) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/prepare"
+	"github.com/skiffpod/skiff/pkg/store"
+)
+
+func newImageCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Manage the images in the store",
+	}
+	cmd.AddCommand(newImageListCmd(g), newImageRmCmd(g), newImageGCCmd(g), newImageExportCmd(g),
+		newImageExtractCmd(g), newImageRenderCmd(g), newImageCatManifestCmd(g), newImageVerifyCmd(g))
+	return cmd
+}
+
+// withStore runs fn with the store open.
+func withStore(g *globals, fn func(s *store.Store) error) error {
+	s, err := g.openStore()
+	if err != nil {
+		return err
+	}
+	return fn(s)
+}
+
+func newImageListCmd(g *globals) *cobra.Command {
+	var f format
+	var full bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List images in the store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			return withStore(g, func(s *store.Store) error {
+				imgs, err := s.List()
+				if err != nil {
+					return err
+				}
+				if f == "json" {
+					if imgs == nil {
+						imgs = []store.Image{}
+					}
+					return writeJSON(g.stdout, imgs)
+				}
+				var rows [][]string
+				for _, im := range imgs {
+					id := im.ID
+					if !full && len(id) > 19 {
+						id = id[:19]
+					}
+					version := im.Labels["version"]
+					rows = append(rows, []string{id, im.Name, version, humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+				}
+				return table(g.stdout, []string{"ID", "NAME", "VERSION", "SIZE", "IMPORTED", "LAST USED"}, rows)
+			})
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVar(&full, "full", false, "print full image IDs")
+	return cmd
+}
+
+func lastUsed(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Format(time.DateTime)
+}
+
+func newImageRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm IMAGE...",
+		Short: "Remove images from the store (by ID, ID prefix or name)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(g, func(s *store.Store) error {
+				used, err := podImages(g.dir)
+				if err != nil {
+					return err
+				}
+				var failed bool
+				for _, ref := range args {
+					im, err := s.Get(ref)
+					if err == nil && used[im.ID] {
+						err = fmt.Errorf("image %s is used by a pod: remove the pod first", im.ID)
+					}
+					if err == nil {
+						err = s.Remove(im.ID)
+					}
+					if err != nil {
+						fmt.Fprintf(g.stderr, "skiff: image rm %s: %v\n", ref, err)
+						failed = true
+						continue
+					}
+					fmt.Fprintf(g.stdout, "removed %s (%s)\n", im.ID, im.Name)
+				}
+				if failed {
+					return &exitCode{code: exitFailure}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func newImageGCCmd(g *globals) *cobra.Command {
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove rendered trees no pod uses, and images unused for --grace-period",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(g, func(s *store.Store) error {
+				used, err := podImages(g.dir)
+				if err != nil {
+					return err
+				}
+				removed, err := s.GC(cmd.Context(), func(id string) bool { return used[id] }, store.GCOptions{ImageGracePeriod: grace})
+				for _, r := range removed {
+					fmt.Fprintf(g.stdout, "removed %s\n", r)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&grace, "grace-period", 24*time.Hour, "remove images not used for this long (0 keeps every image, removing only unused trees)")
+	return cmd
+}
+
+// podImages returns the IDs of every image some pod still uses: its
+// stage1, its apps and their dependencies (from the pod's overlay record).
+func podImages(dir string) (map[string]bool, error) {
+	pods, err := pod.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, p := range pods {
+		if b, err := os.ReadFile(p.File(prepare.Stage1ImageFile)); err == nil {
+			used[strings.TrimSpace(string(b))] = true
+		}
+		b, err := os.ReadFile(p.File("mounts.json"))
+		if err != nil {
+			// Being prepared: its images are not known yet; keep all in use
+			// by being conservative is impossible, so rely on the store lock.
+			continue
+		}
+		var recs []struct{ Lowers []string }
+		if json.Unmarshal(b, &recs) == nil {
+			for _, r := range recs {
+				for _, l := range r.Lowers {
+					used[filepath.Base(filepath.Dir(l))] = true
+				}
+			}
+		}
+	}
+	return used, nil
+}
+
+func newImageExportCmd(g *globals) *cobra.Command {
+	var overwrite bool
+	cmd := &cobra.Command{
+		Use:   "export IMAGE FILE",
+		Short: "Write an image from the store to an ACI file (re-imports to the same ID)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(g, func(s *store.Store) error {
+				im, err := s.Get(args[0])
+				if err != nil {
+					return err
+				}
+				flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+				if overwrite {
+					flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+				}
+				f, err := os.OpenFile(args[1], flags, 0o644)
+				if err != nil {
+					return fmt.Errorf("image export: %w (use --overwrite to replace)", err)
+				}
+				if err := s.Export(im.ID, f); err != nil {
+					f.Close()
+					os.Remove(args[1])
+					return err
+				}
+				return f.Close()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace FILE if it exists")
+	return cmd
+}
+
+func newImageExtractCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "extract IMAGE DIR",
+		Short: "Unpack an image's rootfs into a new directory",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(g, func(s *store.Store) error {
+				im, err := s.Get(args[0])
+				if err != nil {
+					return err
+				}
+				return s.ExtractRootfs(cmd.Context(), im.ID, args[1])
+			})
+		},
+	}
+}
+
+func newImageRenderCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "render IMAGE",
+		Short: "Render an image and its dependencies in the store; prints the tree directories",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(g, func(s *store.Store) error {
+				im, err := s.Get(args[0])
+				if err != nil {
+					return err
+				}
+				dirs, err := s.LowerDirs(cmd.Context(), im.ID)
+				if err != nil {
+					return err
+				}
+				for _, d := range dirs {
+					fmt.Fprintln(g.stdout, d)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func newImageCatManifestCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat-manifest IMAGE",
+		Short: "Print an image's manifest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(g, func(s *store.Store) error {
+				im, err := s.Get(args[0])
+				if err != nil {
+					return err
+				}
+				m, err := s.Manifest(im.ID)
+				if err != nil {
+					return err
+				}
+				return writeJSON(g.stdout, m)
+			})
+		},
+	}
+}
+
+func newImageVerifyCmd(g *globals) *cobra.Command {
+	var repair bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Re-hash every image in the store and report damage (--repair removes it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(g, func(s *store.Store) error {
+				probs, err := s.Verify(cmd.Context(), repair)
+				if err != nil {
+					return err
+				}
+				for _, p := range probs {
+					fmt.Fprintln(g.stdout, p)
+				}
+				if len(probs) == 0 {
+					fmt.Fprintln(g.stdout, "store is consistent")
+					return nil
+				}
+				if repair {
+					fmt.Fprintf(g.stdout, "repaired %d problem(s); fetch the damaged images again\n", len(probs))
+					return nil
+				}
+				return &exitCode{code: exitFailure, err: fmt.Errorf("image verify: %d problem(s); run 'skiff image verify --repair'", len(probs))}
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&repair, "repair", false, "remove damaged images and trees so the store is consistent again")
+	return cmd
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"os"
+	"strings"
+
+	"github.com/appc/spec/schema/types"
+	"github.com/spf13/pflag"
+
+	"github.com/skiffpod/skiff/pkg/prepare"
+)
+
+// podFlags are the flags of run and prepare that concern the whole pod.
+type podFlags struct {
+	stage1       string
+	volumes      []string
+	net          string
+	hostname     string
+	interactive  bool
+	inheritEnv   bool
+	noOverlay    bool
+	uuidFileSave string
+	pullPolicy   string
+	signatures   []string
+	// Per-app flags given before the first image apply to every app.
+	defaults appFlags
+}
+
+// appFlags are the flags that may follow each image.
+type appFlags struct {
+	name, exec, user, group, workDir, memory, cpu, seccomp string
+	env, envFiles, mounts, capsRetain, capsRemove          []string
+	readOnly, noNewPrivs                                   bool
+}
+
+func (f *podFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.stage1, "stage1", "ns", "isolation for this pod: ns (systemd-nspawn), kvm (a qemu microvm), or a stage1 image path, name or ID")
+	fs.StringArrayVar(&f.volumes, "volume", nil, "a pod volume: NAME,kind=host,source=/PATH[,readOnly=true] or NAME,kind=empty[,mode=0755,uid=,gid=]")
+	fs.StringVar(&f.net, "net", "default", "network: host (share the host's), none (loopback only), default (the stage1's default: host for now)")
+	fs.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default skiff-<uuid>)")
+	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
+	fs.BoolVar(&f.inheritEnv, "inherit-env", false, "give apps skiff's environment, below the image's and --set-env's")
+	fs.BoolVar(&f.noOverlay, "no-overlay", false, "copy image trees into the pod instead of overlaying them")
+	fs.StringVar(&f.uuidFileSave, "uuid-file-save", "", "write the pod's UUID to this file")
+	fs.StringVar(&f.pullPolicy, "pull-policy", "new", "when to fetch remote images: new (only if not in the store), update (check for a newer one), never (store only)")
+	fs.StringArrayVar(&f.signatures, "signature", nil, "detached signature of the image at the same position (repeat per image)")
+	f.defaults.register(fs)
+}
+
+func (a *appFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&a.name, "name", a.name, "app name (default: the last element of the image name)")
+	fs.StringVar(&a.exec, "exec", a.exec, "run this program instead of the image's exec")
+	fs.StringVar(&a.user, "user", a.user, "user to run the app as: a number, or a name from the image's /etc/passwd")
+	fs.StringVar(&a.group, "group", a.group, "group to run the app as: a number, or a name from the image's /etc/group")
+	fs.StringVar(&a.workDir, "working-dir", a.workDir, "working directory of the app")
+	fs.StringArrayVar(&a.env, "set-env", a.env, "set an environment variable KEY=VALUE (highest precedence)")
+	fs.StringArrayVar(&a.envFiles, "set-env-file", a.envFiles, "read KEY=VALUE lines from a file (below --set-env)")
+	fs.StringArrayVar(&a.mounts, "mount", a.mounts, "mount a pod volume into the app: volume=NAME,target=/PATH")
+	fs.StringVar(&a.memory, "memory", a.memory, "memory limit, e.g. 128M or 1G")
+	fs.StringVar(&a.cpu, "cpu", a.cpu, "CPU limit in cores, e.g. 500m or 2")
+	fs.StringSliceVar(&a.capsRetain, "caps-retain", a.capsRetain, "keep only these capabilities, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN")
+	fs.StringSliceVar(&a.capsRemove, "caps-remove", a.capsRemove, "remove these capabilities from the default set")
+	fs.StringVar(&a.seccomp, "seccomp", a.seccomp, "seccomp filter: mode=retain|remove[,errno=EPERM],SYSCALL,...")
+	fs.BoolVar(&a.readOnly, "readonly-rootfs", a.readOnly, "mount the app's root filesystem read-only")
+	fs.BoolVar(&a.noNewPrivs, "no-new-privileges", a.noNewPrivs, "set no_new_privs: the app can never gain privileges (setuid, file caps)")
+}
+
+// appArg is one image on the command line with its own flags and args.
+type appArg struct {
+	image string
+	flags appFlags
+	args  []string
+	set   map[string]bool // flags given after this image
+}
+
+// parseApps splits what follows the pod flags into images, each followed
+// by its own app flags, then optionally `-- ARGS...` ended by `---`:
+//
+//	IMAGE [APP FLAGS] [-- ARGS... [---]] IMAGE2 [APP FLAGS] ...
+func parseApps(rest []string, defaults appFlags) ([]appArg, error) {
+	var apps []appArg
+	for len(rest) > 0 {
+		img := rest[0]
+		if strings.HasPrefix(img, "-") && img != "-" {
+			return nil, usagef("%s: expected an image before app flags", img)
+		}
+		a := appArg{image: img, flags: defaults, set: map[string]bool{}}
+		fs := pflag.NewFlagSet(img, pflag.ContinueOnError)
+		fs.SetInterspersed(false)
+		fs.SetOutput(devNull{})
+		a.flags.register(fs)
+		// Register copies slices from defaults; start per-app slices fresh
+		// only when the flag is given, so defaults still apply otherwise.
+		if err := fs.Parse(rest[1:]); err != nil {
+			return nil, usagef("image %s: %v", img, err)
+		}
+		fs.Visit(func(f *pflag.Flag) { a.set[f.Name] = true })
+		rest = fs.Args()
+		if fs.ArgsLenAtDash() == 0 {
+			i := 0
+			for i < len(rest) && rest[i] != "---" {
+				i++
+			}
+			a.args = rest[:i]
+			rest = rest[i:]
+			if len(rest) > 0 {
+				rest = rest[1:]
+			}
+		}
+		apps = append(apps, a)
+	}
+	if len(apps) == 0 {
+		return nil, usagef("no image given")
+	}
+	return apps, nil
+}
+
+type devNull struct{}
+
+func (devNull) Write(p []byte) (int, error) { return len(p), nil }
+
+// toApp converts the parsed flags of one app for pkg/prepare.
+func (a appArg) toApp(imageID string) (prepare.App, error) {
+	f := a.flags
+	out := prepare.App{
+		Image: imageID, Name: f.name, Args: a.args, User: f.user, Group: f.group, WorkDir: f.workDir,
+		Env: f.env, EnvFiles: f.envFiles, ReadOnly: f.readOnly, Memory: f.memory, CPU: f.cpu,
+		CapsRetain: f.capsRetain, CapsRemove: f.capsRemove, Seccomp: f.seccomp, NoNewPrivs: f.noNewPrivs,
+	}
+	if f.exec != "" {
+		out.Exec = []string{f.exec}
+	}
+	for _, m := range f.mounts {
+		pm, err := prepare.ParseMount(m)
+		if err != nil {
+			return out, usageError{err}
+		}
+		out.Mounts = append(out.Mounts, pm)
+	}
+	for _, kv := range f.env {
+		if !strings.Contains(kv, "=") {
+			return out, usagef("--set-env %q: want KEY=VALUE", kv)
+		}
+	}
+	return out, nil
+}
+
+func (f *podFlags) parseVolumes() ([]types.Volume, error) {
+	var vols []types.Volume
+	for _, s := range f.volumes {
+		v, err := prepare.ParseVolume(s)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		vols = append(vols, v)
+	}
+	return vols, nil
+}
+
+func (f *podFlags) check() error {
+	switch f.net {
+	case "host", "none", "default":
+	default:
+		return usagef("--net=%s: want host, none or default", f.net)
+	}
+	switch f.pullPolicy {
+	case "new", "update", "never":
+	default:
+		return usagef("--pull-policy=%s: want new, update or never", f.pullPolicy)
+	}
+	return nil
+}
+
+func inheritedEnv(on bool) []string {
+	if !on {
+		return nil
+	}
+	return os.Environ()
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseApps(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		defaults appFlags
+		want     []appArg
+		err      bool
+	}{
+		{"one image", []string{"busybox.aci"}, appFlags{}, []appArg{{image: "busybox.aci"}}, false},
+		{"exec and args", []string{"busybox.aci", "--exec", "/bin/echo", "--", "a", "b"}, appFlags{},
+			[]appArg{{image: "busybox.aci", flags: appFlags{exec: "/bin/echo"}, args: []string{"a", "b"}}}, false},
+		{"two images with ---", []string{"a.aci", "--", "x", "---", "b.aci", "--user=1000"}, appFlags{},
+			[]appArg{{image: "a.aci", args: []string{"x"}}, {image: "b.aci", flags: appFlags{user: "1000"}}}, false},
+		{"defaults apply", []string{"a.aci", "b.aci", "--memory=64M"}, appFlags{memory: "32M"},
+			[]appArg{{image: "a.aci", flags: appFlags{memory: "32M"}}, {image: "b.aci", flags: appFlags{memory: "64M"}}}, false},
+		{"set-env repeats", []string{"a.aci", "--set-env=A=1", "--set-env", "B=2"}, appFlags{},
+			[]appArg{{image: "a.aci", flags: appFlags{env: []string{"A=1", "B=2"}}}}, false},
+		{"no image", nil, appFlags{}, nil, true},
+		{"flag before image", []string{"--exec=/x"}, appFlags{}, nil, true},
+		{"unknown app flag", []string{"a.aci", "--bogus"}, appFlags{}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseApps(tt.args, tt.defaults)
+			if (err != nil) != tt.err {
+				t.Fatalf("err = %v, want error %v", err, tt.err)
+			}
+			for i := range got {
+				got[i].set = nil
+			}
+			if !tt.err && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes. Apps' statuses pass through `skiff run` unchanged.
+const (
+	exitOK      = 0
+	exitFailure = 254 // skiff's own failures, as rkt
+	exitUsage   = 2
+)
+
+// exitCode is an error that carries the status skiff must exit with.
+type exitCode struct {
+	code int
+	err  error // may be nil: the status speaks for itself
+}
+
+func (e *exitCode) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+// usageError marks errors in how skiff was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// globals are the flags every command shares.
+type globals struct {
+	dir         string
+	localConfig string
+	debug       bool
+	insecure    []string
+	log         *slog.Logger
+	stdout      io.Writer
+	stderr      io.Writer
+}
+
+func (g *globals) insecureOpt(name string) bool {
+	for _, o := range g.insecure {
+		for _, o := range strings.Split(o, ",") {
+			if o == name || o == "all" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "skiff",
+		Short: "skiff runs pods: apps isolated together by namespaces or by a KVM virtual machine",
+		Long: `skiff runs pods: one or more apps that share one isolation environment,
+chosen per pod with --stage1=ns (systemd-nspawn) or --stage1=kvm (a qemu microvm).
+
+Images are appc ACIs, verified against keys you trust with 'skiff trust', kept
+in a content-addressed store under --dir. Every pod is a directory there too.
+
+  skiff trust --prefix skiff.local bin/images/test-key.asc
+  skiff run bin/images/busybox.aci --exec /bin/echo -- hello
+  skiff list
+  skiff logs UUID`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			level := slog.LevelWarn
+			if g.debug {
+				level = slog.LevelDebug
+			}
+			g.log = newLogger(g.stderr, level)
+			for _, o := range g.insecure {
+				for _, o := range strings.Split(o, ",") {
+					switch o {
+					case "image", "http", "all", "":
+					default:
+						return usagef("--insecure-options: unknown option %q (want image, http or all)", o)
+					}
+				}
+			}
+			return nil
+		},
+	}
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.dir, "dir", "/var/lib/skiff", "data directory: the image store and the pods")
+	pf.StringVar(&g.localConfig, "local-config", "/etc/skiff", "local configuration directory (trusted keys)")
+	pf.BoolVar(&g.debug, "debug", false, "print debug messages, and pass --debug to stage1")
+	pf.StringSliceVar(&g.insecure, "insecure-options", nil, "turn off security features: image (signature checks), http (plain http fetches), all")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),
+		newFetchCmd(g), newTrustCmd(g), newImageCmd(g),
+		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newStopCmd(g),
+		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g),
+	)
+	return root
+}
+
+// run executes the CLI and maps errors to exit codes. It is main without
+// the exit, so tests can call it.
+func run(args []string) int {
+	g := &globals{stdout: os.Stdout, stderr: os.Stderr, log: slog.New(slog.DiscardHandler)}
+	root := newRoot(g)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ec *exitCode
+	if errors.As(err, &ec) {
+		if ec.err != nil {
+			fmt.Fprintf(g.stderr, "skiff: %v\n", ec.err)
+		}
+		return ec.code
+	}
+	fmt.Fprintf(g.stderr, "skiff: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintln(g.stderr, "Run 'skiff --help' for usage.")
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// isCobraUsage recognises the argument errors cobra itself returns.
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "invalid argument", "flag needs an argument"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}

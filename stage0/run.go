@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/prepare"
+	"github.com/skiffpod/skiff/pkg/stage1"
+	"github.com/skiffpod/skiff/pkg/store"
+)
+
+const appUsage = `
+Each IMAGE may be followed by flags for that app alone, then by arguments for
+it after "--", ended by "---" when another image follows. App flags given
+before the first image apply to every app.
+
+  IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE [APP FLAGS] ...]
+
+An IMAGE is an ACI file, an https:// URL, an appc name (skiff.local/busybox:1.0,
+from the store or by discovery), or an image ID or unique ID prefix.
+
+App flags:
+      --name NAME               app name (default: the last element of the image name)
+      --exec PATH               run this program instead of the image's exec
+      --user USER --group GROUP numbers, or names from the image's /etc/passwd and /etc/group
+      --working-dir DIR         working directory
+      --set-env KEY=VALUE       set a variable (repeat; highest precedence)
+      --set-env-file FILE       KEY=VALUE lines (below --set-env)
+      --mount volume=NAME,target=/PATH
+      --memory 128M --cpu 500m  resource limits
+      --caps-retain CAPS / --caps-remove CAPS
+      --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...
+      --readonly-rootfs --no-new-privileges`
+
+func newRunCmd(g *globals) *cobra.Command {
+	var f podFlags
+	cmd := &cobra.Command{
+		Use:   "run [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE ...]",
+		Short: "Run a pod: fetch its images, prepare it and start it in the chosen stage1",
+		Long: `Run a pod in the foreground. skiff run exits with the status of the first app
+that failed (0 when every app succeeded); skiff's own failures exit 254.
+
+  skiff run bin/images/busybox.aci --exec /bin/echo -- hello
+  skiff run --stage1=kvm --volume data,kind=empty bin/images/redis.aci --mount volume=data,target=/data
+` + appUsage,
+		Example: `  skiff --insecure-options=image run ./app.aci
+  skiff run --net=none --memory=64M a.aci -- --verbose --- b.aci --user=1000`,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			apps, help, err := parseRunArgs(cmd, &f, args)
+			if err != nil || help {
+				return err
+			}
+			p, err := preparePod(cmd.Context(), g, &f, apps)
+			if err != nil {
+				return err
+			}
+			return execPod(g, p, &f)
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newPrepareCmd(g *globals) *cobra.Command {
+	var f podFlags
+	cmd := &cobra.Command{
+		Use:   "prepare [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE ...]",
+		Short: "Prepare a pod to run later with run-prepared; prints its UUID",
+		Long: "Prepare a pod: fetch its images and set up its directory, without starting it.\n" +
+			"Start it with 'skiff run-prepared UUID'. Run options (--net, --hostname, --interactive)\n" +
+			"are given to run-prepared.\n" + appUsage,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			apps, help, err := parseRunArgs(cmd, &f, args)
+			if err != nil || help {
+				return err
+			}
+			p, err := preparePod(cmd.Context(), g, &f, apps)
+			if err != nil {
+				return err
+			}
+			defer p.Unlock()
+			if err := p.Transition(pod.Prepared); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, p.UUID)
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newRunPreparedCmd(g *globals) *cobra.Command {
+	var f podFlags
+	cmd := &cobra.Command{
+		Use:   "run-prepared UUID",
+		Short: "Run a pod made by prepare",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			p, err := pod.Load(g.dir, args[0])
+			if err != nil {
+				return err
+			}
+			if err := p.TryLock(); err != nil {
+				return err
+			}
+			if p.State != pod.Prepared {
+				p.Unlock()
+				return fmt.Errorf("run-prepared %s: %w: it is %s, not prepared", p.UUID, pod.ErrState, p.State)
+			}
+			if err := prepare.Mount(p); err != nil {
+				p.Unlock()
+				return err
+			}
+			return execPod(g, p, &f)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.net, "net", "default", "network: host, none or default")
+	fs.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default skiff-<uuid>)")
+	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
+	f.pullPolicy = "new"
+	return cmd
+}
+
+// parseRunArgs parses pod flags (global ones included), then the apps.
+func parseRunArgs(cmd *cobra.Command, f *podFlags, args []string) ([]appArg, bool, error) {
+	fs := cmd.Flags()
+	fs.SetInterspersed(false)
+	// Cobra leaves parsing to us (per-app flags follow each image), but its
+	// ParseFlags also merges the global flags: let it parse, up to the image.
+	cmd.DisableFlagParsing = false
+	err := cmd.ParseFlags(args)
+	cmd.DisableFlagParsing = true
+	if err != nil {
+		return nil, false, usageError{err}
+	}
+	if h, _ := fs.GetBool("help"); h {
+		return nil, true, cmd.Help()
+	}
+	// DisableFlagParsing skips the root's pre-run: run it now that the
+	// global flags are parsed.
+	if pre := cmd.Root().PersistentPreRunE; pre != nil {
+		if err := pre(cmd, nil); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := f.check(); err != nil {
+		return nil, false, err
+	}
+	apps, err := parseApps(fs.Args(), f.defaults)
+	if err != nil {
+		return nil, false, err
+	}
+	if f.interactive && len(apps) != 1 {
+		return nil, false, usagef("--interactive needs exactly one app, got %d", len(apps))
+	}
+	if len(f.signatures) > len(apps) {
+		return nil, false, usagef("%d --signature flags for %d images", len(f.signatures), len(apps))
+	}
+	return apps, false, nil
+}
+
+// preparePod fetches every image and the stage1 and prepares the pod. The
+// pod comes back locked, in the Preparing state.
+func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*pod.Pod, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	s, err := g.openStore()
+	if err != nil {
+		return nil, err
+	}
+	fe, err := g.fetcher(s, f.pullPolicy, g.stderr)
+	if err != nil {
+		return nil, err
+	}
+	vols, err := f.parseVolumes()
+	if err != nil {
+		return nil, err
+	}
+	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, Log: g.log}
+	for i, a := range apps {
+		sig := ""
+		if i < len(f.signatures) {
+			sig = f.signatures[i]
+		}
+		id, err := resolveImage(ctx, s, fe, a.image, sig)
+		if err != nil {
+			return nil, err
+		}
+		app, err := a.toApp(id)
+		if err != nil {
+			return nil, err
+		}
+		o.Apps = append(o.Apps, app)
+	}
+	if o.Stage1, err = resolveStage1(ctx, g, s, fe, f.stage1); err != nil {
+		return nil, err
+	}
+	p, err := prepare.Prepare(ctx, s, o)
+	if err != nil {
+		return nil, fmt.Errorf("prepare pod: %w", err)
+	}
+	if f.uuidFileSave != "" {
+		if err := os.WriteFile(f.uuidFileSave, []byte(p.UUID+"\n"), 0o644); err != nil {
+			p.Unlock()
+			return nil, fmt.Errorf("--uuid-file-save: %w", err)
+		}
+	}
+	for _, a := range o.Apps {
+		s.Touch(a.Image)
+	}
+	return p, nil
+}
+
+// execPod moves a locked pod to run and execs its stage1. It returns only
+// on failure.
+func execPod(g *globals, p *pod.Pod, f *podFlags) error {
+	in, err := invocation(g, p)
+	if err != nil {
+		p.Unlock()
+		return err
+	}
+	if err := p.Transition(pod.Running); err != nil {
+		p.Unlock()
+		return err
+	}
+	hostname := f.hostname
+	if hostname == "" {
+		hostname = pod.MachineName(p.UUID)
+	}
+	g.log.Debug("exec stage1", "pod", p.UUID, "tree", in.Tree)
+	err = in.Exec(stage1.RunOptions{Net: f.net, Hostname: hostname, Interactive: f.interactive})
+	p.Unlock()
+	return err
+}
+
+// invocation finds the store tree of the pod's stage1.
+func invocation(g *globals, p *pod.Pod) (stage1.Invocation, error) {
+	in := stage1.Invocation{Pod: p, Debug: g.debug}
+	b, err := os.ReadFile(p.File(prepare.Stage1ImageFile))
+	if err != nil {
+		return in, fmt.Errorf("pod %s: stage1 image: %w", p.UUID, err)
+	}
+	s, err := g.openStore()
+	if err != nil {
+		return in, err
+	}
+	in.Tree, err = s.Render(context.Background(), string(b))
+	if errors.Is(err, store.ErrNotFound) {
+		return in, fmt.Errorf("pod %s: its stage1 image %s is no longer in the store", p.UUID, b)
+	}
+	return in, err
+}

@@ -1,0 +1,125 @@
+//go:build e2e
+
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// conformance checks every rule of docs/stage1-abi.md against one stage1,
+// through the skiff CLI. stage1 is a --stage1 value.
+func conformance(t *testing.T, stage1 string) {
+	e := newEnv(t)
+	probe := image(t, "probe.aci")
+	run := func(args ...string) []string { return append([]string{"run", "--stage1=" + stage1}, args...) }
+
+	t.Run("run exits 0 when every app succeeds", func(t *testing.T) {
+		if _, errs, code := e.run(run(probe, "--", "-exit=0")...); code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+	})
+	t.Run("run exits with the failing app's status", func(t *testing.T) {
+		if _, errs, code := e.run(run(probe, "--", "-exit=7")...); code != 7 {
+			t.Fatalf("exit %d, want 7: %s", code, errs)
+		}
+	})
+	t.Run("first failing app of several decides", func(t *testing.T) {
+		_, errs, code := e.run(run(probe, "--name=ok", "--", "-sleep=30s", "---",
+			probe, "--name=bad", "--", "-exit=4", "---",
+			probe, "--name=late", "--", "-sleep=30s")...)
+		if code != 4 {
+			t.Fatalf("exit %d, want 4: %s", code, errs)
+		}
+	})
+	t.Run("app output reaches run's output", func(t *testing.T) {
+		out, errs, code := e.run(run(probe, "--", "-print-env=AC_APP_NAME")...)
+		if code != 0 || !strings.Contains(out+errs, "AC_APP_NAME=probe") {
+			t.Fatalf("exit %d; output lacks AC_APP_NAME=probe:\n%s\n%s", code, out, errs)
+		}
+	})
+
+	// One long-running pod for the rules that need a live pod.
+	save := filepath.Join(t.TempDir(), "uuid")
+	cmd, out := e.start(run("--uuid-file-save="+save, probe, "--", "-sleep=120s")...)
+	var uuid string
+	waitFor(t, "the pod's uuid", time.Minute, func() bool {
+		b, _ := os.ReadFile(save)
+		uuid = strings.TrimSpace(string(b))
+		return uuid != ""
+	})
+	t.Run("ready marker and lock while running", func(t *testing.T) {
+		if o, errs, code := e.run("status", "--wait-ready=90s", uuid); code != 0 || !strings.Contains(o, "state=running") {
+			t.Fatalf("status --wait-ready: exit %d\n%s%s\npod output:\n%s", code, o, errs, out)
+		}
+	})
+	t.Run("pid or ppid names a live process", func(t *testing.T) {
+		o := e.mustRun("status", uuid)
+		pid := 0
+		for _, l := range strings.Split(o, "\n") {
+			if v, ok := strings.CutPrefix(l, "pid="); ok {
+				pid, _ = strconv.Atoi(v)
+			}
+		}
+		if pid <= 0 || syscall.Kill(pid, 0) != nil {
+			t.Fatalf("status gives pid %d, which is not a live process:\n%s", pid, o)
+		}
+	})
+	t.Run("enter runs a command in the app and returns its status", func(t *testing.T) {
+		o, errs, code := e.run("enter", uuid, "--", "/probe", "-print-env=AC_APP_NAME")
+		if code != 0 || !strings.Contains(o, "AC_APP_NAME=probe") {
+			t.Fatalf("enter: exit %d\n%s%s", code, o, errs)
+		}
+		if _, _, code := e.run("enter", uuid, "--", "/probe", "-exit=9"); code != 9 {
+			t.Errorf("enter exit status %d, want 9", code)
+		}
+	})
+	t.Run("stop ends the pod and releases the lock", func(t *testing.T) {
+		e.mustRun("stop", uuid)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("skiff run still running 60s after stop; output:\n%s", out)
+		}
+		if o := e.mustRun("status", uuid); !strings.Contains(o, "state=exited") || !strings.Contains(o, "app-probe=") {
+			t.Fatalf("after stop:\n%s", o)
+		}
+	})
+	t.Run("stop --force kills the pod", func(t *testing.T) {
+		save := filepath.Join(t.TempDir(), "uuid")
+		c, _ := e.start(run("--uuid-file-save="+save, probe, "--", "-sleep=120s")...)
+		var u string
+		waitFor(t, "the pod to be ready", 90*time.Second, func() bool {
+			b, _ := os.ReadFile(save)
+			u = strings.TrimSpace(string(b))
+			o, _, _ := e.run("status", u)
+			return u != "" && strings.Contains(o, "state=running")
+		})
+		e.mustRun("stop", "--force", u)
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("skiff run still running 30s after stop --force")
+		}
+	})
+	t.Run("gc removes exited pods and leaves no mounts", func(t *testing.T) {
+		e.mustRun("gc", "--grace-period=0")
+		if o := e.mustRun("list", "--no-legend"); strings.TrimSpace(o) != "" {
+			t.Errorf("pods left after gc:\n%s", o)
+		}
+		if m := mountsUnder(e.dir); len(m) > 0 {
+			t.Errorf("mounts left after gc: %v", m)
+		}
+	})
+}
+
+func TestConformanceStub(t *testing.T) { conformance(t, stubACI) }

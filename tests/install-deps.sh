@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages skiff's build, tests, benchmarks and demo use.
+# Idempotent and quick when everything is there. Needs root.
+set -euo pipefail
+pkgs=(
+  systemd systemd-container       # stage1-ns systemd pieces; nspawn; journalctl
+  qemu-system-x86                 # stage1-kvm
+  debootstrap                     # the systemd test host
+  busybox-static gnupg xz-utils bzip2 cpio
+  runc crun hyperfine             # benchmark peers
+  iproute2 util-linux ca-certificates
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,207 @@
+// Command stub-stage1 is the smallest stage1 there is: no isolation at all,
+// each app is chroot'ed into its rootfs and run as a child. It exists to
+// prove that stage0 talks to a stage1 only through docs/stage1-abi.md, and
+// to test stage0 without namespaces. One binary serves every entrypoint,
+// chosen by its first argument.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// main dispatches on the name it was called by (the image has run, enter,
+// stop and gc as symlinks to one binary), or on its first argument.
+func main() {
+	args := os.Args[1:]
+	switch name := filepath.Base(os.Args[0]); name {
+	case "run", "enter", "stop", "gc":
+		args = append([]string{name}, args...)
+	}
+	os.Exit(run(args))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "stub-stage1: want run, enter, stop or gc")
+		return pod.ExitStage1Failure
+	}
+	var code int
+	var err error
+	switch args[0] {
+	case "run":
+		code, err = runPod(args[1:])
+	case "enter":
+		code, err = enter(args[1:])
+	case "stop":
+		err = stop(args[1:])
+	case "gc":
+		err = gc(args[1:])
+	default:
+		err = fmt.Errorf("unknown entrypoint %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stub-stage1 %s: %v\n", args[0], err)
+		return pod.ExitStage1Failure
+	}
+	return code
+}
+
+func manifest() (*schema.PodManifest, error) {
+	b, err := os.ReadFile(pod.ManifestFile)
+	if err != nil {
+		return nil, err
+	}
+	return pod.ParseManifest(b)
+}
+
+func runPod(args []string) (int, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.Bool("debug", false, "")
+	fs.String("net", "", "")
+	fs.String("hostname", "", "")
+	fs.Bool("interactive", false, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return 0, fmt.Errorf("usage: run [flags] UUID")
+	}
+	// The lock fd must be inherited and kept: check it is a real open fd.
+	fd, err := strconv.Atoi(os.Getenv(pod.EnvLockFD))
+	if err != nil {
+		return 0, fmt.Errorf("%s not set", pod.EnvLockFD)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("lock fd %d: %w", fd, err)
+	}
+	pm, err := manifest()
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(pod.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(pod.AppStatusDir, 0o755); err != nil {
+		return 0, err
+	}
+	var (
+		mu        sync.Mutex
+		firstFail int
+		cmds      []*exec.Cmd
+		wg        sync.WaitGroup
+	)
+	for _, ra := range pm.Apps {
+		name := ra.Name.String()
+		c := exec.Command(ra.App.Exec[0], ra.App.Exec[1:]...)
+		c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "AC_APP_NAME=" + name}
+		for _, e := range ra.App.Environment {
+			c.Env = append(c.Env, e.Name+"="+e.Value)
+		}
+		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+		c.SysProcAttr = &syscall.SysProcAttr{Chroot: pod.AppRootfs(name)}
+		c.Dir = "/"
+		if err := c.Start(); err != nil {
+			return 0, fmt.Errorf("start app %s: %w", name, err)
+		}
+		cmds = append(cmds, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.Wait()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					code = 128 + int(ws.Signal())
+				}
+			}
+			os.WriteFile(pod.AppStatusDir+"/"+name, []byte(strconv.Itoa(code)), 0o644)
+			mu.Lock()
+			defer mu.Unlock()
+			if code != 0 && firstFail == 0 {
+				firstFail = code
+				for _, o := range cmds {
+					o.Process.Signal(syscall.SIGTERM)
+				}
+			}
+		}()
+	}
+	os.WriteFile(pod.ReadyFile, nil, 0o644)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range cmds {
+			c.Process.Signal(syscall.SIGTERM)
+		}
+	}()
+	wg.Wait()
+	return firstFail, nil
+}
+
+func enter(args []string) (int, error) {
+	fs := flag.NewFlagSet("enter", flag.ContinueOnError)
+	fs.Bool("debug", false, "")
+	app := fs.String("app", "", "")
+	if err := fs.Parse(args); err != nil || fs.NArg() < 3 || fs.Arg(1) != "--" {
+		return 0, fmt.Errorf("usage: enter --app=NAME UUID -- CMD...")
+	}
+	cmd := fs.Args()[2:]
+	c := exec.Command(cmd[0], cmd[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Chroot: pod.AppRootfs(*app)}
+	c.Dir = "/"
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+func stop(args []string) error {
+	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
+	fs.Bool("debug", false, "")
+	force := fs.Bool("force", false, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return fmt.Errorf("usage: stop [--force] UUID")
+	}
+	b, err := os.ReadFile(pod.PidFile)
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		return err
+	}
+	sig := syscall.SIGTERM
+	if *force {
+		sig = syscall.SIGKILL
+	}
+	return syscall.Kill(pid, sig)
+}
+
+func gc(args []string) error {
+	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
+	fs.Bool("debug", false, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return fmt.Errorf("usage: gc UUID")
+	}
+	// Record the call so the conformance suite can see gc ran with the
+	// pod directory as cwd.
+	return os.WriteFile("stub-gc-ran", nil, 0o644)
+}
