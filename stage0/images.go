@@ -59,22 +59,31 @@ func resolveImage(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref, si
 }
 
 // resolveStage1 turns --stage1 into a stage1 image ID in the store,
-// importing a default image (ns, kvm) from beside the binary the first
-// time and whenever that file changes.
+// importing a local stage1 file (a default such as ns or kvm from beside
+// the binary, or a path) the first time and whenever that file changes.
 func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, ref string) (string, error) {
 	path, short, err := stage1.DefaultImage(ref)
 	if err != nil {
 		return "", err
 	}
 	if !short {
-		return resolveImage(ctx, s, f, ref, "")
+		if fi, err := os.Stat(ref); err != nil || !fi.Mode().IsRegular() {
+			return resolveImage(ctx, s, f, ref, "")
+		}
+		path = ref
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return "", fmt.Errorf("stage1 %s: %w", ref, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", fmt.Errorf("stage1 %s: %w", ref, err)
 	}
-	// The default stage1 images ship with skiff itself: they are trusted as
-	// the binary is, by location, and cached by path, size and mtime.
+	// A stage1 from a local file (the defaults beside the binary, or a path
+	// the user gave) is trusted by location, as the skiff binary itself is:
+	// running it is the same act as running a program by path. Names and
+	// URLs are fetched and verified like any image. Imports are cached by
+	// path, size and mtime.
 	key := fmt.Sprintf("stage1:%s?size=%d&mtime=%d", path, fi.Size(), fi.ModTime().UnixNano())
 	if rec, ok, err := s.Remote(key); err == nil && ok {
 		if _, err := s.Get(rec.ID); err == nil {

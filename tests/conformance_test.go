@@ -15,21 +15,25 @@ import (
 // conformance checks every rule of docs/stage1-abi.md against one stage1,
 // through the skiff CLI. stage1 is a --stage1 value.
 func conformance(t *testing.T, stage1 string) {
-	e := newEnv(t)
+	e0 := newEnv(t)
+	e := e0
 	probe := image(t, "probe.aci")
 	run := func(args ...string) []string { return append([]string{"run", "--stage1=" + stage1}, args...) }
 
 	t.Run("run exits 0 when every app succeeds", func(t *testing.T) {
+		e := e0.with(t)
 		if _, errs, code := e.run(run(probe, "--", "-exit=0")...); code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
 	})
 	t.Run("run exits with the failing app's status", func(t *testing.T) {
+		e := e0.with(t)
 		if _, errs, code := e.run(run(probe, "--", "-exit=7")...); code != 7 {
 			t.Fatalf("exit %d, want 7: %s", code, errs)
 		}
 	})
 	t.Run("first failing app of several decides", func(t *testing.T) {
+		e := e0.with(t)
 		_, errs, code := e.run(run(probe, "--name=ok", "--", "-sleep=30s", "---",
 			probe, "--name=bad", "--", "-exit=4", "---",
 			probe, "--name=late", "--", "-sleep=30s")...)
@@ -38,6 +42,7 @@ func conformance(t *testing.T, stage1 string) {
 		}
 	})
 	t.Run("app output reaches run's output", func(t *testing.T) {
+		e := e0.with(t)
 		out, errs, code := e.run(run(probe, "--", "-print-env=AC_APP_NAME")...)
 		if code != 0 || !strings.Contains(out+errs, "AC_APP_NAME=probe") {
 			t.Fatalf("exit %d; output lacks AC_APP_NAME=probe:\n%s\n%s", code, out, errs)
@@ -54,11 +59,13 @@ func conformance(t *testing.T, stage1 string) {
 		return uuid != ""
 	})
 	t.Run("ready marker and lock while running", func(t *testing.T) {
+		e := e0.with(t)
 		if o, errs, code := e.run("status", "--wait-ready=90s", uuid); code != 0 || !strings.Contains(o, "state=running") {
 			t.Fatalf("status --wait-ready: exit %d\n%s%s\npod output:\n%s", code, o, errs, out)
 		}
 	})
 	t.Run("pid or ppid names a live process", func(t *testing.T) {
+		e := e0.with(t)
 		o := e.mustRun("status", uuid)
 		pid := 0
 		for _, l := range strings.Split(o, "\n") {
@@ -71,6 +78,7 @@ func conformance(t *testing.T, stage1 string) {
 		}
 	})
 	t.Run("enter runs a command in the app and returns its status", func(t *testing.T) {
+		e := e0.with(t)
 		o, errs, code := e.run("enter", uuid, "--", "/probe", "-print-env=AC_APP_NAME")
 		if code != 0 || !strings.Contains(o, "AC_APP_NAME=probe") {
 			t.Fatalf("enter: exit %d\n%s%s", code, o, errs)
@@ -80,6 +88,7 @@ func conformance(t *testing.T, stage1 string) {
 		}
 	})
 	t.Run("stop ends the pod and releases the lock", func(t *testing.T) {
+		e := e0.with(t)
 		e.mustRun("stop", uuid)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -93,6 +102,7 @@ func conformance(t *testing.T, stage1 string) {
 		}
 	})
 	t.Run("stop --force kills the pod", func(t *testing.T) {
+		e := e0.with(t)
 		save := filepath.Join(t.TempDir(), "uuid")
 		c, _ := e.start(run("--uuid-file-save="+save, probe, "--", "-sleep=120s")...)
 		var u string
@@ -112,6 +122,7 @@ func conformance(t *testing.T, stage1 string) {
 		}
 	})
 	t.Run("gc removes exited pods and leaves no mounts", func(t *testing.T) {
+		e := e0.with(t)
 		e.mustRun("gc", "--grace-period=0")
 		if o := e.mustRun("list", "--no-legend"); strings.TrimSpace(o) != "" {
 			t.Errorf("pods left after gc:\n%s", o)

@@ -126,6 +126,13 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
+// with returns a copy of e that reports to t (a subtest).
+func (e *env) with(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // cleanup stops what a failed test left running and removes every pod, so
 // no mount outlives the test.
 func (e *env) cleanup() {

@@ -160,6 +160,9 @@ func mounts(s *specs.Spec, vols []specs.Mount, opts Options) []specs.Mount {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		// The pod's cgroup tree, read-only, so an app can read its own limits
+		// (as under Docker without a cgroup namespace); sysfs alone has none.
+		{Destination: "/sys/fs/cgroup", Type: "bind", Source: "/sys/fs/cgroup", Options: []string{"rbind", "ro"}},
 	}
 	if s.Process.Terminal {
 		m = append(m, bind("/dev/console", "/dev/console", false))

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -136,13 +137,41 @@ func Exec(s *specs.Spec, argv []string) error {
 	if err != nil {
 		return err
 	}
+	// Whatever the caller inherited (stage1's pod dir, the bundle fd of
+	// enter) must not reach the app, except sockets systemd passed for
+	// socket activation. Before seccomp, which may forbid close_range.
+	env, keep := activation(p.Env)
+	if err := unix.CloseRange(uint(3+keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close inherited fds: %w", err)
+	}
 	if prog != nil {
 		if err := loadFilter(prog); err != nil {
 			return err
 		}
 	}
-	err = syscall.Exec(path, argv, p.Env)
+	err = syscall.Exec(path, argv, env)
 	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+// activation passes systemd's socket activation and readiness protocol
+// through to the app: the variables systemd gave stage2 (whose pid the app
+// keeps across exec) are added to the app's environment, and the number of
+// passed fds (from 3 on) is returned so they stay open.
+func activation(env []string) ([]string, int) {
+	out := env
+	keep := 0
+	if n, err := strconv.Atoi(os.Getenv("LISTEN_FDS")); err == nil && n > 0 &&
+		os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) {
+		keep = n
+		out = append(out, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+		if names, ok := os.LookupEnv("LISTEN_FDNAMES"); ok {
+			out = append(out, "LISTEN_FDNAMES="+names)
+		}
+	}
+	if ns, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+		out = append(out, "NOTIFY_SOCKET="+ns)
+	}
+	return out, keep
 }
 
 // lookPath finds file as execve would after a shell's PATH search, using

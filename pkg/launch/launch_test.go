@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
@@ -178,5 +180,36 @@ func TestLookPath(t *testing.T) {
 	}
 	if got, _ := lookPath("/bin/x", nil); got != "/bin/x" {
 		t.Errorf("lookPath(/bin/x) = %q", got)
+	}
+}
+
+func TestActivation(t *testing.T) {
+	me := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name     string
+		set      map[string]string
+		wantKeep int
+		wantEnv  []string
+	}{
+		{"none", nil, 0, []string{"A=1"}},
+		{"fds for us", map[string]string{"LISTEN_FDS": "2", "LISTEN_PID": me, "LISTEN_FDNAMES": "a:b"}, 2,
+			[]string{"A=1", "LISTEN_FDS=2", "LISTEN_PID=" + me, "LISTEN_FDNAMES=a:b"}},
+		{"fds for another pid", map[string]string{"LISTEN_FDS": "2", "LISTEN_PID": "1"}, 0, []string{"A=1"}},
+		{"notify", map[string]string{"NOTIFY_SOCKET": "/run/n"}, 0, []string{"A=1", "NOTIFY_SOCKET=/run/n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"} {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			for k, v := range tt.set {
+				t.Setenv(k, v)
+			}
+			env, keep := activation([]string{"A=1"})
+			if keep != tt.wantKeep || !slices.Equal(env, tt.wantEnv) {
+				t.Errorf("activation = %q, %d; want %q, %d", env, keep, tt.wantEnv, tt.wantKeep)
+			}
+		})
 	}
 }

@@ -91,6 +91,17 @@ func Load(dataDir, id string) (*Pod, error) {
 	if id == "" {
 		return nil, fmt.Errorf("load pod: %w: empty uuid", ErrNotExist)
 	}
+	// A pod renamed between the reads of two state dirs can be missed by
+	// one listing; a second look finds it.
+	for try := 0; ; try++ {
+		p, err := load(dataDir, id)
+		if err == nil || !errors.Is(err, ErrNotExist) || try == 2 {
+			return p, err
+		}
+	}
+}
+
+func load(dataDir, id string) (*Pod, error) {
 	all, err := List(dataDir)
 	if err != nil {
 		return nil, err

@@ -85,6 +85,9 @@ func runPod(args []string) (int, error) {
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return 0, fmt.Errorf("lock fd %d: %w", fd, err)
 	}
+	// Keep the lock here only: an app outliving a killed stage1 must not
+	// keep the pod "running".
+	syscall.CloseOnExec(fd)
 	pm, err := manifest()
 	if err != nil {
 		return 0, err
@@ -104,12 +107,9 @@ func runPod(args []string) (int, error) {
 	for _, ra := range pm.Apps {
 		name := ra.Name.String()
 		c := exec.Command(ra.App.Exec[0], ra.App.Exec[1:]...)
-		c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "AC_APP_NAME=" + name}
-		for _, e := range ra.App.Environment {
-			c.Env = append(c.Env, e.Name+"="+e.Value)
-		}
+		c.Env = appEnv(ra)
 		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-		c.SysProcAttr = &syscall.SysProcAttr{Chroot: pod.AppRootfs(name)}
+		c.SysProcAttr = &syscall.SysProcAttr{Chroot: pod.AppRootfs(name), Pdeathsig: syscall.SIGKILL}
 		c.Dir = "/"
 		if err := c.Start(); err != nil {
 			return 0, fmt.Errorf("start app %s: %w", name, err)
@@ -153,6 +153,16 @@ func runPod(args []string) (int, error) {
 	return firstFail, nil
 }
 
+// appEnv is the app's environment by appc's rules (no isolation: that is
+// all the stub gives an app besides its root).
+func appEnv(ra schema.RuntimeApp) []string {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, e := range ra.App.Environment {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	return append(env, "AC_APP_NAME="+ra.Name.String())
+}
+
 func enter(args []string) (int, error) {
 	fs := flag.NewFlagSet("enter", flag.ContinueOnError)
 	fs.Bool("debug", false, "")
@@ -161,11 +171,20 @@ func enter(args []string) (int, error) {
 		return 0, fmt.Errorf("usage: enter --app=NAME UUID -- CMD...")
 	}
 	cmd := fs.Args()[2:]
+	pm, err := manifest()
+	if err != nil {
+		return 0, err
+	}
 	c := exec.Command(cmd[0], cmd[1:]...)
+	for _, ra := range pm.Apps {
+		if ra.Name.String() == *app {
+			c.Env = appEnv(ra)
+		}
+	}
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Chroot: pod.AppRootfs(*app)}
 	c.Dir = "/"
-	err := c.Run()
+	err = c.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode(), nil
