@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
@@ -73,15 +74,27 @@ type appArg struct {
 	set   map[string]bool // flags given after this image
 }
 
-// parseApps splits what follows the pod flags into images, each followed
-// by its own app flags, then optionally `-- ARGS...` ended by `---`:
+// parseApps splits what follows the pod flags into apps, separated by
+// "---"; each is an image followed by its own app flags, then optionally
+// "--" and arguments:
 //
-//	IMAGE [APP FLAGS] [-- ARGS... [---]] IMAGE2 [APP FLAGS] ...
+//	IMAGE [APP FLAGS] [-- ARGS...] [--- IMAGE [APP FLAGS] [-- ARGS...]]...
 func parseApps(rest []string, defaults appFlags) ([]appArg, error) {
 	var apps []appArg
 	for len(rest) > 0 {
-		img := rest[0]
-		if strings.HasPrefix(img, "-") && img != "-" {
+		seg := rest
+		rest = nil
+		if i := slices.Index(seg, "---"); i >= 0 {
+			seg, rest = seg[:i], seg[i+1:]
+			if len(rest) == 0 {
+				return nil, usagef("--- must be followed by an image")
+			}
+		}
+		if len(seg) == 0 {
+			return nil, usagef("--- must be followed by an image")
+		}
+		img := seg[0]
+		if strings.HasPrefix(img, "-") {
 			return nil, usagef("%s: expected an image before app flags", img)
 		}
 		a := appArg{image: img, flags: defaults, set: map[string]bool{}}
@@ -89,23 +102,15 @@ func parseApps(rest []string, defaults appFlags) ([]appArg, error) {
 		fs.SetInterspersed(false)
 		fs.SetOutput(devNull{})
 		a.flags.register(fs)
-		// Register copies slices from defaults; start per-app slices fresh
-		// only when the flag is given, so defaults still apply otherwise.
-		if err := fs.Parse(rest[1:]); err != nil {
+		if err := fs.Parse(seg[1:]); err != nil {
 			return nil, usagef("image %s: %v", img, err)
 		}
 		fs.Visit(func(f *pflag.Flag) { a.set[f.Name] = true })
-		rest = fs.Args()
-		if fs.ArgsLenAtDash() == 0 {
-			i := 0
-			for i < len(rest) && rest[i] != "---" {
-				i++
-			}
-			a.args = rest[:i]
-			rest = rest[i:]
-			if len(rest) > 0 {
-				rest = rest[1:]
-			}
+		switch {
+		case fs.ArgsLenAtDash() == 0:
+			a.args = fs.Args()
+		case fs.NArg() > 0:
+			return nil, usagef("image %s: unexpected %q (separate apps with ---, arguments with --)", img, fs.Arg(0))
 		}
 		apps = append(apps, a)
 	}

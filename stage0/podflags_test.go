@@ -18,13 +18,17 @@ func TestParseApps(t *testing.T) {
 			[]appArg{{image: "busybox.aci", flags: appFlags{exec: "/bin/echo"}, args: []string{"a", "b"}}}, false},
 		{"two images with ---", []string{"a.aci", "--", "x", "---", "b.aci", "--user=1000"}, appFlags{},
 			[]appArg{{image: "a.aci", args: []string{"x"}}, {image: "b.aci", flags: appFlags{user: "1000"}}}, false},
-		{"defaults apply", []string{"a.aci", "b.aci", "--memory=64M"}, appFlags{memory: "32M"},
+		{"defaults apply", []string{"a.aci", "---", "b.aci", "--memory=64M"}, appFlags{memory: "32M"},
 			[]appArg{{image: "a.aci", flags: appFlags{memory: "32M"}}, {image: "b.aci", flags: appFlags{memory: "64M"}}}, false},
 		{"set-env repeats", []string{"a.aci", "--set-env=A=1", "--set-env", "B=2"}, appFlags{},
 			[]appArg{{image: "a.aci", flags: appFlags{env: []string{"A=1", "B=2"}}}}, false},
 		{"no image", nil, appFlags{}, nil, true},
 		{"flag before image", []string{"--exec=/x"}, appFlags{}, nil, true},
 		{"unknown app flag", []string{"a.aci", "--bogus"}, appFlags{}, nil, true},
+		{"--- right after an image", []string{"a.aci", "---", "b.aci", "--exec=/x"}, appFlags{},
+			[]appArg{{image: "a.aci"}, {image: "b.aci", flags: appFlags{exec: "/x"}}}, false},
+		{"two images without ---", []string{"a.aci", "b.aci"}, appFlags{}, nil, true},
+		{"dangling ---", []string{"a.aci", "---"}, appFlags{}, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
