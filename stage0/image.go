@@ -34,6 +34,17 @@ func withStore(g *globals, fn func(s *store.Store) error) error {
 	return fn(s)
 }
 
+// withImage runs fn on the stored image ref names (ID, ID prefix or name).
+func withImage(g *globals, ref string, fn func(s *store.Store, id string) error) error {
+	return withStore(g, func(s *store.Store) error {
+		im, err := s.Get(ref)
+		if err != nil {
+			return err
+		}
+		return fn(s, im.ID)
+	})
+}
+
 func newImageListCmd(g *globals) *cobra.Command {
 	var f format
 	var full bool
@@ -178,11 +189,7 @@ func newImageExportCmd(g *globals) *cobra.Command {
 		Short: "Write an image from the store to an ACI file (re-imports to the same ID)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *store.Store) error {
-				im, err := s.Get(args[0])
-				if err != nil {
-					return err
-				}
+			return withImage(g, args[0], func(s *store.Store, id string) error {
 				flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 				if overwrite {
 					flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
@@ -191,7 +198,7 @@ func newImageExportCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("image export: %w (use --overwrite to replace)", err)
 				}
-				if err := s.Export(im.ID, f); err != nil {
+				if err := s.Export(id, f); err != nil {
 					f.Close()
 					os.Remove(args[1])
 					return err
@@ -210,12 +217,8 @@ func newImageExtractCmd(g *globals) *cobra.Command {
 		Short: "Unpack an image's rootfs into a new directory",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *store.Store) error {
-				im, err := s.Get(args[0])
-				if err != nil {
-					return err
-				}
-				return s.ExtractRootfs(cmd.Context(), im.ID, args[1])
+			return withImage(g, args[0], func(s *store.Store, id string) error {
+				return s.ExtractRootfs(cmd.Context(), id, args[1])
 			})
 		},
 	}
@@ -227,12 +230,8 @@ func newImageRenderCmd(g *globals) *cobra.Command {
 		Short: "Render an image and its dependencies in the store; prints the tree directories",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *store.Store) error {
-				im, err := s.Get(args[0])
-				if err != nil {
-					return err
-				}
-				dirs, err := s.LowerDirs(cmd.Context(), im.ID)
+			return withImage(g, args[0], func(s *store.Store, id string) error {
+				dirs, err := s.LowerDirs(cmd.Context(), id)
 				if err != nil {
 					return err
 				}
@@ -251,12 +250,8 @@ func newImageCatManifestCmd(g *globals) *cobra.Command {
 		Short: "Print an image's manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(g, func(s *store.Store) error {
-				im, err := s.Get(args[0])
-				if err != nil {
-					return err
-				}
-				m, err := s.Manifest(im.ID)
+			return withImage(g, args[0], func(s *store.Store, id string) error {
+				m, err := s.Manifest(id)
 				if err != nil {
 					return err
 				}

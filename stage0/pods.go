@@ -211,24 +211,30 @@ func newStopCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usagef("--wait=%s: %v", wait, err)
 			}
-			var failed []string
-			for _, id := range args {
-				if err := stopPod(g, id, force, d); err != nil {
-					fmt.Fprintf(g.stderr, "skiff: %v\n", err)
-					failed = append(failed, id)
-					continue
-				}
-				fmt.Fprintln(g.stdout, id)
-			}
-			if failed != nil {
-				return &exitCode{code: exitFailure}
-			}
-			return nil
+			return eachPod(g, args, func(id string) error { return stopPod(g, id, force, d) })
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "kill the pod at once instead of a clean shutdown")
 	cmd.Flags().StringVar(&wait, "wait", "30s", "how long to wait for the pod to end (0 to return at once)")
 	return cmd
+}
+
+// eachPod runs fn for every pod named, printing each one done and each
+// error; it fails if any did.
+func eachPod(g *globals, ids []string, fn func(id string) error) error {
+	failed := false
+	for _, id := range ids {
+		if err := fn(id); err != nil {
+			fmt.Fprintf(g.stderr, "skiff: %v\n", err)
+			failed = true
+			continue
+		}
+		fmt.Fprintln(g.stdout, id)
+	}
+	if failed {
+		return &exitCode{code: exitFailure}
+	}
+	return nil
 }
 
 func stopPod(g *globals, id string, force bool, wait time.Duration) error {
@@ -269,19 +275,7 @@ func newRmCmd(g *globals) *cobra.Command {
 		Short: "Remove exited or prepared pods",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var failed bool
-			for _, id := range args {
-				if err := removePod(g, id); err != nil {
-					fmt.Fprintf(g.stderr, "skiff: %v\n", err)
-					failed = true
-					continue
-				}
-				fmt.Fprintf(g.stdout, "%s\n", id)
-			}
-			if failed {
-				return &exitCode{code: exitFailure}
-			}
-			return nil
+			return eachPod(g, args, func(id string) error { return removePod(g, id) })
 		},
 	}
 }
