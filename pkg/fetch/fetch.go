@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema"
@@ -142,12 +143,48 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, e
 		return "", err
 	}
 	defer img.Close()
+	abs, _ := filepath.Abs(path)
+	// A file imported before and not changed since (same inode, size and
+	// ctime, which no writer can keep) is the same image: don't read and
+	// hash it again. Only a verified import is reused for a verifying
+	// fetch; --pull-policy=update always reads the file.
+	key, err := fileKey(img, abs)
+	if err != nil {
+		return "", err
+	}
+	if f.Policy != PolicyUpdate {
+		if rec, ok, err := f.Store.Remote(key); err == nil && ok && (rec.ETag == verifiedMark || f.InsecureImage) {
+			return rec.ImageID, nil
+		}
+	}
 	sig, err := f.signature(ctx, sigLoc)
 	if err != nil {
 		return "", err
 	}
-	abs, _ := filepath.Abs(path)
-	return f.verifyAndImport(ctx, img, sig, abs, nil)
+	id, err := f.verifyAndImport(ctx, img, sig, abs, nil)
+	if err != nil {
+		return "", err
+	}
+	mark := verifiedMark
+	if f.InsecureImage {
+		mark = "unverified"
+	}
+	if err := f.Store.SetRemote(key, RemoteRecord{ImageID: id, ETag: mark, Fetched: time.Now()}); err != nil {
+		f.log().Warn("remember imported file", "path", abs, "err", err)
+	}
+	return id, nil
+}
+
+// verifiedMark tags the record of a file whose signature was checked.
+const verifiedMark = "verified"
+
+// fileKey names one version of a local file for the store's remote records.
+func fileKey(f *os.File, abs string) (string, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("file://%s?dev=%d&ino=%d&size=%d&ctime=%d.%09d", abs, st.Dev, st.Ino, st.Size, st.Ctim.Sec, st.Ctim.Nsec), nil
 }
 
 // fetchName resolves an appc name through the store or discovery.

@@ -589,3 +589,56 @@ func TestProgressBarOnTerminal(t *testing.T) {
 		t.Fatal("no progress bar drawn on the terminal")
 	}
 }
+
+// TestFileReuse checks that an unchanged, verified file is not read again,
+// and that a changed file, --pull-policy=update or an unverified earlier
+// import make it read (and verified) again.
+func TestFileReuse(t *testing.T) {
+	k := newTestKeys(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.aci")
+	write := func(img []byte) {
+		t.Helper()
+		if err := os.WriteFile(path, img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path+".asc", sign(t, k.app, img), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := makeACI(t, "example.com/app", nil)
+	write(app)
+	f, st := newFetcher(t, k.ks, nil)
+	fetch := func(wantImports int) {
+		t.Helper()
+		if _, err := f.Fetch(context.Background(), path, ""); err != nil {
+			t.Fatal(err)
+		}
+		if st.imports != wantImports {
+			t.Errorf("imports = %d, want %d", st.imports, wantImports)
+		}
+	}
+	fetch(1)
+	fetch(1) // unchanged: reused
+	f.Policy = PolicyUpdate
+	fetch(2) // update reads it again
+	f.Policy = PolicyNew
+	write(makeACI(t, "example.com/app", map[string]string{"version": "2"}))
+	fetch(3) // changed file
+	os.WriteFile(path+".asc", []byte("garbage"), 0o644)
+	fetch(3) // still the verified, unchanged image
+
+	// An insecure import is not reused by a verifying fetch.
+	f2, _ := newFetcher(t, k.ks, nil)
+	f2.Store = st
+	f2.InsecureImage = true
+	other := filepath.Join(dir, "other.aci")
+	os.WriteFile(other, makeACI(t, "example.com/other", nil), 0o644)
+	if _, err := f2.Fetch(context.Background(), other, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.Store = st
+	if _, err := f.Fetch(context.Background(), other, ""); !errors.Is(err, trust.ErrNoSignature) {
+		t.Errorf("verifying fetch of an insecurely imported file: err = %v, want a missing signature", err)
+	}
+}
