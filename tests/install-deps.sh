@@ -7,7 +7,7 @@ pkgs=(
   qemu-system-x86                 # stage1-kvm
   debootstrap                     # the systemd test host
   busybox-static gnupg xz-utils bzip2 cpio
-  runc crun hyperfine             # benchmark peers
+  runc crun hyperfine strace      # benchmark peers and the breakdown
   iproute2 util-linux ca-certificates
 )
 missing=()
