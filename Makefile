@@ -26,10 +26,10 @@ skiff: ## build bin/skiff
 unit: ## run the unit tests (no root needed)
 	$(GO) test ./...
 
-e2e: build ## run the end-to-end suite against real pods (as root)
+e2e: build testhost ## run the end-to-end suite against real pods (as root)
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 40m ./tests/... $(E2E_FLAGS)
 
-test: deps build ## everything a release needs: deps, build, unit and end-to-end tests (as root)
+test: deps build testhost ## everything a release needs: deps, build, the systemd test host, unit and end-to-end tests (as root)
 	$(GO) vet ./...
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 50m ./... $(E2E_FLAGS)
 

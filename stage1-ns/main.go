@@ -7,13 +7,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/skiffpod/skiff/pkg/nspawn"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 func main() { os.Exit(dispatch()) }
@@ -32,33 +32,13 @@ func dispatch() int {
 	return ep(os.Args[1:])
 }
 
-// parse parses an entrypoint's flags and returns the pod UUID (the last
-// argument) and, when withCmd, the command that follows it after "--".
+// parse parses an entrypoint's flags (podunit.ParseArgs).
 func parse(fs *flag.FlagSet, args []string, withCmd bool) (uuid string, cmd []string, err error) {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		return "", nil, fmt.Errorf("%s: %w: %w", fs.Name(), nspawn.ErrUsage, err)
-	}
-	a := fs.Args()
-	if len(a) == 0 {
-		return "", nil, fmt.Errorf("%s: %w: no pod uuid", fs.Name(), nspawn.ErrUsage)
-	}
-	if withCmd && len(a) > 1 && a[1] == "--" {
-		return a[0], a[2:], nil
-	}
-	if len(a) > 1 {
-		return "", nil, fmt.Errorf("%s: %w: unexpected %q", fs.Name(), nspawn.ErrUsage, a[1:])
-	}
-	return a[0], nil, nil
+	return podunit.ParseArgs(fs, args, withCmd)
 }
 
 func logger(debug bool, uuid, ep string) *slog.Logger {
-	level := slog.LevelInfo
-	if debug || os.Getenv(pod.EnvDebug) == "1" {
-		level = slog.LevelDebug
-	}
-	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	return slog.New(h).With("stage", "stage1-ns", "entrypoint", ep, "pod", uuid)
+	return podunit.Logger("stage1-ns", ep, uuid, debug)
 }
 
 // fail logs err and returns the stage1 failure status.

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/appc/spec/schema"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/nspawn"
@@ -26,6 +27,12 @@ func runMain(args []string) int {
 		s, err := appspec.Build(pm, ra, img, root, appspec.Options{Hostname: o.Hostname, Interactive: o.Interactive})
 		if err != nil {
 			return err
+		}
+		if nspawn.SupportsNotify(img) {
+			// The app's unit waits for its READY=1 (stage2 passes
+			// NOTIFY_SOCKET on): bind the pod systemd's socket, which the
+			// app's own root does not have, at the same path.
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: nspawn.NotifySocket, Type: "bind", Source: nspawn.NotifySocket, Options: []string{"bind"}})
 		}
 		return appspec.Write(dir, s)
 	}

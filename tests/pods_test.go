@@ -259,6 +259,20 @@ func TestLogs(t *testing.T) {
 	})
 }
 
+// TestLoudApp checks that an app printing far more than a terminal buffer
+// holds is neither blocked nor cut short on its way to run's output.
+func TestLoudApp(t *testing.T) {
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		out, errs, code := e.run("run", "--stage1="+s, image(t, "busybox.aci"), "--exec=/usr/bin/seq", "--", "50000")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if n := strings.Count(out, "\n"); n < 50000 || !strings.Contains(out, " 50000\n") {
+			t.Errorf("got %d lines, want 50000 ending with 50000; tail: %q", n, out[max(0, len(out)-200):])
+		}
+	})
+}
+
 func TestNetNone(t *testing.T) {
 	forEachStage1(t, func(t *testing.T, e *env, s string) {
 		out, _, code := e.run("run", "--stage1="+s, "--net=none", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c", "echo IFACES=$(ls /sys/class/net)")

@@ -1,39 +1,36 @@
 // Package nspawn is the namespace stage1 (stage1-ns): it runs a pod as a
 // systemd-nspawn container booting systemd, one systemd unit per app, and
-// implements the run, enter, stop and gc entrypoints of docs/stage1-abi.md
-// plus the small hooks the pod's units call from inside the container.
-//
-// Paths inside the stage1 rootfs (as the container sees them):
-//
-//	/skiff/run, enter, stop, gc, hook   the stage1 binary (one multi-call program)
-//	/skiff/stage2                       the per-app launcher
-//	/skiff/status/<app>                 exit status written by the hook
-//	/skiff/failed                       name of the first app that failed
-//	/skiff/ready                        created once every app has started
-//	/skiff/cgroup/<app>/<controller>    the app's host cgroup (cgroup v1 hosts)
-//	/skiff/volumes/<name>               the pod's volumes
-//	/opt/stage2/<app>/spec.json         the app's OCI runtime spec
+// implements the run, enter, stop and gc entrypoints of docs/stage1-abi.md.
+// The units, the hooks they call inside the container and the layout of
+// the stage1 rootfs are shared with stage1-kvm: see package podunit.
 package nspawn
 
-// In-container paths shared by the units, the hooks and run.
-const (
-	skiffDir   = "/skiff"
-	hookPath   = "/skiff/hook"
-	stage2Path = "/skiff/stage2"
-	statusDir  = "/skiff/status"
-	failedFile = "/skiff/failed"
-	readyFile  = "/skiff/ready"
-	cgroupDir  = "/skiff/cgroup"
-	volumesDir = "/skiff/volumes"
-	appsDir    = "/opt/stage2"
-	unitDir    = "/etc/systemd/system"
+import "github.com/skiffpod/skiff/pkg/podunit"
 
-	// journald only writes to /var/log/journal once this flag exists.
-	journalFlushed = "/run/systemd/journal/flushed"
+// In-container paths, see package podunit.
+const (
+	stage2Path = podunit.Stage2Path
+	statusDir  = podunit.StatusDir
+	failedFile = podunit.FailedFile
+	readyFile  = podunit.ReadyFile
+	cgroupDir  = podunit.CgroupDir
+	volumesDir = podunit.VolumesDir
+	unitDir    = podunit.UnitDir
+
+	sigPoweroff = podunit.SigPoweroff
 )
 
-// bundle is the in-container bundle directory of app.
-func bundle(app string) string { return appsDir + "/" + app }
-
 // unitName is the systemd unit that runs app.
-func unitName(app string) string { return "skiff-app-" + app + ".service" }
+func unitName(app string) string { return podunit.UnitName(app) }
+
+// App is what the units of one app are made from.
+type App = podunit.App
+
+// AppsOf extracts what the units need from a pod manifest.
+var AppsOf = podunit.AppsOf
+
+// Units returns the unit files that start the pod's apps (podunit.Units).
+var Units = podunit.Units
+
+// Hook runs one of the hooks the pod's units call (podunit.Hook).
+var Hook = podunit.Hook

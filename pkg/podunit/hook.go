@@ -1,21 +1,24 @@
-package nspawn
+package podunit
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 )
 
-// sigPoweroff asks systemd (PID 1) for a clean poweroff: SIGRTMIN+4, with
+// SigPoweroff asks systemd (PID 1) for a clean poweroff: SIGRTMIN+4, with
 // glibc's SIGRTMIN of 34 that systemd uses.
-const sigPoweroff = syscall.Signal(34 + 4)
+const SigPoweroff = syscall.Signal(34 + 4)
 
 // Hook runs one of the hooks the pod's units call inside the container;
 // root is "/" there (tests pass a directory). app-start does not return
@@ -29,26 +32,50 @@ func Hook(root string, args []string) error {
 		if err != nil {
 			return fmt.Errorf("hook app-exited: %w: app count %q", ErrUsage, args[2])
 		}
-		return AppExited(root, args[1], n, os.Getenv, func() error { return unix.Kill(1, sigPoweroff) })
+		return AppExited(root, args[1], n, os.Getenv, func() error { return unix.Kill(1, SigPoweroff) })
 	case len(args) == 1 && args[0] == "ready":
-		return touch(filepath.Join(root, readyFile))
+		return touch(filepath.Join(root, ReadyFile))
 	case len(args) == 1 && args[0] == "journal":
-		return touch(filepath.Join(root, journalFlushed))
+		return touch(filepath.Join(root, JournalFlushed))
+	case len(args) == 1 && args[0] == "journal-sync":
+		return syncJournal(filepath.Join(root, journalVarlink))
 	}
 	return fmt.Errorf("hook %q: %w", args, ErrUsage)
+}
+
+// journalVarlink is journald's varlink socket.
+const journalVarlink = "/run/systemd/journal/io.systemd.journal"
+
+// syncJournal waits, as journalctl --sync does, until journald has
+// processed everything logged so far, console forwarding included. The
+// poweroff runs it once the apps have stopped: what journald still had
+// queued would be lost, and with it the end of what run prints (a VM's
+// console under emulation lags far behind a loud app).
+func syncJournal(socket string) error {
+	conn, err := net.Dial("unix", socket)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := conn.Write([]byte(`{"method":"io.systemd.Journal.Synchronize","parameters":{}}` + "\x00")); err != nil {
+		return err
+	}
+	_, err = bufio.NewReader(conn).ReadBytes(0)
+	return err
 }
 
 // appStart moves itself into the app's cgroups and becomes stage2, so that
 // the unit's main process is the app.
 func appStart(root, app string) error {
-	dirs, _ := filepath.Glob(filepath.Join(root, cgroupDir, app, "*", "cgroup.procs"))
+	dirs, _ := filepath.Glob(filepath.Join(root, CgroupDir, app, "*", "cgroup.procs"))
 	for _, f := range dirs {
 		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
 			return fmt.Errorf("start app %s: join cgroup: %w", app, err)
 		}
 	}
-	argv := []string{stage2Path, "run", "--bundle=" + bundle(app)}
-	if err := unix.Exec(filepath.Join(root, stage2Path), argv, os.Environ()); err != nil {
+	argv := []string{Stage2Path, "run", "--bundle=" + Bundle(app)}
+	if err := unix.Exec(filepath.Join(root, Stage2Path), argv, os.Environ()); err != nil {
 		return fmt.Errorf("start app %s: exec stage2: %w", app, err)
 	}
 	return nil
@@ -60,7 +87,7 @@ func appStart(root, app string) error {
 // every one of the napps apps has ended.
 func AppExited(root, app string, napps int, getenv func(string) string, poweroff func() error) error {
 	st := exitStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
-	dir := filepath.Join(root, statusDir)
+	dir := filepath.Join(root, StatusDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("record exit of %s: %w", app, err)
 	}
@@ -75,7 +102,7 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 	// success; anything else that is not success is a failure.
 	failed := getenv("SERVICE_RESULT") != "success"
 	if failed {
-		f, err := os.OpenFile(filepath.Join(root, failedFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(filepath.Join(root, FailedFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
 			_, err = f.WriteString(app)
 			err = errors.Join(err, f.Close())

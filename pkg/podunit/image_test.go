@@ -1,4 +1,4 @@
-package nspawn
+package podunit
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 )
 
 func TestImageManifest(t *testing.T) {
-	b, err := imageManifest("1.2.3")
+	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestImageManifest(t *testing.T) {
 	}
 	for _, ep := range []string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC} {
 		if !s.Supports(ep) {
-			t.Errorf("stage1-ns manifest lacks entrypoint %s", ep)
+			t.Errorf("manifest lacks entrypoint %s", ep)
 		}
 	}
 	if v, _ := m.GetLabel("version"); v != "1.2.3" {

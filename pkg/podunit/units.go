@@ -1,4 +1,4 @@
-package nspawn
+package podunit
 
 import (
 	"fmt"
@@ -59,14 +59,14 @@ func Units(apps []App, interactive bool) map[string]string {
 	wants := []string{"systemd-journald.service"}
 	var after []string
 	for _, a := range apps {
-		u := unitName(a.Name)
+		u := UnitName(a.Name)
 		units[u] = appUnit(a, len(apps), interactive)
 		wants = append(wants, u)
 		after = append(after, u)
 	}
 	units["skiff-ready.service"] = "[Unit]\nDescription=skiff pod ready\nDefaultDependencies=no\n" +
 		"Requires=" + strings.Join(after, " ") + "\nAfter=" + strings.Join(after, " ") + "\n\n" +
-		"[Service]\nType=oneshot\nExecStart=" + hookPath + " ready\n"
+		"[Service]\nType=oneshot\nExecStart=" + HookPath + " ready\n"
 	wants = append(wants, "skiff-ready.service")
 	units["default.target"] = "[Unit]\nDescription=skiff pod\nWants=" + strings.Join(wants, " ") + "\n"
 	return units
@@ -79,22 +79,23 @@ func appUnit(a App, napps int, interactive bool) string {
 	b.WriteString("DefaultDependencies=no\nConflicts=shutdown.target\nBefore=shutdown.target\n\n")
 	b.WriteString("[Service]\nType=exec\nRestart=no\nKillMode=mixed\nTimeoutStopSec=10s\n")
 	for _, h := range a.PreStart {
-		fmt.Fprintf(&b, "ExecStartPre=%s\n", execLine(append([]string{stage2Path, "exec", "--bundle=" + bundle(a.Name), "--"}, h...)))
+		fmt.Fprintf(&b, "ExecStartPre=%s\n", execLine(append([]string{Stage2Path, "exec", "--bundle=" + Bundle(a.Name), "--"}, h...)))
 	}
-	fmt.Fprintf(&b, "ExecStart=%s\n", execLine([]string{hookPath, "app-start", a.Name}))
+	fmt.Fprintf(&b, "ExecStart=%s\n", execLine([]string{HookPath, "app-start", a.Name}))
 	// A failing post-stop handler must not keep the status from being recorded.
 	for _, h := range a.PostStop {
-		fmt.Fprintf(&b, "ExecStopPost=-%s\n", execLine(append([]string{stage2Path, "exec", "--bundle=" + bundle(a.Name), "--"}, h...)))
+		fmt.Fprintf(&b, "ExecStopPost=-%s\n", execLine(append([]string{Stage2Path, "exec", "--bundle=" + Bundle(a.Name), "--"}, h...)))
 	}
-	fmt.Fprintf(&b, "ExecStopPost=%s\n", execLine([]string{hookPath, "app-exited", a.Name, strconv.Itoa(napps)}))
+	fmt.Fprintf(&b, "ExecStopPost=%s\n", execLine([]string{HookPath, "app-exited", a.Name, strconv.Itoa(napps)}))
 	if interactive {
 		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\n")
 	} else {
 		b.WriteString("StandardOutput=journal+console\nStandardError=journal+console\n")
 	}
 	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", a.Name)
-	// Effective where the pod's systemd owns the controllers (cgroup v2
-	// hosts); on cgroup v1 hosts run enforces the same limits from outside.
+	// Effective where the pod's systemd owns the controllers (in a VM or
+	// on a cgroup v2 host); on cgroup v1 hosts stage1-ns enforces the same
+	// limits from outside.
 	if a.Memory > 0 {
 		fmt.Fprintf(&b, "MemoryMax=%d\n", a.Memory)
 	}

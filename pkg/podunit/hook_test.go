@@ -1,4 +1,4 @@
-package nspawn
+package podunit
 
 import (
 	"os"
@@ -54,7 +54,7 @@ func TestAppExited(t *testing.T) {
 			if poweroffs != tt.poweroffs {
 				t.Errorf("poweroffs = %d, want %d", poweroffs, tt.poweroffs)
 			}
-			b, _ := os.ReadFile(filepath.Join(root, failedFile))
+			b, _ := os.ReadFile(filepath.Join(root, FailedFile))
 			if string(b) != tt.failed {
 				t.Errorf("failed app = %q, want %q", b, tt.failed)
 			}
@@ -62,7 +62,7 @@ func TestAppExited(t *testing.T) {
 			for _, e := range tt.exits {
 				apps = append(apps, App{Name: e.app})
 			}
-			st, err := podExit(root, apps)
+			st, err := PodExit(root, apps)
 			if err != nil || st != tt.podStatus {
 				t.Errorf("podExit = %d, %v; want %d", st, err, tt.podStatus)
 			}

@@ -1,0 +1,43 @@
+package podunit
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// ParseArgs parses an entrypoint's flags as docs/stage1-abi.md lays them
+// out and returns the pod UUID (the last argument) and, when withCmd, the
+// command that follows it after "--". Unknown flags are a usage error.
+func ParseArgs(fs *flag.FlagSet, args []string, withCmd bool) (uuid string, cmd []string, err error) {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return "", nil, fmt.Errorf("%s: %w: %w", fs.Name(), ErrUsage, err)
+	}
+	a := fs.Args()
+	if len(a) == 0 {
+		return "", nil, fmt.Errorf("%s: %w: no pod uuid", fs.Name(), ErrUsage)
+	}
+	if withCmd && len(a) > 1 && a[1] == "--" {
+		return a[0], a[2:], nil
+	}
+	if len(a) > 1 {
+		return "", nil, fmt.Errorf("%s: %w: unexpected %q", fs.Name(), ErrUsage, a[1:])
+	}
+	return a[0], nil, nil
+}
+
+// Logger is an entrypoint's logger on stderr, tagged with the stage, the
+// entrypoint and the pod; debug (or SKIFF_DEBUG=1) turns on debug lines.
+func Logger(stage, entrypoint, uuid string, debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug || os.Getenv(pod.EnvDebug) == "1" {
+		level = slog.LevelDebug
+	}
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	return slog.New(h).With("stage", stage, "entrypoint", entrypoint, "pod", uuid)
+}

@@ -1,0 +1,42 @@
+// Package podunit is what every stage1 that boots systemd as the pod's init
+// shares inside the pod (stage1-ns in a container, stage1-kvm in a VM): the
+// layout of the stage1 rootfs, one systemd unit per app, the hook those
+// units call when an app starts and ends, the minimal systemd gathered from
+// the build host into a stage1 image, and the steps of run that prepare
+// the stage1 rootfs before boot and read the apps' fate after it.
+//
+// Paths inside the stage1 rootfs (as the pod's systemd sees them):
+//
+//	/skiff/run, enter, stop, gc, hook   the stage1 binary (one multi-call program)
+//	/skiff/stage2                       the per-app launcher
+//	/skiff/status/<app>                 exit status written by the hook
+//	/skiff/failed                       name of the first app that failed
+//	/skiff/ready                        created once every app has started
+//	/skiff/cgroup/<app>/<controller>    the app's host cgroup (stage1-ns on cgroup v1 hosts)
+//	/skiff/volumes/<name>               the pod's volumes
+//	/opt/stage2/<app>/spec.json         the app's OCI runtime spec
+package podunit
+
+// Paths inside the stage1 rootfs shared by the units, the hooks and run.
+const (
+	SkiffDir   = "/skiff"
+	HookPath   = "/skiff/hook"
+	Stage2Path = "/skiff/stage2"
+	StatusDir  = "/skiff/status"
+	FailedFile = "/skiff/failed"
+	ReadyFile  = "/skiff/ready"
+	CgroupDir  = "/skiff/cgroup"
+	VolumesDir = "/skiff/volumes"
+	AppsDir    = "/opt/stage2"
+	UnitDir    = "/etc/systemd/system"
+	JournalDir = "/var/log/journal"
+
+	// journald only writes to /var/log/journal once this flag exists.
+	JournalFlushed = "/run/systemd/journal/flushed"
+)
+
+// Bundle is the in-pod bundle directory of app.
+func Bundle(app string) string { return AppsDir + "/" + app }
+
+// UnitName is the systemd unit that runs app.
+func UnitName(app string) string { return "skiff-app-" + app + ".service" }
