@@ -47,6 +47,9 @@ func testMain(m *testing.M) int {
 		fmt.Println("tests: the end-to-end suite needs root (run `make test` as root); skipping")
 		return 0
 	}
+	// ENV.md: KVM on these machines is PVM, which cannot run the guest
+	// kernel; the suite runs stage1-kvm pods under TCG, explicitly.
+	os.Setenv("SKIFF_KVM_ACCEL", "tcg")
 	var err error
 	toolDir, err = os.MkdirTemp("", "skiff-e2e-bin-")
 	if err != nil {

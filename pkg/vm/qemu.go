@@ -2,6 +2,7 @@ package vm
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +30,17 @@ type Config struct {
 	// hung in early timer setup; with the rate given, 0 of 30 did.
 	TSCkHz int
 
-	ConsoleLog  string // file receiving the serial console (ttyS0)
-	AgentSocket string // unix socket the host listens on; qemu connects to it
+	ConsoleLog  string    // file receiving the serial console (ttyS0)
+	Console     io.Writer // also receives the console, when set
+	AgentSocket string    // unix socket the host listens on; qemu connects to it
+	// ControlSocket, when set, is a unix socket qemu listens on and joins
+	// to a second port, agent.ControlPortName: any host process can then
+	// talk to a guest-side server, one connection at a time.
+	ControlSocket string
+
+	// Started, when set, is called with qemu's pid each time qemu starts,
+	// before the guest has booted.
+	Started func(pid int)
 
 	BootTimeout  time.Duration // until the guest's hello; default 10 s
 	BootAttempts int           // qemu runs before giving up; default 2
@@ -80,7 +90,7 @@ func (c Config) validate() error {
 	if c.Machine != "microvm" && c.Machine != "q35" {
 		return fmt.Errorf("%w: machine %q (want microvm or q35)", ErrBadConfig, c.Machine)
 	}
-	if strings.Contains(c.Share+c.ShareTag+c.AgentSocket+c.ConsoleLog, ",") {
+	if strings.Contains(c.Share+c.ShareTag+c.AgentSocket+c.ControlSocket, ",") {
 		// qemu option values would need ",," escaping; refuse instead.
 		return fmt.Errorf("%w: paths and tag must not contain ','", ErrBadConfig)
 	}
@@ -117,16 +127,31 @@ func (c Config) Args() ([]string, error) {
 	if c.Machine == "microvm" {
 		args = append(args, "-global", "virtio-mmio.force-legacy=false")
 	}
-	return append(args,
+	args = append(args,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", cmdline,
-		"-serial", "file:"+c.ConsoleLog,
+		// Start copies qemu's stdout to ConsoleLog and Console.
+		"-serial", "file:/dev/stdout",
 		"-nic", "none",
-		"-fsdev", "local,id=share,security_model=passthrough,path="+c.Share,
+		// The share may hold mounts (the apps' rootfs overlays, volumes):
+		// remap inode numbers so that files on different host filesystems
+		// never look identical in the guest.
+		"-fsdev", "local,id=share,security_model=passthrough,multidevs=remap,path="+c.Share,
 		"-device", "virtio-9p-"+bus+",fsdev=share,mount_tag="+c.ShareTag,
 		"-device", "virtio-serial-"+bus,
+		// A second console, hvc0, much faster than the emulated UART (one
+		// exit per byte): console=hvc0 in Cmdline makes it /dev/console
+		// once the guest init has loaded virtio_console.
+		"-chardev", "file,id=hvc,path=/dev/stdout",
+		"-device", "virtconsole,chardev=hvc",
 		// qemu connects to the host's listener, so the host is attached
 		// before the guest can write its hello.
 		"-chardev", "socket,id=agent,path="+c.AgentSocket,
 		"-device", "virtserialport,chardev=agent,name="+agent.PortName,
-	), nil
+	)
+	if c.ControlSocket != "" {
+		args = append(args,
+			"-chardev", "socket,id=control,path="+c.ControlSocket+",server=on,wait=off",
+			"-device", "virtserialport,chardev=control,name="+agent.ControlPortName)
+	}
+	return args, nil
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -61,7 +62,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*VM, error) {
 	defer ln.Close() // one connection per qemu; the socket file goes too
 	for attempt := 1; ; attempt++ {
 		log.Debug("boot vm", "attempt", attempt, "accel", cfg.Accel, "machine", cfg.Machine, "qemu", cfg.QEMU, "args", args)
-		vm, err := boot(ctx, cfg.QEMU, args, ln, cfg.BootTimeout)
+		vm, err := boot(ctx, cfg, args, ln)
 		if err == nil {
 			return vm, nil
 		}
@@ -75,33 +76,46 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*VM, error) {
 	}
 }
 
-func boot(ctx context.Context, qemu string, args []string, ln *net.UnixListener, timeout time.Duration) (*VM, error) {
+func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener) (*VM, error) {
+	console, err := os.OpenFile(cfg.ConsoleLog, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("run qemu: %w", err)
+	}
 	vm := &VM{
-		cmd:    exec.CommandContext(ctx, qemu, args...),
+		cmd:    exec.CommandContext(ctx, cfg.QEMU, args...),
 		stderr: new(bytes.Buffer),
 		done:   make(chan struct{}),
 	}
 	vm.cmd.Stderr = vm.stderr
-	vm.cmd.Stdout = vm.stderr
-	if err := vm.cmd.Start(); err != nil {
+	vm.cmd.Stdout = console
+	if cfg.Console != nil {
+		vm.cmd.Stdout = io.MultiWriter(console, cfg.Console)
+	}
+	err = vm.cmd.Start()
+	if err != nil {
+		console.Close()
 		return nil, fmt.Errorf("run qemu: %w", err)
 	}
 	go func() {
 		vm.err = vm.cmd.Wait()
+		console.Close()
 		close(vm.done)
 	}()
-
+	if cfg.Started != nil {
+		cfg.Started(vm.cmd.Process.Pid)
+	}
+	timeout := cfg.BootTimeout
 	deadline := time.Now().Add(timeout)
 	hello := make(chan error, 1)
 	go func() { hello <- vm.awaitHello(ln, deadline) }()
-	var err error
 	select {
 	case err = <-hello:
 		if err == nil {
 			return vm, nil
 		}
 	case <-vm.done:
-		err = <-hello // the listener deadline bounds this
+		ln.SetDeadline(time.Now()) // no hello will come
+		err = <-hello
 	}
 	exited := false
 	select {
@@ -196,6 +210,12 @@ func (vm *VM) Wait() error {
 	}
 	return nil
 }
+
+// Pid is qemu's process id.
+func (vm *VM) Pid() int { return vm.cmd.Process.Pid }
+
+// Done is closed once qemu has exited.
+func (vm *VM) Done() <-chan struct{} { return vm.done }
 
 // Kill ends qemu at once.
 func (vm *VM) Kill() error {

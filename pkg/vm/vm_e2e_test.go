@@ -22,7 +22,7 @@ func guestDir(t *testing.T) string {
 	}
 	dir := os.Getenv("SKIFF_KVM_GUEST")
 	if dir == "" {
-		dir = "../../bin/stage1-kvm"
+		dir = "../../bin/.stage1-kvm/guest"
 	}
 	for _, f := range []string{"vmlinux", "initramfs.cpio"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {

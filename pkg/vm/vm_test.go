@@ -74,14 +74,15 @@ func TestArgs(t *testing.T) {
 				{"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"},
 				{"-M", "q35", "-accel", "tcg", "-m", "256", "-smp", "1"},
 				{"-kernel", "/k/vmlinux", "-initrd", "/k/initramfs.cpio", "-append", "console=ttyS0 panic=-1 quiet tsc_early_khz=2600000 skiff.share=skiffroot"},
-				{"-serial", "file:/pod/console.log", "-nic", "none"},
-				{"-fsdev", "local,id=share,security_model=passthrough,path=/pod/root"},
+				{"-serial", "file:/dev/stdout", "-nic", "none"},
+				{"-fsdev", "local,id=share,security_model=passthrough,multidevs=remap,path=/pod/root"},
 				{"-device", "virtio-9p-pci,fsdev=share,mount_tag=skiffroot"},
 				{"-device", "virtio-serial-pci"},
+				{"-chardev", "file,id=hvc,path=/dev/stdout", "-device", "virtconsole,chardev=hvc"},
 				{"-chardev", "socket,id=agent,path=/pod/agent.sock"},
 				{"-device", "virtserialport,chardev=agent,name=skiff.agent"},
 			},
-			notWant: []string{"-cpu", "virtio-mmio.force-legacy=false"},
+			notWant: []string{"-cpu", "virtio-mmio.force-legacy=false", "skiff.ctl"},
 		},
 		{
 			name: "kvm defaults to microvm with mmio devices, no TSC rate",
@@ -95,6 +96,14 @@ func TestArgs(t *testing.T) {
 				{"-device", "virtio-serial-device"},
 			},
 			notWant: []string{"virtio-9p-pci"},
+		},
+		{
+			name: "control socket",
+			mod:  func(c *Config) { c.ControlSocket = "ctl.sock" },
+			want: [][]string{
+				{"-chardev", "socket,id=control,path=ctl.sock,server=on,wait=off"},
+				{"-device", "virtserialport,chardev=control,name=skiff.ctl"},
+			},
 		},
 		{
 			name: "explicit machine, sizes, tag and cmdline",
@@ -153,6 +162,7 @@ func TestArgsInvalid(t *testing.T) {
 		{"accel auto", func(c *Config) { c.Accel = "auto" }, ErrBadAccel},
 		{"bad machine", func(c *Config) { c.Machine = "pc" }, ErrBadConfig},
 		{"comma in path", func(c *Config) { c.Share = "/a,b" }, ErrBadConfig},
+		{"comma in control socket", func(c *Config) { c.ControlSocket = "a,b" }, ErrBadConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,9 +1,15 @@
-// Package agent is the wire protocol between the host and the skiff guest
-// init over the virtio-serial port named PortName: one JSON object per line.
+// Package agent is the wire protocol between the host and a skiff guest
+// over virtio-serial ports: one JSON object per line.
 //
-// The guest speaks first with a "hello" message once its root is mounted;
-// the host then sends requests ("run", "poweroff") and reads one reply
-// ("exit", "ok" or "error") for each, in order.
+// On the port named PortName the guest init speaks first with a "hello"
+// once its root is mounted; the host then sends requests ("run",
+// "poweroff") and reads one reply ("exit", "ok" or "error") for each, in
+// order (when the init execs systemd instead, the hello is all it says).
+//
+// On the port named ControlPortName a guest-side server (stage1-kvm's
+// agent) answers one host client at a time: "poweroff", or "enter", after
+// which the host streams "stdin" (empty data: end of input) and the guest
+// streams "stdout" and "stderr" until its final "exit" or "error".
 package agent
 
 import (
@@ -11,11 +17,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // PortName is the virtserialport name; in a guest with udev it appears as
 // /dev/virtio-ports/skiff.agent.
 const PortName = "skiff.agent"
+
+// ControlPortName is the port of the guest's control server.
+const ControlPortName = "skiff.ctl"
 
 // Version is the protocol version the guest announces in its hello.
 const Version = 1
@@ -28,6 +38,10 @@ const (
 	OpExit     = "exit"     // reply: Code is the exit status
 	OpOK       = "ok"       // reply
 	OpError    = "error"    // reply: Error says why
+	OpEnter    = "enter"    // host → guest: run Args in app App, then stream
+	OpStdin    = "stdin"    // host → guest: Data for the command's stdin
+	OpStdout   = "stdout"   // guest → host: Data the command wrote
+	OpStderr   = "stderr"   // guest → host: likewise
 )
 
 // Message is one line of the protocol.
@@ -35,15 +49,19 @@ type Message struct {
 	Op      string   `json:"op"`
 	Version int      `json:"version,omitempty"`
 	Args    []string `json:"args,omitempty"`
+	App     string   `json:"app,omitempty"`
+	Data    []byte   `json:"data,omitempty"`
 	Code    int      `json:"code"`
 	Error   string   `json:"error,omitempty"`
 }
 
-// Conn reads and writes messages on a stream. It is not safe for
-// concurrent use.
+// Conn reads and writes messages on a stream. Send is safe for concurrent
+// use (a streaming command writes stdout and stderr at once); Recv is not.
 type Conn struct {
 	r *bufio.Reader
-	w io.Writer
+
+	mu sync.Mutex // serialises writes of whole lines
+	w  io.Writer
 }
 
 // NewConn wraps rw.
@@ -57,6 +75,8 @@ func (c *Conn) Send(m Message) error {
 	if err != nil {
 		return fmt.Errorf("send %s: %w", m.Op, err)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, err := c.w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("send %s: %w", m.Op, err)
 	}

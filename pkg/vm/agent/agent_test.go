@@ -17,6 +17,8 @@ func TestRoundTrip(t *testing.T) {
 		{"run", Message{Op: OpRun, Args: []string{"/bin/echo", "a b", "\n"}}, `{"op":"run","args":["/bin/echo","a b","\n"],"code":0}`},
 		{"exit", Message{Op: OpExit, Code: 3}, `{"op":"exit","code":3}`},
 		{"error", Message{Op: OpError, Error: "no such file"}, `{"op":"error","code":0,"error":"no such file"}`},
+		{"enter", Message{Op: OpEnter, App: "web", Args: []string{"/bin/sh"}}, `{"op":"enter","args":["/bin/sh"],"app":"web","code":0}`},
+		{"stdout", Message{Op: OpStdout, Data: []byte("hi\n")}, `{"op":"stdout","data":"aGkK","code":0}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,231 @@
+package kvm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/vm/agent"
+)
+
+// Agent is the guest side of enter and stop, started by systemd in the
+// guest. It serves the control port one host connection at a time, one
+// request per connection, until the port goes away.
+func Agent(log *slog.Logger) error {
+	port, err := openPort("/", agent.ControlPortName)
+	if err != nil {
+		return err
+	}
+	defer port.Close()
+	for {
+		c := agent.NewConn(port)
+		m, err := c.Recv()
+		if errors.Is(err, io.EOF) {
+			// No host client: virtio-serial reads return at once then, and
+			// there is no event for a client connecting.
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		log.Debug("request", "op", m.Op, "app", m.App, "args", m.Args)
+		msgs := make(chan agent.Message)
+		go func() {
+			defer close(msgs)
+			for {
+				m, err := c.Recv()
+				if err != nil {
+					return
+				}
+				msgs <- m
+			}
+		}()
+		switch m.Op {
+		case agent.OpPoweroff:
+			c.Send(agent.Message{Op: agent.OpOK})
+			unix.Kill(1, podunit.SigPoweroff)
+		case agent.OpEnter:
+			c.Send(enter(c, m, msgs))
+		default:
+			c.Send(agent.Message{Op: agent.OpError, Error: "unknown request " + m.Op})
+		}
+		// One request per connection: the host closes it after the reply.
+		for range msgs {
+		}
+	}
+}
+
+// openPort finds a virtio-serial port by name under root's /sys and /dev
+// (the guest has no udev to make /dev/virtio-ports links).
+func openPort(root, name string) (*os.File, error) {
+	names, _ := filepath.Glob(filepath.Join(root, "sys/class/virtio-ports/*/name"))
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil || strings.TrimSpace(string(b)) != name {
+			continue
+		}
+		return os.OpenFile(filepath.Join(root, "dev", filepath.Base(filepath.Dir(n))), os.O_RDWR, 0)
+	}
+	return nil, fmt.Errorf("open virtio port %s: %w", name, os.ErrNotExist)
+}
+
+// enter runs the request's command in its app, as stage1-ns's enter does
+// on the host: in the app's cgroup, nsenter joins the app's namespaces and
+// root and runs stage2 exec, which applies the app's user, capabilities,
+// no_new_privs and seccomp. stage2 and the bundle are passed as fds
+// because neither is visible from inside the app's root. stdin comes from
+// msgs; stdout and stderr stream back. It returns the final reply.
+func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Message {
+	fail := func(err error) agent.Message {
+		return agent.Message{Op: agent.OpError, Error: fmt.Sprintf("enter %s: %v", m.App, err)}
+	}
+	if len(m.Args) == 0 {
+		return fail(fmt.Errorf("%w: no command", ErrUsage))
+	}
+	pid, err := launchedApp(m.App)
+	if err != nil {
+		return fail(err)
+	}
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return fail(err)
+	}
+	cgroup, err := os.Open(filepath.Join("/sys/fs/cgroup", unifiedCgroup(string(cg))))
+	if err != nil {
+		return fail(err)
+	}
+	defer cgroup.Close()
+	var files []*os.File
+	for _, p := range []string{podunit.Stage2Path, podunit.Bundle(m.App)} {
+		f, err := os.Open(p)
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	argv := append([]string{"--target=" + strconv.Itoa(pid),
+		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
+		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--"}, m.Args...)
+	cmd := exec.Command(nsenterPath, argv...)
+	cmd.ExtraFiles = files
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stdout = stream{c, agent.OpStdout}
+	cmd.Stderr = stream{c, agent.OpStderr}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fail(err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fail(err)
+	}
+	go func() {
+		for m := range msgs {
+			if m.Op != agent.OpStdin {
+				continue
+			}
+			if len(m.Data) == 0 {
+				stdin.Close()
+			} else {
+				stdin.Write(m.Data) // fails once the command has ended; keep draining
+			}
+		}
+		stdin.Close()
+	}()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return agent.Message{Op: agent.OpExit}
+	case errors.As(err, &ee):
+		code := ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		return agent.Message{Op: agent.OpExit, Code: code}
+	}
+	return fail(err)
+}
+
+// stream sends what a command writes as messages of one kind.
+type stream struct {
+	c  *agent.Conn
+	op string
+}
+
+func (s stream) Write(p []byte) (int, error) {
+	if err := s.c.Send(agent.Message{Op: s.op, Data: p}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// appReadyTimeout bounds the wait for an app that systemd has started but
+// stage2 is still setting up (the pod's ready marker does not wait for it).
+const appReadyTimeout = 10 * time.Second
+
+// launchedApp waits until app's main process is the app itself, no longer
+// the hook or stage2 that become it, and returns its pid.
+func launchedApp(app string) (int, error) {
+	var launchers []os.FileInfo
+	for _, p := range []string{podunit.HookPath, podunit.Stage2Path} {
+		if fi, err := os.Stat(p); err == nil {
+			launchers = append(launchers, fi)
+		}
+	}
+	deadline := time.Now().Add(appReadyTimeout)
+	for {
+		pid, err := appPid("/proc", app)
+		if err != nil {
+			return 0, err
+		}
+		exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+		if err == nil && !slices.ContainsFunc(launchers, func(l os.FileInfo) bool { return os.SameFile(l, exe) }) {
+			return pid, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("find app %s: still starting after %s", app, appReadyTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// appPid finds the main process of app's unit: the child of PID 1 (the
+// guest's systemd) whose cgroup is the unit's.
+func appPid(proc, app string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(proc, "1/task/1/children"))
+	if err != nil {
+		return 0, fmt.Errorf("find app %s: %w", app, err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		cg, err := os.ReadFile(filepath.Join(proc, f, "cgroup"))
+		if err == nil && strings.HasSuffix(unifiedCgroup(string(cg)), "/"+podunit.UnitName(app)) {
+			return strconv.Atoi(f)
+		}
+	}
+	return 0, fmt.Errorf("find app %s: %w", app, ErrNoApp)
+}
+
+// unifiedCgroup returns the cgroup v2 path in a /proc/PID/cgroup file.
+func unifiedCgroup(procCgroup string) string {
+	for _, l := range strings.Split(strings.TrimSpace(procCgroup), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return p
+		}
+	}
+	return ""
+}

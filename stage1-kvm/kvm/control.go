@@ -1,0 +1,164 @@
+package kvm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/vm/agent"
+)
+
+// The host side of enter and stop: they talk to the guest's agent through
+// qemu's control socket in the pod directory (the working directory).
+
+// startTimeout is how long stop and enter wait for a pod that is locked
+// (running, for stage0) but whose qemu run has not started yet.
+const startTimeout = 10 * time.Second
+
+// qemuPid returns the pid run recorded, after checking that the process
+// still has the pod directory as its working directory (run starts qemu
+// there): a stale pid may have been reused.
+func qemuPid() (int, error) {
+	b, err := os.ReadFile(pod.PidFile)
+	for deadline := time.Now().Add(startTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		b, err = os.ReadFile(pod.PidFile)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find pod's qemu: %w: %w", ErrNotRunning, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("find pod's qemu: pid file: %w", err)
+	}
+	var a, c unix.Stat_t
+	if unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &a) != nil || unix.Stat(".", &c) != nil || a.Ino != c.Ino || a.Dev != c.Dev {
+		return 0, fmt.Errorf("find pod's qemu: %w: pid %d is not the pod's", ErrNotRunning, pid)
+	}
+	return pid, nil
+}
+
+// Stop asks the guest's systemd for a clean poweroff; force kills qemu.
+func Stop(force bool) error {
+	if !force {
+		return poweroff()
+	}
+	pid, err := qemuPid()
+	if err != nil {
+		return err
+	}
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		return fmt.Errorf("stop pod: %w", err)
+	}
+	return nil
+}
+
+// dialControl connects to the guest's agent. qemu serves one client at a
+// time; a second waits until the first is done.
+func dialControl() (*agent.Conn, net.Conn, error) {
+	conn, err := net.Dial("unix", controlSocket)
+	for deadline := time.Now().Add(startTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		conn, err = net.Dial("unix", controlSocket)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the guest: %w: %w", ErrNotRunning, err)
+	}
+	return agent.NewConn(conn), conn, nil
+}
+
+// poweroff asks the guest for a clean poweroff and waits for its answer:
+// the agent may still be starting.
+func poweroff() error {
+	c, conn, err := dialControl()
+	if err != nil {
+		return fmt.Errorf("stop pod: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := c.Send(agent.Message{Op: agent.OpPoweroff}); err != nil {
+		return fmt.Errorf("stop pod: %w", err)
+	}
+	m, err := c.Recv()
+	if err == nil && m.Op != agent.OpOK {
+		err = fmt.Errorf("%q: %s", m.Op, m.Error)
+	}
+	if err != nil {
+		return fmt.Errorf("stop pod: %w", err)
+	}
+	return nil
+}
+
+// Enter runs cmd in app of the running pod through the guest's agent,
+// streaming stdio both ways, and returns cmd's exit status.
+func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if len(cmd) == 0 {
+		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
+	}
+	c, conn, err := dialControl()
+	if err != nil {
+		return 0, fmt.Errorf("enter %s: %w", app, err)
+	}
+	defer conn.Close()
+	if err := c.Send(agent.Message{Op: agent.OpEnter, App: app, Args: cmd}); err != nil {
+		return 0, fmt.Errorf("enter %s: %w", app, err)
+	}
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := stdin.Read(buf)
+			if n > 0 && c.Send(agent.Message{Op: agent.OpStdin, Data: buf[:n]}) != nil {
+				return
+			}
+			if err != nil {
+				c.Send(agent.Message{Op: agent.OpStdin}) // end of input
+				return
+			}
+		}
+	}()
+	for {
+		m, err := c.Recv()
+		if err != nil {
+			return 0, fmt.Errorf("enter %s: %w", app, err)
+		}
+		switch m.Op {
+		case agent.OpStdout:
+			stdout.Write(m.Data)
+		case agent.OpStderr:
+			stderr.Write(m.Data)
+		case agent.OpExit:
+			return m.Code, nil
+		case agent.OpError:
+			if strings.Contains(m.Error, ErrNoApp.Error()) {
+				return 0, fmt.Errorf("enter %s: %w", app, ErrNoApp)
+			}
+			return 0, fmt.Errorf("enter %s: %s", app, m.Error)
+		default:
+			return 0, fmt.Errorf("enter %s: unexpected %q", app, m.Op)
+		}
+	}
+}
+
+// GC undoes what run did on the host for an exited pod: a qemu left over
+// from a crashed run, and the volumes bound into the shared tree. It never
+// follows what the guest could have written (the mount table names the
+// mounts, not the tree).
+func GC() error {
+	var errs []error
+	if pid, err := qemuPid(); err == nil {
+		errs = append(errs, unix.Kill(pid, unix.SIGKILL))
+	}
+	errs = append(errs, unmountVolumes())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("gc pod: %w", err)
+	}
+	return nil
+}

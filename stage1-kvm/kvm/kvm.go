@@ -1,0 +1,71 @@
+// Package kvm is the KVM stage1 (stage1-kvm): it runs a pod as a qemu VM
+// with its own kernel, booting systemd from the pod's stage1 rootfs shared
+// over virtio-9p, with the same units, hooks and stage2 as stage1-ns
+// (package podunit), and implements the run, enter, stop and gc entrypoints
+// of docs/stage1-abi.md plus the control agent that runs in the guest.
+//
+// Files of the pod directory (every entrypoint's working directory):
+//
+//	pid            qemu's pid (qemu's working directory is the pod directory)
+//	console.log    the guest's serial console
+//	agent.sock     run listens, qemu connects: the guest init's hello
+//	control.sock   qemu listens: enter and stop talk to the guest's agent
+//
+// In the stage1 image, beside the entrypoints: /skiff/kvm/vmlinux and
+// /skiff/kvm/initramfs.cpio (stage1-kvm/guest), /skiff/agent (the guest's
+// control agent, the same multi-call binary) and /usr/bin/nsenter.
+package kvm
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/skiffpod/skiff/pkg/podunit"
+)
+
+// ImageName is the name of the stage1-kvm image.
+const ImageName = "skiff.dev/stage1-kvm"
+
+// Files of the pod directory, relative so that socket paths stay short.
+const (
+	consoleLog    = "console.log"
+	agentSocket   = "agent.sock"
+	controlSocket = "control.sock"
+)
+
+// In-guest paths.
+const (
+	guestInit   = "/usr/lib/systemd/systemd"
+	agentPath   = podunit.SkiffDir + "/agent"
+	agentUnit   = "skiff-agent.service"
+	nsenterPath = "/usr/bin/nsenter"
+)
+
+var (
+	// ErrUsage is a bad command line; the entrypoint exits 254.
+	ErrUsage = podunit.ErrUsage
+	// ErrNotRunning means the pod has no live VM.
+	ErrNotRunning = errors.New("pod is not running")
+	// ErrNoApp means the pod has no running app of that name.
+	ErrNoApp = errors.New("no such running app")
+)
+
+// QuietConsole hides the kernel's last words ("reboot: Power down") from
+// the console, which is run's stdout: systemd-shutdown raises the console
+// log level to 5, and then runs the executables in
+// /usr/lib/systemd/system-shutdown/, such as the hook, just before the
+// guest powers off.
+func QuietConsole() error {
+	return os.WriteFile("/proc/sys/kernel/printk", []byte("0"), 0)
+}
+
+// guestDir is where the running binary's image keeps the guest kernel and
+// initramfs: kvm/ beside the entrypoints, in the store's read-only tree.
+func guestDir() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(exe), "kvm"), nil
+}

@@ -1,0 +1,205 @@
+package kvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/vm"
+)
+
+// RunOptions are the run entrypoint's flags and what it is wired to.
+type RunOptions struct {
+	UUID        string
+	Net         string // host, none or default: all loopback only for now
+	Hostname    string
+	Interactive bool
+	Debug       bool
+	Bundle      podunit.BundleFunc
+	GuestDir    string // holds vmlinux and initramfs.cpio; "" means kvm/ beside the binary
+	QEMU        string // "" finds qemu-system-x86_64 in PATH
+}
+
+// Guest sizing: what the kernel, systemd and journald need, and what an
+// app without a memory limit gets.
+const (
+	guestOverheadMiB = 256
+	appDefaultMiB    = 256
+)
+
+// Run runs the pod whose directory is the working directory until it
+// ends, and returns the status the run entrypoint exits with: the first
+// failed app's, 0 when all succeeded, pod.ExitStage1Failure on its own
+// failure.
+func Run(log *slog.Logger, o RunOptions) int {
+	st, err := run(log, o)
+	if err != nil {
+		log.Error("run pod", "err", err)
+		return pod.ExitStage1Failure
+	}
+	return st
+}
+
+func run(log *slog.Logger, o RunOptions) (int, error) {
+	start := time.Now()
+	if err := podunit.KeepLock(); err != nil {
+		return 0, err
+	}
+	if o.Interactive {
+		return 0, fmt.Errorf("run: %w: --interactive is not supported by stage1-kvm", ErrUsage)
+	}
+	switch o.Net {
+	case "", "default", "host", "none":
+		// The guest has no network device yet: loopback only, whatever was asked.
+	default:
+		return 0, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)
+	}
+	b, err := os.ReadFile(pod.ManifestFile)
+	if err != nil {
+		return 0, fmt.Errorf("read pod manifest: %w", err)
+	}
+	pm, err := pod.ParseManifest(b)
+	if err != nil {
+		return 0, err
+	}
+	apps, err := podunit.AppsOf(pm)
+	if err != nil {
+		return 0, err
+	}
+	if err := podunit.WriteBundles(pm, o.Bundle); err != nil {
+		return 0, err
+	}
+	if err := podunit.PrepareRoot(o.UUID, apps, false); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err := unmountVolumes(); err != nil {
+			log.Warn("clean up", "err", err)
+		}
+	}()
+	if err := volumes(pm); err != nil {
+		return 0, err
+	}
+	cfg, err := vmConfig(o, apps)
+	if err != nil {
+		return 0, err
+	}
+	// The pid is written as soon as qemu runs: the pod is running from then.
+	var pidErr error
+	cfg.Started = func(pid int) { pidErr = writeFileAtomic(pod.PidFile, strconv.Itoa(pid)) }
+	v, err := vm.Start(context.Background(), cfg, log)
+	if err != nil {
+		return 0, err
+	}
+	log.Debug("guest booted", "after", time.Since(start).Round(time.Millisecond), "qemu", v.Pid())
+	if pidErr != nil {
+		v.Kill()
+		v.Wait()
+		return 0, fmt.Errorf("record pod pid: %w", pidErr)
+	}
+	register(log, o.UUID, v.Pid())
+	stopOnSignal(log, v)
+	werr := v.Wait()
+	log.Debug("guest ended", "after", time.Since(start).Round(time.Millisecond))
+	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)
+	if err != nil {
+		return 0, errors.Join(err, werr)
+	}
+	return st, nil
+}
+
+// vmConfig sizes the VM from the apps' isolators: their memory limits
+// (appDefaultMiB for an app without one) plus the guest's overhead, and as
+// many vCPUs as their CPU limits add up to (at least one, at most the
+// host's).
+func vmConfig(o RunOptions, apps []podunit.App) (vm.Config, error) {
+	dir := o.GuestDir
+	if dir == "" {
+		var err error
+		if dir, err = guestDir(); err != nil {
+			return vm.Config{}, fmt.Errorf("find guest kernel: %w", err)
+		}
+	}
+	mem := int64(guestOverheadMiB) << 20
+	var milli int64
+	for _, a := range apps {
+		if a.Memory > 0 {
+			mem += a.Memory
+		} else {
+			mem += appDefaultMiB << 20
+		}
+		milli += a.CPU
+	}
+	cpus := min(max(1, int((milli+999)/1000)), runtime.NumCPU())
+	cmdline, err := kernelCmdline(o)
+	if err != nil {
+		return vm.Config{}, err
+	}
+	return vm.Config{
+		QEMU:   o.QEMU,
+		Kernel: filepath.Join(dir, "vmlinux"), Initrd: filepath.Join(dir, "initramfs.cpio"),
+		Cmdline: cmdline,
+		// Relative to the pod directory, which is qemu's working directory.
+		Share:     pod.Stage1Rootfs,
+		MemoryMiB: int((mem + 1<<20 - 1) >> 20), CPUs: cpus,
+		ConsoleLog: consoleLog, Console: podunit.CRLF(os.Stdout),
+		AgentSocket: agentSocket, ControlSocket: controlSocket,
+	}, nil
+}
+
+// kernelCmdline makes the guest boot systemd from the share, quietly: the
+// console carries the apps' output to run's stdout.
+func kernelCmdline(o RunOptions) (string, error) {
+	// hvc0 (virtio) carries the apps' output; ttyS0 only the boot.
+	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=0"}
+	if o.Debug {
+		args = append(args, "systemd.log_level=debug", "systemd.show_status=true")
+	} else {
+		args = append(args, "loglevel=0", "systemd.log_level=crit", "systemd.show_status=false")
+	}
+	if o.Hostname != "" {
+		if strings.ContainsFunc(o.Hostname, func(r rune) bool { return r <= ' ' || r > '~' }) {
+			return "", fmt.Errorf("run: %w: --hostname=%q", ErrUsage, o.Hostname)
+		}
+		args = append(args, "systemd.hostname="+o.Hostname)
+	}
+	return strings.Join(args, " "), nil
+}
+
+// stopOnSignal turns SIGTERM and SIGINT into a clean poweroff of the
+// guest, and kills qemu when the guest cannot be asked.
+func stopOnSignal(log *slog.Logger, v *vm.VM) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		defer signal.Stop(sigs)
+		select {
+		case s := <-sigs:
+			log.Debug("stop pod", "signal", s)
+			if err := poweroff(); err != nil {
+				log.Warn("stop pod cleanly", "err", err)
+				v.Kill()
+			}
+		case <-v.Done():
+		}
+	}()
+}
+
+func writeFileAtomic(path, content string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
