@@ -31,4 +31,5 @@ bin/stage1-kvm.aci: $(shell find stage1-kvm stage2 pkg -name '*.go' -not -name '
 test-stage1-kvm: stage1-kvm ## run stage1-kvm's unit tests, then its real-pod tests under TCG (as root)
 	$(GO) test ./pkg/vm/... ./pkg/podunit/ ./stage1-kvm/...
 	SKIFF_KVM_GUEST=$(CURDIR)/$(STAGE1_KVM_OUT)/guest $(GO) test -tags e2e -count=1 ./pkg/vm/
-	$(GO) test -tags e2e -count=1 -run 'ConformanceKVM|/kvm' ./tests/
+	$(GO) test -tags e2e -count=1 -run TestConformanceKVM ./tests/
+	$(GO) test -tags e2e -count=1 -run '/kvm$$' ./tests/
