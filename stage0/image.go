@@ -47,7 +47,7 @@ func withImage(g *globals, ref string, fn func(s *store.Store, id string) error)
 
 func newImageListCmd(g *globals) *cobra.Command {
 	var f format
-	var full bool
+	var full, noLegend bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List images in the store",
@@ -76,12 +76,13 @@ func newImageListCmd(g *globals) *cobra.Command {
 					version := im.Labels["version"]
 					rows = append(rows, []string{id, im.Name, version, humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
 				}
-				return table(g.stdout, []string{"ID", "NAME", "VERSION", "SIZE", "IMPORTED", "LAST USED"}, rows)
+				return table(g.stdout, []string{"ID", "NAME", "VERSION", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
 			})
 		},
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&full, "full", false, "print full image IDs")
+	cmd.Flags().BoolVar(&noLegend, "no-legend", false, "omit the header line; columns separated by tabs")
 	return cmd
 }
 

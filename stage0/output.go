@@ -30,8 +30,15 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table prints rows aligned under a header.
-func table(w io.Writer, header []string, rows [][]string) error {
+// table prints rows aligned under a header, or tab-separated without one
+// (--no-legend, for scripts that cut columns).
+func table(w io.Writer, header []string, rows [][]string, noLegend bool) error {
+	if noLegend {
+		for _, r := range rows {
+			fmt.Fprintln(w, strings.Join(r, "\t"))
+		}
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {

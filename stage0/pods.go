@@ -51,13 +51,7 @@ func newListCmd(g *globals) *cobra.Command {
 			for _, st := range sts {
 				rows = append(rows, []string{st.UUID[:8], strings.Join(st.AppList, ","), st.State, st.Created.Format(time.DateTime)})
 			}
-			if noLegend {
-				for _, r := range rows {
-					fmt.Fprintln(g.stdout, strings.Join(r, "\t"))
-				}
-				return nil
-			}
-			return table(g.stdout, []string{"UUID", "APPS", "STATE", "CREATED"}, rows)
+			return table(g.stdout, []string{"UUID", "APPS", "STATE", "CREATED"}, rows, noLegend)
 		},
 	}
 	f.register(cmd.Flags())

@@ -41,7 +41,7 @@ Keys are kept in --local-config (default /etc/skiff/trustedkeys), not in --dir.
 					}
 					rows = append(rows, []string{p, k.Fingerprint, strings.Join(k.Identities, ", ")})
 				}
-				return table(g.stdout, []string{"PREFIX", "FINGERPRINT", "IDENTITIES"}, rows)
+				return table(g.stdout, []string{"PREFIX", "FINGERPRINT", "IDENTITIES"}, rows, false)
 			case remove != "":
 				return ks.Remove(prefix, remove)
 			}

@@ -317,12 +317,7 @@ func TestHostileImages(t *testing.T) {
 			if code != 254 {
 				t.Fatalf("exit %d, want 254; stderr %q", code, errs)
 			}
-			var lines []string
-			for _, l := range strings.Split(strings.TrimSpace(errs), "\n") {
-				if !strings.HasPrefix(l, "skiff: warning: ") {
-					lines = append(lines, l)
-				}
-			}
+			lines := errorLines(errs)
 			if len(lines) != 1 || !strings.Contains(lines[0], tt.mention) {
 				t.Errorf("want one line naming %q, got %q", tt.mention, errs)
 			}
@@ -337,6 +332,17 @@ func TestHostileImages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// errorLines returns stderr's lines, less warnings.
+func errorLines(stderr string) []string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !strings.HasPrefix(l, "skiff: warning: ") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
 }
 
 // treeListing describes every file under dir (names, sizes, modes), except
