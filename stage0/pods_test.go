@@ -1,0 +1,45 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// TestGCSparesPodsInUse checks that gc never touches a pod some process
+// holds (preparing or running), and collects the same pods once released.
+func TestGCSparesPodsInUse(t *testing.T) {
+	dir := t.TempDir()
+	g := &globals{dir: dir, stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	preparing, _ := pod.Create(dir)
+	preparing.Transition(pod.Preparing)
+	running, _ := pod.Create(dir)
+	running.Transition(pod.Preparing)
+	running.Transition(pod.Running)
+	abandoned, _ := pod.Create(dir)
+	abandoned.Transition(pod.Preparing)
+	abandoned.Unlock()
+
+	if err := collect(g, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*pod.Pod{preparing, running} {
+		if q, err := pod.Load(dir, p.UUID); err != nil || q.State != p.State {
+			t.Errorf("gc touched pod in use %s (%s): %v", p.UUID, p.State, err)
+		}
+	}
+	if _, err := pod.Load(dir, abandoned.UUID); err == nil {
+		t.Errorf("gc left an aborted prepare")
+	}
+
+	preparing.Unlock()
+	running.Unlock()
+	if err := collect(g, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if pods, _ := pod.List(dir); len(pods) != 0 {
+		t.Errorf("pods left after gc of released pods: %d", len(pods))
+	}
+}
