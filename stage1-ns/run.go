@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/nspawn"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 func runMain(args []string) int {
@@ -28,11 +29,11 @@ func runMain(args []string) int {
 		if err != nil {
 			return err
 		}
-		if nspawn.SupportsNotify(img) {
+		if podunit.SupportsNotify(img) {
 			// The app's unit waits for its READY=1 (stage2 passes
 			// NOTIFY_SOCKET on): bind the pod systemd's socket, which the
 			// app's own root does not have, at the same path.
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: nspawn.NotifySocket, Type: "bind", Source: nspawn.NotifySocket, Options: []string{"bind"}})
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: podunit.NotifySocket, Type: "bind", Source: podunit.NotifySocket, Options: []string{"bind"}})
 		}
 		return appspec.Write(dir, s)
 	}

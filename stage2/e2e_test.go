@@ -159,6 +159,7 @@ func TestRun(t *testing.T) {
 		extra   string
 		hostile bool
 		mutate  func(*specs.Spec)
+		cmd     []string // run in the app's place (an event handler)
 		want    []string
 		wantErr string // how the app must fail, if it must
 	}{
@@ -194,6 +195,14 @@ func TestRun(t *testing.T) {
 			want: []string{"hi"},
 		},
 		{
+			// An event handler: the app's root, user and restrictions,
+			// another command.
+			name: "command in the app's place",
+			app:  app("app", "app", `{"name":"os/linux/seccomp-remove-set","value":{"set":["mkdir","mkdirat"],"errno":"EACCES"}}`),
+			cmd:  []string{"/bin/sh", "-c", `echo handler pwd=$(pwd) foo=$FOO; id; cat /data/hello; mkdir /tmp/h 2>/dev/null || echo mkdir=denied`},
+			want: []string{"handler pwd=/srv foo=bar", "uid=1000(app) gid=1000(app)", "hello from volume", "mkdir=denied"},
+		},
+		{
 			name:    "seccomp allow-list kills",
 			app:     fmt.Sprintf(allowList, `"cat","/etc/passwd"`),
 			wantErr: "bad system call",
@@ -226,7 +235,7 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := os.ReadFile("/proc/self/mountinfo")
-			out, err := stage2(t, "run", "--bundle="+dir).CombinedOutput()
+			out, err := stage2(t, append([]string{"run", "--bundle=" + dir, "--"}, tt.cmd...)...).CombinedOutput()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("stage2 run: err = %v, want %q\n%s", err, tt.wantErr, out)

@@ -1,6 +1,7 @@
 // Stage2 is the per-app launcher inside a pod: `stage2 run` sets up one
-// app's root and process from its bundle's spec.json and execs it;
-// `stage2 exec` gives a command the same restrictions, for `skiff enter`.
+// app's root and process from its bundle's spec.json and execs it (or, for
+// the app's event handlers, a command in its place); `stage2 exec` gives a
+// command the same restrictions, for `skiff enter`.
 // Every failure prints one line to stderr and exits 254, the code the
 // stage1 ABI reserves for the runtime's own failures; once the app is
 // exec'd its status is its own.
@@ -25,7 +26,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: stage2 run --bundle=DIR | stage2 exec --bundle=DIR -- CMD [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: stage2 run --bundle=DIR [-- CMD [ARGS...]] | stage2 exec --bundle=DIR -- CMD [ARGS...]")
 		return exitFailure
 	}
 	var err error

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/appc/spec/schema/types"
 )
 
 // stage1s lists the real stage1s the pod tests run on. Each must be built
@@ -280,5 +282,32 @@ func TestNetNone(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, out)
 		}
 		mustContain(t, out+"\n", "IFACES=lo\n")
+	})
+}
+
+// TestEventHandlers checks appc's pre-start and post-stop event handlers:
+// they run in the app's root (where /probe is), with the app's volumes and
+// restrictions, before the app starts and after it ends.
+func TestEventHandlers(t *testing.T) {
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		img := probeVariant(t, t.TempDir(), "probe-handlers", func(a *types.App) {
+			a.EventHandlers = []types.EventHandler{
+				{Name: "pre-start", Exec: types.Exec{"/probe", "-write-file=/shared/pre", "-content=pre-start ran", "-print-caps"}},
+				{Name: "post-stop", Exec: types.Exec{"/probe", "-read-file=/shared/pre", "-write-file=/h/post", "-content=post-stop ran"}},
+			}
+		}, nil)
+		host := t.TempDir()
+		out, errs, code := e.run("--insecure-options=image", "run", "--stage1="+s,
+			"--volume=shared,kind=empty", "--volume=h,kind=host,source="+host,
+			img, "--mount=volume=shared,target=/shared", "--mount=volume=h,target=/h",
+			"--caps-retain=CAP_NET_BIND_SERVICE", "--", "-read-file=/shared/pre")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s%s", code, out, errs)
+		}
+		// The app read what pre-start wrote; pre-start had the app's capabilities.
+		mustContain(t, out+errs, "READ_FILE=pre-start ran", "CAPBND_NAMES=CAP_NET_BIND_SERVICE\n")
+		if b, err := os.ReadFile(filepath.Join(host, "post")); string(b) != "post-stop ran" {
+			t.Errorf("post-stop handler: %s/post = %q, %v; want %q", host, b, err, "post-stop ran")
+		}
 	})
 }

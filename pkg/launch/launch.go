@@ -30,8 +30,9 @@ import (
 )
 
 // Run sets up the root of the app described by s, whose bundle directory
-// is bundle, and execs the app. It returns only on failure.
-func Run(bundle string, s *specs.Spec) error {
+// is bundle, and execs the app, or argv in its place when argv is not
+// empty (the app's event handlers run so). It returns only on failure.
+func Run(bundle string, s *specs.Spec, argv []string) error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
@@ -101,7 +102,7 @@ func Run(bundle string, s *specs.Spec) error {
 			return fmt.Errorf("set hostname: %w", err)
 		}
 	}
-	return Exec(s, nil)
+	return Exec(s, argv)
 }
 
 // Exec applies the process restrictions of s to the calling thread and

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // cgroupRoot is where the host mounts its cgroup hierarchies.
@@ -38,7 +40,7 @@ func podCgroup(ctrl, uuid string) string { return filepath.Join(cgroupRoot, ctrl
 // nspawn --bind arguments that hand each limited app its cgroup, and a
 // function that moves the caller back where it was, so that the pod's
 // cgroups can be removed once the pod has ended.
-func setupCgroups(uuid string, apps []App) (binds []string, leave func(), err error) {
+func setupCgroups(uuid string, apps []podunit.App) (binds []string, leave func(), err error) {
 	leave = func() {}
 	if !cgroupV1() {
 		return nil, leave, nil
@@ -85,7 +87,7 @@ func setupCgroups(uuid string, apps []App) (binds []string, leave func(), err er
 					}
 				}
 			}
-			binds = append(binds, "--bind="+escapeBind(dir)+":"+cgroupDir+"/"+a.Name+"/"+ctrl)
+			binds = append(binds, "--bind="+escapeBind(dir)+":"+podunit.CgroupDir+"/"+a.Name+"/"+ctrl)
 		}
 		if err := os.WriteFile(filepath.Join(pod, "cgroup.procs"), []byte("0"), 0); err != nil {
 			return nil, leave, fmt.Errorf("join cgroup %s: %w", pod, err)

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // podInit returns the host pid of the running pod's init, from the pid
@@ -19,17 +21,13 @@ import (
 // checking that this process still has the pod's stage1 rootfs as its
 // root: a stale pid may have been reused.
 func podInit() (int, error) {
-	b, err := os.ReadFile(pod.PidFile)
+	pid, err := podunit.ReadPid()
 	if err != nil {
 		return 0, fmt.Errorf("find pod init: %w: %w", ErrNotRunning, err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("find pod init: pid file: %w", err)
-	}
 	var a, c unix.Stat_t
-	if unix.Stat(fmt.Sprintf("/proc/%d/root%s", pid, statusDir), &a) != nil ||
-		unix.Stat(filepath.Join(pod.Stage1Rootfs, statusDir), &c) != nil || a.Ino != c.Ino || a.Dev != c.Dev {
+	if unix.Stat(fmt.Sprintf("/proc/%d/root%s", pid, podunit.StatusDir), &a) != nil ||
+		unix.Stat(filepath.Join(pod.Stage1Rootfs, podunit.StatusDir), &c) != nil || a.Ino != c.Ino || a.Dev != c.Dev {
 		return 0, fmt.Errorf("find pod init: %w: pid %d is not the pod's", ErrNotRunning, pid)
 	}
 	return pid, nil
@@ -42,9 +40,16 @@ func Stop(force bool) error {
 	if err != nil {
 		return err
 	}
-	sig := sigPoweroff
+	sig := podunit.SigPoweroff
 	if force {
 		sig = unix.SIGKILL
+	} else if err := podunit.Stopping(pod.Stage1Rootfs); err != nil {
+		return fmt.Errorf("stop pod: %w", err)
+	}
+	// The kernel drops a signal the pod's init neither catches nor blocks:
+	// until its systemd has set up its handlers, a poweroff would be lost.
+	for deadline := time.Now().Add(podunit.StartTimeout); !force && !catches(pid, sig) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := unix.Kill(pid, sig); err != nil {
 		return fmt.Errorf("stop pod: %w", err)
@@ -95,7 +100,7 @@ func Enter(app string, cmd []string) error {
 	}
 	// Opened without close-on-exec, so that they survive into stage2.
 	var fds [2]int
-	for i, p := range []string{filepath.Join(pod.Stage1Rootfs, stage2Path), pod.AppDir(app)} {
+	for i, p := range []string{filepath.Join(pod.Stage1Rootfs, podunit.Stage2Path), pod.AppDir(app)} {
 		if fds[i], err = unix.Open(p, unix.O_RDONLY, 0); err != nil {
 			return fmt.Errorf("enter %s: open %s: %w", app, p, err)
 		}
@@ -122,7 +127,7 @@ func appPid(init int, app string) (int, error) {
 			continue
 		}
 		for _, k := range []string{"name=systemd", ""} {
-			if strings.HasSuffix(cg[k], "/"+unitName(app)) {
+			if strings.HasSuffix(cg[k], "/"+podunit.UnitName(app)) {
 				return strconv.Atoi(f)
 			}
 		}

@@ -252,33 +252,39 @@ func TestRunThreeAppsOneFails(t *testing.T) {
 func TestStop(t *testing.T) {
 	requirePods(t)
 	for _, force := range []bool{false, true} {
-		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
-			p := newPod(t, testApp{name: "sleeper", script: "exec sleep 100"})
-			c := p.start(t, io.Discard)
-			p.waitReady(t)
-			args := []string{}
-			if force {
-				args = append(args, "--force")
-			}
-			if out, err := p.entrypoint("stop", args...).CombinedOutput(); err != nil {
-				t.Fatalf("stop: %v\n%s", err, out)
-			}
-			done := make(chan error, 1)
-			go func() { done <- c.Wait() }()
-			select {
-			case err := <-done:
-				st := exitCode(t, err)
-				if !force && st != 0 {
-					t.Errorf("run after a clean stop exited %d, want 0", st)
+		// early: stop arrives right after run started, before run has
+		// recorded the pod's pid and before its systemd can act on it.
+		for _, early := range []bool{false, true} {
+			t.Run(fmt.Sprintf("force=%v,early=%v", force, early), func(t *testing.T) {
+				p := newPod(t, testApp{name: "sleeper", script: "exec sleep 100"})
+				c := p.start(t, io.Discard)
+				if !early {
+					p.waitReady(t)
 				}
-				if force && st != pod.ExitStage1Failure {
-					t.Errorf("run after a forced stop exited %d, want %d", st, pod.ExitStage1Failure)
+				args := []string{}
+				if force {
+					args = append(args, "--force")
 				}
-			case <-time.After(15 * time.Second):
-				c.Process.Kill()
-				t.Fatal("pod still running 15s after stop")
-			}
-		})
+				if out, err := p.entrypoint("stop", args...).CombinedOutput(); err != nil {
+					t.Fatalf("stop: %v\n%s", err, out)
+				}
+				done := make(chan error, 1)
+				go func() { done <- c.Wait() }()
+				select {
+				case err := <-done:
+					st := exitCode(t, err)
+					if !force && st != 0 {
+						t.Errorf("run after a clean stop exited %d, want 0", st)
+					}
+					if force && st != pod.ExitStage1Failure {
+						t.Errorf("run after a forced stop exited %d, want %d", st, pod.ExitStage1Failure)
+					}
+				case <-time.After(15 * time.Second):
+					c.Process.Kill()
+					t.Fatal("pod still running 15s after stop")
+				}
+			})
+		}
 	}
 }
 
@@ -317,6 +323,33 @@ func TestEnter(t *testing.T) {
 	}
 	must(t, p.entrypoint("stop").Run())
 	exitCode(t, c.Wait())
+}
+
+// TestEnterWhenReady checks that the ready marker means every app runs:
+// entering at once must find the app in its own root, not the hook or
+// stage2 still in the stage1's (where there is no /bin/busybox).
+func TestEnterWhenReady(t *testing.T) {
+	requirePods(t)
+	for i := range 5 {
+		p := newPod(t, testApp{name: "target", script: "exec sleep 100"})
+		c := p.start(t, io.Discard)
+		ready := filepath.Join(p.dir, pod.ReadyFile)
+		for j := 0; ; j++ {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			if j == 10000 {
+				t.Fatal("pod not ready after 10s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		out, err := p.entrypoint("enter", "--app=target", "--", "/bin/busybox", "echo", "in-app").CombinedOutput()
+		if err != nil || string(out) != "in-app\n" {
+			t.Errorf("pod %d: enter right after ready: %v, output %q", i, err, out)
+		}
+		must(t, p.entrypoint("stop").Run())
+		exitCode(t, c.Wait())
+	}
 }
 
 func must(t *testing.T, err error) {

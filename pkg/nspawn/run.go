@@ -2,18 +2,15 @@ package nspawn
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,16 +18,10 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/coreos/go-systemd/v22/daemon"
-	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
-
-// BundleFunc writes the bundle stage2 runs app ra from into dir: its OCI
-// runtime spec and the files the spec names (stage1-ns uses pkg/appspec).
-// appRoot is the app's rootfs.
-type BundleFunc func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, appRoot *os.Root) error
 
 // RunOptions are the run entrypoint's flags and what it is wired to.
 type RunOptions struct {
@@ -39,7 +30,7 @@ type RunOptions struct {
 	Hostname    string
 	Interactive bool
 	Debug       bool
-	Bundle      BundleFunc
+	Bundle      podunit.BundleFunc
 	Nspawn      string // the systemd-nspawn binary; "" finds it in PATH
 }
 
@@ -60,39 +51,26 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err := podunit.KeepLock(); err != nil {
 		return 0, err
 	}
-	b, err := os.ReadFile(pod.ManifestFile)
-	if err != nil {
-		return 0, fmt.Errorf("read pod manifest: %w", err)
-	}
-	pm, err := pod.ParseManifest(b)
-	if err != nil {
-		return 0, err
-	}
-	apps, err := AppsOf(pm)
+	pm, apps, err := podunit.ReadPod()
 	if err != nil {
 		return 0, err
 	}
 	if o.Interactive && len(apps) != 1 {
 		return 0, fmt.Errorf("run: %w: --interactive needs exactly one app, the pod has %d", ErrUsage, len(apps))
 	}
-	imgs, err := imageManifests(pm)
+	if err := podunit.WriteBundles(pm, o.Bundle); err != nil {
+		return 0, err
+	}
+	imgs, err := podunit.ImageManifests(pm)
 	if err != nil {
 		return 0, err
 	}
-	if err := writeBundles(pm, imgs, o.Bundle); err != nil {
-		return 0, err
-	}
-	listeners, err := listenFDs()
+	listeners, err := podunit.ListenFDs()
 	if err != nil {
 		return 0, err
 	}
-	extra, pass := activationUnits(log, imgs, listeners)
-	for name, img := range imgs {
-		if SupportsNotify(img) {
-			extra[dropIn(unitName(name), "notify")] = "[Service]\nType=notify\nNotifyAccess=all\n"
-		}
-	}
-	if err := prepareRoot(o.UUID, apps, o.Interactive, extra); err != nil {
+	extra, pass := podunit.ActivationUnits(log, imgs, listeners)
+	if err := podunit.PrepareRootUnits(o.UUID, apps, o.Interactive, extra); err != nil {
 		return 0, err
 	}
 	volBinds, err := volumes(pm)
@@ -124,15 +102,15 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 		log.Debug("not registering the pod with systemd-machined: the host's PID 1 is not systemd")
 	}
 	log.Debug("start pod", "args", args)
-	stopped, nerr := nspawn(log, o, args, pass)
-	st, err := podExit(pod.Stage1Rootfs, apps, stopped)
+	nerr := nspawn(log, o, args, pass)
+	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)
 	if err != nil {
 		return 0, errors.Join(err, nerr)
 	}
 	return st, nil
 }
 
-func limited(apps []App) bool {
+func limited(apps []podunit.App) bool {
 	for _, a := range apps {
 		if a.Memory > 0 || a.CPU > 0 {
 			return true
@@ -141,197 +119,12 @@ func limited(apps []App) bool {
 	return false
 }
 
-// NotifySocket is where the pod's systemd listens for sd_notify(3)
-// messages; apps that support notify get it bound into their root.
-const NotifySocket = "/run/systemd/notify"
-
-// SupportsNotify reports whether img says its app sends READY=1 to
-// NOTIFY_SOCKET (appc's executor annotation); its unit then waits for it.
-func SupportsNotify(img *schema.ImageManifest) bool {
-	v, _ := img.Annotations.Get("appc.io/executor/supports-systemd-notify")
-	return v == "true"
-}
-
-// dropIn is the path, relative to the unit directory, of drop-in name of unit.
-func dropIn(unit, name string) string { return unit + ".d/skiff-" + name + ".conf" }
-
-// listenFDs returns the sockets the service manager passed to run
-// (sd_listen_fds(3)): stage0 exec'd run in place, so LISTEN_PID names run.
-func listenFDs() ([]*os.File, error) {
-	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
-		return nil, nil
-	}
-	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	if err != nil || n < 0 {
-		return nil, fmt.Errorf("run: %w: LISTEN_FDS=%q", ErrUsage, os.Getenv("LISTEN_FDS"))
-	}
-	var files []*os.File
-	for fd := 3; fd < 3+n; fd++ {
-		unix.CloseOnExec(fd)
-		files = append(files, os.NewFile(uintptr(fd), "listen-fd-"+strconv.Itoa(fd)))
-	}
-	return files, nil
-}
-
-// activationUnits matches each passed socket, by port number and
-// protocol, to the apps whose image marks that port socketActivated. It
-// returns, by path relative to the unit directory, a socket unit per such
-// app whose addresses are exactly the sockets' (so the pod's systemd adopts
-// the fds nspawn passes it, see sd_listen_fds(3) and systemd.socket(5)) and
-// a drop-in that gives the app's service those sockets; and the sockets to
-// pass. A socket no app wants is closed.
-func activationUnits(log *slog.Logger, imgs map[string]*schema.ImageManifest, listeners []*os.File) (map[string]string, []*os.File) {
-	units := map[string]string{}
-	var pass []*os.File
-	names := make([]string, 0, len(imgs))
-	for n := range imgs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	listen := map[string][]string{} // app → Listen*= lines
-	for _, f := range listeners {
-		setting, proto, port, err := socketAddr(int(f.Fd()))
-		app := ""
-		for _, n := range names {
-			if a := imgs[n].App; a != nil {
-				for _, p := range a.Ports {
-					if p.SocketActivated && int(p.Port) == port && p.Protocol == proto && app == "" {
-						app = n
-					}
-				}
-			}
-		}
-		if app == "" {
-			log.Warn("no app has this socket-activated port; not passing the socket", "socket", setting, "err", err)
-			f.Close()
-			continue
-		}
-		listen[app] = append(listen[app], setting)
-		pass = append(pass, f)
-	}
-	var socks []string
-	for app, lines := range listen {
-		u := unitName(app)
-		sock := strings.TrimSuffix(u, ".service") + ".socket"
-		units[sock] = fmt.Sprintf("[Unit]\nDescription=skiff app %s sockets\nDefaultDependencies=no\n\n[Socket]\n%s\n", app, strings.Join(lines, "\n"))
-		units[dropIn(u, "sockets")] = "[Service]\nSockets=" + sock + "\n"
-		socks = append(socks, sock)
-	}
-	if len(socks) > 0 {
-		// systemd hands inherited fds only to units loaded when it
-		// starts, before it loads the default target: a dependency of the
-		// root slice (loaded first, always) loads the socket units then.
-		sort.Strings(socks)
-		units[dropIn("-.slice", "sockets")] = "[Unit]\nBefore=" + strings.Join(socks, " ") + "\n"
-	}
-	return units, pass
-}
-
-// socketAddr returns the socket unit setting that names the socket fd
-// (ListenStream=ADDR:PORT or ListenDatagram=...), its appc protocol and port.
-func socketAddr(fd int) (setting, proto string, port int, err error) {
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("inherited socket %d: %w", fd, err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("inherited socket %d: %w", fd, err)
-	}
-	var addr string
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		addr, port = net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port)), sa.Port
-	case *unix.SockaddrInet6:
-		addr, port = net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port)), sa.Port
-	default:
-		return "", "", 0, fmt.Errorf("inherited socket %d: %w: not an IP socket", fd, ErrUsage)
-	}
-	switch typ {
-	case unix.SOCK_STREAM:
-		return "ListenStream=" + addr, "tcp", port, nil
-	case unix.SOCK_DGRAM:
-		return "ListenDatagram=" + addr, "udp", port, nil
-	}
-	return "", "", 0, fmt.Errorf("inherited socket %d: %w: socket type %d", fd, ErrUsage, typ)
-}
-
-// imageManifests reads every app's image manifest, by app name.
-func imageManifests(pm *schema.PodManifest) (map[string]*schema.ImageManifest, error) {
-	imgs := map[string]*schema.ImageManifest{}
-	for _, ra := range pm.Apps {
-		name := ra.Name.String()
-		b, err := os.ReadFile(pod.AppManifest(name))
-		if err != nil {
-			return nil, fmt.Errorf("read image manifest of %s: %w", name, err)
-		}
-		var img schema.ImageManifest
-		if err := json.Unmarshal(b, &img); err != nil {
-			return nil, fmt.Errorf("parse image manifest of %s: %w", name, err)
-		}
-		imgs[name] = &img
-	}
-	return imgs, nil
-}
-
-// writeBundles writes every app's bundle beside its rootfs.
-func writeBundles(pm *schema.PodManifest, imgs map[string]*schema.ImageManifest, write BundleFunc) error {
-	for i := range pm.Apps {
-		ra := &pm.Apps[i]
-		name := ra.Name.String()
-		root, err := os.OpenRoot(pod.AppRootfs(name))
-		if err != nil {
-			return fmt.Errorf("open rootfs of %s: %w", name, err)
-		}
-		err = write(pod.AppDir(name), pm, ra, imgs[name], root)
-		root.Close()
-		if err != nil {
-			return fmt.Errorf("write bundle of %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// prepareRoot writes the machine-id, the units and the extra unit files
-// (paths relative to the unit directory) into the stage1 rootfs and clears
-// what a previous boot left.
-func prepareRoot(uuid string, apps []App, interactive bool, extra map[string]string) error {
-	root, err := os.OpenRoot(pod.Stage1Rootfs)
-	if err != nil {
-		return fmt.Errorf("open stage1 rootfs: %w", err)
-	}
-	defer root.Close()
-	rel := func(p string) string { return strings.TrimPrefix(p, "/") }
-	files := map[string]string{"etc/machine-id": pod.MachineID(uuid) + "\n"}
-	for name, u := range Units(apps, interactive) {
-		files[rel(unitDir)+"/"+name] = u
-	}
-	for name, u := range extra {
-		files[rel(unitDir)+"/"+name] = u
-	}
-	var errs []error
-	for _, p := range []string{rel(failedFile), rel(readyFile)} {
-		errs = append(errs, ignoreNotExist(root.Remove(p)))
-	}
-	for _, d := range []string{rel(unitDir), rel(statusDir), "var/log/journal", rel(volumesDir)} {
-		errs = append(errs, root.MkdirAll(d, 0o755))
-	}
-	for p, content := range files {
-		errs = append(errs, root.MkdirAll(filepath.Dir(p), 0o755), root.WriteFile(p, []byte(content), 0o644))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("prepare stage1 rootfs: %w", err)
-	}
-	return nil
-}
-
 // volumes makes the pod's empty volumes as directories of the stage1
 // rootfs and returns the nspawn binds of its host volumes; stage2 mounts
 // both from /skiff/volumes/<name> into the apps.
 func volumes(pm *schema.PodManifest) ([]string, error) {
 	var binds []string
 	for _, v := range pm.Volumes {
-		dst := volumesDir + "/" + v.Name.String()
 		switch v.Kind {
 		case "host":
 			if !filepath.IsAbs(v.Source) {
@@ -345,29 +138,10 @@ func volumes(pm *schema.PodManifest) ([]string, error) {
 			if v.Recursive != nil && !*v.Recursive {
 				opt = ":norbind"
 			}
-			binds = append(binds, flag+escapeBind(v.Source)+":"+dst+opt)
+			binds = append(binds, flag+escapeBind(v.Source)+":"+podunit.VolumesDir+"/"+v.Name.String()+opt)
 		case "empty":
-			mode, uid, gid := os.FileMode(0o755), 0, 0
-			if v.Mode != nil {
-				m, err := strconv.ParseUint(*v.Mode, 8, 32)
-				if err != nil {
-					return nil, fmt.Errorf("volume %s: mode %q: %w", v.Name, *v.Mode, err)
-				}
-				mode = os.FileMode(m)
-			}
-			if v.UID != nil {
-				uid = *v.UID
-			}
-			if v.GID != nil {
-				gid = *v.GID
-			}
-			dir := filepath.Join(pod.Stage1Rootfs, dst)
-			err := os.Mkdir(dir, mode)
-			if err == nil || errors.Is(err, os.ErrExist) {
-				err = errors.Join(os.Lchown(dir, uid, gid), os.Chmod(dir, mode))
-			}
-			if err != nil {
-				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			if err := podunit.EmptyVolume(v); err != nil {
+				return nil, err
 			}
 		default:
 			return nil, fmt.Errorf("volume %s: unknown kind %q", v.Name, v.Kind)
@@ -440,8 +214,7 @@ func inService() bool {
 // nspawn runs systemd-nspawn as run's child, records the pod's init pid,
 // turns SIGTERM/SIGINT into a clean poweroff of the pod, hands the pod the
 // sockets in pass, and tells the service manager when the pod is ready.
-// It reports whether the pod was asked to stop.
-func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) (bool, error) {
+func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) error {
 	bin := o.Nspawn
 	if bin == "" {
 		bin = "systemd-nspawn"
@@ -476,7 +249,7 @@ func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) (boo
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
-		return false, fmt.Errorf("start systemd-nspawn: %w", err)
+		return fmt.Errorf("start systemd-nspawn: %w", err)
 	}
 	for _, f := range pass {
 		f.Close()
@@ -491,17 +264,22 @@ func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) (boo
 		select {
 		case err := <-done:
 			if err != nil {
-				return stops > 0, fmt.Errorf("systemd-nspawn: %w", err)
+				return fmt.Errorf("systemd-nspawn: %w", err)
 			}
-			return stops > 0, nil
+			return nil
 		case s := <-sigs:
 			log.Debug("stop pod", "signal", s)
-			if stops++; stops == 1 && notify {
-				daemon.SdNotify(false, daemon.SdNotifyStopping)
+			if stops++; stops == 1 {
+				if err := podunit.Stopping(pod.Stage1Rootfs); err != nil {
+					log.Warn("stop pod", "err", err)
+				}
+				if notify {
+					daemon.SdNotify(false, daemon.SdNotifyStopping)
+				}
 			}
 			// nspawn turns SIGTERM into SIGRTMIN+4 to the pod's init, a
 			// second one into killing the pod.
-			if stops > 1 || catches(pid, sigPoweroff) {
+			if stops > 1 || catches(pid, podunit.SigPoweroff) {
 				cmd.Process.Signal(syscall.SIGTERM)
 				stops++
 			} else {
@@ -511,22 +289,22 @@ func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) (boo
 			if pid == 0 {
 				if pid = initOf(cmd.Process.Pid); pid > 0 {
 					tick.Reset(10 * time.Millisecond)
-					if err := writeFileAtomic(pod.PidFile, strconv.Itoa(pid)); err != nil {
-						log.Error("record pod pid", "err", err)
+					if err := podunit.WritePid(pid); err != nil {
+						log.Error(err.Error())
 					}
 				}
 			}
 			// Until systemd in the pod has installed its handlers the
 			// kernel drops the signal (the pod's init ignores what it
 			// does not catch): a stop right after start would be lost.
-			if stops == 1 && catches(pid, sigPoweroff) {
+			if stops == 1 && catches(pid, podunit.SigPoweroff) {
 				cmd.Process.Signal(syscall.SIGTERM)
 				stops++
 			}
 			// The ready marker is written once every app has started (and
 			// has notified, for apps that support it).
 			if !ready {
-				if _, err := os.Stat(filepath.Join(pod.Stage1Rootfs, readyFile)); err == nil {
+				if _, err := os.Stat(filepath.Join(pod.Stage1Rootfs, podunit.ReadyFile)); err == nil {
 					ready = true
 					if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 						log.Warn("notify ready", "err", err)
@@ -618,50 +396,8 @@ func initOf(nspawnPid int) int {
 	return 0
 }
 
-// podExit reads what the hooks recorded in the stage1 rootfs. A pod that
-// was stopped may have apps that never started: they did not fail.
-func podExit(rootfs string, apps []App, stopped bool) (int, error) {
-	if b, err := os.ReadFile(filepath.Join(rootfs, failedFile)); err == nil {
-		name := string(b)
-		n, err := readStatus(rootfs, name)
-		if err != nil {
-			return 0, err
-		}
-		if n == 0 { // failed without a status of its own (e.g. a pre-start handler)
-			n = 1
-		}
-		return n, nil
-	}
-	for _, a := range apps {
-		if _, err := readStatus(rootfs, a.Name); err != nil && !(stopped && errors.Is(err, os.ErrNotExist)) {
-			return 0, err
-		}
-	}
-	return 0, nil
-}
-
-func readStatus(rootfs, app string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(rootfs, statusDir, app))
-	if err != nil {
-		return 0, fmt.Errorf("app %s has no exit status: %w", app, err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("exit status of app %s: %w", app, err)
-	}
-	return n, nil
-}
-
 // removePropagate removes the mount propagation directory nspawn leaves
 // behind on hosts whose /run is not a tmpfs.
 func removePropagate(uuid string) {
 	os.RemoveAll("/run/systemd/nspawn/propagate/" + pod.MachineName(uuid))
-}
-
-func writeFileAtomic(path, content string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

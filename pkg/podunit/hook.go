@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -33,6 +34,19 @@ func Hook(root string, args []string) error {
 			return fmt.Errorf("hook app-exited: %w: app count %q", ErrUsage, args[2])
 		}
 		return AppExited(root, args[1], n, os.Getenv, func() error { return unix.Kill(1, SigPoweroff) })
+	case len(args) == 1 && args[0] == "app-started":
+		pid, err := strconv.Atoi(os.Getenv("MAINPID"))
+		if err != nil {
+			return fmt.Errorf("hook app-started: %w: MAINPID=%q", ErrUsage, os.Getenv("MAINPID"))
+		}
+		// A pod stopped while the app starts sends SIGTERM to the unit's
+		// processes: the app's death by it is a clean stop, this hook's
+		// would count as the unit's failure. It ends with the app anyway.
+		signal.Ignore(syscall.SIGTERM)
+		for Launching(root, pid) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
 	case len(args) == 1 && args[0] == "ready":
 		return touch(filepath.Join(root, ReadyFile))
 	case len(args) == 1 && args[0] == "journal":
@@ -81,12 +95,29 @@ func appStart(root, app string) error {
 	return nil
 }
 
+// Launching reports whether process pid still runs the hook or stage2
+// (found under root), which an app's main process runs before it execs
+// the app: until then the app is not started, and entering it would enter
+// the stage1's root. A process that is gone is not launching.
+func Launching(root string, pid int) bool {
+	exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return false
+	}
+	for _, p := range []string{HookPath, Stage2Path} {
+		if fi, err := os.Stat(filepath.Join(root, p)); err == nil && os.SameFile(fi, exe) {
+			return true
+		}
+	}
+	return false
+}
+
 // AppExited records app's exit status from the environment systemd gives
 // ExecStopPost= (EXIT_CODE, EXIT_STATUS, SERVICE_RESULT), remembers the
 // first app that failed, and powers the pod off when an app failed or
 // every one of the napps apps has ended.
 func AppExited(root, app string, napps int, getenv func(string) string, poweroff func() error) error {
-	st := exitStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
+	st := appStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
 	dir := filepath.Join(root, StatusDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("record exit of %s: %w", app, err)
@@ -129,10 +160,10 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 	return nil
 }
 
-// exitStatus turns systemd's EXIT_CODE/EXIT_STATUS into a shell-style
+// appStatus turns systemd's EXIT_CODE/EXIT_STATUS into a shell-style
 // status: the exit code, or 128+signal for a killed process. A process
 // that never ran (no EXIT_CODE) counts as a stage1 failure.
-func exitStatus(code, status string) int {
+func appStatus(code, status string) int {
 	switch code {
 	case "exited":
 		if n, err := strconv.Atoi(status); err == nil {

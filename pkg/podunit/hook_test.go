@@ -1,12 +1,17 @@
 package podunit
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 )
 
-func TestExitStatus(t *testing.T) {
+func TestAppStatus(t *testing.T) {
 	tests := []struct {
 		code, status string
 		want         int
@@ -19,8 +24,8 @@ func TestExitStatus(t *testing.T) {
 		{"", "", 254},
 	}
 	for _, tt := range tests {
-		if got := exitStatus(tt.code, tt.status); got != tt.want {
-			t.Errorf("exitStatus(%q, %q) = %d, want %d", tt.code, tt.status, got, tt.want)
+		if got := appStatus(tt.code, tt.status); got != tt.want {
+			t.Errorf("appStatus(%q, %q) = %d, want %d", tt.code, tt.status, got, tt.want)
 		}
 	}
 }
@@ -65,6 +70,90 @@ func TestAppExited(t *testing.T) {
 			st, err := PodExit(root, apps)
 			if err != nil || st != tt.podStatus {
 				t.Errorf("podExit = %d, %v; want %d", st, err, tt.podStatus)
+			}
+		})
+	}
+}
+
+// TestAppStarted checks that the app-started hook returns only once the
+// unit's main process has exec'd the app, not while it still runs stage2.
+func TestAppStarted(t *testing.T) {
+	root := t.TempDir()
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage2 := filepath.Join(root, Stage2Path)
+	if err := os.MkdirAll(filepath.Dir(stage2), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stage2, sh, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// "stage2" (a shell) takes a while to set the app up, then execs it.
+	const setup = 300 * time.Millisecond
+	launcher := exec.Command(stage2, "-c", fmt.Sprintf("sleep %f; exec sleep 10", setup.Seconds()))
+	if err := launcher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { launcher.Process.Kill(); launcher.Wait() }()
+	t.Setenv("MAINPID", strconv.Itoa(launcher.Process.Pid))
+	start := time.Now()
+	if err := Hook(root, []string{"app-started"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < setup/2 {
+		t.Errorf("app-started returned after %s, while stage2 was still setting up for %s", d, setup)
+	}
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", launcher.Process.Pid)); filepath.Base(exe) != "sleep" {
+		t.Errorf("app-started returned while the main process runs %q, want the app (sleep)", exe)
+	}
+	// A main process that is gone (the app ended at once) is started.
+	launcher.Process.Kill()
+	launcher.Wait()
+	done := make(chan error, 1)
+	go func() { done <- Hook(root, []string{"app-started"}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("app-started waits for a process that is gone")
+	}
+	t.Setenv("MAINPID", "")
+	if err := Hook(root, []string{"app-started"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("app-started without MAINPID: %v, want a usage error", err)
+	}
+}
+
+func TestPodExit(t *testing.T) {
+	apps := []App{{Name: "a"}, {Name: "b"}}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		want    int
+		wantErr bool
+	}{
+		{"all succeeded", map[string]string{StatusDir + "/a": "0", StatusDir + "/b": "0"}, 0, false},
+		{"first failure wins", map[string]string{StatusDir + "/a": "3", StatusDir + "/b": "143", FailedFile: "a"}, 3, false},
+		{"failed without status of its own", map[string]string{StatusDir + "/a": "0", FailedFile: "a"}, 1, false},
+		{"app without status", map[string]string{StatusDir + "/a": "0"}, 0, true},
+		{"stopped before b started", map[string]string{StatusDir + "/a": "0", StoppingFile: ""}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for p, c := range tt.files {
+				p = filepath.Join(root, p)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := PodExit(root, apps)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Errorf("PodExit = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
 			}
 		})
 	}

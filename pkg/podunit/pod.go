@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -33,29 +35,60 @@ func KeepLock() error {
 	return nil
 }
 
+// ReadPod reads the pod manifest and what the units need of its apps.
+func ReadPod() (*schema.PodManifest, []App, error) {
+	b, err := os.ReadFile(pod.ManifestFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read pod manifest: %w", err)
+	}
+	pm, err := pod.ParseManifest(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	apps, err := AppsOf(pm)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pm, apps, nil
+}
+
 // BundleFunc writes the bundle stage2 runs app ra from into dir: its OCI
 // runtime spec and the files the spec names (the stage1s use pkg/appspec).
 // appRoot is the app's rootfs.
 type BundleFunc func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, appRoot *os.Root) error
 
-// WriteBundles writes every app's bundle beside its rootfs.
-func WriteBundles(pm *schema.PodManifest, write BundleFunc) error {
-	for i := range pm.Apps {
-		ra := &pm.Apps[i]
+// ImageManifests reads every app's image manifest, by app name.
+func ImageManifests(pm *schema.PodManifest) (map[string]*schema.ImageManifest, error) {
+	imgs := map[string]*schema.ImageManifest{}
+	for _, ra := range pm.Apps {
 		name := ra.Name.String()
 		b, err := os.ReadFile(pod.AppManifest(name))
 		if err != nil {
-			return fmt.Errorf("read image manifest of %s: %w", name, err)
+			return nil, fmt.Errorf("read image manifest of %s: %w", name, err)
 		}
 		var img schema.ImageManifest
 		if err := json.Unmarshal(b, &img); err != nil {
-			return fmt.Errorf("parse image manifest of %s: %w", name, err)
+			return nil, fmt.Errorf("parse image manifest of %s: %w", name, err)
 		}
+		imgs[name] = &img
+	}
+	return imgs, nil
+}
+
+// WriteBundles writes every app's bundle beside its rootfs.
+func WriteBundles(pm *schema.PodManifest, write BundleFunc) error {
+	imgs, err := ImageManifests(pm)
+	if err != nil {
+		return err
+	}
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		name := ra.Name.String()
 		root, err := os.OpenRoot(pod.AppRootfs(name))
 		if err != nil {
 			return fmt.Errorf("open rootfs of %s: %w", name, err)
 		}
-		err = write(pod.AppDir(name), pm, ra, &img, root)
+		err = write(pod.AppDir(name), pm, ra, imgs[name], root)
 		root.Close()
 		if err != nil {
 			return fmt.Errorf("write bundle of %s: %w", name, err)
@@ -64,9 +97,18 @@ func WriteBundles(pm *schema.PodManifest, write BundleFunc) error {
 	return nil
 }
 
-// PrepareRoot writes the machine-id (the pod UUID without dashes) and the
-// apps' units into the stage1 rootfs and clears what a previous boot left.
+// PrepareRoot is PrepareRootUnits without extra unit files.
+//
+// Deprecated: use PrepareRootUnits (stage1-kvm's run still calls this).
 func PrepareRoot(uuid string, apps []App, interactive bool) error {
+	return PrepareRootUnits(uuid, apps, interactive, nil)
+}
+
+// PrepareRootUnits writes the machine-id (the pod UUID without dashes), the
+// apps' units and the extra unit files (by path relative to the unit
+// directory, such as ActivationUnits') into the stage1 rootfs and clears
+// what a previous boot left.
+func PrepareRootUnits(uuid string, apps []App, interactive bool, extra map[string]string) error {
 	root, err := os.OpenRoot(pod.Stage1Rootfs)
 	if err != nil {
 		return fmt.Errorf("open stage1 rootfs: %w", err)
@@ -76,15 +118,18 @@ func PrepareRoot(uuid string, apps []App, interactive bool) error {
 	for name, u := range Units(apps, interactive) {
 		files[rel(UnitDir)+"/"+name] = u
 	}
+	for name, u := range extra {
+		files[rel(UnitDir)+"/"+name] = u
+	}
 	var errs []error
-	for _, p := range []string{FailedFile, ReadyFile} {
+	for _, p := range []string{FailedFile, ReadyFile, StoppingFile} {
 		errs = append(errs, ignoreNotExist(root.Remove(rel(p))))
 	}
 	for _, d := range []string{UnitDir, StatusDir, JournalDir, VolumesDir} {
 		errs = append(errs, root.MkdirAll(rel(d), 0o755))
 	}
 	for p, content := range files {
-		errs = append(errs, root.WriteFile(p, []byte(content), 0o644))
+		errs = append(errs, root.MkdirAll(path.Dir(p), 0o755), root.WriteFile(p, []byte(content), 0o644))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("prepare stage1 rootfs: %w", err)
@@ -127,7 +172,8 @@ func EmptyVolume(v types.Volume) error {
 
 // PodExit reads what the hooks recorded in the stage1 rootfs: the status
 // of the first app that failed, or 0 when every app has a status and none
-// failed.
+// failed. A pod that was asked to stop (see Stopping) may have apps that
+// never started: they did not fail.
 func PodExit(rootfs string, apps []App) (int, error) {
 	if b, err := os.ReadFile(filepath.Join(rootfs, FailedFile)); err == nil {
 		name := string(b)
@@ -140,12 +186,64 @@ func PodExit(rootfs string, apps []App) (int, error) {
 		}
 		return n, nil
 	}
+	_, err := os.Stat(filepath.Join(rootfs, StoppingFile))
+	stopped := err == nil
 	for _, a := range apps {
-		if _, err := readStatus(rootfs, a.Name); err != nil {
+		if _, err := readStatus(rootfs, a.Name); err != nil && !(stopped && errors.Is(err, os.ErrNotExist)) {
 			return 0, err
 		}
 	}
 	return 0, nil
+}
+
+// Stopping records in the stage1 rootfs that the pod was asked to stop,
+// before the pod's systemd is asked for the poweroff. The pod can write
+// its rootfs: the file is made inside it, never through a symlink out.
+func Stopping(rootfs string) error {
+	root, err := os.OpenRoot(rootfs)
+	if err == nil {
+		err = errors.Join(root.WriteFile(rel(StoppingFile), nil, 0o644), root.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("record stop request: %w", err)
+	}
+	return nil
+}
+
+// StartTimeout is how long stop and enter wait for a pod that is locked
+// (running, for stage0) but that run has not started yet.
+const StartTimeout = 10 * time.Second
+
+// ReadPid returns the pid run recorded (WritePid), waiting up to
+// StartTimeout for it to be recorded. The caller checks that the process
+// is still the pod's: a stale pid may have been reused.
+func ReadPid() (int, error) {
+	b, err := os.ReadFile(pod.PidFile)
+	for deadline := time.Now().Add(StartTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		b, err = os.ReadFile(pod.PidFile)
+	}
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("pid file: %w", err)
+	}
+	return pid, nil
+}
+
+// WritePid records the pod's pid (see docs/stage1-abi.md) in the pod
+// directory, atomically: stop and enter may read it at any time.
+func WritePid(pid int) error {
+	tmp := pod.PidFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("record pod pid: %w", err)
+	}
+	if err := os.Rename(tmp, pod.PidFile); err != nil {
+		return fmt.Errorf("record pod pid: %w", err)
+	}
+	return nil
 }
 
 func readStatus(rootfs, app string) (int, error) {

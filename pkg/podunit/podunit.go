@@ -11,7 +11,8 @@
 //	/skiff/stage2                       the per-app launcher
 //	/skiff/status/<app>                 exit status written by the hook
 //	/skiff/failed                       name of the first app that failed
-//	/skiff/ready                        created once every app has started
+//	/skiff/ready                        created once every app's process runs
+//	/skiff/stopping                     created when the pod is asked to stop
 //	/skiff/cgroup/<app>/<controller>    the app's host cgroup (stage1-ns on cgroup v1 hosts)
 //	/skiff/volumes/<name>               the pod's volumes
 //	/opt/stage2/<app>/spec.json         the app's OCI runtime spec
@@ -25,11 +26,13 @@ const (
 	StatusDir  = "/skiff/status"
 	FailedFile = "/skiff/failed"
 	ReadyFile  = "/skiff/ready"
-	CgroupDir  = "/skiff/cgroup"
-	VolumesDir = "/skiff/volumes"
-	AppsDir    = "/opt/stage2"
-	UnitDir    = "/etc/systemd/system"
-	JournalDir = "/var/log/journal"
+	// StoppingFile marks a pod asked to stop from outside (see Stopping).
+	StoppingFile = "/skiff/stopping"
+	CgroupDir    = "/skiff/cgroup"
+	VolumesDir   = "/skiff/volumes"
+	AppsDir      = "/opt/stage2"
+	UnitDir      = "/etc/systemd/system"
+	JournalDir   = "/var/log/journal"
 
 	// journald only writes to /var/log/journal once this flag exists.
 	JournalFlushed = "/run/systemd/journal/flushed"

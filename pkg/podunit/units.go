@@ -12,7 +12,7 @@ import (
 // App is what the units of one app are made from.
 type App struct {
 	Name     string
-	PreStart [][]string // pre-start event handlers, run through stage2 exec
+	PreStart [][]string // pre-start event handlers, run in the app's root by stage2 run
 	PostStop [][]string // post-stop event handlers, likewise
 	Memory   int64      // memory limit in bytes, 0 for none
 	CPU      int64      // CPU limit in millicores, 0 for none
@@ -78,13 +78,21 @@ func appUnit(a App, napps int, interactive bool) string {
 	// No sysinit/basic targets in the pod: boot straight to the apps.
 	b.WriteString("DefaultDependencies=no\nConflicts=shutdown.target\nBefore=shutdown.target\n\n")
 	b.WriteString("[Service]\nType=exec\nRestart=no\nKillMode=mixed\nTimeoutStopSec=10s\n")
+	// Event handlers run as the app does (stage2 run sets up the app's
+	// root and restrictions), with the handler in place of the app.
+	handler := func(h []string) string {
+		return execLine(append([]string{Stage2Path, "run", "--bundle=" + Bundle(a.Name), "--"}, h...))
+	}
 	for _, h := range a.PreStart {
-		fmt.Fprintf(&b, "ExecStartPre=%s\n", execLine(append([]string{Stage2Path, "exec", "--bundle=" + Bundle(a.Name), "--"}, h...)))
+		fmt.Fprintf(&b, "ExecStartPre=%s\n", handler(h))
 	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", execLine([]string{HookPath, "app-start", a.Name}))
+	// The unit counts as started (and the pod as ready) only once the
+	// app itself runs, not the hook or stage2 that become it.
+	fmt.Fprintf(&b, "ExecStartPost=%s\n", execLine([]string{HookPath, "app-started"}))
 	// A failing post-stop handler must not keep the status from being recorded.
 	for _, h := range a.PostStop {
-		fmt.Fprintf(&b, "ExecStopPost=-%s\n", execLine(append([]string{Stage2Path, "exec", "--bundle=" + Bundle(a.Name), "--"}, h...)))
+		fmt.Fprintf(&b, "ExecStopPost=-%s\n", handler(h))
 	}
 	fmt.Fprintf(&b, "ExecStopPost=%s\n", execLine([]string{HookPath, "app-exited", a.Name, strconv.Itoa(napps)}))
 	if interactive {

@@ -33,9 +33,10 @@ func TestUnits(t *testing.T) {
 		not  []string
 	}{
 		{"skiff-app-web.service", []string{
-			`ExecStartPre="/skiff/stage2" "exec" "--bundle=/opt/stage2/web" "--" "/bin/prep"`,
+			`ExecStartPre="/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/prep"`,
 			`ExecStart="/skiff/hook" "app-start" "web"`,
-			`ExecStopPost=-"/skiff/stage2" "exec" "--bundle=/opt/stage2/web" "--" "/bin/clean" "x"`,
+			`ExecStartPost="/skiff/hook" "app-started"`,
+			`ExecStopPost=-"/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/clean" "x"`,
 			`ExecStopPost="/skiff/hook" "app-exited" "web" "2"`,
 			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%",
 		}, []string{"TTYPath"}},

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +54,9 @@ func Agent(log *slog.Logger) error {
 		}()
 		switch m.Op {
 		case agent.OpPoweroff:
+			if err := podunit.Stopping("/"); err != nil {
+				log.Warn("poweroff", "err", err)
+			}
 			c.Send(agent.Message{Op: agent.OpOK})
 			unix.Kill(1, podunit.SigPoweroff)
 		case agent.OpEnter:
@@ -175,26 +177,19 @@ func (s stream) Write(p []byte) (int, error) {
 }
 
 // appReadyTimeout bounds the wait for an app that systemd has started but
-// stage2 is still setting up (the pod's ready marker does not wait for it).
+// stage2 is still setting up (enter may come before the pod is ready).
 const appReadyTimeout = 10 * time.Second
 
 // launchedApp waits until app's main process is the app itself, no longer
 // the hook or stage2 that become it, and returns its pid.
 func launchedApp(app string) (int, error) {
-	var launchers []os.FileInfo
-	for _, p := range []string{podunit.HookPath, podunit.Stage2Path} {
-		if fi, err := os.Stat(p); err == nil {
-			launchers = append(launchers, fi)
-		}
-	}
 	deadline := time.Now().Add(appReadyTimeout)
 	for {
 		pid, err := appPid("/proc", app)
 		if err != nil {
 			return 0, err
 		}
-		exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && !slices.ContainsFunc(launchers, func(l os.FileInfo) bool { return os.SameFile(l, exe) }) {
+		if !podunit.Launching("/", pid) {
 			return pid, nil
 		}
 		if time.Now().After(deadline) {

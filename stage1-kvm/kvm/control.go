@@ -6,13 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
 
@@ -21,23 +20,15 @@ import (
 
 // startTimeout is how long stop and enter wait for a pod that is locked
 // (running, for stage0) but whose qemu run has not started yet.
-const startTimeout = 10 * time.Second
+const startTimeout = podunit.StartTimeout
 
 // qemuPid returns the pid run recorded, after checking that the process
 // still has the pod directory as its working directory (run starts qemu
 // there): a stale pid may have been reused.
 func qemuPid() (int, error) {
-	b, err := os.ReadFile(pod.PidFile)
-	for deadline := time.Now().Add(startTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		b, err = os.ReadFile(pod.PidFile)
-	}
+	pid, err := podunit.ReadPid()
 	if err != nil {
 		return 0, fmt.Errorf("find pod's qemu: %w: %w", ErrNotRunning, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("find pod's qemu: pid file: %w", err)
 	}
 	var a, c unix.Stat_t
 	if unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &a) != nil || unix.Stat(".", &c) != nil || a.Ino != c.Ino || a.Dev != c.Dev {

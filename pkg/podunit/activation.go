@@ -1,0 +1,142 @@
+package podunit
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
+)
+
+// systemd's socket activation (sd_listen_fds(3)) and readiness
+// (sd_notify(3)) protocols, passed from the service manager that started
+// run through the pod's systemd to the apps.
+
+// NotifySocket is where the pod's systemd listens for sd_notify(3)
+// messages; apps that support notify get it bound into their root.
+const NotifySocket = "/run/systemd/notify"
+
+// SupportsNotify reports whether img says its app sends READY=1 to
+// NOTIFY_SOCKET (appc's executor annotation); its unit then waits for it.
+func SupportsNotify(img *schema.ImageManifest) bool {
+	v, _ := img.Annotations.Get("appc.io/executor/supports-systemd-notify")
+	return v == "true"
+}
+
+// dropIn is the path, relative to the unit directory, of drop-in name of unit.
+func dropIn(unit, name string) string { return unit + ".d/skiff-" + name + ".conf" }
+
+// ListenFDs returns the sockets the service manager passed to run
+// (sd_listen_fds(3)): stage0 exec'd run in place, so LISTEN_PID names run.
+func ListenFDs() ([]*os.File, error) {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("run: %w: LISTEN_FDS=%q", ErrUsage, os.Getenv("LISTEN_FDS"))
+	}
+	var files []*os.File
+	for fd := 3; fd < 3+n; fd++ {
+		unix.CloseOnExec(fd)
+		files = append(files, os.NewFile(uintptr(fd), "listen-fd-"+strconv.Itoa(fd)))
+	}
+	return files, nil
+}
+
+// ActivationUnits returns, by path relative to the unit directory, the
+// unit files that give apps what they ask for in their image manifests
+// (imgs, by app name), and the sockets to hand the pod's systemd:
+//
+//   - an app that supports notify gets Type=notify, so that its unit (and
+//     the pod's readiness) waits for its READY=1;
+//   - each passed socket goes, by port number and protocol, to the app
+//     whose image marks that port socketActivated: the app gets a socket
+//     unit whose addresses are exactly the sockets' (so the pod's systemd
+//     adopts the fds it is passed, see systemd.socket(5)) and a drop-in
+//     that gives its service those sockets. A socket no app wants is closed.
+func ActivationUnits(log *slog.Logger, imgs map[string]*schema.ImageManifest, listeners []*os.File) (map[string]string, []*os.File) {
+	units := map[string]string{}
+	var pass []*os.File
+	names := slices.Sorted(maps.Keys(imgs))
+	for _, n := range names {
+		if SupportsNotify(imgs[n]) {
+			units[dropIn(UnitName(n), "notify")] = "[Service]\nType=notify\nNotifyAccess=all\n"
+		}
+	}
+	listen := map[string][]string{} // app → Listen*= lines
+	for _, f := range listeners {
+		setting, proto, port, err := socketAddr(int(f.Fd()))
+		app := ""
+		for _, n := range names {
+			if a := imgs[n].App; a != nil && app == "" {
+				for _, p := range a.Ports {
+					if p.SocketActivated && int(p.Port) == port && p.Protocol == proto {
+						app = n
+					}
+				}
+			}
+		}
+		if app == "" {
+			log.Warn("no app has this socket-activated port; not passing the socket", "socket", setting, "err", err)
+			f.Close()
+			continue
+		}
+		listen[app] = append(listen[app], setting)
+		pass = append(pass, f)
+	}
+	var socks []string
+	for _, app := range names {
+		lines, ok := listen[app]
+		if !ok {
+			continue
+		}
+		u := UnitName(app)
+		sock := strings.TrimSuffix(u, ".service") + ".socket"
+		units[sock] = fmt.Sprintf("[Unit]\nDescription=skiff app %s sockets\nDefaultDependencies=no\n\n[Socket]\n%s\n", app, strings.Join(lines, "\n"))
+		units[dropIn(u, "sockets")] = "[Service]\nSockets=" + sock + "\n"
+		socks = append(socks, sock)
+	}
+	if len(socks) > 0 {
+		// systemd hands inherited fds only to units loaded when it
+		// starts, before it loads the default target: a dependency of the
+		// root slice (loaded first, always) loads the socket units then.
+		units[dropIn("-.slice", "sockets")] = "[Unit]\nBefore=" + strings.Join(socks, " ") + "\n"
+	}
+	return units, pass
+}
+
+// socketAddr returns the socket unit setting that names the socket fd
+// (ListenStream=ADDR:PORT or ListenDatagram=...), its appc protocol and port.
+func socketAddr(fd int) (setting, proto string, port int, err error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("inherited socket %d: %w", fd, err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("inherited socket %d: %w", fd, err)
+	}
+	var addr string
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		addr, port = net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port)), sa.Port
+	case *unix.SockaddrInet6:
+		addr, port = net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port)), sa.Port
+	default:
+		return "", "", 0, fmt.Errorf("inherited socket %d: %w: not an IP socket", fd, ErrUsage)
+	}
+	switch typ {
+	case unix.SOCK_STREAM:
+		return "ListenStream=" + addr, "tcp", port, nil
+	case unix.SOCK_DGRAM:
+		return "ListenDatagram=" + addr, "udp", port, nil
+	}
+	return "", "", 0, fmt.Errorf("inherited socket %d: %w: socket type %d", fd, ErrUsage, typ)
+}

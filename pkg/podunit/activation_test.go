@@ -1,0 +1,72 @@
+package podunit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+)
+
+func TestActivationUnits(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tcpPort, udpPort := tcp.Addr().(*net.TCPAddr).Port, udp.LocalAddr().(*net.UDPAddr).Port
+	tf, _ := tcp.(*net.TCPListener).File()
+	uf, _ := udp.(*net.UDPConn).File()
+	of, _ := other.(*net.TCPListener).File()
+
+	img := func(ports ...types.Port) *schema.ImageManifest {
+		return &schema.ImageManifest{App: &types.App{Ports: ports}}
+	}
+	imgs := map[string]*schema.ImageManifest{
+		"web": img(types.Port{Name: "http", Protocol: "tcp", Port: uint(tcpPort), SocketActivated: true},
+			types.Port{Name: "dns", Protocol: "udp", Port: uint(udpPort), SocketActivated: true}),
+		// Same port, not socket-activated: never gets the socket.
+		"plain": img(types.Port{Name: "http", Protocol: "tcp", Port: uint(tcpPort)}),
+		// The udp port number over tcp: the protocol must match too.
+		"wrongproto": img(types.Port{Name: "x", Protocol: "tcp", Port: uint(udpPort), SocketActivated: true}),
+		"notifier":   {Annotations: types.Annotations{{Name: "appc.io/executor/supports-systemd-notify", Value: "true"}}},
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	units, pass := ActivationUnits(log, imgs, []*os.File{tf, uf, of})
+	notify := map[string]string{"skiff-app-notifier.service.d/skiff-notify.conf": "[Service]\nType=notify\nNotifyAccess=all\n"}
+	want := map[string]string{
+		"skiff-app-web.socket": fmt.Sprintf("[Unit]\nDescription=skiff app web sockets\nDefaultDependencies=no\n\n[Socket]\n"+
+			"ListenStream=127.0.0.1:%d\nListenDatagram=127.0.0.1:%d\n", tcpPort, udpPort),
+		"skiff-app-web.service.d/skiff-sockets.conf": "[Service]\nSockets=skiff-app-web.socket\n",
+		"-.slice.d/skiff-sockets.conf":               "[Unit]\nBefore=skiff-app-web.socket\n",
+	}
+	maps.Copy(want, notify)
+	if !maps.Equal(units, want) {
+		t.Errorf("units = %q\nwant %q", units, want)
+	}
+	if len(pass) != 2 || pass[0] != tf || pass[1] != uf {
+		t.Errorf("passed %v, want the tcp and udp sockets", pass)
+	}
+	if err := of.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("the socket no app wants is still open (close: %v)", err)
+	}
+	if u, p := ActivationUnits(log, imgs, nil); !maps.Equal(u, notify) || len(p) != 0 {
+		t.Errorf("no sockets: got %q, %v; want only %q", u, p, notify)
+	}
+}
