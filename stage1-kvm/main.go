@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
 
 const stage = "stage1-kvm"
@@ -22,6 +23,7 @@ func main() { os.Exit(dispatch()) }
 
 var entrypoints = map[string]func(args []string) int{
 	"run": runMain, "enter": enterMain, "stop": stopMain, "gc": gcMain, "hook": hookMain, "agent": agentMain,
+	"leader": kvm.Leader, // run's machined leader, in the stage1 rootfs (kvm/machine.go)
 }
 
 func dispatch() int {

@@ -4,7 +4,6 @@ package tests
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/skiffpod/skiff/pkg/aci"
 	"github.com/skiffpod/skiff/tests/systemdhost"
 )
 
@@ -29,12 +27,12 @@ func TestSystemdHost(t *testing.T) {
 	}
 	s := &sysHost{data: t.TempDir()}
 	// Built before the boot: the images are written beside the data dir.
-	s.socketACI = s.probeVariant(t, "probe-socket", func(a *types.App) {
+	s.socketACI = probeVariant(t, s.data, "probe-socket", func(a *types.App) {
 		for i := range a.Ports {
 			a.Ports[i].SocketActivated = true
 		}
 	}, nil)
-	s.notifyACI = s.probeVariant(t, "probe-notify", func(*types.App) {},
+	s.notifyACI = probeVariant(t, s.data, "probe-notify", func(*types.App) {},
 		types.Annotations{{Name: "appc.io/executor/supports-systemd-notify", Value: "true"}})
 	s.h = systemdhost.Boot(t, systemdhost.Options{Binds: []string{toolDir, binDir, s.data}})
 	s.config = filepath.Join(s.data, "config")
@@ -54,6 +52,8 @@ func TestSystemdHost(t *testing.T) {
 	t.Run("UnitExitStatus", s.testUnitExitStatus)
 	t.Run("SocketActivation", s.testSocketActivation)
 	t.Run("NotifyReady", s.testNotifyReady)
+	t.Run("KVMMachineAndJournal", s.testKVMMachineAndJournal)
+	t.Run("KVMPoweroff", s.testKVMPoweroff)
 }
 
 // sysHost is the booted host and skiff's directories in it.
@@ -95,9 +95,15 @@ func (s *sysHost) prop(t *testing.T, unit, name string) string {
 // docs/systemd.md, and returns its uuid once machined knows it.
 func (s *sysHost) startPod(t *testing.T, unit string, probeArgs ...string) string {
 	t.Helper()
+	return s.startPodWith(t, unit, nil, nil, probeArgs...)
+}
+
+// startPodWith is startPod with more systemd-run and skiff run flags.
+func (s *sysHost) startPodWith(t *testing.T, unit string, unitFlags, runFlags []string, probeArgs ...string) string {
+	t.Helper()
 	uuidFile := filepath.Join(s.data, unit+".uuid")
-	args := append([]string{"systemd-run", "--unit=" + unit, "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes"},
-		s.skiff("run", "--uuid-file-save="+uuidFile, image(t, "probe.aci"), "--")...)
+	args := append([]string{"systemd-run", "--unit=" + unit, "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes"}, unitFlags...)
+	args = append(args, s.skiff(append(append([]string{"run", "--uuid-file-save=" + uuidFile}, runFlags...), image(t, "probe.aci"), "--")...)...)
 	s.mustRun(t, append(args, probeArgs...)...)
 	t.Cleanup(func() { s.h.Run(context.Background(), "systemctl", "stop", unit) })
 	var uuid string
@@ -190,6 +196,86 @@ func (s *sysHost) testMachineAndJournal(t *testing.T) {
 	mustContain(t, logs, want)
 	mustContain(t, s.mustRun(t, s.skiff("logs", uuid)...), want)
 	s.checkGone(t, uuid)
+}
+
+// testKVMMachineAndJournal: a stage1-kvm pod run as a transient unit is a
+// machine of that unit; journalctl -M reads the guest's journal through the
+// machine's leader (chrooted into the pod's stage1 rootfs); systemctl stop
+// powers the VM off cleanly and leaves no machine, qemu or mount.
+func (s *sysHost) testKVMMachineAndJournal(t *testing.T) {
+	const unit = "skiff-kvm"
+	uuid := s.startKVMPod(t, unit, "-print-env=AC_APP_NAME", "-sleep=60s")
+	line := s.machine(t, uuid)
+	if f := strings.Fields(line); len(f) < 3 || f[1] != "container" || f[2] != "skiff" {
+		t.Errorf("machinectl list: want a container registered by skiff, got %q", line)
+	}
+	t.Logf("machinectl list: %s", line)
+	status := s.mustRun(t, "machinectl", "status", "skiff-"+uuid, "--no-pager")
+	mustContain(t, status, "Unit: "+unit+".service", "qemu-system-x86_64", "leader")
+	s.waitAppLine(t, uuid, "AC_APP_NAME=probe")
+
+	start := time.Now()
+	s.mustRun(t, "systemctl", "stop", unit)
+	d := time.Since(start)
+	t.Logf("systemctl stop %s took %v", unit, d.Round(time.Millisecond))
+	if d > 20*time.Second {
+		t.Errorf("systemctl stop took %v", d)
+	}
+	log := s.mustRun(t, "journalctl", "-u", unit, "-o", "cat", "--no-pager")
+	mustContain(t, log, "SIGNAL=terminated", unit+".service: Deactivated successfully.")
+	mustNotContain(t, log, "level=ERROR", "level=WARN", "SIGKILL")
+	if st := s.mustRun(t, s.skiff("status", uuid)...); !strings.Contains(st, "app-probe=") {
+		t.Errorf("skiff status after stop has no app status:\n%s", st)
+	}
+	if ps := s.mustRun(t, "ps", "-eo", "pid,args"); strings.Contains(ps, "qemu-system") {
+		t.Errorf("qemu left after systemctl stop:\n%s", ps)
+	}
+	s.checkGone(t, uuid)
+}
+
+// testKVMPoweroff: machinectl poweroff, which signals the machine's
+// leader, powers a KVM pod off cleanly.
+func (s *sysHost) testKVMPoweroff(t *testing.T) {
+	const unit = "skiff-kvm-poweroff"
+	uuid := s.startKVMPod(t, unit, "-print-env=AC_APP_NAME", "-sleep=60s")
+	s.waitAppLine(t, uuid, "AC_APP_NAME=probe") // the app runs: its SIGTERM can be seen
+	start := time.Now()
+	s.mustRun(t, "machinectl", "poweroff", "skiff-"+uuid)
+	if d := s.waitInactive(t, unit); d > 20*time.Second {
+		t.Errorf("machinectl poweroff: the unit ended only after %v", d)
+	}
+	t.Logf("machinectl poweroff: unit ended after %v", time.Since(start).Round(time.Millisecond))
+	if r, st := s.prop(t, unit, "Result"), s.prop(t, unit, "ExecMainStatus"); r != "success" || st != "0" {
+		t.Errorf("after poweroff: Result=%s ExecMainStatus=%s, want success and 0", r, st)
+	}
+	mustContain(t, s.mustRun(t, "journalctl", "-u", unit, "-o", "cat", "--no-pager"), "SIGNAL=terminated")
+	s.checkGone(t, uuid)
+}
+
+// waitAppLine waits until journalctl -M shows the line of the probe app
+// of pod uuid that contains want.
+func (s *sysHost) waitAppLine(t *testing.T, uuid, want string) {
+	t.Helper()
+	var got string
+	start := time.Now()
+	waitFor(t, "journalctl -M -t probe", 45*time.Second, func() bool {
+		got = findLine(s.mustRun(t, "journalctl", "-M", "skiff-"+uuid, "-t", "probe", "-o", "cat", "--no-pager"), want)
+		return got != ""
+	})
+	t.Logf("journalctl -M skiff-%s -t probe: %s (after %v)", uuid, got, time.Since(start).Round(time.Millisecond))
+}
+
+// startKVMPod is startPod with --stage1=kvm, in a host that can run it.
+func (s *sysHost) startKVMPod(t *testing.T, unit string, probeArgs ...string) string {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(toolDir, "stage1-kvm.aci")); err != nil {
+		t.Fatalf("bin/stage1-kvm.aci missing: run `make build` first")
+	}
+	if _, err := s.run(context.Background(), "test", "-x", "/usr/bin/qemu-system-x86_64"); err != nil {
+		t.Fatalf("the test host has no qemu: rebuild it with `%s`", systemdhost.BuildTarget)
+	}
+	// The host's environment is not the test's: TCG, as TestMain chose, passed explicitly.
+	return s.startPodWith(t, unit, []string{"--setenv=SKIFF_KVM_ACCEL=" + os.Getenv("SKIFF_KVM_ACCEL")}, []string{"--stage1=kvm"}, probeArgs...)
 }
 
 // testTerminate: machinectl terminate kills the pod at once.
@@ -350,51 +436,6 @@ func (s *sysHost) writeUnit(t *testing.T, name, content string) {
 	t.Helper()
 	s.mustRun(t, "sh", "-c", `printf '%s' "$1" >/run/systemd/system/"$2"`, "sh", content, name)
 	s.mustRun(t, "systemctl", "daemon-reload")
-}
-
-// probeVariant writes an unsigned copy of probe.aci named skiff.local/NAME
-// with its app and annotations changed, and returns its path.
-func (s *sysHost) probeVariant(t *testing.T, name string, app func(*types.App), ann types.Annotations) string {
-	t.Helper()
-	f, err := os.Open(image(t, "probe.aci"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := aci.Decompress(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	dir := filepath.Join(s.data, name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	m, err := aci.Extract(r, root, aci.ExtractOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Name = *types.MustACIdentifier("skiff.local/" + name)
-	app(m.App)
-	m.Annotations = append(m.Annotations, ann...)
-	out := filepath.Join(s.data, name+".aci")
-	w, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := aci.Write(w, m, filepath.Join(dir, "rootfs")); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := json.Marshal(m.App.Ports); err == nil {
-		t.Logf("built %s: ports %s, annotations %v", out, b, m.Annotations)
-	}
-	return out
 }
 
 // findLine returns the first line of text containing substr, trimmed, or "".

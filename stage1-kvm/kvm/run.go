@@ -108,9 +108,10 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 		v.Wait()
 		return 0, fmt.Errorf("record pod pid: %w", pidErr)
 	}
-	register(log, o.UUID, v.Pid())
+	m := register(log, o.UUID, v.Pid())
 	stopOnSignal(log, v)
 	werr := v.Wait()
+	m.unregister(log)
 	log.Debug("guest ended", "after", time.Since(start).Round(time.Millisecond))
 	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)
 	if err != nil {

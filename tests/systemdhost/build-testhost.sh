@@ -11,14 +11,17 @@ set -eu
 root=${1:?usage: build-testhost.sh ROOT [MIRROR]}
 mirror=${2:-http://deb.debian.org/debian}
 
-if [ -e "$root/.complete" ] && [ "${FRESH:-0}" != 1 ]; then
+# procps for ps/pkill while debugging a pod; qemu-system-x86 for stage1-kvm
+# pods (TCG: the host needs no /dev/kvm; its Depends bring microvm's qboot.rom);
+# the rest is what systemd, machined and a nested nspawn need.
+pkgs=systemd,systemd-sysv,dbus,systemd-container,iproute2,util-linux,procps,qemu-system-x86
+
+# .complete holds the package list it was built with: a cached root from an
+# older list is rebuilt, not reused.
+if [ "$(cat "$root/.complete" 2>/dev/null)" = "$pkgs" ] && [ "${FRESH:-0}" != 1 ]; then
 	echo "testhost: reusing $root"
 	exit 0
 fi
-
-# procps for ps/pkill while debugging a pod; the rest is what systemd, machined
-# and a nested nspawn need.
-pkgs=systemd,systemd-sysv,dbus,systemd-container,iproute2,util-linux,procps
 
 tmp=$root.tmp
 rm -rf "$tmp"
@@ -51,7 +54,7 @@ rm -f "$tmp/etc/hostname"
 rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*
 
 sync -f "$tmp"
-touch "$tmp/.complete"
+echo "$pkgs" >"$tmp/.complete"
 rm -rf "$root"
 mv "$tmp" "$root"
 echo "testhost: built $root in $(($(date +%s) - start))s, $(du -sh "$root" | cut -f1)"
