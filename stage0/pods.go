@@ -154,16 +154,9 @@ no_new_privs and seccomp. Without CMD, runs /bin/sh. --app is needed when the
 pod has more than one app.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := pod.Load(g.dir, args[0])
+			p, st, err := runningPod(g, "enter", args[0])
 			if err != nil {
 				return err
-			}
-			st, err := p.Status()
-			if err != nil {
-				return err
-			}
-			if st.State != "running" {
-				return fmt.Errorf("enter pod %s: %w: it is %s", p.UUID, pod.ErrState, st.State)
 			}
 			if app == "" {
 				if len(st.AppList) != 1 {
@@ -231,17 +224,26 @@ func eachPod(g *globals, ids []string, fn func(id string) error) error {
 	return nil
 }
 
-func stopPod(g *globals, id string, force bool, wait time.Duration) error {
+// runningPod loads pod id and checks that it runs, for operation op.
+func runningPod(g *globals, op, id string) (*pod.Pod, pod.Status, error) {
 	p, err := pod.Load(g.dir, id)
 	if err != nil {
-		return err
+		return nil, pod.Status{}, err
 	}
 	st, err := p.Status()
 	if err != nil {
-		return err
+		return nil, st, err
 	}
 	if st.State != "running" {
-		return fmt.Errorf("stop pod %s: %w: it is %s", p.UUID, pod.ErrState, st.State)
+		return nil, st, fmt.Errorf("%s pod %s: %w: it is %s", op, p.UUID, pod.ErrState, st.State)
+	}
+	return p, st, nil
+}
+
+func stopPod(g *globals, id string, force bool, wait time.Duration) error {
+	p, _, err := runningPod(g, "stop", id)
+	if err != nil {
+		return err
 	}
 	in, err := invocation(g, p)
 	if err != nil {

@@ -51,17 +51,7 @@ that failed (0 when every app succeeded); skiff's own failures exit 254.
 		Example: `  skiff --insecure-options=image run ./app.aci
   skiff run --net=none --memory=64M a.aci -- --verbose --- b.aci --user=1000`,
 		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			apps, help, err := parseRunArgs(cmd, &f, args)
-			if err != nil || help {
-				return err
-			}
-			p, err := preparePod(cmd.Context(), g, &f, apps)
-			if err != nil {
-				return err
-			}
-			return execPod(g, p, &f)
-		},
+		RunE:               prepareThen(g, &f, func(p *pod.Pod) error { return execPod(g, p, &f) }),
 	}
 	f.register(cmd.Flags())
 	return cmd
@@ -76,22 +66,14 @@ func newPrepareCmd(g *globals) *cobra.Command {
 			"Start it with 'skiff run-prepared UUID'. Run options (--net, --hostname, --interactive)\n" +
 			"are given to run-prepared.\n" + appUsage,
 		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			apps, help, err := parseRunArgs(cmd, &f, args)
-			if err != nil || help {
-				return err
-			}
-			p, err := preparePod(cmd.Context(), g, &f, apps)
-			if err != nil {
-				return err
-			}
+		RunE: prepareThen(g, &f, func(p *pod.Pod) error {
 			defer p.Unlock()
 			if err := p.Transition(pod.Prepared); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, p.UUID)
 			return nil
-		},
+		}),
 	}
 	f.register(cmd.Flags())
 	return cmd
@@ -131,6 +113,22 @@ func newRunPreparedCmd(g *globals) *cobra.Command {
 	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
 	f.pullPolicy = "new"
 	return cmd
+}
+
+// prepareThen is the body of run and prepare: parse, prepare the pod, then
+// hand the locked pod to then.
+func prepareThen(g *globals, f *podFlags, then func(p *pod.Pod) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		apps, help, err := parseRunArgs(cmd, f, args)
+		if err != nil || help {
+			return err
+		}
+		p, err := preparePod(cmd.Context(), g, f, apps)
+		if err != nil {
+			return err
+		}
+		return then(p)
+	}
 }
 
 // parseRunArgs parses pod flags (global ones included), then the apps.
