@@ -275,6 +275,20 @@ func TestLoudApp(t *testing.T) {
 	})
 }
 
+func TestHostname(t *testing.T) {
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		out, code := probeRun(t, e, s, []string{"--hostname=podhost"}, nil, "-print-hostname")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		mustContain(t, out, "HOSTNAME=podhost")
+		save := filepath.Join(t.TempDir(), "uuid")
+		out, _ = probeRun(t, e, s, []string{"--uuid-file-save=" + save}, nil, "-print-hostname")
+		b, _ := os.ReadFile(save)
+		mustContain(t, out, "HOSTNAME=skiff-"+strings.TrimSpace(string(b)))
+	})
+}
+
 func TestNetNone(t *testing.T) {
 	forEachStage1(t, func(t *testing.T, e *env, s string) {
 		out, _, code := e.run("run", "--stage1="+s, "--net=none", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c", "echo IFACES=$(ls /sys/class/net)")
