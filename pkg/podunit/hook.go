@@ -132,6 +132,12 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 	// systemd counts death by SIGTERM (how a stopping pod ends its apps) as
 	// success; anything else that is not success is a failure.
 	failed := getenv("SERVICE_RESULT") != "success"
+	// A clean stop can catch an app whose unit is still starting: SIGTERM
+	// then ends it before systemd counts it as running, with a result that
+	// is not "success". During a requested stop that is no failure either.
+	if _, err := os.Stat(filepath.Join(root, StoppingFile)); err == nil && getenv("EXIT_CODE") == "killed" && getenv("EXIT_STATUS") == "TERM" {
+		failed = false
+	}
 	if failed {
 		f, err := os.OpenFile(filepath.Join(root, FailedFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {

@@ -34,19 +34,28 @@ func TestAppExited(t *testing.T) {
 	type exit struct{ app, code, status, result string }
 	tests := []struct {
 		name      string
+		stopping  bool // a clean stop was requested
 		exits     []exit
 		poweroffs int
 		failed    string
 		podStatus int
 	}{
-		{"all succeed", []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0},
-		{"first failure wins", []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, 2, "a", 3},
-		{"stopped by SIGTERM", []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0},
-		{"killed", []exit{{"a", "killed", "KILL", "signal"}}, 1, "a", 137},
+		{"SIGTERM while starting, stop requested", true, []exit{{"a", "killed", "TERM", "signal"}, {"b", "exited", "0", "success"}}, 1, "", 0},
+		{"SIGTERM while starting, no stop requested", false, []exit{{"a", "killed", "TERM", "signal"}}, 1, "a", 143},
+		{"all succeed", false, []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0},
+		{"first failure wins", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, 2, "a", 3},
+		{"stopped by SIGTERM", false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0},
+		{"killed", false, []exit{{"a", "killed", "KILL", "signal"}}, 1, "a", 137},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
+			if tt.stopping {
+				os.MkdirAll(filepath.Join(root, filepath.Dir(StoppingFile)), 0o755)
+				if err := Stopping(root); err != nil {
+					t.Fatal(err)
+				}
+			}
 			poweroffs := 0
 			for _, e := range tt.exits {
 				env := map[string]string{"EXIT_CODE": e.code, "EXIT_STATUS": e.status, "SERVICE_RESULT": e.result}
