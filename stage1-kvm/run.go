@@ -29,6 +29,7 @@ func runMain(args []string) int {
 		if err != nil {
 			return err
 		}
+		podunit.NotifyBind(s, img)
 		return appspec.Write(dir, s)
 	}
 	return kvm.Run(podunit.Logger(stage, "run", uuid, o.Debug), o)

@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/appc/spec/schema"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/nspawn"
@@ -29,12 +28,7 @@ func runMain(args []string) int {
 		if err != nil {
 			return err
 		}
-		if podunit.SupportsNotify(img) {
-			// The app's unit waits for its READY=1 (stage2 passes
-			// NOTIFY_SOCKET on): bind the pod systemd's socket, which the
-			// app's own root does not have, at the same path.
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: podunit.NotifySocket, Type: "bind", Source: podunit.NotifySocket, Options: []string{"bind"}})
-		}
+		podunit.NotifyBind(s, img)
 		return appspec.Write(dir, s)
 	}
 	return nspawn.Run(logger(o.Debug, uuid, "run"), o)

@@ -54,6 +54,8 @@ func TestSystemdHost(t *testing.T) {
 	t.Run("NotifyReady", s.testNotifyReady)
 	t.Run("KVMMachineAndJournal", s.testKVMMachineAndJournal)
 	t.Run("KVMPoweroff", s.testKVMPoweroff)
+	t.Run("KVMNotifyReady", s.testKVMNotifyReady)
+	t.Run("KVMSocketActivationRefused", s.testKVMSocketActivationRefused)
 }
 
 // sysHost is the booted host and skiff's directories in it.
@@ -428,6 +430,92 @@ func (s *sysHost) testNotifyReady(t *testing.T) {
 	mustContain(t, s.mustRun(t, "journalctl", "-M", "skiff-"+uuid, "-t", "probe-notify", "-o", "cat", "--no-pager"), "READ_FILE=open", "NOTIFY_READY=1")
 	s.mustRun(t, "systemctl", "stop", unit)
 	s.checkGone(t, uuid)
+}
+
+// testKVMNotifyReady: NotifyReady for a stage1-kvm pod. The guest has no
+// network and a FIFO on a 9p share is the guest's own pipe, so the app is
+// held before its READY=1 by a FIFO that skiff enter, in the guest, opens.
+func (s *sysHost) testKVMNotifyReady(t *testing.T) {
+	const unit = "skiff-kvm-notify"
+	uuidFile := filepath.Join(s.data, unit+".uuid")
+	gate := filepath.Join(s.data, "kvmgate")
+	if err := os.Mkdir(gate, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(gate, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"systemd-run", "--unit=" + unit, "--service-type=notify", "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes",
+		"--setenv=SKIFF_KVM_ACCEL=" + os.Getenv("SKIFF_KVM_ACCEL")},
+		s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--uuid-file-save="+uuidFile, "--volume=gate,kind=host,source="+gate,
+			s.notifyACI, "--mount=volume=gate,target=/gate", "--", "-print-env=AC_APP_NAME", "-read-file=/gate/fifo", "-notify-ready", "-sleep=300s")...)
+	t.Cleanup(func() { s.h.Run(context.Background(), "systemctl", "stop", unit) })
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_, err := s.run(ctx, args...)
+		done <- err
+	}()
+	var uuid string
+	waitFor(t, "the app in the guest's journal", 60*time.Second, func() bool {
+		b, _ := os.ReadFile(uuidFile)
+		uuid = strings.TrimSpace(string(b))
+		out, _ := s.run(context.Background(), "journalctl", "-M", "skiff-"+uuid, "-t", "probe-notify", "-o", "cat", "--no-pager")
+		return uuid != "" && strings.Contains(out, "AC_APP_NAME=probe-notify")
+	})
+	time.Sleep(time.Second) // time enough for a pod that would not wait for READY=1
+	if st := s.prop(t, unit, "ActiveState"); st != "activating" {
+		t.Fatalf("%s is %s while its app has not notified, want activating", unit, st)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("systemd-run returned before the app notified: %v", err)
+	default:
+	}
+
+	s.mustRun(t, append([]string{"timeout", "60"}, s.skiff("enter", uuid, "--", "/probe", "-write-file=/gate/fifo", "-content=open")...)...)
+	start := time.Now()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s active %v after the gate opened", unit, time.Since(start).Round(time.Millisecond))
+	if st := s.prop(t, unit, "ActiveState"); st != "active" {
+		t.Errorf("%s is %s, want active", unit, st)
+	}
+	// The guest's journald writes over 9p, a little behind.
+	waitFor(t, "the app's READY=1 in the guest's journal", 30*time.Second, func() bool {
+		out := s.mustRun(t, "journalctl", "-M", "skiff-"+uuid, "-t", "probe-notify", "-o", "cat", "--no-pager")
+		return strings.Contains(out, "READ_FILE=open") && strings.Contains(out, "NOTIFY_READY=1")
+	})
+	s.mustRun(t, "systemctl", "stop", unit)
+	s.checkGone(t, uuid)
+}
+
+// testKVMSocketActivationRefused: the guest has no network, so a KVM
+// pod started by a socket unit fails at once and says why.
+func (s *sysHost) testKVMSocketActivationRefused(t *testing.T) {
+	const unit = "skiff-kvm-sock"
+	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--stage1=kvm", s.socketACI, "--", "-listen-fds"), " ")
+	// The probe's port, which the image marks socketActivated.
+	s.writeUnit(t, unit+".socket", "[Socket]\nListenStream=127.0.0.1:8080\n")
+	s.writeUnit(t, unit+".service", "[Service]\nExecStart="+exec+"\nKillMode=mixed\nDelegate=yes\nSlice=machine.slice\n")
+	s.mustRun(t, "systemctl", "start", unit+".socket")
+	t.Cleanup(func() {
+		s.h.Run(context.Background(), "systemctl", "stop", unit+".socket", unit+".service")
+		s.h.Run(context.Background(), "systemctl", "reset-failed", unit+".socket", unit+".service")
+	})
+	// Connect and go: the kernel queues the connection, which starts the pod.
+	s.mustRun(t, "timeout", "10", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/8080`)
+	waitFor(t, unit+".service to fail", time.Minute, func() bool { return s.prop(t, unit+".service", "ExecMainStatus") != "0" })
+	if st := s.prop(t, unit+".service", "ExecMainStatus"); st != "254" {
+		t.Errorf("%s: ExecMainStatus=%s, want 254", unit, st)
+	}
+	mustContain(t, s.mustRun(t, "journalctl", "-u", unit+".service", "-o", "cat", "--no-pager"),
+		"socket activation (LISTEN_FDS) is not supported by stage1-kvm: the guest has no network")
+	if ps := s.mustRun(t, "ps", "-eo", "pid,args"); strings.Contains(ps, "qemu-system") {
+		t.Errorf("qemu started for a refused pod:\n%s", ps)
+	}
 }
 
 // writeUnit writes a unit file into the host's /run/systemd/system and

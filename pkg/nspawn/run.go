@@ -51,26 +51,8 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err := podunit.KeepLock(); err != nil {
 		return 0, err
 	}
-	pm, apps, err := podunit.ReadPod()
+	pm, apps, pass, err := podunit.Prepare(log, o.UUID, o.Interactive, o.Bundle)
 	if err != nil {
-		return 0, err
-	}
-	if o.Interactive && len(apps) != 1 {
-		return 0, fmt.Errorf("run: %w: --interactive needs exactly one app, the pod has %d", ErrUsage, len(apps))
-	}
-	if err := podunit.WriteBundles(pm, o.Bundle); err != nil {
-		return 0, err
-	}
-	imgs, err := podunit.ImageManifests(pm)
-	if err != nil {
-		return 0, err
-	}
-	listeners, err := podunit.ListenFDs()
-	if err != nil {
-		return 0, err
-	}
-	extra, pass := podunit.ActivationUnits(log, imgs, listeners)
-	if err := podunit.PrepareRootUnits(o.UUID, apps, o.Interactive, extra); err != nil {
 		return 0, err
 	}
 	volBinds, err := volumes(pm)

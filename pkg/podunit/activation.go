@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/appc/spec/schema"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,6 +28,16 @@ const NotifySocket = "/run/systemd/notify"
 func SupportsNotify(img *schema.ImageManifest) bool {
 	v, _ := img.Annotations.Get("appc.io/executor/supports-systemd-notify")
 	return v == "true"
+}
+
+// NotifyBind gives the app of img, when it supports notify, the pod
+// systemd's notify socket, which the app's own root does not have, at the
+// same path: its unit waits for its READY=1, and stage2 passes
+// NOTIFY_SOCKET on.
+func NotifyBind(s *specs.Spec, img *schema.ImageManifest) {
+	if SupportsNotify(img) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: NotifySocket, Type: "bind", Source: NotifySocket, Options: []string{"bind"}})
+	}
 }
 
 // dropIn is the path, relative to the unit directory, of drop-in name of unit.

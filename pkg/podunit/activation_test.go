@@ -12,6 +12,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestActivationUnits(t *testing.T) {
@@ -68,5 +69,31 @@ func TestActivationUnits(t *testing.T) {
 	}
 	if u, p := ActivationUnits(log, imgs, nil); !maps.Equal(u, notify) || len(p) != 0 {
 		t.Errorf("no sockets: got %q, %v; want only %q", u, p, notify)
+	}
+}
+
+func TestNotifyBind(t *testing.T) {
+	notify := types.Annotations{{Name: "appc.io/executor/supports-systemd-notify", Value: "true"}}
+	off := types.Annotations{{Name: "appc.io/executor/supports-systemd-notify", Value: "false"}}
+	tests := []struct {
+		name string
+		ann  types.Annotations
+		want int // mounts added
+	}{
+		{"supports notify", notify, 1},
+		{"says it does not", off, 0},
+		{"no annotation", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &specs.Spec{Mounts: []specs.Mount{{Destination: "/proc", Type: "proc"}}}
+			NotifyBind(s, &schema.ImageManifest{Annotations: tt.ann})
+			if got := len(s.Mounts) - 1; got != tt.want {
+				t.Fatalf("mounts added: %d, want %d: %+v", got, tt.want, s.Mounts)
+			}
+			if m := s.Mounts[len(s.Mounts)-1]; tt.want == 1 && (m.Destination != NotifySocket || m.Source != NotifySocket || m.Type != "bind") {
+				t.Errorf("mount = %+v, want a bind of %s at the same path", m, NotifySocket)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -52,6 +53,41 @@ func ReadPod() (*schema.PodManifest, []App, error) {
 	return pm, apps, nil
 }
 
+// Prepare does what every run does before it boots the pod: it reads the
+// pod manifest, writes the apps' bundles, takes the sockets the service
+// manager passed (ListenFDs) and writes the stage1 rootfs's units
+// (PrepareRootUnits) with those that give apps readiness and sockets
+// (ActivationUnits). It returns the manifest, the apps and the sockets to
+// hand the pod's systemd; an interactive pod has exactly one app.
+func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc) (*schema.PodManifest, []App, []*os.File, error) {
+	pm, apps, err := ReadPod()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if interactive && len(apps) != 1 {
+		return nil, nil, nil, fmt.Errorf("run: %w: --interactive needs exactly one app, the pod has %d", ErrUsage, len(apps))
+	}
+	if err := WriteBundles(pm, bundle); err != nil {
+		return nil, nil, nil, err
+	}
+	imgs, err := ImageManifests(pm)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	listeners, err := ListenFDs()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	extra, pass := ActivationUnits(log, imgs, listeners)
+	if err := PrepareRootUnits(uuid, apps, interactive, extra); err != nil {
+		for _, f := range pass {
+			f.Close()
+		}
+		return nil, nil, nil, err
+	}
+	return pm, apps, pass, nil
+}
+
 // BundleFunc writes the bundle stage2 runs app ra from into dir: its OCI
 // runtime spec and the files the spec names (the stage1s use pkg/appspec).
 // appRoot is the app's rootfs.
@@ -95,13 +131,6 @@ func WriteBundles(pm *schema.PodManifest, write BundleFunc) error {
 		}
 	}
 	return nil
-}
-
-// PrepareRoot is PrepareRootUnits without extra unit files.
-//
-// Deprecated: use PrepareRootUnits (stage1-kvm's run still calls this).
-func PrepareRoot(uuid string, apps []App, interactive bool) error {
-	return PrepareRootUnits(uuid, apps, interactive, nil)
 }
 
 // PrepareRootUnits writes the machine-id (the pod UUID without dashes), the

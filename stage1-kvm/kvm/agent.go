@@ -148,19 +148,11 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 		}
 		stdin.Close()
 	}()
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return agent.Message{Op: agent.OpExit}
-	case errors.As(err, &ee):
-		code := ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
-		return agent.Message{Op: agent.OpExit, Code: code}
+	exit := agent.Exit(cmd.Wait())
+	if exit.Op == agent.OpError {
+		return fail(errors.New(exit.Error))
 	}
-	return fail(err)
+	return exit
 }
 
 // stream sends what a command writes as messages of one kind.

@@ -16,6 +16,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // machine is the pod's registration with systemd-machined, as skiff-<uuid>,
@@ -138,10 +139,6 @@ func (m *machine) unregister(log *slog.Logger) {
 	m.stopLeader()
 }
 
-// sigPoweroff is what machinectl poweroff sends the leader: SIGRTMIN+4,
-// systemd's "power off".
-const sigPoweroff = syscall.Signal(34 + 4)
-
 // Leader is the "leader" entrypoint, started by run in the stage1 rootfs:
 // it chroots there, says so with a line on stdout and lives until its
 // stdin ends, when run closes it or dies. SIGINT and SIGTERM are run's to
@@ -151,7 +148,8 @@ func Leader([]string) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
 	run := os.Getppid()
 	poweroff := make(chan os.Signal, 1)
-	signal.Notify(poweroff, sigPoweroff)
+	// machinectl poweroff sends the leader systemd's "power off".
+	signal.Notify(poweroff, podunit.SigPoweroff)
 	go func() {
 		for range poweroff {
 			if os.Getppid() == run {

@@ -9,10 +9,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
@@ -65,23 +66,17 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	default:
 		return 0, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)
 	}
-	b, err := os.ReadFile(pod.ManifestFile)
-	if err != nil {
-		return 0, fmt.Errorf("read pod manifest: %w", err)
-	}
-	pm, err := pod.ParseManifest(b)
+	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, o.Bundle)
 	if err != nil {
 		return 0, err
 	}
-	apps, err := podunit.AppsOf(pm)
-	if err != nil {
-		return 0, err
-	}
-	if err := podunit.WriteBundles(pm, o.Bundle); err != nil {
-		return 0, err
-	}
-	if err := podunit.PrepareRoot(o.UUID, apps, false); err != nil {
-		return 0, err
+	// The sockets the service manager passed cannot reach the guest, which
+	// has no network (forwarding connections over virtio-serial is not built).
+	if len(pass) > 0 {
+		for _, f := range pass {
+			f.Close()
+		}
+		return 0, fmt.Errorf("run: %w: socket activation (LISTEN_FDS) is not supported by stage1-kvm: the guest has no network", ErrUsage)
 	}
 	defer func() {
 		if err := unmountVolumes(); err != nil {
@@ -97,7 +92,7 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	}
 	// The pid is written as soon as qemu runs: the pod is running from then.
 	var pidErr error
-	cfg.Started = func(pid int) { pidErr = writeFileAtomic(pod.PidFile, strconv.Itoa(pid)) }
+	cfg.Started = func(pid int) { pidErr = podunit.WritePid(pid) }
 	v, err := vm.Start(context.Background(), cfg, log)
 	if err != nil {
 		return 0, err
@@ -106,10 +101,11 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if pidErr != nil {
 		v.Kill()
 		v.Wait()
-		return 0, fmt.Errorf("record pod pid: %w", pidErr)
+		return 0, pidErr
 	}
 	m := register(log, o.UUID, v.Pid())
 	stopOnSignal(log, v)
+	notifyReady(log, v)
 	werr := v.Wait()
 	m.unregister(log)
 	log.Debug("guest ended", "after", time.Since(start).Round(time.Millisecond))
@@ -188,6 +184,9 @@ func stopOnSignal(log *slog.Logger, v *vm.VM) {
 		select {
 		case s := <-sigs:
 			log.Debug("stop pod", "signal", s)
+			if os.Getenv("NOTIFY_SOCKET") != "" {
+				daemon.SdNotify(false, daemon.SdNotifyStopping)
+			}
 			if err := poweroff(); err != nil {
 				log.Warn("stop pod cleanly", "err", err)
 				v.Kill()
@@ -197,10 +196,30 @@ func stopOnSignal(log *slog.Logger, v *vm.VM) {
 	}()
 }
 
-func writeFileAtomic(path, content string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return err
+// notifyReady tells the service manager, when it waits for readiness
+// (NOTIFY_SOCKET), that the pod is ready once the guest has written the
+// ready marker into the shared tree: every app has started (and has sent
+// READY=1 itself, for apps that support notify).
+func notifyReady(log *slog.Logger, v *vm.VM) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return
 	}
-	return os.Rename(tmp, path)
+	marker := filepath.Join(pod.Stage1Rootfs, podunit.ReadyFile)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-v.Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := os.Stat(marker); err == nil {
+				if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+					log.Warn("notify ready", "err", err)
+				}
+				return
+			}
+		}
+	}()
 }

@@ -15,9 +15,12 @@ package agent
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"sync"
+	"syscall"
 )
 
 // PortName is the virtserialport name; in a guest with udev it appears as
@@ -94,4 +97,22 @@ func (c *Conn) Recv() (Message, error) {
 		return m, fmt.Errorf("receive %q: %w", line, err)
 	}
 	return m, nil
+}
+
+// Exit is the reply for a command whose Wait returned err: OpExit with its
+// status (128+signal when a signal killed it), or OpError when it did not
+// run to an end.
+func Exit(err error) Message {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return Message{Op: OpExit}
+	case errors.As(err, &ee):
+		code := ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		return Message{Op: OpExit, Code: code}
+	}
+	return Message{Op: OpError, Error: err.Error()}
 }

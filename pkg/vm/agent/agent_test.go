@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"io"
+	"os/exec"
 	"reflect"
 	"testing"
 )
@@ -55,6 +56,30 @@ func TestRecvErrors(t *testing.T) {
 			}{bytes.NewBufferString(tt.in), io.Discard})
 			if m, err := c.Recv(); err == nil {
 				t.Errorf("Recv(%q) = %+v, want error", tt.in, m)
+			}
+		})
+	}
+}
+
+func TestExit(t *testing.T) {
+	tests := []struct {
+		name string
+		cmd  *exec.Cmd
+		want Message
+	}{
+		{"success", exec.Command("sh", "-c", "exit 0"), Message{Op: OpExit}},
+		{"status", exec.Command("sh", "-c", "exit 3"), Message{Op: OpExit, Code: 3}},
+		{"signal", exec.Command("sh", "-c", "kill -TERM $$"), Message{Op: OpExit, Code: 128 + 15}},
+		{"not started", exec.Command("/nonexistent/cmd"), Message{Op: OpError}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Exit(tt.cmd.Run())
+			if tt.want.Op == OpError && got.Op == OpError && got.Error != "" {
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Exit = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -56,19 +56,7 @@ func runCommand(args []string) agent.Message {
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	err := cmd.Run()
 	reapOrphans()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return agent.Message{Op: agent.OpExit}
-	case errors.As(err, &ee):
-		code := ee.ExitCode()
-		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
-		return agent.Message{Op: agent.OpExit, Code: code}
-	default:
-		return agent.Message{Op: agent.OpError, Error: err.Error()}
-	}
+	return agent.Exit(err)
 }
 
 // reapOrphans collects exited processes re-parented to PID 1. Commands run
