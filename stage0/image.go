@@ -167,8 +167,9 @@ func podImages(dir string) (map[string]bool, error) {
 		}
 		b, err := os.ReadFile(p.File("mounts.json"))
 		if err != nil {
-			// Being prepared: its images are not known yet; keep all in use
-			// by being conservative is impossible, so rely on the store lock.
+			// A pod still being prepared has not recorded its trees yet: an
+			// image gc racing with that prepare can remove a tree it is about
+			// to mount, and the prepare then fails cleanly. Known gap.
 			continue
 		}
 		var recs []struct{ Lowers []string }
