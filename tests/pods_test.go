@@ -5,6 +5,7 @@ package tests
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -265,12 +266,28 @@ func TestLogs(t *testing.T) {
 // holds is neither blocked nor cut short on its way to run's output.
 func TestLoudApp(t *testing.T) {
 	forEachStage1(t, func(t *testing.T, e *env, s string) {
-		out, errs, code := e.run("run", "--stage1="+s, image(t, "busybox.aci"), "--exec=/usr/bin/seq", "--", "50000")
+		save := filepath.Join(t.TempDir(), "uuid")
+		out, errs, code := e.run("run", "--stage1="+s, "--uuid-file-save="+save, image(t, "busybox.aci"), "--exec=/usr/bin/seq", "--", "50000")
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
 		if n := strings.Count(out, "\n"); n < 50000 || !strings.Contains(out, " 50000\n") {
 			t.Errorf("got %d lines, want 50000 ending with 50000; tail: %q", n, out[max(0, len(out)-200):])
+		}
+		// And the journal keeps every line too (no rate limit drops them).
+		b, _ := os.ReadFile(save)
+		logs := e.mustRun("logs", "--app=busybox", "--output=cat", strings.TrimSpace(string(b)))
+		seen := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+			seen[l] = true
+		}
+		for i := 1; i <= 50000; i++ {
+			if !seen[strconv.Itoa(i)] {
+				t.Fatalf("skiff logs lost line %d (of %d lines)", i, strings.Count(logs, "\n"))
+			}
+		}
+		if n := strings.Count(logs, "\n"); n != 50000 {
+			t.Errorf("skiff logs has %d lines, want 50000", n)
 		}
 	})
 }

@@ -170,6 +170,10 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	}
 	id := path.Base(o.Name)
 	t.file("rootfs/etc/os-release", 0o644, []byte("NAME=\"skiff "+id+"\"\nID=skiff-"+id+"\nVERSION_ID="+o.Version+"\n"))
+	// The journal is where `skiff logs` and `journalctl -M` read app output:
+	// journald's default rate limit (10000 lines per 30 s per unit) would
+	// silently drop a loud app's lines.
+	t.file("rootfs/etc/systemd/journald.conf.d/skiff.conf", 0o644, []byte("[Journal]\nRateLimitIntervalSec=0\n"))
 	for _, f := range append(bins, libs...) {
 		t.hostFile("rootfs/"+usrPath(f), filepath.Join(o.HostRoot, f), 0o755)
 	}

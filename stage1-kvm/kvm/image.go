@@ -31,6 +31,12 @@ Restart=on-failure
 RestartSec=100ms
 `
 
+// poweroffDropIn skips systemd-shutdown once systemd-poweroff.service has
+// synced the journal: by then the apps and the agent are stopped and their
+// statuses written, and killing the rest and unmounting the 9p share (which
+// cannot be unmounted) only delays qemu's exit under TCG.
+const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\n"
+
 // BuildImage writes the stage1-kvm image, a gzip-compressed ACI, to w:
 // stage1-ns's systemd plus the guest kernel and initramfs, nsenter for
 // enter, and the agent's unit.
@@ -43,10 +49,14 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 			podunit.SkiffDir + "/kvm/vmlinux":        filepath.Join(o.Guest, "vmlinux"),
 			podunit.SkiffDir + "/kvm/initramfs.cpio": filepath.Join(o.Guest, "initramfs.cpio"),
 		},
-		// systemd-shutdown runs what is there just before the guest powers off.
+		// systemd-shutdown runs what is there just before the guest powers
+		// off, when a forced poweroff still goes through it.
 		Symlinks: map[string]string{"/usr/lib/systemd/system-shutdown/hook": "/skiff/run"},
-		Units:    map[string]string{agentUnit: agentUnitText},
-		Wants:    []string{agentUnit},
+		Units: map[string]string{
+			agentUnit: agentUnitText,
+			"systemd-poweroff.service.d/skiff-kvm.conf": poweroffDropIn,
+		},
+		Wants: []string{agentUnit},
 		// Most of the image is the kernel: spend time once, at build, to
 		// halve it.
 		Compress: func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, gzip.BestCompression) },
