@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"os"
 
 	"github.com/appc/spec/schema"
@@ -12,17 +11,12 @@ import (
 )
 
 func runMain(args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	var o kvm.RunOptions
-	fs.BoolVar(&o.Debug, "debug", false, "")
-	fs.StringVar(&o.Net, "net", "default", "")
-	fs.StringVar(&o.Hostname, "hostname", "", "")
-	fs.BoolVar(&o.Interactive, "interactive", false, "")
-	uuid, _, err := podunit.ParseArgs(fs, args, false)
+	flags, err := podunit.ParseRun(args)
 	if err != nil {
 		return fail(nil, err)
 	}
-	o.UUID = uuid
+	o := kvm.RunOptions{RunFlags: flags}
+	uuid := flags.UUID
 	o.Bundle = func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
 		// No network in the guest yet, so no resolver configuration.
 		s, err := appspec.Build(pm, ra, img, root, appspec.Options{Hostname: o.Hostname, ResolvConf: "-"})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"os"
 
 	"github.com/appc/spec/schema"
@@ -12,17 +11,12 @@ import (
 )
 
 func runMain(args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	var o nspawn.RunOptions
-	fs.BoolVar(&o.Debug, "debug", false, "")
-	fs.StringVar(&o.Net, "net", "default", "")
-	fs.StringVar(&o.Hostname, "hostname", "", "")
-	fs.BoolVar(&o.Interactive, "interactive", false, "")
-	uuid, _, err := parse(fs, args, false)
+	flags, err := podunit.ParseRun(args)
 	if err != nil {
 		return fail(nil, err)
 	}
-	o.UUID = uuid
+	o := nspawn.RunOptions{RunFlags: flags}
+	uuid := flags.UUID
 	o.Bundle = func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
 		s, err := appspec.Build(pm, ra, img, root, appspec.Options{Hostname: o.Hostname, Interactive: o.Interactive})
 		if err != nil {

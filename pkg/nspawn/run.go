@@ -25,13 +25,9 @@ import (
 
 // RunOptions are the run entrypoint's flags and what it is wired to.
 type RunOptions struct {
-	UUID        string
-	Net         string // host, none or default (= host)
-	Hostname    string
-	Interactive bool
-	Debug       bool
-	Bundle      podunit.BundleFunc
-	Nspawn      string // the systemd-nspawn binary; "" finds it in PATH
+	podunit.RunFlags
+	Bundle podunit.BundleFunc
+	Nspawn string // the systemd-nspawn binary; "" finds it in PATH
 }
 
 // Run runs the pod whose directory is the working directory until it

@@ -15,8 +15,8 @@ func TestNspawnArgs(t *testing.T) {
 		o    RunOptions
 		want []string
 	}{
-		{RunOptions{UUID: "u", Net: "none"}, []string{"--private-network", "--console=read-only", "--quiet"}},
-		{RunOptions{UUID: "u", Hostname: "h", Interactive: true, Debug: true}, []string{"--hostname=h", "--console=interactive", "systemd.log_level=debug"}},
+		{RunOptions{RunFlags: podunit.RunFlags{UUID: "u", Net: "none"}}, []string{"--private-network", "--console=read-only", "--quiet"}},
+		{RunOptions{RunFlags: podunit.RunFlags{UUID: "u", Hostname: "h", Interactive: true, Debug: true}}, []string{"--hostname=h", "--console=interactive", "systemd.log_level=debug"}},
 	}
 	for _, tt := range tests {
 		args, err := nspawnArgs(tt.o, nil)
@@ -33,7 +33,7 @@ func TestNspawnArgs(t *testing.T) {
 			}
 		}
 	}
-	if _, err := nspawnArgs(RunOptions{Net: "bridge"}, nil); err == nil {
+	if _, err := nspawnArgs(RunOptions{RunFlags: podunit.RunFlags{Net: "bridge"}}, nil); err == nil {
 		t.Error("nspawnArgs accepted --net=bridge")
 	}
 }

@@ -31,6 +31,28 @@ func ParseArgs(fs *flag.FlagSet, args []string, withCmd bool) (uuid string, cmd 
 	return a[0], nil, nil
 }
 
+// RunFlags are what the run entrypoint is told (docs/stage1-abi.md, v1).
+type RunFlags struct {
+	UUID        string
+	Net         string // host, none or default
+	Hostname    string
+	Interactive bool
+	Debug       bool
+}
+
+// ParseRun parses the run entrypoint's arguments: its flags, then the UUID.
+func ParseRun(args []string) (RunFlags, error) {
+	var f RunFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.BoolVar(&f.Debug, "debug", false, "")
+	fs.StringVar(&f.Net, "net", "default", "")
+	fs.StringVar(&f.Hostname, "hostname", "", "")
+	fs.BoolVar(&f.Interactive, "interactive", false, "")
+	uuid, _, err := ParseArgs(fs, args, false)
+	f.UUID = uuid
+	return f, err
+}
+
 // Logger is an entrypoint's logger on stderr, tagged with the stage, the
 // entrypoint and the pod; debug (or SKIFF_DEBUG=1) turns on debug lines.
 func Logger(stage, entrypoint, uuid string, debug bool) *slog.Logger {

@@ -31,3 +31,28 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRun(t *testing.T) {
+	tests := []struct {
+		args []string
+		want RunFlags
+		err  bool
+	}{
+		{[]string{"u1"}, RunFlags{UUID: "u1", Net: "default"}, false},
+		{[]string{"--debug", "--net=none", "--hostname=h", "--interactive", "u2"},
+			RunFlags{UUID: "u2", Net: "none", Hostname: "h", Interactive: true, Debug: true}, false},
+		{[]string{"--bogus", "u"}, RunFlags{}, true},
+		{[]string{"--net=none"}, RunFlags{}, true},
+		{[]string{"u", "extra"}, RunFlags{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseRun(tt.args)
+		if (err != nil) != tt.err {
+			t.Errorf("ParseRun(%q) err = %v, want error %v", tt.args, err, tt.err)
+			continue
+		}
+		if !tt.err && got != tt.want {
+			t.Errorf("ParseRun(%q) = %+v, want %+v", tt.args, got, tt.want)
+		}
+	}
+}

@@ -22,14 +22,10 @@ import (
 
 // RunOptions are the run entrypoint's flags and what it is wired to.
 type RunOptions struct {
-	UUID        string
-	Net         string // host, none or default: all loopback only for now
-	Hostname    string
-	Interactive bool
-	Debug       bool
-	Bundle      podunit.BundleFunc
-	GuestDir    string // holds vmlinux and initramfs.cpio; "" means kvm/ beside the binary
-	QEMU        string // "" finds qemu-system-x86_64 in PATH
+	podunit.RunFlags
+	Bundle   podunit.BundleFunc
+	GuestDir string // holds vmlinux and initramfs.cpio; "" means kvm/ beside the binary
+	QEMU     string // "" finds qemu-system-x86_64 in PATH
 }
 
 // Guest sizing: what the kernel, systemd and journald need, and what an
