@@ -381,13 +381,7 @@ func (s *sysHost) testSocketActivation(t *testing.T) {
 func (s *sysHost) testNotifyReady(t *testing.T) {
 	const unit = "skiff-notify"
 	uuidFile := filepath.Join(s.data, unit+".uuid")
-	gate := filepath.Join(s.data, "gate")
-	if err := os.Mkdir(gate, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(filepath.Join(gate, "fifo"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	gate := s.fifoGate(t, "gate")
 	args := append([]string{"systemd-run", "--unit=" + unit, "--service-type=notify", "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes"},
 		s.skiff("--insecure-options=image", "run", "--uuid-file-save="+uuidFile, "--volume=gate,kind=host,source="+gate,
 			s.notifyACI, "--mount=volume=gate,target=/gate", "--", "-read-file=/gate/fifo", "-serve=127.0.0.1:8081", "-notify-ready", "-sleep=300s")...)
@@ -432,19 +426,27 @@ func (s *sysHost) testNotifyReady(t *testing.T) {
 	s.checkGone(t, uuid)
 }
 
-// testKVMNotifyReady: NotifyReady for a stage1-kvm pod. The guest has no
-// network and a FIFO on a 9p share is the guest's own pipe, so the app is
-// held before its READY=1 by a FIFO that skiff enter, in the guest, opens.
-func (s *sysHost) testKVMNotifyReady(t *testing.T) {
-	const unit = "skiff-kvm-notify"
-	uuidFile := filepath.Join(s.data, unit+".uuid")
-	gate := filepath.Join(s.data, "kvmgate")
+// fifoGate makes a directory in the data dir holding a FIFO, "fifo", that
+// holds back an app reading it until the test writes to it.
+func (s *sysHost) fifoGate(t *testing.T, name string) string {
+	t.Helper()
+	gate := filepath.Join(s.data, name)
 	if err := os.Mkdir(gate, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Mkfifo(filepath.Join(gate, "fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return gate
+}
+
+// testKVMNotifyReady: NotifyReady for a stage1-kvm pod. The guest has no
+// network and a FIFO on a 9p share is the guest's own pipe, so the app is
+// held before its READY=1 by a FIFO that skiff enter, in the guest, opens.
+func (s *sysHost) testKVMNotifyReady(t *testing.T) {
+	const unit = "skiff-kvm-notify"
+	uuidFile := filepath.Join(s.data, unit+".uuid")
+	gate := s.fifoGate(t, "kvmgate")
 	args := append([]string{"systemd-run", "--unit=" + unit, "--service-type=notify", "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes",
 		"--setenv=SKIFF_KVM_ACCEL=" + os.Getenv("SKIFF_KVM_ACCEL")},
 		s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--uuid-file-save="+uuidFile, "--volume=gate,kind=host,source="+gate,
