@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/skiffpod/skiff/pkg/cpio"
 )
 
 // defaultModules are the roots the guest needs; their dependencies are added
@@ -59,15 +61,15 @@ func build(kernel, modDir, initBin string, roots []string, out string) error {
 	if err != nil {
 		return fmt.Errorf("read init: %w", err)
 	}
-	files := []cpioEntry{
-		{name: "dev", mode: modeDir | 0o755},
-		{name: "dev/console", mode: modeChar | 0o600, rdevMajor: 5, rdevMinor: 1},
-		{name: "proc", mode: modeDir | 0o755},
-		{name: "sys", mode: modeDir | 0o755},
-		{name: "newroot", mode: modeDir | 0o755},
-		{name: "lib", mode: modeDir | 0o755},
-		{name: "lib/modules", mode: modeDir | 0o755},
-		{name: "init", mode: modeFile | 0o755, data: initData},
+	files := []cpio.Entry{
+		{Name: "dev", Mode: cpio.ModeDir | 0o755},
+		{Name: "dev/console", Mode: cpio.ModeChar | 0o600, RdevMajor: 5, RdevMinor: 1},
+		{Name: "proc", Mode: cpio.ModeDir | 0o755},
+		{Name: "sys", Mode: cpio.ModeDir | 0o755},
+		{Name: "newroot", Mode: cpio.ModeDir | 0o755},
+		{Name: "lib", Mode: cpio.ModeDir | 0o755},
+		{Name: "lib/modules", Mode: cpio.ModeDir | 0o755},
+		{Name: "init", Mode: cpio.ModeFile | 0o755, Data: initData},
 	}
 	var order strings.Builder
 	for _, m := range mods {
@@ -76,13 +78,13 @@ func build(kernel, modDir, initBin string, roots []string, out string) error {
 			return fmt.Errorf("read module: %w", err)
 		}
 		name := "lib/modules/" + m.name + ".ko"
-		files = append(files, cpioEntry{name: name, mode: modeFile | 0o644, data: data})
+		files = append(files, cpio.Entry{Name: name, Mode: cpio.ModeFile | 0o644, Data: data})
 		order.WriteString("/" + name + "\n")
 	}
 	// The init loads exactly this list, in this order.
-	files = append(files, cpioEntry{name: "lib/modules/order", mode: modeFile | 0o644, data: []byte(order.String())})
+	files = append(files, cpio.Entry{Name: "lib/modules/order", Mode: cpio.ModeFile | 0o644, Data: []byte(order.String())})
 	var buf strings.Builder
-	if err := writeCpio(&buf, files); err != nil {
+	if err := cpio.Write(&buf, files); err != nil {
 		return fmt.Errorf("write initramfs: %w", err)
 	}
 	return writeFileAtomic(filepath.Join(out, "initramfs.cpio"), []byte(buf.String()))

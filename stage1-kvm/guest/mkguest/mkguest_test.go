@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,41 +161,5 @@ func TestLoadOrder(t *testing.T) {
 				t.Errorf("order = %v, want %v", got, want)
 			}
 		})
-	}
-}
-
-func TestWriteCpio(t *testing.T) {
-	var buf bytes.Buffer
-	err := writeCpio(&buf, []cpioEntry{
-		{name: "dev", mode: modeDir | 0o755},
-		{name: "dev/console", mode: modeChar | 0o600, rdevMajor: 5, rdevMinor: 1},
-		{name: "init", mode: modeFile | 0o755, data: []byte("#!x")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := buf.String()
-	// newc: magic, then ino mode uid gid nlink mtime filesize devmajor
-	// devminor rdevmajor rdevminor namesize check as 8 hex digits each.
-	hdr := func(fields ...int) string {
-		s := "070701"
-		for _, f := range fields {
-			s += fmt.Sprintf("%08x", f)
-		}
-		return s
-	}
-	want := []string{
-		hdr(1, 0o40755, 0, 0, 2, 0, 0, 0, 0, 0, 0, 4, 0) + "dev\x00\x00\x00",
-		hdr(2, 0o20600, 0, 0, 1, 0, 0, 0, 0, 5, 1, 12, 0) + "dev/console\x00\x00\x00",
-		hdr(3, 0o100755, 0, 0, 1, 0, 3, 0, 0, 0, 0, 5, 0) + "init\x00\x00#!x\x00",
-		hdr(4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 11, 0) + "TRAILER!!!\x00\x00\x00\x00",
-	}
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("archive lacks %q", w)
-		}
-	}
-	if buf.Len()%4 != 0 {
-		t.Errorf("archive length %d not 4-aligned", buf.Len())
 	}
 }
