@@ -3,14 +3,20 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/launch"
 )
 
-// cmdRun: stage2 run --bundle=DIR [-- CMD [ARGS...]]. DIR holds spec.json,
-// the app's rootfs and the files the spec's bind mounts name relatively.
+// cmdRun: stage2 run --bundle=DIR [--cgroups=DIR] [-- CMD [ARGS...]].
+// The bundle holds spec.json, the app's rootfs and the files the spec's
+// bind mounts name relatively. --cgroups names a directory whose
+// subdirectories are cgroups (one per controller) to join first: where the
+// pod's systemd cannot set an app's limits, stage1 sets them there.
 // With CMD, CMD runs in the app's place, in its root and with its
 // restrictions: the pod's units run the app's event handlers (appc's
 // pre-start and post-stop) so, each in a mount namespace of its own.
@@ -18,6 +24,7 @@ func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	bundle := fs.String("bundle", "", "bundle directory (spec.json, rootfs)")
+	cgroups := fs.String("cgroups", "", "join each cgroup DIR/*/ first")
 	debug := fs.Bool("debug", false, "log what is done")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -25,10 +32,26 @@ func cmdRun(args []string) error {
 	if *bundle == "" {
 		return errors.New("usage: stage2 run --bundle=DIR [-- CMD [ARGS...]]")
 	}
+	if *cgroups != "" {
+		if err := joinCgroups(*cgroups); err != nil {
+			return err
+		}
+	}
 	s, err := appspec.Read(*bundle)
 	if err != nil {
 		return err
 	}
 	logger(*debug).Debug("run", "bundle", *bundle, "app", s.Annotations[appspec.AnnotationApp], "args", s.Process.Args, "handler", fs.Args())
 	return launch.Run(*bundle, s, fs.Args())
+}
+
+// joinCgroups moves the process into every cgroup dir/*/ (none is fine).
+func joinCgroups(dir string) error {
+	procs, _ := filepath.Glob(filepath.Join(dir, "*", "cgroup.procs"))
+	for _, f := range procs {
+		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	return nil
 }

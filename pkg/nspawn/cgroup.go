@@ -20,8 +20,8 @@ var cgroupRoot = "/sys/fs/cgroup"
 // on the host, skiff/<uuid> in the memory and cpu hierarchies, moves itself
 // (and so nspawn and the whole pod) there, and one child cgroup per app
 // with a limit. That child is bind-mounted into the stage1 root at
-// /skiff/cgroup/<app>/<controller>, and the app-start hook moves the app
-// into it before it execs stage2. Thanks to nspawn's cgroup namespace the
+// /skiff/cgroup/<app>/<controller>, and stage2 (run --cgroups) moves the
+// app into it first. Thanks to nspawn's cgroup namespace the
 // app sees its own limit at /sys/fs/cgroup/memory/<app>/.
 var v1Controllers = []string{"memory", "cpu"}
 

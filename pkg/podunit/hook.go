@@ -22,12 +22,9 @@ import (
 const SigPoweroff = syscall.Signal(34 + 4)
 
 // Hook runs one of the hooks the pod's units call inside the container;
-// root is "/" there (tests pass a directory). app-start does not return
-// when it succeeds: it becomes stage2.
+// root is "/" there (tests pass a directory).
 func Hook(root string, args []string) error {
 	switch {
-	case len(args) == 2 && args[0] == "app-start":
-		return appStart(root, args[1])
 	case len(args) == 3 && args[0] == "app-exited":
 		n, err := strconv.Atoi(args[2])
 		if err != nil {
@@ -79,37 +76,17 @@ func syncJournal(socket string) error {
 	return err
 }
 
-// appStart moves itself into the app's cgroups and becomes stage2, so that
-// the unit's main process is the app.
-func appStart(root, app string) error {
-	dirs, _ := filepath.Glob(filepath.Join(root, CgroupDir, app, "*", "cgroup.procs"))
-	for _, f := range dirs {
-		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
-			return fmt.Errorf("start app %s: join cgroup: %w", app, err)
-		}
-	}
-	argv := []string{Stage2Path, "run", "--bundle=" + Bundle(app)}
-	if err := unix.Exec(filepath.Join(root, Stage2Path), argv, os.Environ()); err != nil {
-		return fmt.Errorf("start app %s: exec stage2: %w", app, err)
-	}
-	return nil
-}
-
-// Launching reports whether process pid still runs the hook or stage2
-// (found under root), which an app's main process runs before it execs
-// the app: until then the app is not started, and entering it would enter
-// the stage1's root. A process that is gone is not launching.
+// Launching reports whether process pid still runs stage2 (found under
+// root), which an app's main process runs before it execs the app: until
+// then the app is not started, and entering it would enter the stage1's
+// root. A process that is gone is not launching.
 func Launching(root string, pid int) bool {
 	exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return false
 	}
-	for _, p := range []string{HookPath, Stage2Path} {
-		if fi, err := os.Stat(filepath.Join(root, p)); err == nil && os.SameFile(fi, exe) {
-			return true
-		}
-	}
-	return false
+	fi, err := os.Stat(filepath.Join(root, Stage2Path))
+	return err == nil && os.SameFile(fi, exe)
 }
 
 // AppExited records app's exit status from the environment systemd gives

@@ -86,9 +86,11 @@ func appUnit(a App, napps int, interactive bool) string {
 	for _, h := range a.PreStart {
 		fmt.Fprintf(&b, "ExecStartPre=%s\n", handler(h))
 	}
-	fmt.Fprintf(&b, "ExecStart=%s\n", execLine([]string{HookPath, "app-start", a.Name}))
+	// stage2 joins the cgroups stage1 made for the app's limits (stage1-ns
+	// on cgroup v1 hosts), sets up its root and becomes the app.
+	fmt.Fprintf(&b, "ExecStart=%s\n", execLine([]string{Stage2Path, "run", "--bundle=" + Bundle(a.Name), "--cgroups=" + CgroupDir + "/" + a.Name}))
 	// The unit counts as started (and the pod as ready) only once the
-	// app itself runs, not the hook or stage2 that become it.
+	// app itself runs, not stage2 that becomes it.
 	fmt.Fprintf(&b, "ExecStartPost=%s\n", execLine([]string{HookPath, "app-started"}))
 	// A failing post-stop handler must not keep the status from being recorded.
 	for _, h := range a.PostStop {

@@ -34,13 +34,13 @@ func TestUnits(t *testing.T) {
 	}{
 		{"skiff-app-web.service", []string{
 			`ExecStartPre="/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/prep"`,
-			`ExecStart="/skiff/hook" "app-start" "web"`,
+			`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--cgroups=/skiff/cgroup/web"`,
 			`ExecStartPost="/skiff/hook" "app-started"`,
 			`ExecStopPost=-"/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/clean" "x"`,
 			`ExecStopPost="/skiff/hook" "app-exited" "web" "2"`,
 			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%",
 		}, []string{"TTYPath"}},
-		{"skiff-app-db.service", []string{`ExecStart="/skiff/hook" "app-start" "db"`}, []string{"MemoryMax", "CPUQuota", "ExecStartPre"}},
+		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db"`}, []string{"MemoryMax", "CPUQuota", "ExecStartPre"}},
 		{"skiff-ready.service", []string{"After=skiff-app-web.service skiff-app-db.service", `ExecStart=/skiff/hook ready`}, nil},
 		{"default.target", []string{"Wants=systemd-journald.service skiff-app-web.service skiff-app-db.service skiff-ready.service"}, nil},
 	}
