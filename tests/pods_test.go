@@ -289,6 +289,12 @@ func TestLoudApp(t *testing.T) {
 		if n := strings.Count(logs, "\n"); n != 50000 {
 			t.Errorf("skiff logs has %d lines, want 50000", n)
 		}
+		// journald took every file it found (stage1-kvm makes its first
+		// one): a file it rejects, it renames to *.journal~.
+		uuid := strings.TrimSpace(string(b))
+		if bad, _ := filepath.Glob(filepath.Join(e.dir, "pods/*", uuid, "stage1/rootfs/var/log/journal/*/*.journal~")); len(bad) > 0 {
+			t.Errorf("journald rejected journal files: %q", bad)
+		}
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/skiffpod/skiff/pkg/journal"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm"
@@ -82,6 +83,11 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err := volumes(pm); err != nil {
 		return 0, err
 	}
+	// The guest's journald writes over 9p, which lacks fallocate.
+	mid := pod.MachineID(o.UUID)
+	if err := journal.Precreate(filepath.Join(pod.Stage1Rootfs, "var/log/journal", mid, "system.journal"), mid); err != nil {
+		return 0, err
+	}
 	cfg, err := vmConfig(o, apps)
 	if err != nil {
 		return 0, err
@@ -112,10 +118,33 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	return st, nil
 }
 
-// vmConfig sizes the VM from the apps' isolators: their memory limits
-// (appDefaultMiB for an app without one) plus the guest's overhead, and as
-// many vCPUs as their CPU limits add up to (at least one, at most the
-// host's).
+// Size returns the memory (MiB) and vCPUs a pod of apps gets: the apps'
+// memory limits (appDefaultMiB for an app without one) plus the guest's
+// overhead; as many vCPUs as their CPU limits add up to, rounded up, or,
+// when an app has no CPU limit, as many as the host has (such an app may
+// use every CPU under stage1-ns too; rkt's KVM stage1 did the same). At
+// least one, at most the host's.
+func Size(apps []podunit.App, hostCPUs int) (memMiB, cpus int) {
+	mem := int64(guestOverheadMiB) << 20
+	var milli int64
+	unlimited := false
+	for _, a := range apps {
+		if a.Memory > 0 {
+			mem += a.Memory
+		} else {
+			mem += appDefaultMiB << 20
+		}
+		milli += a.CPU
+		unlimited = unlimited || a.CPU == 0
+	}
+	cpus = hostCPUs
+	if !unlimited {
+		cpus = min(max(1, int((milli+999)/1000)), hostCPUs)
+	}
+	return int((mem + 1<<20 - 1) >> 20), cpus
+}
+
+// vmConfig is the VM that runs the pod, sized by Size.
 func vmConfig(o RunOptions, apps []podunit.App) (vm.Config, error) {
 	dir := o.GuestDir
 	if dir == "" {
@@ -124,17 +153,7 @@ func vmConfig(o RunOptions, apps []podunit.App) (vm.Config, error) {
 			return vm.Config{}, fmt.Errorf("find guest kernel: %w", err)
 		}
 	}
-	mem := int64(guestOverheadMiB) << 20
-	var milli int64
-	for _, a := range apps {
-		if a.Memory > 0 {
-			mem += a.Memory
-		} else {
-			mem += appDefaultMiB << 20
-		}
-		milli += a.CPU
-	}
-	cpus := min(max(1, int((milli+999)/1000)), runtime.NumCPU())
+	mem, cpus := Size(apps, runtime.NumCPU())
 	cmdline, err := kernelCmdline(o)
 	if err != nil {
 		return vm.Config{}, err
@@ -145,7 +164,7 @@ func vmConfig(o RunOptions, apps []podunit.App) (vm.Config, error) {
 		Cmdline: cmdline,
 		// Relative to the pod directory, which is qemu's working directory.
 		Share:     pod.Stage1Rootfs,
-		MemoryMiB: int((mem + 1<<20 - 1) >> 20), CPUs: cpus,
+		MemoryMiB: mem, CPUs: cpus,
 		ConsoleLog: consoleLog, Console: podunit.CRLF(os.Stdout),
 		AgentSocket: agentSocket, ControlSocket: controlSocket,
 	}, nil

@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"time"
 
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm"
+	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
 
 func benchKVM(ctx context.Context, cfg config) error {
@@ -52,7 +55,10 @@ func benchKVM(ctx context.Context, cfg config) error {
 	if err := os.MkdirAll(vmDir, 0o755); err != nil {
 		return err
 	}
+	// The same VM shape as skiff gives the pod (one app, no limits).
+	mem, cpus := kvm.Size([]podunit.App{{Name: "busybox"}}, runtime.NumCPU())
 	vcfg := vm.Config{
+		MemoryMiB: mem, CPUs: cpus,
 		Kernel: filepath.Join(guest, "skiff/kvm/vmlinux"), Initrd: filepath.Join(guest, "skiff/kvm/initramfs.cpio"),
 		Share: p.rootfs, Accel: accel,
 		ConsoleLog: filepath.Join(vmDir, "console.log"), AgentSocket: filepath.Join(vmDir, "agent.sock"),
@@ -76,7 +82,7 @@ func benchKVM(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	sums := printTable(os.Stdout, fmt.Sprintf("stage1-kvm: /bin/true in busybox, accel %s", accel),
+	sums := printTable(os.Stdout, fmt.Sprintf("stage1-kvm: /bin/true in busybox, accel %s, %d MiB, %d vCPUs", accel, mem, cpus),
 		cs, runs, 1)
 	h := summarize(hellos)
 	fmt.Printf("bare qemu: boot to the guest init's hello %s (p10 %s, p90 %s); then /bin/true over the agent, poweroff\n",

@@ -1,6 +1,7 @@
 // Command init is PID 1 of a skiff KVM guest. It runs from the initramfs:
 // mounts /proc, /sys and /dev, loads the modules listed in
-// /lib/modules/order, mounts the pod tree shared over virtio-9p, switches
+// /lib/modules/order, mounts the pod tree shared over virtio-9p, binds the
+// initramfs's copy of the system's binaries over it (/sysroot), switches
 // into it and says hello to the host on the skiff.agent virtio-serial port.
 // Then it execs skiff.init= from the kernel command line (systemd), or,
 // without one, serves agent requests itself.
@@ -39,6 +40,16 @@ func run() error {
 	p := parseCmdline(string(cmdline))
 	if err := mountShare(p.tag, "/newroot"); err != nil {
 		return err
+	}
+	if p.init != "" {
+		// The system handed over to reads its binaries from memory, and
+		// its journald writes to the pod tree from the start.
+		if err := bindSysroot("/sysroot.list", "/sysroot", "/newroot"); err != nil {
+			return err
+		}
+		if err := mountRun("/newroot"); err != nil {
+			return err
+		}
 	}
 	port, err := openPort()
 	if err != nil {
