@@ -76,7 +76,7 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !machined() {
+	if !podunit.Machined() {
 		log.Debug("not registering the pod with systemd-machined: the host's PID 1 is not systemd")
 	}
 	log.Debug("start pod", "args", args)
@@ -139,9 +139,9 @@ func nspawnArgs(o RunOptions, binds []string) ([]string, error) {
 		"--kill-signal=SIGRTMIN+4",
 	}
 	switch {
-	case !machined():
+	case !podunit.Machined():
 		args = append(args, "--register=no", "--keep-unit")
-	case inService():
+	case podunit.InService():
 		args = append(args, "--register=yes", "--keep-unit")
 	default:
 		args = append(args, "--register=yes")
@@ -172,21 +172,6 @@ func nspawnArgs(o RunOptions, binds []string) ([]string, error) {
 		args = append(args, "systemd.log_level=crit", "systemd.show_status=false")
 	}
 	return args, nil
-}
-
-// machined reports whether the host runs systemd with a system bus, so
-// nspawn can register the pod with systemd-machined.
-func machined() bool {
-	_, err1 := os.Stat("/run/systemd/system")
-	_, err2 := os.Stat("/run/dbus/system_bus_socket")
-	return err1 == nil && err2 == nil
-}
-
-// inService reports whether run is a service's process (under
-// systemd-run): then the pod stays in that unit, as its main process.
-func inService() bool {
-	cg, err := ownCgroups()
-	return err == nil && (strings.HasSuffix(cg[""], ".service") || strings.HasSuffix(cg["name=systemd"], ".service"))
 }
 
 // nspawn runs systemd-nspawn as run's child, records the pod's init pid,

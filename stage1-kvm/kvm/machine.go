@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
@@ -51,8 +50,8 @@ const (
 // as nspawn without --keep-unit): terminating it does not hit the caller's
 // session.
 func register(log *slog.Logger, uuid string, qemu int) *machine {
-	if _, err := os.Stat("/run/systemd/machines"); err != nil {
-		log.Debug("machined not running: pod not registered", "err", err)
+	if !podunit.Machined() {
+		log.Debug("no systemd with a system bus on the host: pod not registered with machined")
 		return nil
 	}
 	m, err := startMachine(uuid, qemu)
@@ -77,7 +76,7 @@ func startMachine(uuid string, qemu int) (*machine, error) {
 	if err == nil {
 		defer conn.Close()
 		method, args := "RegisterMachine", registerArgs(uuid, m.leader.Process.Pid, root)
-		if !inService() {
+		if !podunit.InService() {
 			method, args = "CreateMachine", append(args, scopeProperties(qemu))
 		}
 		err = conn.Object(machinedDest, machinedPath).Call(machinedIfc+"."+method, 0, args...).Err
@@ -190,25 +189,4 @@ func scopeProperties(qemu int) []struct {
 		Name  string
 		Value dbus.Variant
 	}{{"PIDs", dbus.MakeVariant([]uint32{uint32(qemu)})}}
-}
-
-// inService reports whether run is a service's process (systemd-run, a
-// unit file): its cgroup, in the systemd hierarchy, is the service's.
-func inService() bool {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return false
-	}
-	return cgroupIsService(string(b))
-}
-
-func cgroupIsService(procCgroup string) bool {
-	for _, l := range strings.Split(procCgroup, "\n") {
-		// hierarchy-ID:controllers:path; the unified one has no controllers.
-		f := strings.SplitN(l, ":", 3)
-		if len(f) == 3 && (f[1] == "name=systemd" || f[1] == "") && strings.HasSuffix(f[2], ".service") {
-			return true
-		}
-	}
-	return false
 }
