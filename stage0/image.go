@@ -137,11 +137,9 @@ func newImageGCCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(g, func(s *store.Store) error {
-				used, err := podImages(g.dir)
-				if err != nil {
-					return err
-				}
-				removed, err := s.GC(cmd.Context(), func(id string) bool { return used[id] }, store.GCOptions{ImageGracePeriod: grace})
+				// In use is asked under the store's exclusive lock: a prepare
+				// holds it shared until its pod records its trees.
+				removed, err := s.GC(cmd.Context(), func() (map[string]bool, error) { return podImages(g.dir) }, store.GCOptions{ImageGracePeriod: grace})
 				for _, r := range removed {
 					fmt.Fprintf(g.stdout, "removed %s\n", r)
 				}
@@ -167,9 +165,8 @@ func podImages(dir string) (map[string]bool, error) {
 		}
 		b, err := os.ReadFile(p.File("mounts.json"))
 		if err != nil {
-			// A pod still being prepared has not recorded its trees yet: an
-			// image gc racing with that prepare can remove a tree it is about
-			// to mount, and the prepare then fails cleanly. Known gap.
+			// Not prepared (yet): a prepare holds the store until it has
+			// written this, so gc cannot be asking in between.
 			continue
 		}
 		var recs []struct{ Lowers []string }

@@ -20,16 +20,22 @@ type GCOptions struct {
 	ImageGracePeriod time.Duration
 }
 
-// GC removes the rendered trees of images keep does not claim, and with
-// opts.ImageGracePeriod whole images too (see the package doc), plus
-// abandoned temp files. It returns the IDs whose tree or image it removed.
-func (s *Store) GC(ctx context.Context, keep func(id string) bool, opts GCOptions) ([]string, error) {
+// GC removes the rendered trees of images not in use (neither in the set
+// inUse returns nor a dependency of one), and with opts.ImageGracePeriod
+// whole images too (see the package doc), plus abandoned temp files. It
+// calls inUse under the store's exclusive lock, so after every Hold has
+// been released. It returns the IDs whose tree or image it removed.
+func (s *Store) GC(ctx context.Context, inUse func() (map[string]bool, error), opts GCOptions) ([]string, error) {
 	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	removed, err := s.gc(ctx, keep, opts)
+	used, err := inUse()
+	if err != nil {
+		return nil, fmt.Errorf("gc images: %w", err)
+	}
+	removed, err := s.gc(ctx, func(id string) bool { return used[id] }, opts)
 	if err != nil {
 		return removed, fmt.Errorf("gc images: %w", err)
 	}

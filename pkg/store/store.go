@@ -161,6 +161,12 @@ func (s *Store) lock(how int) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// Hold takes the store lock shared until release is called. GC takes it
+// exclusive and asks which images are in use only then: a caller that
+// holds it from resolving its images until it has recorded in a pod the
+// trees it renders and mounts cannot have them collected in between.
+func (s *Store) Hold() (release func(), err error) { return s.lock(unix.LOCK_SH) }
+
 // Import stores the (possibly compressed) ACI read from r and returns its
 // ID. The image is validated as it streams in; a refused image leaves
 // nothing behind. Importing a stored image again updates its record.

@@ -373,7 +373,7 @@ func TestGC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	keep := func(id string) bool { return id == app }
+	keep := func() (map[string]bool, error) { return map[string]bool{app: true}, nil }
 	removed, err := s.GC(ctx, keep, GCOptions{})
 	if err != nil || !slices.Equal(removed, []string{other}) {
 		t.Fatalf("GC = %q, %v; want only other's tree", removed, err)
@@ -394,6 +394,50 @@ func TestGC(t *testing.T) {
 	imgs, _ := s.List()
 	if len(imgs) != 2 {
 		t.Errorf("after image GC: %d images, want app and base", len(imgs))
+	}
+}
+
+// TestGCWaitsForHold checks that GC asks what is in use only once no
+// caller holds the store: a prepare between rendering its trees and
+// recording them in its pod.
+func TestGCWaitsForHold(t *testing.T) {
+	s := newStore(t)
+	release, err := s.Hold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	asked := make(chan bool, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.GC(ctx, func() (map[string]bool, error) {
+			select {
+			case <-released:
+				asked <- true
+			default:
+				asked <- false
+			}
+			return nil, nil
+		}, GCOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("GC ran while the store was held: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(released)
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("GC still waits after the hold was released")
+	}
+	if !<-asked {
+		t.Error("GC asked what is in use before the hold was released")
 	}
 }
 
