@@ -509,7 +509,8 @@ func (s *sysHost) testKVMSocketActivationRefused(t *testing.T) {
 	})
 	// Connect and go: the kernel queues the connection, which starts the pod.
 	s.mustRun(t, "timeout", "10", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/8080`)
-	waitFor(t, unit+".service to fail", time.Minute, func() bool { return s.prop(t, unit+".service", "ExecMainStatus") != "0" })
+	// Until then, systemctl show may print 0 or nothing: wait for the state.
+	waitFor(t, unit+".service to fail", time.Minute, func() bool { return s.prop(t, unit+".service", "ActiveState") == "failed" })
 	if st := s.prop(t, unit+".service", "ExecMainStatus"); st != "254" {
 		t.Errorf("%s: ExecMainStatus=%s, want 254", unit, st)
 	}
