@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
@@ -144,8 +145,13 @@ func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) 
 // mounts, not the tree).
 func GC() error {
 	var errs []error
-	if pid, err := qemuPid(); err == nil {
-		errs = append(errs, unix.Kill(pid, unix.SIGKILL))
+	// gc runs on pods that have ended: one whose run failed before qemu
+	// started has no pid file, and waiting for one (as stop does) would
+	// only cost the StartTimeout.
+	if _, err := os.Stat(pod.PidFile); err == nil {
+		if pid, err := qemuPid(); err == nil {
+			errs = append(errs, unix.Kill(pid, unix.SIGKILL))
+		}
 	}
 	errs = append(errs, unmountVolumes())
 	if err := errors.Join(errs...); err != nil {
