@@ -208,8 +208,9 @@ func (s *sysHost) testKVMMachineAndJournal(t *testing.T) {
 	const unit = "skiff-kvm"
 	uuid := s.startKVMPod(t, unit, "-print-env=AC_APP_NAME", "-sleep=60s")
 	line := s.machine(t, uuid)
-	if f := strings.Fields(line); len(f) < 3 || f[1] != "container" || f[2] != "skiff" {
-		t.Errorf("machinectl list: want a container registered by skiff, got %q", line)
+	// NAME CLASS SERVICE OS VERSION: the OS is the stage1 root's os-release.
+	if f := strings.Fields(line); len(f) < 4 || f[1] != "container" || f[2] != "skiff" || f[3] != "skiff-stage1-kvm" {
+		t.Errorf("machinectl list: want a container registered by skiff, OS skiff-stage1-kvm, got %q", line)
 	}
 	t.Logf("machinectl list: %s", line)
 	status := s.mustRun(t, "machinectl", "status", "skiff-"+uuid, "--no-pager")

@@ -95,7 +95,10 @@ func startMachine(uuid string, qemu int) (*machine, error) {
 func (m *machine) startLeader(root string) error {
 	// run's own binary, from the store's read-only tree: nothing the
 	// guest can write is executed on the host.
-	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"leader"}, Dir: root, Stderr: os.Stderr}
+	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"leader"}, Dir: root, Stderr: os.Stderr,
+		// A mount namespace of its own (Go makes its mounts private), for
+		// the /proc the leader mounts in root.
+		SysProcAttr: &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fmt.Errorf("start machine leader: %w", err)
@@ -158,6 +161,13 @@ func Leader([]string) int {
 	}()
 	// Exec'd as /proc/self/exe, it would be "exe" in machinectl status.
 	os.WriteFile("/proc/self/comm", []byte("skiff-leader"), 0)
+	// machined reads the machine's os-release (machinectl list's OS
+	// column) in the leader's root with helpers that need /proc there. It
+	// is mounted in the leader's own mount namespace: neither the host
+	// nor the guest, which shares this root over 9p, sees it.
+	if err := syscall.Mount("proc", "proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "leader: mount /proc:", err)
+	}
 	if err := syscall.Chroot("."); err != nil {
 		fmt.Fprintln(os.Stderr, "leader: chroot:", err)
 		return pod.ExitStage1Failure
