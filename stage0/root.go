@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/clilog"
 )
 
 // Exit codes. Apps' statuses pass through `skiff run` unchanged.
@@ -82,7 +84,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 			if g.debug {
 				level = slog.LevelDebug
 			}
-			g.log = newLogger(g.stderr, level)
+			g.log = clilog.New(g.stderr, "skiff", level)
 			for _, o := range g.insecure {
 				for _, o := range strings.Split(o, ",") {
 					switch o {

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+
+	"github.com/skiffpod/skiff/pkg/clilog"
 )
 
 // exitFailure is stage2's own failure status, as in the stage1 ABI.
@@ -47,5 +49,5 @@ func logger(debug bool) *slog.Logger {
 	if debug || os.Getenv("SKIFF_DEBUG") == "1" {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("stage", "stage2")
+	return clilog.New(os.Stderr, "skiff stage2", level)
 }

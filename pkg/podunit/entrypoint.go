@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/skiffpod/skiff/pkg/clilog"
 	"github.com/skiffpod/skiff/pkg/pod"
 )
 
@@ -53,13 +54,13 @@ func ParseRun(args []string) (RunFlags, error) {
 	return f, err
 }
 
-// Logger is an entrypoint's logger on stderr, tagged with the stage, the
-// entrypoint and the pod; debug (or SKIFF_DEBUG=1) turns on debug lines.
+// Logger is an entrypoint's logger on stderr, for people: lines start
+// "skiff STAGE ENTRYPOINT:" and carry the pod; debug (or SKIFF_DEBUG=1)
+// turns on debug lines.
 func Logger(stage, entrypoint, uuid string, debug bool) *slog.Logger {
 	level := slog.LevelInfo
 	if debug || os.Getenv(pod.EnvDebug) == "1" {
 		level = slog.LevelDebug
 	}
-	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	return slog.New(h).With("stage", stage, "entrypoint", entrypoint, "pod", uuid)
+	return clilog.New(os.Stderr, "skiff "+stage+" "+entrypoint, level).With("pod", uuid)
 }

@@ -92,6 +92,9 @@ func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener) 
 		vm.cmd.Stdout = io.MultiWriter(console, cfg.Console)
 	}
 	err = vm.cmd.Start()
+	if errors.Is(err, exec.ErrNotFound) {
+		err = fmt.Errorf("%w (install it: apt-get install qemu-system-x86)", err)
+	}
 	if err != nil {
 		console.Close()
 		return nil, fmt.Errorf("run qemu: %w", err)

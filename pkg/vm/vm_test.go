@@ -2,6 +2,7 @@ package vm
 
 import (
 	"errors"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -187,5 +188,15 @@ func TestDefaults(t *testing.T) {
 	c := baseConfig().withDefaults()
 	if c.BootAttempts != 2 || c.BootTimeout <= 0 || c.Machine != "microvm" {
 		t.Errorf("defaults = attempts %d, timeout %s, machine %q", c.BootAttempts, c.BootTimeout, c.Machine)
+	}
+}
+
+func TestStartWithoutQEMU(t *testing.T) {
+	dir := t.TempDir()
+	c := baseConfig()
+	c.QEMU, c.ConsoleLog, c.AgentSocket = "skiff-test-no-such-qemu", dir+"/console.log", dir+"/agent.sock"
+	_, err := Start(t.Context(), c, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "apt-get install qemu-system-x86") {
+		t.Errorf("Start without qemu: %v, want an error saying what to install", err)
 	}
 }

@@ -1,4 +1,6 @@
-package main
+// Package clilog prints log records for people, one line each:
+// "skiff: warning: msg k=v". skiff and its stage1 entrypoints log so.
+package clilog
 
 import (
 	"context"
@@ -9,24 +11,27 @@ import (
 	"sync"
 )
 
-// lineHandler prints log records for people: "skiff: warning: msg k=v".
+// lineHandler prints log records for people: "PREFIX: warning: msg k=v".
 // Debug records (with --debug) carry the time, for following a slow run.
 type lineHandler struct {
-	mu    *sync.Mutex
-	w     io.Writer
-	level slog.Level
-	attrs []slog.Attr
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+	level  slog.Level
+	attrs  []slog.Attr
 }
 
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(&lineHandler{mu: &sync.Mutex{}, w: w, level: level})
+// New returns a logger that writes records of level and above to w, each
+// line starting with prefix (the program: "skiff", "skiff stage1-kvm").
+func New(w io.Writer, prefix string, level slog.Level) *slog.Logger {
+	return slog.New(&lineHandler{mu: &sync.Mutex{}, w: w, prefix: prefix, level: level})
 }
 
 func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
-	b.WriteString("skiff: ")
+	b.WriteString(h.prefix + ": ")
 	switch {
 	case r.Level >= slog.LevelError:
 		b.WriteString("error: ")
