@@ -39,6 +39,10 @@ type ImageOptions struct {
 	Wants     []string          // units default.target wants in every pod, besides the apps'
 	Symlinks  map[string]string // more symlinks: path in the rootfs -> target
 
+	// Omit, when set, leaves out the entries it reports, by tar name
+	// (directories end in "/").
+	Omit func(name string) bool
+
 	// Compress wraps the tar stream; nil means gzip.
 	Compress func(io.Writer) (io.WriteCloser, error)
 }
@@ -158,7 +162,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	if err != nil {
 		return err
 	}
-	t := &tarWriter{tw: tar.NewWriter(zw), seen: map[string]bool{}}
+	t := &tarWriter{tw: tar.NewWriter(zw), seen: map[string]bool{}, omit: o.Omit}
 	t.file("manifest", 0o644, man)
 	for _, d := range []string{"usr/bin", "usr/lib64", "etc", "var/log/journal", "opt/stage2",
 		"skiff/status", "skiff/volumes", "dev", "proc", "sys", "run", "tmp", "etc/systemd/system"} {
@@ -296,6 +300,7 @@ func elfClosure(root string, bins []string) ([]string, error) {
 type tarWriter struct {
 	tw   *tar.Writer
 	seen map[string]bool
+	omit func(name string) bool
 	err  error
 }
 
@@ -305,9 +310,13 @@ func (t *tarWriter) header(h *tar.Header) bool {
 	if t.err != nil || t.seen[h.Name] {
 		return false
 	}
-	// Parent directories first, as extractors expect.
+	// Parent directories first, as extractors expect (also those of an
+	// entry that is omitted, unless they are too).
 	if dir := path.Dir(strings.TrimSuffix(h.Name, "/")); dir != "." && !t.seen[dir+"/"] {
 		t.dir(dir)
+	}
+	if t.omit != nil && t.omit(h.Name) {
+		return false
 	}
 	t.seen[h.Name] = true
 	h.ModTime, h.Format = epoch, tar.FormatPAX

@@ -1,6 +1,8 @@
 package podunit
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"os"
 	"slices"
@@ -51,5 +53,31 @@ func TestELFClosure(t *testing.T) {
 		if !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, want) }) {
 			t.Errorf("closure %q lacks %s", names, want)
 		}
+	}
+}
+
+func TestTarWriterOmit(t *testing.T) {
+	var b bytes.Buffer
+	tw := &tarWriter{tw: tar.NewWriter(&b), seen: map[string]bool{},
+		omit: func(n string) bool { return strings.HasPrefix(n, "rootfs/usr/") && n != "rootfs/usr/" }}
+	tw.file("rootfs/usr/lib/systemd/systemd", 0o755, []byte("ELF"))
+	tw.symlink("rootfs/lib", "usr/lib")
+	tw.file("rootfs/etc/os-release", 0o644, []byte("ID=x"))
+	if tw.err != nil || tw.tw.Close() != nil {
+		t.Fatal(tw.err)
+	}
+	var got []string
+	tr := tar.NewReader(&b)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		got = append(got, h.Name)
+	}
+	// The omitted file's parents are kept down to the first omitted one.
+	want := []string{"rootfs/", "rootfs/usr/", "rootfs/lib", "rootfs/etc/", "rootfs/etc/os-release"}
+	if !slices.Equal(got, want) {
+		t.Errorf("entries %q, want %q", got, want)
 	}
 }

@@ -89,6 +89,9 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 		podunit.SkiffDir + "/kvm/vmlinux":        filepath.Join(o.Guest, "vmlinux"),
 		podunit.SkiffDir + "/kvm/initramfs.cpio": initrd.Name(),
 	}
+	// The guest's /usr comes from the sysroot, and the host runs nothing
+	// from it: the rootfs keeps only the directory the sysroot is bound on.
+	opts.Omit = func(name string) bool { return strings.HasPrefix(name, "rootfs/usr/") && name != "rootfs/usr/" }
 	// Most of the image is the kernel: spend time once, at build, to
 	// halve it.
 	opts.Compress = func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, gzip.BestCompression) }
