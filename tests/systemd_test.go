@@ -87,6 +87,26 @@ func (s *sysHost) mustRun(t *testing.T, args ...string) string {
 	return out
 }
 
+// stopCleanly stops unit (a pod's service) with systemctl within limit:
+// the pod gets SIGTERM, nothing is SIGKILLed, the unit's log has none of
+// bad, and the pod's app status is recorded.
+func (s *sysHost) stopCleanly(t *testing.T, unit, uuid string, limit time.Duration, bad ...string) {
+	t.Helper()
+	start := time.Now()
+	s.mustRun(t, "systemctl", "stop", unit)
+	d := time.Since(start)
+	t.Logf("systemctl stop %s took %v", unit, d.Round(time.Millisecond))
+	if d > limit {
+		t.Errorf("systemctl stop took %v", d)
+	}
+	log := s.mustRun(t, "journalctl", "-u", unit, "-o", "cat", "--no-pager")
+	mustContain(t, log, "SIGNAL=terminated", unit+".service: Deactivated successfully.")
+	mustNotContain(t, log, append(bad, "SIGKILL")...)
+	if st := s.mustRun(t, s.skiff("status", uuid)...); !strings.Contains(st, "app-probe=") {
+		t.Errorf("skiff status after stop has no app status:\n%s", st)
+	}
+}
+
 // prop returns one property of a unit.
 func (s *sysHost) prop(t *testing.T, unit, name string) string {
 	t.Helper()
@@ -217,19 +237,7 @@ func (s *sysHost) testKVMMachineAndJournal(t *testing.T) {
 	mustContain(t, status, "Unit: "+unit+".service", "qemu-system-x86_64", "leader")
 	s.waitAppLine(t, uuid, "AC_APP_NAME=probe")
 
-	start := time.Now()
-	s.mustRun(t, "systemctl", "stop", unit)
-	d := time.Since(start)
-	t.Logf("systemctl stop %s took %v", unit, d.Round(time.Millisecond))
-	if d > 20*time.Second {
-		t.Errorf("systemctl stop took %v", d)
-	}
-	log := s.mustRun(t, "journalctl", "-u", unit, "-o", "cat", "--no-pager")
-	mustContain(t, log, "SIGNAL=terminated", unit+".service: Deactivated successfully.")
-	mustNotContain(t, log, "stage1-kvm run: error:", "stage1-kvm run: warning:", "SIGKILL")
-	if st := s.mustRun(t, s.skiff("status", uuid)...); !strings.Contains(st, "app-probe=") {
-		t.Errorf("skiff status after stop has no app status:\n%s", st)
-	}
+	s.stopCleanly(t, unit, uuid, 20*time.Second, "stage1-kvm run: error:", "stage1-kvm run: warning:")
 	if ps := s.mustRun(t, "ps", "-eo", "pid,args"); strings.Contains(ps, "qemu-system") {
 		t.Errorf("qemu left after systemctl stop:\n%s", ps)
 	}
@@ -315,19 +323,7 @@ func (s *sysHost) testSystemdRunStop(t *testing.T) {
 	if scopes := s.mustRun(t, "systemctl", "list-units", "--no-legend", "machine-*.scope"); strings.TrimSpace(scopes) != "" {
 		t.Errorf("nspawn made a scope of its own, the pod is not in %s:\n%s", unit, scopes)
 	}
-	start := time.Now()
-	s.mustRun(t, "systemctl", "stop", unit)
-	d := time.Since(start)
-	t.Logf("systemctl stop %s took %v", unit, d.Round(time.Millisecond))
-	if d > 10*time.Second {
-		t.Errorf("systemctl stop took %v", d)
-	}
-	log := s.mustRun(t, "journalctl", "-u", unit, "-o", "cat", "--no-pager")
-	mustContain(t, log, "SIGNAL=terminated", unit+".service: Deactivated successfully.")
-	mustNotContain(t, log, "stage1-ns run: error:", "SIGKILL")
-	if st := s.mustRun(t, s.skiff("status", uuid)...); !strings.Contains(st, "app-probe=") {
-		t.Errorf("skiff status after stop has no app status:\n%s", st)
-	}
+	s.stopCleanly(t, unit, uuid, 10*time.Second, "stage1-ns run: error:")
 	s.checkGone(t, uuid)
 }
 
