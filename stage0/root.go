@@ -11,12 +11,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/clilog"
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // Exit codes. Apps' statuses pass through `skiff run` unchanged.
 const (
 	exitOK      = 0
-	exitFailure = 254 // skiff's own failures, as rkt
+	exitFailure = pod.ExitFailure // skiff's own failures, as rkt
 	exitUsage   = 2
 )
 

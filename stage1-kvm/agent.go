@@ -12,7 +12,7 @@ func agentMain(args []string) int {
 	log := podunit.Logger(stage, "agent", "", len(args) > 0 && args[0] == "--debug")
 	if err := kvm.Agent(log); err != nil {
 		log.Error(err.Error())
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	return 0
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
 
@@ -31,17 +30,17 @@ func dispatch() int {
 	ep, ok := entrypoints[name]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "%s: called as %q, want one of run, enter, stop, gc, hook, agent\n", stage, name)
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	return ep(os.Args[1:])
 }
 
 // fail logs err and returns the stage1 failure status.
 func fail(log *slog.Logger, err error) int {
-	if errors.Is(err, podunit.ErrUsage) || log == nil {
+	if errors.Is(err, pod.ErrUsage) || log == nil {
 		fmt.Fprintln(os.Stderr, stage+":", err)
 	} else {
 		log.Error(err.Error())
 	}
-	return pod.ExitStage1Failure
+	return pod.ExitFailure
 }

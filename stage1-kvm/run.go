@@ -11,12 +11,10 @@ import (
 )
 
 func runMain(args []string) int {
-	flags, err := podunit.ParseRun(args)
-	if err != nil {
+	o := kvm.RunOptions{}
+	if err := o.Parse(args); err != nil {
 		return fail(nil, err)
 	}
-	o := kvm.RunOptions{RunFlags: flags}
-	uuid := flags.UUID
 	o.Bundle = func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
 		// No network in the guest yet, so no resolver configuration.
 		s, err := appspec.Build(pm, ra, img, root, appspec.Options{Hostname: o.Hostname, ResolvConf: "-"})
@@ -26,5 +24,5 @@ func runMain(args []string) int {
 		podunit.NotifyBind(s, img)
 		return appspec.Write(dir, s)
 	}
-	return kvm.Run(podunit.Logger(stage, "run", uuid, o.Debug), o)
+	return kvm.Run(podunit.Logger(stage, "run", o.UUID, o.Debug), o)
 }

@@ -1,20 +1,17 @@
 package main
 
 import (
-	"flag"
-
 	"github.com/skiffpod/skiff/pkg/nspawn"
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 func gcMain(args []string) int {
-	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
-	debug := fs.Bool("debug", false, "")
-	uuid, _, err := parse(fs, args, false)
-	if err != nil {
+	var a pod.GCArgs
+	if err := a.Parse(args); err != nil {
 		return fail(nil, err)
 	}
-	if err := nspawn.GC(uuid); err != nil {
-		return fail(logger(*debug, uuid, "gc"), err)
+	if err := nspawn.GC(a.UUID); err != nil {
+		return fail(logger(a.Debug, a.UUID, "gc"), err)
 	}
 	return 0
 }

@@ -5,13 +5,11 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
-	"github.com/skiffpod/skiff/pkg/nspawn"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
@@ -27,14 +25,9 @@ func dispatch() int {
 	ep, ok := entrypoints[name]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "stage1-ns: called as %q, want one of run, enter, stop, gc, hook\n", name)
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	return ep(os.Args[1:])
-}
-
-// parse parses an entrypoint's flags (podunit.ParseArgs).
-func parse(fs *flag.FlagSet, args []string, withCmd bool) (uuid string, cmd []string, err error) {
-	return podunit.ParseArgs(fs, args, withCmd)
 }
 
 func logger(debug bool, uuid, ep string) *slog.Logger {
@@ -43,10 +36,10 @@ func logger(debug bool, uuid, ep string) *slog.Logger {
 
 // fail logs err and returns the stage1 failure status.
 func fail(log *slog.Logger, err error) int {
-	if errors.Is(err, nspawn.ErrUsage) || log == nil {
+	if errors.Is(err, pod.ErrUsage) || log == nil {
 		fmt.Fprintln(os.Stderr, "stage1-ns:", err)
 	} else {
 		log.Error(err.Error())
 	}
-	return pod.ExitStage1Failure
+	return pod.ExitFailure
 }

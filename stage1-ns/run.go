@@ -11,12 +11,10 @@ import (
 )
 
 func runMain(args []string) int {
-	flags, err := podunit.ParseRun(args)
-	if err != nil {
+	o := nspawn.RunOptions{}
+	if err := o.Parse(args); err != nil {
 		return fail(nil, err)
 	}
-	o := nspawn.RunOptions{RunFlags: flags}
-	uuid := flags.UUID
 	o.Bundle = func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
 		s, err := appspec.Build(pm, ra, img, root, appspec.Options{Hostname: o.Hostname, Interactive: o.Interactive})
 		if err != nil {
@@ -25,5 +23,5 @@ func runMain(args []string) int {
 		podunit.NotifyBind(s, img)
 		return appspec.Write(dir, s)
 	}
-	return nspawn.Run(logger(o.Debug, uuid, "run"), o)
+	return nspawn.Run(logger(o.Debug, o.UUID, "run"), o)
 }

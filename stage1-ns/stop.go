@@ -1,21 +1,17 @@
 package main
 
 import (
-	"flag"
-
 	"github.com/skiffpod/skiff/pkg/nspawn"
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 func stopMain(args []string) int {
-	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
-	debug := fs.Bool("debug", false, "")
-	force := fs.Bool("force", false, "")
-	uuid, _, err := parse(fs, args, false)
-	if err != nil {
+	var a pod.StopArgs
+	if err := a.Parse(args); err != nil {
 		return fail(nil, err)
 	}
-	if err := nspawn.Stop(*force); err != nil {
-		return fail(logger(*debug, uuid, "stop"), err)
+	if err := nspawn.Stop(a.Force); err != nil {
+		return fail(logger(a.Debug, a.UUID, "stop"), err)
 	}
 	return 0
 }

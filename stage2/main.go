@@ -14,10 +14,11 @@ import (
 	"runtime"
 
 	"github.com/skiffpod/skiff/pkg/clilog"
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
-// exitFailure is stage2's own failure status, as in the stage1 ABI.
-const exitFailure = 254
+// exitFailure is stage2's own failure status, the stage1 ABI's.
+const exitFailure = pod.ExitFailure
 
 // init pins the main goroutine to the main thread before main runs: the
 // mount namespace, capabilities, no_new_privs and seccomp stage2 sets up

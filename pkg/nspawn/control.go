@@ -26,8 +26,8 @@ func podInit() (int, error) {
 		return 0, fmt.Errorf("find pod init: %w: %w", ErrNotRunning, err)
 	}
 	var a, c unix.Stat_t
-	if unix.Stat(fmt.Sprintf("/proc/%d/root%s", pid, podunit.StatusDir), &a) != nil ||
-		unix.Stat(filepath.Join(pod.Stage1Rootfs, podunit.StatusDir), &c) != nil || a.Ino != c.Ino || a.Dev != c.Dev {
+	if unix.Stat(fmt.Sprintf("/proc/%d/root%s", pid, pod.InPodStatusDir), &a) != nil ||
+		unix.Stat(pod.AppStatusDir, &c) != nil || a.Ino != c.Ino || a.Dev != c.Dev {
 		return 0, fmt.Errorf("find pod init: %w: pid %d is not the pod's", ErrNotRunning, pid)
 	}
 	return pid, nil

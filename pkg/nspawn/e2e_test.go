@@ -276,8 +276,8 @@ func TestStop(t *testing.T) {
 					if !force && st != 0 {
 						t.Errorf("run after a clean stop exited %d, want 0", st)
 					}
-					if force && st != pod.ExitStage1Failure {
-						t.Errorf("run after a forced stop exited %d, want %d", st, pod.ExitStage1Failure)
+					if force && st != pod.ExitFailure {
+						t.Errorf("run after a forced stop exited %d, want %d", st, pod.ExitFailure)
 					}
 				case <-time.After(15 * time.Second):
 					c.Process.Kill()

@@ -1,16 +1,10 @@
 package nspawn
 
-import (
-	"errors"
+import "github.com/skiffpod/skiff/pkg/pod"
 
-	"github.com/skiffpod/skiff/pkg/podunit"
-)
-
+// The stage1 ABI's errors (pkg/pod), under this package's name.
 var (
-	// ErrUsage is a bad command line; the entrypoint exits 254.
-	ErrUsage = podunit.ErrUsage
-	// ErrNotRunning means the pod has no live init process.
-	ErrNotRunning = errors.New("pod is not running")
-	// ErrNoApp means the pod has no running app of that name.
-	ErrNoApp = errors.New("no such running app")
+	ErrUsage      = pod.ErrUsage
+	ErrNotRunning = pod.ErrNotRunning // the pod has no live init process
+	ErrNoApp      = pod.ErrNoApp
 )

@@ -25,20 +25,20 @@ import (
 
 // RunOptions are the run entrypoint's flags and what it is wired to.
 type RunOptions struct {
-	podunit.RunFlags
+	pod.RunArgs
 	Bundle podunit.BundleFunc
 	Nspawn string // the systemd-nspawn binary; "" finds it in PATH
 }
 
 // Run runs the pod whose directory is the working directory until it
 // ends, and returns the status the run entrypoint exits with: the first
-// failed app's, 0 when all succeeded, pod.ExitStage1Failure on its own
+// failed app's, 0 when all succeeded, pod.ExitFailure on its own
 // failure.
 func Run(log *slog.Logger, o RunOptions) int {
 	st, err := run(log, o)
 	if err != nil {
 		log.Error("run pod", "err", err)
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	return st
 }
@@ -267,7 +267,7 @@ func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) erro
 			// The ready marker is written once every app has started (and
 			// has notified, for apps that support it).
 			if !ready {
-				if _, err := os.Stat(filepath.Join(pod.Stage1Rootfs, podunit.ReadyFile)); err == nil {
+				if _, err := os.Stat(pod.ReadyFile); err == nil {
 					ready = true
 					if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 						log.Warn("notify ready", "err", err)

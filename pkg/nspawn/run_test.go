@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
@@ -15,8 +16,8 @@ func TestNspawnArgs(t *testing.T) {
 		o    RunOptions
 		want []string
 	}{
-		{RunOptions{RunFlags: podunit.RunFlags{UUID: "u", Net: "none"}}, []string{"--private-network", "--console=read-only", "--quiet"}},
-		{RunOptions{RunFlags: podunit.RunFlags{UUID: "u", Hostname: "h", Interactive: true, Debug: true}}, []string{"--hostname=h", "--console=interactive", "systemd.log_level=debug"}},
+		{RunOptions{RunArgs: pod.RunArgs{UUID: "u", Net: "none"}}, []string{"--private-network", "--console=read-only", "--quiet"}},
+		{RunOptions{RunArgs: pod.RunArgs{UUID: "u", Hostname: "h", Interactive: true, Debug: true}}, []string{"--hostname=h", "--console=interactive", "systemd.log_level=debug"}},
 	}
 	for _, tt := range tests {
 		args, err := nspawnArgs(tt.o, nil)
@@ -33,7 +34,7 @@ func TestNspawnArgs(t *testing.T) {
 			}
 		}
 	}
-	if _, err := nspawnArgs(RunOptions{RunFlags: podunit.RunFlags{Net: "bridge"}}, nil); err == nil {
+	if _, err := nspawnArgs(RunOptions{RunArgs: pod.RunArgs{Net: "bridge"}}, nil); err == nil {
 		t.Error("nspawnArgs accepted --net=bridge")
 	}
 }

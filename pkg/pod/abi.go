@@ -30,25 +30,38 @@ const (
 	// EnvDebug is set to "1" when skiff runs with --debug.
 	EnvDebug = "SKIFF_DEBUG"
 
-	// Files and directories inside the pod directory.
-	ManifestFile      = "pod"                        // appc pod manifest, written by stage0
-	Stage1Dir         = "stage1"                     // the stage1 image: manifest + rootfs
-	Stage1Manifest    = "stage1/manifest"            // stage1 image manifest
-	Stage1Rootfs      = "stage1/rootfs"              // stage1 root filesystem (overlay or copy)
-	AppsDir           = "stage1/rootfs/opt/stage2"   // one directory per app: <app>/rootfs, <app>/manifest
-	OverlayDir        = "overlay"                    // upper and work dirs of the pod's overlays
-	PidFile           = "pid"                        // written by stage1: host pid of the pod's init
-	PpidFile          = "ppid"                       // or: host pid whose only child is the pod's init
-	AppStatusDir      = "stage1/rootfs/skiff/status" // written by stage1: <app> holds the decimal exit status
-	ReadyFile         = "stage1/rootfs/skiff/ready"  // created by stage1 once every app has started
-	ExitedGarbageMark = "gc-marked"                  // timestamp of the move to exited-garbage
+	// Paths inside the stage1 rootfs, as the pod's init sees them.
+	InPodAppsDir   = "/opt/stage2"   // one directory per app: <app>/rootfs, <app>/manifest
+	InPodStatusDir = "/skiff/status" // written by stage1: <app> holds the decimal exit status
+	InPodReadyFile = "/skiff/ready"  // created by stage1 once every app has started
 
-	// Stage1 "run" exit status for its own failures; apps' statuses pass through.
-	ExitStage1Failure = 254
+	// Files and directories inside the pod directory.
+	ManifestFile      = "pod"                         // appc pod manifest, written by stage0
+	Stage1Dir         = "stage1"                      // the stage1 image: manifest + rootfs
+	Stage1Manifest    = "stage1/manifest"             // stage1 image manifest
+	Stage1Rootfs      = "stage1/rootfs"               // stage1 root filesystem (overlay or copy)
+	AppsDir           = Stage1Rootfs + InPodAppsDir   // InPodAppsDir seen from the pod directory
+	OverlayDir        = "overlay"                     // upper and work dirs of the pod's overlays
+	PidFile           = "pid"                         // written by stage1: host pid of the pod's init
+	PpidFile          = "ppid"                        // or: host pid whose only child is the pod's init
+	AppStatusDir      = Stage1Rootfs + InPodStatusDir // InPodStatusDir seen from the pod directory
+	ReadyFile         = Stage1Rootfs + InPodReadyFile // InPodReadyFile seen from the pod directory
+	ExitedGarbageMark = "gc-marked"                   // timestamp of the move to exited-garbage
+
+	// ExitFailure is the exit status of skiff, a stage1 entrypoint or
+	// stage2 when it fails itself (254, as rkt); apps' statuses pass through.
+	ExitFailure = 254
+	// ExitStage1Failure is ExitFailure under its older name.
+	//
+	// Deprecated: use ExitFailure.
+	ExitStage1Failure = ExitFailure
 )
 
 // AppDir returns the directory of app name inside the pod directory.
 func AppDir(app string) string { return AppsDir + "/" + app }
+
+// InPodAppDir returns the directory of app name inside the stage1 rootfs.
+func InPodAppDir(app string) string { return InPodAppsDir + "/" + app }
 
 // AppRootfs returns the rootfs of app name inside the pod directory.
 func AppRootfs(app string) string { return AppDir(app) + "/rootfs" }

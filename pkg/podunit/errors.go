@@ -1,6 +1,7 @@
 package podunit
 
-import "errors"
+import "github.com/skiffpod/skiff/pkg/pod"
 
-// ErrUsage is a bad command line or hook invocation; entrypoints exit 254.
-var ErrUsage = errors.New("usage")
+// ErrUsage is a bad command line or hook invocation; entrypoints exit
+// pod.ExitFailure.
+var ErrUsage = pod.ErrUsage

@@ -45,7 +45,7 @@ func Hook(root string, args []string) error {
 		}
 		return nil
 	case len(args) == 1 && args[0] == "ready":
-		return touch(filepath.Join(root, ReadyFile))
+		return touch(filepath.Join(root, pod.InPodReadyFile))
 	case len(args) == 1 && args[0] == "journal":
 		return touch(filepath.Join(root, JournalFlushed))
 	case len(args) == 1 && args[0] == "journal-sync":
@@ -95,7 +95,7 @@ func Launching(root string, pid int) bool {
 // every one of the napps apps has ended.
 func AppExited(root, app string, napps int, getenv func(string) string, poweroff func() error) error {
 	st := appStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
-	dir := filepath.Join(root, StatusDir)
+	dir := filepath.Join(root, pod.InPodStatusDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("record exit of %s: %w", app, err)
 	}
@@ -160,7 +160,7 @@ func appStatus(code, status string) int {
 			return 128 + n
 		}
 	}
-	return pod.ExitStage1Failure
+	return pod.ExitFailure
 }
 
 func touch(path string) error {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 func TestAppStatus(t *testing.T) {
@@ -144,11 +146,11 @@ func TestPodExit(t *testing.T) {
 		want    int
 		wantErr bool
 	}{
-		{"all succeeded", map[string]string{StatusDir + "/a": "0", StatusDir + "/b": "0"}, 0, false},
-		{"first failure wins", map[string]string{StatusDir + "/a": "3", StatusDir + "/b": "143", FailedFile: "a"}, 3, false},
-		{"failed without status of its own", map[string]string{StatusDir + "/a": "0", FailedFile: "a"}, 1, false},
-		{"app without status", map[string]string{StatusDir + "/a": "0"}, 0, true},
-		{"stopped before b started", map[string]string{StatusDir + "/a": "0", StoppingFile: ""}, 0, false},
+		{"all succeeded", map[string]string{pod.InPodStatusDir + "/a": "0", pod.InPodStatusDir + "/b": "0"}, 0, false},
+		{"first failure wins", map[string]string{pod.InPodStatusDir + "/a": "3", pod.InPodStatusDir + "/b": "143", FailedFile: "a"}, 3, false},
+		{"failed without status of its own", map[string]string{pod.InPodStatusDir + "/a": "0", FailedFile: "a"}, 1, false},
+		{"app without status", map[string]string{pod.InPodStatusDir + "/a": "0"}, 0, true},
+		{"stopped before b started", map[string]string{pod.InPodStatusDir + "/a": "0", StoppingFile: ""}, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,10 +151,10 @@ func PrepareRootUnits(uuid string, apps []App, interactive bool, extra map[strin
 		files[rel(UnitDir)+"/"+name] = u
 	}
 	var errs []error
-	for _, p := range []string{FailedFile, ReadyFile, StoppingFile} {
+	for _, p := range []string{FailedFile, pod.InPodReadyFile, StoppingFile} {
 		errs = append(errs, ignoreNotExist(root.Remove(rel(p))))
 	}
-	for _, d := range []string{UnitDir, StatusDir, JournalDir, VolumesDir} {
+	for _, d := range []string{UnitDir, pod.InPodStatusDir, JournalDir, VolumesDir} {
 		errs = append(errs, root.MkdirAll(rel(d), 0o755))
 	}
 	for p, content := range files {
@@ -276,7 +276,7 @@ func WritePid(pid int) error {
 }
 
 func readStatus(rootfs, app string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(rootfs, StatusDir, app))
+	b, err := os.ReadFile(filepath.Join(rootfs, pod.InPodStatusDir, app))
 	if err != nil {
 		return 0, fmt.Errorf("app %s has no exit status: %w", app, err)
 	}

@@ -18,19 +18,20 @@
 //	/opt/stage2/<app>/spec.json         the app's OCI runtime spec
 package podunit
 
-// Paths inside the stage1 rootfs shared by the units, the hooks and run.
+import "github.com/skiffpod/skiff/pkg/pod"
+
+// Paths inside the stage1 rootfs shared by the units, the hooks and run;
+// those stage0 reads too (the status dir, the ready marker, the apps dir)
+// are pkg/pod's InPod constants.
 const (
 	SkiffDir   = "/skiff"
 	HookPath   = "/skiff/hook"
 	Stage2Path = "/skiff/stage2"
-	StatusDir  = "/skiff/status"
 	FailedFile = "/skiff/failed"
-	ReadyFile  = "/skiff/ready"
 	// StoppingFile marks a pod asked to stop from outside (see Stopping).
 	StoppingFile = "/skiff/stopping"
 	CgroupDir    = "/skiff/cgroup"
 	VolumesDir   = "/skiff/volumes"
-	AppsDir      = "/opt/stage2"
 	UnitDir      = "/etc/systemd/system"
 	JournalDir   = "/var/log/journal"
 
@@ -39,7 +40,7 @@ const (
 )
 
 // Bundle is the in-pod bundle directory of app.
-func Bundle(app string) string { return AppsDir + "/" + app }
+func Bundle(app string) string { return pod.InPodAppDir(app) }
 
 // UnitName is the systemd unit that runs app.
 func UnitName(app string) string { return "skiff-app-" + app + ".service" }

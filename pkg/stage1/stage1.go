@@ -48,7 +48,9 @@ type Invocation struct {
 	Debug bool
 }
 
-func (in Invocation) command(ep string, args ...string) (string, []string, []string, error) {
+// command returns the path, argv and environment of entrypoint ep called
+// with args (from pkg/pod's codecs).
+func (in Invocation) command(ep string, args []string) (string, []string, []string, error) {
 	s1, err := pod.ReadStage1(in.Pod.Path())
 	if err != nil {
 		return "", nil, nil, err
@@ -60,14 +62,11 @@ func (in Invocation) command(ep string, args ...string) (string, []string, []str
 	// Entrypoints run from the store's read-only tree, never from the pod's
 	// writable copy, so nothing a pod wrote is ever executed by stage0.
 	path := filepath.Join(in.Tree, "rootfs", filepath.Clean("/"+rel))
-	argv := []string{path}
 	env := os.Environ()
 	if in.Debug {
-		argv = append(argv, "--debug")
 		env = append(env, pod.EnvDebug+"=1")
 	}
-	argv = append(argv, args...)
-	return path, argv, env, nil
+	return path, append([]string{path}, args...), env, nil
 }
 
 // RunOptions are the flags of the run entrypoint.
@@ -84,17 +83,8 @@ func (in Invocation) Exec(o RunOptions) error {
 	if lock == nil {
 		return fmt.Errorf("run pod %s: %w: lock not held", in.Pod.UUID, pod.ErrState)
 	}
-	var args []string
-	if o.Net != "" {
-		args = append(args, "--net="+o.Net)
-	}
-	if o.Hostname != "" {
-		args = append(args, "--hostname="+o.Hostname)
-	}
-	if o.Interactive {
-		args = append(args, "--interactive")
-	}
-	path, argv, env, err := in.command(pod.EntrypointRun, append(args, in.Pod.UUID)...)
+	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, Hostname: o.Hostname, Interactive: o.Interactive, UUID: in.Pod.UUID}
+	path, argv, env, err := in.command(pod.EntrypointRun, args.Argv())
 	if err != nil {
 		return err
 	}
@@ -114,16 +104,12 @@ func (in Invocation) Exec(o RunOptions) error {
 
 // Enter runs CMD inside app of the running pod and returns its exit status.
 func (in Invocation) Enter(app string, cmd []string) (int, error) {
-	args := append([]string{"--app=" + app, in.Pod.UUID, "--"}, cmd...)
-	return in.call(pod.EntrypointEnter, args...)
+	args := pod.EnterArgs{Debug: in.Debug, App: app, UUID: in.Pod.UUID, Cmd: cmd}
+	return in.call(pod.EntrypointEnter, args.Argv())
 }
 
 // Stop asks the pod to shut down, or kills it with force.
 func (in Invocation) Stop(force bool) error {
-	var args []string
-	if force {
-		args = append(args, "--force")
-	}
 	s1, err := pod.ReadStage1(in.Pod.Path())
 	if err != nil {
 		return err
@@ -131,7 +117,8 @@ func (in Invocation) Stop(force bool) error {
 	if !s1.Supports(pod.EntrypointStop) {
 		return in.signal(force)
 	}
-	code, err := in.call(pod.EntrypointStop, append(args, in.Pod.UUID)...)
+	args := pod.StopArgs{Debug: in.Debug, Force: force, UUID: in.Pod.UUID}
+	code, err := in.call(pod.EntrypointStop, args.Argv())
 	if err == nil && code != 0 {
 		err = fmt.Errorf("stop pod %s: stage1 stop exited %d", in.Pod.UUID, code)
 	}
@@ -167,15 +154,16 @@ func (in Invocation) GC() error {
 	if !s1.Supports(pod.EntrypointGC) {
 		return nil
 	}
-	code, err := in.call(pod.EntrypointGC, in.Pod.UUID)
+	args := pod.GCArgs{Debug: in.Debug, UUID: in.Pod.UUID}
+	code, err := in.call(pod.EntrypointGC, args.Argv())
 	if err == nil && code != 0 {
 		err = fmt.Errorf("gc pod %s: stage1 gc exited %d", in.Pod.UUID, code)
 	}
 	return err
 }
 
-func (in Invocation) call(ep string, args ...string) (int, error) {
-	path, argv, env, err := in.command(ep, args...)
+func (in Invocation) call(ep string, args []string) (int, error) {
+	path, argv, env, err := in.command(ep, args)
 	if err != nil {
 		return 0, err
 	}

@@ -17,10 +17,10 @@
 package kvm
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
@@ -42,13 +42,11 @@ const (
 	nsenterPath = "/usr/bin/nsenter"
 )
 
+// The stage1 ABI's errors (pkg/pod), under this package's name.
 var (
-	// ErrUsage is a bad command line; the entrypoint exits 254.
-	ErrUsage = podunit.ErrUsage
-	// ErrNotRunning means the pod has no live VM.
-	ErrNotRunning = errors.New("pod is not running")
-	// ErrNoApp means the pod has no running app of that name.
-	ErrNoApp = errors.New("no such running app")
+	ErrUsage      = pod.ErrUsage
+	ErrNotRunning = pod.ErrNotRunning // the pod has no live VM
+	ErrNoApp      = pod.ErrNoApp
 )
 
 // QuietConsole hides the kernel's last words ("reboot: Power down") from

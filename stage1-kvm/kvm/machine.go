@@ -170,11 +170,11 @@ func Leader([]string) int {
 	}
 	if err := syscall.Chroot("."); err != nil {
 		fmt.Fprintln(os.Stderr, "leader: chroot:", err)
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	if err := os.Chdir("/"); err != nil {
 		fmt.Fprintln(os.Stderr, "leader:", err)
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	fmt.Println()
 	io.Copy(io.Discard, os.Stdin)

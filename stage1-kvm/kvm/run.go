@@ -23,7 +23,7 @@ import (
 
 // RunOptions are the run entrypoint's flags and what it is wired to.
 type RunOptions struct {
-	podunit.RunFlags
+	pod.RunArgs
 	Bundle   podunit.BundleFunc
 	GuestDir string // holds vmlinux and initramfs.cpio; "" means kvm/ beside the binary
 	QEMU     string // "" finds qemu-system-x86_64 in PATH
@@ -38,13 +38,13 @@ const (
 
 // Run runs the pod whose directory is the working directory until it
 // ends, and returns the status the run entrypoint exits with: the first
-// failed app's, 0 when all succeeded, pod.ExitStage1Failure on its own
+// failed app's, 0 when all succeeded, pod.ExitFailure on its own
 // failure.
 func Run(log *slog.Logger, o RunOptions) int {
 	st, err := run(log, o)
 	if err != nil {
 		log.Error("run pod", "err", err)
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	return st
 }
@@ -219,7 +219,7 @@ func notifyReady(log *slog.Logger, v *vm.VM) {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return
 	}
-	marker := filepath.Join(pod.Stage1Rootfs, podunit.ReadyFile)
+	marker := pod.ReadyFile
 	go func() {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()

@@ -7,7 +7,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,7 +35,7 @@ func main() {
 func run(args []string) int {
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "stub-stage1: want run, enter, stop or gc")
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	var code int
 	var err error
@@ -54,7 +53,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stub-stage1 %s: %v\n", args[0], err)
-		return pod.ExitStage1Failure
+		return pod.ExitFailure
 	}
 	return code
 }
@@ -68,13 +67,9 @@ func manifest() (*schema.PodManifest, error) {
 }
 
 func runPod(args []string) (int, error) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.Bool("debug", false, "")
-	fs.String("net", "", "")
-	fs.String("hostname", "", "")
-	fs.Bool("interactive", false, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		return 0, fmt.Errorf("usage: run [flags] UUID")
+	var a pod.RunArgs
+	if err := a.Parse(args); err != nil {
+		return 0, err
 	}
 	// The lock fd must be inherited and kept: check it is a real open fd.
 	fd, err := strconv.Atoi(os.Getenv(pod.EnvLockFD))
@@ -164,25 +159,26 @@ func appEnv(ra schema.RuntimeApp) []string {
 }
 
 func enter(args []string) (int, error) {
-	fs := flag.NewFlagSet("enter", flag.ContinueOnError)
-	fs.Bool("debug", false, "")
-	app := fs.String("app", "", "")
-	if err := fs.Parse(args); err != nil || fs.NArg() < 3 || fs.Arg(1) != "--" {
-		return 0, fmt.Errorf("usage: enter --app=NAME UUID -- CMD...")
+	var a pod.EnterArgs
+	if err := a.Parse(args); err != nil {
+		return 0, err
 	}
-	cmd := fs.Args()[2:]
+	if len(a.Cmd) == 0 {
+		return 0, fmt.Errorf("enter: %w: no command", pod.ErrUsage)
+	}
+	cmd := a.Cmd
 	pm, err := manifest()
 	if err != nil {
 		return 0, err
 	}
 	c := exec.Command(cmd[0], cmd[1:]...)
 	for _, ra := range pm.Apps {
-		if ra.Name.String() == *app {
+		if ra.Name.String() == a.App {
 			c.Env = appEnv(ra)
 		}
 	}
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-	c.SysProcAttr = &syscall.SysProcAttr{Chroot: pod.AppRootfs(*app)}
+	c.SysProcAttr = &syscall.SysProcAttr{Chroot: pod.AppRootfs(a.App)}
 	c.Dir = "/"
 	err = c.Run()
 	var ee *exec.ExitError
@@ -193,11 +189,9 @@ func enter(args []string) (int, error) {
 }
 
 func stop(args []string) error {
-	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
-	fs.Bool("debug", false, "")
-	force := fs.Bool("force", false, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		return fmt.Errorf("usage: stop [--force] UUID")
+	var a pod.StopArgs
+	if err := a.Parse(args); err != nil {
+		return err
 	}
 	b, err := os.ReadFile(pod.PidFile)
 	if err != nil {
@@ -208,17 +202,16 @@ func stop(args []string) error {
 		return err
 	}
 	sig := syscall.SIGTERM
-	if *force {
+	if a.Force {
 		sig = syscall.SIGKILL
 	}
 	return syscall.Kill(pid, sig)
 }
 
 func gc(args []string) error {
-	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
-	fs.Bool("debug", false, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		return fmt.Errorf("usage: gc UUID")
+	var a pod.GCArgs
+	if err := a.Parse(args); err != nil {
+		return err
 	}
 	// Record the call so the conformance suite can see gc ran with the
 	// pod directory as cwd.

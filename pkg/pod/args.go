@@ -1,0 +1,177 @@
+package pod
+
+import (
+	"flag"
+	"fmt"
+	"io"
+)
+
+// The entrypoints' command lines (docs/stage1-abi.md, "Entrypoints"). Each
+// type binds its flags in one place, flags, which both Argv (stage0's
+// side) and Parse (a stage1's side) use, so a flag is spelled once. Argv
+// writes only flags that differ from their zero value, as --name=value
+// (--name for a true bool), then the positional arguments.
+
+// RunArgs are the arguments of the run entrypoint.
+type RunArgs struct {
+	Debug       bool
+	Net         string // host, none or default; "" is default
+	Hostname    string
+	Interactive bool
+	UUID        string
+}
+
+func (a *RunArgs) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&a.Debug, "debug", false, "")
+	fs.StringVar(&a.Net, "net", "", "")
+	fs.StringVar(&a.Hostname, "hostname", "", "")
+	fs.BoolVar(&a.Interactive, "interactive", false, "")
+}
+
+// Argv returns the arguments stage0 passes to run.
+func (a RunArgs) Argv() []string {
+	var c RunArgs
+	return append(encode(&c, a, c.flags), a.UUID)
+}
+
+// Parse parses run's arguments: flags, then the pod UUID. Anything else is
+// an ErrUsage.
+func (a *RunArgs) Parse(argv []string) error {
+	rest, err := decode(EntrypointRun, a.flags, argv)
+	if err == nil {
+		a.UUID, _, err = positional(EntrypointRun, rest, false)
+	}
+	return err
+}
+
+// EnterArgs are the arguments of the enter entrypoint.
+type EnterArgs struct {
+	Debug bool
+	App   string
+	UUID  string
+	Cmd   []string // after "--"
+}
+
+func (a *EnterArgs) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&a.Debug, "debug", false, "")
+	fs.StringVar(&a.App, "app", "", "")
+}
+
+// Argv returns the arguments stage0 passes to enter.
+func (a EnterArgs) Argv() []string {
+	var c EnterArgs
+	argv := append(encode(&c, a, c.flags), a.UUID)
+	if len(a.Cmd) > 0 {
+		argv = append(append(argv, "--"), a.Cmd...)
+	}
+	return argv
+}
+
+// Parse parses enter's arguments: flags, the pod UUID, "--" and the command.
+func (a *EnterArgs) Parse(argv []string) error {
+	rest, err := decode(EntrypointEnter, a.flags, argv)
+	if err == nil {
+		a.UUID, a.Cmd, err = positional(EntrypointEnter, rest, true)
+	}
+	if err == nil && a.App == "" {
+		err = fmt.Errorf("%s: %w: no --app", EntrypointEnter, ErrUsage)
+	}
+	return err
+}
+
+// StopArgs are the arguments of the stop entrypoint.
+type StopArgs struct {
+	Debug bool
+	Force bool
+	UUID  string
+}
+
+func (a *StopArgs) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&a.Debug, "debug", false, "")
+	fs.BoolVar(&a.Force, "force", false, "")
+}
+
+// Argv returns the arguments stage0 passes to stop.
+func (a StopArgs) Argv() []string {
+	var c StopArgs
+	return append(encode(&c, a, c.flags), a.UUID)
+}
+
+// Parse parses stop's arguments: flags, then the pod UUID.
+func (a *StopArgs) Parse(argv []string) error {
+	rest, err := decode(EntrypointStop, a.flags, argv)
+	if err == nil {
+		a.UUID, _, err = positional(EntrypointStop, rest, false)
+	}
+	return err
+}
+
+// GCArgs are the arguments of the gc entrypoint.
+type GCArgs struct {
+	Debug bool
+	UUID  string
+}
+
+func (a *GCArgs) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&a.Debug, "debug", false, "")
+}
+
+// Argv returns the arguments stage0 passes to gc.
+func (a GCArgs) Argv() []string {
+	var c GCArgs
+	return append(encode(&c, a, c.flags), a.UUID)
+}
+
+// Parse parses gc's arguments: flags, then the pod UUID.
+func (a *GCArgs) Parse(argv []string) error {
+	rest, err := decode(EntrypointGC, a.flags, argv)
+	if err == nil {
+		a.UUID, _, err = positional(EntrypointGC, rest, false)
+	}
+	return err
+}
+
+// encode binds the flags of *scratch (zeroing it), then sets *scratch to
+// val, and returns the flags whose value is not their default.
+func encode[T any](scratch *T, val T, bind func(*flag.FlagSet)) []string {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	bind(fs)
+	*scratch = val
+	var argv []string
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.String()
+		switch b, _ := f.Value.(interface{ IsBoolFlag() bool }); {
+		case v == f.DefValue:
+		case b != nil && b.IsBoolFlag() && v == "true":
+			argv = append(argv, "--"+f.Name)
+		default:
+			argv = append(argv, "--"+f.Name+"="+v)
+		}
+	})
+	return argv
+}
+
+// decode parses the flags of entrypoint ep and returns what follows them.
+func decode(ep string, bind func(*flag.FlagSet), argv []string) ([]string, error) {
+	fs := flag.NewFlagSet(ep, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	bind(fs)
+	if err := fs.Parse(argv); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", ep, ErrUsage, err)
+	}
+	return fs.Args(), nil
+}
+
+// positional splits what follows the flags into the pod UUID and, when
+// withCmd, the command after "--".
+func positional(ep string, rest []string, withCmd bool) (uuid string, cmd []string, err error) {
+	switch {
+	case len(rest) == 0 || rest[0] == "":
+		return "", nil, fmt.Errorf("%s: %w: no pod uuid", ep, ErrUsage)
+	case len(rest) == 1:
+		return rest[0], nil, nil
+	case withCmd && rest[1] == "--" && len(rest) > 2:
+		return rest[0], rest[2:], nil
+	}
+	return "", nil, fmt.Errorf("%s: %w: unexpected %q", ep, ErrUsage, rest[1:])
+}

@@ -1,0 +1,130 @@
+package pod
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// codec is what every entrypoint's argument type provides.
+type codec interface{ Argv() []string }
+
+// roundTrip checks that v.Argv() is want, and that parsing it into a fresh
+// value gives v back.
+func roundTrip[T codec](t *testing.T, v T, want []string, parse func(*T, []string) error) {
+	t.Helper()
+	argv := v.Argv()
+	if !slices.Equal(argv, want) {
+		t.Errorf("Argv() = %q, want %q", argv, want)
+	}
+	var got T
+	if err := parse(&got, argv); err != nil {
+		t.Fatalf("Parse(%q): %v", argv, err)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Errorf("Parse(%q) = %+v, want %+v", argv, got, v)
+	}
+}
+
+func TestRunArgsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		args RunArgs
+		argv []string
+	}{
+		{"uuid only", RunArgs{UUID: "u"}, []string{"u"}},
+		{"every flag", RunArgs{Debug: true, Net: "none", Hostname: "h", Interactive: true, UUID: "u"},
+			[]string{"--debug", "--hostname=h", "--interactive", "--net=none", "u"}},
+		{"net default", RunArgs{Net: "default", UUID: "u"}, []string{"--net=default", "u"}},
+		{"value with spaces and =", RunArgs{Hostname: "a b=c", UUID: "u"}, []string{"--hostname=a b=c", "u"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*RunArgs).Parse) })
+	}
+}
+
+func TestEnterArgsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		args EnterArgs
+		argv []string
+	}{
+		{"command", EnterArgs{App: "a", UUID: "u", Cmd: []string{"/bin/sh", "-c", "x"}},
+			[]string{"--app=a", "u", "--", "/bin/sh", "-c", "x"}},
+		{"command with flags and --", EnterArgs{Debug: true, App: "a", UUID: "u", Cmd: []string{"ls", "--debug", "--", "-x"}},
+			[]string{"--app=a", "--debug", "u", "--", "ls", "--debug", "--", "-x"}},
+		{"no command", EnterArgs{App: "a", UUID: "u"}, []string{"--app=a", "u"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*EnterArgs).Parse) })
+	}
+}
+
+func TestStopArgsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		args StopArgs
+		argv []string
+	}{
+		{"plain", StopArgs{UUID: "u"}, []string{"u"}},
+		{"force", StopArgs{Force: true, UUID: "u"}, []string{"--force", "u"}},
+		{"debug force", StopArgs{Debug: true, Force: true, UUID: "u"}, []string{"--debug", "--force", "u"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*StopArgs).Parse) })
+	}
+}
+
+func TestGCArgsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		args GCArgs
+		argv []string
+	}{
+		{"plain", GCArgs{UUID: "u"}, []string{"u"}},
+		{"debug", GCArgs{Debug: true, UUID: "u"}, []string{"--debug", "u"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*GCArgs).Parse) })
+	}
+}
+
+// Every entrypoint rejects what docs/stage1-abi.md does not allow with
+// ErrUsage; a stage1 exits ExitFailure on it.
+func TestArgsParseRejects(t *testing.T) {
+	parsers := map[string]func([]string) error{
+		EntrypointRun:   func(a []string) error { var v RunArgs; return v.Parse(a) },
+		EntrypointEnter: func(a []string) error { var v EnterArgs; return v.Parse(a) },
+		EntrypointStop:  func(a []string) error { var v StopArgs; return v.Parse(a) },
+		EntrypointGC:    func(a []string) error { var v GCArgs; return v.Parse(a) },
+	}
+	tests := []struct {
+		ep   string
+		argv []string
+	}{
+		{EntrypointRun, []string{"--no-such-flag", "u"}},
+		{EntrypointRun, []string{"--net=none"}},
+		{EntrypointRun, []string{"u", "extra"}},
+		{EntrypointRun, []string{"--interactive=maybe", "u"}},
+		{EntrypointRun, []string{"--force", "u"}}, // stop's flag
+		{EntrypointRun, []string{""}},
+		{EntrypointEnter, []string{"--no-such-flag", "--app=a", "u", "--", "x"}},
+		{EntrypointEnter, []string{"u", "--", "x"}}, // no --app
+		{EntrypointEnter, []string{"--app=a", "u", "x"}},
+		{EntrypointEnter, []string{"--app=a", "u", "--"}},
+		{EntrypointEnter, []string{"--app=a"}},
+		{EntrypointStop, []string{"--no-such-flag", "u"}},
+		{EntrypointStop, []string{"--app=a", "u"}}, // enter's flag
+		{EntrypointStop, []string{}},
+		{EntrypointStop, []string{"u", "v"}},
+		{EntrypointGC, []string{"--no-such-flag", "u"}},
+		{EntrypointGC, []string{"--force", "u"}},
+		{EntrypointGC, nil},
+	}
+	for _, tt := range tests {
+		if err := parsers[tt.ep](tt.argv); !errors.Is(err, ErrUsage) {
+			t.Errorf("%s %q: err = %v, want %v", tt.ep, tt.argv, err, ErrUsage)
+		}
+	}
+}
