@@ -3,13 +3,18 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // conformance checks every rule of docs/stage1-abi.md against one stage1,
@@ -20,6 +25,43 @@ func conformance(t *testing.T, stage1 string) {
 	probe := image(t, "probe.aci")
 	run := func(args ...string) []string { return append([]string{"run", "--stage1=" + stage1}, args...) }
 
+	t.Run("entrypoints reject an unknown flag with a usage error", func(t *testing.T) {
+		eps, err := extractEntrypoints(stage1Image(stage1), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		const uuid = "00000000-0000-4000-8000-000000000000"
+		argv := map[string][]string{
+			pod.EntrypointRun:   {"--no-such-flag", uuid},
+			pod.EntrypointEnter: {"--app=probe", "--no-such-flag", uuid, "--", "/bin/true"},
+			pod.EntrypointStop:  {"--no-such-flag", uuid},
+			pod.EntrypointGC:    {"--no-such-flag", uuid},
+		}
+		for ep, bin := range eps {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			cwd := t.TempDir()
+			c := exec.CommandContext(ctx, bin, argv[ep]...)
+			c.Args[0] = ep
+			c.Dir = cwd
+			var out, errs bytes.Buffer
+			c.Stdout, c.Stderr = &out, &errs
+			err := c.Run()
+			cancel()
+			if c.ProcessState == nil {
+				t.Fatalf("%s: %v", ep, err)
+			}
+			if code := c.ProcessState.ExitCode(); code != pod.ExitFailure || !strings.Contains(errs.String(), "no-such-flag") ||
+				strings.Count(strings.TrimSpace(errs.String()), "\n") > 0 {
+				t.Errorf("%s %q: exit %d, want %d with one line naming the flag:\n%s%s", ep, argv[ep], code, pod.ExitFailure, out.String(), errs.String())
+			}
+			if ents, _ := os.ReadDir(cwd); len(ents) > 0 {
+				t.Errorf("%s with an unknown flag wrote %s in its working directory", ep, ents[0].Name())
+			}
+		}
+		if len(eps) == 0 {
+			t.Fatalf("%s offers no entrypoint", stage1)
+		}
+	})
 	t.Run("run exits 0 when every app succeeds", func(t *testing.T) {
 		e := e0.with(t)
 		if _, errs, code := e.run(run(probe, "--", "-exit=0")...); code != 0 {
