@@ -20,6 +20,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/aci"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/vm"
 )
 
 var (
@@ -47,10 +48,13 @@ func testMain(m *testing.M) int {
 		fmt.Println("tests: the end-to-end suite needs root (run `make test` as root); skipping")
 		return 0
 	}
-	// ENV.md: KVM on these machines is PVM, which cannot run the guest
-	// kernel; the suite runs stage1-kvm pods under TCG, explicitly.
-	os.Setenv("SKIFF_KVM_ACCEL", "tcg")
-	var err error
+	accel, why, err := chooseAccel()
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	os.Setenv("SKIFF_KVM_ACCEL", accel)
+	fmt.Printf("tests: stage1-kvm pods run with SKIFF_KVM_ACCEL=%s (%s)\n", accel, why)
 	toolDir, err = os.MkdirTemp("", "skiff-e2e-bin-")
 	if err != nil {
 		fmt.Println(err)
@@ -72,6 +76,24 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// chooseAccel picks the accelerator of the suite's stage1-kvm pods:
+// SKIFF_KVM_ACCEL when set to kvm or tcg, else what skiff itself would
+// choose on this host (pkg/vm's probe): KVM where it can run a guest, TCG
+// where it cannot (no usable /dev/kvm, or a PVM host as in ENV.md).
+func chooseAccel() (accel, why string, err error) {
+	mode := os.Getenv("SKIFF_KVM_ACCEL")
+	h := vm.ProbeHost()
+	accel, _, err = vm.ChooseAccel(mode, h)
+	if err != nil {
+		return "", "", fmt.Errorf("tests: SKIFF_KVM_ACCEL=%q: %w", mode, err)
+	}
+	why = fmt.Sprintf("probed: /dev/kvm usable %t, PVM host %t", h.KVM, h.PVM)
+	if mode == "kvm" || mode == "tcg" {
+		why = "from the environment"
+	}
+	return accel, why, nil
 }
 
 func goBuild(out, pkg string) error {

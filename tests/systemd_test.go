@@ -285,7 +285,7 @@ func (s *sysHost) startKVMPod(t *testing.T, unit string, probeArgs ...string) st
 	if _, err := s.run(context.Background(), "test", "-x", "/usr/bin/qemu-system-x86_64"); err != nil {
 		t.Fatalf("the test host has no qemu: rebuild it with `%s`", systemdhost.BuildTarget)
 	}
-	// The host's environment is not the test's: TCG, as TestMain chose, passed explicitly.
+	// The host's environment is not the test's: the accelerator TestMain chose, passed explicitly.
 	return s.startPodWith(t, unit, []string{"--setenv=SKIFF_KVM_ACCEL=" + os.Getenv("SKIFF_KVM_ACCEL")}, []string{"--stage1=kvm"}, probeArgs...)
 }
 
