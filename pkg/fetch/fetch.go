@@ -82,8 +82,6 @@ func ParsePolicy(s string) (Policy, error) {
 	return 0, fmt.Errorf("parse pull policy %q: want one of %s", s, strings.Join(policyNames, ", "))
 }
 
-func (p Policy) String() string { return policyNames[p] }
-
 // defaultLabels fill in what a name reference leaves out.
 var defaultLabels = map[string]string{"os": "linux", "arch": "amd64"}
 
