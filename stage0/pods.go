@@ -49,7 +49,7 @@ func newListCmd(g *globals) *cobra.Command {
 			}
 			var rows [][]string
 			for _, st := range sts {
-				rows = append(rows, []string{st.UUID[:8], strings.Join(st.AppList, ","), st.State, st.Created.Format(time.DateTime)})
+				rows = append(rows, []string{st.UUID[:8], strings.Join(st.AppList, ","), string(st.State), st.Created.Format(time.DateTime)})
 			}
 			return table(g.stdout, []string{"UUID", "APPS", "STATE", "CREATED"}, rows, noLegend)
 		},

@@ -240,3 +240,49 @@ func TestParseStage1(t *testing.T) {
 		t.Errorf("Stage1Annotations output does not parse: %v", err)
 	}
 }
+
+// TestStatusPhase walks one pod through its states: each directory, with
+// and without the lock, reports its own Phase.
+func TestStatusPhase(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		to     State // "" stays
+		locked bool
+		want   Phase
+	}{
+		{"", true, PhaseEmbryo},
+		{Preparing, true, PhasePreparing},
+		{"", false, PhaseAbortedPrepare},
+		{Prepared, false, PhasePrepared},
+		{Running, true, PhaseRunning},
+		{"", false, PhaseExited},
+		{ExitedGarbage, false, PhaseExitedGarbage},
+		{Garbage, false, PhaseGarbage},
+	}
+	for _, s := range steps {
+		if s.to != "" {
+			if err := p.Transition(s.to); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s.locked && p.LockFile() == nil {
+			if err := p.TryLock(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !s.locked {
+			p.Unlock()
+		}
+		q, err := Load(dir, p.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := q.Status(); err != nil || st.State != s.want {
+			t.Errorf("pod in %s/, locked %t: state %q (err %v), want %q", p.State, s.locked, st.State, err, s.want)
+		}
+	}
+}

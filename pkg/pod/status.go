@@ -10,10 +10,25 @@ import (
 	"time"
 )
 
+// Phase is a pod's state as `skiff status` and `skiff list` report it: the
+// directory it lives in, told apart by whether its lock is held.
+type Phase string
+
+const (
+	PhaseEmbryo         Phase = "embryo"
+	PhasePreparing      Phase = "preparing"       // in prepare/, locked
+	PhaseAbortedPrepare Phase = "aborted-prepare" // in prepare/, not locked: its preparer died
+	PhasePrepared       Phase = "prepared"
+	PhaseRunning        Phase = "running" // in run/, locked by stage1
+	PhaseExited         Phase = "exited"  // in run/, not locked
+	PhaseExitedGarbage  Phase = "exited-garbage"
+	PhaseGarbage        Phase = "garbage"
+)
+
 // Status is what `skiff status` and `skiff list` report about a pod.
 type Status struct {
 	UUID    string         `json:"uuid"`
-	State   string         `json:"state"` // embryo, preparing, aborted-prepare, prepared, running, exited, exited-garbage, garbage
+	State   Phase          `json:"state"`
 	Pid     int            `json:"pid,omitempty"`
 	Apps    map[string]int `json:"apps,omitempty"` // exit statuses of apps that ended
 	AppList []string       `json:"appNames,omitempty"`
@@ -23,7 +38,7 @@ type Status struct {
 
 // Status reads the pod's state and what stage1 wrote.
 func (p *Pod) Status() (Status, error) {
-	st := Status{UUID: p.UUID, State: string(p.State)}
+	st := Status{UUID: p.UUID, State: Phase(p.State)} // the same word, but for prepare and run
 	fi, err := os.Stat(p.Path())
 	if err != nil {
 		return st, p.notExist(err)
@@ -42,14 +57,14 @@ func (p *Pod) Status() (Status, error) {
 	}
 	switch p.State {
 	case Preparing:
-		st.State = "preparing"
+		st.State = PhasePreparing
 		if !locked {
-			st.State = "aborted-prepare"
+			st.State = PhaseAbortedPrepare
 		}
 	case Running:
-		st.State = "exited"
+		st.State = PhaseExited
 		if locked {
-			st.State = "running"
+			st.State = PhaseRunning
 		}
 	}
 	if p.State == Running {
