@@ -1,0 +1,125 @@
+package stage1
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// recorder is an entrypoint that writes SKIFF_DEBUG and its arguments, one
+// a line, to NAME.argv in its working directory, and exits with $EXIT_NAME.
+const recorder = `#!/bin/sh
+name=$(basename "$0")
+{ printf '%s\n' "$SKIFF_DEBUG"; for a; do printf '%s\n' "$a"; done; } > "$name.argv"
+eval "exit \${EXIT_$name:-0}"
+`
+
+// newInvocation makes a pod whose stage1 offers enter, stop and gc, all
+// recorders, in a tree beside it.
+func newInvocation(t *testing.T) Invocation {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := pod.Create(filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Unlock)
+	tree := filepath.Join(dir, "tree")
+	eps := map[string]string{}
+	for _, ep := range []string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC} {
+		eps[ep] = "/bin/" + ep
+		if err := os.MkdirAll(filepath.Join(tree, "rootfs", "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tree, "rootfs", "bin", ep), []byte(recorder), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := schema.BlankImageManifest()
+	m.Name = *types.MustACIdentifier("example.com/stage1-recorder")
+	m.Annotations = pod.Stage1Annotations(eps)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(p.File(pod.Stage1Dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.File(pod.Stage1Manifest), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Invocation{Pod: p, Tree: tree, Debug: true}
+}
+
+// recorded returns what entrypoint ep was called with: SKIFF_DEBUG and argv.
+func recorded(t *testing.T, in Invocation, ep string) (debugEnv string, argv []string) {
+	t.Helper()
+	b, err := os.ReadFile(in.Pod.File(ep + ".argv"))
+	if err != nil {
+		t.Fatalf("%s was not called in the pod directory: %v", ep, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	return lines[0], lines[1:]
+}
+
+// Stage0 calls each entrypoint in the pod directory with the argv its
+// pod codec parses back to what stage0 meant, and passes its status on.
+func TestInvocationArgv(t *testing.T) {
+	cmd := []string{"/bin/sh", "-c", "echo a  b", "--", "--force"}
+	tests := []struct {
+		ep       string
+		call     func(in Invocation) (int, error)
+		exit     string
+		wantCode int
+		parse    func(argv []string) (any, error)
+		want     func(uuid string) any
+	}{
+		{pod.EntrypointEnter, func(in Invocation) (int, error) { return in.Enter("web", cmd) }, "7", 7,
+			func(argv []string) (any, error) { var a pod.EnterArgs; err := a.Parse(argv); return a, err },
+			func(u string) any { return pod.EnterArgs{Debug: true, App: "web", UUID: u, Cmd: cmd} }},
+		{pod.EntrypointStop, func(in Invocation) (int, error) { return 0, in.Stop(true) }, "0", 0,
+			func(argv []string) (any, error) { var a pod.StopArgs; err := a.Parse(argv); return a, err },
+			func(u string) any { return pod.StopArgs{Debug: true, Force: true, UUID: u} }},
+		{pod.EntrypointGC, func(in Invocation) (int, error) { return 0, in.GC() }, "0", 0,
+			func(argv []string) (any, error) { var a pod.GCArgs; err := a.Parse(argv); return a, err },
+			func(u string) any { return pod.GCArgs{Debug: true, UUID: u} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ep, func(t *testing.T) {
+			in := newInvocation(t)
+			t.Setenv("EXIT_"+tt.ep, tt.exit)
+			code, err := tt.call(in)
+			if err != nil || code != tt.wantCode {
+				t.Fatalf("%s = %d, %v; want %d, nil", tt.ep, code, err, tt.wantCode)
+			}
+			debug, argv := recorded(t, in, tt.ep)
+			if debug != "1" {
+				t.Errorf("%s: %s=%q, want 1", tt.ep, pod.EnvDebug, debug)
+			}
+			got, err := tt.parse(argv)
+			if err != nil {
+				t.Fatalf("%s %q: %v", tt.ep, argv, err)
+			}
+			if want := tt.want(in.Pod.UUID); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s %q parses to %+v, want %+v", tt.ep, argv, got, want)
+			}
+		})
+	}
+}
+
+// A stage1 entrypoint's own failure reaches stage0 as an error.
+func TestInvocationStopFails(t *testing.T) {
+	in := newInvocation(t)
+	t.Setenv("EXIT_stop", "254")
+	if err := in.Stop(false); err == nil || !strings.Contains(err.Error(), "exited 254") {
+		t.Errorf("Stop with a failing entrypoint: err = %v, want one saying it exited 254", err)
+	}
+}
