@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
@@ -28,7 +29,7 @@ func run() error {
 	flag.StringVar(&o.HostRoot, "host-root", "/", "the tree systemd and nsenter are taken from")
 	out := flag.String("o", "stage1-kvm.aci", "output file")
 	flag.Parse()
-	f, err := os.CreateTemp(".", ".stage1-kvm-*.aci")
+	f, err := os.CreateTemp(filepath.Dir(*out), ".stage1-kvm-*.aci") // beside the output: same filesystem, nothing in the checkout
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/skiffpod/skiff/pkg/nspawn"
 )
@@ -26,7 +27,7 @@ func run() error {
 	flag.StringVar(&o.HostRoot, "host-root", "/", "the tree systemd is taken from")
 	out := flag.String("o", "stage1-ns.aci", "output file")
 	flag.Parse()
-	f, err := os.CreateTemp(".", ".stage1-ns-*.aci")
+	f, err := os.CreateTemp(filepath.Dir(*out), ".stage1-ns-*.aci") // beside the output: same filesystem, nothing in the checkout
 	if err != nil {
 		return err
 	}
