@@ -47,7 +47,7 @@ func run(args []string) int {
 
 func logger(debug bool) *slog.Logger {
 	level := slog.LevelInfo
-	if debug || os.Getenv("SKIFF_DEBUG") == "1" {
+	if debug || os.Getenv(pod.EnvDebug) == "1" {
 		level = slog.LevelDebug
 	}
 	return clilog.New(os.Stderr, "skiff stage2", level)
