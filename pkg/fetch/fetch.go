@@ -46,6 +46,7 @@ type Store interface {
 type ImportOptions struct {
 	Source     string // the file path or URL the image came from
 	Signer     string // fingerprint of the key that signed it; "" if unverified
+	Prefix     string // the name prefix the signer's key is trusted for
 	ExpectName string // the manifest name the image must have
 }
 
@@ -116,7 +117,7 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, signature string) (string, err
 		id, err = f.fetchRemote(ctx, ref, or(signature, ref+".asc"), nil)
 	case strings.Contains(ref, "://"):
 		err = ErrUnsupported
-	case isPath(ref):
+	case IsPath(ref):
 		id, err = f.fetchFile(ctx, ref, or(signature, ref+".asc"))
 	default:
 		id, err = f.fetchName(ctx, ref, signature)
@@ -127,12 +128,13 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, signature string) (string, err
 	return id, nil
 }
 
-func isPath(ref string) bool {
-	if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") {
-		return true
-	}
-	_, err := os.Stat(ref)
-	return err == nil
+// IsPath reports whether ref names a local file: it looks like a path
+// ("/x", "./x", "../x") or ends in ".aci". Anything else is an appc name,
+// even if a file of that name happens to be in the current directory:
+// what a reference means must not depend on where skiff is run.
+func IsPath(ref string) bool {
+	return strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") ||
+		strings.HasSuffix(ref, ".aci")
 }
 
 // fetchFile imports a local file; pull policies do not apply, as nothing
@@ -284,7 +286,7 @@ func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []
 			return "", err
 		}
 	}
-	var signer string
+	var signer, prefix string
 	if !f.InsecureImage {
 		key, err := f.Keys.Verify(name, img, bytes.NewReader(sig))
 		if errors.Is(err, trust.ErrUntrusted) {
@@ -293,14 +295,14 @@ func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []
 		if err != nil {
 			return "", err
 		}
-		signer = key.Fingerprint
+		signer, prefix = key.Fingerprint, key.Prefix
 		f.log().Info("signature verified", "name", name, "key", key.Fingerprint, "prefix", key.Prefix)
 	}
 	if _, err := img.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
 	// The store's error names the operation; ours (fetch REF) the source.
-	return f.Store.Import(ctx, img, ImportOptions{Source: source, Signer: signer, ExpectName: name})
+	return f.Store.Import(ctx, img, ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name})
 }
 
 // matches reports whether manifest m is the image ref asked for: the same

@@ -293,8 +293,9 @@ func TestVerification(t *testing.T) {
 		wantErr    error
 		wantIn     string
 		wantSigner *openpgp.Entity
+		wantPrefix string // the prefix the signer is trusted for
 	}{
-		{name: "key trusted for exact prefix", ref: "file", image: app, sig: sign(t, k.app, app), wantSigner: k.app},
+		{name: "key trusted for exact prefix", ref: "file", image: app, sig: sign(t, k.app, app), wantSigner: k.app, wantPrefix: "example.com/app"},
 		{name: "root key", ref: "file", image: other, sig: sign(t, k.root, other), wantSigner: k.root},
 		{name: "root key by name", ref: "name", image: app, sig: sign(t, k.root, app), wantSigner: k.root},
 		{name: "untrusted key", ref: "file", image: app, sig: sign(t, k.stranger, app), wantErr: trust.ErrUntrusted, wantIn: "skiff trust"},
@@ -342,7 +343,62 @@ func TestVerification(t *testing.T) {
 			if got := st.images[id].opts.Signer; got != wantSigner {
 				t.Errorf("Signer = %q, want %q", got, wantSigner)
 			}
+			if got := st.images[id].opts.Prefix; got != tt.wantPrefix {
+				t.Errorf("Prefix = %q, want %q", got, tt.wantPrefix)
+			}
 		})
+	}
+}
+
+func TestIsPath(t *testing.T) {
+	tests := []struct {
+		ref  string
+		want bool
+	}{
+		{"/abs/img.aci", true},
+		{"/abs/img", true},
+		{"./img", true},
+		{"../img", true},
+		{"img.aci", true},
+		{"bin/images/busybox.aci", true},
+		{"example.com/app", false},
+		{"example.com/app:1.0", false},
+		{"example.com/app,version=1.0", false},
+		{"busybox", false},
+		{"skiff.local/busybox", false},
+		{"img.aci.asc", false},
+		{"sha512-0123456789ab", false},
+	}
+	for _, tt := range tests {
+		if got := IsPath(tt.ref); got != tt.want {
+			t.Errorf("IsPath(%q) = %v, want %v", tt.ref, got, tt.want)
+		}
+	}
+}
+
+// TestNameNotFile checks that a bare name is an appc name even when the
+// current directory holds a file of that name: the file must not replace
+// the image discovery (or the store) finds.
+func TestNameNotFile(t *testing.T) {
+	k := newTestKeys(t)
+	app := makeACI(t, "example.com/app", nil)
+	evil := makeACI(t, "example.com/app", map[string]string{"evil": "1"})
+	srv := newServer(t, true)
+	srv.pages["example.com/app"] = `<meta name="ac-discovery" content="example.com https://example.com/{name}.{ext}">`
+	srv.put("/example.com/app.aci", app)
+	srv.put("/example.com/app.aci.asc", sign(t, k.app, app))
+	cwd := t.TempDir()
+	os.MkdirAll(filepath.Join(cwd, "example.com"), 0o755)
+	os.WriteFile(filepath.Join(cwd, "example.com", "app"), evil, 0o644)
+	os.WriteFile(filepath.Join(cwd, "example.com", "app.asc"), sign(t, k.app, evil), 0o644)
+	t.Chdir(cwd)
+	f, st := newFetcher(t, k.ks, srv)
+	id, err := f.Fetch(context.Background(), "example.com/app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := st.images[id]; img.labels["evil"] != "" || !strings.HasPrefix(img.opts.Source, "https://") {
+		t.Errorf("fetched %+v, want the discovered image, not the file in the cwd", img)
 	}
 }
 
