@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/stage1"
 	"github.com/skiffpod/skiff/pkg/store"
@@ -183,6 +184,10 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
+	pol, err := policy.Load(g.localConfig)
+	if err != nil {
+		return nil, err
+	}
 	vols, err := f.parseVolumes()
 	if err != nil {
 		return nil, err
@@ -204,13 +209,16 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		if err != nil {
 			return nil, err
 		}
+		if err := g.admit(s, pol, a.image, id); err != nil {
+			return nil, err
+		}
 		app, err := a.toApp(id)
 		if err != nil {
 			return nil, err
 		}
 		o.Apps = append(o.Apps, app)
 	}
-	if o.Stage1, err = resolveStage1(ctx, g, s, fe, f.stage1); err != nil {
+	if o.Stage1, err = resolveStage1(ctx, g, s, fe, pol, f.stage1); err != nil {
 		return nil, err
 	}
 	p, err := prepare.Prepare(ctx, s, o)

@@ -368,6 +368,8 @@ func TestIsPath(t *testing.T) {
 		{"skiff.local/busybox", false},
 		{"img.aci.asc", false},
 		{"sha512-0123456789ab", false},
+		{"https://example.com/app.aci", false},
+		{"docker://example.com/app.aci", false},
 	}
 	for _, tt := range tests {
 		if got := IsPath(tt.ref); got != tt.want {
