@@ -258,13 +258,13 @@ func (p *Policy) Check(r Request) error {
 	}
 	acc := "nothing"
 	if len(names) > 0 {
-		acc = strings.Join(names, ", ")
+		acc = "only " + strings.Join(names, ", ")
 	}
 	hint := ""
 	if r.Provenance == store.Insecure {
 		hint = "; pass --insecure-options=image to run it anyway, or remove it and fetch it again verified"
 	}
-	return fmt.Errorf("image %s (%s): %w: it is %s, and %s accepts %s for it%s",
+	return fmt.Errorf("image %s (%s): %w: it is %s, but %s allows %s for it%s",
 		r.Name, short(r.ID), ErrRefused, r.Provenance, p.source, acc, hint)
 }
 
