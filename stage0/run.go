@@ -22,8 +22,12 @@ before the first image apply to every app.
 
   IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE [APP FLAGS] ...]
 
-An IMAGE is an ACI file, an https:// URL, an appc name (skiff.local/busybox:1.0,
-from the store or by discovery), or an image ID or unique ID prefix.
+An IMAGE is an ACI file (a path: /x, ./x, ../x, or x.aci), an https:// URL, an
+appc name (skiff.local/busybox:1.0, from the store or by discovery), or an image
+ID or unique ID prefix. The run policy (/etc/skiff/policy.json, docs/policy.md)
+must allow each image: by default an image fetched with --insecure-options=image
+runs by name only when this run says --insecure-options=image too; any image
+runs by its full ID.
 
 App flags:
       --name NAME               app name (default: the last element of the image name)
