@@ -4,10 +4,12 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/policy"
 )
 
 func newFetchCmd(g *globals) *cobra.Command {
-	var policy string
+	var pullPolicy string
 	var sigs []string
 	var full bool
 	cmd := &cobra.Command{
@@ -36,7 +38,11 @@ and the image is then recorded as insecure: it runs by name only with
 			if err != nil {
 				return err
 			}
-			f, err := g.fetcher(s, policy, g.stderr)
+			pol, err := policy.Load(g.localConfig)
+			if err != nil {
+				return err
+			}
+			f, err := g.fetcher(s, pol, pullPolicy, g.stderr)
 			if err != nil {
 				return err
 			}
@@ -58,7 +64,7 @@ and the image is then recorded as insecure: it runs by name only with
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&policy, "pull-policy", "new", "new (only if not in the store), update (check for a newer one), never (store only)")
+	fs.StringVar(&pullPolicy, "pull-policy", "new", "new (only if not in the store), update (check for a newer one), never (store only)")
 	fs.StringArrayVar(&sigs, "signature", nil, "detached signature for the image at the same position")
 	fs.BoolVar(&full, "full", false, "print full image IDs")
 	return cmd

@@ -23,9 +23,11 @@ func (g *globals) openStore() (*store.Store, error) {
 	return store.Open(g.dir, g.log)
 }
 
-// fetcher returns a Fetcher configured from the global flags.
-func (g *globals) fetcher(s *store.Store, policy string, progress io.Writer) (*fetch.Fetcher, error) {
-	p, err := fetch.ParsePolicy(policy)
+// fetcher returns a Fetcher configured from the global flags. It returns
+// an image already in the store, found by name or URL, only if pol would
+// run it by name; otherwise it fetches and verifies it again.
+func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string, progress io.Writer) (*fetch.Fetcher, error) {
+	p, err := fetch.ParsePolicy(pullPolicy)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -40,8 +42,15 @@ func (g *globals) fetcher(s *store.Store, policy string, progress io.Writer) (*f
 		InsecureHTTP:  g.insecureOpt("http"),
 		InsecureImage: g.insecureOpt("image"),
 		Policy:        p,
-		Progress:      progress,
-		Log:           g.log,
+		Reuse: func(id string) error {
+			img, err := s.Get(id)
+			if err != nil {
+				return err
+			}
+			return pol.Check(g.request(img))
+		},
+		Progress: progress,
+		Log:      g.log,
 	}, nil
 }
 
@@ -69,8 +78,8 @@ func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) erro
 	if err != nil {
 		return err
 	}
-	insecure := g.insecureOpt("image")
-	req := policy.Request{Name: img.Name, ID: img.ID, Provenance: img.Provenance, ByImageID: ref == img.ID, Insecure: insecure}
+	req := g.request(img)
+	req.ByImageID = ref == img.ID
 	if err := pol.Check(req); err != nil {
 		return fmt.Errorf("run %s: %w", ref, err)
 	}
@@ -79,11 +88,16 @@ func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) erro
 		return err
 	}
 	for _, d := range deps {
-		if err := pol.Check(policy.Request{Name: d.Name, ID: d.ID, Provenance: d.Provenance, Insecure: insecure}); err != nil {
+		if err := pol.Check(g.request(d)); err != nil {
 			return fmt.Errorf("run %s: dependency: %w", ref, err)
 		}
 	}
 	return nil
+}
+
+// request asks the run policy about img as an image named by name.
+func (g *globals) request(img store.Image) policy.Request {
+	return policy.Request{Name: img.Name, ID: img.ID, Provenance: img.Provenance, Insecure: g.insecureOpt("image")}
 }
 
 // resolveStage1 turns --stage1 into a stage1 image ID in the store,

@@ -184,11 +184,11 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	fe, err := g.fetcher(s, f.pullPolicy, g.stderr)
+	pol, err := policy.Load(g.localConfig)
 	if err != nil {
 		return nil, err
 	}
-	pol, err := policy.Load(g.localConfig)
+	fe, err := g.fetcher(s, pol, f.pullPolicy, g.stderr)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,10 @@ func TestInsecureImageByName(t *testing.T) {
 	// A short ID prefix is a convenience, not a digest the user typed.
 	out, errs, code = e.run("run", "--stage1=ns", id[:19], "--", "-exit=0")
 	wantRefused(t, "run by ID prefix", out, errs, code)
+	// Nor does a verifying fetch hand out the insecure copy's ID (which
+	// would then run by ID): it tries to fetch a verified one, and fails.
+	out, errs, code = e.run("fetch", "--full", "skiff.local/probe")
+	wantRefused(t, "verifying fetch by name", out, errs, code, "fetching it again failed")
 	// A URL or file imported insecurely before is no way around it either:
 	// the file is verified again, and fails for want of a signature.
 	if _, errs, code := e.run("run", "--stage1=ns", lone, "--", "-exit=0"); code != 254 || !strings.Contains(errs, "signature") {

@@ -99,7 +99,13 @@ type Fetcher struct {
 	InsecureHTTP  bool // allow plain http URLs and discovery pages
 	InsecureImage bool // skip signature verification
 
-	Policy   Policy
+	Policy Policy
+	// Reuse, if set, says whether an image already in the store, found by
+	// name or by the URL it came from, may be returned as it is (an image
+	// fetched without verification may not be, for a verifying fetch).
+	// When it refuses, the image is downloaded and verified again, or,
+	// under PolicyNever or if that fails, its error is returned. nil: reuse.
+	Reuse    func(id string) error
 	Progress io.Writer // a bar if a terminal, one line per download otherwise; nil: silent
 	Log      *slog.Logger
 
@@ -200,27 +206,57 @@ func (f *Fetcher) fetchName(ctx context.Context, s, sigLoc string) (string, erro
 			ref.Labels[k] = v
 		}
 	}
+	var refused error // why the store's copy would not do
 	if f.Policy != PolicyUpdate {
 		id, ok, err := f.Store.FindByName(ref.Name, ref.Labels)
 		if err != nil {
 			return "", fmt.Errorf("look up store: %w", err)
 		}
 		if ok {
-			return id, nil
+			if refused = f.reuse(id); refused == nil {
+				return id, nil
+			}
 		}
 		if f.Policy == PolicyNever {
-			return "", ErrNotInStore
+			return "", or(refused, ErrNotInStore)
 		}
 	}
 	dc := &discovery.Client{HTTP: f.Client, InsecureHTTP: f.InsecureHTTP}
 	res, err := dc.Discover(ctx, ref)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
 	ep := res.Endpoints[0]
 	f.log().Debug("discovered", "name", ref.Name, "aci", ep.ACI, "signature", ep.Signature)
-	return f.fetchRemote(ctx, ep.ACI, or(sigLoc, ep.Signature), &ref)
+	id, err := f.fetchRemote(ctx, ep.ACI, or(sigLoc, ep.Signature), &ref)
+	return id, again(refused, err)
 }
+
+// reuse asks f.Reuse whether the store's image id will do.
+func (f *Fetcher) reuse(id string) error {
+	if f.Reuse == nil {
+		return nil
+	}
+	return f.Reuse(id)
+}
+
+// again explains a failed fetch of an image whose stored copy was refused:
+// the refusal is what the user must act on.
+func again(refused, err error) error {
+	var re *refusedError
+	if refused == nil || err == nil || errors.As(err, &re) {
+		return err
+	}
+	return &refusedError{refused, err}
+}
+
+// refusedError is a fetch that failed after Reuse refused the store's copy.
+type refusedError struct{ refused, err error }
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("%v (and fetching it again failed: %v)", e.refused, e.err)
+}
+func (e *refusedError) Unwrap() []error { return []error{e.refused, e.err} }
 
 // fetchRemote downloads url unless the policy lets the store's copy do.
 // asked, if set, is the name reference the image must match.
@@ -232,24 +268,29 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 	if err != nil {
 		return "", fmt.Errorf("look up store: %w", err)
 	}
-	if known && f.Policy != PolicyUpdate {
+	var refused error
+	if known {
+		refused = f.reuse(rec.ImageID)
+	}
+	if known && refused == nil && f.Policy != PolicyUpdate {
 		return rec.ImageID, nil
 	}
-	if !known && f.Policy == PolicyNever {
-		return "", ErrNotInStore
+	if f.Policy == PolicyNever {
+		return "", or(refused, ErrNotInStore)
 	}
 	// The signature is small: get it first so a missing one fails fast.
 	sig, err := f.signature(ctx, sigLoc)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
+	// Ask "changed since?" only about a copy that may be reused.
 	var prev *RemoteRecord
-	if known {
+	if known && refused == nil {
 		prev = &rec
 	}
 	img, next, err := f.download(ctx, url, prev)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
 	if img == nil { // not modified
 		rec.Fetched = next.Fetched
@@ -264,7 +305,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 	}()
 	id, err := f.verifyAndImport(ctx, img, sig, url, asked)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
 	next.ImageID = id
 	if err := f.Store.SetRemote(url, next); err != nil {
@@ -370,8 +411,9 @@ func (f *Fetcher) log() *slog.Logger {
 	return f.Log
 }
 
-func or(a, b string) string {
-	if a != "" {
+func or[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
 		return a
 	}
 	return b

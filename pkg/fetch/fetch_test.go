@@ -573,6 +573,68 @@ func TestPolicies(t *testing.T) {
 	}
 }
 
+// TestReuse: an image in the store that Reuse refuses (one fetched without
+// verification, for a verifying fetch) is fetched and verified again, by
+// name and by URL, never returned as it is.
+func TestReuse(t *testing.T) {
+	k := newTestKeys(t)
+	app := makeACI(t, "example.com/app", nil)
+	ctx := context.Background()
+	errNo := errors.New("stored copy refused")
+	for _, by := range []string{"name", "url"} {
+		t.Run(by, func(t *testing.T) {
+			srv := newServer(t, true)
+			srv.pages["example.com/app"] = `<meta name="ac-discovery" content="example.com ` + srv.URL + `/{name}.{ext}">`
+			srv.put("/example.com/app.aci", app)
+			f, st := newFetcher(t, k.ks, srv)
+			ref := "example.com/app"
+			if by == "url" {
+				ref = srv.URL + "/example.com/app.aci"
+			}
+			f.InsecureImage = true
+			id, err := f.Fetch(ctx, ref, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.InsecureImage = false
+			f.Reuse = func(got string) error {
+				if got != id {
+					t.Errorf("Reuse(%s), want %s", got, id)
+				}
+				return errNo
+			}
+
+			// Never: the refusal, and nothing downloaded.
+			f.Policy = PolicyNever
+			before := len(srv.requests())
+			if _, err := f.Fetch(ctx, ref, ""); !errors.Is(err, errNo) || len(srv.requests()) != before {
+				t.Errorf("never: %v, %d requests; want the refusal and none", err, len(srv.requests())-before)
+			}
+
+			// No signature published: the fetch fails, naming the refusal
+			// first, and the stored copy is not returned.
+			f.Policy = PolicyNew
+			if _, err := f.Fetch(ctx, ref, ""); !errors.Is(err, errNo) || !errors.Is(err, trust.ErrNoSignature) ||
+				!strings.HasPrefix(err.Error(), "fetch "+ref+": stored copy refused (and fetching it again failed: ") {
+				t.Errorf("unsigned: %v, want the refusal then the missing signature", err)
+			}
+
+			// Signed: downloaded in full (not "changed since?") and verified.
+			srv.put("/example.com/app.aci.asc", sign(t, k.app, app))
+			imports := st.imports
+			before = len(srv.requests())
+			got, err := f.Fetch(ctx, ref, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs := strings.Join(srv.requests()[before:], "\n")
+			if got != id || st.imports != imports+1 || st.images[id].opts.Signer == "" || strings.Contains(reqs, `inm="`) {
+				t.Errorf("signed: id %s (want %s), %d imports, signer %q, requests %q", got, id, st.imports-imports, st.images[id].opts.Signer, reqs)
+			}
+		})
+	}
+}
+
 func TestParsePolicy(t *testing.T) {
 	for _, tt := range []struct {
 		in   string

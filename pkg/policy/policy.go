@@ -262,7 +262,7 @@ func (p *Policy) Check(r Request) error {
 	}
 	hint := ""
 	if r.Provenance == store.Insecure {
-		hint = "; pass --insecure-options=image to run it anyway, or remove it and fetch it again verified"
+		hint = "; pass --insecure-options=image to run it anyway, or fetch it again with its signature"
 	}
 	return fmt.Errorf("image %s (%s): %w: it is %s, but %s allows %s for it%s",
 		r.Name, short(r.ID), ErrRefused, r.Provenance, p.source, acc, hint)
