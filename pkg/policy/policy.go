@@ -238,7 +238,8 @@ type Request struct {
 	// ByImageID: the user named this image by its full ID, a digest they
 	// typed, rather than by a name, file or URL.
 	ByImageID bool
-	// Insecure: this run itself says --insecure-options=image.
+	// Insecure: this run itself says --insecure-options=image, which lets
+	// any image of a known provenance run.
 	Insecure bool
 }
 
@@ -249,7 +250,9 @@ func (p *Policy) Check(r Request) error {
 		return nil
 	}
 	accept := p.Accepted(r.Kind, r.Name)
-	if slices.Contains(accept, r.Provenance) || r.Insecure && r.Provenance == store.Insecure {
+	// The run's own --insecure-options=image overrides the policy, for
+	// every provenance skiff knows.
+	if slices.Contains(accept, r.Provenance) || r.Insecure && slices.Contains(store.Provenances, r.Provenance) {
 		return nil
 	}
 	names := make([]string, len(accept))

@@ -51,6 +51,8 @@ func TestCheck(t *testing.T) {
 		{"custom prefix itself", custom, Request{Name: "example.com", Provenance: store.DigestPinned}, true},
 		{"custom longer prefix wins", custom, Request{Name: "example.com/dev/tool", Provenance: store.Insecure}, true},
 		{"custom longest prefix accepts nothing", custom, Request{Name: "example.com/dev/locked/x", Provenance: store.Verified}, false},
+		{"custom nothing, but the flag", custom, Request{Name: "example.com/dev/locked/x", Provenance: store.Verified, Insecure: true}, true},
+		{"custom nothing, insecure with the flag", custom, Request{Name: "example.com/dev/locked/x", Provenance: store.Insecure, Insecure: true}, true},
 		{"custom prefix at a slash only", custom, Request{Name: "example.com/devil", Provenance: store.Insecure}, false},
 		{"custom prefix not a string prefix", custom, Request{Name: "example.common/x", Provenance: store.DigestPinned}, false},
 		{"custom registry", custom, Request{Kind: OCI, Name: "registry.example.com:5000/team/app", Provenance: store.DigestPinned}, true},
