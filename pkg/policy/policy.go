@@ -263,9 +263,9 @@ func (p *Policy) Check(r Request) error {
 	if len(names) > 0 {
 		acc = "only " + strings.Join(names, ", ")
 	}
-	hint := ""
+	hint := "; pass --insecure-options=image to run it anyway"
 	if r.Provenance == store.Insecure {
-		hint = "; pass --insecure-options=image to run it anyway, or fetch it again with its signature"
+		hint += ", or fetch it again with its signature"
 	}
 	return fmt.Errorf("image %s (%s): %w: it is %s, but %s allows %s for it%s",
 		r.Name, short(r.ID), ErrRefused, r.Provenance, p.source, acc, hint)
