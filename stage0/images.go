@@ -47,7 +47,11 @@ func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string,
 			if err != nil {
 				return err
 			}
-			return pol.Check(g.request(img))
+			req, err := g.request(img)
+			if err != nil {
+				return err
+			}
+			return pol.Check(req)
 		},
 		Progress: progress,
 		Log:      g.log,
@@ -78,7 +82,10 @@ func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) erro
 	if err != nil {
 		return err
 	}
-	req := g.request(img)
+	req, err := g.request(img)
+	if err != nil {
+		return err
+	}
 	req.ByImageID = ref == img.ID
 	if err := pol.Check(req); err != nil {
 		return fmt.Errorf("run %s: %w", ref, err)
@@ -88,16 +95,30 @@ func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) erro
 		return err
 	}
 	for _, d := range deps {
-		if err := pol.Check(g.request(d)); err != nil {
+		req, err := g.request(d)
+		if err == nil {
+			err = pol.Check(req)
+		}
+		if err != nil {
 			return fmt.Errorf("run %s: dependency: %w", ref, err)
 		}
 	}
 	return nil
 }
 
-// request asks the run policy about img as an image named by name.
-func (g *globals) request(img store.Image) policy.Request {
-	return policy.Request{Name: img.Name, ID: img.ID, Provenance: img.Provenance, Insecure: g.insecureOpt("image")}
+// request asks the run policy about img as an image named by name. A
+// verified image whose signing key was removed since (`skiff trust
+// --remove`) counts as insecure.
+func (g *globals) request(img store.Image) (policy.Request, error) {
+	req := policy.Request{Name: img.Name, ID: img.ID, Provenance: img.Provenance, Insecure: g.insecureOpt("image")}
+	if img.Provenance == store.Verified {
+		ok, err := trust.Open(g.localConfig).Trusts(img.Name, img.Signer)
+		if err != nil {
+			return req, err
+		}
+		req.Untrusted = !ok
+	}
+	return req, nil
 }
 
 // resolveStage1 turns --stage1 into a stage1 image ID in the store,

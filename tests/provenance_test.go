@@ -226,3 +226,29 @@ func TestPolicyFile(t *testing.T) {
 		})
 	}
 }
+
+// TestRevokedKey: an image verified by a key that is no longer trusted
+// (`skiff trust --remove`) no longer runs by name without the flag.
+func TestRevokedKey(t *testing.T) {
+	e := newEnv(t)
+	id := strings.TrimSpace(e.mustRun("fetch", "--full", image(t, "busybox.aci")))
+	im := listImages(t, e)[id]
+	if im.Provenance != "verified" || im.Signer == "" {
+		t.Fatalf("fetched busybox: %+v, want verified", im)
+	}
+	run := func(flags ...string) (string, string, int) {
+		return e.run(append(flags, "run", "--stage1="+stubACI, "skiff.local/busybox", "--exec=/bin/true")...)
+	}
+	if out, errs, code := run(); code != 0 {
+		t.Fatalf("verified image by name: exit %d\n%s%s", code, out, errs)
+	}
+	e.mustRun("trust", "--remove", im.Signer, "--prefix", "skiff.local")
+	out, errs, code := run()
+	wantRefused(t, "run after its key was removed", out, errs, code, "no longer trusted")
+	if out, errs, code := run("--insecure-options=image"); code != 0 {
+		t.Errorf("with --insecure-options=image: exit %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := e.run("run", "--stage1="+stubACI, id, "--exec=/bin/true"); code != 0 {
+		t.Errorf("by full image ID: exit %d\n%s%s", code, out, errs)
+	}
+}

@@ -241,6 +241,9 @@ type Request struct {
 	// Insecure: this run itself says --insecure-options=image, which lets
 	// any image of a known provenance run.
 	Insecure bool
+	// Untrusted: the image is verified, but its signing key is no longer
+	// trusted for its name; it counts as insecure.
+	Untrusted bool
 }
 
 // Check returns nil if r may run, else an ErrRefused error saying why and
@@ -249,10 +252,14 @@ func (p *Policy) Check(r Request) error {
 	if r.ByImageID && p.byImageID {
 		return nil
 	}
+	prov, what := r.Provenance, "it is "+string(r.Provenance)
+	if r.Untrusted && prov == store.Verified {
+		prov, what = store.Insecure, "its signing key is no longer trusted for it"
+	}
 	accept := p.Accepted(r.Kind, r.Name)
 	// The run's own --insecure-options=image overrides the policy, for
 	// every provenance skiff knows.
-	if slices.Contains(accept, r.Provenance) || r.Insecure && slices.Contains(store.Provenances, r.Provenance) {
+	if slices.Contains(accept, prov) || r.Insecure && slices.Contains(store.Provenances, prov) {
 		return nil
 	}
 	names := make([]string, len(accept))
@@ -264,11 +271,11 @@ func (p *Policy) Check(r Request) error {
 		acc = "only " + strings.Join(names, ", ")
 	}
 	hint := "; pass --insecure-options=image to run it anyway"
-	if r.Provenance == store.Insecure {
+	if prov == store.Insecure {
 		hint += ", or fetch it again with its signature"
 	}
-	return fmt.Errorf("image %s (%s): %w: it is %s, but %s allows %s for it%s",
-		r.Name, short(r.ID), ErrRefused, r.Provenance, p.source, acc, hint)
+	return fmt.Errorf("image %s (%s): %w: %s, but %s allows %s for it%s",
+		r.Name, short(r.ID), ErrRefused, what, p.source, acc, hint)
 }
 
 // Accepted returns the provenances that may run under name: those of the

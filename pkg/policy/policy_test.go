@@ -41,6 +41,9 @@ func TestCheck(t *testing.T) {
 		{"default insecure by image ID", "", Request{Name: "skiff.local/busybox", Provenance: store.Insecure, ByImageID: true}, true},
 		{"default unknown provenance", "", Request{Name: "a.b/c", Provenance: "bogus"}, false},
 		{"default unknown provenance with the flag", "", Request{Name: "a.b/c", Provenance: "bogus", Insecure: true}, false},
+		{"default verified by a key no longer trusted", "", Request{Name: "a.b/c", Provenance: store.Verified, Untrusted: true}, false},
+		{"default verified by a key no longer trusted, with the flag", "", Request{Name: "a.b/c", Provenance: store.Verified, Untrusted: true, Insecure: true}, true},
+		{"default verified by a key no longer trusted, by ID", "", Request{Name: "a.b/c", Provenance: store.Verified, Untrusted: true, ByImageID: true}, true},
 		{"default OCI verified", "", Request{Kind: OCI, Name: "docker.io/library/busybox", Provenance: store.Verified}, true},
 		{"default OCI insecure", "", Request{Kind: OCI, Name: "docker.io/library/busybox", Provenance: store.Insecure}, false},
 
@@ -51,6 +54,7 @@ func TestCheck(t *testing.T) {
 		{"custom prefix itself", custom, Request{Name: "example.com", Provenance: store.DigestPinned}, true},
 		{"custom longer prefix wins", custom, Request{Name: "example.com/dev/tool", Provenance: store.Insecure}, true},
 		{"custom longest prefix accepts nothing", custom, Request{Name: "example.com/dev/locked/x", Provenance: store.Verified}, false},
+		{"custom untrusted counts as insecure", custom, Request{Name: "example.com/dev/tool", Provenance: store.Verified, Untrusted: true}, true},
 		{"custom nothing, but the flag", custom, Request{Name: "example.com/dev/locked/x", Provenance: store.Verified, Insecure: true}, true},
 		{"custom nothing, insecure with the flag", custom, Request{Name: "example.com/dev/locked/x", Provenance: store.Insecure, Insecure: true}, true},
 		{"custom prefix at a slash only", custom, Request{Name: "example.com/devil", Provenance: store.Insecure}, false},
