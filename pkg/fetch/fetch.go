@@ -155,13 +155,15 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, e
 	// A file imported before and not changed since (same inode, size and
 	// ctime, which no writer can keep) is the same image: don't read and
 	// hash it again. Only a verified import is reused for a verifying
-	// fetch; --pull-policy=update always reads the file.
+	// fetch, and only if Reuse agrees (its key may have been removed since);
+	// --pull-policy=update always reads the file.
 	key, err := fileKey(img, abs)
 	if err != nil {
 		return "", err
 	}
 	if f.Policy != PolicyUpdate {
-		if rec, ok, err := f.Store.Remote(key); err == nil && ok && (rec.ETag == verifiedMark || f.InsecureImage) {
+		if rec, ok, err := f.Store.Remote(key); err == nil && ok && (rec.ETag == verifiedMark || f.InsecureImage) &&
+			f.reuse(rec.ImageID) == nil {
 			return rec.ImageID, nil
 		}
 	}

@@ -747,6 +747,11 @@ func TestFileReuse(t *testing.T) {
 	fetch(3) // changed file
 	os.WriteFile(path+".asc", []byte("garbage"), 0o644)
 	fetch(3) // still the verified, unchanged image
+	f.Reuse = func(string) error { return errors.New("no longer trusted") }
+	if _, err := f.Fetch(context.Background(), path, ""); !errors.Is(err, trust.ErrBadSignature) {
+		t.Errorf("refused by Reuse: err = %v, want the file verified again (and its garbage signature refused)", err)
+	}
+	f.Reuse = nil
 
 	// An insecure import is not reused by a verifying fetch.
 	f2, _ := newFetcher(t, k.ks, nil)
