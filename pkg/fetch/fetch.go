@@ -135,9 +135,10 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, signature string) (string, err
 }
 
 // IsPath reports whether ref names a local file: it looks like a path
-// ("/x", "./x", "../x") or ends in ".aci" (and is no URL). Anything else is an appc name,
-// even if a file of that name happens to be in the current directory:
-// what a reference means must not depend on where skiff is run.
+// ("/x", "./x", "../x") or ends in ".aci" (and is no URL). Anything else
+// is an appc name, even if a file of that name happens to be in the
+// current directory: what a reference means must not depend on where
+// skiff is run.
 func IsPath(ref string) bool {
 	return strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") ||
 		strings.HasSuffix(ref, ".aci") && !strings.Contains(ref, "://")
