@@ -4,18 +4,21 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/policy"
 )
 
 func newFetchCmd(g *globals) *cobra.Command {
-	var policy string
+	var pullPolicy string
 	var sigs []string
 	var full bool
 	cmd := &cobra.Command{
 		Use:   "fetch IMAGE...",
 		Short: "Fetch images into the store, verifying their signatures; prints their IDs",
 		Long: `Fetch images into the store and print their image IDs. An IMAGE is an ACI
-file, an https:// URL (http:// with --insecure-options=http), or an appc name
-with optional labels resolved by appc discovery:
+file (a path: /x, ./x, ../x, or x.aci), an https:// URL (http:// with
+--insecure-options=http), or an appc name with optional labels, from the store
+or by appc discovery (never a file of that name in the current directory):
 
   skiff fetch bin/images/busybox.aci
   skiff fetch https://example.com/app-1.0-linux-amd64.aci
@@ -23,7 +26,9 @@ with optional labels resolved by appc discovery:
   skiff fetch example.com/app,version=1.0,arch=amd64
 
 The detached signature (IMAGE.asc, or --signature) must be made by a key
-trusted for the image's name ('skiff trust'); --insecure-options=image skips it.`,
+trusted for the image's name ('skiff trust'); --insecure-options=image skips it,
+and the image is then recorded as insecure: it runs by name only with
+--insecure-options=image on the run too (docs/policy.md).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(sigs) > len(args) {
@@ -33,7 +38,11 @@ trusted for the image's name ('skiff trust'); --insecure-options=image skips it.
 			if err != nil {
 				return err
 			}
-			f, err := g.fetcher(s, policy, g.stderr)
+			pol, err := policy.Load(g.localConfig)
+			if err != nil {
+				return err
+			}
+			f, err := g.fetcher(s, pol, pullPolicy, g.stderr)
 			if err != nil {
 				return err
 			}
@@ -55,7 +64,7 @@ trusted for the image's name ('skiff trust'); --insecure-options=image skips it.
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&policy, "pull-policy", "new", "new (only if not in the store), update (check for a newer one), never (store only)")
+	fs.StringVar(&pullPolicy, "pull-policy", "new", "new (only if not in the store), update (check for a newer one), never (store only)")
 	fs.StringArrayVar(&sigs, "signature", nil, "detached signature for the image at the same position")
 	fs.BoolVar(&full, "full", false, "print full image IDs")
 	return cmd

@@ -74,9 +74,9 @@ func newImageListCmd(g *globals) *cobra.Command {
 						id = id[:19]
 					}
 					version := im.Labels["version"]
-					rows = append(rows, []string{id, im.Name, version, humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					rows = append(rows, []string{id, im.Name, version, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
 				}
-				return table(g.stdout, []string{"ID", "NAME", "VERSION", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
+				return table(g.stdout, []string{"ID", "NAME", "VERSION", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
 			})
 		},
 	}

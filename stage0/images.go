@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/skiffpod/skiff/pkg/fetch"
+	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/stage1"
 	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/skiffpod/skiff/pkg/trust"
@@ -22,9 +23,11 @@ func (g *globals) openStore() (*store.Store, error) {
 	return store.Open(g.dir, g.log)
 }
 
-// fetcher returns a Fetcher configured from the global flags.
-func (g *globals) fetcher(s *store.Store, policy string, progress io.Writer) (*fetch.Fetcher, error) {
-	p, err := fetch.ParsePolicy(policy)
+// fetcher returns a Fetcher configured from the global flags. It returns
+// an image already in the store, found by name or URL, only if pol would
+// run it by name; otherwise it fetches and verifies it again.
+func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string, progress io.Writer) (*fetch.Fetcher, error) {
+	p, err := fetch.ParsePolicy(pullPolicy)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -39,8 +42,19 @@ func (g *globals) fetcher(s *store.Store, policy string, progress io.Writer) (*f
 		InsecureHTTP:  g.insecureOpt("http"),
 		InsecureImage: g.insecureOpt("image"),
 		Policy:        p,
-		Progress:      progress,
-		Log:           g.log,
+		Reuse: func(id string) error {
+			img, err := s.Get(id)
+			if err != nil {
+				return err
+			}
+			req, err := g.request(img)
+			if err != nil {
+				return err
+			}
+			return pol.Check(req)
+		},
+		Progress: progress,
+		Log:      g.log,
 	}, nil
 }
 
@@ -58,20 +72,80 @@ func resolveImage(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref, si
 	return f.Fetch(ctx, ref, signature)
 }
 
+// admit checks image id, which the user asked for as ref, and every image
+// it depends on against the run policy. Only a full image ID typed by the
+// user counts as a reference by ID: a short prefix is a convenience, not a
+// digest. Dependencies are found by name in the store, so they are checked
+// as names.
+func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) error {
+	img, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	req, err := g.request(img)
+	if err != nil {
+		return err
+	}
+	req.ByImageID = ref == img.ID
+	if err := pol.Check(req); err != nil {
+		return fmt.Errorf("run %s: %w", ref, err)
+	}
+	deps, err := s.Dependencies(id)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		req, err := g.request(d)
+		if err == nil {
+			err = pol.Check(req)
+		}
+		if err != nil {
+			return fmt.Errorf("run %s: dependency: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+// request asks the run policy about img as an image named by name. A
+// verified image whose signing key was removed since (`skiff trust
+// --remove`) counts as insecure.
+func (g *globals) request(img store.Image) (policy.Request, error) {
+	req := policy.Request{Name: img.Name, ID: img.ID, Provenance: img.Provenance, Insecure: g.insecureOpt("image")}
+	if img.Provenance == store.Verified {
+		ok, err := trust.Open(g.localConfig).Trusts(img.Name, img.Signer)
+		if err != nil {
+			return req, err
+		}
+		req.Untrusted = !ok
+	}
+	return req, nil
+}
+
 // resolveStage1 turns --stage1 into a stage1 image ID in the store,
 // importing a local stage1 file (a default such as ns or kvm from beside
 // the binary, or a path) the first time and whenever that file changes.
-func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, ref string) (string, error) {
-	path, short, err := stage1.DefaultImage(ref)
-	if err != nil {
-		return "", err
+//
+// A stage1 by name, URL or image ID must pass the run policy pol as any
+// image does; one from a file is trusted by location (docs/stage1-abi.md).
+func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, pol *policy.Policy, ref string) (string, error) {
+	path, short := "", false
+	if !strings.HasPrefix(ref, "sha512-") {
+		var err error
+		if path, short, err = stage1.DefaultImage(ref); err != nil {
+			return "", err
+		}
 	}
 	if !short {
-		if fi, err := os.Stat(ref); err != nil || !fi.Mode().IsRegular() {
-			return resolveImage(ctx, s, f, ref, "")
+		if !fetch.IsPath(ref) {
+			id, err := resolveImage(ctx, s, f, ref, "")
+			if err != nil {
+				return "", err
+			}
+			return id, g.admit(s, pol, ref, id)
 		}
 		path = ref
 	}
+	var err error
 	if path, err = filepath.Abs(path); err != nil {
 		return "", fmt.Errorf("stage1 %s: %w", ref, err)
 	}
@@ -111,7 +185,7 @@ type storeAdapter struct{ s *store.Store }
 var _ fetch.Store = storeAdapter{}
 
 func (a storeAdapter) Import(ctx context.Context, r io.Reader, o fetch.ImportOptions) (string, error) {
-	return a.s.Import(ctx, r, store.ImportOptions{Source: o.Source, Signer: o.Signer, ExpectName: o.ExpectName})
+	return a.s.Import(ctx, r, store.ImportOptions{Source: o.Source, Signer: o.Signer, Prefix: o.Prefix, ExpectName: o.ExpectName})
 }
 
 func (a storeAdapter) FindByName(name string, labels map[string]string) (string, bool, error) {

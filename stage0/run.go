@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/stage1"
 	"github.com/skiffpod/skiff/pkg/store"
@@ -21,8 +22,12 @@ before the first image apply to every app.
 
   IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE [APP FLAGS] ...]
 
-An IMAGE is an ACI file, an https:// URL, an appc name (skiff.local/busybox:1.0,
-from the store or by discovery), or an image ID or unique ID prefix.
+An IMAGE is an ACI file (a path: /x, ./x, ../x, or x.aci), an https:// URL, an
+appc name (skiff.local/busybox:1.0, from the store or by discovery), or an image
+ID or unique ID prefix. The run policy (/etc/skiff/policy.json, docs/policy.md)
+must allow each image: by default an image fetched with --insecure-options=image
+runs by name only when this run says --insecure-options=image too; any image
+runs by its full ID.
 
 App flags:
       --name NAME               app name (default: the last element of the image name)
@@ -179,7 +184,11 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	fe, err := g.fetcher(s, f.pullPolicy, g.stderr)
+	pol, err := policy.Load(g.localConfig)
+	if err != nil {
+		return nil, err
+	}
+	fe, err := g.fetcher(s, pol, f.pullPolicy, g.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -204,13 +213,16 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		if err != nil {
 			return nil, err
 		}
+		if err := g.admit(s, pol, a.image, id); err != nil {
+			return nil, err
+		}
 		app, err := a.toApp(id)
 		if err != nil {
 			return nil, err
 		}
 		o.Apps = append(o.Apps, app)
 	}
-	if o.Stage1, err = resolveStage1(ctx, g, s, fe, f.stage1); err != nil {
+	if o.Stage1, err = resolveStage1(ctx, g, s, fe, pol, f.stage1); err != nil {
 		return nil, err
 	}
 	p, err := prepare.Prepare(ctx, s, o)

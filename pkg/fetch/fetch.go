@@ -46,6 +46,7 @@ type Store interface {
 type ImportOptions struct {
 	Source     string // the file path or URL the image came from
 	Signer     string // fingerprint of the key that signed it; "" if unverified
+	Prefix     string // the name prefix the signer's key is trusted for
 	ExpectName string // the manifest name the image must have
 }
 
@@ -96,7 +97,13 @@ type Fetcher struct {
 	InsecureHTTP  bool // allow plain http URLs and discovery pages
 	InsecureImage bool // skip signature verification
 
-	Policy   Policy
+	Policy Policy
+	// Reuse, if set, says whether an image already in the store, found by
+	// name or by the URL it came from, may be returned as it is (an image
+	// fetched without verification may not be, for a verifying fetch).
+	// When it refuses, the image is downloaded and verified again, or,
+	// under PolicyNever or if that fails, its error is returned. nil: reuse.
+	Reuse    func(id string) error
 	Progress io.Writer // a bar if a terminal, one line per download otherwise; nil: silent
 	Log      *slog.Logger
 
@@ -114,7 +121,7 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, signature string) (string, err
 		id, err = f.fetchRemote(ctx, ref, or(signature, ref+".asc"), nil)
 	case strings.Contains(ref, "://"):
 		err = ErrUnsupported
-	case isPath(ref):
+	case IsPath(ref):
 		id, err = f.fetchFile(ctx, ref, or(signature, ref+".asc"))
 	default:
 		id, err = f.fetchName(ctx, ref, signature)
@@ -125,12 +132,14 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, signature string) (string, err
 	return id, nil
 }
 
-func isPath(ref string) bool {
-	if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") {
-		return true
-	}
-	_, err := os.Stat(ref)
-	return err == nil
+// IsPath reports whether ref names a local file: it looks like a path
+// ("/x", "./x", "../x") or ends in ".aci" (and is no URL). Anything else
+// is an appc name, even if a file of that name happens to be in the
+// current directory: what a reference means must not depend on where
+// skiff is run.
+func IsPath(ref string) bool {
+	return strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") ||
+		strings.HasSuffix(ref, ".aci") && !strings.Contains(ref, "://")
 }
 
 // fetchFile imports a local file; pull policies do not apply, as nothing
@@ -145,13 +154,15 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, e
 	// A file imported before and not changed since (same inode, size and
 	// ctime, which no writer can keep) is the same image: don't read and
 	// hash it again. Only a verified import is reused for a verifying
-	// fetch; --pull-policy=update always reads the file.
+	// fetch, and only if Reuse agrees (its key may have been removed since);
+	// --pull-policy=update always reads the file.
 	key, err := fileKey(img, abs)
 	if err != nil {
 		return "", err
 	}
 	if f.Policy != PolicyUpdate {
-		if rec, ok, err := f.Store.Remote(key); err == nil && ok && (rec.ETag == verifiedMark || f.InsecureImage) {
+		if rec, ok, err := f.Store.Remote(key); err == nil && ok && (rec.ETag == verifiedMark || f.InsecureImage) &&
+			f.reuse(rec.ImageID) == nil {
 			return rec.ImageID, nil
 		}
 	}
@@ -196,27 +207,57 @@ func (f *Fetcher) fetchName(ctx context.Context, s, sigLoc string) (string, erro
 			ref.Labels[k] = v
 		}
 	}
+	var refused error // why the store's copy would not do
 	if f.Policy != PolicyUpdate {
 		id, ok, err := f.Store.FindByName(ref.Name, ref.Labels)
 		if err != nil {
 			return "", fmt.Errorf("look up store: %w", err)
 		}
 		if ok {
-			return id, nil
+			if refused = f.reuse(id); refused == nil {
+				return id, nil
+			}
 		}
 		if f.Policy == PolicyNever {
-			return "", ErrNotInStore
+			return "", or(refused, ErrNotInStore)
 		}
 	}
 	dc := &discovery.Client{HTTP: f.Client, InsecureHTTP: f.InsecureHTTP}
 	res, err := dc.Discover(ctx, ref)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
 	ep := res.Endpoints[0]
 	f.log().Debug("discovered", "name", ref.Name, "aci", ep.ACI, "signature", ep.Signature)
-	return f.fetchRemote(ctx, ep.ACI, or(sigLoc, ep.Signature), &ref)
+	id, err := f.fetchRemote(ctx, ep.ACI, or(sigLoc, ep.Signature), &ref)
+	return id, again(refused, err)
 }
+
+// reuse asks f.Reuse whether the store's image id will do.
+func (f *Fetcher) reuse(id string) error {
+	if f.Reuse == nil {
+		return nil
+	}
+	return f.Reuse(id)
+}
+
+// again explains a failed fetch of an image whose stored copy was refused:
+// the refusal is what the user must act on.
+func again(refused, err error) error {
+	var re *refusedError
+	if refused == nil || err == nil || errors.As(err, &re) {
+		return err
+	}
+	return &refusedError{refused, err}
+}
+
+// refusedError is a fetch that failed after Reuse refused the store's copy.
+type refusedError struct{ refused, err error }
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("%v (and fetching it again failed: %v)", e.refused, e.err)
+}
+func (e *refusedError) Unwrap() []error { return []error{e.refused, e.err} }
 
 // fetchRemote downloads url unless the policy lets the store's copy do.
 // asked, if set, is the name reference the image must match.
@@ -228,24 +269,29 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 	if err != nil {
 		return "", fmt.Errorf("look up store: %w", err)
 	}
-	if known && f.Policy != PolicyUpdate {
+	var refused error
+	if known {
+		refused = f.reuse(rec.ImageID)
+	}
+	if known && refused == nil && f.Policy != PolicyUpdate {
 		return rec.ImageID, nil
 	}
-	if !known && f.Policy == PolicyNever {
-		return "", ErrNotInStore
+	if f.Policy == PolicyNever {
+		return "", or(refused, ErrNotInStore)
 	}
 	// The signature is small: get it first so a missing one fails fast.
 	sig, err := f.signature(ctx, sigLoc)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
+	// Ask "changed since?" only about a copy that may be reused.
 	var prev *RemoteRecord
-	if known {
+	if known && refused == nil {
 		prev = &rec
 	}
 	img, next, err := f.download(ctx, url, prev)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
 	if img == nil { // not modified
 		rec.Fetched = next.Fetched
@@ -260,7 +306,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 	}()
 	id, err := f.verifyAndImport(ctx, img, sig, url, asked)
 	if err != nil {
-		return "", err
+		return "", again(refused, err)
 	}
 	next.ImageID = id
 	if err := f.Store.SetRemote(url, next); err != nil {
@@ -282,7 +328,7 @@ func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []
 			return "", err
 		}
 	}
-	var signer string
+	var signer, prefix string
 	if !f.InsecureImage {
 		key, err := f.Keys.Verify(name, img, bytes.NewReader(sig))
 		if errors.Is(err, trust.ErrUntrusted) {
@@ -291,14 +337,14 @@ func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []
 		if err != nil {
 			return "", err
 		}
-		signer = key.Fingerprint
+		signer, prefix = key.Fingerprint, key.Prefix
 		f.log().Info("signature verified", "name", name, "key", key.Fingerprint, "prefix", key.Prefix)
 	}
 	if _, err := img.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
 	// The store's error names the operation; ours (fetch REF) the source.
-	return f.Store.Import(ctx, img, ImportOptions{Source: source, Signer: signer, ExpectName: name})
+	return f.Store.Import(ctx, img, ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name})
 }
 
 // matches reports whether manifest m is the image ref asked for: the same
@@ -366,8 +412,9 @@ func (f *Fetcher) log() *slog.Logger {
 	return f.Log
 }
 
-func or(a, b string) string {
-	if a != "" {
+func or[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
 		return a
 	}
 	return b

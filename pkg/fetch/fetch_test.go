@@ -293,8 +293,9 @@ func TestVerification(t *testing.T) {
 		wantErr    error
 		wantIn     string
 		wantSigner *openpgp.Entity
+		wantPrefix string // the prefix the signer is trusted for
 	}{
-		{name: "key trusted for exact prefix", ref: "file", image: app, sig: sign(t, k.app, app), wantSigner: k.app},
+		{name: "key trusted for exact prefix", ref: "file", image: app, sig: sign(t, k.app, app), wantSigner: k.app, wantPrefix: "example.com/app"},
 		{name: "root key", ref: "file", image: other, sig: sign(t, k.root, other), wantSigner: k.root},
 		{name: "root key by name", ref: "name", image: app, sig: sign(t, k.root, app), wantSigner: k.root},
 		{name: "untrusted key", ref: "file", image: app, sig: sign(t, k.stranger, app), wantErr: trust.ErrUntrusted, wantIn: "skiff trust"},
@@ -342,7 +343,64 @@ func TestVerification(t *testing.T) {
 			if got := st.images[id].opts.Signer; got != wantSigner {
 				t.Errorf("Signer = %q, want %q", got, wantSigner)
 			}
+			if got := st.images[id].opts.Prefix; got != tt.wantPrefix {
+				t.Errorf("Prefix = %q, want %q", got, tt.wantPrefix)
+			}
 		})
+	}
+}
+
+func TestIsPath(t *testing.T) {
+	tests := []struct {
+		ref  string
+		want bool
+	}{
+		{"/abs/img.aci", true},
+		{"/abs/img", true},
+		{"./img", true},
+		{"../img", true},
+		{"img.aci", true},
+		{"bin/images/busybox.aci", true},
+		{"example.com/app", false},
+		{"example.com/app:1.0", false},
+		{"example.com/app,version=1.0", false},
+		{"busybox", false},
+		{"skiff.local/busybox", false},
+		{"img.aci.asc", false},
+		{"sha512-0123456789ab", false},
+		{"https://example.com/app.aci", false},
+		{"docker://example.com/app.aci", false},
+	}
+	for _, tt := range tests {
+		if got := IsPath(tt.ref); got != tt.want {
+			t.Errorf("IsPath(%q) = %v, want %v", tt.ref, got, tt.want)
+		}
+	}
+}
+
+// TestNameNotFile checks that a bare name is an appc name even when the
+// current directory holds a file of that name: the file must not replace
+// the image discovery (or the store) finds.
+func TestNameNotFile(t *testing.T) {
+	k := newTestKeys(t)
+	app := makeACI(t, "example.com/app", nil)
+	evil := makeACI(t, "example.com/app", map[string]string{"evil": "1"})
+	srv := newServer(t, true)
+	srv.pages["example.com/app"] = `<meta name="ac-discovery" content="example.com https://example.com/{name}.{ext}">`
+	srv.put("/example.com/app.aci", app)
+	srv.put("/example.com/app.aci.asc", sign(t, k.app, app))
+	cwd := t.TempDir()
+	os.MkdirAll(filepath.Join(cwd, "example.com"), 0o755)
+	os.WriteFile(filepath.Join(cwd, "example.com", "app"), evil, 0o644)
+	os.WriteFile(filepath.Join(cwd, "example.com", "app.asc"), sign(t, k.app, evil), 0o644)
+	t.Chdir(cwd)
+	f, st := newFetcher(t, k.ks, srv)
+	id, err := f.Fetch(context.Background(), "example.com/app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := st.images[id]; img.labels["evil"] != "" || !strings.HasPrefix(img.opts.Source, "https://") {
+		t.Errorf("fetched %+v, want the discovered image, not the file in the cwd", img)
 	}
 }
 
@@ -515,6 +573,68 @@ func TestPolicies(t *testing.T) {
 	}
 }
 
+// TestReuse: an image in the store that Reuse refuses (one fetched without
+// verification, for a verifying fetch) is fetched and verified again, by
+// name and by URL, never returned as it is.
+func TestReuse(t *testing.T) {
+	k := newTestKeys(t)
+	app := makeACI(t, "example.com/app", nil)
+	ctx := context.Background()
+	errNo := errors.New("stored copy refused")
+	for _, by := range []string{"name", "url"} {
+		t.Run(by, func(t *testing.T) {
+			srv := newServer(t, true)
+			srv.pages["example.com/app"] = `<meta name="ac-discovery" content="example.com ` + srv.URL + `/{name}.{ext}">`
+			srv.put("/example.com/app.aci", app)
+			f, st := newFetcher(t, k.ks, srv)
+			ref := "example.com/app"
+			if by == "url" {
+				ref = srv.URL + "/example.com/app.aci"
+			}
+			f.InsecureImage = true
+			id, err := f.Fetch(ctx, ref, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.InsecureImage = false
+			f.Reuse = func(got string) error {
+				if got != id {
+					t.Errorf("Reuse(%s), want %s", got, id)
+				}
+				return errNo
+			}
+
+			// Never: the refusal, and nothing downloaded.
+			f.Policy = PolicyNever
+			before := len(srv.requests())
+			if _, err := f.Fetch(ctx, ref, ""); !errors.Is(err, errNo) || len(srv.requests()) != before {
+				t.Errorf("never: %v, %d requests; want the refusal and none", err, len(srv.requests())-before)
+			}
+
+			// No signature published: the fetch fails, naming the refusal
+			// first, and the stored copy is not returned.
+			f.Policy = PolicyNew
+			if _, err := f.Fetch(ctx, ref, ""); !errors.Is(err, errNo) || !errors.Is(err, trust.ErrNoSignature) ||
+				!strings.HasPrefix(err.Error(), "fetch "+ref+": stored copy refused (and fetching it again failed: ") {
+				t.Errorf("unsigned: %v, want the refusal then the missing signature", err)
+			}
+
+			// Signed: downloaded in full (not "changed since?") and verified.
+			srv.put("/example.com/app.aci.asc", sign(t, k.app, app))
+			imports := st.imports
+			before = len(srv.requests())
+			got, err := f.Fetch(ctx, ref, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs := strings.Join(srv.requests()[before:], "\n")
+			if got != id || st.imports != imports+1 || st.images[id].opts.Signer == "" || strings.Contains(reqs, `inm="`) {
+				t.Errorf("signed: id %s (want %s), %d imports, signer %q, requests %q", got, id, st.imports-imports, st.images[id].opts.Signer, reqs)
+			}
+		})
+	}
+}
+
 func TestParsePolicy(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
@@ -624,6 +744,11 @@ func TestFileReuse(t *testing.T) {
 	fetch(3) // changed file
 	os.WriteFile(path+".asc", []byte("garbage"), 0o644)
 	fetch(3) // still the verified, unchanged image
+	f.Reuse = func(string) error { return errors.New("no longer trusted") }
+	if _, err := f.Fetch(context.Background(), path, ""); !errors.Is(err, trust.ErrBadSignature) {
+		t.Errorf("refused by Reuse: err = %v, want the file verified again (and its garbage signature refused)", err)
+	}
+	f.Reuse = nil
 
 	// An insecure import is not reused by a verifying fetch.
 	f2, _ := newFetcher(t, k.ks, nil)

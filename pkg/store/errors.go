@@ -17,4 +17,6 @@ var (
 	ErrMissingDependency = errors.New("missing dependency")
 	// ErrDependencyCycle means images depend on each other in a loop.
 	ErrDependencyCycle = errors.New("dependency cycle")
+	// ErrBadProvenance means a provenance name is not one skiff knows.
+	ErrBadProvenance = errors.New("unknown provenance")
 )

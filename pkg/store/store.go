@@ -75,6 +75,10 @@ type Image struct {
 	LastUsedAt time.Time         `json:"lastUsedAt,omitzero"`
 	Source     string            `json:"source,omitempty"` // file or URL it was last imported from
 	Signer     string            `json:"signer,omitempty"` // fingerprint of the signing key; "" if unverified
+	// Provenance is how the image came in (provenance.go); TrustedPrefix
+	// the name prefix Signer was trusted for ("" for a root key).
+	Provenance    Provenance `json:"provenance"`
+	TrustedPrefix string     `json:"trustedPrefix,omitempty"`
 }
 
 // record is the metadata file of one image; keeping the manifest here makes
@@ -88,8 +92,10 @@ type record struct {
 type ImportOptions struct {
 	Source     string
 	Signer     string
-	ExpectName string // when set, an image of another name is refused
-	MaxBytes   int64  // bound on the uncompressed size; 0 means aci.DefaultMaxBytes
+	Prefix     string     // the name prefix Signer is trusted for
+	Provenance Provenance // "": verified if Signer is set, else insecure
+	ExpectName string     // when set, an image of another name is refused
+	MaxBytes   int64      // bound on the uncompressed size; 0 means aci.DefaultMaxBytes
 }
 
 // RemoteRecord remembers what was fetched under a key, for pull policies
@@ -232,9 +238,11 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 		return "", err
 	}
 	rec := record{Image: Image{ID: id, Name: string(m.Name), Size: size, ImportedAt: time.Now().UTC(),
-		Source: opts.Source, Signer: opts.Signer}, Manifest: raw}
+		Source: opts.Source}, Manifest: raw}
+	rec.setProvenance(opts.Provenance, opts.Signer, opts.Prefix)
 	if old, err := s.readRecord(id); err == nil {
 		rec.LastUsedAt = old.LastUsedAt
+		rec.keepStronger(old.Image)
 	}
 	if len(m.Labels) > 0 {
 		rec.Labels = map[string]string{}
@@ -296,6 +304,9 @@ func (s *Store) readRecord(id string) (*record, error) {
 	var rec record
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("read record of %s: %w", id, err)
+	}
+	if rec.Provenance == "" { // a record from before provenance
+		rec.setProvenance("", rec.Signer, rec.TrustedPrefix)
 	}
 	return &rec, nil
 }

@@ -213,6 +213,21 @@ func (k *Keystore) Verify(name string, image io.ReadSeeker, signature io.Reader)
 	return &key, nil
 }
 
+// Trusts reports whether the key with fingerprint fp is trusted for name
+// now (as a root key or for a prefix of name): an image verified with a
+// key that was removed since is not to be taken as verified any more.
+func (k *Keystore) Trusts(name, fp string) (bool, error) {
+	if _, err := types.NewACIdentifier(name); err != nil {
+		return false, fmt.Errorf("look up key for %q: %w", name, err)
+	}
+	_, prefixOf, err := k.keyring(name)
+	if err != nil {
+		return false, fmt.Errorf("look up key for %q: %w", name, err)
+	}
+	_, ok := prefixOf[strings.ToLower(fp)]
+	return ok, nil
+}
+
 // keyring gathers the keys trusted for name, and the most specific prefix
 // each is trusted for.
 func (k *Keystore) keyring(name string) (openpgp.EntityList, map[string]string, error) {

@@ -216,6 +216,21 @@ func TestListRemove(t *testing.T) {
 		keys[1].Identities[0] != "a <a@example.com>" {
 		t.Fatalf("List() = %+v", keys)
 	}
+	for _, tt := range []struct {
+		name string
+		key  *openpgp.Entity
+		want bool
+	}{
+		{"example.com/app/sub", a, true},
+		{"example.com/app/sub/x", a, true},
+		{"example.com/app", a, false},
+		{"example.com/app/subway", a, false},
+		{"other.org/x", b, true},
+	} {
+		if got, err := ks.Trusts(tt.name, fingerprint(tt.key)); err != nil || got != tt.want {
+			t.Errorf("Trusts(%s, %s) = %v, %v; want %v", tt.name, fingerprint(tt.key), got, err, tt.want)
+		}
+	}
 	if err := ks.Remove("example.com/app", fingerprint(a)); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("Remove(wrong prefix) = %v, want ErrKeyNotFound", err)
 	}
@@ -227,5 +242,8 @@ func TestListRemove(t *testing.T) {
 	}
 	if keys, err := ks.List(); err != nil || len(keys) != 0 {
 		t.Errorf("List() after Remove = %+v, %v", keys, err)
+	}
+	if got, err := ks.Trusts("example.com/app/sub", fingerprint(a)); err != nil || got {
+		t.Errorf("Trusts() after Remove = %v, %v; want false", got, err)
 	}
 }
