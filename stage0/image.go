@@ -268,7 +268,7 @@ func newImageVerifyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(g, func(s *store.Store) error {
-				probs, err := s.Verify(cmd.Context(), repair)
+				probs, err := s.Verify(cmd.Context(), repair, func() (map[string]bool, error) { return podImages(g.dir) })
 				if err != nil {
 					return err
 				}

@@ -18,3 +18,12 @@ var (
 	// ErrDependencyCycle means images depend on each other in a loop.
 	ErrDependencyCycle = errors.New("dependency cycle")
 )
+
+var (
+	// ErrFormat means the data dir's format file is unreadable or newer
+	// than this skiff.
+	ErrFormat = errors.New("unsupported store format")
+	// ErrRecordMismatch means an image record (the sidecar JSON) says
+	// something other than the manifest in the image's blob.
+	ErrRecordMismatch = errors.New("image record does not match its blob")
+)
