@@ -94,7 +94,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 					}
 				}
 			}
-			return nil
+			return migrateDataDir(g)
 		},
 	}
 	root.SetOut(g.stdout)
@@ -109,7 +109,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newStopCmd(g),
-		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g),
+		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g), newFsckCmd(g),
 	)
 	return root
 }

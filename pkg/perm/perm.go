@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"syscall"
 )
 
 // GroupName is the host group whose members may list pods and images.
@@ -125,4 +126,33 @@ func set(path string, mode os.FileMode, gid int) error {
 		return fmt.Errorf("set mode of %s: %w", path, err)
 	}
 	return nil
+}
+
+// Differs says how path differs from its class (shared or private): mode,
+// owner, group, a symlink in place of the file; "" when it does not.
+// Owners are checked only when running as root, who sets them.
+func Differs(path string, shared bool) string {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err.Error()
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return "is a symlink"
+	}
+	want, gid := PrivateFile, 0
+	switch {
+	case shared && fi.IsDir():
+		want, gid = SharedDir, Group()
+	case shared:
+		want, gid = SharedFile, Group()
+	case fi.IsDir():
+		want = PrivateDir
+	}
+	if got := fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != want {
+		return fmt.Sprintf("mode %04o, want %04o", uint32(got.Perm()), uint32(want))
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && (st.Uid != 0 || int(st.Gid) != gid) {
+		return fmt.Sprintf("owner %d:%d, want 0:%d", st.Uid, st.Gid, gid)
+	}
+	return ""
 }

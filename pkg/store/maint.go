@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/perm"
 )
 
 // GCOptions adjust GC.
@@ -191,6 +192,35 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 	removePath := func(p string) func() error { return func() error { return os.RemoveAll(p) } }
 	removeImage := func(id string) func() error { return func() error { return s.remove(id) } }
 
+	for _, d := range layout {
+		p := filepath.Join(s.dir, d.path)
+		if what := perm.Differs(p, d.shared); what != "" {
+			if err := report(Problem{Path: p, What: what}, func() error { return setClass(p, d.shared) }); err != nil {
+				return probs, err
+			}
+		}
+	}
+	for _, f := range []struct {
+		dir    string
+		shared bool
+	}{{"cas/images", true}, {"cas/blobs/sha512", false}, {"cas/tree", false}, {"cas/remotes", false}} {
+		ents, err := os.ReadDir(filepath.Join(s.dir, f.dir))
+		if err != nil {
+			return probs, err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				continue // an incomplete tree, reported below
+			}
+			p := filepath.Join(s.dir, f.dir, e.Name())
+			if what := perm.Differs(p, f.shared); what != "" {
+				if err := report(Problem{Path: p, What: what}, func() error { return setClass(p, f.shared) }); err != nil {
+					return probs, err
+				}
+			}
+		}
+	}
+
 	recorded := map[string]bool{}
 	recDir := filepath.Join(s.cas, "images")
 	ents, err := os.ReadDir(recDir)
@@ -292,6 +322,13 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		}
 	}
 	return probs, nil
+}
+
+func setClass(path string, shared bool) error {
+	if shared {
+		return perm.Shared(path)
+	}
+	return perm.Private(path)
 }
 
 // checkTree compares the tree at dir with the hash recorded at render
