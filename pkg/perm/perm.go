@@ -79,10 +79,7 @@ func MkdirPrivate(path string) error { return mkdir(path, Private) }
 func mkdir(path string, class func(string) error) error {
 	err := os.Mkdir(path, 0o700)
 	if errors.Is(err, os.ErrExist) {
-		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
-			return nil
-		}
-		return err
+		return nil // whatever it is, using it tells
 	}
 	if err != nil {
 		return err

@@ -115,10 +115,13 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if version == 0 && os.Geteuid() == 0 {
+	switch {
+	case version == 0 && os.Geteuid() == 0:
 		err = s.migrate(context.Background())
-	} else {
-		err = s.mkdirs()
+	case version == 0:
+		err = s.mkdirs() // an unprivileged store (tests), or an old one
+	default:
+		// Root made it; others cannot even look into its private dirs.
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
