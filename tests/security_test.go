@@ -303,8 +303,15 @@ func TestSetuidInPod(t *testing.T) {
 // imageID returns the ID of the one stored image named name.
 func imageID(t *testing.T, e *env, name string) string {
 	t.Helper()
+	return idIn(t, e.mustRun("image", "list", "--format=json"), name)
+}
+
+// idIn returns the ID of the image named name in the output of
+// `skiff image list --format=json`.
+func idIn(t *testing.T, list, name string) string {
+	t.Helper()
 	var imgs []struct{ ID, Name string }
-	if err := json.Unmarshal([]byte(e.mustRun("image", "list", "--format=json")), &imgs); err != nil {
+	if err := json.Unmarshal([]byte(list), &imgs); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range imgs {
@@ -451,7 +458,7 @@ func TestMigrationFromV1(t *testing.T) {
 	}
 	uuid := uuidsIn(v1("prepare", "--stage1=ns", image(t, "probe.aci")))[0]
 	v1("fetch", image(t, "busybox.aci"))
-	bb := imageID(t, e, "skiff.local/busybox")
+	bb := idIn(t, v1("image", "list", "--format=json"), "skiff.local/busybox")
 	v1("image", "render", bb)
 	if fi, err := os.Stat(filepath.Join(e.dir, "cas", "tree")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("v1 store: cas/tree %v, %v; want the old 0755 layout", fi, err)
