@@ -105,12 +105,16 @@ func (p *Pod) check(o CheckOptions, report func(Problem, func() error) error) er
 	if err != nil {
 		return fmt.Errorf("check pod %s: %w", p.UUID, err)
 	}
+	// The pod dir must be shared; the files in it are stage0's metadata
+	// (shared) or what a stage1 wrote there (pid, a console log): none
+	// may be writable or executable by anyone but root.
 	wrong := perm.Differs(p.Path(), true)
 	for _, e := range ents {
-		if wrong == "" && e.Type().IsRegular() {
-			if what := perm.Differs(p.File(e.Name()), true); what != "" {
-				wrong = e.Name() + ": " + what
-			}
+		if wrong != "" || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().Perm()&^0o644 != 0 {
+			wrong = fmt.Sprintf("%s: mode %04o, want at most 0644", e.Name(), fi.Mode().Perm())
 		}
 	}
 	if wrong != "" {
