@@ -1,10 +1,11 @@
 // Package store is skiff's content-addressed image store. Under the data
 // directory it keeps:
 //
+//	format                      the format version (Format); absent in a version 1 store
 //	cas/lock                    flock: shared to import, render and read; exclusive to rm, gc, repair
 //	cas/blobs/sha512/<hex>      an image: its uncompressed ACI tar, whose sha512 is the image ID
 //	cas/images/<id>.json        its metadata record (name, labels, manifest, times, source, signer)
-//	cas/tree/<id>/              the image rendered (manifest, rootfs/); complete once renamed there
+//	cas/tree/<id>/              the image rendered (manifest, rootfs/, treehash); complete once renamed there
 //	cas/tree/.tmp-<id>-*        a render in progress, or one a crash interrupted
 //	cas/remotes/<sha256>.json   what was last fetched under a key (a URL, a stage1 path)
 //	tmp/                        temp files, on the same filesystem so renames are atomic
@@ -20,6 +21,12 @@
 // an image in its pod before rendering it); the dependencies of kept images
 // are kept. With GCOptions.ImageGracePeriod set it also removes whole images
 // not kept and neither used (Touch) nor imported within that period.
+//
+// Modes follow docs/security.md: the data dir, cas/, the lock and the
+// records are readable by the skiff group; blobs, trees, remotes and tmp/
+// are root's alone. Manifests are read from the blobs; a record that says
+// otherwise is refused (ErrRecordMismatch). Trees carry the TreeHash taken
+// when they were rendered, which Verify checks.
 //
 // Dependencies are resolved from the store only. Path whitelists of
 // dependent images are not applied: layers are stacked whole, as overlays.
