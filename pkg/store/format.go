@@ -61,7 +61,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if d.shared {
 			set = perm.Shared
 		}
-		if err := set(filepath.Join(s.dir, d.path)); err != nil {
+		if err := set(s.layoutPath(d.path)); err != nil {
 			return err
 		}
 	}

@@ -174,3 +174,26 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("open of format 3: %v, want ErrFormat", err)
 	}
 }
+
+// An administrator may keep the data dir elsewhere behind a symlink.
+func TestOpenThroughSymlink(t *testing.T) {
+	base := t.TempDir()
+	real, link := filepath.Join(base, "real"), filepath.Join(base, "link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(link, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importTar(t, s, acitest.Image(t, "example.com/app", nil))
+	if probs, err := s.Verify(ctx, false, nil); err != nil || len(probs) != 0 {
+		t.Errorf("verify: %+v, %v", probs, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v, %v", fi, err)
+	}
+}

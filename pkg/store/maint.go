@@ -193,7 +193,7 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 	removeImage := func(id string) func() error { return func() error { return s.remove(id) } }
 
 	for _, d := range layout {
-		p := filepath.Join(s.dir, d.path)
+		p := s.layoutPath(d.path)
 		if what := perm.Differs(p, d.shared); what != "" {
 			if err := report(Problem{Path: p, What: what}, func() error { return setClass(p, d.shared) }); err != nil {
 				return probs, err

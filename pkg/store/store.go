@@ -127,6 +127,8 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		err = s.migrate(context.Background())
 	case version == 0:
 		err = s.mkdirs() // an unprivileged store (tests), or an old one
+	case os.Geteuid() == 0:
+		err = s.mkdirs() // recreate what someone removed
 	default:
 		// Root made it; others cannot even look into its private dirs.
 	}
@@ -150,6 +152,16 @@ var layout = []struct {
 	{"cas/blobs/sha512", false},
 	{"cas/tree", false},
 	{"cas/remotes", false},
+}
+
+// layoutPath returns the path of a layout entry. The data dir itself may
+// be a symlink an administrator made (to another disk): "dir/." names the
+// directory it points to, which is what modes are set on and checked.
+func (s *Store) layoutPath(rel string) string {
+	if rel == "." {
+		return s.dir + "/."
+	}
+	return filepath.Join(s.dir, rel)
 }
 
 // mkdirs creates the store's directories that are missing.
