@@ -405,6 +405,29 @@ func TestFsck(t *testing.T) {
 		}
 		e.mustRun("rm", uuidsIn(out)[0])
 	})
+
+	t.Run("leftover mounts", func(t *testing.T) {
+		// A removal that died between moving the pod to garbage and
+		// unmounting it.
+		out := e.mustRun("prepare", "--stage1="+stubACI, id)
+		p, err := pod.Load(e.dir, uuidsIn(out)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		garbage := filepath.Join(pod.PodsDir(e.dir), string(pod.Garbage), p.UUID)
+		if err := os.Rename(p.Path(), garbage); err != nil {
+			t.Fatal(err)
+		}
+		out, errs, code := e.run("fsck")
+		if code != 1 || !strings.Contains(out, "mount(s) left over in a garbage pod") {
+			t.Errorf("fsck with a mounted garbage pod: exit %d:\n%s%s", code, out, errs)
+		}
+		mustContain(t, e.mustRun("fsck", "--repair"), "(repaired)")
+		if m := mountsUnder(garbage); len(m) > 0 {
+			t.Errorf("mounts left after repair: %v", m)
+		}
+		e.mustRun("fsck")
+	})
 }
 
 // v1Commit is the first release (no format file, 0755 store directories,

@@ -153,13 +153,18 @@ func (p *Pod) check(o CheckOptions, report func(Problem, func() error) error) er
 	case Prepared, Running, ExitedGarbage:
 		return nil
 	}
-	var ms []string
-	ms, err = mount.Under(p.Path())
-	if err != nil || len(ms) == 0 {
-		return err
-	}
 	locked, err := p.IsLocked()
 	if err != nil || locked {
+		return err
+	}
+	if p.State != Garbage {
+		// A prepare holds the lock from create to prepared: this one crashed.
+		if err := report(Problem{UUID: p.UUID, Path: p.Path(), What: "abandoned " + string(p.State) + " pod; 'skiff gc' removes it"}, nil); err != nil {
+			return err
+		}
+	}
+	ms, err := mount.Under(p.Path())
+	if err != nil || len(ms) == 0 {
 		return err
 	}
 	fix := func() error {
