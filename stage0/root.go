@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/clilog"
 )
@@ -94,6 +95,9 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 					}
 				}
 			}
+			// Nothing skiff or a stage1 creates (sockets, logs, pod files)
+			// may be writable by group or others, whatever the caller's umask.
+			unix.Umask(unix.Umask(0o022) | 0o022)
 			return migrateDataDir(g)
 		},
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -543,4 +545,34 @@ func TestMigrationFromV1(t *testing.T) {
 		t.Fatalf("run-prepared of a v1 pod: exit %d:\n%s%s", code, out, errs)
 	}
 	e.mustRun("rm", uuid)
+}
+
+// skiff floors its umask at 022, so nothing it or a stage1 creates in a
+// pod dir the skiff group can read (such as stage1-kvm's control socket,
+// which accepts enter commands) is writable by anyone but root.
+func TestUmaskFloor(t *testing.T) {
+	e := newEnv(t)
+	save := filepath.Join(t.TempDir(), "uuid")
+	c := exec.Command("sh", "-c", `umask 0; exec "$@"`, "sh", skiffBin, "--dir="+e.dir, "--local-config="+e.config,
+		"run", "--stage1=ns", "--uuid-file-save="+save, image(t, "probe.aci"), "--", "-sleep=300s")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Wait()
+	var uuid string
+	waitFor(t, "the pod to be ready", 2*time.Minute, func() bool {
+		b, _ := os.ReadFile(save)
+		uuid = strings.TrimSpace(string(b))
+		_, _, code := e.run("status", "--wait-ready=1s", uuid)
+		return uuid != "" && code == 0
+	})
+	// skiff exec'd the stage1 in its own process: that is what runs now.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "Umask:\t0022\n") {
+		t.Errorf("stage1 of a skiff started with umask 0:\n%s", b)
+	}
+	e.mustRun("stop", uuid)
 }
