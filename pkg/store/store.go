@@ -111,7 +111,7 @@ type RemoteRecord struct {
 
 // Open opens the store under dir, creating its directories as needed
 // with the modes of docs/security.md. Opened by root, a store of the old
-// format (no format file) is migrated first (see Migrate). A nil log
+// format (no format file) is migrated first (see migrate). A nil log
 // discards.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
