@@ -35,7 +35,9 @@ func Migrate(dataDir string) error {
 		}
 		for _, e := range ents {
 			if e.IsDir() {
-				if err := migratePod(filepath.Join(sd, e.Name())); err != nil {
+				// A pod may move to another state meanwhile: its new place
+				// is migrated when that state dir is read, or was already.
+				if err := migratePod(filepath.Join(sd, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("migrate pod %s: %w", e.Name(), err)
 				}
 			}
