@@ -82,3 +82,37 @@ func write(t *testing.T, path string, mode os.FileMode) {
 	}
 	chmod(t, path, mode)
 }
+
+func TestMigrate(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Transition(Preparing); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Transition(Prepared); err != nil {
+		t.Fatal(err)
+	}
+	p.Unlock()
+	// What the first release left: 0711 dirs, 0644 files, open stage1/.
+	for _, d := range []string{Stage1Dir, OverlayDir} {
+		if err := os.Mkdir(p.File(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, p.File(ManifestFile), 0o644)
+	for _, d := range []string{PodsDir(dir), filepath.Dir(p.Path()), p.Path()} {
+		chmod(t, d, 0o711)
+	}
+	if probs, _ := Check(dir, CheckOptions{}); len(probs) == 0 {
+		t.Fatal("Check found nothing wrong in a first-release pod")
+	}
+	if err := Migrate(dir); err != nil {
+		t.Fatal(err)
+	}
+	if probs, err := Check(dir, CheckOptions{}); err != nil || len(probs) != 0 {
+		t.Errorf("after migration: %v, %v", probs, err)
+	}
+}
