@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -196,5 +197,26 @@ func TestOpenThroughSymlink(t *testing.T) {
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the link was replaced: %v, %v", fi, err)
+	}
+}
+
+func TestVerifyStaleTemp(t *testing.T) {
+	s := newStore(t)
+	old, fresh := filepath.Join(s.TmpDir(), "download-old"), filepath.Join(s.TmpDir(), "download-new")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-2 * tmpMaxAge)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	probs, err := s.Verify(ctx, true, nil)
+	if err != nil || len(probs) != 1 || probs[0].Path != old || !probs[0].Repaired {
+		t.Fatalf("verify: %+v, %v", probs, err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a download in progress was removed: %v", err)
 	}
 }

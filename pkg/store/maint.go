@@ -283,6 +283,20 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		}
 	}
 
+	// Downloads run in tmp/ without the store lock: only old files are
+	// leftovers.
+	if ents, err = os.ReadDir(s.TmpDir()); err != nil {
+		return probs, err
+	}
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > tmpMaxAge {
+			p := filepath.Join(s.TmpDir(), e.Name())
+			if err := report(Problem{Path: p, What: "stale temp file"}, removePath(p)); err != nil {
+				return probs, err
+			}
+		}
+	}
+
 	treeDir := filepath.Join(s.cas, "tree")
 	if ents, err = os.ReadDir(treeDir); err != nil {
 		return probs, err
