@@ -160,25 +160,34 @@ func podImages(dir string) (map[string]bool, error) {
 	}
 	used := map[string]bool{}
 	for _, p := range pods {
-		if b, err := os.ReadFile(p.File(prepare.Stage1ImageFile)); err == nil {
-			used[strings.TrimSpace(string(b))] = true
-		}
-		b, err := os.ReadFile(p.File("mounts.json"))
-		if err != nil {
-			// Not prepared (yet): a prepare holds the store until it has
-			// written this, so gc cannot be asking in between.
-			continue
-		}
-		var recs []struct{ Lowers []string }
-		if json.Unmarshal(b, &recs) == nil {
-			for _, r := range recs {
-				for _, l := range r.Lowers {
-					used[filepath.Base(filepath.Dir(l))] = true
-				}
-			}
+		for _, id := range podImageIDs(p) {
+			used[id] = true
 		}
 	}
 	return used, nil
+}
+
+// podImageIDs returns the images pod p uses: its stage1 and its apps'
+// layers. A pod not prepared yet has none: a prepare holds the store until
+// it has written them, so gc cannot be asking in between.
+func podImageIDs(p *pod.Pod) []string {
+	var ids []string
+	if b, err := os.ReadFile(p.File(prepare.Stage1ImageFile)); err == nil {
+		ids = append(ids, strings.TrimSpace(string(b)))
+	}
+	b, err := os.ReadFile(p.File("mounts.json"))
+	if err != nil {
+		return ids
+	}
+	var recs []struct{ Lowers []string }
+	if json.Unmarshal(b, &recs) == nil {
+		for _, r := range recs {
+			for _, l := range r.Lowers {
+				ids = append(ids, filepath.Base(filepath.Dir(l)))
+			}
+		}
+	}
+	return ids
 }
 
 func newImageExportCmd(g *globals) *cobra.Command {
@@ -268,7 +277,7 @@ func newImageVerifyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(g, func(s *store.Store) error {
-				probs, err := s.Verify(cmd.Context(), repair)
+				probs, err := s.Verify(cmd.Context(), repair, func() (map[string]bool, error) { return podImages(g.dir) })
 				if err != nil {
 					return err
 				}

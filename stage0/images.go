@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/skiffpod/skiff/pkg/fetch"
+	"github.com/skiffpod/skiff/pkg/perm"
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/stage1"
 	"github.com/skiffpod/skiff/pkg/store"
@@ -17,9 +18,6 @@ import (
 
 // openStore opens the image store under --dir.
 func (g *globals) openStore() (*store.Store, error) {
-	if err := os.MkdirAll(g.dir, 0o711); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
 	return store.Open(g.dir, g.log)
 }
 
@@ -32,7 +30,7 @@ func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string,
 		return nil, usageError{err}
 	}
 	tmp := filepath.Join(g.dir, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
+	if err := perm.MkdirPrivate(tmp); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	return &fetch.Fetcher{

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/clilog"
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -95,7 +96,10 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 					}
 				}
 			}
-			return nil
+			// Nothing skiff or a stage1 creates (sockets, logs, pod files)
+			// may be writable by group or others, whatever the caller's umask.
+			unix.Umask(unix.Umask(0o022) | 0o022)
+			return migrateDataDir(g)
 		},
 	}
 	root.SetOut(g.stdout)
@@ -110,7 +114,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newStopCmd(g),
-		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g),
+		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g), newFsckCmd(g),
 	)
 	return root
 }

@@ -90,6 +90,9 @@ func Run(bundle string, s *specs.Spec, argv []string) error {
 			return err
 		}
 	}
+	if err := allowSetuid(root, s); err != nil {
+		return err
+	}
 	if s.Root.Readonly {
 		// Not recursive: volumes and /proc keep their own modes.
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
@@ -103,6 +106,23 @@ func Run(bundle string, s *specs.Spec, argv []string) error {
 		}
 	}
 	return Exec(s, argv)
+}
+
+// allowSetuid lifts the nosuid that the host-side mount of the app's root
+// carries (pkg/mount), in the app's own mount namespace only, so setuid
+// programs in the pod work as users expect; with no_new_privs they could
+// not gain anything, so the root stays nosuid. In a pod with a user
+// namespace the kernel locks the flag (EPERM) and nosuid stays.
+func allowSetuid(root int, s *specs.Spec) error {
+	if s.Process != nil && s.Process.NoNewPrivileges {
+		return nil
+	}
+	attr := unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_NOSUID}
+	err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &attr)
+	if err != nil && err != unix.EPERM {
+		return fmt.Errorf("allow setuid in the app's root: %w", err)
+	}
+	return nil
 }
 
 // Exec applies the process restrictions of s to the calling thread and

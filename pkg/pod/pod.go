@@ -19,6 +19,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/perm"
 )
 
 // State is the directory a pod lives in.
@@ -72,12 +74,18 @@ func MachineID(uuid string) string { return strings.ReplaceAll(uuid, "-", "") }
 // Create makes a new embryo pod, locked by the caller.
 func Create(dataDir string) (*Pod, error) {
 	p := &Pod{UUID: uuid.NewString(), State: Embryo, dataDir: dataDir}
+	if err := perm.MkdirShared(PodsDir(dataDir)); err != nil {
+		return nil, fmt.Errorf("create pods dir: %w", err)
+	}
 	for _, s := range States {
-		if err := os.MkdirAll(filepath.Join(PodsDir(dataDir), string(s)), 0o711); err != nil {
+		if err := perm.MkdirShared(filepath.Join(PodsDir(dataDir), string(s))); err != nil {
 			return nil, fmt.Errorf("create pods dir: %w", err)
 		}
 	}
-	if err := os.Mkdir(p.Path(), 0o711); err != nil {
+	if err := os.Mkdir(p.Path(), 0o700); err != nil {
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
+	if err := perm.Shared(p.Path()); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
 	if err := p.TryLock(); err != nil {
@@ -255,7 +263,7 @@ func (p *Pod) Transition(to State) error {
 	p.State = to
 	if to == ExitedGarbage {
 		ts := strconv.FormatInt(time.Now().UnixNano(), 10)
-		if err := os.WriteFile(p.File(ExitedGarbageMark), []byte(ts), 0o644); err != nil {
+		if err := perm.WriteFile(p.File(ExitedGarbageMark), []byte(ts), true); err != nil {
 			return fmt.Errorf("mark pod %s: %w", p.UUID, err)
 		}
 	}

@@ -100,7 +100,8 @@ func (p *Pod) Pid() (int, error) {
 // AppExitStatuses returns the exit statuses stage1 recorded, by app name.
 func (p *Pod) AppExitStatuses() (map[string]int, error) {
 	ents, err := os.ReadDir(p.File(AppStatusDir))
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		// Members of the skiff group may list pods but not enter stage1/.
 		return nil, nil
 	}
 	if err != nil {

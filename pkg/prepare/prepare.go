@@ -20,6 +20,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/skiffpod/skiff/pkg/mount"
+	"github.com/skiffpod/skiff/pkg/perm"
 	"github.com/skiffpod/skiff/pkg/pod"
 )
 
@@ -108,6 +109,12 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 	if err := p.Transition(pod.Preparing); err != nil {
 		return p, err
 	}
+	// The pod's roots and overlay dirs hold image content: root only.
+	for _, d := range []string{pod.Stage1Dir, pod.OverlayDir} {
+		if err := perm.MkdirPrivate(p.File(d)); err != nil {
+			return p, fmt.Errorf("prepare pod: %w", err)
+		}
+	}
 	pm, err := Manifest(imgs, o)
 	if err != nil {
 		return p, err
@@ -134,13 +141,13 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 		records = append(records, mountRecord{Target: pod.AppRootfs(name), Lowers: lowers,
 			Upper: "overlay/app-" + name + "/upper", Work: "overlay/app-" + name + "/work"})
 	}
-	if err := writeJSON(p.File(mountsFile), records); err != nil {
+	if err := writeJSON(p.File(mountsFile), records, true); err != nil {
 		return p, err
 	}
-	if err := writeJSON(p.File(pod.Stage1Manifest), s1m); err != nil {
+	if err := writeJSON(p.File(pod.Stage1Manifest), s1m, false); err != nil {
 		return p, err
 	}
-	if err := os.WriteFile(p.File(Stage1ImageFile), []byte(o.Stage1), 0o644); err != nil {
+	if err := perm.WriteFile(p.File(Stage1ImageFile), []byte(o.Stage1), true); err != nil {
 		return p, fmt.Errorf("prepare pod: %w", err)
 	}
 	if o.NoOverlay {
@@ -153,18 +160,19 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 	}
 	for i, ra := range pm.Apps {
 		im, _ := imgs.Manifest(o.Apps[i].Image)
-		if err := writeJSON(p.File(pod.AppManifest(ra.Name.String())), im); err != nil {
+		if err := writeJSON(p.File(pod.AppManifest(ra.Name.String())), im, false); err != nil {
 			return p, err
 		}
 	}
-	if err := writeJSON(p.File(pod.ManifestFile), pm); err != nil {
+	if err := writeJSON(p.File(pod.ManifestFile), pm, true); err != nil {
 		return p, err
 	}
 	return p, nil
 }
 
 // Mount mounts the pod's overlays that are not mounted yet (after a reboot,
-// or for a prepared pod). Pods prepared with a copy have nothing to mount.
+// or for a prepared pod). Pods prepared with a copy get their copies bound
+// on themselves, nosuid and nodev, as overlays are.
 func Mount(p *pod.Pod) error {
 	b, err := os.ReadFile(p.File(mountsFile))
 	if err != nil {
@@ -174,9 +182,8 @@ func Mount(p *pod.Pod) error {
 	if err := json.Unmarshal(b, &records); err != nil {
 		return fmt.Errorf("mount pod %s: %w", p.UUID, err)
 	}
-	if _, err := os.Stat(p.File("copied")); err == nil {
-		return nil
-	}
+	_, err = os.Stat(p.File("copied"))
+	copied := err == nil
 	mounted, err := mount.Under(p.Path())
 	if err != nil {
 		return err
@@ -188,6 +195,12 @@ func Mount(p *pod.Pod) error {
 	for _, r := range records {
 		target := p.File(r.Target)
 		if have[target] {
+			continue
+		}
+		if copied {
+			if err := mount.BindSecure(target); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := mount.Overlay(r.Lowers, p.File(r.Upper), p.File(r.Work), target); err != nil {
@@ -213,7 +226,10 @@ func copyTrees(p *pod.Pod, records []mountRecord) error {
 			}
 		}
 	}
-	return os.WriteFile(p.File("copied"), nil, 0o644)
+	if err := perm.WriteFile(p.File("copied"), nil, true); err != nil {
+		return err
+	}
+	return Mount(p)
 }
 
 var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -229,7 +245,9 @@ func AppName(image string) string {
 	return n
 }
 
-func writeJSON(path string, v any) error {
+// writeJSON writes v to path; shared files are readable by the skiff
+// group (pod metadata), the others are inside the pod's private dirs.
+func writeJSON(path string, v any, shared bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
@@ -239,6 +257,11 @@ func writeJSON(path string, v any) error {
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if shared {
+		if err := perm.Shared(path); err != nil {
+			return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+		}
 	}
 	return nil
 }

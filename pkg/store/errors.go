@@ -20,3 +20,12 @@ var (
 	// ErrBadProvenance means a provenance name is not one skiff knows.
 	ErrBadProvenance = errors.New("unknown provenance")
 )
+
+var (
+	// ErrFormat means the data dir's format file is unreadable or newer
+	// than this skiff.
+	ErrFormat = errors.New("unsupported store format")
+	// ErrRecordMismatch means an image record (the sidecar JSON) says
+	// something other than the manifest in the image's blob.
+	ErrRecordMismatch = errors.New("image record does not match its blob")
+)

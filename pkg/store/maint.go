@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"crypto/sha512"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/perm"
 )
 
 // GCOptions adjust GC.
@@ -124,18 +129,29 @@ func (s *Store) removeStale() error {
 
 // Problem is one inconsistency Verify found.
 type Problem struct {
-	ID   string // the image concerned, if known
-	Path string
-	What string // e.g. "corrupt blob", "orphan tree"
+	ID       string `json:"id,omitempty"` // the image concerned, if known
+	Path     string `json:"path"`
+	What     string `json:"problem"` // e.g. "corrupt blob", "orphan tree"
+	Repaired bool   `json:"repaired"`
 }
 
-func (p Problem) String() string { return fmt.Sprintf("%s: %s", p.Path, p.What) }
+func (p Problem) String() string {
+	s := fmt.Sprintf("%s: %s", p.Path, p.What)
+	if p.Repaired {
+		s += " (repaired)"
+	}
+	return s
+}
 
-// Verify re-hashes every blob and checks that records, blobs and trees
-// belong together. With repair it removes damaged images (whole), orphans
-// and incomplete trees, leaving a consistent store; the problems it
-// returns are those it found, repaired or not.
-func (s *Store) Verify(ctx context.Context, repair bool) ([]Problem, error) {
+// Verify re-hashes every blob and rendered tree and checks that records,
+// blobs and trees belong together: a record must say what its blob's
+// manifest says, a tree must hash to the hash recorded when it was
+// rendered. With repair it removes damaged images (whole), orphans and
+// damaged or incomplete trees (they are rendered again when needed),
+// except trees of images inUse returns (pods mount them; nil means none),
+// and rewrites records from their blobs. The problems it returns are
+// those it found, repaired or not.
+func (s *Store) Verify(ctx context.Context, repair bool, inUse func() (map[string]bool, error)) ([]Problem, error) {
 	how := unix.LOCK_SH
 	if repair {
 		how = unix.LOCK_EX
@@ -145,26 +161,65 @@ func (s *Store) Verify(ctx context.Context, repair bool) ([]Problem, error) {
 		return nil, err
 	}
 	defer unlock()
-	probs, err := s.verify(ctx, repair)
+	used := map[string]bool{}
+	if inUse != nil {
+		if used, err = inUse(); err != nil {
+			return nil, fmt.Errorf("verify store: %w", err)
+		}
+	}
+	probs, err := s.verify(ctx, repair, used)
 	if err != nil {
 		return probs, fmt.Errorf("verify store: %w", err)
 	}
 	return probs, nil
 }
 
-func (s *Store) verify(ctx context.Context, repair bool) ([]Problem, error) {
+func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) ([]Problem, error) {
 	var probs []Problem
-	// fix is what repair does about a problem: remove a path or an image.
+	// fix is what repair does about a problem: remove a path or an image,
+	// rewrite a record; nil when repair must leave it.
 	report := func(p Problem, fix func() error) error {
-		probs = append(probs, p)
 		s.log.Warn("store problem", "path", p.Path, "problem", p.What)
-		if !repair {
-			return nil
+		if repair && fix != nil {
+			if err := fix(); err != nil {
+				return err
+			}
+			p.Repaired = true
 		}
-		return fix()
+		probs = append(probs, p)
+		return nil
 	}
 	removePath := func(p string) func() error { return func() error { return os.RemoveAll(p) } }
 	removeImage := func(id string) func() error { return func() error { return s.remove(id) } }
+
+	for _, d := range layout {
+		p := s.layoutPath(d.path)
+		if what := perm.Differs(p, d.shared); what != "" {
+			if err := report(Problem{Path: p, What: what}, func() error { return setClass(p, d.shared) }); err != nil {
+				return probs, err
+			}
+		}
+	}
+	for _, f := range []struct {
+		dir    string
+		shared bool
+	}{{"cas/images", true}, {"cas/blobs/sha512", false}, {"cas/tree", false}, {"cas/remotes", false}} {
+		ents, err := os.ReadDir(filepath.Join(s.dir, f.dir))
+		if err != nil {
+			return probs, err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				continue // an incomplete tree, reported below
+			}
+			p := filepath.Join(s.dir, f.dir, e.Name())
+			if what := perm.Differs(p, f.shared); what != "" {
+				if err := report(Problem{Path: p, What: what}, func() error { return setClass(p, f.shared) }); err != nil {
+					return probs, err
+				}
+			}
+		}
+	}
 
 	recorded := map[string]bool{}
 	recDir := filepath.Join(s.cas, "images")
@@ -194,6 +249,14 @@ func (s *Store) verify(ctx context.Context, repair bool) ([]Problem, error) {
 			return probs, err
 		} else if sum != id {
 			what = "corrupt blob (hash " + sum[:len(idPrefix)+16] + "...)"
+		} else if _, err := s.manifest(id); errors.Is(err, ErrRecordMismatch) {
+			p := Problem{ID: id, Path: s.recordPath(id), What: err.Error()}
+			if err := report(p, func() error { return s.rewriteRecord(id) }); err != nil {
+				return probs, err
+			}
+			continue
+		} else if err != nil {
+			what = err.Error()
 		}
 		if what == "" {
 			continue
@@ -220,6 +283,20 @@ func (s *Store) verify(ctx context.Context, repair bool) ([]Problem, error) {
 		}
 	}
 
+	// Downloads run in tmp/ without the store lock: only old files are
+	// leftovers.
+	if ents, err = os.ReadDir(s.TmpDir()); err != nil {
+		return probs, err
+	}
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > tmpMaxAge {
+			p := filepath.Join(s.TmpDir(), e.Name())
+			if err := report(Problem{Path: p, What: "stale temp file"}, removePath(p)); err != nil {
+				return probs, err
+			}
+		}
+	}
+
 	treeDir := filepath.Join(s.cas, "tree")
 	if ents, err = os.ReadDir(treeDir); err != nil {
 		return probs, err
@@ -238,6 +315,9 @@ func (s *Store) verify(ctx context.Context, repair bool) ([]Problem, error) {
 					what = "incomplete tree"
 				}
 			}
+			if what == "" {
+				what = checkTree(p)
+			}
 		}
 		if what == "" {
 			continue
@@ -246,11 +326,70 @@ func (s *Store) verify(ctx context.Context, repair bool) ([]Problem, error) {
 		if !validID(id) {
 			id = ""
 		}
-		if err := report(Problem{ID: id, Path: p, What: what}, removePath(p)); err != nil {
+		fix := removePath(p)
+		if used[id] {
+			what += "; in use by a pod, remove the pods that use it to repair"
+			fix = nil
+		}
+		if err := report(Problem{ID: id, Path: p, What: what}, fix); err != nil {
 			return probs, err
 		}
 	}
 	return probs, nil
+}
+
+func setClass(path string, shared bool) error {
+	if shared {
+		return perm.Shared(path)
+	}
+	return perm.Private(path)
+}
+
+// checkTree compares the tree at dir with the hash recorded at render
+// time and says what is wrong, or "".
+func checkTree(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, treeHashFile))
+	if err != nil {
+		return "tree without hash"
+	}
+	want := strings.TrimSpace(string(b))
+	got, err := TreeHash(dir)
+	if err != nil {
+		return "unreadable tree: " + err.Error()
+	}
+	if got != want {
+		return "damaged tree (hash " + got + ", rendered as " + want + ")"
+	}
+	return ""
+}
+
+// rewriteRecord writes image id's record again from the manifest in its
+// blob, keeping times, source and signer.
+func (s *Store) rewriteRecord(id string) error {
+	rec, err := s.readRecord(id)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(s.blobPath(id))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	m, err := aci.ReadManifest(f)
+	if err != nil {
+		return err
+	}
+	if rec.Manifest, err = json.Marshal(m); err != nil {
+		return err
+	}
+	rec.Name, rec.Labels = string(m.Name), nil
+	if len(m.Labels) > 0 {
+		rec.Labels = map[string]string{}
+		for _, l := range m.Labels {
+			rec.Labels[string(l.Name)] = l.Value
+		}
+	}
+	return s.writeJSON(s.recordPath(id), rec, true)
 }
 
 func hashFile(path string) (string, error) {

@@ -68,7 +68,7 @@ func TestProvenanceOldRecord(t *testing.T) {
 		delete(raw, "provenance")
 		delete(raw, "trustedPrefix")
 		raw["signer"] = signer
-		if err := s.writeJSON(s.recordPath(id), raw); err != nil {
+		if err := s.writeJSON(s.recordPath(id), raw, true); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Get(id)

@@ -1,10 +1,11 @@
 // Package store is skiff's content-addressed image store. Under the data
 // directory it keeps:
 //
+//	format                      the format version (Format); absent in a version 1 store
 //	cas/lock                    flock: shared to import, render and read; exclusive to rm, gc, repair
 //	cas/blobs/sha512/<hex>      an image: its uncompressed ACI tar, whose sha512 is the image ID
 //	cas/images/<id>.json        its metadata record (name, labels, manifest, times, source, signer)
-//	cas/tree/<id>/              the image rendered (manifest, rootfs/); complete once renamed there
+//	cas/tree/<id>/              the image rendered (manifest, rootfs/, treehash); complete once renamed there
 //	cas/tree/.tmp-<id>-*        a render in progress, or one a crash interrupted
 //	cas/remotes/<sha256>.json   what was last fetched under a key (a URL, a stage1 path)
 //	tmp/                        temp files, on the same filesystem so renames are atomic
@@ -20,6 +21,12 @@
 // an image in its pod before rendering it); the dependencies of kept images
 // are kept. With GCOptions.ImageGracePeriod set it also removes whole images
 // not kept and neither used (Touch) nor imported within that period.
+//
+// Modes follow docs/security.md: the data dir, cas/, the lock and the
+// records are readable by the skiff group; blobs, trees, remotes and tmp/
+// are root's alone. Manifests are read from the blobs; a record that says
+// otherwise is refused (ErrRecordMismatch). Trees carry the TreeHash taken
+// when they were rendered, which Verify checks.
 //
 // Dependencies are resolved from the store only. Path whitelists of
 // dependent images are not applied: layers are stacked whole, as overlays.
@@ -46,6 +53,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/perm"
 )
 
 const (
@@ -107,22 +115,76 @@ type RemoteRecord struct {
 	FetchedAt    time.Time `json:"fetchedAt"`
 }
 
-// Open opens the store under dir, creating its directories as needed.
-// A nil log discards.
+// Open opens the store under dir, creating its directories as needed
+// with the modes of docs/security.md. Opened by root, a store of the old
+// format (no format file) is migrated first (see migrate). A nil log
+// discards.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{dir: dir, cas: filepath.Join(dir, "cas"), log: log}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	version, err := ReadFormat(dir)
+	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	for _, d := range []string{"tmp", "cas/blobs/sha512", "cas/images", "cas/tree", "cas/remotes"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
-		}
+	switch {
+	case version == 0 && os.Geteuid() == 0:
+		err = s.migrate(context.Background())
+	case version == 0:
+		err = s.mkdirs() // an unprivileged store (tests), or an old one
+	case os.Geteuid() == 0:
+		err = s.mkdirs() // recreate what someone removed
+	default:
+		// Root made it; others cannot even look into its private dirs.
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return s, nil
+}
+
+// layout lists the store's directories, parents first, and whether the
+// skiff group may read each.
+var layout = []struct {
+	path   string
+	shared bool
+}{
+	{".", true},
+	{"tmp", false},
+	{"cas", true},
+	{"cas/images", true},
+	{"cas/blobs", false},
+	{"cas/blobs/sha512", false},
+	{"cas/tree", false},
+	{"cas/remotes", false},
+}
+
+// layoutPath returns the path of a layout entry. The data dir itself may
+// be a symlink an administrator made (to another disk): "dir/." names the
+// directory it points to, which is what modes are set on and checked.
+func (s *Store) layoutPath(rel string) string {
+	if rel == "." {
+		return s.dir + "/."
+	}
+	return filepath.Join(s.dir, rel)
+}
+
+// mkdirs creates the store's directories that are missing.
+func (s *Store) mkdirs() error {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(s.dir)), 0o755); err != nil {
+		return err
+	}
+	for _, d := range layout {
+		mk := perm.MkdirPrivate
+		if d.shared {
+			mk = perm.MkdirShared
+		}
+		if err := mk(filepath.Join(s.dir, d.path)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TmpDir is where temp files belong that end up in the store (downloads);
@@ -150,9 +212,15 @@ func hashID(sum []byte) string { return idPrefix + hex.EncodeToString(sum) }
 // lock takes the store lock, shared or exclusive (unix.LOCK_SH/LOCK_EX).
 // Each call opens the file anew, so goroutines exclude each other too.
 func (s *Store) lock(how int) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.cas, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	path := filepath.Join(s.cas, "lock")
+	f, err := os.Open(path) // flock needs no write access: skiff group members may lock too
+	if errors.Is(err, os.ErrNotExist) {
+		if f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+			err = perm.Shared(path)
+		}
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock store: %w", err)
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), how)
@@ -250,11 +318,12 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 			rec.Labels[string(l.Name)] = l.Value
 		}
 	}
-	return id, s.writeJSON(s.recordPath(id), rec)
+	return id, s.writeJSON(s.recordPath(id), rec, true)
 }
 
-// writeJSON replaces path with v's JSON, crash-safely.
-func (s *Store) writeJSON(path string, v any) error {
+// writeJSON replaces path with v's JSON, crash-safely, readable by the
+// skiff group when shared.
+func (s *Store) writeJSON(path string, v any, shared bool) error {
 	data, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
 		return err
@@ -264,6 +333,12 @@ func (s *Store) writeJSON(path string, v any) error {
 		return err
 	}
 	defer os.Remove(f.Name())
+	if shared {
+		if err := perm.Shared(f.Name()); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
@@ -448,13 +523,69 @@ func (s *Store) FindByName(name string, labels map[string]string) (string, bool,
 	return img.ID, ok, nil
 }
 
-// Manifest returns the manifest of image id.
+// Manifest returns the manifest of image id, read from its blob; it fails
+// with ErrRecordMismatch if the image's record names it otherwise.
 func (s *Store) Manifest(id string) (*schema.ImageManifest, error) {
-	rec, err := s.readRecord(id)
+	m, err := s.manifest(id)
 	if err != nil {
 		return nil, fmt.Errorf("image manifest: %w", err)
 	}
-	return aci.ParseManifest(rec.Manifest)
+	return m, nil
+}
+
+// manifest reads image id's manifest from its blob (the tar's manifest
+// entry, found by skipping over entries) and checks that the record,
+// whose name and labels Get and dependency resolution trust, agrees.
+func (s *Store) manifest(id string) (*schema.ImageManifest, error) {
+	rec, err := s.readRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.blobPath(id))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := aci.ReadManifest(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, id, err)
+	}
+	if err := recordAgrees(rec, m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRecordMismatch, id, err)
+	}
+	return m, nil
+}
+
+// recordAgrees checks the record's name, labels and manifest copy against
+// the manifest m from the blob.
+func recordAgrees(rec *record, m *schema.ImageManifest) error {
+	if rec.Name != string(m.Name) {
+		return fmt.Errorf("record names it %q, blob %q", rec.Name, m.Name)
+	}
+	if len(rec.Labels) != len(m.Labels) {
+		return errors.New("labels differ")
+	}
+	for _, l := range m.Labels {
+		if v, ok := rec.Labels[string(l.Name)]; !ok || v != l.Value {
+			return fmt.Errorf("label %s differs", l.Name)
+		}
+	}
+	want, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var got schema.ImageManifest
+	if err := json.Unmarshal(rec.Manifest, &got); err != nil {
+		return fmt.Errorf("manifest copy: %w", err)
+	}
+	have, err := json.Marshal(&got)
+	if err != nil {
+		return err
+	}
+	if string(have) != string(want) {
+		return errors.New("manifest copy differs")
+	}
+	return nil
 }
 
 // Touch records that image id was just used, for GC's grace period.
@@ -469,7 +600,7 @@ func (s *Store) Touch(id string) error {
 		return fmt.Errorf("touch image: %w", err)
 	}
 	rec.LastUsedAt = time.Now().UTC()
-	return s.writeJSON(s.recordPath(id), rec)
+	return s.writeJSON(s.recordPath(id), rec, true)
 }
 
 // Remove deletes image id: record, rendered tree and blob.
@@ -558,7 +689,7 @@ func (s *Store) Remote(key string) (RemoteRecord, bool, error) {
 
 // SetRemote records rec under key, replacing any earlier record.
 func (s *Store) SetRemote(key string, rec RemoteRecord) error {
-	if err := s.writeJSON(s.remotePath(key), remoteFile{Key: key, RemoteRecord: rec}); err != nil {
+	if err := s.writeJSON(s.remotePath(key), remoteFile{Key: key, RemoteRecord: rec}, false); err != nil {
 		return fmt.Errorf("record remote %q: %w", key, err)
 	}
 	return nil

@@ -448,7 +448,7 @@ func TestVerify(t *testing.T) {
 	if _, err := s.Render(ctx, good); err != nil {
 		t.Fatal(err)
 	}
-	if probs, err := s.Verify(ctx, false); err != nil || len(probs) != 0 {
+	if probs, err := s.Verify(ctx, false, nil); err != nil || len(probs) != 0 {
 		t.Fatalf("clean store: %v, %v", probs, err)
 	}
 	blob, err := os.ReadFile(s.blobPath(bad))
@@ -465,7 +465,7 @@ func TestVerify(t *testing.T) {
 	if _, err := s.Render(ctx, bad); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("render of flipped blob: %v, want ErrCorrupt", err)
 	}
-	probs, err := s.Verify(ctx, false)
+	probs, err := s.Verify(ctx, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,10 +477,10 @@ func TestVerify(t *testing.T) {
 	if len(probs) != 2 || !strings.Contains(joined, "corrupt blob") || !strings.Contains(joined, "incomplete tree") {
 		t.Fatalf("problems:\n%s", joined)
 	}
-	if _, err := s.Verify(ctx, true); err != nil {
+	if _, err := s.Verify(ctx, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	if probs, err := s.Verify(ctx, false); err != nil || len(probs) != 0 {
+	if probs, err := s.Verify(ctx, false, nil); err != nil || len(probs) != 0 {
 		t.Errorf("after repair: %v, %v", probs, err)
 	}
 	if _, err := s.Get(bad); !errors.Is(err, ErrNotFound) {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/perm"
 )
 
 // maxLayers bounds a dependency list, which diamonds could otherwise blow up.
@@ -58,7 +59,14 @@ func (s *Store) render(ctx context.Context, id string) (string, error) {
 	if err := s.extractBlob(ctx, id, tmp); err != nil {
 		return "", err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	sum, err := TreeHash(tmp)
+	if err != nil {
+		return "", err
+	}
+	if err := perm.WriteFile(filepath.Join(tmp, treeHashFile), []byte(sum+"\n"), false); err != nil {
+		return "", err
+	}
+	if err := perm.Private(tmp); err != nil {
 		return "", err
 	}
 	if err := syncFS(tmp); err != nil {
@@ -169,11 +177,7 @@ func (s *Store) resolve(id string) ([]string, error) {
 		onPath[id] = true
 		defer delete(onPath, id)
 		all = append(all, id)
-		rec, err := s.readRecord(id)
-		if err != nil {
-			return err
-		}
-		m, err := aci.ParseManifest(rec.Manifest)
+		m, err := s.manifest(id)
 		if err != nil {
 			return err
 		}

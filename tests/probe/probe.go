@@ -203,8 +203,8 @@ func printUser(w io.Writer) error {
 	if g, err := user.LookupGroupId(gid); err == nil {
 		gname = g.Name
 	}
-	_, err = fmt.Fprintf(w, "UID=%s\nGID=%s\nGROUPS=%s\nUSERNAME=%s\nGROUPNAME=%s\n",
-		uid, gid, strings.Join(gs, ","), uname, gname)
+	_, err = fmt.Fprintf(w, "UID=%s\nGID=%s\nGROUPS=%s\nUSERNAME=%s\nGROUPNAME=%s\nEUID=%d\n",
+		uid, gid, strings.Join(gs, ","), uname, gname, os.Geteuid())
 	return err
 }
 

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/mount"
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/store"
+	"github.com/skiffpod/skiff/pkg/trust"
+)
+
+// exitFsckProblems is fsck's status when it found problems it left
+// unrepaired; skiff's own failures stay exitFailure.
+const exitFsckProblems = 1
+
+// fsckProblem is one line of fsck's report.
+type fsckProblem struct {
+	Area     string `json:"area"` // store, pods, trust
+	Path     string `json:"path"`
+	What     string `json:"problem"`
+	Repaired bool   `json:"repaired"`
+}
+
+func newFsckCmd(g *globals) *cobra.Command {
+	var f format
+	var repair bool
+	cmd := &cobra.Command{
+		Use:   "fsck",
+		Short: "Check the store, the pods and the trusted keys; --repair fixes what is safe",
+		Long: `Check the data dir and the trust store: every blob re-hashed, every image
+record against the manifest in its blob, every rendered tree against the hash
+recorded when it was rendered, modes and owners (docs/security.md), pods (state
+dirs, manifests, mounts left behind, images they use), trusted key files.
+
+--repair fixes what is safe: modes, records rewritten from blobs, damaged
+trees dropped (rendered again when needed; trees pods use are left), damaged
+images removed, orphans and temp leftovers removed, leftover mounts unmounted.
+
+Exit status: 0 when nothing is wrong (or everything found was repaired),
+1 when problems remain, 254 when fsck itself failed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			var probs []fsckProblem
+			s, err := g.openStore()
+			if err != nil {
+				return err
+			}
+			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]bool, error) { return podImages(g.dir) })
+			if err != nil {
+				return err
+			}
+			for _, p := range sp {
+				probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
+			}
+			pp, err := pod.Check(g.dir, pod.CheckOptions{
+				Images:   podImageIDs,
+				HasImage: func(id string) bool { _, err := s.Get(id); return err == nil },
+				Repair:   repair,
+			})
+			if err != nil {
+				return err
+			}
+			for _, p := range pp {
+				probs = append(probs, fsckProblem{"pods", p.Path, p.What, p.Repaired})
+			}
+			tp, err := trust.Open(g.localConfig).Check()
+			if err != nil {
+				return err
+			}
+			for _, p := range tp {
+				probs = append(probs, fsckProblem{"trust", p, "", false})
+			}
+			left := 0
+			for _, p := range probs {
+				if !p.Repaired {
+					left++
+				}
+			}
+			if f == "json" {
+				if probs == nil {
+					probs = []fsckProblem{}
+				}
+				if err := writeJSON(g.stdout, probs); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range probs {
+					line := fmt.Sprintf("%s: %s", p.Area, p.Path)
+					if p.What != "" {
+						line += ": " + p.What
+					}
+					if p.Repaired {
+						line += " (repaired)"
+					}
+					fmt.Fprintln(g.stdout, line)
+				}
+			}
+			if left == 0 {
+				return nil
+			}
+			hint := "run 'skiff fsck --repair'"
+			if repair {
+				hint = "the rest needs a person"
+			}
+			return &exitCode{code: exitFsckProblems, err: fmt.Errorf("fsck: %d problem(s) left; %s", left, hint)}
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVar(&repair, "repair", false, "fix what is safe to fix")
+	return cmd
+}
+
+// migrateDataDir brings a data dir of the first release (no format file)
+// to the current format when root opens it: the pods first, then the
+// store, whose format file is written last, so an interrupted migration
+// runs again. See docs/security.md.
+func migrateDataDir(g *globals) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	v, err := store.ReadFormat(g.dir)
+	if err != nil || v != 0 {
+		return err
+	}
+	if _, err := os.Stat(g.dir); err != nil {
+		return nil // a new data dir: created in the current format when used
+	}
+	g.log.Info("migrating data dir to the current format", "dir", g.dir)
+	if err := pod.Migrate(g.dir); err != nil {
+		return err
+	}
+	ms, err := mount.Under(pod.PodsDir(g.dir))
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := mount.Harden(m); err != nil {
+			return err
+		}
+	}
+	_, err = store.Open(g.dir, g.log)
+	return err
+}
