@@ -27,6 +27,10 @@ eval "exit \${EXIT_$name:-0}"
 func newInvocation(t *testing.T) Invocation {
 	t.Helper()
 	dir := t.TempDir()
+	// stage0 makes the data dir (store.Open); pod.Create makes what is below it.
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o750); err != nil {
+		t.Fatal(err)
+	}
 	p, err := pod.Create(filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
