@@ -111,7 +111,7 @@ func TestVerify(t *testing.T) {
 		{name: "key for app, asked apple", asked: "example.com/apple", signer: app, wantErr: ErrUntrusted},
 		{name: "key for app, asked parent", asked: "example.com", signer: app, wantErr: ErrUntrusted},
 		{name: "corrupted image", asked: "example.com/app", signer: app, data: corrupt, wantErr: ErrBadSignature},
-		{name: "expired key", asked: "example.com/app", signer: expired, signedAt: 47 * time.Hour, wantErr: ErrUntrusted, wantIn: "expired"},
+		{name: "expired key", asked: "example.com/app", signer: expired, signedAt: 47*time.Hour + 30*time.Minute, wantErr: ErrUntrusted, wantIn: "expired"},
 		{name: "revoked key", asked: "example.com/app", signer: revoked, sig: revokedSig, wantErr: ErrUntrusted, wantIn: "revoked"},
 		{name: "empty signature", asked: "example.com/app", sig: []byte{}, wantErr: ErrNoSignature},
 		{name: "garbage signature", asked: "example.com/app", sig: []byte("not a signature"), wantErr: ErrBadSignature},
