@@ -403,7 +403,7 @@ func newCatManifestCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(p.File(pod.ManifestFile))
+			b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize)
 			if err != nil {
 				return fmt.Errorf("pod %s has no manifest yet: %w", p.UUID, err)
 			}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // resolveUser turns appc's user and group (a number, a name looked up in
@@ -106,10 +108,14 @@ func findByID(db [][]string, id uint32) []string {
 	return nil
 }
 
+// maxDBSize bounds the image's /etc/passwd and /etc/group: large sites
+// have a few MiB; an image's are a few KiB.
+const maxDBSize = 16 << 20
+
 // readDB reads a colon-separated database such as /etc/passwd from the
 // image; a missing file is an empty database.
 func readDB(root *os.Root, name string) ([][]string, error) {
-	b, err := root.ReadFile(name)
+	b, err := safefile.ReadFileIn(root, name, maxDBSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -46,6 +46,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 const (
@@ -282,11 +284,15 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// maxRecordSize bounds an image record or remote record: the manifest it
+// holds is at most aci.MaxManifestSize.
+const maxRecordSize = 4 << 20
+
 func (s *Store) readRecord(id string) (*record, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: %q is not an image ID", ErrBadRef, id)
 	}
-	data, err := os.ReadFile(s.recordPath(id))
+	data, err := safefile.ReadFile(s.recordPath(id), maxRecordSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -294,7 +300,7 @@ func (s *Store) readRecord(id string) (*record, error) {
 		return nil, err
 	}
 	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
+	if err := strictjson.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("read record of %s: %w", id, err)
 	}
 	return &rec, nil
@@ -528,7 +534,7 @@ type remoteFile struct {
 // Remote returns what SetRemote last recorded under key, if that image is
 // still stored.
 func (s *Store) Remote(key string) (RemoteRecord, bool, error) {
-	data, err := os.ReadFile(s.remotePath(key))
+	data, err := safefile.ReadFile(s.remotePath(key), maxRecordSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return RemoteRecord{}, false, nil
 	}
@@ -536,7 +542,7 @@ func (s *Store) Remote(key string) (RemoteRecord, bool, error) {
 		return RemoteRecord{}, false, fmt.Errorf("read remote %q: %w", key, err)
 	}
 	var rf remoteFile
-	if err := json.Unmarshal(data, &rf); err != nil {
+	if err := strictjson.Unmarshal(data, &rf); err != nil {
 		return RemoteRecord{}, false, fmt.Errorf("read remote %q: %w", key, err)
 	}
 	if _, err := s.readRecord(rf.ID); err != nil {
