@@ -192,7 +192,12 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 	if maxBytes <= 0 {
 		maxBytes = aci.DefaultMaxBytes
 	}
-	dec, err := aci.Decompress(ctxReader{ctx, r})
+	maxBytes, fromSpace, err := s.importLimit(maxBytes)
+	if err != nil {
+		return "", err
+	}
+	in := &countReader{r: ctxReader{ctx, r}}
+	dec, err := aci.Decompress(in)
 	if err != nil {
 		return "", err
 	}
@@ -203,8 +208,11 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }() // a no-op once renamed
 	h := sha512.New()
-	tee := io.TeeReader(&limitReader{r: dec, n: maxBytes}, io.MultiWriter(tmp, h))
+	tee := io.TeeReader(&limitReader{r: &ratioReader{r: dec, in: in}, n: maxBytes}, io.MultiWriter(tmp, h))
 	m, err := aci.Validate(tee, aci.ExtractOptions{MaxBytes: maxBytes})
+	if re := (*ratioError)(nil); errors.Is(err, aci.ErrTooLarge) && !errors.As(err, &re) && fromSpace {
+		return "", fmt.Errorf("%w (the limit is half the store's free space, less a margin)", err)
+	}
 	if err != nil {
 		return "", err
 	}
