@@ -175,6 +175,11 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if f.uuidFileSave != "" { // refused before anything is prepared; checked again on write
+		if err := safefile.CheckOutput(f.uuidFileSave, true); err != nil {
+			return nil, fmt.Errorf("--uuid-file-save: %w", err)
+		}
+	}
 	s, err := g.openStore()
 	if err != nil {
 		return nil, err

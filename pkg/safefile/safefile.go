@@ -113,7 +113,7 @@ func readFile(f *os.File, limit int64) ([]byte, error) {
 // directory that is renamed over path only once complete: a reader never
 // sees half a file and a failure leaves path as it was.
 func Write(path string, perm fs.FileMode, overwrite bool, fill func(io.Writer) error) error {
-	if err := checkTarget(path, overwrite); err != nil {
+	if err := CheckOutput(path, overwrite); err != nil {
 		return err
 	}
 	dir, base := filepath.Split(path)
@@ -141,7 +141,7 @@ func Write(path string, perm fs.FileMode, overwrite bool, fill func(io.Writer) e
 		flags = 0
 		// The check above raced with whoever can write dir: look again
 		// right before the rename, which itself never follows a symlink.
-		if err := checkTarget(path, overwrite); err != nil {
+		if err := CheckOutput(path, overwrite); err != nil {
 			return err
 		}
 	}
@@ -159,7 +159,10 @@ func WriteFile(path string, data []byte, perm fs.FileMode, overwrite bool) error
 	})
 }
 
-func checkTarget(path string, overwrite bool) error {
+// CheckOutput reports whether Write would refuse path now: a symlink or a
+// file that is not regular, or (without overwrite) any existing file. It
+// lets a command refuse before doing work whose result it cannot save.
+func CheckOutput(path string, overwrite bool) error {
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
