@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -404,8 +405,11 @@ func newCatManifestCmd(g *globals) *cobra.Command {
 				return err
 			}
 			b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize)
-			if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("pod %s has no manifest yet: %w", p.UUID, err)
+			}
+			if err != nil {
+				return fmt.Errorf("manifest of pod %s: %w", p.UUID, err)
 			}
 			_, err = g.stdout.Write(append(b, '\n'))
 			return err

@@ -284,7 +284,7 @@ func TestFIFOPasswd(t *testing.T) {
 		t.Fatalf("run succeeded:\n%s%s", r.out, r.errs)
 	}
 	mustContain(t, r.errs, "etc/passwd", "not a regular file")
-	t.Logf("failed after %v: %s", r.took, strings.TrimSpace(r.errs))
+	t.Logf("failed after %v: %q", r.took, r.errs)
 }
 
 // exitedPod runs a pod that exits at once and returns its directory.
@@ -371,10 +371,10 @@ func TestHostilePodFiles(t *testing.T) {
 		r := within(t, e.with(t), 20*time.Second, "cat-manifest", uuid)
 		r.oneLine(t, 254, "symlink")
 		mustNotContain(t, r.out, "host secret")
-		for _, kind := range []string{"fifo", "huge"} {
+		for kind, mention := range map[string]string{"fifo": "not a regular file", "huge": "too large"} {
 			plant(t, mpath, kind, secret)
 			r := within(t, e.with(t), 20*time.Second, "cat-manifest", uuid)
-			r.oneLine(t, 254, "not")
+			r.oneLine(t, 254, mention)
 		}
 		os.Remove(mpath)
 		os.WriteFile(mpath, manifest, 0o644)
@@ -422,7 +422,7 @@ func TestHostileOutputFiles(t *testing.T) {
 				if overwrite {
 					args = append(args, "--overwrite")
 				}
-				t.Run(strings.Join(args[2:], " "), func(t *testing.T) {
+				t.Run(strings.Join(append([]string{"export"}, args[4:]...), " "), func(t *testing.T) {
 					r := within(t, e.with(t), 60*time.Second, args...)
 					r.oneLine(t, 254, "image export")
 					check(t)
