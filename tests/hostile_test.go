@@ -284,6 +284,9 @@ func TestFIFOPasswd(t *testing.T) {
 		t.Fatalf("run succeeded:\n%s%s", r.out, r.errs)
 	}
 	mustContain(t, r.errs, "etc/passwd", "not a regular file")
+	if l := errorLines(r.errs); len(l) != 1 {
+		t.Errorf("want one error line, got %q", l)
+	}
 	t.Logf("failed after %v: %q", r.took, r.errs)
 }
 
