@@ -379,6 +379,9 @@ func TestHostilePodFiles(t *testing.T) {
 			plant(t, mpath, kind, secret)
 			r := within(t, e.with(t), 20*time.Second, "cat-manifest", uuid)
 			r.oneLine(t, 254, mention)
+			// list and status read the manifest too, for the app names.
+			within(t, e.with(t), 20*time.Second, "list").ok(t)
+			within(t, e.with(t), 20*time.Second, "status", uuid).ok(t)
 		}
 		os.Remove(mpath)
 		os.WriteFile(mpath, manifest, 0o644)
