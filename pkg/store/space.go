@@ -12,15 +12,15 @@ import (
 // How much an import may write (docs/images-safety.md). An image is stored
 // as its uncompressed tar and later rendered as a tree of about the same
 // size on the same filesystem, so its uncompressed size may use at most
-// half of the space free beyond a margin kept for everyone else (5 % of the
-// filesystem, at least MinFreeMargin). And it may not decompress to more
+// half of the space free beyond a margin kept for everyone else (1/20 of
+// the filesystem). And it may not decompress to more
 // than MaxRatio times the compressed bytes read so far, beyond RatioSlack:
 // real images compress 2-10:1; a bomb of zeros compresses 1000:1 (gzip)
 // and far more (xz), and would otherwise write all of it before failing.
 const (
-	MinFreeMargin = 256 << 20
-	MaxRatio      = 100
-	RatioSlack    = 64 << 20
+	FreeMarginDivisor = 20
+	MaxRatio          = 100
+	RatioSlack        = 64 << 20
 )
 
 // importLimit lowers want to what the filesystem of the store can take.
@@ -31,12 +31,11 @@ func (s *Store) importLimit(want int64) (limit int64, fromSpace bool, err error)
 		return 0, false, fmt.Errorf("free space of the store: %w", err)
 	}
 	avail := int64(st.Bavail) * st.Bsize
-	margin := int64(st.Blocks) * st.Bsize / 20
-	margin = max(margin, MinFreeMargin)
+	margin := int64(st.Blocks) * st.Bsize / FreeMarginDivisor
 	limit = (avail - margin) / 2
 	if limit <= 0 {
-		return 0, true, fmt.Errorf("%w: the store's filesystem has %d MiB free, less than the %d MiB kept free",
-			aci.ErrTooLarge, avail>>20, margin>>20)
+		return 0, true, fmt.Errorf("%w: %w: %d KiB free, less than the %d KiB kept free",
+			aci.ErrTooLarge, unix.ENOSPC, avail>>10, margin>>10)
 	}
 	return min(limit, want), limit < want, nil
 }

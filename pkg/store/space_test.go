@@ -67,29 +67,36 @@ func TestImportBounded(t *testing.T) {
 	tests := []struct {
 		name   string
 		fs     string // tmpfs size
+		fill   int64  // bytes written to the tmpfs first
 		data   func() io.Reader
 		naming string
 	}{
 		// 256 MiB of zeros, 250 KiB gzipped: more than 100:1.
-		{"zip bomb", "2g", func() io.Reader { return zeroBomb(256 << 20) }, "times its size"},
-		// Declares 700 MiB where (1 GiB - 256 MiB margin) / 2 = 384 MiB fit.
-		{"bigger than free space", "1g", func() io.Reader { return zeroBomb(700 << 20) }, "free space"},
-		{"no space at all", "128m", func() io.Reader {
+		{"zip bomb", "2g", 0, func() io.Reader { return zeroBomb(256 << 20) }, "times its size"},
+		// Declares 700 MiB where (1 GiB - 51 MiB margin) / 2 = 486 MiB fit.
+		{"bigger than free space", "1g", 0, func() io.Reader { return zeroBomb(700 << 20) }, "free space"},
+		// 2 MiB free, less than the margin of 64 MiB / 20.
+		{"no space at all", "64m", 62 << 20, func() io.Reader {
 			return bytes.NewReader(acitest.Image(t, "example.com/small", map[string]string{"f": "x"}))
 		}, "kept free"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := onTmpfs(t, tt.fs)
+			if tt.fill > 0 {
+				if err := os.WriteFile(filepath.Join(s.TmpDir(), "fill"), make([]byte, tt.fill), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			start := time.Now()
 			_, err := s.Import(ctx, tt.data(), ImportOptions{})
-			if !errors.Is(err, aci.ErrTooLarge) || !strings.Contains(err.Error(), tt.naming) {
+			if !errors.Is(err, aci.ErrTooLarge) || !strings.Contains(err.Error(), tt.naming) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v, want %v naming %q", err, aci.ErrTooLarge, tt.naming)
 			}
 			t.Logf("%v after %v", err, time.Since(start))
 			var st unix.Statfs_t
 			unix.Statfs(s.TmpDir(), &st)
-			if used := int64(st.Blocks-st.Bfree) * st.Bsize; used > 80<<20 {
+			if used := int64(st.Blocks-st.Bfree)*st.Bsize - tt.fill; used > 80<<20 {
 				t.Errorf("%d MiB left in the store's filesystem", used>>20)
 			}
 		})

@@ -211,7 +211,7 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 	tee := io.TeeReader(&limitReader{r: &ratioReader{r: dec, in: in}, n: maxBytes}, io.MultiWriter(tmp, h))
 	m, err := aci.Validate(tee, aci.ExtractOptions{MaxBytes: maxBytes})
 	if re := (*ratioError)(nil); errors.Is(err, aci.ErrTooLarge) && !errors.As(err, &re) && fromSpace {
-		return "", fmt.Errorf("%w (the limit is half the store's free space, less a margin)", err)
+		return "", fmt.Errorf("%w: %w (an image may use half of the free space, less 1/20 of the filesystem)", err, unix.ENOSPC)
 	}
 	if err != nil {
 		return "", err
