@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/prepare"
+	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/store"
 )
 
@@ -172,10 +175,10 @@ func podImages(dir string) (map[string]bool, error) {
 // it has written them, so gc cannot be asking in between.
 func podImageIDs(p *pod.Pod) []string {
 	var ids []string
-	if b, err := os.ReadFile(p.File(prepare.Stage1ImageFile)); err == nil {
+	if b, err := p.ReadFile(prepare.Stage1ImageFile, pod.MaxStateFileSize); err == nil {
 		ids = append(ids, strings.TrimSpace(string(b)))
 	}
-	b, err := os.ReadFile(p.File("mounts.json"))
+	b, err := p.ReadFile("mounts.json", 16<<20)
 	if err != nil {
 		return ids
 	}
@@ -198,20 +201,14 @@ func newImageExportCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withImage(g, args[0], func(s *store.Store, id string) error {
-				flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-				if overwrite {
-					flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-				}
-				f, err := os.OpenFile(args[1], flags, 0o644)
-				if err != nil {
+				err := safefile.Write(args[1], 0o644, overwrite, func(w io.Writer) error { return s.Export(id, w) })
+				if errors.Is(err, fs.ErrExist) {
 					return fmt.Errorf("image export: %w (use --overwrite to replace)", err)
 				}
-				if err := s.Export(id, f); err != nil {
-					f.Close()
-					os.Remove(args[1])
-					return err
+				if err != nil {
+					return fmt.Errorf("image export: %w", err)
 				}
-				return f.Close()
+				return nil
 			})
 		},
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -172,6 +174,40 @@ func (f *podFlags) check() error {
 	case "new", "update", "never":
 	default:
 		return usagef("--pull-policy=%s: want new, update or never", f.pullPolicy)
+	}
+	if f.hostname != "" {
+		if err := checkHostname(f.hostname); err != nil {
+			return usagef("--hostname=%q: %v", f.hostname, err)
+		}
+	}
+	return nil
+}
+
+// maxHostname is Linux's HOST_NAME_MAX.
+const maxHostname = 64
+
+// checkHostname accepts a hostname of RFC 1123 labels separated by dots:
+// each 1 to 63 letters, digits and inner hyphens. Both stage1s hand it to
+// the kernel and to systemd as given, so what they would refuse or mangle
+// is refused here, before anything is prepared.
+func checkHostname(h string) error {
+	if len(h) > maxHostname {
+		return fmt.Errorf("longer than %d characters", maxHostname)
+	}
+	for _, l := range strings.Split(h, ".") {
+		switch {
+		case l == "":
+			return errors.New("empty label")
+		case len(l) > 63:
+			return fmt.Errorf("label %q longer than 63 characters", l)
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return fmt.Errorf("label %q starts or ends with '-'", l)
+		}
+		for _, c := range l {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Errorf("%q not allowed: want letters, digits, '-' and '.'", c)
+			}
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -403,9 +404,12 @@ func newCatManifestCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(p.File(pod.ManifestFile))
-			if err != nil {
+			b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize)
+			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("pod %s has no manifest yet: %w", p.UUID, err)
+			}
+			if err != nil {
+				return fmt.Errorf("manifest of pod %s: %w", p.UUID, err)
 			}
 			_, err = g.stdout.Write(append(b, '\n'))
 			return err

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
+	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/stage1"
 	"github.com/skiffpod/skiff/pkg/store"
 )
@@ -180,6 +180,11 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if f.uuidFileSave != "" { // refused before anything is prepared; checked again on write
+		if err := safefile.CheckOutput(f.uuidFileSave, true); err != nil {
+			return nil, fmt.Errorf("--uuid-file-save: %w", err)
+		}
+	}
 	s, err := g.openStore()
 	if err != nil {
 		return nil, err
@@ -230,7 +235,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		return nil, fmt.Errorf("prepare pod: %w", err)
 	}
 	if f.uuidFileSave != "" {
-		if err := os.WriteFile(f.uuidFileSave, []byte(p.UUID+"\n"), 0o644); err != nil {
+		if err := safefile.WriteFile(f.uuidFileSave, []byte(p.UUID+"\n"), 0o644, true); err != nil {
 			p.Unlock()
 			return nil, fmt.Errorf("--uuid-file-save: %w", err)
 		}
@@ -266,7 +271,7 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 // invocation finds the store tree of the pod's stage1.
 func invocation(g *globals, p *pod.Pod) (stage1.Invocation, error) {
 	in := stage1.Invocation{Pod: p, Debug: g.debug}
-	b, err := os.ReadFile(p.File(prepare.Stage1ImageFile))
+	b, err := p.ReadFile(prepare.Stage1ImageFile, pod.MaxStateFileSize)
 	if err != nil {
 		return in, fmt.Errorf("pod %s: stage1 image: %w", p.UUID, err)
 	}

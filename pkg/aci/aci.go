@@ -17,6 +17,8 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/ulikunitz/xz"
+
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // MaxManifestSize bounds the manifest entry; real ones are a few KiB.
@@ -111,7 +113,7 @@ func ParseManifest(data []byte) (*schema.ImageManifest, error) {
 		return nil, fmt.Errorf("parse manifest: %w: not valid JSON", ErrBadManifest)
 	}
 	var m schema.ImageManifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := strictjson.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("parse manifest: %w: %w", ErrBadManifest, err)
 	}
 	return &m, nil

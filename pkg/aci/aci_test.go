@@ -133,6 +133,16 @@ func TestExtractHostile(t *testing.T) {
 		{"bad name", []E{{Name: man, Body: acitest.Manifest("Not A Name!")}}, ExtractOptions{}, ErrBadManifest, ""},
 		{"bomb", []E{good, {Name: "rootfs/a", Body: strings.Repeat("x", 600)}, {Name: "rootfs/b", Body: strings.Repeat("x", 600)}}, ExtractOptions{MaxBytes: 1000}, ErrTooLarge, "rootfs/b"},
 		{"too many entries", []E{good, {Name: "rootfs/a"}, {Name: "rootfs/b"}}, ExtractOptions{MaxEntries: 2}, ErrTooLarge, ""},
+		{"too deep", []E{good, {Name: "rootfs/" + strings.Repeat("d/", MaxDepth) + "f"}}, ExtractOptions{}, ErrUnsafeEntry, "deeper than 1024"},
+		{"too deep dir", []E{good, {Name: "rootfs/" + strings.Repeat("d/", MaxDepth+1)}}, ExtractOptions{}, ErrUnsafeEntry, "deeper than 1024"},
+		{"longer than PATH_MAX", []E{good, {Name: "rootfs/" + strings.Repeat("abcdefgh/", 455) + "f"}}, ExtractOptions{}, ErrUnsafeEntry, "longer than 4096"},
+		{"link target longer than PATH_MAX", []E{good, {Name: "rootfs/l", Type: '2', Link: strings.Repeat("a/", 2049)}}, ExtractOptions{}, ErrUnsafeEntry, "rootfs/l"},
+		{"uid 2^31", []E{good, {Name: "rootfs/f", Uid: 1 << 31}}, ExtractOptions{}, ErrUnsafeEntry, "uid 2147483648"},
+		{"uid 2^32-1", []E{good, {Name: "rootfs/d/", Uid: 1<<32 - 1}}, ExtractOptions{}, ErrUnsafeEntry, "rootfs/d/"},
+		{"pax sparse", []E{good, {Name: "rootfs/sparse", Body: "hello", PAX: map[string]string{
+			"GNU.sparse.size": "1073741824", "GNU.sparse.numblocks": "1", "GNU.sparse.map": "0,5"}}}, ExtractOptions{}, ErrUnsafeEntry, "sparse"},
+		{"no rootfs", []E{good}, ExtractOptions{}, ErrNoRootfs, ""},
+		{"duplicate manifest key", []E{{Name: man, Body: `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/a","name":"example.com/b"}`}, {Name: "rootfs/"}}, ExtractOptions{}, ErrBadManifest, `duplicate key "name"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ var (
 	ErrUnknownFormat = errors.New("unknown image format")
 	// ErrNoManifest means the tar has no manifest entry.
 	ErrNoManifest = errors.New("image has no manifest")
+	// ErrNoRootfs means the tar has no rootfs directory.
+	ErrNoRootfs = errors.New("image has no rootfs")
 	// ErrBadManifest means the manifest is not a valid appc image manifest.
 	ErrBadManifest = errors.New("invalid image manifest")
 	// ErrUnsafeEntry means a tar entry could escape or damage the target

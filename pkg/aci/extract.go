@@ -22,6 +22,26 @@ const (
 	DefaultMaxEntries = 1 << 20
 )
 
+// Limits on every entry, whatever the options: Linux's PATH_MAX for names
+// and link targets, a nesting depth no real image comes near, and ids that
+// fit the kernel's 31 bits (larger ones alias the overflow and nobody ids
+// in some user namespaces, and tools disagree on their sign).
+const (
+	MaxPathLen = 4096
+	MaxDepth   = 1024
+	MaxID      = 1<<31 - 1
+)
+
+// allowedXattrs says which "SCHILY.xattr." records of an image are applied:
+// the user namespace, and file capabilities (only when owners are kept, as
+// they mean nothing without them). trusted.* (overlayfs's own
+// trusted.overlay.* among them, which would make a layer lie to the kernel
+// about whiteouts and redirects) and every other security.* attribute
+// (SELinux labels, IMA/EVM) are dropped: they are the host's to set.
+func allowedXattr(name string, noChown bool) bool {
+	return strings.HasPrefix(name, "user.") || name == "security.capability" && !noChown
+}
+
 // ExtractOptions bound and adjust Extract.
 type ExtractOptions struct {
 	// MaxBytes bounds the total size of file contents; 0 means DefaultMaxBytes.
@@ -43,9 +63,13 @@ type ExtractOptions struct {
 // extracted as a file of this archive, char and block devices, and
 // replacing a directory by a non-directory. FIFOs are allowed: they are
 // inert without a reader and some base images ship one. Symlink targets are
-// data and may point anywhere. Modes (with setuid/setgid/sticky), numeric
-// owners, mtimes, hardlinks and the "SCHILY.xattr." PAX records of regular
-// files are kept.
+// data and may point anywhere. Also rejected: names or link targets longer
+// than MaxPathLen, names deeper than MaxDepth components, uids and gids
+// above MaxID, sparse files (GNU or PAX: their declared size is not
+// bounded by the archive's), and an image with no rootfs entry. Modes
+// (with setuid/setgid/sticky), numeric owners, mtimes, hardlinks and the
+// allowed "SCHILY.xattr." PAX records of regular files are kept (see
+// allowedXattr); other xattrs are dropped.
 //
 // On error the directory may hold a partial tree; callers extract into a
 // temporary directory and discard it.
@@ -77,10 +101,20 @@ func extract(r io.Reader, root *os.Root, opts ExtractOptions) (*schema.ImageMani
 		opts.MaxEntries = DefaultMaxEntries
 	}
 	x := &extractor{
-		root:  root,
-		opts:  opts,
-		dirs:  map[string]*tar.Header{".": nil},
-		files: map[string]bool{},
+		root:     root,
+		opts:     opts,
+		dirs:     map[string]*tar.Header{".": nil},
+		files:    map[string]bool{},
+		parentFD: -1,
+	}
+	if root != nil {
+		top, err := root.Open(".")
+		if err != nil {
+			return nil, err
+		}
+		x.top = top
+		defer x.closeParent()
+		defer top.Close()
 	}
 	return x.run(tar.NewReader(r))
 }
@@ -94,6 +128,17 @@ type extractor struct {
 	files    map[string]bool        // non-directories created, valid hardlink targets
 	total    int64
 	manifest *schema.ImageManifest
+	rootfs   bool // an entry at or under rootfs/ was seen
+
+	// Every file operation is an *at call on the entry's parent directory,
+	// opened by the kernel in one openat2 beneath top that follows no
+	// symlink. os.Root resolves a path one component per system call on
+	// every operation, which made a deep chain of directories quadratic
+	// (1024 levels: 40 s); this is one call per entry, and none at all
+	// when the entry shares its parent with the one before, as most do.
+	top        *os.File // the target directory, held open
+	parentName string   // the directory parentFD is open on
+	parentFD   int
 }
 
 func (x *extractor) run(tr *tar.Reader) (*schema.ImageManifest, error) {
@@ -117,6 +162,9 @@ func (x *extractor) run(tr *tar.Reader) (*schema.ImageManifest, error) {
 	}
 	if x.manifest == nil {
 		return nil, ErrNoManifest
+	}
+	if !x.rootfs {
+		return nil, ErrNoRootfs
 	}
 	if x.root == nil {
 		return x.manifest, nil
@@ -158,6 +206,10 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 		return x.writeFile("manifest", data, 0o644)
 	case name != "rootfs" && !strings.HasPrefix(name, "rootfs/"):
 		return unsafeEntry(h.Name, "not manifest or rootfs")
+	}
+	x.rootfs = true
+	if err := checkLimits(h, name); err != nil {
+		return err
 	}
 
 	if h.Typeflag == tar.TypeDir {
@@ -216,11 +268,21 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 			return err
 		}
 	case tar.TypeSymlink:
-		if err := x.root.Symlink(h.Linkname, name); err != nil {
+		if err := x.atParent(name, func(fd int, base string) error {
+			return unix.Symlinkat(h.Linkname, fd, base)
+		}); err != nil {
 			return err
 		}
 	case tar.TypeLink: // shares the target's inode and metadata
-		return x.root.Link(path.Clean(h.Linkname), name)
+		target := path.Clean(h.Linkname)
+		tdir, err := x.openDir(path.Dir(target))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(tdir)
+		return x.atParent(name, func(fd int, base string) error {
+			return unix.Linkat(tdir, path.Base(target), fd, base, 0)
+		})
 	case tar.TypeFifo:
 		if err := x.atParent(name, func(fd int, base string) error {
 			return unix.Mkfifoat(fd, base, 0o600)
@@ -229,6 +291,31 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 		}
 	}
 	return x.attrs(h, name)
+}
+
+// checkLimits refuses an entry whose name, link target, owner or sparse
+// map breaks the limits every image must keep (see Extract).
+func checkLimits(h *tar.Header, name string) error {
+	switch {
+	case len(h.Name) > MaxPathLen:
+		return unsafeEntry(h.Name[:64]+"...", fmt.Sprintf("name longer than %d bytes", MaxPathLen))
+	case len(h.Linkname) > MaxPathLen:
+		return unsafeEntry(h.Name, fmt.Sprintf("link target longer than %d bytes", MaxPathLen))
+	case strings.Count(name, "/") > MaxDepth: // "rootfs/" plus MaxDepth components
+		return unsafeEntry(h.Name[:min(len(h.Name), 64)]+"...", fmt.Sprintf("deeper than %d components", MaxDepth))
+	case h.Uid < 0 || h.Uid > MaxID:
+		return unsafeEntry(h.Name, fmt.Sprintf("uid %d out of range 0-%d", h.Uid, MaxID))
+	case h.Gid < 0 || h.Gid > MaxID:
+		return unsafeEntry(h.Name, fmt.Sprintf("gid %d out of range 0-%d", h.Gid, MaxID))
+	case h.Typeflag == tar.TypeGNUSparse:
+		return unsafeEntry(h.Name, "sparse file")
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return unsafeEntry(h.Name, "sparse file")
+		}
+	}
+	return nil
 }
 
 // parents makes sure every ancestor of name is a directory this extraction
@@ -254,7 +341,7 @@ func (x *extractor) replace(name string) error {
 		return nil
 	}
 	delete(x.files, name)
-	return x.root.Remove(name)
+	return x.atParent(name, func(fd int, base string) error { return unix.Unlinkat(fd, base, 0) })
 }
 
 func (x *extractor) mkdir(name string) error {
@@ -262,14 +349,11 @@ func (x *extractor) mkdir(name string) error {
 	if x.root == nil {
 		return nil
 	}
-	if err := x.root.Mkdir(name, 0o700); err != nil {
-		return err
-	}
-	return nil
+	return x.atParent(name, func(fd int, base string) error { return unix.Mkdirat(fd, base, 0o700) })
 }
 
 func (x *extractor) regular(tr *tar.Reader, h *tar.Header, name string) error {
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	f, err := x.create(name, 0o600)
 	if err != nil {
 		return err
 	}
@@ -279,7 +363,7 @@ func (x *extractor) regular(tr *tar.Reader, h *tar.Header, name string) error {
 	}
 	for k, v := range h.PAXRecords {
 		attr, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok || x.opts.NoChown && strings.HasPrefix(attr, "security.") {
+		if !ok || !allowedXattr(attr, x.opts.NoChown) {
 			continue
 		}
 		if err := unix.Fsetxattr(int(f.Fd()), attr, []byte(v), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
@@ -293,20 +377,23 @@ func (x *extractor) regular(tr *tar.Reader, h *tar.Header, name string) error {
 // setuid bits (chown clears them). Symlinks keep their own mode.
 func (x *extractor) attrs(h *tar.Header, name string) error {
 	if !x.opts.NoChown {
-		if err := x.root.Lchown(name, h.Uid, h.Gid); err != nil {
+		if err := x.atParent(name, func(fd int, base string) error {
+			return unix.Fchownat(fd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW)
+		}); err != nil {
 			return err
 		}
 	}
 	if h.Typeflag != tar.TypeSymlink {
-		mode := h.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		// Not a symlink, in a directory only this extraction writes:
+		// fchmodat, which follows symlinks, changes this very entry.
+		mode := uint32(h.Mode) & 0o7777
 		if x.opts.NoChown {
-			mode &^= fs.ModeSetuid | fs.ModeSetgid
+			mode &^= unix.S_ISUID | unix.S_ISGID
 		}
-		if err := x.root.Chmod(name, mode); err != nil {
+		if err := x.chmod(name, mode); err != nil {
 			return err
 		}
 	}
-	// os.Root has no Lchtimes: set the time on the parent's fd, no-follow.
 	return x.atParent(name, func(fd int, base string) error {
 		ts := []unix.Timespec{unix.NsecToTimespec(h.ModTime.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}
 		if h.ModTime.IsZero() {
@@ -317,18 +404,66 @@ func (x *extractor) attrs(h *tar.Header, name string) error {
 	})
 }
 
-// atParent runs fn with an fd of name's parent directory, opened through
-// the root, and name's last component, for the *at calls os.Root lacks.
+// atParent runs fn with an fd of name's parent directory and name's last
+// component.
 func (x *extractor) atParent(name string, fn func(fd int, base string) error) error {
-	d, err := x.root.Open(path.Dir(name))
-	if err != nil {
-		return err
+	dir := path.Dir(name)
+	if dir != x.parentName || x.parentFD < 0 {
+		x.closeParent()
+		fd, err := x.openDir(dir)
+		if err != nil {
+			return err
+		}
+		x.parentName, x.parentFD = dir, fd
 	}
-	defer d.Close()
-	if err := fn(int(d.Fd()), path.Base(name)); err != nil {
-		return &os.PathError{Op: "at", Path: name, Err: err}
+	if err := fn(x.parentFD, path.Base(name)); err != nil {
+		return &os.PathError{Op: "extract", Path: name, Err: err}
 	}
 	return nil
+}
+
+func (x *extractor) closeParent() {
+	if x.parentFD >= 0 {
+		unix.Close(x.parentFD)
+		x.parentFD = -1
+	}
+}
+
+// openDir opens dir, relative to the target, never leaving it and
+// following no symlink (extract never writes below one anyway).
+func (x *extractor) openDir(dir string) (int, error) {
+	fd, err := unix.Openat2(int(x.top.Fd()), dir, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) { // before Linux 5.6: os.Root's slow, safe walk
+		var f *os.File
+		if f, err = x.root.Open(dir); err == nil {
+			fd, err = unix.Dup(int(f.Fd()))
+			f.Close()
+		}
+	}
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return fd, nil
+}
+
+// create makes name, a new regular file, and opens it for writing.
+func (x *extractor) create(name string, mode uint32) (*os.File, error) {
+	var f *os.File
+	err := x.atParent(name, func(fd int, base string) error {
+		nfd, err := unix.Openat(fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+		if err == nil {
+			f = os.NewFile(uintptr(nfd), name)
+		}
+		return err
+	})
+	return f, err
+}
+
+func (x *extractor) chmod(name string, mode uint32) error {
+	return x.atParent(name, func(fd int, base string) error { return unix.Fchmodat(fd, base, mode, 0) })
 }
 
 // finishDirs applies directory headers deepest first, so restrictive modes
@@ -344,7 +479,7 @@ func (x *extractor) finishDirs() error {
 		switch {
 		case n == ".": // the caller's directory, not ours to change
 		case h == nil: // implied by a deeper entry: the usual default
-			if err := x.root.Chmod(n, 0o755); err != nil {
+			if err := x.chmod(n, 0o755); err != nil {
 				return err
 			}
 		default:
@@ -357,7 +492,7 @@ func (x *extractor) finishDirs() error {
 }
 
 func (x *extractor) writeFile(name string, data []byte, mode fs.FileMode) error {
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
+	f, err := x.create(name, uint32(mode))
 	if err != nil {
 		return err
 	}

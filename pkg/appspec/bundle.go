@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // Write writes the bundle files stage2 reads from dir: spec.json and the
@@ -33,14 +36,17 @@ func Write(dir string, s *specs.Spec) error {
 	return nil
 }
 
+// maxSpecSize bounds spec.json, read back from the app directory.
+const maxSpecSize = 4 << 20
+
 // Read reads dir/spec.json.
 func Read(dir string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SpecFile))
+	b, err := safefile.ReadFileAt(dir, SpecFile, maxSpecSize)
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
 	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := strictjson.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("read spec %s: %w", dir, err)
 	}
 	if s.Process == nil || len(s.Process.Args) == 0 || s.Root == nil {

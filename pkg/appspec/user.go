@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // resolveUser turns appc's user and group (a number, a name looked up in
@@ -50,6 +52,9 @@ func resolveUser(root *os.Root, user, group string, supplementary []int) (specs.
 	u.GID = gid
 
 	for _, g := range supplementary {
+		if g < 0 || g > maxID {
+			return u, fmt.Errorf("supplementary group: %w: %d", ErrBadID, g)
+		}
 		u.AdditionalGids = append(u.AdditionalGids, uint32(g))
 	}
 	if name != "" {
@@ -57,7 +62,7 @@ func resolveUser(root *os.Root, user, group string, supplementary []int) (specs.
 			if len(e) < 4 || !slices.Contains(strings.Split(e[3], ","), name) {
 				continue
 			}
-			if id, err := strconv.ParseUint(e[2], 10, 32); err == nil {
+			if id, err := strconv.ParseUint(e[2], 10, 32); err == nil && id <= maxID {
 				u.AdditionalGids = append(u.AdditionalGids, uint32(id))
 			}
 		}
@@ -74,7 +79,8 @@ func resolveID(root *os.Root, s string, db [][]string, field int) (id uint32, is
 		return 0, true, nil // appc requires both; root is the only sane default
 	}
 	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return uint32(n), true, nil
+		id, err := checkID(n)
+		return id, true, err
 	}
 	if strings.HasPrefix(s, "/") {
 		fi, err := root.Stat(strings.TrimPrefix(s, "/"))
@@ -82,7 +88,8 @@ func resolveID(root *os.Root, s string, db [][]string, field int) (id uint32, is
 			return 0, false, err
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		return [2]uint32{st.Uid, st.Gid}[field], false, nil
+		id, err := checkID(uint64([2]uint32{st.Uid, st.Gid}[field]))
+		return id, false, err
 	}
 	for _, e := range db {
 		if len(e) >= 3 && e[0] == s {
@@ -90,10 +97,23 @@ func resolveID(root *os.Root, s string, db [][]string, field int) (id uint32, is
 			if err != nil {
 				return 0, false, fmt.Errorf("bad id %q: %w", e[2], err)
 			}
-			return uint32(n), false, nil
+			id, err := checkID(n)
+			return id, false, err
 		}
 	}
 	return 0, false, ErrUnknownUser
+}
+
+// maxID is the largest uid or gid skiff gives an app: above 2^31-1, ids
+// alias the overflow (65534) and nobody ids and tools disagree on their
+// sign; image extraction refuses such owners too.
+const maxID = 1<<31 - 1
+
+func checkID(n uint64) (uint32, error) {
+	if n > maxID {
+		return 0, fmt.Errorf("%w: %d is above %d", ErrBadID, n, maxID)
+	}
+	return uint32(n), nil
 }
 
 func findByID(db [][]string, id uint32) []string {
@@ -106,10 +126,14 @@ func findByID(db [][]string, id uint32) []string {
 	return nil
 }
 
+// maxDBSize bounds the image's /etc/passwd and /etc/group: large sites
+// have a few MiB; an image's are a few KiB.
+const maxDBSize = 16 << 20
+
 // readDB reads a colon-separated database such as /etc/passwd from the
 // image; a missing file is an empty database.
 func readDB(root *os.Root, name string) ([][]string, error) {
-	b, err := root.ReadFile(name)
+	b, err := safefile.ReadFileIn(root, name, maxDBSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -1,13 +1,14 @@
 package pod
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // The stage1 ABI, version 1. docs/stage1-abi.md is the prose of this file;
@@ -120,12 +121,12 @@ func ParseStage1(m *schema.ImageManifest) (*Stage1, error) {
 
 // ReadStage1 parses the stage1 manifest of the pod in dir.
 func ReadStage1(dir string) (*Stage1, error) {
-	b, err := os.ReadFile(dir + "/" + Stage1Manifest)
+	b, err := safefile.ReadFileAt(dir, Stage1Manifest, MaxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("read stage1 manifest: %w", err)
 	}
 	var m schema.ImageManifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := strictjson.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("parse stage1 manifest: %w", err)
 	}
 	return ParseStage1(&m)

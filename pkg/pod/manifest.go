@@ -1,16 +1,17 @@
 package pod
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/appc/spec/schema"
+
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // ParseManifest parses and validates an appc pod manifest.
 func ParseManifest(b []byte) (*schema.PodManifest, error) {
 	var m schema.PodManifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := strictjson.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("parse pod manifest: %w", err)
 	}
 	if len(m.Apps) == 0 {

@@ -272,7 +272,7 @@ func (p *Pod) Transition(to State) error {
 
 // MarkedAt returns when gc moved the pod to exited-garbage.
 func (p *Pod) MarkedAt() (time.Time, error) {
-	b, err := os.ReadFile(p.File(ExitedGarbageMark))
+	b, err := p.ReadFile(ExitedGarbageMark, MaxStateFileSize)
 	if err != nil {
 		fi, serr := os.Stat(p.Path())
 		if serr != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // Phase is a pod's state as `skiff status` and `skiff list` report it: the
@@ -24,6 +26,21 @@ const (
 	PhaseExitedGarbage  Phase = "exited-garbage"
 	PhaseGarbage        Phase = "garbage"
 )
+
+// Size limits for reading the pod's files: a pod (or a compromised stage1)
+// can write them, so a FIFO, a symlink or a huge file there must make a
+// read fail fast, never hang or balloon it.
+const (
+	MaxStateFileSize = 4096    // pid, ppid, app statuses, marks
+	MaxManifestSize  = 1 << 20 // the pod and image manifests
+)
+
+// ReadFile reads name, relative to the pod directory, as a file the pod
+// may have planted: regular, at most limit bytes, no symlink followed at
+// or below the pod directory.
+func (p *Pod) ReadFile(name string, limit int64) ([]byte, error) {
+	return safefile.ReadFileAt(p.Path(), name, limit)
+}
 
 // Status is what `skiff status` and `skiff list` report about a pod.
 type Status struct {
@@ -44,7 +61,7 @@ func (p *Pod) Status() (Status, error) {
 		return st, p.notExist(err)
 	}
 	st.Created = fi.ModTime()
-	if b, err := os.ReadFile(p.File(ManifestFile)); err == nil {
+	if b, err := p.ReadFile(ManifestFile, MaxManifestSize); err == nil {
 		if m, err := ParseManifest(b); err == nil {
 			for _, a := range m.Apps {
 				st.AppList = append(st.AppList, a.Name.String())
@@ -69,7 +86,7 @@ func (p *Pod) Status() (Status, error) {
 	}
 	if p.State == Running {
 		st.Pid, _ = p.Pid()
-		_, err := os.Stat(p.File(ReadyFile))
+		_, err := os.Lstat(p.File(ReadyFile))
 		st.Ready = err == nil
 	}
 	st.Apps, err = p.AppExitStatuses()
@@ -79,10 +96,10 @@ func (p *Pod) Status() (Status, error) {
 // Pid returns the host pid of the pod's init, from the pid file or, through
 // the ppid file, as the only child of the process it names.
 func (p *Pod) Pid() (int, error) {
-	if n, err := readInt(p.File(PidFile)); err == nil {
+	if n, err := p.readInt(PidFile); err == nil {
 		return n, nil
 	}
-	ppid, err := readInt(p.File(PpidFile))
+	ppid, err := p.readInt(PpidFile)
 	if err != nil {
 		return 0, fmt.Errorf("pod %s has no pid yet: %w", p.UUID, err)
 	}
@@ -109,7 +126,7 @@ func (p *Pod) AppExitStatuses() (map[string]int, error) {
 	}
 	out := map[string]int{}
 	for _, e := range ents {
-		n, err := readInt(p.File(AppStatusDir + "/" + e.Name()))
+		n, err := p.readInt(AppStatusDir + "/" + e.Name())
 		if err == nil {
 			out[e.Name()] = n
 		}
@@ -127,8 +144,8 @@ func SortedApps(m map[string]int) []string {
 	return names
 }
 
-func readInt(path string) (int, error) {
-	b, err := os.ReadFile(path)
+func (p *Pod) readInt(name string) (int, error) {
+	b, err := p.ReadFile(name, MaxStateFileSize)
 	if err != nil {
 		return 0, err
 	}

@@ -1,7 +1,6 @@
 package podunit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // The steps of a run entrypoint that do not depend on how the pod is
@@ -38,7 +39,7 @@ func KeepLock() error {
 
 // ReadPod reads the pod manifest and what the units need of its apps.
 func ReadPod() (*schema.PodManifest, []App, error) {
-	b, err := os.ReadFile(pod.ManifestFile)
+	b, err := safefile.ReadFileAt(".", pod.ManifestFile, pod.MaxManifestSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read pod manifest: %w", err)
 	}
@@ -98,12 +99,12 @@ func ImageManifests(pm *schema.PodManifest) (map[string]*schema.ImageManifest, e
 	imgs := map[string]*schema.ImageManifest{}
 	for _, ra := range pm.Apps {
 		name := ra.Name.String()
-		b, err := os.ReadFile(pod.AppManifest(name))
+		b, err := safefile.ReadFileAt(".", pod.AppManifest(name), pod.MaxManifestSize)
 		if err != nil {
 			return nil, fmt.Errorf("read image manifest of %s: %w", name, err)
 		}
 		var img schema.ImageManifest
-		if err := json.Unmarshal(b, &img); err != nil {
+		if err := strictjson.Unmarshal(b, &img); err != nil {
 			return nil, fmt.Errorf("parse image manifest of %s: %w", name, err)
 		}
 		imgs[name] = &img
@@ -204,7 +205,7 @@ func EmptyVolume(v types.Volume) error {
 // failed. A pod that was asked to stop (see Stopping) may have apps that
 // never started: they did not fail.
 func PodExit(rootfs string, apps []App) (int, error) {
-	if b, err := os.ReadFile(filepath.Join(rootfs, FailedFile)); err == nil {
+	if b, err := safefile.ReadFileAt(rootfs, rel(FailedFile), pod.MaxStateFileSize); err == nil {
 		name := string(b)
 		n, err := readStatus(rootfs, name)
 		if err != nil {
@@ -247,10 +248,10 @@ const StartTimeout = 10 * time.Second
 // StartTimeout for it to be recorded. The caller checks that the process
 // is still the pod's: a stale pid may have been reused.
 func ReadPid() (int, error) {
-	b, err := os.ReadFile(pod.PidFile)
+	b, err := safefile.ReadFileAt(".", pod.PidFile, pod.MaxStateFileSize)
 	for deadline := time.Now().Add(StartTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
-		b, err = os.ReadFile(pod.PidFile)
+		b, err = safefile.ReadFileAt(".", pod.PidFile, pod.MaxStateFileSize)
 	}
 	if err != nil {
 		return 0, err
@@ -276,7 +277,7 @@ func WritePid(pid int) error {
 }
 
 func readStatus(rootfs, app string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(rootfs, pod.InPodStatusDir, app))
+	b, err := safefile.ReadFileAt(rootfs, filepath.Join(rel(pod.InPodStatusDir), app), pod.MaxStateFileSize)
 	if err != nil {
 		return 0, fmt.Errorf("app %s has no exit status: %w", app, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/perm"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // Images is what prepare needs from the image store.
@@ -76,6 +77,9 @@ type mountRecord struct {
 }
 
 const mountsFile = "mounts.json"
+
+// maxMountsFileSize bounds the mounts record, read back from the pod dir.
+const maxMountsFileSize = 16 << 20
 
 // Stage1ImageFile holds the stage1 image ID, so entrypoints can be run from
 // the store's read-only tree rather than from anything the pod could write.
@@ -174,12 +178,12 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 // or for a prepared pod). Pods prepared with a copy get their copies bound
 // on themselves, nosuid and nodev, as overlays are.
 func Mount(p *pod.Pod) error {
-	b, err := os.ReadFile(p.File(mountsFile))
+	b, err := p.ReadFile(mountsFile, maxMountsFileSize)
 	if err != nil {
 		return fmt.Errorf("mount pod %s: %w", p.UUID, err)
 	}
 	var records []mountRecord
-	if err := json.Unmarshal(b, &records); err != nil {
+	if err := strictjson.Unmarshal(b, &records); err != nil {
 		return fmt.Errorf("mount pod %s: %w", p.UUID, err)
 	}
 	_, err = os.Stat(p.File("copied"))

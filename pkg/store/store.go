@@ -54,6 +54,8 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/aci"
 	"github.com/skiffpod/skiff/pkg/perm"
+	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 const (
@@ -264,7 +266,12 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 	if maxBytes <= 0 {
 		maxBytes = aci.DefaultMaxBytes
 	}
-	dec, err := aci.Decompress(ctxReader{ctx, r})
+	maxBytes, fromSpace, err := s.importLimit(maxBytes)
+	if err != nil {
+		return "", err
+	}
+	in := &countReader{r: ctxReader{ctx, r}}
+	dec, err := aci.Decompress(in)
 	if err != nil {
 		return "", err
 	}
@@ -275,8 +282,11 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }() // a no-op once renamed
 	h := sha512.New()
-	tee := io.TeeReader(&limitReader{r: dec, n: maxBytes}, io.MultiWriter(tmp, h))
+	tee := io.TeeReader(&limitReader{r: &ratioReader{r: dec, in: in}, n: maxBytes}, io.MultiWriter(tmp, h))
 	m, err := aci.Validate(tee, aci.ExtractOptions{MaxBytes: maxBytes})
+	if re := (*ratioError)(nil); errors.Is(err, aci.ErrTooLarge) && !errors.As(err, &re) && fromSpace {
+		return "", fmt.Errorf("%w: %w (an image may use half of the free space, less 1/20 of the filesystem)", err, unix.ENOSPC)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -365,11 +375,15 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// maxRecordSize bounds an image record or remote record: the manifest it
+// holds is at most aci.MaxManifestSize.
+const maxRecordSize = 4 << 20
+
 func (s *Store) readRecord(id string) (*record, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: %q is not an image ID", ErrBadRef, id)
 	}
-	data, err := os.ReadFile(s.recordPath(id))
+	data, err := safefile.ReadFile(s.recordPath(id), maxRecordSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -377,7 +391,7 @@ func (s *Store) readRecord(id string) (*record, error) {
 		return nil, err
 	}
 	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
+	if err := strictjson.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("read record of %s: %w", id, err)
 	}
 	if rec.Provenance == "" { // a record from before provenance
@@ -670,7 +684,7 @@ type remoteFile struct {
 // Remote returns what SetRemote last recorded under key, if that image is
 // still stored.
 func (s *Store) Remote(key string) (RemoteRecord, bool, error) {
-	data, err := os.ReadFile(s.remotePath(key))
+	data, err := safefile.ReadFile(s.remotePath(key), maxRecordSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return RemoteRecord{}, false, nil
 	}
@@ -678,7 +692,7 @@ func (s *Store) Remote(key string) (RemoteRecord, bool, error) {
 		return RemoteRecord{}, false, fmt.Errorf("read remote %q: %w", key, err)
 	}
 	var rf remoteFile
-	if err := json.Unmarshal(data, &rf); err != nil {
+	if err := strictjson.Unmarshal(data, &rf); err != nil {
 		return RemoteRecord{}, false, fmt.Errorf("read remote %q: %w", key, err)
 	}
 	if _, err := s.readRecord(rf.ID); err != nil {

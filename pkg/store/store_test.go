@@ -152,7 +152,7 @@ func TestImportRefused(t *testing.T) {
 		{"bad manifest", acitest.Tar(t, E{Name: "manifest", Body: "{"}), ImportOptions{}, aci.ErrBadManifest},
 		{"bomb", gzipped(t, acitest.Tar(t, good, E{Name: "rootfs/zeros", Body: strings.Repeat("\x00", 1<<20)})), ImportOptions{MaxBytes: 64 << 10}, aci.ErrTooLarge},
 		{"not an image", []byte("hello, I am a text file, not a tar at all, but long enough......"), ImportOptions{}, aci.ErrUnknownFormat},
-		{"wrong name", acitest.Tar(t, good), ImportOptions{ExpectName: "example.com/other"}, ErrNameMismatch},
+		{"wrong name", acitest.Tar(t, good, E{Name: "rootfs/"}), ImportOptions{ExpectName: "example.com/other"}, ErrNameMismatch},
 	}
 	s := newStore(t)
 	importTar(t, s, acitest.Image(t, "example.com/existing", map[string]string{"a": "b"}))

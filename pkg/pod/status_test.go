@@ -1,0 +1,63 @@
+package pod
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestStatusHostileFiles: the pid, app status and manifest files are
+// written where a pod can reach; Status must not hang on a FIFO, read a
+// huge file or follow a symlink to a host file.
+func TestStatusHostileFiles(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("4242"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plant := map[string]func(p string) error{
+		"fifo":    func(p string) error { return unix.Mkfifo(p, 0o644) },
+		"symlink": func(p string) error { return os.Symlink(secret, p) },
+		"huge": func(p string) error {
+			if err := os.WriteFile(p, []byte("4242"), 0o644); err != nil {
+				return err
+			}
+			return os.Truncate(p, 1<<40)
+		},
+		"dir": func(p string) error { return os.Mkdir(p, 0o755) },
+	}
+	for _, file := range []string{PidFile, PpidFile, AppStatusDir + "/web", ManifestFile} {
+		for kind, mk := range plant {
+			t.Run(file+"/"+kind, func(t *testing.T) {
+				p, err := Create(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range []State{Preparing, Running} {
+					if err := p.Transition(s); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p.Unlock()
+				if err := os.MkdirAll(p.File(AppStatusDir), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := mk(p.File(file)); err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan Status, 1)
+				go func() { st, _ := p.Status(); done <- st }()
+				select {
+				case st := <-done:
+					if st.Pid != 0 || st.Apps["web"] != 0 || len(st.AppList) != 0 {
+						t.Errorf("status read the planted file: %+v", st)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("Status blocked for 5 s")
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,180 @@
+// Package safefile reads and writes files that someone else may have
+// planted: files a pod or an image wrote and skiff reads on the host, and
+// output files skiff writes for the user. A read never follows a symlink
+// where none is expected, never blocks on a FIFO, refuses anything but a
+// regular file and bounds the bytes read; a write never follows a symlink
+// and never opens a FIFO or device.
+package safefile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// readFlags open for reading without following a final symlink and without
+// waiting for a FIFO's writer.
+const readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+
+// ReadFile reads the regular file at path, at most limit bytes. The final
+// component must not be a symlink. Use ReadFileAt when a trusted directory
+// holds the file, so that no component below it is followed either.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	fd, err := unix.Open(path, readFlags, 0)
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	return readFD(fd, path, limit)
+}
+
+// ReadFileAt reads name, a path relative to the trusted directory dir,
+// following no symlink at or below dir and never leaving it (openat2
+// RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH). dir itself may be reached through
+// symlinks: it is the caller's, not the pod's.
+func ReadFileAt(dir, name string, limit int64) ([]byte, error) {
+	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(d)
+	fd, err := unix.Openat2(d, name, &unix.OpenHow{
+		Flags:   readFlags,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		// Kernels before 5.6: only the final component is checked.
+		fd, err = unix.Openat(d, name, readFlags, 0)
+	}
+	path := filepath.Join(dir, name)
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	return readFD(fd, path, limit)
+}
+
+// ReadFileIn reads name inside root, at most limit bytes. Symlinks are
+// resolved as os.Root does, never leaving root: inside an image they are
+// data like any other, and may legitimately point elsewhere in it.
+func ReadFileIn(root *os.Root, name string, limit int64) ([]byte, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readFile(f, limit)
+}
+
+func openError(path string, err error) error {
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
+	}
+	return &fs.PathError{Op: "open", Path: path, Err: err}
+}
+
+func readFD(fd int, path string, limit int64) ([]byte, error) {
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	return readFile(f, limit)
+}
+
+// readFile checks that f is a regular file of at most limit bytes and reads
+// it, never more than limit+1 bytes: the size may grow after the fstat.
+func readFile(f *os.File, limit int64) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: ErrNotRegular}
+	}
+	if fi.Size() > limit {
+		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, fi.Size(), limit)}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)}
+	}
+	return b, nil
+}
+
+// Write creates or (with overwrite) replaces the output file path with what
+// fill writes, for files skiff writes at the user's request. An existing
+// path that is not a regular file (a symlink, FIFO, device) is refused, so
+// nothing is written through a symlink an attacker planted and nothing
+// blocks on a FIFO. The content goes to a temporary file in the same
+// directory that is renamed over path only once complete: a reader never
+// sees half a file and a failure leaves path as it was.
+func Write(path string, perm fs.FileMode, overwrite bool, fill func(io.Writer) error) error {
+	if err := CheckOutput(path, overwrite); err != nil {
+		return err
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	if err := fill(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	flags := uint(unix.RENAME_NOREPLACE)
+	if overwrite {
+		flags = 0
+		// The check above raced with whoever can write dir: look again
+		// right before the rename, which itself never follows a symlink.
+		if err := CheckOutput(path, overwrite); err != nil {
+			return err
+		}
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp.Name(), unix.AT_FDCWD, path, flags); err != nil {
+		return &fs.PathError{Op: "write", Path: path, Err: err}
+	}
+	return nil
+}
+
+// WriteFile is Write with fixed content.
+func WriteFile(path string, data []byte, perm fs.FileMode, overwrite bool) error {
+	return Write(path, perm, overwrite, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// CheckOutput reports whether Write would refuse path now: a symlink or a
+// file that is not regular, or (without overwrite) any existing file. It
+// lets a command refuse before doing work whose result it cannot save.
+func CheckOutput(path string, overwrite bool) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return &fs.PathError{Op: "write", Path: path, Err: ErrSymlink}
+	case !fi.Mode().IsRegular():
+		return &fs.PathError{Op: "write", Path: path, Err: ErrNotRegular}
+	case !overwrite:
+		return &fs.PathError{Op: "write", Path: path, Err: fs.ErrExist}
+	}
+	return nil
+}
