@@ -1,0 +1,263 @@
+// Package cni attaches a pod's network namespace to CNI networks with the
+// real plugin binaries (libcni; Debian's containernetworking-plugins), and
+// detaches it again from nothing but what Setup cached in a directory the
+// caller gives (the pod's own dir), so cleanup works after any crash.
+//
+// Networks are .conflist files validated by Load, plus the built-in
+// "default" network (DefaultNetwork). Port mappings are podman's form
+// (ParsePort) and go to the first network through the portmap plugin.
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// An Attacher connects a pod's network namespace to networks (Setup) and
+// disconnects it (Teardown). The pod is named by its cache dir: everything
+// Teardown needs is written there by Setup, before each network is added.
+// Calls for one cache dir must not run concurrently (the pod lock orders
+// them).
+type Attacher interface {
+	Setup(ctx context.Context, p Pod) ([]Result, error)
+	Teardown(ctx context.Context, cacheDir string) error
+}
+
+var _ Attacher = (*Plugins)(nil)
+
+// Pod says what Setup attaches.
+type Pod struct {
+	ID       string     // pod UUID; the CNI container ID
+	NetNS    string     // path of the pod's network namespace file
+	CacheDir string     // dir for attachment records and CNI results (in the pod dir)
+	Networks []*Network // attached in order as eth0, eth1, ...
+	Ports    []PortMapping
+}
+
+// A Result is what one network gave the pod.
+type Result struct {
+	Network   string
+	Interface string // inside the pod
+	IPs       []netip.Prefix
+	Gateway   netip.Addr
+	Routes    []Route
+	DNS       DNS
+}
+
+// A Route inside the pod; GW zero means the interface's gateway.
+type Route struct {
+	Dst netip.Prefix
+	GW  netip.Addr
+}
+
+// DNS is what the network suggests for the pod's resolv.conf.
+type DNS struct {
+	Nameservers []string
+	Domain      string
+	Search      []string
+	Options     []string
+}
+
+// Plugins runs CNI plugin binaries found in Dirs. It holds no state of its
+// own and is safe for concurrent use on different pods.
+type Plugins struct {
+	dirs []string
+	log  *slog.Logger
+}
+
+// New returns Plugins looking for binaries in dirs (PluginDir if empty).
+func New(dirs []string, log *slog.Logger) *Plugins {
+	if len(dirs) == 0 {
+		dirs = []string{PluginDir}
+	}
+	return &Plugins{dirs: dirs, log: log}
+}
+
+// attachment is the record Setup writes before adding a network: all a DEL
+// needs. The CNI result itself is cached next to it by libcni (results/).
+type attachment struct {
+	PodID        string           `json:"podID"`
+	NetNS        string           `json:"netns"`
+	IfName       string           `json:"ifName"`
+	Network      string           `json:"network"`
+	Config       json.RawMessage  `json:"config"`
+	PortMappings []map[string]any `json:"portMappings,omitempty"`
+}
+
+const recordGlob = "attach-*.json"
+
+// Setup adds the pod to each network in order. Port mappings are checked
+// and then published on the first network. If any step fails, everything
+// already added is deleted again and the error says which network failed.
+func (c *Plugins) Setup(ctx context.Context, p Pod) ([]Result, error) {
+	if len(p.Networks) == 0 {
+		return nil, nil
+	}
+	if err := os.MkdirAll(p.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("network setup: %w", err)
+	}
+	if old, _ := filepath.Glob(filepath.Join(p.CacheDir, recordGlob)); len(old) > 0 {
+		return nil, fmt.Errorf("network setup %s: %w", p.CacheDir, ErrAttached)
+	}
+	if err := CheckPorts(p.Ports); err != nil {
+		return nil, fmt.Errorf("network setup: %w", err)
+	}
+	var results []Result
+	for i, n := range p.Networks {
+		r, err := c.add(ctx, p, i, n)
+		if err != nil {
+			err = fmt.Errorf("network setup: %w", err)
+			if terr := c.Teardown(ctx, p.CacheDir); terr != nil {
+				err = errors.Join(err, fmt.Errorf("roll back: %w", terr))
+			}
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+func (c *Plugins) add(ctx context.Context, p Pod, i int, n *Network) (Result, error) {
+	a := attachment{PodID: p.ID, NetNS: p.NetNS, IfName: fmt.Sprintf("eth%d", i), Network: n.Name, Config: n.list.Bytes}
+	if i == 0 && len(p.Ports) > 0 {
+		a.PortMappings = capability(p.Ports)
+	}
+	if err := writeRecord(filepath.Join(p.CacheDir, fmt.Sprintf("attach-%03d-%s.json", i, n.Name)), a); err != nil {
+		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	c.log.Debug("cni add", "network", n.Name, "pod", p.ID, "if", a.IfName)
+	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, p.CacheDir, nil)
+	res, err := cfg.AddNetworkList(ctx, n.list, a.runtime(p.CacheDir))
+	if err != nil {
+		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	r, err := convert(n.Name, a.IfName, res)
+	if err != nil {
+		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return r, nil
+}
+
+func (a attachment) runtime(cacheDir string) *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{ContainerID: a.PodID, NetNS: a.NetNS, IfName: a.IfName, CacheDir: cacheDir}
+	if a.PortMappings != nil {
+		rt.CapabilityArgs = map[string]any{"portMappings": a.PortMappings}
+	}
+	return rt
+}
+
+// Teardown deletes every attachment recorded in cacheDir, last first, with
+// the cached CNI result as prevResult. A record is removed once its DEL
+// succeeded, so Teardown can be repeated until it returns nil; an empty or
+// missing cacheDir is nothing to do.
+func (c *Plugins) Teardown(ctx context.Context, cacheDir string) error {
+	recs, err := filepath.Glob(filepath.Join(cacheDir, recordGlob))
+	if err != nil {
+		return fmt.Errorf("network teardown: %w", err)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(recs)))
+	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, cacheDir, nil)
+	var errs []error
+	for _, f := range recs {
+		if err := c.del(ctx, cfg, cacheDir, f); err != nil {
+			errs = append(errs, fmt.Errorf("network teardown %s: %w", filepath.Base(f), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Plugins) del(ctx context.Context, cfg *libcni.CNIConfig, cacheDir, file string) error {
+	b, err := readConf(file)
+	if err != nil {
+		return err
+	}
+	var a attachment
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	list, err := libcni.NetworkConfFromBytes(a.Config)
+	if err != nil {
+		return err
+	}
+	rt := a.runtime(cacheDir)
+	// A namespace already gone took its interfaces with it; the plugins
+	// still release addresses and host rules without one.
+	if _, err := os.Stat(a.NetNS); err != nil {
+		rt.NetNS = ""
+	}
+	c.log.Debug("cni del", "network", a.Network, "pod", a.PodID, "if", a.IfName, "netns", rt.NetNS)
+	if err := cfg.DelNetworkList(ctx, list, rt); err != nil {
+		return err
+	}
+	return os.Remove(file)
+}
+
+// writeRecord writes v as JSON to path through a temporary file, so a crash
+// leaves either no record or a whole one.
+func writeRecord(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// convert turns a plugin's result into a Result for the pod's interface.
+func convert(network, ifName string, res types.Result) (Result, error) {
+	r, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return Result{}, err
+	}
+	out := Result{Network: network, Interface: ifName, DNS: DNS{
+		Nameservers: r.DNS.Nameservers, Domain: r.DNS.Domain, Search: r.DNS.Search, Options: r.DNS.Options,
+	}}
+	for _, ip := range r.IPs {
+		// Only addresses on an interface inside the pod (plugins also
+		// report the host side of a veth or the bridge).
+		if ip.Interface != nil && (*ip.Interface < 0 || *ip.Interface >= len(r.Interfaces) || r.Interfaces[*ip.Interface].Sandbox == "") {
+			continue
+		}
+		a, _ := netip.AddrFromSlice(ip.Address.IP)
+		bits, _ := ip.Address.Mask.Size()
+		out.IPs = append(out.IPs, netip.PrefixFrom(a.Unmap(), bits))
+		if g, ok := netip.AddrFromSlice(ip.Gateway); ok && !out.Gateway.IsValid() {
+			out.Gateway = g.Unmap()
+		}
+	}
+	for _, rt := range r.Routes {
+		a, _ := netip.AddrFromSlice(rt.Dst.IP)
+		bits, _ := rt.Dst.Mask.Size()
+		g, _ := netip.AddrFromSlice(rt.GW)
+		out.Routes = append(out.Routes, Route{Dst: netip.PrefixFrom(a.Unmap(), bits), GW: g.Unmap()})
+	}
+	return out, nil
+}
