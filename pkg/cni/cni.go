@@ -17,11 +17,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 // An Attacher connects a pod's network namespace to networks (Setup) and
@@ -93,6 +96,9 @@ type attachment struct {
 	Network      string           `json:"network"`
 	Config       json.RawMessage  `json:"config"`
 	PortMappings []map[string]any `json:"portMappings,omitempty"`
+	// Result is the last plugin's ADD result, kept as soon as it returns:
+	// the prevResult for DEL if libcni never got to cache the whole chain's.
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 const recordGlob = "attach-*.json"
@@ -133,11 +139,12 @@ func (c *Plugins) add(ctx context.Context, p Pod, i int, n *Network) (Result, er
 	if i == 0 && len(p.Ports) > 0 {
 		a.PortMappings = capability(p.Ports)
 	}
-	if err := writeRecord(filepath.Join(p.CacheDir, fmt.Sprintf("attach-%03d-%s.json", i, n.Name)), a); err != nil {
+	k := newKeeper(filepath.Join(p.CacheDir, fmt.Sprintf("attach-%03d-%s.json", i, n.Name)), &a)
+	if err := writeRecord(k.file, a); err != nil {
 		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	c.log.Debug("cni add", "network", n.Name, "pod", p.ID, "if", a.IfName)
-	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, p.CacheDir, nil)
+	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, p.CacheDir, k)
 	res, err := cfg.AddNetworkList(ctx, n.list, a.runtime(p.CacheDir))
 	if err != nil {
 		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
@@ -167,17 +174,16 @@ func (c *Plugins) Teardown(ctx context.Context, cacheDir string) error {
 		return fmt.Errorf("network teardown: %w", err)
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(recs)))
-	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, cacheDir, nil)
 	var errs []error
 	for _, f := range recs {
-		if err := c.del(ctx, cfg, cacheDir, f); err != nil {
+		if err := c.del(ctx, cacheDir, f); err != nil {
 			errs = append(errs, fmt.Errorf("network teardown %s: %w", filepath.Base(f), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (c *Plugins) del(ctx context.Context, cfg *libcni.CNIConfig, cacheDir, file string) error {
+func (c *Plugins) del(ctx context.Context, cacheDir, file string) error {
 	b, err := readConf(file)
 	if err != nil {
 		return err
@@ -197,10 +203,47 @@ func (c *Plugins) del(ctx context.Context, cfg *libcni.CNIConfig, cacheDir, file
 		rt.NetNS = ""
 	}
 	c.log.Debug("cni del", "network", a.Network, "pod", a.PodID, "if", a.IfName, "netns", rt.NetNS)
+	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, cacheDir, newKeeper(file, &a))
 	if err := cfg.DelNetworkList(ctx, list, rt); err != nil {
 		return err
 	}
 	return os.Remove(file)
+}
+
+// keeper runs plugins as libcni does by default, and also keeps each ADD's
+// result in the attachment record the moment the plugin returns it, and
+// gives it to a DEL that has no prevResult (libcni had not cached the
+// chain's result when the adding process died). Without it the firewall
+// plugin, which finds its rules by the pod's addresses, would leak them.
+type keeper struct {
+	invoke.DefaultExec
+	file string
+	a    *attachment
+}
+
+func newKeeper(file string, a *attachment) *keeper {
+	return &keeper{invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}, file, a}
+}
+
+func (k *keeper) ExecPlugin(ctx context.Context, path string, stdin []byte, env []string) ([]byte, error) {
+	switch {
+	case slices.Contains(env, "CNI_COMMAND=DEL") && k.a.Result != nil:
+		var conf map[string]any
+		if err := json.Unmarshal(stdin, &conf); err == nil && conf["prevResult"] == nil {
+			conf["prevResult"] = k.a.Result
+			if b, err := json.Marshal(conf); err == nil {
+				stdin = b
+			}
+		}
+	case slices.Contains(env, "CNI_COMMAND=ADD"):
+		out, err := k.DefaultExec.ExecPlugin(ctx, path, stdin, env)
+		if err == nil && json.Valid(out) {
+			k.a.Result = out
+			err = writeRecord(k.file, k.a)
+		}
+		return out, err
+	}
+	return k.DefaultExec.ExecPlugin(ctx, path, stdin, env)
 }
 
 // writeRecord writes v as JSON to path through a temporary file, so a crash
@@ -211,7 +254,7 @@ func writeRecord(path string, v any) error {
 		return err
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -415,25 +415,42 @@ func TestPortTaken(t *testing.T) {
 // that has nothing but the cache dir (stage1 crashed; gc cleans up). The
 // namespace file is still there: only gc removes it, after Teardown
 // (docs/networking.md says why the order matters).
+//
+// "before the result was cached" is a crash after the plugins added the pod
+// but before libcni wrote their result: the DELs run without prevResult.
 func TestCrashTeardown(t *testing.T) {
 	requireNet(t)
 	p := testPlugins(t)
 	n, ipam := defaultNet(t)
 	before := warm(t, p, n, ipam)
-	pod := newPod(t, p, n)
-	pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
-	if _, err := p.Setup(context.Background(), pod); err != nil {
-		t.Fatalf("setup: %v", err)
+	for _, uncached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("before the result was cached %v", uncached), func(t *testing.T) {
+			pod := newPod(t, p, n)
+			pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+			if _, err := p.Setup(context.Background(), pod); err != nil {
+				t.Fatalf("setup: %v", err)
+			}
+			if gone, added := before.diff(takeSnapshot(ipam)); len(added) < 3 || len(gone) != 0 {
+				t.Fatalf("setup changed too little to test teardown: gone %q, added %q", gone, added)
+			}
+			if uncached {
+				res, _ := filepath.Glob(filepath.Join(pod.CacheDir, "results", "*"))
+				if len(res) != 1 {
+					t.Fatalf("want one cached result, have %v", res)
+				}
+				os.Remove(res[0])
+			}
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "SKIFF_CNI_TEARDOWN="+pod.CacheDir)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("teardown in a fresh process: %v\n%s", err, out)
+			}
+			expectSame(t, before, ipam)
+			if left, _ := os.ReadDir(pod.CacheDir); len(left) > 1 {
+				t.Errorf("cache dir after teardown: %v", left)
+			}
+		})
 	}
-	if gone, added := before.diff(takeSnapshot(ipam)); len(added) < 3 || len(gone) != 0 {
-		t.Fatalf("setup changed too little to test teardown: gone %q, added %q", gone, added)
-	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "SKIFF_CNI_TEARDOWN="+pod.CacheDir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("teardown in a fresh process: %v\n%s", err, out)
-	}
-	expectSame(t, before, ipam)
 }
 
 // TestRangeExhausted: a network with room for one pod refuses the second
