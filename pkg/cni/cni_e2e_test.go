@@ -477,17 +477,25 @@ func TestRangeExhausted(t *testing.T) {
 	if _, err := p.Setup(ctx, first); err != nil {
 		t.Fatalf("setup first pod: %v", err)
 	}
+	def, defIPAM := defaultNet(t)
+	warm(t, p, def, defIPAM)
 	before := takeSnapshot(ipam)
-	second := newPod(t, p, n)
-	_, err = p.Setup(ctx, second)
-	if err == nil || !strings.Contains(err.Error(), "tiny") || !strings.Contains(err.Error(), "no IP addresses available") {
-		t.Fatalf("setup of a second pod in a /30: %v; want the network named and no addresses left", err)
-	}
-	if strings.Contains(err.Error(), "roll back") {
-		t.Errorf("rollback failed: %v", err)
-	}
-	expectSame(t, before, ipam)
-	if recs, _ := filepath.Glob(filepath.Join(second.CacheDir, recordGlob)); len(recs) != 0 {
-		t.Errorf("records left after a rolled-back setup: %v", recs)
+	// Alone, and after the default network was added (rolled back too).
+	for _, nets := range [][]*Network{{n}, {def, n}} {
+		second := newPod(t, p, nets...)
+		_, err = p.Setup(ctx, second)
+		if err == nil || !strings.Contains(err.Error(), "network tiny") || !strings.Contains(err.Error(), "no IP addresses available") {
+			t.Fatalf("setup of a second pod in a /30: %v; want the network named and no addresses left", err)
+		}
+		if strings.Contains(err.Error(), "roll back") {
+			t.Errorf("rollback failed: %v", err)
+		}
+		expectSame(t, before, ipam)
+		if leases := takeSnapshot(defIPAM).leases; len(leases) != 0 {
+			t.Errorf("default network leases left: %v", leases)
+		}
+		if recs, _ := filepath.Glob(filepath.Join(second.CacheDir, recordGlob)); len(recs) != 0 {
+			t.Errorf("records left after a rolled-back setup: %v", recs)
+		}
 	}
 }
