@@ -408,6 +408,7 @@ func TestPortTaken(t *testing.T) {
 	if !errors.Is(err, ErrPortTaken) || !strings.Contains(err.Error(), fmt.Sprint(taken)) {
 		t.Fatalf("setup with host port %d taken: %v; want ErrPortTaken naming the port", taken, err)
 	}
+	t.Logf("refused: %v", err)
 	expectSame(t, before, ipam)
 }
 
@@ -487,6 +488,7 @@ func TestRangeExhausted(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "network tiny") || !strings.Contains(err.Error(), "no IP addresses available") {
 			t.Fatalf("setup of a second pod in a /30: %v; want the network named and no addresses left", err)
 		}
+		t.Logf("refused: %v", err)
 		if strings.Contains(err.Error(), "roll back") {
 			t.Errorf("rollback failed: %v", err)
 		}

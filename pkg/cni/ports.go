@@ -113,7 +113,7 @@ func CheckPorts(ports []PortMapping) error {
 			}
 		}
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("publish %s: %w: %d/%s", p, ErrPortTaken, p.HostPort, p.Protocol)
+			return fmt.Errorf("publish %s: %w", p, ErrPortTaken)
 		}
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", p, err)
