@@ -9,6 +9,7 @@
 package cni
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -90,18 +91,45 @@ func New(dirs []string, log *slog.Logger) *Plugins {
 // attachment is the record Setup writes before adding a network: all a DEL
 // needs. The CNI result itself is cached next to it by libcni (results/).
 type attachment struct {
-	PodID        string           `json:"podID"`
-	NetNS        string           `json:"netns"`
-	IfName       string           `json:"ifName"`
-	Network      string           `json:"network"`
-	Config       json.RawMessage  `json:"config"`
-	PortMappings []map[string]any `json:"portMappings,omitempty"`
+	PodID   string          `json:"podID"`
+	NetNS   string          `json:"netns"`
+	IfName  string          `json:"ifName"`
+	Network string          `json:"network"`
+	Config  json.RawMessage `json:"config"`
+	Ports   []PortMapping   `json:"ports,omitempty"`
 	// Result is the last plugin's ADD result, kept as soon as it returns:
 	// the prevResult for DEL if libcni never got to cache the whole chain's.
 	Result json.RawMessage `json:"result,omitempty"`
 }
 
-const recordGlob = "attach-*.json"
+// records lists the attachment records in dir, in the order they were
+// added. A missing dir has none.
+func records(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recs []string
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, "attach-") && strings.HasSuffix(n, ".json") {
+			recs = append(recs, filepath.Join(dir, n))
+		}
+	}
+	return recs, nil // ReadDir sorts by name: attach-000-…, attach-001-…
+}
+
+// readRecord reads one attachment record.
+func readRecord(file string) (attachment, error) {
+	var a attachment
+	b, err := readConf(file)
+	if err == nil {
+		err = json.Unmarshal(b, &a)
+	}
+	return a, err
+}
 
 // Setup adds the pod to each network in order. Port mappings are checked
 // and then published on the first network. If any step fails, everything
@@ -113,8 +141,8 @@ func (c *Plugins) Setup(ctx context.Context, p Pod) ([]Result, error) {
 	if err := os.MkdirAll(p.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("network setup: %w", err)
 	}
-	if old, _ := filepath.Glob(filepath.Join(p.CacheDir, recordGlob)); len(old) > 0 {
-		return nil, fmt.Errorf("network setup %s: %w", p.CacheDir, ErrAttached)
+	if old, err := records(p.CacheDir); err != nil || len(old) > 0 {
+		return nil, fmt.Errorf("network setup %s: %w", p.CacheDir, cmp.Or(err, ErrAttached))
 	}
 	if err := CheckPorts(p.Ports); err != nil {
 		return nil, fmt.Errorf("network setup: %w", err)
@@ -137,9 +165,9 @@ func (c *Plugins) Setup(ctx context.Context, p Pod) ([]Result, error) {
 func (c *Plugins) add(ctx context.Context, p Pod, i int, n *Network) (Result, error) {
 	a := attachment{PodID: p.ID, NetNS: p.NetNS, IfName: fmt.Sprintf("eth%d", i), Network: n.Name, Config: n.list.Bytes}
 	if i == 0 && len(p.Ports) > 0 {
-		a.PortMappings = capability(p.Ports)
+		a.Ports = p.Ports
 	}
-	k := newKeeper(filepath.Join(p.CacheDir, fmt.Sprintf("attach-%03d-%s.json", i, n.Name)), &a)
+	k := c.newKeeper(filepath.Join(p.CacheDir, fmt.Sprintf("attach-%03d-%s.json", i, n.Name)), &a)
 	if err := writeRecord(k.file, a); err != nil {
 		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
 	}
@@ -158,8 +186,8 @@ func (c *Plugins) add(ctx context.Context, p Pod, i int, n *Network) (Result, er
 
 func (a attachment) runtime(cacheDir string) *libcni.RuntimeConf {
 	rt := &libcni.RuntimeConf{ContainerID: a.PodID, NetNS: a.NetNS, IfName: a.IfName, CacheDir: cacheDir}
-	if a.PortMappings != nil {
-		rt.CapabilityArgs = map[string]any{"portMappings": a.PortMappings}
+	if len(a.Ports) > 0 {
+		rt.CapabilityArgs = map[string]any{"portMappings": capability(a.Ports)}
 	}
 	return rt
 }
@@ -169,13 +197,12 @@ func (a attachment) runtime(cacheDir string) *libcni.RuntimeConf {
 // succeeded, so Teardown can be repeated until it returns nil; an empty or
 // missing cacheDir is nothing to do.
 func (c *Plugins) Teardown(ctx context.Context, cacheDir string) error {
-	recs, err := filepath.Glob(filepath.Join(cacheDir, recordGlob))
+	recs, err := records(cacheDir)
 	if err != nil {
 		return fmt.Errorf("network teardown: %w", err)
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(recs)))
 	var errs []error
-	for _, f := range recs {
+	for _, f := range slices.Backward(recs) {
 		if err := c.del(ctx, cacheDir, f); err != nil {
 			errs = append(errs, fmt.Errorf("network teardown %s: %w", filepath.Base(f), err))
 		}
@@ -184,12 +211,8 @@ func (c *Plugins) Teardown(ctx context.Context, cacheDir string) error {
 }
 
 func (c *Plugins) del(ctx context.Context, cacheDir, file string) error {
-	b, err := readConf(file)
+	a, err := readRecord(file)
 	if err != nil {
-		return err
-	}
-	var a attachment
-	if err := json.Unmarshal(b, &a); err != nil {
 		return err
 	}
 	list, err := libcni.NetworkConfFromBytes(a.Config)
@@ -203,7 +226,7 @@ func (c *Plugins) del(ctx context.Context, cacheDir, file string) error {
 		rt.NetNS = ""
 	}
 	c.log.Debug("cni del", "network", a.Network, "pod", a.PodID, "if", a.IfName, "netns", rt.NetNS)
-	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, cacheDir, newKeeper(file, &a))
+	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, cacheDir, c.newKeeper(file, &a))
 	if err := cfg.DelNetworkList(ctx, list, rt); err != nil {
 		return err
 	}
@@ -221,8 +244,21 @@ type keeper struct {
 	a    *attachment
 }
 
-func newKeeper(file string, a *attachment) *keeper {
-	return &keeper{invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}, file, a}
+// newKeeper runs plugins with their stderr going to the debug log (their
+// errors come back in the result on stdout).
+func (c *Plugins) newKeeper(file string, a *attachment) *keeper {
+	stderr := logWriter{c.log, a.Network}
+	return &keeper{invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: stderr}, PluginDecoder: version.PluginDecoder{}}, file, a}
+}
+
+type logWriter struct {
+	log     *slog.Logger
+	network string
+}
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.log.Debug("cni plugin", "network", w.network, "stderr", strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 func (k *keeper) ExecPlugin(ctx context.Context, path string, stdin []byte, env []string) ([]byte, error) {
@@ -244,6 +280,39 @@ func (k *keeper) ExecPlugin(ctx context.Context, path string, stdin []byte, env 
 		return out, err
 	}
 	return k.DefaultExec.ExecPlugin(ctx, path, stdin, env)
+}
+
+// Cached returns what Setup recorded in cacheDir: each network's result and
+// the host ports published, for `status`, `list` and the host-port check
+// against other pods. A network whose ADD never returned has no result.
+func Cached(cacheDir string) ([]Result, []PortMapping, error) {
+	recs, err := records(cacheDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read network cache: %w", err)
+	}
+	var results []Result
+	var ports []PortMapping
+	for _, f := range recs {
+		a, err := readRecord(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read network cache %s: %w", f, err)
+		}
+		ports = append(ports, a.Ports...)
+		if a.Result == nil {
+			continue
+		}
+		res, err := types100.NewResult(a.Result)
+		if err == nil {
+			var r Result
+			if r, err = convert(a.Network, a.IfName, res); err == nil {
+				results = append(results, r)
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read network cache %s: %w", f, err)
+		}
+	}
+	return results, ports, nil
 }
 
 // writeRecord writes v as JSON to path through a temporary file, so a crash

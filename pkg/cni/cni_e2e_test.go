@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -316,6 +317,12 @@ func TestPodsReachEachOtherAndHost(t *testing.T) {
 	if ra[0].IPs[0] == rb[0].IPs[0] {
 		t.Fatalf("both pods got %s", ra[0].IPs[0])
 	}
+	if want := (Route{Dst: netip.MustParsePrefix("0.0.0.0/0")}); !slices.Contains(ra[0].Routes, want) {
+		t.Errorf("routes %v: want %v", ra[0].Routes, want)
+	}
+	if cached, ports, err := Cached(a.CacheDir); err != nil || !reflect.DeepEqual(cached, ra) || len(ports) != 0 {
+		t.Errorf("Cached = %+v, %v, %v; want %+v and no ports", cached, ports, err, ra)
+	}
 	serve(t, listenIn(t, a, ":8080"), "from a")
 	if got, err := fetch(b, netip.AddrPortFrom(ra[0].IPs[0].Addr(), 8080).String()); err != nil || got != "from a" {
 		t.Errorf("pod b -> pod a: %q, %v; want %q", got, err, "from a")
@@ -339,6 +346,52 @@ func TestPodsReachEachOtherAndHost(t *testing.T) {
 		}
 		if err := p.Teardown(ctx, pod.CacheDir); err != nil {
 			t.Fatalf("second teardown: %v", err)
+		}
+	}
+	expectSame(t, before, ipam)
+}
+
+// TestConcurrentPods: pods set up and torn down at the same time get
+// distinct addresses and leave nothing behind.
+func TestConcurrentPods(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	pods := make([]Pod, 6)
+	for i := range pods {
+		pods[i] = newPod(t, p, n)
+		pods[i].Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+	}
+	errs := make(chan error, len(pods))
+	addrs := make(chan netip.Prefix, len(pods))
+	for _, pod := range pods {
+		go func() {
+			r, err := p.Setup(context.Background(), pod)
+			if err == nil {
+				addrs <- r[0].IPs[0]
+			}
+			errs <- err
+		}()
+	}
+	seen := map[netip.Prefix]bool{}
+	for range pods {
+		if err := <-errs; err != nil {
+			t.Errorf("setup: %v", err)
+			continue
+		}
+		a := <-addrs
+		if seen[a] {
+			t.Errorf("address %s given twice", a)
+		}
+		seen[a] = true
+	}
+	for _, pod := range pods {
+		go func() { errs <- p.Teardown(context.Background(), pod.CacheDir) }()
+	}
+	for range pods {
+		if err := <-errs; err != nil {
+			t.Errorf("teardown: %v", err)
 		}
 	}
 	expectSame(t, before, ipam)
@@ -370,6 +423,9 @@ func TestPublishedPorts(t *testing.T) {
 	r, err := p.Setup(ctx, pod)
 	if err != nil {
 		t.Fatalf("setup: %v", err)
+	}
+	if _, ports, err := Cached(pod.CacheDir); err != nil || !reflect.DeepEqual(ports, pod.Ports) {
+		t.Errorf("cached ports %v, %v; want %v", ports, err, pod.Ports)
 	}
 	serve(t, listenIn(t, pod, ":80"), "web")
 	host := Pod{}
@@ -496,7 +552,7 @@ func TestRangeExhausted(t *testing.T) {
 		if leases := takeSnapshot(defIPAM).leases; len(leases) != 0 {
 			t.Errorf("default network leases left: %v", leases)
 		}
-		if recs, _ := filepath.Glob(filepath.Join(second.CacheDir, recordGlob)); len(recs) != 0 {
+		if recs, _ := records(second.CacheDir); len(recs) != 0 {
 			t.Errorf("records left after a rolled-back setup: %v", recs)
 		}
 	}

@@ -13,10 +13,10 @@ import (
 // A PortMapping publishes a pod port on the host (portmap's portMappings
 // capability).
 type PortMapping struct {
-	HostIP   netip.Addr // zero: every host address
-	HostPort uint16
-	PodPort  uint16
-	Protocol string // "tcp" or "udp"
+	HostIP   netip.Addr `json:"hostIP,omitzero"` // zero: every host address
+	HostPort uint16     `json:"hostPort"`
+	PodPort  uint16     `json:"podPort"`
+	Protocol string     `json:"protocol"` // "tcp" or "udp"
 }
 
 func (p PortMapping) String() string {
