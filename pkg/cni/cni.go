@@ -26,6 +26,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/skiffpod/skiff/pkg/netns"
 )
 
 // An Attacher connects a pod's network namespace to networks (Setup) and
@@ -80,10 +82,14 @@ type Plugins struct {
 	log  *slog.Logger
 }
 
-// New returns Plugins looking for binaries in dirs (PluginDir if empty).
+// New returns Plugins looking for binaries in dirs (PluginDir if empty),
+// logging to log (nothing if nil).
 func New(dirs []string, log *slog.Logger) *Plugins {
 	if len(dirs) == 0 {
 		dirs = []string{PluginDir}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Plugins{dirs: dirs, log: log}
 }
@@ -221,8 +227,9 @@ func (c *Plugins) del(ctx context.Context, cacheDir, file string) error {
 	}
 	rt := a.runtime(cacheDir)
 	// A namespace already gone took its interfaces with it; the plugins
-	// still release addresses and host rules without one.
-	if _, err := os.Stat(a.NetNS); err != nil {
+	// still release addresses and host rules without one. (A placeholder
+	// that never became a namespace counts as gone.)
+	if netns.Check(a.NetNS) != nil {
 		rt.NetNS = ""
 	}
 	c.log.Debug("cni del", "network", a.Network, "pod", a.PodID, "if", a.IfName, "netns", rt.NetNS)

@@ -117,6 +117,16 @@ func Do(path string, fn func() error) error {
 	return <-errc
 }
 
+// Check returns nil if path is a network namespace file (ErrNotNetns or the
+// open error otherwise).
+func Check(path string) error {
+	f, err := open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // open opens path and checks that it is a network namespace.
 func open(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

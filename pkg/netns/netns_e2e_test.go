@@ -50,6 +50,9 @@ func TestCreateDoRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := thisNetns(t)
+	if err := Check(p); err != nil {
+		t.Errorf("Check: %v", err)
+	}
 	if st.Ino == host {
 		t.Fatalf("netns file has the host's namespace inode %d", host)
 	}
@@ -156,6 +159,9 @@ func TestNotNetns(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if err := Check(c.path); err == nil {
+				t.Errorf("Check(%s) = nil, want an error", c.path)
+			}
 			ran := false
 			if err := Do(c.path, func() error { ran = true; return nil }); err == nil || ran {
 				t.Errorf("Do(%s): err %v, ran %v; want refused", c.path, err, ran)
