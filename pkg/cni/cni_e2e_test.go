@@ -397,6 +397,22 @@ func TestConcurrentPods(t *testing.T) {
 	expectSame(t, before, ipam)
 }
 
+// udpAsk sends msg to addr from the host and returns the reply.
+func udpAsk(addr, msg string) (string, error) {
+	c, err := net.Dial("udp4", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	return string(buf[:n]), err
+}
+
 // freePort returns a TCP port nothing on the host listens on now.
 func freePort(t *testing.T) uint16 {
 	t.Helper()
@@ -415,10 +431,11 @@ func TestPublishedPorts(t *testing.T) {
 	before := warm(t, p, n, ipam)
 	ctx := context.Background()
 	pod := newPod(t, p, n)
-	lo, all := freePort(t), freePort(t)
+	lo, all, udp := freePort(t), freePort(t), freePort(t)
 	pod.Ports = []PortMapping{
 		{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: lo, PodPort: 80, Protocol: "tcp"},
 		{HostPort: all, PodPort: 80, Protocol: "tcp"},
+		{HostPort: udp, PodPort: 53, Protocol: "udp"},
 	}
 	r, err := p.Setup(ctx, pod)
 	if err != nil {
@@ -428,7 +445,25 @@ func TestPublishedPorts(t *testing.T) {
 		t.Errorf("cached ports %v, %v; want %v", ports, err, pod.Ports)
 	}
 	serve(t, listenIn(t, pod, ":80"), "web")
+	var uc net.PacketConn
+	if err := netns.Do(pod.NetNS, func() (err error) { uc, err = net.ListenPacket("udp4", ":53"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := uc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			uc.WriteTo(append([]byte("echo "), buf[:n]...), from)
+		}
+	}()
 	host := Pod{}
+	if got, err := udpAsk(fmt.Sprintf("127.0.0.1:%d", udp), "hi"); err != nil || got != "echo hi" {
+		t.Errorf("host -> 127.0.0.1:%d/udp: %q, %v; want %q", udp, got, err, "echo hi")
+	}
 	for _, addr := range []string{
 		fmt.Sprintf("127.0.0.1:%d", lo),
 		fmt.Sprintf("127.0.0.1:%d", all),
@@ -440,6 +475,21 @@ func TestPublishedPorts(t *testing.T) {
 	}
 	if got, err := fetch(host, fmt.Sprintf("%s:%d", r[0].Gateway, lo)); err == nil {
 		t.Errorf("a port published on 127.0.0.1 answered on the bridge address: %q", got)
+	}
+	// Other pods, and the pod itself (hairpin), reach it through the host's
+	// bridge address too.
+	other := newPod(t, p, n)
+	if _, err := p.Setup(ctx, other); err != nil {
+		t.Fatalf("setup other pod: %v", err)
+	}
+	for _, from := range []Pod{other, pod} {
+		addr := fmt.Sprintf("%s:%d", r[0].Gateway, all)
+		if got, err := fetch(from, addr); err != nil || got != "web" {
+			t.Errorf("pod %s -> %s: %q, %v; want %q", from.ID, addr, got, err, "web")
+		}
+	}
+	if err := p.Teardown(ctx, other.CacheDir); err != nil {
+		t.Fatalf("teardown other pod: %v", err)
 	}
 	if err := p.Teardown(ctx, pod.CacheDir); err != nil {
 		t.Fatalf("teardown: %v", err)
