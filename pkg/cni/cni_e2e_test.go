@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,20 +228,25 @@ func defaultNet(t *testing.T) (*Network, string) {
 	return n, ipam
 }
 
-// warm sets up and tears down one pod so that the network's host-wide
-// parts (bridge, top-level chains, also portmap's), which outlive pods,
-// exist; then it
-// returns the state every later teardown must return to.
+// warmed is set once a pod was set up and torn down on the default network.
+var warmed sync.Once
+
+// warm makes sure the default network's host-wide parts (bridge, top-level
+// chains, also portmap's), which outlive pods, exist: it sets up and tears
+// down one pod, once per test binary. It returns the state every later
+// teardown must return to.
 func warm(t *testing.T, p *Plugins, n *Network, ipam string) snapshot {
 	t.Helper()
-	pod := newPod(t, p, n)
-	pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
-	if _, err := p.Setup(context.Background(), pod); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	if err := p.Teardown(context.Background(), pod.CacheDir); err != nil {
-		t.Fatalf("teardown: %v", err)
-	}
+	warmed.Do(func() {
+		pod := newPod(t, p, n)
+		pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+		if _, err := p.Setup(context.Background(), pod); err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+		if err := p.Teardown(context.Background(), pod.CacheDir); err != nil {
+			t.Fatalf("teardown: %v", err)
+		}
+	})
 	return takeSnapshot(ipam)
 }
 

@@ -84,17 +84,17 @@ func port(s string) (uint16, error) {
 // moment. (A port another pod publishes is a DNAT rule, not a socket: the
 // caller checks those against the other pods' cached mappings.)
 func CheckPorts(ports []PortMapping) error {
-	seen := map[string]PortMapping{}
-	for _, p := range ports {
+	for i, p := range ports {
 		// Two mappings clash on the same port and protocol when either
 		// binds every address or both bind the same one.
-		for _, o := range seen {
+		for _, o := range ports[:i] {
 			if o.HostPort == p.HostPort && o.Protocol == p.Protocol &&
 				(!o.HostIP.IsValid() || !p.HostIP.IsValid() || o.HostIP == p.HostIP) {
 				return fmt.Errorf("%w: %s and %s publish host port %d/%s twice", ErrPort, o, p, p.HostPort, p.Protocol)
 			}
 		}
-		seen[p.String()] = p
+	}
+	for _, p := range ports {
 		addr := ""
 		if p.HostIP.IsValid() {
 			addr = p.HostIP.String()

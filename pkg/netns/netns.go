@@ -166,8 +166,10 @@ func Remove(path string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("remove netns %s: %w", path, ErrNotNetns)
 	}
-	if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("remove netns %s: %w", path, err)
+	if Check(path) == nil {
+		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+			return fmt.Errorf("remove netns %s: %w", path, err)
+		}
 	}
 	// After the unmount, what is left must be Create's empty placeholder.
 	if fi, err = os.Lstat(path); err == nil && (!fi.Mode().IsRegular() || fi.Size() != 0) {
