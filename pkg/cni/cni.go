@@ -153,12 +153,18 @@ func (c *Plugins) Setup(ctx context.Context, p Pod) ([]Result, error) {
 	if err := CheckPorts(p.Ports); err != nil {
 		return nil, fmt.Errorf("network setup: %w", err)
 	}
+	for _, n := range p.Networks {
+		if n == nil || n.list == nil {
+			return nil, fmt.Errorf("network setup: %w: a network not from Load or DefaultNetwork", ErrConfig)
+		}
+	}
 	var results []Result
 	for i, n := range p.Networks {
 		r, err := c.add(ctx, p, i, n)
 		if err != nil {
 			err = fmt.Errorf("network setup: %w", err)
-			if terr := c.Teardown(ctx, p.CacheDir); terr != nil {
+			// Roll back even when ctx was what ended the setup.
+			if terr := c.Teardown(context.WithoutCancel(ctx), p.CacheDir); terr != nil {
 				err = errors.Join(err, fmt.Errorf("roll back: %w", terr))
 			}
 			return nil, err

@@ -524,6 +524,24 @@ func TestPortTaken(t *testing.T) {
 	expectSame(t, before, ipam)
 }
 
+// TestSetupCanceled: a setup ended by its context still rolls back.
+func TestSetupCanceled(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pod := newPod(t, p, n)
+	if _, err := p.Setup(ctx, pod); err == nil || strings.Contains(err.Error(), "roll back") {
+		t.Fatalf("setup with a canceled context: %v; want an error and no failed rollback", err)
+	}
+	if recs, _ := records(pod.CacheDir); len(recs) != 0 {
+		t.Errorf("records left: %v", recs)
+	}
+	expectSame(t, before, ipam)
+}
+
 // TestCrashTeardown: a pod set up by one process is torn down by another
 // that has nothing but the cache dir (stage1 crashed; gc cleans up). The
 // namespace file is still there: only gc removes it, after Teardown
