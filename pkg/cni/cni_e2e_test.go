@@ -150,11 +150,17 @@ func expectSame(t *testing.T, before snapshot, ipamDir string) {
 }
 
 // restoreHost removes what the networks' first use set up on the host and
-// pods never remove (the bridges, the plugins' top-level chains) and puts
-// ip_forward back.
+// pods never remove (the skiff* bridges, the plugins' CNI-* chains) and puts
+// ip_forward back. It touches nothing else, whoever added it.
 func restoreHost() {
 	now := takeSnapshot("")
-	_, added := hostBefore.diff(now)
+	_, all := hostBefore.diff(now)
+	var added []string
+	for _, l := range all {
+		if strings.Contains(l, "CNI-") || strings.HasPrefix(l, "link skiff") {
+			added = append(added, l)
+		}
+	}
 	table := ""
 	var chains [][2]string
 	for _, l := range now.iptables {
