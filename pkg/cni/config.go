@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -75,11 +74,16 @@ func DefaultNetwork(bridge, subnet, ipamDir string) (*Network, error) {
 // files are left out and reported in the error, one line each naming the
 // file; the networks that are good are returned all the same.
 func Load(dir string, pluginDirs []string, def *Network) (map[string]*Network, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.conflist"))
-	if err != nil {
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load networks %s: %w", dir, err)
 	}
-	sort.Strings(files)
+	var files []string // ReadDir sorts by name
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".conflist") {
+			files = append(files, filepath.Join(dir, e.Name()))
+		}
+	}
 	nets := map[string]*Network{}
 	var errs []error
 	for _, f := range files {

@@ -40,6 +40,7 @@ func TestLoad(t *testing.T) {
 		err   string   // in the error, with the bad file's name; "" for none
 	}{
 		{"empty dir", nil, []string{"default"}, ""},
+		{"dir with glob characters", map[string]string{"[a].conflist": conflist("a", "10.99.0.0/24")}, []string{"a", "default"}, ""},
 		{"one good", map[string]string{"a.conflist": conflist("a", "10.99.0.0/24")}, []string{"a", "default"}, ""},
 		{"other extensions ignored", map[string]string{"a.conf": "junk", "a.json": "junk"}, []string{"default"}, ""},
 		{"not JSON", map[string]string{"bad.conflist": `{"name": "bad",`}, []string{"default"}, "not valid JSON"},
@@ -64,7 +65,8 @@ func TestLoad(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := filepath.Join(t.TempDir(), "net.d[*]")
+			os.Mkdir(dir, 0o755)
 			bad := ""
 			for f, body := range c.files {
 				if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
