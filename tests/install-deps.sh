@@ -9,6 +9,7 @@ pkgs=(
   busybox-static gnupg xz-utils bzip2 cpio
   runc crun hyperfine strace      # benchmark peers and the breakdown
   iproute2 util-linux ca-certificates
+  containernetworking-plugins iptables   # pod networks (pkg/cni: bridge, host-local, portmap, firewall)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,639 @@
+//go:build e2e
+
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffpod/skiff/pkg/netns"
+)
+
+// These tests attach real network namespaces to a real bridge with
+// Debian's CNI plugins and iptables: they need root and the packages from
+// `make deps`, and run under `make test` (build tag e2e). Traffic stays
+// between the test's namespaces and the host's own addresses.
+
+var (
+	// hostBefore is the host as the test binary found it; restored at exit.
+	hostBefore snapshot
+	ipForward  []byte
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Getenv("SKIFF_CNI_TEARDOWN") != "" {
+		// The "fresh process" of TestCrashTeardown: nothing but the cache dir.
+		err := New(nil, slog.New(slog.DiscardHandler)).Teardown(context.Background(), os.Getenv("SKIFF_CNI_TEARDOWN"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	if os.Geteuid() == 0 {
+		hostBefore = takeSnapshot("")
+		ipForward, _ = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		defer restoreHost()
+	}
+	return m.Run()
+}
+
+func requireNet(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces and bridges: run as root (make test)")
+	}
+	for _, p := range []string{"bridge", "host-local", "portmap", "firewall"} {
+		if _, err := os.Stat(filepath.Join(PluginDir, p)); err != nil {
+			t.Fatalf("CNI plugin %s missing (%v): run `make deps` (containernetworking-plugins)", p, err)
+		}
+	}
+	if _, err := exec.LookPath("iptables-save"); err != nil {
+		t.Fatalf("iptables-save missing: run `make deps` (iptables)")
+	}
+}
+
+// snapshot is the host state a pod must not leave behind.
+type snapshot struct {
+	links    []string // link names
+	iptables []string // iptables-save without counters and comments
+	leases   []string // host-local lease files (named by address)
+}
+
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+func takeSnapshot(ipamDir string) snapshot {
+	var s snapshot
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		s.links = append(s.links, i.Name)
+	}
+	out, _ := exec.Command("iptables-save").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			s.iptables = append(s.iptables, counters.ReplaceAllString(l, ""))
+		}
+	}
+	if ipamDir != "" {
+		filepath.WalkDir(ipamDir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if _, perr := netip.ParseAddr(d.Name()); perr == nil {
+					s.leases = append(s.leases, p)
+				}
+			}
+			return nil
+		})
+	}
+	return s
+}
+
+// diff lists what is in s but not in o, and what is in o but not in s.
+func (s snapshot) diff(o snapshot) (gone, added []string) {
+	minus := func(a, b []string) (r []string) {
+		for _, x := range a {
+			if !slices.Contains(b, x) {
+				r = append(r, x)
+			}
+		}
+		return r
+	}
+	all := func(s snapshot) []string {
+		var r []string
+		for _, l := range s.links {
+			r = append(r, "link "+l)
+		}
+		r = append(r, s.iptables...)
+		for _, l := range s.leases {
+			r = append(r, "lease "+l)
+		}
+		return r
+	}
+	return minus(all(s), all(o)), minus(all(o), all(s))
+}
+
+// expectSame fails unless the host returns to before (interfaces of a
+// removed namespace go away asynchronously: wait a little).
+func expectSame(t *testing.T, before snapshot, ipamDir string) {
+	t.Helper()
+	var gone, added []string
+	for end := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		gone, added = before.diff(takeSnapshot(ipamDir))
+		if len(gone)+len(added) == 0 || time.Now().After(end) {
+			break
+		}
+	}
+	for _, l := range gone {
+		t.Errorf("gone after teardown: %s", l)
+	}
+	for _, l := range added {
+		t.Errorf("left after teardown: %s", l)
+	}
+}
+
+// restoreHost removes what the networks' first use set up on the host and
+// pods never remove (the skiff* bridges, the plugins' CNI-* chains) and puts
+// ip_forward back. It touches nothing else, whoever added it.
+func restoreHost() {
+	now := takeSnapshot("")
+	_, all := hostBefore.diff(now)
+	var added []string
+	for _, l := range all {
+		if strings.Contains(l, "CNI-") || strings.HasPrefix(l, "link skiff") {
+			added = append(added, l)
+		}
+	}
+	table := ""
+	var chains [][2]string
+	for _, l := range now.iptables {
+		if strings.HasPrefix(l, "*") {
+			table = l[1:]
+		}
+		if !slices.Contains(added, l) {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l, "-A "):
+			// iptables-save quotes its rules as a shell would.
+			exec.Command("sh", "-c", "iptables -t "+table+" -D "+l[3:]).Run()
+		case strings.HasPrefix(l, ":"):
+			chains = append(chains, [2]string{table, strings.Fields(l[1:])[0]})
+		}
+	}
+	for _, c := range chains {
+		exec.Command("iptables", "-t", c[0], "-F", c[1]).Run()
+	}
+	for _, c := range chains {
+		exec.Command("iptables", "-t", c[0], "-X", c[1]).Run()
+	}
+	for _, l := range added {
+		if name, ok := strings.CutPrefix(l, "link "); ok {
+			exec.Command("ip", "link", "del", name).Run()
+		}
+	}
+	if ipForward != nil {
+		os.WriteFile("/proc/sys/net/ipv4/ip_forward", ipForward, 0o644)
+	}
+}
+
+// newPod makes a network namespace and a cache dir for one pod and tears
+// both down when the test ends, whatever happened.
+func newPod(t *testing.T, p *Plugins, nets ...*Network) Pod {
+	t.Helper()
+	dir := t.TempDir()
+	id := fmt.Sprintf("%08x-test", time.Now().UnixNano()&0xffffffff)
+	pod := Pod{ID: id, NetNS: filepath.Join(dir, "netns"), CacheDir: filepath.Join(dir, "net"), Networks: nets}
+	if err := netns.Create(pod.NetNS); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Teardown(context.Background(), pod.CacheDir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		netns.Remove(pod.NetNS)
+	})
+	return pod
+}
+
+func testPlugins(t *testing.T) *Plugins {
+	return New(nil, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func defaultNet(t *testing.T) (*Network, string) {
+	t.Helper()
+	ipam := t.TempDir()
+	n, err := DefaultNetwork(DefaultBridge, DefaultSubnet, ipam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, ipam
+}
+
+// warmed is set once a pod was set up and torn down on the default network.
+var warmed sync.Once
+
+// warm makes sure the default network's host-wide parts (bridge, top-level
+// chains, also portmap's), which outlive pods, exist: it sets up and tears
+// down one pod, once per test binary. It returns the state every later
+// teardown must return to.
+func warm(t *testing.T, p *Plugins, n *Network, ipam string) snapshot {
+	t.Helper()
+	warmed.Do(func() {
+		pod := newPod(t, p, n)
+		pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+		if _, err := p.Setup(context.Background(), pod); err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+		if err := p.Teardown(context.Background(), pod.CacheDir); err != nil {
+			t.Fatalf("teardown: %v", err)
+		}
+	})
+	return takeSnapshot(ipam)
+}
+
+// serve accepts connections on l and answers each with reply.
+func serve(t *testing.T, l net.Listener, reply string) {
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, reply)
+			c.Close()
+		}
+	}()
+}
+
+// listenIn listens on addr inside the pod's namespace.
+func listenIn(t *testing.T, pod Pod, addr string) net.Listener {
+	t.Helper()
+	var l net.Listener
+	err := netns.Do(pod.NetNS, func() (err error) { l, err = net.Listen("tcp4", addr); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// fetch dials addr (inside pod's namespace unless pod.NetNS is "") and
+// returns what the server says.
+func fetch(pod Pod, addr string) (string, error) {
+	var out []byte
+	get := func() error {
+		c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		out, err = io.ReadAll(c)
+		return err
+	}
+	var err error
+	if pod.NetNS == "" {
+		err = get()
+	} else {
+		err = netns.Do(pod.NetNS, get)
+	}
+	return string(out), err
+}
+
+func TestPodsReachEachOtherAndHost(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	ctx := context.Background()
+	a, b := newPod(t, p, n), newPod(t, p, n)
+	ra, err := p.Setup(ctx, a)
+	if err != nil {
+		t.Fatalf("setup a: %v", err)
+	}
+	rb, err := p.Setup(ctx, b)
+	if err != nil {
+		t.Fatalf("setup b: %v", err)
+	}
+	subnet := netip.MustParsePrefix(DefaultSubnet)
+	for _, r := range append(ra, rb...) {
+		if len(r.IPs) != 1 || !subnet.Contains(r.IPs[0].Addr()) || r.Interface != "eth0" || r.Gateway != netip.MustParseAddr("172.16.28.1") {
+			t.Fatalf("result %+v: want one address in %s on eth0, gateway 172.16.28.1", r, subnet)
+		}
+	}
+	if ra[0].IPs[0] == rb[0].IPs[0] {
+		t.Fatalf("both pods got %s", ra[0].IPs[0])
+	}
+	if want := (Route{Dst: netip.MustParsePrefix("0.0.0.0/0")}); !slices.Contains(ra[0].Routes, want) {
+		t.Errorf("routes %v: want %v", ra[0].Routes, want)
+	}
+	if cached, ports, err := Cached(a.CacheDir); err != nil || !reflect.DeepEqual(cached, ra) || len(ports) != 0 {
+		t.Errorf("Cached = %+v, %v, %v; want %+v and no ports", cached, ports, err, ra)
+	}
+	serve(t, listenIn(t, a, ":8080"), "from a")
+	if got, err := fetch(b, netip.AddrPortFrom(ra[0].IPs[0].Addr(), 8080).String()); err != nil || got != "from a" {
+		t.Errorf("pod b -> pod a: %q, %v; want %q", got, err, "from a")
+	}
+	hl, err := net.Listen("tcp4", ra[0].Gateway.String()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, hl, "from host")
+	for _, pod := range []Pod{a, b} {
+		if got, err := fetch(pod, hl.Addr().String()); err != nil || got != "from host" {
+			t.Errorf("pod -> host bridge address %s: %q, %v", hl.Addr(), got, err)
+		}
+	}
+	if len(takeSnapshot(ipam).leases) != 2 {
+		t.Errorf("want 2 leases while both pods run: %v", takeSnapshot(ipam).leases)
+	}
+	for _, pod := range []Pod{a, b} {
+		if err := p.Teardown(ctx, pod.CacheDir); err != nil {
+			t.Fatalf("teardown: %v", err)
+		}
+		if err := p.Teardown(ctx, pod.CacheDir); err != nil {
+			t.Fatalf("second teardown: %v", err)
+		}
+	}
+	expectSame(t, before, ipam)
+}
+
+// TestConcurrentPods: pods set up and torn down at the same time get
+// distinct addresses and leave nothing behind.
+func TestConcurrentPods(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	pods := make([]Pod, 6)
+	for i := range pods {
+		pods[i] = newPod(t, p, n)
+		pods[i].Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+	}
+	errs := make(chan error, len(pods))
+	addrs := make(chan netip.Prefix, len(pods))
+	for _, pod := range pods {
+		go func() {
+			r, err := p.Setup(context.Background(), pod)
+			if err == nil {
+				addrs <- r[0].IPs[0]
+			}
+			errs <- err
+		}()
+	}
+	seen := map[netip.Prefix]bool{}
+	for range pods {
+		if err := <-errs; err != nil {
+			t.Errorf("setup: %v", err)
+			continue
+		}
+		a := <-addrs
+		if seen[a] {
+			t.Errorf("address %s given twice", a)
+		}
+		seen[a] = true
+	}
+	for _, pod := range pods {
+		go func() { errs <- p.Teardown(context.Background(), pod.CacheDir) }()
+	}
+	for range pods {
+		if err := <-errs; err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	}
+	expectSame(t, before, ipam)
+}
+
+// udpAsk sends msg to addr from the host and returns the reply.
+func udpAsk(addr, msg string) (string, error) {
+	c, err := net.Dial("udp4", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	return string(buf[:n]), err
+}
+
+// freePort returns a TCP port nothing on the host listens on now.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+func TestPublishedPorts(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	ctx := context.Background()
+	pod := newPod(t, p, n)
+	lo, all, udp := freePort(t), freePort(t), freePort(t)
+	pod.Ports = []PortMapping{
+		{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: lo, PodPort: 80, Protocol: "tcp"},
+		{HostPort: all, PodPort: 80, Protocol: "tcp"},
+		{HostPort: udp, PodPort: 53, Protocol: "udp"},
+	}
+	r, err := p.Setup(ctx, pod)
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if _, ports, err := Cached(pod.CacheDir); err != nil || !reflect.DeepEqual(ports, pod.Ports) {
+		t.Errorf("cached ports %v, %v; want %v", ports, err, pod.Ports)
+	}
+	serve(t, listenIn(t, pod, ":80"), "web")
+	var uc net.PacketConn
+	if err := netns.Do(pod.NetNS, func() (err error) { uc, err = net.ListenPacket("udp4", ":53"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := uc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			uc.WriteTo(append([]byte("echo "), buf[:n]...), from)
+		}
+	}()
+	host := Pod{}
+	if got, err := udpAsk(fmt.Sprintf("127.0.0.1:%d", udp), "hi"); err != nil || got != "echo hi" {
+		t.Errorf("host -> 127.0.0.1:%d/udp: %q, %v; want %q", udp, got, err, "echo hi")
+	}
+	for _, addr := range []string{
+		fmt.Sprintf("127.0.0.1:%d", lo),
+		fmt.Sprintf("127.0.0.1:%d", all),
+		fmt.Sprintf("%s:%d", r[0].Gateway, all), // the host's bridge address
+	} {
+		if got, err := fetch(host, addr); err != nil || got != "web" {
+			t.Errorf("host -> %s: %q, %v; want %q", addr, got, err, "web")
+		}
+	}
+	if got, err := fetch(host, fmt.Sprintf("%s:%d", r[0].Gateway, lo)); err == nil {
+		t.Errorf("a port published on 127.0.0.1 answered on the bridge address: %q", got)
+	}
+	// Other pods, and the pod itself (hairpin), reach it through the host's
+	// bridge address too.
+	other := newPod(t, p, n)
+	if _, err := p.Setup(ctx, other); err != nil {
+		t.Fatalf("setup other pod: %v", err)
+	}
+	for _, from := range []Pod{other, pod} {
+		addr := fmt.Sprintf("%s:%d", r[0].Gateway, all)
+		if got, err := fetch(from, addr); err != nil || got != "web" {
+			t.Errorf("pod %s -> %s: %q, %v; want %q", from.ID, addr, got, err, "web")
+		}
+	}
+	if err := p.Teardown(ctx, other.CacheDir); err != nil {
+		t.Fatalf("teardown other pod: %v", err)
+	}
+	if err := p.Teardown(ctx, pod.CacheDir); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	expectSame(t, before, ipam)
+}
+
+func TestPortTaken(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := uint16(l.Addr().(*net.TCPAddr).Port)
+	pod := newPod(t, p, n)
+	pod.Ports = []PortMapping{{HostPort: taken, PodPort: 80, Protocol: "tcp"}}
+	_, err = p.Setup(context.Background(), pod)
+	if !errors.Is(err, ErrPortTaken) || !strings.Contains(err.Error(), fmt.Sprint(taken)) {
+		t.Fatalf("setup with host port %d taken: %v; want ErrPortTaken naming the port", taken, err)
+	}
+	t.Logf("refused: %v", err)
+	expectSame(t, before, ipam)
+}
+
+// TestSetupCanceled: a setup ended by its context still rolls back.
+func TestSetupCanceled(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pod := newPod(t, p, n)
+	if _, err := p.Setup(ctx, pod); err == nil || strings.Contains(err.Error(), "roll back") {
+		t.Fatalf("setup with a canceled context: %v; want an error and no failed rollback", err)
+	}
+	if recs, _ := records(pod.CacheDir); len(recs) != 0 {
+		t.Errorf("records left: %v", recs)
+	}
+	expectSame(t, before, ipam)
+}
+
+// TestCrashTeardown: a pod set up by one process is torn down by another
+// that has nothing but the cache dir (stage1 crashed; gc cleans up). The
+// namespace file is still there: only gc removes it, after Teardown
+// (docs/networking.md says why the order matters).
+//
+// "before the result was cached" is a crash after the plugins added the pod
+// but before libcni wrote their result: the DELs run without prevResult.
+func TestCrashTeardown(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	before := warm(t, p, n, ipam)
+	for _, uncached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("before the result was cached %v", uncached), func(t *testing.T) {
+			pod := newPod(t, p, n)
+			pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+			if _, err := p.Setup(context.Background(), pod); err != nil {
+				t.Fatalf("setup: %v", err)
+			}
+			if gone, added := before.diff(takeSnapshot(ipam)); len(added) < 3 || len(gone) != 0 {
+				t.Fatalf("setup changed too little to test teardown: gone %q, added %q", gone, added)
+			}
+			if uncached {
+				res, _ := filepath.Glob(filepath.Join(pod.CacheDir, "results", "*"))
+				if len(res) != 1 {
+					t.Fatalf("want one cached result, have %v", res)
+				}
+				os.Remove(res[0])
+			}
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "SKIFF_CNI_TEARDOWN="+pod.CacheDir)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("teardown in a fresh process: %v\n%s", err, out)
+			}
+			expectSame(t, before, ipam)
+			if left, _ := os.ReadDir(pod.CacheDir); len(left) > 1 {
+				t.Errorf("cache dir after teardown: %v", left)
+			}
+		})
+	}
+}
+
+// TestRangeExhausted: a network with room for one pod refuses the second
+// with the plugin's reason and leaves nothing of it behind.
+func TestRangeExhausted(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	ipam := t.TempDir()
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"tiny","plugins":[
+		{"type":"bridge","bridge":"skifftest1","isGateway":true,
+		 "ipam":{"type":"host-local","ranges":[[{"subnet":"172.16.29.0/30"}]],"dataDir":%q}},
+		{"type":"firewall"}]}`, ipam)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tiny.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nets, err := Load(dir, []string{PluginDir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := nets["tiny"]
+	ctx := context.Background()
+	first := newPod(t, p, n)
+	if _, err := p.Setup(ctx, first); err != nil {
+		t.Fatalf("setup first pod: %v", err)
+	}
+	def, defIPAM := defaultNet(t)
+	warm(t, p, def, defIPAM)
+	before := takeSnapshot(ipam)
+	// Alone, and after the default network was added (rolled back too).
+	for _, nets := range [][]*Network{{n}, {def, n}} {
+		second := newPod(t, p, nets...)
+		_, err = p.Setup(ctx, second)
+		if err == nil || !strings.Contains(err.Error(), "network tiny") || !strings.Contains(err.Error(), "no IP addresses available") {
+			t.Fatalf("setup of a second pod in a /30: %v; want the network named and no addresses left", err)
+		}
+		t.Logf("refused: %v", err)
+		if strings.Contains(err.Error(), "roll back") {
+			t.Errorf("rollback failed: %v", err)
+		}
+		expectSame(t, before, ipam)
+		if leases := takeSnapshot(defIPAM).leases; len(leases) != 0 {
+			t.Errorf("default network leases left: %v", leases)
+		}
+		if recs, _ := records(second.CacheDir); len(recs) != 0 {
+			t.Errorf("records left after a rolled-back setup: %v", recs)
+		}
+	}
+}
