@@ -12,6 +12,8 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/utils"
+
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // Defaults of the built-in network. 172.16.28.0/24 is rkt's default range:
@@ -158,7 +160,7 @@ func parse(b []byte, pluginDirs []string) (*Network, error) {
 		err := json.Unmarshal(b, &v)
 		return nil, fmt.Errorf("%w: not valid JSON: %v", ErrConfig, err)
 	}
-	if err := checkDupKeys(b); err != nil {
+	if err := strictjson.CheckKeys(b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	list, err := libcni.NetworkConfFromBytes(b)

@@ -45,7 +45,7 @@ func TestLoad(t *testing.T) {
 		{"other extensions ignored", map[string]string{"a.conf": "junk", "a.json": "junk"}, []string{"default"}, ""},
 		{"not JSON", map[string]string{"bad.conflist": `{"name": "bad",`}, []string{"default"}, "not valid JSON"},
 		{"duplicate key", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","name":"y","plugins":[{"type":"bridge"}]}`}, []string{"default"}, `duplicate key "name"`},
-		{"nested duplicate key", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"bridge","ipam":{"type":"host-local","type":"dhcp"}}]}`}, []string{"default"}, `duplicate key "type"`},
+		{"nested duplicate key", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"bridge","ipam":{"type":"host-local","type":"dhcp"}}]}`}, []string{"default"}, `duplicate key "plugins[0].ipam.type"`},
 		{"missing plugin", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"macvlan"}]}`}, []string{"default"}, `plugin "macvlan" not found`},
 		{"missing ipam plugin", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"bridge","ipam":{"type":"dhcp"}}]}`}, []string{"default"}, `plugin "dhcp" not found`},
 		{"plugin name with a slash", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../../bin/sh"}]}`}, []string{"default"}, `not found`},
