@@ -71,7 +71,9 @@ func TestApp(t *testing.T) {
 				t.Errorf("MountPoints = %+v, want %+v", a.App.MountPoints, want)
 			}
 		}},
-		{"labels", set(func(c *ocispec.ImageConfig) { c.Labels = map[string]string{"Maintainer": "me", "org.opencontainers.image.title": "t"} }), Override{}, func(t *testing.T, a *AppConfig) {
+		{"labels", set(func(c *ocispec.ImageConfig) {
+			c.Labels = map[string]string{"Maintainer": "me", "org.opencontainers.image.title": "t"}
+		}), Override{}, func(t *testing.T, a *AppConfig) {
 			want := types.UserAnnotations{"Maintainer": "me", "org.opencontainers.image.title": "t"}
 			if !reflect.DeepEqual(a.App.UserAnnotations, want) {
 				t.Errorf("UserAnnotations = %v", a.App.UserAnnotations)
