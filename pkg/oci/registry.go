@@ -306,8 +306,6 @@ func (r *registry) explain(op string, err error) error {
 	var terr *transport.Error
 	var nerr net.Error
 	switch {
-	case errors.Is(err, ErrInsecure):
-		return fmt.Errorf("%s: registry %s: %w", op, r.host, ErrInsecure)
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
