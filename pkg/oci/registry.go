@@ -291,14 +291,13 @@ func (s *stallReader) Close() error {
 
 // status turns an error response into one line naming the cause.
 func (r *registry) status(u string, resp *http.Response) error {
-	what := r.ref.String()
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		return fmt.Errorf("%s: %w (404 from %s)", what, ErrNotFound, r.host)
+		return fmt.Errorf("%w (404 from %s for %s)", ErrNotFound, r.host, u)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w: %s: access denied (%d from %s; check the credentials in the auth file)", ErrRegistry, what, resp.StatusCode, r.host)
+		return fmt.Errorf("%w: access denied (%d from %s; check the credentials in the auth file)", ErrRegistry, resp.StatusCode, r.host)
 	}
-	return fmt.Errorf("%w: %s: %s answered %s for %s", ErrRegistry, what, r.host, resp.Status, u)
+	return fmt.Errorf("%w: %s answered %s for %s", ErrRegistry, r.host, resp.Status, u)
 }
 
 // explain maps transport failures to one line naming the cause.
@@ -309,11 +308,11 @@ func (r *registry) explain(op string, err error) error {
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%w: %s: access denied by %s (%d; check the credentials in the auth file)", ErrRegistry, r.ref, r.host, terr.StatusCode)
+			return fmt.Errorf("%w: access denied by %s (%d; check the credentials in the auth file)", ErrRegistry, r.host, terr.StatusCode)
 		case http.StatusNotFound:
-			return fmt.Errorf("%s: %w (404 from %s)", r.ref, ErrNotFound, r.host)
+			return fmt.Errorf("%w (404 from %s)", ErrNotFound, r.host)
 		}
-		return fmt.Errorf("%w: %s: %s answered %d", ErrRegistry, r.ref, r.host, terr.StatusCode)
+		return fmt.Errorf("%w: %s answered %d", ErrRegistry, r.host, terr.StatusCode)
 	case errors.As(err, &nerr) && nerr.Timeout():
 		return fmt.Errorf("%w: %s: %s did not answer within %v", ErrTimeout, op, r.host, r.timeout)
 	}

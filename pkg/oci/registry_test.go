@@ -285,6 +285,20 @@ func TestRegistry(t *testing.T) {
 		})
 	}
 
+	t.Run("tampered config in the registry", func(t *testing.T) {
+		img, err := open(t, v2s2, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := img.Manifest.Config.Digest
+		data := filepath.Join(reg.root, "docker/registry/v2/blobs/sha256", d.Encoded()[:2], d.Encoded(), "data")
+		b, _ := os.ReadFile(data)
+		t.Cleanup(func() { os.WriteFile(data, b, 0o644) }) // other images share it
+		os.WriteFile(data, []byte(strings.Replace(string(b), "nobody", "root  ", 1)), 0o644)
+		_, err = open(t, v2s2, plain)
+		checkErr(t, err, ErrDigestMismatch, "hashes to")
+	})
+
 	t.Run("tampered blob in the registry", func(t *testing.T) {
 		img, err := open(t, oci, plain)
 		if err != nil {
