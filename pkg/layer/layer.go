@@ -294,8 +294,17 @@ func (u *unpacker) parents(orig, name string) error {
 	if _, ok := u.dirs[dir]; ok {
 		return nil
 	}
-	if u.files[dir] || u.whiteouts[dir] {
+	if u.files[dir] {
 		return unsafeEntry(orig, fmt.Sprintf("parent %q is not a directory of this layer", dir))
+	}
+	if u.whiteouts[dir] { // deleted below, new here: as a directory entry would
+		if err := u.replace(dir); err != nil {
+			return err
+		}
+		if err := u.mkdir(dir); err != nil {
+			return err
+		}
+		return u.setOpaque(dir)
 	}
 	if err := u.parents(orig, dir); err != nil {
 		return err

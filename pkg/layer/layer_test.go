@@ -140,6 +140,11 @@ func TestUnpack(t *testing.T) {
 				t.Errorf("d is not an opaque directory: %v %v", fi, err)
 			}
 		}},
+		{"implied dir replacing a whiteout becomes opaque", []row{file(".wh.d", ""), file("d/f", "x")}, func(t *testing.T, d string) {
+			if b, err := os.ReadFile(filepath.Join(d, "d/f")); err != nil || string(b) != "x" || !isOpaque(filepath.Join(d, "d")) {
+				t.Errorf("d/f = %q, %v; opaque %v", b, err, isOpaque(filepath.Join(d, "d")))
+			}
+		}},
 		{"file replacing a whiteout", []row{file(".wh.f", ""), file("f", "new")}, func(t *testing.T, d string) {
 			if b, err := os.ReadFile(filepath.Join(d, "f")); err != nil || string(b) != "new" {
 				t.Errorf("f = %q, %v", b, err)
