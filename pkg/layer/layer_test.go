@@ -235,3 +235,34 @@ func TestUnpackRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlayStack mounts unpacked layers as overlayfs lowerdirs, as the
+// store will: the kernel, not the test, decides whether the whiteouts and
+// opaque directories mean what they should.
+func TestOverlayStack(t *testing.T) {
+	lower, err := unpack(t, []row{dir("a/"), file("a/x", "x"), file("a/y", "y"), dir("b/"), file("b/z", "z"), file("c", "c"), file("keep", "k")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upper, err := unpack(t, []row{dir("a/"), file("a/.wh..wh..opq", ""), file("a/new", "n"), file(".wh.b", ""), file(".wh.c", "")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+upper+":"+lower); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	var got []string
+	filepath.WalkDir(mnt, func(p string, d os.DirEntry, err error) error {
+		if p != mnt {
+			rel, _ := filepath.Rel(mnt, p)
+			got = append(got, rel)
+		}
+		return nil
+	})
+	want := []string{"a", "a/new", "keep"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("overlay shows %q, want %q", got, want)
+	}
+}

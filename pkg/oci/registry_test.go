@@ -187,6 +187,22 @@ func checkUmociImage(t *testing.T, img *Image) {
 			t.Errorf("layer 1 %s is not a whiteout: %v %o", p, err, st.Mode)
 		}
 	}
+	// Stacked by the kernel as the store will: the whiteouts hide.
+	mnt := t.TempDir()
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+dirs[1]+":"+dirs[0]); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+	var seen []string
+	filepath.WalkDir(mnt, func(p string, d os.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(mnt, p); rel != "." {
+			seen = append(seen, rel)
+		}
+		return nil
+	})
+	unix.Unmount(mnt, unix.MNT_DETACH)
+	if got := strings.Join(seen, " "); got != "d d/g keep link" {
+		t.Errorf("overlay shows %q, want \"d d/g keep link\"", got)
+	}
 	a, err := App(img.Config.Config, Override{})
 	if err != nil {
 		t.Fatal(err)
