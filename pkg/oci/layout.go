@@ -2,6 +2,7 @@ package oci
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,6 +107,11 @@ func (t *tarFiles) index() error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	head := make([]byte, 4)
+	n, _ := t.f.ReadAt(head, 0)
+	if head = head[:n]; bytes.HasPrefix(head, []byte{0x1f, 0x8b}) || bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}) || bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X'}) {
+		return fmt.Errorf("a compressed file; give the uncompressed tar")
 	}
 	cr := &countingReader{f: t.f}
 	tr := tar.NewReader(cr)

@@ -61,6 +61,8 @@ type Options struct {
 // Image is one resolved, single-platform image. Its Manifest and Config
 // have been verified against their digests; its layers are verified as
 // they are read (OpenLayer). An Image holds the source open: Close it.
+// OpenLayer may be called from several goroutines at once (layers
+// download in parallel); each LayerReader belongs to one.
 type Image struct {
 	Ref imageref.Ref
 	// Digest names the manifest ("sha256:..."); for a docker-archive,
