@@ -15,11 +15,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,6 +272,53 @@ func TestRegistry(t *testing.T) {
 		}
 		_, err := open(t, multi, Options{PlainHTTP: true, Platform: "linux/mips64"})
 		checkErr(t, err, ErrNoPlatform, "has no linux/mips64")
+	})
+
+	t.Run("retries a flaky registry", func(t *testing.T) {
+		// A proxy in front of the real registry that fails every other request.
+		target, _ := url.Parse("http://" + reg.addr)
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		var n atomic.Int32
+		flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1)%2 == 1 {
+				http.Error(w, "try again", http.StatusServiceUnavailable)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		defer flaky.Close()
+		ref := "docker://" + strings.TrimPrefix(flaky.URL, "http://") + "/test/img:oci"
+		img, err := open(t, ref, Options{PlainHTTP: true, Backoff: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("Open through the flaky proxy: %v", err)
+		}
+		checkUmociImage(t, img)
+		if _, err := open(t, ref, Options{PlainHTTP: true, Retries: -1}); err == nil {
+			t.Errorf("no error without retries: the proxy is not flaky")
+		}
+	})
+
+	t.Run("layers in parallel", func(t *testing.T) {
+		img, err := open(t, oci, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, len(img.Layers))
+		for i := range img.Layers {
+			go func() {
+				lr, err := img.OpenLayer(context.Background(), i)
+				if err == nil {
+					err = lr.Finish()
+					lr.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range img.Layers {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
 	})
 
 	t.Run("pinned by digest", func(t *testing.T) {
