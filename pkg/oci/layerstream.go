@@ -9,6 +9,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -22,11 +23,12 @@ const zstdMaxMemory = 256 << 20
 // Finish after it is done: a nil Finish is the proof the bytes it used
 // were the layer's.
 type LayerReader struct {
-	blob  *verifier // nil when the blob has no digest of its own (docker-archive)
-	tar   *verifier
-	dec   io.Closer
-	body  io.Closer
-	drain io.Reader // the compressed stream, read to its end by Finish
+	diffID digest.Digest
+	blob   *verifier // nil when the blob has no digest of its own (docker-archive)
+	tar    *verifier
+	dec    io.Closer
+	body   io.Closer
+	drain  io.Reader // the compressed stream, read to its end by Finish
 }
 
 // OpenLayer opens layer i of img for reading.
@@ -48,7 +50,7 @@ func (img *Image) OpenLayer(ctx context.Context, i int) (*LayerReader, error) {
 }
 
 func newLayerReader(body io.ReadCloser, l Layer) (*LayerReader, error) {
-	lr := &LayerReader{body: body}
+	lr := &LayerReader{body: body, diffID: l.DiffID}
 	var r io.Reader = body
 	if l.Blob.Digest != "" {
 		v, err := newVerifier(body, l.Blob.Digest, l.Blob.Size)
@@ -128,7 +130,7 @@ func (lr *LayerReader) finishBlob() error {
 // matched: the blob its digest and size, the tar its DiffID.
 func (lr *LayerReader) Finish() error {
 	if _, err := io.Copy(io.Discard, lr); err != nil {
-		return fmt.Errorf("verify layer: %w", err)
+		return fmt.Errorf("verify layer %s: %w", lr.diffID, err)
 	}
 	return nil
 }
