@@ -281,6 +281,9 @@ func pick(raw []byte, name string, plat ocispec.Platform) (ocispec.Descriptor, e
 			have = append(have, platformString(*m.Platform))
 		}
 	}
+	if len(have) == 0 {
+		return ocispec.Descriptor{}, fmt.Errorf("%w: index %s holds %d images and no platforms; name one by its tag", ErrNotFound, name, len(idx.Manifests))
+	}
 	return ocispec.Descriptor{}, fmt.Errorf("%w: index %s has no %s (it has %s)", ErrNoPlatform, name, platformString(plat), strings.Join(have, ", "))
 }
 

@@ -404,6 +404,12 @@ func TestOpenRefuses(t *testing.T) {
 			tag(b, b.build(simpleImage(host)))
 			return "oci:" + b.dir + ":nope"
 		}, false, ErrNotFound, `tag "nope"`},
+		{"untagged layout with two images", func(b *layoutBuilder) string {
+			d := b.build(simpleImage(host))
+			d.Platform = nil
+			b.index(d, d)
+			return "oci:" + b.dir
+		}, false, ErrNotFound, "holds 2 images and no platforms"},
 		{"not a layout", func(b *layoutBuilder) string {
 			os.Remove(filepath.Join(b.dir, "oci-layout"))
 			return tag(b, b.build(simpleImage(host)))
