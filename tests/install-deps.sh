@@ -8,6 +8,7 @@ pkgs=(
   debootstrap                     # the systemd test host
   busybox-static gnupg xz-utils bzip2 cpio
   runc crun hyperfine strace      # benchmark peers and the breakdown
+  docker-registry skopeo umoci    # OCI image tests: a real registry, images built and pushed
   iproute2 util-linux ca-certificates
   containernetworking-plugins iptables   # pod networks (pkg/cni: bridge, host-local, portmap, firewall)
 )

@@ -1,0 +1,374 @@
+package oci
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/imageref"
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout = 30 * time.Second
+	DefaultRetries = 3
+	DefaultBackoff = 500 * time.Millisecond
+)
+
+// dockerHubHost is where docker.io's distribution API lives.
+const dockerHubHost = "registry-1.docker.io"
+
+// registry speaks the distribution v2 API for one repository.
+// go-containerregistry does the authentication handshake (anonymous,
+// basic, bearer token); skiff issues the GETs itself so that the scheme,
+// sizes, media types and verification are its own.
+type registry struct {
+	ref     imageref.Ref
+	host    string
+	scheme  string
+	client  *http.Client
+	timeout time.Duration
+
+	mu   sync.Mutex
+	docs map[digest.Digest][]byte // documents already read while resolving the tag
+}
+
+func newRegistry(ctx context.Context, ref imageref.Ref, opts Options) (*registry, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	switch {
+	case opts.Retries == 0:
+		opts.Retries = DefaultRetries
+	case opts.Retries < 0:
+		opts.Retries = 0
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = DefaultBackoff
+	}
+	host := ref.Registry
+	if host == imageref.DefaultRegistry {
+		host = dockerHubHost
+	}
+	r := &registry{ref: ref, host: host, scheme: "https", timeout: opts.Timeout, docs: map[digest.Digest][]byte{}}
+	if opts.PlainHTTP {
+		r.scheme = "http"
+	}
+	base, err := baseTransport(opts)
+	if err != nil {
+		return nil, err
+	}
+	var nameOpts []name.Option
+	if opts.PlainHTTP {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(host, nameOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w", host, err)
+	}
+	auth, err := authFor(opts.AuthFile, ref.Registry)
+	if err != nil {
+		return nil, err
+	}
+	rt := transport.NewRetry(base,
+		transport.WithRetryBackoff(transport.Backoff{Duration: opts.Backoff, Factor: 2, Jitter: 0.1, Steps: opts.Retries + 1}),
+		transport.WithRetryStatusCodes(http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
+	scope := "repository:" + ref.Repository + ":pull"
+	tr, err := transport.NewWithContext(ctx, reg, auth, rt, []string{scope})
+	if err != nil {
+		return nil, r.explain("connect", err)
+	}
+	r.client = &http.Client{Transport: tr}
+	return r, nil
+}
+
+// baseTransport is the HTTP transport under the auth handshake: TLS as
+// asked, bounded waits for connection and headers, and no plain http
+// unless allowed. go-containerregistry would otherwise fall back to http
+// for loopback and private addresses on its own; refusing it here keeps
+// the credentials and the bytes on TLS.
+func baseTransport(opts Options) (http.RoundTripper, error) {
+	tlsConf := &tls.Config{InsecureSkipVerify: opts.SkipTLSVerify} //nolint:gosec // the user asked
+	if opts.CADir != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		crts, _ := filepath.Glob(filepath.Join(opts.CADir, "*.crt"))
+		for _, c := range crts {
+			pem, err := os.ReadFile(c)
+			if err != nil {
+				return nil, fmt.Errorf("read CA %s: %w", c, err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("read CA %s: no PEM certificate", c)
+			}
+		}
+		tlsConf.RootCAs = pool
+	}
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   opts.Timeout,
+		ResponseHeaderTimeout: opts.Timeout,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	return schemeGuard{inner: t, allowHTTP: opts.PlainHTTP}, nil
+}
+
+type schemeGuard struct {
+	inner     http.RoundTripper
+	allowHTTP bool
+}
+
+func (g schemeGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !g.allowHTTP {
+		return nil, fmt.Errorf("%s: %w", req.URL.Redacted(), ErrInsecure)
+	}
+	return g.inner.RoundTrip(req)
+}
+
+// authFor returns the credentials the docker-style auth file holds for
+// registry, or anonymous ones. A missing file means anonymous.
+func authFor(file, registry string) (authn.Authenticator, error) {
+	if file == "" {
+		return authn.Anonymous, nil
+	}
+	b, err := readSmall(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return authn.Anonymous, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read auth file: %w", err)
+	}
+	var cfg struct {
+		Auths map[string]struct {
+			Auth          string `json:"auth"`
+			Username      string `json:"username"`
+			Password      string `json:"password"`
+			IdentityToken string `json:"identitytoken"`
+			RegistryToken string `json:"registrytoken"`
+		} `json:"auths"`
+	}
+	if err := decodeStrict(b, &cfg); err != nil {
+		return nil, fmt.Errorf("read auth file %s: %w", file, err)
+	}
+	for key, a := range cfg.Auths {
+		if authKey(key) != registry {
+			continue
+		}
+		ac := authn.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
+		if a.Auth != "" {
+			dec, err := base64.StdEncoding.DecodeString(a.Auth)
+			user, pass, ok := strings.Cut(string(dec), ":")
+			if err != nil || !ok {
+				return nil, fmt.Errorf("read auth file %s: entry %q: auth is not base64 of user:password", file, key)
+			}
+			ac.Username, ac.Password = user, pass
+		}
+		return authn.FromConfig(ac), nil
+	}
+	return authn.Anonymous, nil
+}
+
+// authKey normalizes an auth file key ("https://index.docker.io/v1/",
+// "quay.io", "localhost:5000") to a registry as imageref spells it.
+func authKey(k string) string {
+	if u, err := url.Parse(k); err == nil && u.Host != "" {
+		k = u.Host
+	}
+	k, _, _ = strings.Cut(k, "/")
+	switch k {
+	case "index.docker.io", dockerHubHost:
+		return imageref.DefaultRegistry
+	}
+	return k
+}
+
+func readSmall(file string) ([]byte, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxSmallFile {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", file, maxSmallFile)
+	}
+	return io.ReadAll(io.LimitReader(f, maxSmallFile))
+}
+
+var manifestAccept = strings.Join([]string{
+	ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest,
+	MediaTypeDockerManifestList, MediaTypeDockerManifest,
+}, ",")
+
+func (r *registry) url(kind, id string) string {
+	return (&url.URL{Scheme: r.scheme, Host: r.host, Path: "/v2/" + r.ref.Repository + "/" + kind + "/" + id}).String()
+}
+
+// get starts a GET and returns the body, failing on an error status and
+// on a stall longer than the timeout, also while the body is read.
+func (r *registry) get(ctx context.Context, u, accept string) (*http.Response, io.ReadCloser, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		cancel(nil)
+		return nil, nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		cancel(nil)
+		return nil, nil, r.explain("GET "+u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer cancel(nil)
+		defer resp.Body.Close()
+		return nil, nil, r.status(u, resp)
+	}
+	s := &stallReader{body: resp.Body, cancel: cancel, ctx: ctx, timeout: r.timeout, what: u}
+	s.timer = time.AfterFunc(r.timeout, func() { cancel(errStalled) })
+	return resp, s, nil
+}
+
+var errStalled = errors.New("stalled")
+
+// stallReader fails a body that sends nothing for the timeout.
+type stallReader struct {
+	body    io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer
+	timeout time.Duration
+	what    string
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.body.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.timeout)
+	}
+	if err != nil && err != io.EOF && errors.Is(context.Cause(s.ctx), errStalled) {
+		return n, fmt.Errorf("%w: %s sent nothing for %v", ErrTimeout, s.what, s.timeout)
+	}
+	return n, err
+}
+
+func (s *stallReader) Close() error {
+	s.timer.Stop()
+	err := s.body.Close()
+	s.cancel(nil)
+	return err
+}
+
+// status turns an error response into one line naming the cause.
+func (r *registry) status(u string, resp *http.Response) error {
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return fmt.Errorf("%w (404 from %s for %s)", ErrNotFound, r.host, u)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w: access denied (%d from %s; check the credentials in the auth file)", ErrRegistry, resp.StatusCode, r.host)
+	}
+	return fmt.Errorf("%w: %s answered %s for %s", ErrRegistry, r.host, resp.Status, u)
+}
+
+// explain maps transport failures to one line naming the cause.
+func (r *registry) explain(op string, err error) error {
+	var terr *transport.Error
+	var nerr net.Error
+	switch {
+	case errors.As(err, &terr):
+		switch terr.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%w: access denied by %s (%d; check the credentials in the auth file)", ErrRegistry, r.host, terr.StatusCode)
+		case http.StatusNotFound:
+			return fmt.Errorf("%w (404 from %s)", ErrNotFound, r.host)
+		}
+		return fmt.Errorf("%w: %s answered %d", ErrRegistry, r.host, terr.StatusCode)
+	case errors.As(err, &nerr) && nerr.Timeout():
+		return fmt.Errorf("%w: %s: %s did not answer within %v", ErrTimeout, op, r.host, r.timeout)
+	}
+	return fmt.Errorf("%s: registry %s: %w", op, r.host, err)
+}
+
+func (r *registry) root(ctx context.Context) (ocispec.Descriptor, []byte, error) {
+	id := r.ref.Tag
+	if r.ref.Digest != "" {
+		id = r.ref.Digest
+	}
+	resp, body, err := r.get(ctx, r.url("manifests", id), manifestAccept)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	defer body.Close()
+	if resp.ContentLength > MaxManifestSize {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%w: manifest of %s is %d bytes, more than %d", ErrTooLarge, r.ref, resp.ContentLength, MaxManifestSize)
+	}
+	raw, err := io.ReadAll(io.LimitReader(body, MaxManifestSize+1))
+	if err != nil {
+		return ocispec.Descriptor{}, nil, r.explain("read manifest", err)
+	}
+	if len(raw) > MaxManifestSize {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%w: manifest of %s is more than %d bytes", ErrTooLarge, r.ref, MaxManifestSize)
+	}
+	d := digest.FromBytes(raw)
+	if r.ref.Digest != "" && d.String() != r.ref.Digest {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%w: %s answered a manifest hashing to %s", ErrDigestMismatch, r.ref, d)
+	}
+	mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	if !isIndex(mt) && !isManifest(mt) {
+		mt = "" // generic types (application/json): the document's own field decides
+	}
+	r.mu.Lock()
+	r.docs[d] = raw
+	r.mu.Unlock()
+	return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, nil, nil
+}
+
+func (r *registry) open(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	r.mu.Lock()
+	raw, ok := r.docs[d.Digest]
+	r.mu.Unlock()
+	if ok {
+		return io.NopCloser(strings.NewReader(string(raw))), nil
+	}
+	kind, accept := "blobs", ""
+	if isIndex(d.MediaType) || isManifest(d.MediaType) {
+		kind, accept = "manifests", manifestAccept
+	}
+	_, body, err := r.get(ctx, r.url(kind, d.Digest.String()), accept)
+	return body, err
+}
+
+func (r *registry) close() error {
+	r.client.CloseIdleConnections()
+	return nil
+}
