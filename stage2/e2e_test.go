@@ -64,7 +64,7 @@ func bundle(t *testing.T, app, extra string, hostile bool) (dir string, s *specs
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(rootfs, "bin/busybox"), string(bb), 0o755)
-	for _, tool := range []string{"sh", "id", "cat", "grep", "wc", "touch", "mkdir", "pwd", "echo", "test", "hostname", "sleep", "ls"} {
+	for _, tool := range []string{"sh", "id", "cat", "grep", "wc", "touch", "mkdir", "pwd", "echo", "test", "hostname", "sleep", "ls", "unshare", "true"} {
 		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", tool)); err != nil {
 			t.Fatal(err)
 		}
@@ -137,6 +137,7 @@ cat /data/hello
 touch /rootfile 2>/dev/null && echo root=rw || echo root=ro
 touch /data/x 2>/dev/null && echo data=rw || echo data=ro
 mkdir /tmp/d 2>/dev/null && echo mkdir=ok || echo mkdir=denied
+unshare -U true 2>/dev/null && echo userns=ok || echo userns=denied
 `
 
 func app(user, group, isolators string) string {
@@ -169,7 +170,7 @@ func TestRun(t *testing.T) {
 			want: []string{
 				"uid=0(root) gid=0(root)",
 				"CapEff:\t" + capHex(appspec.DefaultCaps), "CapBnd:\t" + capHex(appspec.DefaultCaps),
-				"CapAmb:\t0000000000000000", "NoNewPrivs:\t0", "Seccomp:\t0",
+				"CapAmb:\t0000000000000000", "NoNewPrivs:\t0", "Seccomp:\t2", "userns=denied",
 				"kcore=0", "masked timer_list=0 firmware=0", "procsys=ro",
 				"pwd=/srv foo=bar app=probe path=" + appspec.DefaultPath,
 				"args=a1 a 2", "hostname=pod-e2e etc=pod-e2e", "hello from volume",
