@@ -187,7 +187,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()
