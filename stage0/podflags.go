@@ -72,7 +72,7 @@ func (a *appFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&a.cpu, "cpu", a.cpu, "CPU limit in cores, e.g. 500m or 2")
 	fs.StringSliceVar(&a.capsRetain, "caps-retain", a.capsRetain, "keep only these capabilities, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN")
 	fs.StringSliceVar(&a.capsRemove, "caps-remove", a.capsRemove, "remove these capabilities from the default set")
-	fs.StringVar(&a.seccomp, "seccomp", a.seccomp, "seccomp filter: mode=retain|remove[,errno=EPERM],SYSCALL,...")
+	fs.StringVar(&a.seccomp, "seccomp", a.seccomp, "seccomp filter replacing the default profile: mode=retain|remove[,errno=EPERM],SYSCALL,... (mode=retain,@appc.io/all: none)")
 	fs.BoolVar(&a.readOnly, "readonly-rootfs", a.readOnly, "mount the app's root filesystem read-only")
 	fs.BoolVar(&a.noNewPrivs, "no-new-privileges", a.noNewPrivs, "set no_new_privs: the app can never gain privileges (setuid, file caps)")
 }

@@ -71,10 +71,7 @@ func Filters(pid int) ([]Filter, error) {
 		if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SECCOMP_GET_FILTER, uintptr(pid), uintptr(i), uintptr(unsafe.Pointer(&f[0])), 0, 0); e != 0 {
 			return nil, fmt.Errorf("read seccomp filter %d of %d: %w", i, pid, e)
 		}
-		out = append(out, f) // index 0 is the newest
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+		out = append(out, f) // index 0 is the oldest
 	}
 	return out, nil
 }

@@ -8,8 +8,9 @@
 // into it, masks and write-protects /proc and /sys paths, and makes the
 // root read-only if asked. Run and Exec then apply the process's
 // restrictions in this order — rlimits, OOM score, bounding set, groups,
-// gid, uid, capabilities, no_new_privs, working directory, seccomp — and
-// execve the program, found through the app's own PATH inside its root.
+// gid, uid, capabilities, no_new_privs, working directory, seccomp (first
+// instead, without no_new_privs: see Exec) — and execve the program, found
+// through the app's own PATH inside its root.
 //
 // Everything happens on the calling OS thread, which the caller must have
 // locked (runtime.LockOSThread, best from an init function): the mount
