@@ -116,7 +116,7 @@ func setupPids(log *slog.Logger, uuid string, limit int64) (leave func(), err er
 	}
 	dir := podCgroup("pids", uuid)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		if errors.Is(err, unix.EROFS) {
+		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			log.Warn("pids limit left to the pod's systemd: the pids hierarchy is read-only", "err", err)
 			return leave, nil
 		}
