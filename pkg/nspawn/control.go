@@ -143,8 +143,8 @@ func Enter(app string, cmd []string) error {
 }
 
 // boundLike drops from the calling thread's bounding set every capability
-// process pid's set lacks: nspawn bounds the whole pod, and an app asking
-// for more (--caps-retain=CAP_SYS_MODULE) still gets no more than that.
+// process pid's set lacks: nspawn bounds the whole pod, and nsenter and
+// stage2, until stage2 applies the app's sets, must hold no more than that.
 func boundLike(pid int) error {
 	caps, err := capability.NewPid2(pid)
 	if err == nil {
