@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +19,10 @@ import (
 
 // Filter is one seccomp program as the kernel keeps it.
 type Filter []unix.SockFilter
+
+// attachTimeout bounds the wait for another tracer (a concurrent enter)
+// to let go of the process.
+const attachTimeout = 2 * time.Second
 
 // maxFilterLen is the kernel's BPF_MAXINSNS.
 const maxFilterLen = 4096
@@ -40,8 +45,16 @@ func Filters(pid int) ([]Filter, error) {
 	// ptrace requests must come from the thread that attached.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := unix.PtraceSeize(pid); err != nil {
-		return nil, fmt.Errorf("read seccomp filters of %d: attach: %w", pid, err)
+	// Another enter may be reading the same process: one tracer at a time.
+	for deadline := time.Now().Add(attachTimeout); ; {
+		err := unix.PtraceSeize(pid)
+		if err == nil {
+			break
+		}
+		if err != unix.EPERM || time.Now().After(deadline) {
+			return nil, fmt.Errorf("read seccomp filters of %d: attach: %w", pid, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	sig := 0 // a signal that arrived meanwhile, delivered on detach
 	defer func() { unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0) }()

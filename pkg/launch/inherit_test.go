@@ -2,6 +2,7 @@ package launch
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"reflect"
@@ -74,6 +75,22 @@ func TestFilters(t *testing.T) {
 	}
 	if want := testFilters(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Filters = %d filters %v, want %d", len(got), got, len(want))
+	}
+	// Concurrent readers (enters) take turns.
+	errs := make(chan error)
+	for range 8 {
+		go func() {
+			got, err := Filters(c.Process.Pid)
+			if err == nil && len(got) != 2 {
+				err = fmt.Errorf("%d filters", len(got))
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Filters: %v", err)
+		}
 	}
 	// The child goes on after the ptrace stop.
 	if err := c.Process.Signal(unix.Signal(0)); err != nil {
