@@ -18,6 +18,8 @@ import (
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/skiffpod/skiff/pkg/appspec"
+	"github.com/skiffpod/skiff/pkg/launch"
+	"golang.org/x/sys/unix"
 )
 
 var stage2Bin string
@@ -302,16 +304,26 @@ func TestExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bdir.Close()
-	script := `id; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo pwd=$(pwd) foo=$FOO; mkdir /tmp/e 2>/dev/null && echo mkdir=ok || echo mkdir=denied`
+	// An inherited filter (what enter reads from the pod's init): one
+	// that allows everything, loaded before the app's own.
+	filters, err := os.CreateTemp(t.TempDir(), "filters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filters.Close()
+	if err := launch.WriteFilters(filters, []launch.Filter{{{Code: 0x06, K: unix.SECCOMP_RET_ALLOW}}}); err != nil {
+		t.Fatal(err)
+	}
+	script := `id; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status; echo pwd=$(pwd) foo=$FOO; mkdir /tmp/e 2>/dev/null && echo mkdir=ok || echo mkdir=denied`
 	enter := exec.Command("nsenter", "-t", fmt.Sprint(pid), "-m", "-p", "-u", "-i", "-r", "-w", "--",
-		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--", "/bin/sh", "-c", script)
-	enter.ExtraFiles = []*os.File{bin, bdir}
+		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5", "--", "/bin/sh", "-c", script)
+	enter.ExtraFiles = []*os.File{bin, bdir, filters}
 	out, err := enter.CombinedOutput()
 	if err != nil {
 		t.Fatalf("stage2 exec: %v\n%s", err, out)
 	}
 	for _, w := range []string{"uid=1000(app) gid=1000(app)", "CapEff:\t0000000000000020", "CapBnd:\t0000000000000020",
-		"NoNewPrivs:\t1", "Seccomp:\t2", "pwd=/srv foo=bar", "mkdir=denied"} {
+		"NoNewPrivs:\t1", "Seccomp:\t2", "Seccomp_filters:\t2", "pwd=/srv foo=bar", "mkdir=denied"} {
 		if !bytes.Contains(out, []byte(w)) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
