@@ -34,7 +34,8 @@ App flags:
       --mount volume=NAME,target=/PATH
       --memory 128M --cpu 500m  resource limits
       --caps-retain CAPS / --caps-remove CAPS
-      --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...
+      --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...  (replaces the default profile;
+                                mode=retain,@appc.io/all turns it off)
       --readonly-rootfs --no-new-privileges`
 
 func newRunCmd(g *globals) *cobra.Command {
