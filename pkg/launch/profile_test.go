@@ -3,10 +3,12 @@ package launch
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"reflect"
 	"testing"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
@@ -130,6 +132,59 @@ func TestFiltersRoundTrip(t *testing.T) {
 	for _, bad := range [][]byte{{1, 0, 0, 0}, {0, 0, 0, 0}, {0xff, 0xff, 0, 0}, {2, 0}} {
 		if _, err := ReadFilters(bytes.NewReader(bad)); err == nil {
 			t.Errorf("ReadFilters(%x) accepted", bad)
+		}
+	}
+}
+
+// TestArgRules checks argument conditions beyond the default profile's:
+// conditions AND, and what cannot be checked on 32 bits is refused.
+func TestArgRules(t *testing.T) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		t.Skip(err)
+	}
+	eperm := unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+	both := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{
+		Names: []string{"socket"}, Action: specs.ActErrno,
+		Args: []specs.LinuxSeccompArg{
+			{Index: 0, Value: unix.AF_INET, Op: specs.OpEqualTo},
+			{Index: 1, Value: unix.SOCK_RAW, Op: specs.OpEqualTo},
+		}}}}
+	notUnix := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{
+		Names: []string{"socket"}, Action: specs.ActErrno,
+		Args: []specs.LinuxSeccompArg{{Index: 0, Value: unix.AF_UNIX, Op: specs.OpNotEqual}}}}}
+	socket := uint32(info.SyscallNames["socket"])
+	tests := []struct {
+		name string
+		sc   *specs.LinuxSeccomp
+		args []uint64
+		want uint32
+	}{
+		{"both hold", both, []uint64{unix.AF_INET, unix.SOCK_RAW}, eperm},
+		{"one holds", both, []uint64{unix.AF_INET, unix.SOCK_STREAM}, unix.SECCOMP_RET_ALLOW},
+		{"not equal holds", notUnix, []uint64{unix.AF_INET}, eperm},
+		{"not equal fails", notUnix, []uint64{unix.AF_UNIX}, unix.SECCOMP_RET_ALLOW},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prog, err := filter(tt.sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := runFilter(t, prog, uint32(info.ID), socket, tt.args...); got != tt.want {
+				t.Errorf("socket%x = %#x, want %#x", tt.args, got, tt.want)
+			}
+		})
+	}
+	for _, a := range []specs.LinuxSeccompArg{
+		{Index: 0, Value: 1 << 33, Op: specs.OpEqualTo},
+		{Index: 0, Value: 1, Op: specs.OpGreaterThan},
+		{Index: 6, Value: 1, Op: specs.OpEqualTo},
+	} {
+		sc := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{
+			Names: []string{"socket"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{a}}}}
+		if _, err := filter(sc); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("condition %+v: err = %v, want ErrUnsupported", a, err)
 		}
 	}
 }
