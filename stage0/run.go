@@ -39,7 +39,8 @@ App flags:
       --mount volume=NAME,target=/PATH
       --memory 128M --cpu 500m  resource limits
       --caps-retain CAPS / --caps-remove CAPS
-      --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...
+      --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...  (replaces the default profile;
+                                mode=retain,@appc.io/all turns it off)
       --readonly-rootfs --no-new-privileges`
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -201,7 +202,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // Manifest builds the pod manifest: one runtime app per App, each with a
@@ -66,6 +69,14 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		}
 		pm.Apps = append(pm.Apps, *ra)
 	}
+	limit := o.PidsLimit
+	switch {
+	case limit == 0:
+		limit = podunit.DefaultPidsLimit
+	case limit < 0:
+		limit = 0 // the annotation's "no limit"
+	}
+	pm.Annotations.Set(podunit.AnnotationPidsLimit, strconv.FormatInt(limit, 10))
 	return pm, nil
 }
 
