@@ -35,6 +35,7 @@ type podFlags struct {
 	uuidFileSave string
 	pullPolicy   string
 	signatures   []string
+	netFlags
 	// Per-app flags given before the first image apply to every app.
 	defaults appFlags
 }
@@ -49,7 +50,7 @@ type appFlags struct {
 func (f *podFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.stage1, "stage1", "ns", "isolation for this pod: ns (systemd-nspawn), kvm (a qemu microvm), or a stage1 image path, name or ID")
 	fs.StringArrayVar(&f.volumes, "volume", nil, "a pod volume: NAME,kind=host,source=/PATH[,readOnly=true] or NAME,kind=empty[,mode=0755,uid=,gid=]")
-	fs.StringVar(&f.net, "net", "default", "network: host (share the host's), none (loopback only), default (the stage1's default: host for now)")
+	f.registerNet(fs)
 	fs.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default skiff-<uuid>)")
 	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
 	fs.BoolVar(&f.inheritEnv, "inherit-env", false, "give apps skiff's environment, below the image's and --set-env's")
@@ -175,11 +176,20 @@ func (f *podFlags) parseVolumes() ([]types.Volume, error) {
 	return vols, nil
 }
 
+// registerNet registers the network flags, which run-prepared has too.
+func (f *podFlags) registerNet(fs *pflag.FlagSet) {
+	fs.StringVar(&f.net, "net", "default", "network: default (a private network on the built-in bridge skiff0), NAME[,NAME...] (networks of <local-config>/net.d), host (share the host's), none (loopback only)")
+	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a pod port on the host: [HOSTIP:]HOSTPORT:PORT[/tcp|udp] (repeat)")
+	fs.StringArrayVar(&f.ports, "port", nil, "publish an app's appc port: NAME:[HOSTIP:]HOSTPORT (repeat)")
+	fs.StringArrayVar(&f.dns, "dns", nil, "a nameserver for the pod's resolv.conf (repeat), or host: the host's resolv.conf (the default)")
+	fs.StringArrayVar(&f.dnsSearch, "dns-search", nil, "a search domain for the pod's resolv.conf (repeat)")
+	fs.StringArrayVar(&f.dnsOpts, "dns-opt", nil, "a resolv.conf option, e.g. ndots:2 (repeat)")
+	fs.StringArrayVar(&f.hostsEntr, "hosts-entry", nil, "add IP=NAME to every app's /etc/hosts (repeat)")
+}
+
 func (f *podFlags) check() error {
-	switch f.net {
-	case "host", "none", "default":
-	default:
-		return usagef("--net=%s: want host, none or default", f.net)
+	if err := checkNet(f.net, f.netFlags); err != nil {
+		return err
 	}
 	switch f.pullPolicy {
 	case "new", "update", "never":

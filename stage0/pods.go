@@ -30,7 +30,7 @@ func newListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var sts []pod.Status
+			var sts []podStatus
 			for _, p := range pods {
 				st, err := p.Status()
 				if errors.Is(err, pod.ErrNotExist) {
@@ -39,20 +39,20 @@ func newListCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				sts = append(sts, st)
+				sts = append(sts, withNet(p, st))
 			}
 			sort.Slice(sts, func(i, j int) bool { return sts[i].Created.Before(sts[j].Created) })
 			if f == "json" {
 				if sts == nil {
-					sts = []pod.Status{}
+					sts = []podStatus{}
 				}
 				return writeJSON(g.stdout, sts)
 			}
 			var rows [][]string
 			for _, st := range sts {
-				rows = append(rows, []string{st.UUID[:8], strings.Join(st.AppList, ","), string(st.State), st.Created.Format(time.DateTime)})
+				rows = append(rows, []string{st.UUID[:8], strings.Join(st.AppList, ","), string(st.State), st.Created.Format(time.DateTime), strings.Join(st.addresses(), ",")})
 			}
-			return table(g.stdout, []string{"UUID", "APPS", "STATE", "CREATED"}, rows, noLegend)
+			return table(g.stdout, []string{"UUID", "APPS", "STATE", "CREATED", "ADDRESSES"}, rows, noLegend)
 		},
 	}
 	f.register(cmd.Flags())
@@ -67,8 +67,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status UUID",
 		Short: "Show a pod's state, pid and its apps' exit statuses",
-		Long: `Show a pod's state, pid and its apps' exit statuses, as lines
-state=running, pid=1234, app-NAME=STATUS. With --wait, wait for the pod to end first.`,
+		Long: `Show a pod's state, pid, addresses and its apps' exit statuses, as lines
+state=running, pid=1234, network-NAME=IP/PREFIX, publish=HOSTPORT:PORT/PROTO,
+app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
@@ -95,10 +96,11 @@ state=running, pid=1234, app-NAME=STATUS. With --wait, wait for the pod to end f
 					return err
 				}
 			}
-			st, err := p.Status()
+			ps, err := p.Status()
 			if err != nil {
 				return err
 			}
+			st := withNet(p, ps)
 			if f == "json" {
 				return writeJSON(g.stdout, st)
 			}
@@ -106,6 +108,14 @@ state=running, pid=1234, app-NAME=STATUS. With --wait, wait for the pod to end f
 			fmt.Fprintf(g.stdout, "created=%s\n", st.Created.Format(time.RFC3339))
 			if st.Pid > 0 {
 				fmt.Fprintf(g.stdout, "pid=%d\n", st.Pid)
+			}
+			for _, n := range st.Networks {
+				for _, ip := range n.IPs {
+					fmt.Fprintf(g.stdout, "network-%s=%s\n", n.Network, ip)
+				}
+			}
+			for _, m := range st.Ports {
+				fmt.Fprintf(g.stdout, "publish=%s\n", m)
 			}
 			for _, a := range pod.SortedApps(st.Apps) {
 				fmt.Fprintf(g.stdout, "app-%s=%d\n", a, st.Apps[a])
@@ -260,7 +270,16 @@ func stopPod(g *globals, id string, force bool, wait time.Duration) error {
 	go func() { done <- p.WaitUnlocked() }()
 	select {
 	case err := <-done:
-		return err
+		if err != nil {
+			return err
+		}
+		// The pod has ended: release its network now rather than at gc
+		// (unless someone else took the pod meanwhile).
+		if p.TryLock() == nil {
+			defer p.Unlock()
+			return detachNet(g, p)
+		}
+		return nil
 	case <-time.After(wait):
 		return fmt.Errorf("stop pod %s: still running after %s (try --force)", p.UUID, wait)
 	}
@@ -303,6 +322,11 @@ func removePod(g *globals, id string) error {
 // every mount below the pod dir, then the files. Deletion never starts
 // while something is still mounted there.
 func deletePod(g *globals, p *pod.Pod) error {
+	// The network goes first, from the pod dir's cache alone, whatever the
+	// stage1 does: it needs the namespace file that gc then removes.
+	if err := detachNet(g, p); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.UUID, err)
+	}
 	if p.State == pod.ExitedGarbage {
 		if in, err := invocation(g, p); err == nil {
 			if err := in.GC(); err != nil {
@@ -365,6 +389,10 @@ func collectOne(g *globals, p *pod.Pod, grace, expirePrepared time.Duration) err
 		fmt.Fprintf(g.stdout, "moving pod %s to exited-garbage\n", p.UUID)
 		if err := p.Transition(pod.ExitedGarbage); err != nil {
 			return err
+		}
+		// An exited pod's address and ports are free from now on.
+		if err := detachNet(g, p); err != nil {
+			return fmt.Errorf("gc pod %s: %w", p.UUID, err)
 		}
 	case pod.Embryo, pod.Preparing:
 		fmt.Fprintf(g.stdout, "moving abandoned pod %s to garbage\n", p.UUID)

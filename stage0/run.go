@@ -69,8 +69,9 @@ func newPrepareCmd(g *globals) *cobra.Command {
 		Use:   "prepare [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE ...]",
 		Short: "Prepare a pod to run later with run-prepared; prints its UUID",
 		Long: "Prepare a pod: fetch its images and set up its directory, without starting it.\n" +
-			"Start it with 'skiff run-prepared UUID'. Run options (--net, --hostname, --interactive)\n" +
-			"are given to run-prepared.\n" + appUsage,
+			"Start it with 'skiff run-prepared UUID'. Run options (--net, --publish, --port, --dns*,\n" +
+			"--hosts-entry, --hostname, --interactive) are given to run-prepared.\n" +
+			appUsage,
 		DisableFlagParsing: true,
 		RunE: prepareThen(g, &f, func(p *pod.Pod) error {
 			defer p.Unlock()
@@ -114,7 +115,7 @@ func newRunPreparedCmd(g *globals) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.net, "net", "default", "network: host, none or default")
+	f.registerNet(fs)
 	fs.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default skiff-<uuid>)")
 	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
 	f.pullPolicy = "new"
@@ -255,16 +256,27 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 		p.Unlock()
 		return err
 	}
-	if err := p.Transition(pod.Running); err != nil {
-		p.Unlock()
-		return err
-	}
 	hostname := f.hostname
 	if hostname == "" {
 		hostname = pod.MachineName(p.UUID)
 	}
+	o, err := attachNet(context.Background(), g, p, f, hostname)
+	if err != nil {
+		// A pod that cannot get its network is not started: run removes
+		// it, run-prepared leaves it prepared.
+		if p.State == pod.Preparing && p.Transition(pod.Garbage) == nil {
+			err = errors.Join(err, deletePod(g, p))
+		}
+		p.Unlock()
+		return err
+	}
+	if err := p.Transition(pod.Running); err != nil {
+		err = errors.Join(err, detachNet(g, p))
+		p.Unlock()
+		return err
+	}
 	g.log.Debug("exec stage1", "pod", p.UUID, "tree", in.Tree)
-	err = in.Exec(stage1.RunOptions{Net: f.net, Hostname: hostname, Interactive: f.interactive})
+	err = in.Exec(o)
 	p.Unlock()
 	return err
 }

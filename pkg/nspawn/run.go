@@ -159,9 +159,20 @@ func nspawnArgs(o RunOptions, binds []string) ([]string, error) {
 	} else {
 		args = append(args, "--console=read-only")
 	}
-	switch o.Net {
-	case "", "host", "default":
-	case "none":
+	switch {
+	case o.NetNS != "":
+		// stage0 attached the namespace to its networks (docs/networking.md)
+		// and wrote the pod's resolv.conf beside it.
+		args = append(args, "--network-namespace-path="+o.NetNS)
+		if _, err := os.Lstat(pod.NetResolvConf); err == nil {
+			wd, err := os.Getwd()
+			if err != nil {
+				return nil, fmt.Errorf("run: %w", err)
+			}
+			args = append(args, "--resolv-conf=off", "--bind-ro="+escapeBind(filepath.Join(wd, pod.NetResolvConf))+":/etc/resolv.conf")
+		}
+	case o.Net == "" || o.Net == "host" || o.Net == "default":
+	case o.Net == "none":
 		args = append(args, "--private-network")
 	default:
 		return nil, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)

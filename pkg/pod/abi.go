@@ -11,11 +11,11 @@ import (
 	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
-// The stage1 ABI, version 1. docs/stage1-abi.md is the prose of this file;
+// The stage1 ABI, version 2. docs/stage1-abi.md is the prose of this file;
 // change both together and bump ABIVersion for anything a stage1 must learn.
 const (
 	// ABIVersion is the newest interface version this skiff speaks.
-	ABIVersion = 1
+	ABIVersion = 2
 
 	// Annotations in a stage1 image manifest that name its entrypoints
 	// (absolute paths inside the stage1 rootfs) and its interface version.
@@ -48,6 +48,9 @@ const (
 	AppStatusDir      = Stage1Rootfs + InPodStatusDir // InPodStatusDir seen from the pod directory
 	ReadyFile         = Stage1Rootfs + InPodReadyFile // InPodReadyFile seen from the pod directory
 	ExitedGarbageMark = "gc-marked"                   // timestamp of the move to exited-garbage
+	NetDir            = "net"                         // stage0's: the pod's CNI attachment records and results
+	NetResolvConf     = NetDir + "/resolv.conf"       // since version 2, with --netns: the pod's resolv.conf
+	NetHosts          = NetDir + "/hosts"             // since version 2, with --netns: lines for every app's /etc/hosts
 
 	// ExitFailure is the exit status of skiff, a stage1 entrypoint or
 	// stage2 when it fails itself (254, as rkt); apps' statuses pass through.
@@ -151,8 +154,14 @@ func (s *Stage1) Entrypoint(ep string) (string, error) {
 // for the given entrypoints; image recipes use it so they cannot drift from
 // the constants above.
 func Stage1Annotations(entrypoints map[string]string) types.Annotations {
+	return Stage1AnnotationsVersion(ABIVersion, entrypoints)
+}
+
+// Stage1AnnotationsVersion is Stage1Annotations for a stage1 that
+// implements an older interface version.
+func Stage1AnnotationsVersion(version int, entrypoints map[string]string) types.Annotations {
 	var a types.Annotations
-	a.Set(types.ACIdentifier(AnnotationVersion), strconv.Itoa(ABIVersion))
+	a.Set(types.ACIdentifier(AnnotationVersion), strconv.Itoa(version))
 	for ep, p := range entrypoints {
 		a.Set(types.ACIdentifier(entrypointAnnotations[ep]), p)
 	}

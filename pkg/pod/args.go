@@ -16,6 +16,7 @@ import (
 type RunArgs struct {
 	Debug       bool
 	Net         string // host, none or default; "" is default
+	NetNS       string // since version 2: join this network namespace file (stage0 attached it); Net is then ""
 	Hostname    string
 	Interactive bool
 	UUID        string
@@ -24,6 +25,7 @@ type RunArgs struct {
 func (a *RunArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.Debug, "debug", false, "")
 	fs.StringVar(&a.Net, "net", "", "")
+	fs.StringVar(&a.NetNS, "netns", "", "")
 	fs.StringVar(&a.Hostname, "hostname", "", "")
 	fs.BoolVar(&a.Interactive, "interactive", false, "")
 }
@@ -40,6 +42,9 @@ func (a *RunArgs) Parse(argv []string) error {
 	rest, err := decode(EntrypointRun, a.flags, argv)
 	if err == nil {
 		a.UUID, _, err = positional(EntrypointRun, rest, false)
+	}
+	if err == nil && a.NetNS != "" && a.Net != "" {
+		err = fmt.Errorf("%s: %w: --netns with --net=%s", EntrypointRun, ErrUsage, a.Net)
 	}
 	return err
 }

@@ -37,6 +37,7 @@ func TestRunArgsRoundTrip(t *testing.T) {
 		{"every flag", RunArgs{Debug: true, Net: "none", Hostname: "h", Interactive: true, UUID: "u"},
 			[]string{"--debug", "--hostname=h", "--interactive", "--net=none", "u"}},
 		{"net default", RunArgs{Net: "default", UUID: "u"}, []string{"--net=default", "u"}},
+		{"netns (version 2)", RunArgs{NetNS: "/run/skiff/netns/u", UUID: "u"}, []string{"--netns=/run/skiff/netns/u", "u"}},
 		{"value with spaces and =", RunArgs{Hostname: "a b=c", UUID: "u"}, []string{"--hostname=a b=c", "u"}},
 	}
 	for _, tt := range tests {
@@ -109,6 +110,7 @@ func TestArgsParseRejects(t *testing.T) {
 		{EntrypointRun, []string{"--interactive=maybe", "u"}},
 		{EntrypointRun, []string{"--force", "u"}}, // stop's flag
 		{EntrypointRun, []string{""}},
+		{EntrypointRun, []string{"--net=host", "--netns=/run/skiff/netns/u", "u"}}, // two networks
 		{EntrypointEnter, []string{"--no-such-flag", "--app=a", "u", "--", "x"}},
 		{EntrypointEnter, []string{"u", "--", "x"}}, // no --app
 		{EntrypointEnter, []string{"--app=a", "u", "x"}},

@@ -72,6 +72,7 @@ func (in Invocation) command(ep string, args []string) (string, []string, []stri
 // RunOptions are the flags of the run entrypoint.
 type RunOptions struct {
 	Net         string
+	NetNS       string // interface version 2: the pod's attached network namespace
 	Hostname    string
 	Interactive bool
 }
@@ -83,7 +84,7 @@ func (in Invocation) Exec(o RunOptions) error {
 	if lock == nil {
 		return fmt.Errorf("run pod %s: %w: lock not held", in.Pod.UUID, pod.ErrState)
 	}
-	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, Hostname: o.Hostname, Interactive: o.Interactive, UUID: in.Pod.UUID}
+	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, NetNS: o.NetNS, Hostname: o.Hostname, Interactive: o.Interactive, UUID: in.Pod.UUID}
 	path, argv, env, err := in.command(pod.EntrypointRun, args.Argv())
 	if err != nil {
 		return err

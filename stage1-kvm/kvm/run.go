@@ -57,9 +57,13 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if o.Interactive {
 		return 0, fmt.Errorf("run: %w: --interactive is not supported by stage1-kvm", ErrUsage)
 	}
-	switch o.Net {
-	case "", "default", "host", "none":
-		// The guest has no network device yet: loopback only, whatever was asked.
+	switch {
+	case o.NetNS != "":
+		return 0, fmt.Errorf("run: %w: --netns: stage1-kvm implements interface version 1 (no pod networks yet)", ErrUsage)
+	case o.Net == "host":
+		return 0, fmt.Errorf("run: %w: --net=host: a VM cannot share the host's network stack (use --net=none)", ErrUsage)
+	case o.Net == "" || o.Net == "default" || o.Net == "none":
+		// The guest has no network device yet: loopback only.
 	default:
 		return 0, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)
 	}
