@@ -80,7 +80,8 @@ func TestExitCodes(t *testing.T) {
 		{"one app fails", []string{probe, "--", "-exit=3"}, 3},
 		{"second of two fails", []string{probe, "--name=a", "--", "-sleep=200ms", "---", probe, "--name=b", "--", "-exit=5"}, 5},
 		{"usage: unknown flag", []string{"--bogus", probe}, 2},
-		{"usage: bad --net", []string{"--net=bridge", probe}, 2},
+		{"usage: bad --net", []string{"--net=a,,b", probe}, 2},
+		{"unknown network", []string{"--net=bridge", probe}, 254},
 		{"usage: no image", nil, 2},
 		{"missing image file", []string{"/nonexistent/x.aci"}, 254},
 	}

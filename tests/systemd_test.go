@@ -125,7 +125,7 @@ func (s *sysHost) startPodWith(t *testing.T, unit string, unitFlags, runFlags []
 	t.Helper()
 	uuidFile := filepath.Join(s.data, unit+".uuid")
 	args := append([]string{"systemd-run", "--unit=" + unit, "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes"}, unitFlags...)
-	args = append(args, s.skiff(append(append([]string{"run", "--uuid-file-save=" + uuidFile}, runFlags...), image(t, "probe.aci"), "--")...)...)
+	args = append(args, s.skiff(append(append([]string{"run", "--net=host", "--uuid-file-save=" + uuidFile}, runFlags...), image(t, "probe.aci"), "--")...)...)
 	s.mustRun(t, append(args, probeArgs...)...)
 	t.Cleanup(func() { s.h.Run(context.Background(), "systemctl", "stop", unit) })
 	var uuid string
@@ -332,7 +332,7 @@ func (s *sysHost) testSystemdRunStop(t *testing.T) {
 func (s *sysHost) testUnitExitStatus(t *testing.T) {
 	const unit = "skiff-exit3"
 	uuidFile := filepath.Join(s.data, unit+".uuid")
-	exec := strings.Join(s.skiff("run", "--uuid-file-save="+uuidFile, image(t, "probe.aci"), "--", "-exit=3"), " ")
+	exec := strings.Join(s.skiff("run", "--net=host", "--uuid-file-save="+uuidFile, image(t, "probe.aci"), "--", "-exit=3"), " ")
 	s.writeUnit(t, unit+".service", "[Service]\nExecStart="+exec+"\nKillMode=mixed\nDelegate=yes\nSlice=machine.slice\n")
 	s.mustRun(t, "systemctl", "start", unit)
 	s.waitInactive(t, unit)
@@ -350,7 +350,7 @@ func (s *sysHost) testUnitExitStatus(t *testing.T) {
 func (s *sysHost) testSocketActivation(t *testing.T) {
 	const unit = "skiff-sock"
 	uuidFile := filepath.Join(s.data, unit+".uuid")
-	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--uuid-file-save="+uuidFile, s.socketACI, "--", "-listen-fds"), " ")
+	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile, s.socketACI, "--", "-listen-fds"), " ")
 	s.writeUnit(t, unit+".socket", "[Socket]\nListenStream=127.0.0.1:8080\n")
 	s.writeUnit(t, unit+".service", "[Service]\nExecStart="+exec+"\nKillMode=mixed\nDelegate=yes\nSlice=machine.slice\n")
 	s.mustRun(t, "systemctl", "start", unit+".socket")
@@ -380,7 +380,7 @@ func (s *sysHost) testNotifyReady(t *testing.T) {
 	uuidFile := filepath.Join(s.data, unit+".uuid")
 	gate := s.fifoGate(t, "gate")
 	args := append([]string{"systemd-run", "--unit=" + unit, "--service-type=notify", "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes"},
-		s.skiff("--insecure-options=image", "run", "--uuid-file-save="+uuidFile, "--volume=gate,kind=host,source="+gate,
+		s.skiff("--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile, "--volume=gate,kind=host,source="+gate,
 			s.notifyACI, "--mount=volume=gate,target=/gate", "--", "-read-file=/gate/fifo", "-serve=127.0.0.1:8081", "-notify-ready", "-sleep=300s")...)
 	t.Cleanup(func() { s.h.Run(context.Background(), "systemctl", "stop", unit) })
 	// systemd-run returns when the start job is done: on READY=1.

@@ -1,0 +1,426 @@
+//go:build e2e
+
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Pod networks (docs/networking.md) on stage1-ns. stage1-kvm implements
+// interface version 1 and keeps a loopback-only guest (TestNetKVM).
+// Traffic goes only between pods and the host's own addresses.
+
+const (
+	bridgeAddr = "172.16.28.1" // the built-in network's gateway on skiff0
+	leasesDir  = "/run/skiff/networks"
+	netnsDir   = "/run/skiff/netns"
+)
+
+var iptCounters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+// netState is what pods may add to the host and must remove again: links,
+// iptables rules (without counters), host-local leases, namespace files.
+func netState(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	out, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			fmt.Fprintln(&b, "link", strings.SplitN(f[1], "@", 2)[0])
+		}
+	}
+	out, err = exec.Command("iptables-save").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			fmt.Fprintln(&b, iptCounters.ReplaceAllString(l, ""))
+		}
+	}
+	filepath.WalkDir(leasesDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), "last_reserved_ip") {
+			fmt.Fprintln(&b, "lease", p)
+		}
+		return nil
+	})
+	ents, _ := os.ReadDir(netnsDir)
+	for _, d := range ents {
+		fmt.Fprintln(&b, "netns", d.Name())
+	}
+	return b.String()
+}
+
+// noLeaks makes the host-wide parts of the default network exist (a first
+// pod), records the host's network state, and checks at the end of the
+// test, after every pod of e is gone, that it is the same again.
+func noLeaks(t *testing.T, e *env) {
+	t.Helper()
+	e.mustRun("run", fmt.Sprintf("--publish=%d:80", freePort(t)), image(t, "busybox.aci"), "--exec=/bin/true")
+	e.mustRun("gc", "--grace-period=0")
+	before := netState(t)
+	t.Cleanup(func() {
+		e.cleanup()
+		if after := netState(t); after != before {
+			t.Errorf("host network state changed:\n%s", lineDiff(before, after))
+		}
+	})
+}
+
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var d []string
+	for _, l := range al {
+		if !slices.Contains(bl, l) {
+			d = append(d, "- "+l)
+		}
+	}
+	for _, l := range bl {
+		if !slices.Contains(al, l) {
+			d = append(d, "+ "+l)
+		}
+	}
+	return strings.Join(d, "\n")
+}
+
+// podStatus is the part of `skiff status --format=json` these tests read.
+type podStatus struct {
+	State    string `json:"state"`
+	Pid      int    `json:"pid"`
+	Networks []struct {
+		Network   string   `json:"network"`
+		Interface string   `json:"interface"`
+		IPs       []string `json:"ips"`
+	} `json:"networks"`
+	Ports []struct {
+		HostPort int `json:"hostPort"`
+		PodPort  int `json:"podPort"`
+	} `json:"ports"`
+}
+
+func (e *env) status(uuid string) podStatus {
+	e.t.Helper()
+	var st podStatus
+	if err := json.Unmarshal([]byte(e.mustRun("status", "--format=json", uuid)), &st); err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// podIP returns the pod's address on its first network.
+func (st podStatus) podIP(t *testing.T) string {
+	t.Helper()
+	if len(st.Networks) == 0 || len(st.Networks[0].IPs) == 0 {
+		t.Fatalf("pod has no address: %+v", st)
+	}
+	ip, _, _ := strings.Cut(st.Networks[0].IPs[0], "/")
+	return ip
+}
+
+// server starts a probe pod serving HTTP on :80 with podFlags and returns
+// its uuid once it serves.
+func server(t *testing.T, e *env, podFlags ...string) string {
+	t.Helper()
+	save := filepath.Join(t.TempDir(), "uuid")
+	args := append([]string{"run", "--uuid-file-save=" + save}, podFlags...)
+	c, out := e.start(append(args, image(t, "probe.aci"), "--", "-serve=:80", "-sleep=300s")...)
+	waitFor(t, "the server pod", 30*time.Second, func() bool {
+		return strings.Contains(out.String(), "SERVING=") || c.ProcessState != nil
+	})
+	b, err := os.ReadFile(save)
+	if err != nil || !strings.Contains(out.String(), "SERVING=") {
+		t.Fatalf("server pod did not start: %v\n%s", err, out)
+	}
+	uuid := strings.TrimSpace(string(b))
+	t.Cleanup(func() { e.run("stop", "--force", uuid) })
+	return uuid
+}
+
+// get fetches http://addr/ from the host.
+func get(t *testing.T, addr string) (string, error) {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	r, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return "", err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	return string(b), err
+}
+
+// hostAddr is one of the host's own IPv4 addresses that is neither
+// loopback nor on a pod bridge.
+func hostAddr(t *testing.T) string {
+	t.Helper()
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "skiff") || strings.HasPrefix(i.Name, "veth") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	t.Fatal("the host has no IPv4 address besides loopback")
+	return ""
+}
+
+// freePort returns a TCP port no host socket holds right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestNetDefault(t *testing.T) {
+	e := newEnv(t)
+	noLeaks(t, e)
+
+	t.Run("address, routes, hosts, resolv.conf", func(t *testing.T) {
+		out := e.mustRun("run", "--hostname=web", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c",
+			"ip -4 -o addr show eth0; ip route; cat /etc/hosts; echo ---; cat /etc/resolv.conf")
+		mustContain(t, out, "inet 172.16.28.", "default via "+bridgeAddr)
+		if !regexp.MustCompile(`172\.16\.28\.\d+\s+web`).MatchString(out) {
+			t.Errorf("/etc/hosts does not name the pod's address:\n%s", out)
+		}
+		host, _ := os.ReadFile("/etc/resolv.conf")
+		if l, _, _ := strings.Cut(strings.TrimSpace(string(host)), "\n"); l != "" {
+			mustContain(t, out, l) // --dns=host is the default
+		}
+	})
+
+	t.Run("dns and hosts flags", func(t *testing.T) {
+		out := e.mustRun("run", "--dns=192.0.2.53", "--dns=192.0.2.54", "--dns-search=example.test", "--dns-opt=ndots:2",
+			"--hosts-entry=192.0.2.7=db.example.test", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c", "cat /etc/resolv.conf /etc/hosts")
+		mustContain(t, out, "nameserver 192.0.2.53", "nameserver 192.0.2.54", "search example.test", "options ndots:2", "192.0.2.7\tdb.example.test")
+		for _, bad := range [][]string{{"--dns=example.com"}, {"--dns=host", "--dns=192.0.2.1"}, {"--hosts-entry=db"}, {"--dns-opt=a b"}, {"--net=host", "--dns=192.0.2.1"}} {
+			_, errs, code := e.run(append(append([]string{"run"}, bad...), image(t, "busybox.aci"))...)
+			first, _, _ := strings.Cut(errs, "\n")
+			if code != 2 || !strings.Contains(first, strings.SplitN(bad[len(bad)-1], "=", 2)[0]) {
+				t.Errorf("%q: exit %d, want 2 and a line naming the flag: %q", bad, code, errs)
+			}
+		}
+	})
+
+	t.Run("pod to host", func(t *testing.T) {
+		l, err := net.Listen("tcp4", bridgeAddr+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from the host\n") }))
+		out, code := probeRun(t, e, "ns", nil, nil, "-http-get=http://"+l.Addr().String()+"/")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		mustContain(t, out, "hello from the host")
+	})
+
+	t.Run("published ports, two pods on port 80, pod to pod", func(t *testing.T) {
+		p1, p2 := freePort(t), freePort(t)
+		a := server(t, e, fmt.Sprintf("--publish=%d:80", p1))
+		b := server(t, e, "-p", fmt.Sprintf("127.0.0.1:%d:80/tcp", p2))
+		for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", p1), fmt.Sprintf("%s:%d", hostAddr(t), p1), fmt.Sprintf("127.0.0.1:%d", p2)} {
+			if body, err := get(t, addr); err != nil || !strings.Contains(body, "hello from probe") {
+				t.Errorf("GET %s from the host: %q, %v", addr, body, err)
+			}
+		}
+		// Published on 127.0.0.1 only: not on the host's other addresses.
+		if body, err := get(t, fmt.Sprintf("%s:%d", hostAddr(t), p2)); err == nil {
+			t.Errorf("port published on 127.0.0.1 answers on %s: %q", hostAddr(t), body)
+		}
+		stA, stB := e.status(a), e.status(b)
+		if len(stA.Ports) != 1 || stA.Ports[0].HostPort != p1 || stA.Ports[0].PodPort != 80 {
+			t.Errorf("status ports = %+v", stA.Ports)
+		}
+		ipA, ipB := stA.podIP(t), stB.podIP(t)
+		if ipA == ipB {
+			t.Fatalf("two pods with address %s", ipA)
+		}
+		if list := e.mustRun("list"); !strings.Contains(list, "ADDRESSES") || !strings.Contains(list, ipA) || !strings.Contains(list, ipB) {
+			t.Errorf("list does not show the addresses:\n%s", list)
+		}
+		// Pod to pod, directly and through the other pod's published port.
+		for _, url := range []string{"http://" + ipA + "/", "http://" + ipB + "/", fmt.Sprintf("http://%s:%d/", bridgeAddr, p1)} {
+			out, code := probeRun(t, e, "ns", nil, nil, "-http-get="+url)
+			if code != 0 || !strings.Contains(out, "hello from probe") {
+				t.Errorf("GET %s from a pod: exit %d\n%s", url, code, out)
+			}
+		}
+		// A host port another pod publishes is taken.
+		_, errs, code := e.run("run", fmt.Sprintf("--publish=%d:81", p1), image(t, "busybox.aci"))
+		if code != 254 || !strings.Contains(errs, "host port already in use") || !strings.Contains(errs, a) {
+			t.Errorf("port of another pod: exit %d: %s", code, errs)
+		}
+		// stop releases the address at once, before gc.
+		e.mustRun("stop", a)
+		if _, err := os.Stat(filepath.Join(leasesDir, "default", ipA)); !os.IsNotExist(err) {
+			t.Errorf("lease %s still there after stop: %v", ipA, err)
+		}
+		if _, err := get(t, fmt.Sprintf("127.0.0.1:%d", p1)); err == nil {
+			t.Errorf("port %d still answers after stop", p1)
+		}
+	})
+
+	t.Run("appc port by name", func(t *testing.T) {
+		p := freePort(t)
+		save := filepath.Join(t.TempDir(), "uuid")
+		e.start("run", "--uuid-file-save="+save, fmt.Sprintf("--port=redis:127.0.0.1:%d", p), image(t, "redis.aci"))
+		var reply string
+		waitFor(t, "redis through its published port", 30*time.Second, func() bool {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second)
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			io.WriteString(c, "PING\r\n")
+			reply, _ = bufio.NewReader(c).ReadString('\n')
+			return strings.HasPrefix(reply, "+PONG")
+		})
+		if b, err := os.ReadFile(save); err == nil {
+			e.mustRun("stop", strings.TrimSpace(string(b)))
+		}
+		for _, bad := range []string{"nosuch:8080", "redis"} {
+			_, errs, code := e.run("run", "--port="+bad, image(t, "redis.aci"))
+			if code != 2 || !strings.Contains(errs, "--port="+bad) || !strings.Contains(errs, "redis") {
+				t.Errorf("--port=%s: exit %d: %s", bad, code, errs)
+			}
+		}
+	})
+
+	t.Run("host port taken", func(t *testing.T) {
+		l, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		port := l.Addr().(*net.TCPAddr).Port
+		before := netState(t)
+		pods := e.mustRun("list", "--no-legend")
+		_, errs, code := e.run("run", fmt.Sprintf("-p=%d:80", port), image(t, "busybox.aci"))
+		if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "host port already in use") {
+			t.Errorf("exit %d, want 254 and one line: %q", code, errs)
+		}
+		if after := netState(t); after != before {
+			t.Errorf("a refused pod left:\n%s", lineDiff(before, after))
+		}
+		if after := e.mustRun("list", "--no-legend"); after != pods {
+			t.Errorf("a refused pod is left:\n%s", after)
+		}
+	})
+
+	t.Run("unknown network", func(t *testing.T) {
+		_, errs, code := e.run("run", "--net=default,nosuchnet", image(t, "busybox.aci"))
+		if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, `"nosuchnet"`) {
+			t.Errorf("exit %d, want 254 and one line naming it: %q", code, errs)
+		}
+	})
+}
+
+// TestNetNamed: a network of <local-config>/net.d, two pods on it.
+func TestNetNamed(t *testing.T) {
+	e := newEnv(t)
+	const bridge = "skiff-nettest"
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "nettest", "plugins": [
+		{"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": true,
+		 "ipam": {"type": "host-local", "ranges": [[{"subnet": "172.16.31.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
+		{"type": "firewall"}]}`, bridge, filepath.Join(t.TempDir(), "ipam"))
+	if err := os.MkdirAll(filepath.Join(e.config, "net.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.config, "net.d", "nettest.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A broken file beside it is named when a pod asks for a network it
+	// does not have, and does not stop the good one.
+	os.WriteFile(filepath.Join(e.config, "net.d", "broken.conflist"), []byte("{"), 0o644)
+	a := server(t, e, "--net=nettest")
+	ip := e.status(a).podIP(t)
+	if !strings.HasPrefix(ip, "172.16.31.") {
+		t.Fatalf("pod on nettest has address %s", ip)
+	}
+	out, code := probeRun(t, e, "ns", []string{"--net=nettest,default"}, nil, "-http-get=http://"+ip+"/")
+	if code != 0 || !strings.Contains(out, "hello from probe") {
+		t.Errorf("pod to pod on nettest: exit %d\n%s", code, out)
+	}
+	_, errs, code := e.run("run", "--net=broken", image(t, "busybox.aci"))
+	if code != 254 || !strings.Contains(errs, `"broken"`) || !strings.Contains(errs, "broken.conflist") {
+		t.Errorf("--net=broken: exit %d: %s", code, errs)
+	}
+}
+
+// TestNetLeaks: pods that exit, are stopped, or are killed with SIGKILL
+// (run, nspawn and the pod's init) leave nothing once gc ran.
+func TestNetLeaks(t *testing.T) {
+	e := newEnv(t)
+	noLeaks(t, e)
+	const n = 10
+	for i := range n {
+		switch i % 3 {
+		case 0: // exits
+			e.mustRun("run", "-p", fmt.Sprintf("%d:80", freePort(t)), image(t, "busybox.aci"), "--exec=/bin/true")
+		case 1: // stopped
+			e.mustRun("stop", server(t, e, "-p", fmt.Sprintf("%d:80", freePort(t))))
+		case 2: // everything killed
+			uuid := server(t, e, "-p", fmt.Sprintf("%d:80", freePort(t)))
+			st := e.status(uuid)
+			killTree(t, st.Pid)
+			waitFor(t, "the killed pod to count as exited", 30*time.Second, func() bool { return e.status(uuid).State == "exited" })
+		}
+	}
+	e.mustRun("gc", "--grace-period=0")
+}
+
+// killTree SIGKILLs the pod's init and every ancestor up to the stage1's
+// run process (nspawn, run).
+func killTree(t *testing.T, pid int) {
+	t.Helper()
+	pids := []int{pid}
+	for p := pid; ; {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			break
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		var pp int
+		fmt.Sscan(f[1], &pp)
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pp))
+		if pp <= 1 || !slices.Contains([]string{"systemd-nspawn", "run"}, strings.TrimSpace(string(comm))) {
+			break
+		}
+		pids, p = append(pids, pp), pp
+	}
+	if len(pids) < 3 {
+		t.Fatalf("pod %d: found only %v of init, nspawn and run", pid, pids)
+	}
+	for _, p := range slices.Backward(pids) {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+}
