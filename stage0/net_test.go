@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+func TestCheckNet(t *testing.T) {
+	tests := []struct {
+		net   string
+		flags netFlags
+		ok    bool
+	}{
+		{"default", netFlags{}, true},
+		{"host", netFlags{}, true},
+		{"none", netFlags{}, true},
+		{"default,mynet", netFlags{publish: []string{"80:80"}}, true},
+		{"host", netFlags{publish: []string{"80:80"}}, false},
+		{"none", netFlags{dns: []string{"192.0.2.1"}}, false},
+		{"a,,b", netFlags{}, false},
+		{"default,host", netFlags{}, false},
+		{"../x", netFlags{}, false},
+		{"", netFlags{}, false},
+	}
+	for _, tt := range tests {
+		if err := checkNet(tt.net, tt.flags); (err == nil) != tt.ok {
+			t.Errorf("checkNet(%q, %+v) = %v, want ok %v", tt.net, tt.flags, err, tt.ok)
+		}
+	}
+}
+
+func TestResolvConf(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags netFlags
+		want  string // "" for an error; "HOST" for the host's file
+	}{
+		{"default is the host's", netFlags{}, "HOST"},
+		{"--dns=host", netFlags{dns: []string{"host"}}, "HOST"},
+		{"servers, search, options", netFlags{dns: []string{"192.0.2.1", "2001:db8::1"}, dnsSearch: []string{"a.test", "b.test"}, dnsOpts: []string{"ndots:2"}},
+			"nameserver 192.0.2.1\nnameserver 2001:db8::1\nsearch a.test b.test\noptions ndots:2\n"},
+		{"search alone", netFlags{dnsSearch: []string{"a.test"}}, "search a.test\n"},
+		{"not an address", netFlags{dns: []string{"example.com"}}, ""},
+		{"host and a server", netFlags{dns: []string{"host", "192.0.2.1"}}, ""},
+		{"host and search", netFlags{dns: []string{"host"}, dnsSearch: []string{"a.test"}}, ""},
+		{"newline in search", netFlags{dnsSearch: []string{"a\nnameserver 6.6.6.6"}}, ""},
+		{"space in option", netFlags{dnsOpts: []string{"a b"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.flags.resolvConf()
+			switch {
+			case tt.want == "" && err == nil:
+				t.Errorf("= %q, want an error", got)
+			case tt.want != "" && err != nil:
+				t.Errorf("error %v", err)
+			case tt.want == "HOST":
+				if host, _ := os.ReadFile("/etc/resolv.conf"); got != string(host) {
+					t.Errorf("= %q, want the host's resolv.conf %q", got, host)
+				}
+			case tt.want != "" && got != tt.want:
+				t.Errorf("= %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHostsEntries(t *testing.T) {
+	tests := []struct {
+		entries []string
+		want    string // "" for an error
+	}{
+		{[]string{"192.0.2.7=db.example.test", "2001:db8::7=db6"}, "192.0.2.7\tdb.example.test\n2001:db8::7\tdb6\n"},
+		{[]string{"db=192.0.2.7"}, ""},
+		{[]string{"192.0.2.7"}, ""},
+		{[]string{"192.0.2.7=a b"}, ""},
+		{[]string{"192.0.2.7=a\n6.6.6.6 evil"}, ""},
+	}
+	for _, tt := range tests {
+		got, err := netFlags{hostsEntr: tt.entries}.hostsEntries()
+		if (err == nil) != (tt.want != "") || got != tt.want && err == nil {
+			t.Errorf("hostsEntries(%q) = %q, %v; want %q", tt.entries, got, err, tt.want)
+		}
+	}
+}
