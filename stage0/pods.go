@@ -92,7 +92,7 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 				if err != nil {
 					return usagef("--wait-ready=%s: %v", waitReady, err)
 				}
-				if err := waitForReady(p, d); err != nil {
+				if p, err = waitForReady(p, d); err != nil {
 					return err
 				}
 			}
@@ -129,26 +129,29 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 	return cmd
 }
 
-// waitForReady polls for the ready marker stage1 writes.
-func waitForReady(p *pod.Pod, d time.Duration) error {
+// waitForReady polls for the ready marker stage1 writes and returns the
+// pod as it is then.
+func waitForReady(p *pod.Pod, d time.Duration) (*pod.Pod, error) {
 	deadline := time.Now().Add(d)
 	for {
 		p2, err := pod.Load(p.Dir(), p.UUID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		st, err := p2.Status()
-		if err != nil {
-			return err
+		// A pod moving from prepare/ to run/ (stage0 attaches its network
+		// in between) is looked for again.
+		if err != nil && !errors.Is(err, pod.ErrNotExist) {
+			return nil, err
 		}
-		if st.Ready {
-			return nil
+		if err == nil && st.Ready {
+			return p2, nil
 		}
-		if st.State != "running" && st.State != "prepared" && st.State != "preparing" {
-			return fmt.Errorf("pod %s is %s, it never became ready", p.UUID, st.State)
+		if err == nil && st.State != "running" && st.State != "prepared" && st.State != "preparing" {
+			return nil, fmt.Errorf("pod %s is %s, it never became ready", p.UUID, st.State)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pod %s: not ready after %s", p.UUID, d)
+			return nil, fmt.Errorf("pod %s: not ready after %s", p.UUID, d)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
