@@ -424,3 +424,25 @@ func killTree(t *testing.T, pid int) {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
 }
+
+// TestNetKVM: stage1-kvm implements interface version 1: its guest has a
+// loopback only, it refuses --net=host instead of ignoring it, and pod
+// network flags name the reason.
+func TestNetKVM(t *testing.T) {
+	e := newEnv(t)
+	before := netState(t)
+	out, code := probeRun(t, e, "kvm", nil, nil, "-print-hostname")
+	if code != 0 {
+		t.Fatalf("kvm pod with the default network: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{{"--net=host"}, {"-p", "8080:80"}, {"--net=default,other"}} {
+		_, errs, code := e.run(append(append([]string{"run", "--stage1=kvm"}, args...), image(t, "busybox.aci"), "--exec=/bin/true")...)
+		if code != 254 || !strings.Contains(errs, map[bool]string{true: "cannot share the host's network", false: "interface version 1"}[args[0] == "--net=host"]) {
+			t.Errorf("kvm %q: exit %d: %s", args, code, errs)
+		}
+	}
+	e.cleanup()
+	if after := netState(t); after != before {
+		t.Errorf("host network state changed:\n%s", lineDiff(before, after))
+	}
+}
