@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema/types"
 
@@ -102,6 +103,7 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 	if err != nil {
 		return o, err
 	}
+	start := time.Now()
 	path := netnsPath(p.UUID)
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
 		return o, fmt.Errorf("network setup: %w", err)
@@ -125,6 +127,7 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 	if err != nil {
 		return o, errors.Join(err, detachNet(g, p))
 	}
+	g.log.Debug("network attached", "pod", p.UUID, "netns", path, "took", time.Since(start))
 	o.Net, o.NetNS = "", path
 	return o, nil
 }
