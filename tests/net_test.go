@@ -335,6 +335,25 @@ func TestNetDefault(t *testing.T) {
 		}
 	})
 
+	t.Run("run-prepared", func(t *testing.T) {
+		l, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		taken := l.Addr().(*net.TCPAddr).Port
+		uuid := strings.TrimSpace(e.mustRun("prepare", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c", "cat /etc/hosts"))
+		// Refused: the pod stays prepared, with nothing attached.
+		if _, errs, code := e.run("run-prepared", fmt.Sprintf("--publish=%d:80", taken), uuid); code != 254 || !strings.Contains(errs, "host port already in use") {
+			t.Errorf("run-prepared with a taken port: exit %d: %s", code, errs)
+		}
+		if st := e.status(uuid); st.State != "prepared" || len(st.Networks) != 0 {
+			t.Errorf("after a refused run-prepared: %+v", st)
+		}
+		out := e.mustRun("run-prepared", "--hostname=later", "--hosts-entry=192.0.2.9=x.test", uuid)
+		mustContain(t, out, "\tlater", "192.0.2.9\tx.test")
+	})
+
 	t.Run("unknown network", func(t *testing.T) {
 		_, errs, code := e.run("run", "--net=default,nosuchnet", image(t, "busybox.aci"))
 		if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, `"nosuchnet"`) {
