@@ -24,12 +24,14 @@ import (
 // which a reboot clears together with the links and iptables rules they
 // account for; the leases are host-wide because the bridge is.
 const (
-	netnsDir = "/run/skiff/netns"     // one namespace file per pod, by UUID
+	netnsDir = "/run/skiff/netns"    // one namespace file per pod, by UUID
 	ipamDir  = "/run/skiff/networks" // host-local leases of the built-in network
 	// netDirName is the directory of named networks in --local-config.
 	netDirName = "net.d"
 	// maxResolvConf bounds the host's resolv.conf copied into a pod.
 	maxResolvConf = 64 << 10
+	// resolvedConf lists systemd-resolved's upstream servers.
+	resolvedConf = "/run/systemd/resolve/resolv.conf"
 )
 
 // netFlags are the pod flags that shape its network.
@@ -269,7 +271,10 @@ func (n netFlags) resolvConf() (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("--dns=host: %w", err)
 			}
-			return string(b), nil
+			// systemd-resolved's upstream servers, for a host whose own
+			// file names only its stub on loopback.
+			up, _ := safefile.ReadFile(resolvedConf, maxResolvConf)
+			return podResolvConf(string(b), string(up)), nil
 		}
 	}
 	var b strings.Builder
@@ -300,6 +305,29 @@ func (n netFlags) resolvConf() (string, error) {
 	return b.String(), nil
 }
 
+// podResolvConf turns the host's resolv.conf into the pod's: a nameserver
+// on loopback is the host's own and unreachable from the pod's namespace,
+// so such lines are left out; when that leaves none, resolved (the upstream
+// servers of systemd-resolved, if the host runs it) is used instead.
+func podResolvConf(host, resolved string) string {
+	var b strings.Builder
+	servers, dropped := 0, 0
+	for l := range strings.Lines(host) {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "nameserver" {
+			if a, err := netip.ParseAddr(f[1]); err == nil && a.IsLoopback() {
+				dropped++
+				continue
+			}
+			servers++
+		}
+		b.WriteString(l)
+	}
+	if dropped > 0 && servers == 0 && resolved != "" {
+		return resolved
+	}
+	return b.String()
+}
+
 // hostsEntries returns the /etc/hosts lines of --hosts-entry IP=NAME.
 func (n netFlags) hostsEntries() (string, error) {
 	var b strings.Builder
@@ -321,7 +349,7 @@ func (n netFlags) hostsEntries() (string, error) {
 // networks, from the attachment records in its dir.
 type podStatus struct {
 	pod.Status
-	Networks []netStatus      `json:"networks,omitempty"`
+	Networks []netStatus       `json:"networks,omitempty"`
 	Ports    []cni.PortMapping `json:"ports,omitempty"`
 }
 

@@ -83,3 +83,17 @@ func TestHostsEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestPodResolvConf(t *testing.T) {
+	tests := []struct{ name, host, resolved, want string }{
+		{"kept", "nameserver 192.0.2.53\nsearch a.test\n", "", "nameserver 192.0.2.53\nsearch a.test\n"},
+		{"loopback dropped", "nameserver 127.0.0.1\nnameserver 192.0.2.53\n", "nameserver 198.51.100.1\n", "nameserver 192.0.2.53\n"},
+		{"resolved stub", "nameserver 127.0.0.53\noptions edns0\n", "nameserver 198.51.100.1\n", "nameserver 198.51.100.1\n"},
+		{"stub without resolved", "nameserver ::1\nsearch a.test\n", "", "search a.test\n"},
+	}
+	for _, tt := range tests {
+		if got := podResolvConf(tt.host, tt.resolved); got != tt.want {
+			t.Errorf("%s: = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
