@@ -15,14 +15,26 @@ func runMain(args []string) int {
 	if err := o.Parse(args); err != nil {
 		return fail(nil, err)
 	}
+	log := podunit.Logger(stage, "run", o.UUID, o.Debug)
+	hosts, err := podunit.PodHosts()
+	if err != nil {
+		return fail(log, err)
+	}
 	o.Bundle = func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
-		// No network in the guest yet, so no resolver configuration.
-		s, err := appspec.Build(pm, ra, img, root, appspec.Options{Hostname: o.Hostname, ResolvConf: "-"})
+		// Without a pod network the guest has no resolver configuration.
+		resolv := "-"
+		if o.NetNS != "" {
+			resolv = ""
+		}
+		s, err := appspec.Build(pm, ra, img, root, appspec.Options{Hostname: o.Hostname, ResolvConf: resolv})
 		if err != nil {
 			return err
 		}
 		podunit.NotifyBind(s, img)
-		return appspec.Write(dir, s)
+		if err := appspec.Write(dir, s); err != nil {
+			return err
+		}
+		return podunit.AppendHosts(dir, hosts)
 	}
-	return kvm.Run(podunit.Logger(stage, "run", o.UUID, o.Debug), o)
+	return kvm.Run(log, o)
 }

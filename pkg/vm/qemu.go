@@ -3,6 +3,8 @@ package vm
 import (
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +21,12 @@ type Config struct {
 
 	Share    string // host directory that becomes the guest's root (virtio-9p)
 	ShareTag string // default "skiffroot"
+
+	// Tap, when set, is an open tap device (fd 3 in qemu) behind the
+	// guest's virtio-net device, which gets MAC; without it the guest has
+	// no network device.
+	Tap *os.File
+	MAC string
 
 	MemoryMiB int    // default 256
 	CPUs      int    // default 1
@@ -90,6 +98,11 @@ func (c Config) validate() error {
 	if c.Machine != "microvm" && c.Machine != "q35" {
 		return fmt.Errorf("%w: machine %q (want microvm or q35)", ErrBadConfig, c.Machine)
 	}
+	if c.Tap != nil {
+		if _, err := net.ParseMAC(c.MAC); err != nil {
+			return fmt.Errorf("%w: mac %q", ErrBadConfig, c.MAC)
+		}
+	}
 	if strings.Contains(c.Share+c.ShareTag+c.AgentSocket+c.ControlSocket, ",") {
 		// qemu option values would need ",," escaping; refuse instead.
 		return fmt.Errorf("%w: paths and tag must not contain ','", ErrBadConfig)
@@ -131,7 +144,6 @@ func (c Config) Args() ([]string, error) {
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", cmdline,
 		// Start copies qemu's stdout to ConsoleLog and Console.
 		"-serial", "file:/dev/stdout",
-		"-nic", "none",
 		// The share may hold mounts (the apps' rootfs overlays, volumes):
 		// remap inode numbers so that files on different host filesystems
 		// never look identical in the guest.
@@ -148,6 +160,11 @@ func (c Config) Args() ([]string, error) {
 		"-chardev", "socket,id=agent,path="+c.AgentSocket,
 		"-device", "virtserialport,chardev=agent,name="+agent.PortName,
 	)
+	if c.Tap != nil {
+		args = append(args, "-netdev", "tap,id=net0,fd=3", "-device", "virtio-net-"+bus+",netdev=net0,mac="+c.MAC)
+	} else {
+		args = append(args, "-nic", "none")
+	}
 	if c.ControlSocket != "" {
 		args = append(args,
 			"-chardev", "socket,id=control,path="+c.ControlSocket+",server=on,wait=off",

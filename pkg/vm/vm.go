@@ -88,6 +88,9 @@ func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener) 
 	}
 	vm.cmd.Stderr = vm.stderr
 	vm.cmd.Stdout = console
+	if cfg.Tap != nil {
+		vm.cmd.ExtraFiles = []*os.File{cfg.Tap} // fd 3, as Args says
+	}
 	if cfg.Console != nil {
 		vm.cmd.Stdout = io.MultiWriter(console, cfg.Console)
 	}

@@ -3,6 +3,7 @@ package vm
 import (
 	"errors"
 	"log/slog"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -75,7 +76,8 @@ func TestArgs(t *testing.T) {
 				{"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"},
 				{"-M", "q35", "-accel", "tcg", "-m", "256", "-smp", "1"},
 				{"-kernel", "/k/vmlinux", "-initrd", "/k/initramfs.cpio", "-append", "console=ttyS0 panic=-1 quiet tsc_early_khz=2600000 skiff.share=skiffroot"},
-				{"-serial", "file:/dev/stdout", "-nic", "none"},
+				{"-serial", "file:/dev/stdout"},
+				{"-nic", "none"},
 				{"-fsdev", "local,id=share,security_model=passthrough,multidevs=remap,path=/pod/root"},
 				{"-device", "virtio-9p-pci,fsdev=share,mount_tag=skiffroot"},
 				{"-device", "virtio-serial-pci"},
@@ -97,6 +99,14 @@ func TestArgs(t *testing.T) {
 				{"-device", "virtio-serial-device"},
 			},
 			notWant: []string{"virtio-9p-pci"},
+		},
+		{
+			name: "a tap behind a virtio-net device",
+			mod:  func(c *Config) { c.Machine, c.Tap, c.MAC = "microvm", os.Stdin, "12:34:56:78:9a:bc" },
+			want: [][]string{
+				{"-netdev", "tap,id=net0,fd=3", "-device", "virtio-net-device,netdev=net0,mac=12:34:56:78:9a:bc"},
+			},
+			notWant: []string{"-nic"},
 		},
 		{
 			name: "control socket",
@@ -138,6 +148,14 @@ func TestArgs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestArgsBadMAC(t *testing.T) {
+	c := baseConfig()
+	c.Tap, c.MAC = os.Stdin, "12:34,x"
+	if _, err := c.Args(); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("mac %q: err = %v, want %v", c.MAC, err, ErrBadConfig)
 	}
 }
 

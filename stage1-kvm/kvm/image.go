@@ -52,9 +52,6 @@ const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\n"
 func BuildImage(w io.Writer, o ImageOptions) error {
 	opts := podunit.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
-		// Version 1: no --netns yet, so stage0 gives it no CNI network
-		// (docs/networking.md, "KVM pods").
-		Interface: 1,
 		Links:     []string{filepath.Base(agentPath)},
 		HostFiles: []string{nsenterPath},
 		// systemd-shutdown runs what is there just before the guest powers

@@ -59,11 +59,11 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	}
 	switch {
 	case o.NetNS != "":
-		return 0, fmt.Errorf("run: %w: --netns: stage1-kvm implements interface version 1 (no pod networks yet)", ErrUsage)
+		// The pod's CNI network, through a tap (joinTap, after Prepare).
 	case o.Net == "host":
-		return 0, fmt.Errorf("run: %w: --net=host: a VM cannot share the host's network stack (use --net=none)", ErrUsage)
+		return 0, fmt.Errorf("run: %w: --net=host: a VM cannot share the host's network stack (use --net=default or none)", ErrUsage)
 	case o.Net == "" || o.Net == "default" || o.Net == "none":
-		// The guest has no network device yet: loopback only.
+		// No network device: loopback only.
 	default:
 		return 0, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)
 	}
@@ -95,6 +95,18 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	cfg, err := vmConfig(o, apps)
 	if err != nil {
 		return 0, err
+	}
+	if o.NetNS != "" {
+		g, err := joinTap(o.NetNS)
+		if err != nil {
+			return 0, err
+		}
+		defer g.tap.Close()
+		cfg.Tap, cfg.MAC, cfg.Cmdline = g.tap, g.mac, cfg.Cmdline+" "+g.cmdline
+		// The guest's root is the stage1 rootfs: its resolv.conf is the pod's.
+		if err := copyResolvConf(); err != nil {
+			return 0, err
+		}
 	}
 	// The pid is written as soon as qemu runs: the pod is running from then.
 	var pidErr error

@@ -1,7 +1,8 @@
 // Command init is PID 1 of a skiff KVM guest. It runs from the initramfs:
 // mounts /proc, /sys and /dev, loads the modules listed in
 // /lib/modules/order, mounts the pod tree shared over virtio-9p, binds the
-// initramfs's copy of the system's binaries over it (/sysroot), switches
+// initramfs's copy of the system's binaries over it (/sysroot), configures
+// eth0 from skiff.net= when the pod has a network, switches
 // into it and says hello to the host on the skiff.agent virtio-serial port.
 // Then it execs skiff.init= from the kernel command line (systemd), or,
 // without one, serves agent requests itself.
@@ -41,6 +42,15 @@ func run() error {
 	if err := mountShare(p.tag, "/newroot"); err != nil {
 		return err
 	}
+	if p.net != "" {
+		c, err := parseNet(p.net)
+		if err == nil {
+			err = configureNet(c)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if p.init != "" {
 		// The system handed over to reads its binaries from memory, and
 		// its journald writes to the pod tree from the start.
@@ -61,7 +71,7 @@ func run() error {
 	return serve(port, p.init)
 }
 
-type params struct{ tag, init string }
+type params struct{ tag, init, net string }
 
 // parseCmdline reads skiff.share= (the 9p mount tag) and skiff.init= (what
 // to exec as PID 1 inside the share). The kernel does not pass dotted
@@ -73,6 +83,8 @@ func parseCmdline(s string) params {
 			p.tag = v
 		} else if v, ok := strings.CutPrefix(f, "skiff.init="); ok {
 			p.init = v
+		} else if v, ok := strings.CutPrefix(f, "skiff.net="); ok {
+			p.net = v
 		}
 	}
 	return p

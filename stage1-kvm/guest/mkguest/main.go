@@ -16,7 +16,7 @@ import (
 
 // defaultModules are the roots the guest needs; their dependencies are added
 // in load order. virtio_mmio serves microvm, virtio_pci serves q35.
-const defaultModules = "virtio_mmio,virtio_pci,9pnet_virtio,9p,overlay,virtio_console"
+const defaultModules = "virtio_mmio,virtio_pci,9pnet_virtio,9p,overlay,virtio_console,virtio_net"
 
 func main() { os.Exit(run(os.Args[1:])) }
 
