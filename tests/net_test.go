@@ -4,6 +4,7 @@ package tests
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiffpod/skiff/pkg/netns"
 )
 
 // Pod networks (docs/networking.md) on stage1-ns, and on stage1-kvm in
@@ -492,4 +495,83 @@ func TestNetKVM(t *testing.T) {
 	if code != 254 || !strings.Contains(errs, "cannot share the host's network") {
 		t.Errorf("kvm --net=host: exit %d: %s", code, errs)
 	}
+}
+
+// TestNetHostLoopback: portmap turns on route_localnet on the bridge (for
+// published ports on 127.0.0.1), which would let a pod with CAP_NET_RAW
+// (a default capability) reach services bound to the host's loopback by
+// sending a frame to 127.0.0.1 at the bridge's MAC (as CVE-2020-8558 for
+// kube-proxy). The same frame to the bridge's own address is the control:
+// it must arrive, the one to 127.0.0.1 must not.
+func TestNetHostLoopback(t *testing.T) {
+	e := newEnv(t)
+	noLeaks(t, e)
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/conf/skiff0/route_localnet"); strings.TrimSpace(string(b)) != "1" {
+		t.Fatalf("route_localnet on skiff0 is %q: the premise of this test changed", b)
+	}
+	uuid := server(t, e, "-p", fmt.Sprintf("%d:80", freePort(t)))
+	podIP := net.ParseIP(e.status(uuid).podIP(t)).To4()
+	br, err := net.InterfaceByName("skiff0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		dst    string
+		arrive bool
+	}{{bridgeAddr, true}, {"127.0.0.1", false}} {
+		c, err := net.ListenPacket("udp4", tt.dst+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		if err := netns.Do(filepath.Join(netnsDir, uuid), func() error {
+			return sendUDPFrame(br.HardwareAddr, podIP, net.ParseIP(tt.dst).To4(), port, []byte("from the pod"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 64)
+		n, _, err := c.ReadFrom(buf)
+		c.Close()
+		if got := err == nil && string(buf[:n]) == "from the pod"; got != tt.arrive {
+			t.Errorf("a pod's UDP frame to %s:%d arrived: %v, want %v (%v)", tt.dst, port, got, tt.arrive, err)
+		}
+	}
+}
+
+// sendUDPFrame sends, from eth0 of the current network namespace, an
+// Ethernet frame to dstMAC carrying a UDP datagram src:40000 -> dst:port.
+func sendUDPFrame(dstMAC net.HardwareAddr, src, dst net.IP, port int, payload []byte) error {
+	eth, err := net.InterfaceByName("eth0")
+	if err != nil {
+		return err
+	}
+	ip := make([]byte, 20+8+len(payload))
+	ip[0], ip[8], ip[9] = 0x45, 64, 17 // IPv4, 5 words; TTL; UDP
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	copy(ip[12:], src)
+	copy(ip[16:], dst)
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[20:], 40000)
+	binary.BigEndian.PutUint16(ip[22:], uint16(port))
+	binary.BigEndian.PutUint16(ip[24:], uint16(8+len(payload))) // checksum 0: none
+	copy(ip[28:], payload)
+	frame := append(append(append([]byte{}, dstMAC...), eth.HardwareAddr...), 0x08, 0x00)
+	frame = append(frame, ip...)
+	const ethPIP = 0x0008 // htons(ETH_P_IP)
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, ethPIP)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	sa := &syscall.SockaddrLinklayer{Protocol: ethPIP, Ifindex: eth.Index, Halen: 6}
+	copy(sa.Addr[:], dstMAC)
+	return syscall.Sendto(fd, frame, 0, sa)
 }
