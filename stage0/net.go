@@ -199,7 +199,7 @@ func resolveNets(g *globals, names string) ([]*cni.Network, error) {
 		nets = append(nets, n)
 	}
 	if lerr != nil {
-		g.log.Warn("network configs", "err", lerr)
+		g.log.Debug("network configs", "err", lerr) // shown when a pod asks for a network a bad file would define
 	}
 	return nets, nil
 }

@@ -368,7 +368,10 @@ func TestNetDefault(t *testing.T) {
 func TestNetNamed(t *testing.T) {
 	e := newEnv(t)
 	const bridge = "skiff-nettest"
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", bridge).Run()
+		exec.Command("ip", "link", "del", bridge+"2").Run()
+	})
 	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "nettest", "plugins": [
 		{"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": true,
 		 "ipam": {"type": "host-local", "ranges": [[{"subnet": "172.16.31.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
@@ -394,6 +397,25 @@ func TestNetNamed(t *testing.T) {
 	_, errs, code := e.run("run", "--net=broken", image(t, "busybox.aci"))
 	if code != 254 || !strings.Contains(errs, `"broken"`) || !strings.Contains(errs, "broken.conflist") {
 		t.Errorf("--net=broken: exit %d: %s", code, errs)
+	}
+
+	// Too many pods for the range: one line, and the refused pod leaves
+	// nothing (its default network, added first, is rolled back too).
+	tiny := strings.NewReplacer(`"nettest"`, `"tiny"`, bridge, bridge+"2", "172.16.31.0/24", "172.16.32.4/30").Replace(conf)
+	if err := os.WriteFile(filepath.Join(e.config, "net.d", "tiny.conflist"), []byte(tiny), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server(t, e, "--net=tiny")
+	before, pods := netState(t), e.mustRun("list", "--no-legend")
+	_, errs, code = e.run("run", "--net=default,tiny", image(t, "busybox.aci"))
+	if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "network tiny") || !strings.Contains(errs, "no IP addresses available") {
+		t.Errorf("range exhausted: exit %d: %q", code, errs)
+	}
+	if after := netState(t); after != before {
+		t.Errorf("a refused pod left:\n%s", lineDiff(before, after))
+	}
+	if after := e.mustRun("list", "--no-legend"); after != pods {
+		t.Errorf("a refused pod is left:\n%s", after)
 	}
 }
 
