@@ -112,7 +112,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),
-		newFetchCmd(g), newTrustCmd(g), newImageCmd(g),
+		newFetchCmd(g), newTrustCmd(g), newImageCmd(g), newNetworkCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newStopCmd(g),
 		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g), newFsckCmd(g),
 	)

@@ -597,3 +597,44 @@ func sendUDPFrame(dstMAC net.HardwareAddr, src, dst net.IP, port int, payload []
 	copy(sa.Addr[:], dstMAC)
 	return syscall.Sendto(fd, frame, 0, sa)
 }
+
+// TestNetworkCommand: skiff network create, list, inspect and rm, and a
+// pod on a created network.
+func TestNetworkCommand(t *testing.T) {
+	e := newEnv(t)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "skiff-cmdtest").Run() })
+	file := strings.TrimSpace(e.mustRun("network", "create", "cmdtest", "--subnet=172.16.41.0/24"))
+	if file != filepath.Join(e.config, "net.d", "cmdtest.conflist") {
+		t.Errorf("create printed %q", file)
+	}
+	for _, bad := range [][]string{
+		{"create", "cmdtest", "--subnet=172.16.42.0/24"}, // exists
+		{"create", "other", "--subnet=172.16.41.128/25"}, // overlaps
+		{"create", "other", "--subnet=172.16.28.0/24"},   // overlaps the built-in network
+		{"create", "other", "--subnet=172.16.42.1/24"},   // host bits
+		{"create", "other"},                              // no subnet
+		{"rm", "default"}, {"rm", "nosuch"}, {"inspect", "nosuch"},
+	} {
+		if _, errs, code := e.run(append([]string{"network"}, bad...)...); code == 0 || !strings.HasPrefix(errs, "skiff: ") {
+			t.Errorf("network %q: exit %d: %s", bad, code, errs)
+		}
+	}
+	list := e.mustRun("network", "list")
+	mustContain(t, list, "default", "skiff0", "172.16.28.0/24", "cmdtest", "skiff-cmdtest", "172.16.41.0/24")
+	mustContain(t, e.mustRun("network", "inspect", "cmdtest"), `"name": "cmdtest"`, `"bridge": "skiff-cmdtest"`)
+	uuid := server(t, e, "--net=cmdtest")
+	if ip := e.status(uuid).podIP(t); !strings.HasPrefix(ip, "172.16.41.") {
+		t.Errorf("pod on cmdtest has %s", ip)
+	}
+	if _, errs, code := e.run("network", "rm", "cmdtest"); code == 0 || !strings.Contains(errs, uuid) {
+		t.Errorf("rm of a network in use: exit %d: %s", code, errs)
+	}
+	e.mustRun("stop", uuid)
+	e.mustRun("network", "rm", "cmdtest")
+	if _, err := net.InterfaceByName("skiff-cmdtest"); err == nil {
+		t.Errorf("bridge skiff-cmdtest still there after network rm")
+	}
+	if strings.Contains(e.mustRun("network", "list"), "cmdtest") {
+		t.Errorf("cmdtest still listed")
+	}
+}

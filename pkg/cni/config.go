@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,9 +43,15 @@ type Network struct {
 // bridge, masquerade for outbound traffic, port mappings (portmap) and the
 // firewall plugin's forward rules.
 func DefaultNetwork(bridge, subnet, ipamDir string) (*Network, error) {
+	return BridgeNetwork(DefaultName, bridge, subnet, ipamDir)
+}
+
+// BridgeNetwork returns a network named name made like the built-in one
+// (`skiff network create`).
+func BridgeNetwork(name, bridge, subnet, ipamDir string) (*Network, error) {
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
-		"name":       DefaultName,
+		"name":       name,
 		"plugins": []any{
 			map[string]any{
 				"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
@@ -59,15 +66,33 @@ func DefaultNetwork(bridge, subnet, ipamDir string) (*Network, error) {
 			map[string]any{"type": "firewall"},
 		},
 	}
-	b, err := json.Marshal(conf)
+	b, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("default network: %w", err)
+		return nil, fmt.Errorf("network %s: %w", name, err)
 	}
 	n, err := parse(b, nil)
 	if err != nil {
-		return nil, fmt.Errorf("default network: %w", err)
+		return nil, fmt.Errorf("network %s: %w", name, err)
 	}
 	return n, nil
+}
+
+// Bytes returns the network's configuration list, as loaded.
+func (n *Network) Bytes() []byte { return n.list.Bytes }
+
+// Bridge returns the bridge its bridge plugin makes, "" if none.
+func (n *Network) Bridge() string {
+	for _, p := range n.list.Plugins {
+		if p.Network.Type == "bridge" {
+			var c struct {
+				Bridge string `json:"bridge"`
+			}
+			if json.Unmarshal(p.Bytes, &c) == nil {
+				return cmp.Or(c.Bridge, "cni0") // the plugin's default
+			}
+		}
+	}
+	return ""
 }
 
 // Load reads every *.conflist in dir (a missing dir holds none), validates
