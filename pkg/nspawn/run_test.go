@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -36,6 +38,29 @@ func TestNspawnArgs(t *testing.T) {
 	}
 	if _, err := nspawnArgs(RunOptions{RunArgs: pod.RunArgs{Net: "bridge"}}, nil); err == nil {
 		t.Error("nspawnArgs accepted --net=bridge")
+	}
+}
+
+// TestNspawnArgsNetNS: with --netns the pod joins the namespace and gets
+// the resolv.conf stage0 wrote, when there is one.
+func TestNspawnArgsNetNS(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	o := RunOptions{RunArgs: pod.RunArgs{UUID: "u", NetNS: "/run/skiff/netns/u"}}
+	args, err := nspawnArgs(o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(args, "--network-namespace-path=/run/skiff/netns/u") || slices.Contains(args, "--private-network") || slices.Contains(args, "--resolv-conf=off") {
+		t.Errorf("without net/resolv.conf: %q", args)
+	}
+	os.Mkdir(filepath.Join(dir, pod.NetDir), 0o700)
+	os.WriteFile(filepath.Join(dir, pod.NetResolvConf), []byte("nameserver 192.0.2.1\n"), 0o644)
+	if args, err = nspawnArgs(o, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(args, "--resolv-conf=off") || !slices.Contains(args, "--bind-ro="+filepath.Join(dir, pod.NetResolvConf)+":/etc/resolv.conf") {
+		t.Errorf("with net/resolv.conf: %q", args)
 	}
 }
 
