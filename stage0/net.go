@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema/types"
@@ -95,9 +97,6 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 	if err != nil {
 		return o, err
 	}
-	if err := checkPodPorts(g, p.UUID, ports); err != nil {
-		return o, err
-	}
 	resolv, err := f.netFlags.resolvConf()
 	if err != nil {
 		return o, err
@@ -109,6 +108,17 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 	start := time.Now()
 	if err := guardLoopback(); err != nil {
 		return o, err
+	}
+	// A published port is checked and taken under one host-wide lock.
+	if len(ports) > 0 {
+		unlock, err := lockPublish()
+		if err != nil {
+			return o, err
+		}
+		defer unlock()
+		if err := checkPodPorts(g, p.UUID, ports); err != nil {
+			return o, err
+		}
 	}
 	path := netnsPath(p.UUID)
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
@@ -255,9 +265,10 @@ func (n netFlags) portMappings(p *pod.Pod) ([]cni.PortMapping, error) {
 	return ms, nil
 }
 
-// checkPodPorts refuses a host port that another pod of this data dir
-// publishes: that is an iptables rule, not a socket cni.CheckPorts would
-// find.
+// checkPodPorts refuses a host port that another pod publishes: that is
+// an iptables rule, not a socket cni.CheckPorts would find. Pods of this
+// data dir are found by their records (also an exited pod not yet torn
+// down), anyone else by portmap's rules.
 func checkPodPorts(g *globals, self string, ms []cni.PortMapping) error {
 	if len(ms) == 0 {
 		return nil
@@ -265,6 +276,12 @@ func checkPodPorts(g *globals, self string, ms []cni.PortMapping) error {
 	pods, err := pod.List(g.dir)
 	if err != nil {
 		return err
+	}
+	dnat := hostDNAT()
+	for _, m := range ms {
+		if id, ok := dnat[fmt.Sprintf("%s/%d", m.Protocol, m.HostPort)]; ok && id != self {
+			return fmt.Errorf("network setup: publish %s: %w (published for %s)", m, cni.ErrPortTaken, id)
+		}
 	}
 	for _, o := range pods {
 		if o.UUID == self {
@@ -284,6 +301,47 @@ func checkPodPorts(g *globals, self string, ms []cni.PortMapping) error {
 		}
 	}
 	return nil
+}
+
+// publishLock serialises publishing host ports on this host.
+const publishLock = "/run/skiff/publish.lock"
+
+// lockPublish takes publishLock (waiting for it) and returns its release.
+func lockPublish() (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(publishLock), 0o755); err != nil {
+		return nil, fmt.Errorf("network setup: %w", err)
+	}
+	f, err := os.OpenFile(publishLock, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("network setup: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("network setup: lock %s: %w", publishLock, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+var dnatRule = regexp.MustCompile(`-p (tcp|udp) .*id: \\"([^\\]*)\\".*--dports ([0-9,]+)`)
+
+// hostDNAT returns the host ports portmap publishes for anyone on this
+// host (other data dirs, other CNI users): "tcp/8080" -> container ID.
+func hostDNAT() map[string]string {
+	out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT").Output()
+	if err != nil {
+		return nil // no chain: nothing published yet
+	}
+	return parseDNAT(string(out))
+}
+
+func parseDNAT(rules string) map[string]string {
+	taken := map[string]string{}
+	for _, m := range dnatRule.FindAllStringSubmatch(rules, -1) {
+		for _, port := range strings.Split(m[3], ",") {
+			taken[m[1]+"/"+port] = m[2]
+		}
+	}
+	return taken
 }
 
 // resolvConf returns the pod's resolv.conf: the --dns flags', or the

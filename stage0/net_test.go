@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"testing"
 )
@@ -95,5 +96,16 @@ func TestPodResolvConf(t *testing.T) {
 		if got := podResolvConf(tt.host, tt.resolved); got != tt.want {
 			t.Errorf("%s: = %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestParseDNAT(t *testing.T) {
+	rules := `-N CNI-HOSTPORT-DNAT
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"default\" id: \"0c9b63d4\"" -m multiport --dports 43321,8080 -j CNI-DN-dc0ca40bd342d1e3130c0
+-A CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \"lab\" id: \"7bce5047\"" -m multiport --dports 53 -j CNI-DN-e0ec1df085a78390f6693
+`
+	want := map[string]string{"tcp/43321": "0c9b63d4", "tcp/8080": "0c9b63d4", "udp/53": "7bce5047"}
+	if got := parseDNAT(rules); !maps.Equal(got, want) {
+		t.Errorf("parseDNAT = %v, want %v", got, want)
 	}
 }

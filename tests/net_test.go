@@ -274,10 +274,13 @@ func TestNetDefault(t *testing.T) {
 				t.Errorf("GET %s from a pod: exit %d\n%s", url, code, out)
 			}
 		}
-		// A host port another pod publishes is taken.
-		_, errs, code := e.run("run", fmt.Sprintf("--publish=%d:81", p1), image(t, "busybox.aci"))
-		if code != 254 || !strings.Contains(errs, "host port already in use") || !strings.Contains(errs, a) {
-			t.Errorf("port of another pod: exit %d: %s", code, errs)
+		// A host port another pod publishes is taken, also for a pod of
+		// another data dir.
+		for _, e := range []*env{e, newEnv(t)} {
+			_, errs, code := e.run("run", fmt.Sprintf("--publish=%d:81", p1), image(t, "busybox.aci"))
+			if code != 254 || !strings.Contains(errs, "host port already in use") || !strings.Contains(errs, a) {
+				t.Errorf("port of another pod: exit %d: %s", code, errs)
+			}
 		}
 		// stop releases the address at once, before gc.
 		e.mustRun("stop", a)
