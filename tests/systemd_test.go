@@ -117,7 +117,9 @@ func (s *sysHost) prop(t *testing.T, unit, name string) string {
 // docs/systemd.md, and returns its uuid once machined knows it.
 func (s *sysHost) startPod(t *testing.T, unit string, probeArgs ...string) string {
 	t.Helper()
-	return s.startPodWith(t, unit, nil, nil, probeArgs...)
+	// The test host has no CNI plugins: the host's network, as before pod
+	// networks existed.
+	return s.startPodWith(t, unit, nil, []string{"--net=host"}, probeArgs...)
 }
 
 // startPodWith is startPod with more systemd-run and skiff run flags.
@@ -125,7 +127,7 @@ func (s *sysHost) startPodWith(t *testing.T, unit string, unitFlags, runFlags []
 	t.Helper()
 	uuidFile := filepath.Join(s.data, unit+".uuid")
 	args := append([]string{"systemd-run", "--unit=" + unit, "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes"}, unitFlags...)
-	args = append(args, s.skiff(append(append([]string{"run", "--net=host", "--uuid-file-save=" + uuidFile}, runFlags...), image(t, "probe.aci"), "--")...)...)
+	args = append(args, s.skiff(append(append([]string{"run", "--uuid-file-save=" + uuidFile}, runFlags...), image(t, "probe.aci"), "--")...)...)
 	s.mustRun(t, append(args, probeArgs...)...)
 	t.Cleanup(func() { s.h.Run(context.Background(), "systemctl", "stop", unit) })
 	var uuid string
@@ -286,7 +288,7 @@ func (s *sysHost) startKVMPod(t *testing.T, unit string, probeArgs ...string) st
 		t.Fatalf("the test host has no qemu: rebuild it with `%s`", systemdhost.BuildTarget)
 	}
 	// The host's environment is not the test's: the accelerator TestMain chose, passed explicitly.
-	return s.startPodWith(t, unit, []string{"--setenv=SKIFF_KVM_ACCEL=" + os.Getenv("SKIFF_KVM_ACCEL")}, []string{"--stage1=kvm"}, probeArgs...)
+	return s.startPodWith(t, unit, []string{"--setenv=SKIFF_KVM_ACCEL=" + os.Getenv("SKIFF_KVM_ACCEL")}, []string{"--stage1=kvm", "--net=none"}, probeArgs...)
 }
 
 // testTerminate: machinectl terminate kills the pod at once.
@@ -446,7 +448,7 @@ func (s *sysHost) testKVMNotifyReady(t *testing.T) {
 	gate := s.fifoGate(t, "kvmgate")
 	args := append([]string{"systemd-run", "--unit=" + unit, "--service-type=notify", "--slice=machine", "-p", "KillMode=mixed", "-p", "Delegate=yes",
 		"--setenv=SKIFF_KVM_ACCEL=" + os.Getenv("SKIFF_KVM_ACCEL")},
-		s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--uuid-file-save="+uuidFile, "--volume=gate,kind=host,source="+gate,
+		s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--net=none", "--uuid-file-save="+uuidFile, "--volume=gate,kind=host,source="+gate,
 			s.notifyACI, "--mount=volume=gate,target=/gate", "--", "-print-env=AC_APP_NAME", "-read-file=/gate/fifo", "-notify-ready", "-sleep=300s")...)
 	t.Cleanup(func() { s.h.Run(context.Background(), "systemctl", "stop", unit) })
 	done := make(chan error, 1)
@@ -495,7 +497,7 @@ func (s *sysHost) testKVMNotifyReady(t *testing.T) {
 // pod started by a socket unit fails at once and says why.
 func (s *sysHost) testKVMSocketActivationRefused(t *testing.T) {
 	const unit = "skiff-kvm-sock"
-	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--stage1=kvm", s.socketACI, "--", "-listen-fds"), " ")
+	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--net=none", s.socketACI, "--", "-listen-fds"), " ")
 	// The probe's port, which the image marks socketActivated.
 	s.writeUnit(t, unit+".socket", "[Socket]\nListenStream=127.0.0.1:8080\n")
 	s.writeUnit(t, unit+".service", "[Service]\nExecStart="+exec+"\nKillMode=mixed\nDelegate=yes\nSlice=machine.slice\n")
