@@ -154,14 +154,8 @@ func (s *Stage1) Entrypoint(ep string) (string, error) {
 // for the given entrypoints; image recipes use it so they cannot drift from
 // the constants above.
 func Stage1Annotations(entrypoints map[string]string) types.Annotations {
-	return Stage1AnnotationsVersion(ABIVersion, entrypoints)
-}
-
-// Stage1AnnotationsVersion is Stage1Annotations for a stage1 that
-// implements an older interface version.
-func Stage1AnnotationsVersion(version int, entrypoints map[string]string) types.Annotations {
 	var a types.Annotations
-	a.Set(types.ACIdentifier(AnnotationVersion), strconv.Itoa(version))
+	a.Set(types.ACIdentifier(AnnotationVersion), strconv.Itoa(ABIVersion))
 	for ep, p := range entrypoints {
 		a.Set(types.ACIdentifier(entrypointAnnotations[ep]), p)
 	}

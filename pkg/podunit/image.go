@@ -2,7 +2,6 @@ package podunit
 
 import (
 	"archive/tar"
-	"cmp"
 	"compress/gzip"
 	"debug/elf"
 	"encoding/json"
@@ -27,14 +26,11 @@ import (
 // ImageOptions say what a stage1 image holds besides the minimal systemd
 // every pod boots and the manifest naming the entrypoints.
 type ImageOptions struct {
-	Name    string // the image's name, e.g. skiff.dev/stage1-ns
-	Stage1  string // the static multi-call stage1 binary, installed as /skiff/run
-	Stage2  string // the static stage2 binary
-	Version string // the image's version label
-	// Interface is the stage1 interface version the image implements
-	// (0: pod.ABIVersion).
-	Interface int
-	HostRoot  string // the tree systemd is taken from, "/" on a build host
+	Name     string // the image's name, e.g. skiff.dev/stage1-ns
+	Stage1   string // the static multi-call stage1 binary, installed as /skiff/run
+	Stage2   string // the static stage2 binary
+	Version  string // the image's version label
+	HostRoot string // the tree systemd is taken from, "/" on a build host
 
 	Links     []string          // more names for /skiff/run besides enter, stop, gc and hook
 	HostFiles []string          // more host executables to carry, with their libraries
@@ -165,7 +161,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	if err != nil {
 		return err
 	}
-	man, err := imageManifest(o.Name, o.Version, cmp.Or(o.Interface, pod.ABIVersion))
+	man, err := imageManifest(o.Name, o.Version)
 	if err != nil {
 		return err
 	}
@@ -225,7 +221,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	return t.err
 }
 
-func imageManifest(imageName, version string, abi int) ([]byte, error) {
+func imageManifest(imageName, version string) ([]byte, error) {
 	name, err := types.NewACIdentifier(imageName)
 	if err != nil {
 		return nil, err
@@ -236,7 +232,7 @@ func imageManifest(imageName, version string, abi int) ([]byte, error) {
 		ACVersion: schema.AppContainerVersion,
 		Name:      *name,
 		Labels:    labels,
-		Annotations: pod.Stage1AnnotationsVersion(abi, map[string]string{
+		Annotations: pod.Stage1Annotations(map[string]string{
 			pod.EntrypointRun:   "/skiff/run",
 			pod.EntrypointEnter: "/skiff/enter",
 			pod.EntrypointStop:  "/skiff/stop",

@@ -15,7 +15,7 @@ import (
 )
 
 func TestImageManifest(t *testing.T) {
-	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", 1)
+	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +34,6 @@ func TestImageManifest(t *testing.T) {
 	}
 	if v, _ := m.GetLabel("version"); v != "1.2.3" {
 		t.Errorf("version label = %q", v)
-	}
-	if s.Version != 1 {
-		t.Errorf("interface version = %d, want 1", s.Version)
 	}
 }
 
