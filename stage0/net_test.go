@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 func TestCheckNet(t *testing.T) {
@@ -107,5 +113,42 @@ func TestParseDNAT(t *testing.T) {
 	want := map[string]string{"tcp/43321": "0c9b63d4", "tcp/8080": "0c9b63d4", "udp/53": "7bce5047"}
 	if got := parseDNAT(rules); !maps.Equal(got, want) {
 		t.Errorf("parseDNAT = %v, want %v", got, want)
+	}
+}
+
+// TestAttachNetVersion1: a stage1 of interface version 1 gets --net=default
+// as before and no pod network; the network flags are refused for it.
+func TestAttachNetVersion1(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "data"), 0o755)
+	p, err := pod.Create(filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Unlock()
+	m := `{"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "example.com/stage1-old",
+		"annotations": [{"name": "skiff.dev/stage1/interface-version", "value": "1"}, {"name": "skiff.dev/stage1/run", "value": "/run"}]}`
+	os.MkdirAll(p.File(pod.Stage1Dir), 0o755)
+	if err := os.WriteFile(p.File(pod.Stage1Manifest), []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := &globals{dir: filepath.Join(dir, "data"), localConfig: filepath.Join(dir, "config"), log: slog.New(slog.DiscardHandler)}
+	tests := []struct {
+		f       podFlags
+		wantNet string // "" for an error
+	}{
+		{podFlags{net: "default"}, "default"},
+		{podFlags{net: "none"}, "none"},
+		{podFlags{net: "default", netFlags: netFlags{publish: []string{"8080:80"}}}, ""},
+		{podFlags{net: "lab"}, ""},
+	}
+	for _, tt := range tests {
+		o, err := attachNet(context.Background(), g, p, &tt.f, "h")
+		switch {
+		case tt.wantNet == "" && (err == nil || !strings.Contains(err.Error(), "interface version 1")):
+			t.Errorf("%+v: err = %v, want one naming interface version 1", tt.f, err)
+		case tt.wantNet != "" && (err != nil || o.Net != tt.wantNet || o.NetNS != ""):
+			t.Errorf("%+v: %+v, %v; want --net=%s and no namespace", tt.f, o, err, tt.wantNet)
+		}
 	}
 }
