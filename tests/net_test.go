@@ -469,6 +469,15 @@ func killTree(t *testing.T, pid int) {
 	for _, p := range slices.Backward(pids) {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
+	waitFor(t, "the killed processes to be gone", 10*time.Second, func() bool {
+		for _, p := range pids {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+			if err == nil && !strings.Contains(string(b), ") Z ") {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestNetKVM: a KVM pod on the same network, through a tap in its
