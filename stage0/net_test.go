@@ -152,3 +152,17 @@ func TestAttachNetVersion1(t *testing.T) {
 		}
 	}
 }
+
+func TestPrepareRefusesRunOptions(t *testing.T) {
+	for _, f := range []podFlags{
+		{prepareOnly: true, net: "host"},
+		{prepareOnly: true, net: "default", netFlags: netFlags{publish: []string{"8080:80"}}},
+	} {
+		if err := f.check(); err == nil || !strings.Contains(err.Error(), "run-prepared") {
+			t.Errorf("%+v: err = %v, want one pointing to run-prepared", f, err)
+		}
+	}
+	if err := (&podFlags{prepareOnly: true, net: "default", pullPolicy: "new"}).check(); err != nil {
+		t.Errorf("prepare without run options: %v", err)
+	}
+}

@@ -36,6 +36,8 @@ type podFlags struct {
 	pullPolicy   string
 	signatures   []string
 	netFlags
+	// prepareOnly: the command is prepare, which takes no run options.
+	prepareOnly bool
 	// Per-app flags given before the first image apply to every app.
 	defaults appFlags
 }
@@ -190,6 +192,9 @@ func (f *podFlags) registerNet(fs *pflag.FlagSet) {
 func (f *podFlags) check() error {
 	if err := checkNet(f.net, f.netFlags); err != nil {
 		return err
+	}
+	if f.prepareOnly && (f.net != "default" || f.netFlags.requested()) {
+		return usagef("prepare: give --net, --publish, --port, --dns and --hosts-entry to run-prepared")
 	}
 	switch f.pullPolicy {
 	case "new", "update", "never":

@@ -64,7 +64,7 @@ that failed (0 when every app succeeded); skiff's own failures exit 254.
 }
 
 func newPrepareCmd(g *globals) *cobra.Command {
-	var f podFlags
+	f := podFlags{prepareOnly: true}
 	cmd := &cobra.Command{
 		Use:   "prepare [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE ...]",
 		Short: "Prepare a pod to run later with run-prepared; prints its UUID",
