@@ -60,7 +60,13 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 			}
 			pp, err := pod.Check(g.dir, pod.CheckOptions{
 				Images:   podImageIDs,
-				HasImage: func(id string) bool { _, err := s.Get(id); return err == nil },
+				HasImage: func(id string) bool {
+					if s.HasLayer(id) { // an OCI image's layer, which pods mount
+						return true
+					}
+					_, err := s.Get(id)
+					return err == nil
+				},
 				Repair:   repair,
 			})
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,10 +77,15 @@ func newImageListCmd(g *globals) *cobra.Command {
 					if !full && len(id) > 19 {
 						id = id[:19]
 					}
-					version := im.Labels["version"]
-					rows = append(rows, []string{id, im.Name, version, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					// An OCI image's VERSION is its tag; LAYERS counts its
+					// layers (an ACI's: itself, dependencies aside).
+					version, layers, kind := im.Labels["version"], "1", store.KindACI
+					if im.OCI != nil {
+						version, layers, kind = im.OCI.Tag, strconv.Itoa(len(im.OCI.Layers)), store.KindOCI
+					}
+					rows = append(rows, []string{id, kind, im.Name, version, layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
 				}
-				return table(g.stdout, []string{"ID", "NAME", "VERSION", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
+				return table(g.stdout, []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
 			})
 		},
 	}
@@ -171,7 +177,7 @@ func podImages(dir string) (map[string]bool, error) {
 }
 
 // podImageIDs returns the images pod p uses: its stage1 and its apps'
-// layers. A pod not prepared yet has none: a prepare holds the store until
+// layers (an OCI image's layers by their diff_id hexes). A pod not prepared yet has none: a prepare holds the store until
 // it has written them, so gc cannot be asking in between.
 func podImageIDs(p *pod.Pod) []string {
 	var ids []string

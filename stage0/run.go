@@ -214,7 +214,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		if i < len(f.signatures) {
 			sig = f.signatures[i]
 		}
-		id, err := resolveImage(ctx, s, fe, a.image, sig)
+		id, err := resolveImage(ctx, g, s, fe, a.image, sig)
 		if err != nil {
 			return nil, err
 		}

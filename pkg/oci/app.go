@@ -13,6 +13,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// CmdLengthAnnotation, in the appc image manifest skiff synthesizes for
+// an OCI image, counts the trailing exec entries that came from the
+// config's Cmd: arguments given to run replace them, as podman does.
+const CmdLengthAnnotation = "skiffpod.io/oci-cmd-length"
+
+// ManifestSHA512Annotation, in that synthesized manifest, holds
+// "sha512-" and the sha512 of the image's manifest blob: an appc pod
+// manifest names each app's image by a sha512 hash, which an OCI image
+// (named by sha256) lacks; this one names the same bytes.
+const ManifestSHA512Annotation = "skiffpod.io/oci-manifest-sha512"
+
 // Override is what the user asked to run instead of the image's command,
 // with podman's rules: Exec replaces Entrypoint and drops Cmd; Args
 // (non-nil, even empty) replace Cmd.

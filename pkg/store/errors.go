@@ -29,3 +29,13 @@ var (
 	// something other than the manifest in the image's blob.
 	ErrRecordMismatch = errors.New("image record does not match its blob")
 )
+
+var (
+	// ErrBadUser means an OCI image's config names a user its own
+	// /etc/passwd does not have.
+	ErrBadUser = errors.New("unknown user")
+	// ErrMissingLayer means a layer an OCI image lists is not in the store.
+	ErrMissingLayer = errors.New("missing layer")
+	// ErrNotForOCI means an operation exists for ACIs only.
+	ErrNotForOCI = errors.New("not for OCI images yet")
+)

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +42,7 @@ func (s *Store) GC(ctx context.Context, inUse func() (map[string]bool, error), o
 	if err != nil {
 		return nil, fmt.Errorf("gc images: %w", err)
 	}
-	removed, err := s.gc(ctx, func(id string) bool { return used[id] }, opts)
+	removed, err := s.gc(ctx, s.usedWithLayers(used), opts)
 	if err != nil {
 		return removed, fmt.Errorf("gc images: %w", err)
 	}
@@ -95,7 +97,10 @@ func (s *Store) gc(ctx context.Context, keep func(id string) bool, opts GCOption
 			removed = append(removed, img.ID)
 		}
 	}
-	return removed, s.removeStale()
+	if err := s.removeStale(); err != nil {
+		return removed, err
+	}
+	return removed, s.removeUnreferenced()
 }
 
 // removeStale removes renders a crash interrupted (none runs under the
@@ -203,7 +208,7 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 	for _, f := range []struct {
 		dir    string
 		shared bool
-	}{{"cas/images", true}, {"cas/blobs/sha512", false}, {"cas/tree", false}, {"cas/remotes", false}} {
+	}{{"cas/images", true}, {"cas/blobs/sha512", false}, {"cas/blobs/sha256", false}, {"cas/layer", false}, {"cas/tree", false}, {"cas/remotes", false}} {
 		ents, err := os.ReadDir(filepath.Join(s.dir, f.dir))
 		if err != nil {
 			return probs, err
@@ -243,7 +248,7 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		var what string
 		if _, err := s.readRecord(id); err != nil {
 			what = "unreadable record"
-		} else if sum, err := hashFile(s.blobPath(id)); os.IsNotExist(err) {
+		} else if sum, err := hashFile(s.blobPath(id), id); os.IsNotExist(err) {
 			what = "missing blob"
 		} else if err != nil {
 			return probs, err
@@ -264,6 +269,12 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		if err := report(Problem{ID: id, Path: s.blobPath(id), What: what}, removeImage(id)); err != nil {
 			return probs, err
 		}
+	}
+
+	layerProbs, err := s.verifyLayers(ctx, repair, used)
+	probs = append(probs, layerProbs...)
+	if err != nil {
+		return probs, err
 	}
 
 	blobDir := filepath.Join(s.cas, "blobs", "sha512")
@@ -310,7 +321,11 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		case !recorded[e.Name()]:
 			what = "orphan tree"
 		default:
-			for _, part := range []string{"manifest", "rootfs"} {
+			parts := []string{"manifest", "rootfs"}
+			if isOCIID(e.Name()) { // a merged tree
+				parts = parts[1:]
+			}
+			for _, part := range parts {
 				if _, err := os.Lstat(filepath.Join(p, part)); err != nil {
 					what = "incomplete tree"
 				}
@@ -392,15 +407,20 @@ func (s *Store) rewriteRecord(id string) error {
 	return s.writeJSON(s.recordPath(id), rec, true)
 }
 
-func hashFile(path string) (string, error) {
+// hashFile returns the ID path's content would have, hashed as image id's
+// kind is: sha512 for an ACI, sha256 for an OCI image.
+func hashFile(path, id string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha512.New()
+	h, prefix := sha512.New(), idPrefix
+	if isOCIID(id) {
+		h, prefix = sha256.New(), ociIDPrefix
+	}
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return hashID(h.Sum(nil)), nil
+	return prefix + hex.EncodeToString(h.Sum(nil)), nil
 }

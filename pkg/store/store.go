@@ -53,6 +53,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/perm"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/strictjson"
@@ -89,6 +90,9 @@ type Image struct {
 	// the name prefix Signer was trusted for ("" for a root key).
 	Provenance    Provenance `json:"provenance"`
 	TrustedPrefix string     `json:"trustedPrefix,omitempty"`
+	// Kind is KindACI or KindOCI; OCI what an OCI image's record adds.
+	Kind string   `json:"kind,omitempty"`
+	OCI  *OCIInfo `json:"oci,omitempty"`
 }
 
 // record is the metadata file of one image; keeping the manifest here makes
@@ -158,6 +162,8 @@ var layout = []struct {
 	{"cas/images", true},
 	{"cas/blobs", false},
 	{"cas/blobs/sha512", false},
+	{"cas/blobs/sha256", false},
+	{"cas/layer", false},
 	{"cas/tree", false},
 	{"cas/remotes", false},
 }
@@ -193,14 +199,23 @@ func (s *Store) mkdirs() error {
 // it is on the store's filesystem, and GC removes what is left there.
 func (s *Store) TmpDir() string { return filepath.Join(s.dir, "tmp") }
 
+// blobPath is where image id's blob is: an ACI's tar, an OCI image's
+// manifest (a docker-archive's config).
 func (s *Store) blobPath(id string) string {
+	if h, ok := strings.CutPrefix(id, ociIDPrefix); ok {
+		return s.ociBlobPath(h)
+	}
 	return filepath.Join(s.cas, "blobs", "sha512", strings.TrimPrefix(id, idPrefix))
 }
 func (s *Store) recordPath(id string) string { return filepath.Join(s.cas, "images", id+".json") }
 func (s *Store) treePath(id string) string   { return filepath.Join(s.cas, "tree", id) }
 
-// validID reports whether id is a full image ID, so it is safe in a path.
+// validID reports whether id is a full image ID (an ACI's sha512- or an
+// OCI image's sha256-), so it is safe in a path.
 func validID(id string) bool {
+	if h, ok := strings.CutPrefix(id, ociIDPrefix); ok {
+		return validHex256(h)
+	}
 	h, ok := strings.CutPrefix(id, idPrefix)
 	if !ok || len(h) != sha512.Size*2 {
 		return false
@@ -397,6 +412,12 @@ func (s *Store) readRecord(id string) (*record, error) {
 	if rec.Provenance == "" { // a record from before provenance
 		rec.setProvenance("", rec.Signer, rec.TrustedPrefix)
 	}
+	if rec.Kind == "" {
+		rec.Kind = KindACI
+	}
+	if (rec.Kind == KindOCI) != (rec.OCI != nil) || (rec.Kind == KindOCI) != isOCIID(id) {
+		return nil, fmt.Errorf("read record of %s: %w: kind %q", id, ErrRecordMismatch, rec.Kind)
+	}
 	return &rec, nil
 }
 
@@ -459,7 +480,37 @@ func (s *Store) Get(ref string) (Image, error) {
 }
 
 func lookup(imgs []Image, ref string) (Image, error) {
-	if hexp, ok := strings.CutPrefix(ref, idPrefix); ok {
+	if r, err := imageref.Parse(ref); err == nil {
+		if img, ok := findOCI(imgs, r); ok {
+			return img, nil
+		}
+		return Image{}, ErrNotFound
+	} else if !errors.Is(err, imageref.ErrNotOCI) {
+		return Image{}, fmt.Errorf("%w: %w", ErrBadRef, err)
+	}
+	for _, prefix := range []string{idPrefix, ociIDPrefix} {
+		if _, ok := strings.CutPrefix(ref, prefix); ok {
+			return lookupID(imgs, ref, prefix)
+		}
+	}
+	app, err := discovery.NewAppFromString(ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("%w: %w", ErrBadRef, err)
+	}
+	labels := map[string]string{}
+	for k, v := range app.Labels {
+		labels[string(k)] = v
+	}
+	img, ok := newest(imgs, string(app.Name), labels)
+	if !ok {
+		return Image{}, ErrNotFound
+	}
+	return img, nil
+}
+
+// lookupID finds an image by full ID or unique ID prefix.
+func lookupID(imgs []Image, ref, prefix string) (Image, error) {
+	if hexp, ok := strings.CutPrefix(ref, prefix); ok {
 		if len(hexp) < MinPrefix {
 			return Image{}, fmt.Errorf("%w: ID prefix shorter than %d hex digits", ErrBadRef, MinPrefix)
 		}
@@ -481,19 +532,7 @@ func lookup(imgs []Image, ref string) (Image, error) {
 		}
 		return Image{}, fmt.Errorf("%w: matches %s", ErrAmbiguous, strings.Join(ids, ", "))
 	}
-	app, err := discovery.NewAppFromString(ref)
-	if err != nil {
-		return Image{}, fmt.Errorf("%w: %w", ErrBadRef, err)
-	}
-	labels := map[string]string{}
-	for k, v := range app.Labels {
-		labels[string(k)] = v
-	}
-	img, ok := newest(imgs, string(app.Name), labels)
-	if !ok {
-		return Image{}, ErrNotFound
-	}
-	return img, nil
+	return Image{}, ErrNotFound
 }
 
 // newest returns the newest image named name whose labels agree with
@@ -502,7 +541,7 @@ func lookup(imgs []Image, ref string) (Image, error) {
 // unless "latest" is asked for.
 func newest(imgs []Image, name string, labels map[string]string) (Image, bool) {
 	for _, img := range slices.Backward(imgs) {
-		if img.Name == name && labelsAgree(img.Labels, labels) {
+		if img.OCI == nil && img.Name == name && labelsAgree(img.Labels, labels) {
 			return img, true
 		}
 	}
@@ -554,6 +593,9 @@ func (s *Store) manifest(id string) (*schema.ImageManifest, error) {
 	rec, err := s.readRecord(id)
 	if err != nil {
 		return nil, err
+	}
+	if rec.OCI != nil {
+		return s.ociManifest(rec)
 	}
 	f, err := os.Open(s.blobPath(id))
 	if err != nil {
@@ -636,6 +678,9 @@ func (s *Store) Remove(id string) error {
 // remove deletes the record first, so a crash midway leaves orphans, not
 // an image with missing parts.
 func (s *Store) remove(id string) error {
+	if isOCIID(id) {
+		return s.removeOCI(id)
+	}
 	for _, p := range []string{s.recordPath(id), s.treePath(id), s.blobPath(id)} {
 		if err := os.RemoveAll(p); err != nil {
 			return err
@@ -653,8 +698,10 @@ func (s *Store) Export(id string, w io.Writer) error {
 		return err
 	}
 	defer unlock()
-	if _, err := s.readRecord(id); err != nil {
+	if rec, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("export image: %w", err)
+	} else if rec.OCI != nil {
+		return fmt.Errorf("export image %s: %w (the store keeps its layers unpacked)", id, ErrNotForOCI)
 	}
 	f, err := os.Open(s.blobPath(id))
 	if err != nil {

@@ -44,8 +44,10 @@ func (s *Store) Render(ctx context.Context, id string) (string, error) {
 }
 
 func (s *Store) render(ctx context.Context, id string) (string, error) {
-	if _, err := s.readRecord(id); err != nil {
+	if rec, err := s.readRecord(id); err != nil {
 		return "", err
+	} else if rec.OCI != nil {
+		return "", fmt.Errorf("%w: its layers are unpacked at fetch", ErrNotForOCI)
 	}
 	dst := s.treePath(id)
 	if _, err := os.Lstat(dst); err == nil {
@@ -131,6 +133,17 @@ func (s *Store) Layers(ctx context.Context, id string) ([]Layer, error) {
 	ids, err := s.resolve(id)
 	if err != nil {
 		return nil, fmt.Errorf("resolve dependencies of %s: %w", id, err)
+	}
+	if isOCIID(id) {
+		dirs, err := s.ociLowerDirs(id)
+		if err != nil {
+			return nil, fmt.Errorf("layers of %s: %w", id, err)
+		}
+		layers := make([]Layer, len(dirs))
+		for i, d := range dirs {
+			layers[i] = Layer{ID: id, Dir: d}
+		}
+		return layers, nil
 	}
 	layers := make([]Layer, len(ids))
 	for i, id := range ids {
@@ -248,8 +261,10 @@ func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 		return err
 	}
 	defer unlock()
-	if _, err := s.readRecord(id); err != nil {
+	if rec, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("extract image: %w", err)
+	} else if rec.OCI != nil {
+		return fmt.Errorf("extract image %s: %w", id, ErrNotForOCI)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".skiff-extract-")
 	if err != nil {
