@@ -59,7 +59,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 				probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
 			}
 			pp, err := pod.Check(g.dir, pod.CheckOptions{
-				Images:   podImageIDs,
+				Images: podImageIDs,
 				HasImage: func(id string) bool {
 					if s.HasLayer(id) { // an OCI image's layer, which pods mount
 						return true
@@ -67,7 +67,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 					_, err := s.Get(id)
 					return err == nil
 				},
-				Repair:   repair,
+				Repair: repair,
 			})
 			if err != nil {
 				return err
