@@ -706,14 +706,16 @@ func (s *Store) ociManifest(rec *record) (*schema.ImageManifest, error) {
 }
 
 // verifyLayers checks the layer trees and sha256 blobs: each layer must
-// hash to the hash taken when it was unpacked; layers and blobs no image
-// lists are orphans; unpackings older than tmpMaxAge were interrupted
-// (younger ones may be running: fetches hold the lock shared). With
-// repair, a damaged layer is removed with the images that list it (fetch
-// them again), unless a pod uses one of them.
+// hash to the hash taken when it was unpacked, each blob to its name;
+// unpackings older than tmpMaxAge were interrupted (younger ones may be
+// running: fetches hold the lock shared). Complete layers and blobs no
+// image lists are not problems: an interrupted or failed fetch leaves its
+// verified layers for the next one to reuse, and image gc removes them.
+// With repair, a damaged layer is removed with the images that list it
+// (fetch them again), unless a pod uses one of them.
 func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]bool) ([]Problem, error) {
 	var probs []Problem
-	layers, blobs, err := s.ociReferenced("")
+	_, blobs, err := s.ociReferenced("")
 	if err != nil {
 		return nil, err
 	}
@@ -749,8 +751,8 @@ func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]b
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > tmpMaxAge || repair {
 				what = "incomplete layer"
 			}
-		case !layers[e.Name()]:
-			what = "orphan layer"
+		case !validHex256(e.Name()):
+			what = "stray file"
 		default:
 			what = checkTree(p)
 			for _, img := range imgs {
@@ -789,11 +791,18 @@ func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]b
 		return probs, err
 	}
 	for _, e := range ents {
-		if blobs[e.Name()] {
+		if blobs[e.Name()] { // checked with its image's record
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if err := report(Problem{Path: p, What: "orphan blob"}, func() error { return os.RemoveAll(p) }); err != nil {
+		sum, err := hashFile(p, ociIDPrefix)
+		if err != nil {
+			return probs, err
+		}
+		if sum == ociIDPrefix+e.Name() {
+			continue
+		}
+		if err := report(Problem{Path: p, What: "corrupt blob"}, func() error { return os.RemoveAll(p) }); err != nil {
 			return probs, err
 		}
 	}
