@@ -342,6 +342,14 @@ func byteSize(n int64) string {
 }
 
 func (s *Store) unpackLayer(ctx context.Context, img *oci.Image, i int, dir string, maxBytes int64) error {
+	if maxBytes <= 0 {
+		maxBytes = layer.DefaultMaxBytes
+	}
+	// As for ACIs: a layer may use half the free space, less a margin.
+	maxBytes, _, err := s.importLimit(maxBytes)
+	if err != nil {
+		return err
+	}
 	lr, err := img.OpenLayer(ctx, i)
 	if err != nil {
 		return err
@@ -514,13 +522,8 @@ func primaryGroup(lowers []string, user string) (string, error) {
 			return "", err
 		}
 		defer root.Close()
-		f, err := root.Open("etc/passwd")
-		if err == nil {
-			defer f.Close()
-			data, err := io.ReadAll(io.LimitReader(f, 4<<20))
-			if err != nil {
-				return "", err
-			}
+		// Not a regular file (a FIFO would block) or too large: no passwd.
+		if data, err := safefile.ReadFileIn(root, "etc/passwd", 4<<20); err == nil {
 			for line := range strings.Lines(string(data)) {
 				fs := strings.Split(strings.TrimRight(line, "\n"), ":")
 				if len(fs) >= 4 && (fs[0] == user || numErr == nil && fs[2] == user) {

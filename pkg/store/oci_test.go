@@ -265,3 +265,40 @@ func TestStackLookup(t *testing.T) {
 		}
 	}
 }
+
+// Hostile or broken images: one-line errors at import, nothing kept.
+func TestImportOCIRefused(t *testing.T) {
+	requireRoot(t)
+	for _, tt := range []struct {
+		name   string
+		layer  []entry
+		config map[string]any
+		want   error
+	}{
+		{"user not in passwd", baseLayer, map[string]any{"Entrypoint": []string{"/bin/app"}, "User": "nobody"}, ErrBadUser},
+		{"passwd is a FIFO", []entry{{"etc/", "", tar.TypeDir}, {"etc/passwd", "", tar.TypeFifo}},
+			map[string]any{"Entrypoint": []string{"/bin/app"}, "User": "web"}, ErrBadUser},
+		{"no command", baseLayer, map[string]any{}, oci.ErrNoCommand},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			ref, _ := writeLayout(t, t.TempDir(), tt.config, layerTar(t, tt.layer...))
+			_, err := importLayout(t, s, ref)
+			if !errors.Is(err, tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("got %v, want %v", err, tt.want)
+			}
+			if imgs, _ := s.List(); len(imgs) != 0 {
+				t.Errorf("refused image listed: %v", imgs)
+			}
+			// Its verified layer stays for a next fetch, until gc.
+			if _, err := s.GC(context.Background(), func() (map[string]bool, error) { return nil, nil }, GCOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []string{"layer", "blobs/sha256"} {
+				if ents, _ := os.ReadDir(filepath.Join(s.cas, d)); len(ents) != 0 {
+					t.Errorf("cas/%s after gc: %v", d, ents)
+				}
+			}
+		})
+	}
+}
