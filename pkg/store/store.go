@@ -10,6 +10,10 @@
 //	cas/remotes/<sha256>.json   what was last fetched under a key (a URL, a stage1 path)
 //	tmp/                        temp files, on the same filesystem so renames are atomic
 //
+// OCI images (IDs "sha256-<manifest digest>") keep their manifest and
+// config in cas/blobs/sha256 and their layers unpacked, shared, in
+// cas/layer/<diff_id>; oci.go describes that half.
+//
 // Every write is temp file, fsync, rename, fsync of the directory. An image
 // exists once its record does, and the record is written after the blob,
 // so a crash leaves at worst an orphan blob, tree or temp file: Verify
