@@ -436,15 +436,20 @@ func (s *Store) synthesize(rec *record) (*schema.ImageManifest, error) {
 }
 
 // layerDirs returns the rootfs directories of an OCI image's layers, top
-// layer first (overlay lowerdir order).
+// layer first (overlay lowerdir order). A layer listed twice (Docker's
+// empty layer often is) keeps only its top place: overlayfs refuses a
+// directory twice, and the top copy re-applies everything the lower one
+// did, so the stack shows the same tree.
 func (s *Store) layerDirs(info *OCIInfo) ([]string, error) {
-	dirs := make([]string, len(info.Layers))
-	for i, d := range info.Layers {
+	var dirs []string
+	for _, d := range slices.Backward(info.Layers) {
 		h, err := digestHex(d)
 		if err != nil {
 			return nil, err
 		}
-		dirs[len(dirs)-1-i] = filepath.Join(s.layerPath(h), "rootfs")
+		if dir := filepath.Join(s.layerPath(h), "rootfs"); !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
 	}
 	return dirs, nil
 }

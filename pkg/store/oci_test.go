@@ -302,3 +302,31 @@ func TestImportOCIRefused(t *testing.T) {
 		})
 	}
 }
+
+// A layer listed twice stacks once, at its top place; the kernel mounts
+// the result.
+func TestDuplicateLayer(t *testing.T) {
+	requireRoot(t)
+	s := newStore(t)
+	a := layerTar(t, baseLayer...)
+	b := layerTar(t, entry{".wh.gone", "", 0}, entry{"b", "b", 0})
+	ref, _ := writeLayout(t, t.TempDir(), config, a, b, a)
+	id, err := importLayout(t, s, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := s.LowerDirs(context.Background(), id)
+	if err != nil || len(dirs) != 2 {
+		t.Fatalf("LowerDirs: %v %v", dirs, err)
+	}
+	mnt := t.TempDir()
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(dirs, ":")); err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	for _, p := range []string{"gone", "b"} { // the top copy of a re-adds gone
+		if _, err := os.Stat(filepath.Join(mnt, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
