@@ -441,3 +441,45 @@ func TestOCITamperedBlob(t *testing.T) {
 	}
 	checkOCIStore(t, e)
 }
+
+// A fetch killed at any point leaves no partial layer or image visible:
+// verify is clean, nothing is listed, gc removes the leftovers, and the
+// next fetch works.
+func TestOCIKilledMidFetch(t *testing.T) {
+	layout := filepath.Join(t.TempDir(), "layout")
+	big := layerTar(t, []tarEntry{{name: "big", body: strings.Repeat("\x00", 256<<20)}})
+	ociLayout(t, layout, "1", [][]byte{probeBase(t), big}, map[string]any{"Entrypoint": []string{"/bin/probe"}})
+	ref := "oci:" + layout + ":1"
+	e := newEnv(t)
+	for _, after := range []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, 700 * time.Millisecond} {
+		c := exec.Command(skiffBin, "--dir="+e.dir, "--local-config="+e.config, "--insecure-options=image", "fetch", ref)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(after)
+		c.Process.Kill()
+		c.Wait()
+		if out, _, code := e.run("image", "verify"); code != 0 || !strings.Contains(out, "consistent") {
+			t.Errorf("killed after %s: store not consistent (exit %d):\n%s", after, code, out)
+		}
+		for _, l := range strings.Split(e.mustRun("image", "list", "--no-legend"), "\n") {
+			if strings.Contains(l, " oci ") {
+				t.Errorf("killed after %s: image listed: %s", after, l)
+			}
+		}
+	}
+	// The next fetch restarts each interrupted layer cleanly.
+	e.mustRun("--insecure-options=image", "fetch", ref)
+	checkOCIStore(t, e)
+	// Without a next fetch, image gc removes what a kill left.
+	e.mustRun("image", "rm", ref)
+	c := exec.Command(skiffBin, "--dir="+e.dir, "--local-config="+e.config, "--insecure-options=image", "fetch", ref)
+	c.Start()
+	time.Sleep(300 * time.Millisecond)
+	c.Process.Kill()
+	c.Wait()
+	e.mustRun("image", "gc", "--grace-period=0")
+	if ents, _ := os.ReadDir(filepath.Join(e.dir, "cas", "layer")); len(ents) != 0 {
+		t.Errorf("after gc: %v", ents)
+	}
+}

@@ -295,6 +295,17 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 		progress(opts.Progress, &progressMu, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
 		return nil
 	}
+	// Holding the layer's lock, any unpacking of it left is from a fetch
+	// that was killed: restart cleanly.
+	if ents, err := os.ReadDir(filepath.Dir(dst)); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp-"+diff+"-") {
+				if err := os.RemoveAll(filepath.Join(filepath.Dir(dst), e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	start := time.Now()
 	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".tmp-"+diff+"-")
 	if err != nil {
