@@ -271,7 +271,9 @@ func TestOCIFetchAndRun(t *testing.T) {
 		if len(imgs) != 1 || imgs[0].Kind != "oci" || imgs[0].OCI == nil || len(imgs[0].OCI.Layers) != 2 || "sha256-"+strings.TrimPrefix(imgs[0].OCI.Digest, "sha256:") != id {
 			t.Errorf("image list json: %+v", imgs)
 		}
-		mustContain(t, e.mustRun("image", "cat-manifest", id), "/bin/probe", `"group": "4321"`)
+		// ExposedPorts → ports, Labels → annotations, Volumes → mount points.
+		mustContain(t, e.mustRun("image", "cat-manifest", id), "/bin/probe", `"group": "4321"`, `"8080-tcp"`,
+			`"org.example.marker": "one"`, `"volume-data"`)
 		// By digest: digest-pinned, runs without --insecure-options=image.
 		pinned := strings.TrimSuffix(ref, ":1") + "@sha256:" + strings.TrimPrefix(id, "sha256-")
 		out, errs, code = e.run("run", "--stage1="+s, "--insecure-options=http", pinned)
@@ -482,4 +484,43 @@ func TestOCIKilledMidFetch(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(e.dir, "cas", "layer")); len(ents) != 0 {
 		t.Errorf("after gc: %v", ents)
 	}
+}
+
+// Bad references and images: one line naming the cause, no panic, the
+// store unchanged.
+func TestOCIBadInput(t *testing.T) {
+	addr, _, _ := registry(t)
+	ghost := filepath.Join(t.TempDir(), "ghost")
+	ociLayout(t, ghost, "1", [][]byte{probeBase(t)}, map[string]any{"Entrypoint": []string{"/bin/probe"}, "User": "ghost"})
+	e := newEnv(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--insecure-options=image,http", "fetch", "docker://" + addr + "/skiff/none:1"}, "not found"},
+		{[]string{"--insecure-options=image", "fetch", "docker://" + addr + "/skiff/none:1"}, "http"},
+		{[]string{"--insecure-options=image", "fetch", "oci:" + ghost + ":1"}, `user "ghost"`},
+		{[]string{"--insecure-options=image", "fetch", "oci:" + ghost + ":2"}, "2"},
+		{[]string{"--insecure-options=image", "fetch", "oci:/nonexistent/layout:1"}, "/nonexistent/layout"},
+		{[]string{"--insecure-options=image", "fetch", "docker:busybox"}, "docker://"},
+		{[]string{"--insecure-options=image", "run", "--stage1=ns", "docker://" + addr + "/Upper/case"}, "Upper"},
+	} {
+		_, errs, code := e.run(tt.args...)
+		var lines []string
+		for _, l := range strings.Split(errs, "\n") {
+			if strings.HasPrefix(l, "skiff:") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("%v: %s", tt.args[len(tt.args)-1], errs)
+		if code == 0 || len(lines) != 1 || !strings.Contains(lines[0], tt.want) || strings.Contains(errs, "goroutine") {
+			t.Errorf("%v: exit %d, want one error line naming %q:\n%s", tt.args, code, tt.want, errs)
+		}
+	}
+	for _, l := range strings.Split(e.mustRun("image", "list", "--no-legend"), "\n") {
+		if strings.Contains(l, " oci ") {
+			t.Errorf("image listed: %s", l)
+		}
+	}
+	checkOCIStore(t, e)
 }
