@@ -116,7 +116,7 @@ func newImageRmCmd(g *globals) *cobra.Command {
 				var failed bool
 				for _, ref := range args {
 					im, err := s.Get(ref)
-					if err == nil && used[im.ID] {
+					if err == nil && (used[im.ID] || s.UsesLayers(im.ID, used)) {
 						err = fmt.Errorf("image %s is used by a pod: remove the pod first", im.ID)
 					}
 					if err == nil {

@@ -286,6 +286,10 @@ func TestOCIFetchAndRun(t *testing.T) {
 			t.Errorf("export: exit %d: %s", code, errs)
 		}
 		checkOCIStore(t, e)
+		// Pods mount its layers: rm refuses while they exist.
+		if _, errs, code := e.run("image", "rm", id); code == 0 || !strings.Contains(errs, "used by a pod") {
+			t.Errorf("image rm of an image pods use: exit %d: %s", code, errs)
+		}
 		for _, u := range uuidsIn(e.mustRun("list", "--format=json")) {
 			e.mustRun("rm", u) // pods that use the image, or fsck would say so after rm
 		}

@@ -884,3 +884,14 @@ func (s *Store) HasLayer(h string) bool {
 	_, err := os.Lstat(s.layerPath(h))
 	return err == nil
 }
+
+// UsesLayers reports whether image id is an OCI image with a layer in
+// used (the layer hexes and image IDs pods mount, as GC's inUse gives).
+func (s *Store) UsesLayers(id string, used map[string]bool) bool {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	return isOCIID(id) && s.usedWithLayers(used)(id)
+}
