@@ -100,7 +100,7 @@ func (s *Store) gc(ctx context.Context, keep func(id string) bool, opts GCOption
 	if err := s.removeStale(); err != nil {
 		return removed, err
 	}
-	return removed, s.removeUnreferenced()
+	return removed, s.removeUnreferenced(keep)
 }
 
 // removeStale removes renders a crash interrupted (none runs under the
@@ -266,7 +266,12 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		if what == "" {
 			continue
 		}
-		if err := report(Problem{ID: id, Path: s.blobPath(id), What: what}, removeImage(id)); err != nil {
+		fix := removeImage(id)
+		if isOCIID(id) && s.usedWithLayers(used)(id) { // its layers are mounted
+			what += "; in use by a pod, remove the pods that use it to repair"
+			fix = nil
+		}
+		if err := report(Problem{ID: id, Path: s.blobPath(id), What: what}, fix); err != nil {
 			return probs, err
 		}
 	}

@@ -830,11 +830,21 @@ func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]b
 
 // removeUnreferenced removes, under the exclusive lock, the layers and
 // sha256 blobs no image lists (left by a crash between a fetch's layers
-// and its record), and interrupted unpackings.
-func (s *Store) removeUnreferenced() error {
+// and its record), and interrupted unpackings; not a layer a pod mounts
+// (keep says so of its hex).
+func (s *Store) removeUnreferenced(keep func(string) bool) error {
 	layers, blobs, err := s.ociReferenced("")
 	if err != nil {
 		return err
+	}
+	ents, err := os.ReadDir(filepath.Join(s.cas, "layer"))
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for _, e := range ents {
+		if keep(e.Name()) {
+			layers[e.Name()] = true
+		}
 	}
 	for _, d := range []struct {
 		dir  string

@@ -330,3 +330,37 @@ func TestDuplicateLayer(t *testing.T) {
 		}
 	}
 }
+
+// GC keeps an OCI image, and a layer no image lists, while a pod mounts
+// the layer (pods name layers by their hex, not the image ID).
+func TestGCKeepsMountedLayers(t *testing.T) {
+	requireRoot(t)
+	s := newStore(t)
+	ref, _ := writeLayout(t, t.TempDir(), config, layerTar(t, baseLayer...))
+	id, err := importLayout(t, s, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := s.LowerDirs(context.Background(), id)
+	hex := filepath.Base(filepath.Dir(dirs[0]))
+	mounted := func() (map[string]bool, error) { return map[string]bool{hex: true}, nil }
+	if _, err := s.GC(context.Background(), mounted, GCOptions{ImageGracePeriod: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(id); err != nil {
+		t.Errorf("gc removed an image whose layer a pod mounts: %v", err)
+	}
+	os.Remove(s.recordPath(id)) // its record lost: the layer is listed by no image
+	if _, err := s.GC(context.Background(), mounted, GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasLayer(hex) {
+		t.Errorf("gc removed a layer a pod mounts")
+	}
+	if _, err := s.GC(context.Background(), func() (map[string]bool, error) { return nil, nil }, GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.HasLayer(hex) {
+		t.Errorf("gc kept an unused, unlisted layer")
+	}
+}
