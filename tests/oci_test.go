@@ -260,6 +260,15 @@ func TestOCIFetchAndRun(t *testing.T) {
 				t.Errorf("%s visible in the pod: exit %d\n%s%s", p, code, out, errs)
 			}
 		}
+		// Copied instead of stacked, the whiteout and opaque dir still hide.
+		out, errs, code = e.run(append([]string{"run", "--stage1=" + s, "--insecure-options=image,http", "--no-overlay"}, ref, "--", "-read-file=/opq/new", "-stat=/gone")...)
+		if code == 0 || !strings.Contains(out, "READ_FILE=new") || strings.Contains(out, "STAT_TYPE") {
+			t.Errorf("--no-overlay: /gone visible or /opq/new missing: exit %d\n%s%s", code, out, errs)
+		}
+		out, errs, code = e.run(append([]string{"run", "--stage1=" + s, "--insecure-options=image,http", "--no-overlay"}, ref, "--", "-stat=/opq/old")...)
+		if code == 0 || strings.Contains(out, "STAT_TYPE") {
+			t.Errorf("--no-overlay: /opq/old visible: exit %d\n%s%s", code, out, errs)
+		}
 		// --exec replaces Entrypoint and drops Cmd.
 		out, _, _ = e.run(append(flags, ref, "--exec=/bin/probe", "--", "-print-args")...)
 		mustContain(t, out, "ARGC=0")

@@ -555,8 +555,9 @@ func primaryGroup(lowers []string, user string) (string, error) {
 }
 
 // ociLowerDirs returns the lowerdirs of an OCI image: its layer trees, or,
-// when they do not fit one overlay, its merged tree, made once.
-func (s *Store) ociLowerDirs(id string) ([]string, error) {
+// when they do not fit one overlay or merged is asked for, its merged
+// tree, made once.
+func (s *Store) ociLowerDirs(id string, merged bool) ([]string, error) {
 	rec, err := s.readRecord(id)
 	if err != nil {
 		return nil, err
@@ -570,7 +571,7 @@ func (s *Store) ociLowerDirs(id string) ([]string, error) {
 			return nil, fmt.Errorf("%w: layer %s of %s", ErrMissingLayer, filepath.Base(filepath.Dir(d)), id)
 		}
 	}
-	if len(dirs) <= maxLowerLayers && len(strings.Join(dirs, ":")) <= maxLowerLen {
+	if !merged && len(dirs) <= maxLowerLayers && len(strings.Join(dirs, ":")) <= maxLowerLen {
 		return dirs, nil
 	}
 	dst := s.treePath(id)
@@ -904,4 +905,23 @@ func (s *Store) UsesLayers(id string, used map[string]bool) bool {
 	}
 	defer unlock()
 	return isOCIID(id) && s.usedWithLayers(used)(id)
+}
+
+// CopyDirs is LowerDirs for a pod whose trees are copied, not stacked by
+// overlayfs (--no-overlay): an OCI image's layers carry whiteouts only
+// overlayfs understands, so it gets its merged tree.
+func (s *Store) CopyDirs(ctx context.Context, id string) ([]string, error) {
+	if !isOCIID(id) {
+		return s.LowerDirs(ctx, id)
+	}
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	dirs, err := s.ociLowerDirs(id, true)
+	if err != nil {
+		return nil, fmt.Errorf("layers of %s: %w", id, err)
+	}
+	return dirs, nil
 }

@@ -135,7 +135,7 @@ func (s *Store) Layers(ctx context.Context, id string) ([]Layer, error) {
 		return nil, fmt.Errorf("resolve dependencies of %s: %w", id, err)
 	}
 	if isOCIID(id) {
-		dirs, err := s.ociLowerDirs(id)
+		dirs, err := s.ociLowerDirs(id, false)
 		if err != nil {
 			return nil, fmt.Errorf("layers of %s: %w", id, err)
 		}
