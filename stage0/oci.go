@@ -28,7 +28,9 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		}
 		prov = store.Insecure
 	}
-	if f.Policy != fetch.PolicyUpdate || ref.Digest != "" {
+	// The store is searched by reference, not by platform: another
+	// platform than the host's is asked for again.
+	if (f.Policy != fetch.PolicyUpdate || ref.Digest != "") && g.platform == "" {
 		img, ok, err := s.FindOCI(ref)
 		if err != nil {
 			return "", err
@@ -48,6 +50,7 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	opts := oci.Options{
 		PlainHTTP:     f.InsecureHTTP,
 		SkipTLSVerify: g.insecureOpt("tls"),
+		Platform:      g.platform,
 		AuthFile:      filepath.Join(g.localConfig, "auth.json"),
 	}
 	if env := os.Getenv("REGISTRY_AUTH_FILE"); env != "" {

@@ -406,6 +406,7 @@ func TestOCILocalTransports(t *testing.T) {
 	dockerArchive := filepath.Join(tmp, "probe-docker.tar")
 	skopeo(t, "oci:"+layout+":1", "docker-archive:"+dockerArchive+":skiff/probe:1")
 	e := newEnv(t)
+	e.mustRun("--insecure-options=image", "--platform=linux/amd64", "fetch", "oci:"+layout+":1")
 	for _, ref := range []string{"oci:" + layout + ":1", "oci-archive:" + archive + ":1", "docker-archive:" + dockerArchive} {
 		out, errs, code := e.run("run", "--stage1=ns", "--insecure-options=image", ref)
 		if code != 0 || !strings.Contains(out, "UID=1234") {
@@ -517,6 +518,8 @@ func TestOCIBadInput(t *testing.T) {
 		{[]string{"--insecure-options=image", "fetch", "oci:/nonexistent/layout:1"}, "/nonexistent/layout"},
 		{[]string{"--insecure-options=image", "fetch", "docker:busybox"}, "docker://"},
 		{[]string{"--insecure-options=image", "run", "--stage1=ns", "docker://" + addr + "/Upper/case"}, "Upper"},
+		{[]string{"--insecure-options=image", "--platform=linux/arm64", "fetch", "oci:" + ghost + ":1"}, "linux/arm64"},
+		{[]string{"--insecure-options=image", "--platform=linux", "fetch", "oci:" + ghost + ":1"}, "os/arch"},
 	} {
 		_, errs, code := e.run(tt.args...)
 		var lines []string
