@@ -181,6 +181,11 @@ func (s *Store) importOCI(ctx context.Context, img *oci.Image, opts OCIImportOpt
 	if rec.Manifest, err = json.Marshal(m); err != nil {
 		return "", err
 	}
+	// Records are read back bounded: a config whose labels or env would
+	// make one unreadable is refused here, not skipped by every listing.
+	if len(rec.Manifest) > maxRecordSize/2 {
+		return "", fmt.Errorf("%w: the image's app description is %d bytes, more than %d", oci.ErrTooLarge, len(rec.Manifest), maxRecordSize/2)
+	}
 	rec.setProvenance(opts.Provenance, "", "")
 	if old, err := s.readRecord(id); err == nil {
 		rec.LastUsedAt = old.LastUsedAt

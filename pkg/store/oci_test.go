@@ -279,6 +279,8 @@ func TestImportOCIRefused(t *testing.T) {
 		{"passwd is a FIFO", []entry{{"etc/", "", tar.TypeDir}, {"etc/passwd", "", tar.TypeFifo}},
 			map[string]any{"Entrypoint": []string{"/bin/app"}, "User": "web"}, ErrBadUser},
 		{"no command", baseLayer, map[string]any{}, oci.ErrNoCommand},
+		{"huge labels", baseLayer, map[string]any{"Entrypoint": []string{"/bin/app"},
+			"Labels": map[string]string{"a": strings.Repeat("x", 5<<20)}}, oci.ErrTooLarge},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t)
