@@ -29,8 +29,10 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		prov = store.Insecure
 	}
 	// The store is searched by reference, not by platform: another
-	// platform than the host's is asked for again.
-	if (f.Policy != fetch.PolicyUpdate || ref.Digest != "") && g.platform == "" {
+	// platform than the host's is asked for again. A layout or archive is
+	// always opened again: it is local, its path may be relative or its
+	// content new, and layers already stored are not read twice.
+	if (f.Policy != fetch.PolicyUpdate || ref.Digest != "") && g.platform == "" && ref.Transport == imageref.Docker {
 		img, ok, err := s.FindOCI(ref)
 		if err != nil {
 			return "", err
