@@ -420,6 +420,13 @@ func TestOCILocalTransports(t *testing.T) {
 		t.Fatalf("mixed pod: exit %d\n%s%s", code, out, errs)
 	}
 	mustContain(t, out, "AC_APP_NAME=probe", "FROM_OCI=yes")
+	// The layout's tag moved to new content: the run sees it.
+	ociLayout(t, layout, "1", [][]byte{probeBase(t), layerTar(t, []tarEntry{{name: "marker", body: "moved"}})},
+		map[string]any{"Entrypoint": []string{"/bin/probe"}})
+	out, errs, code = e.run("run", "--stage1=ns", "--insecure-options=image", "oci:"+layout+":1", "--", "-read-file=/marker")
+	if code != 0 || !strings.Contains(out, "READ_FILE=moved") {
+		t.Errorf("re-tagged layout: exit %d\n%s%s", code, out, errs)
+	}
 	checkOCIStore(t, e)
 }
 
