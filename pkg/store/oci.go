@@ -260,18 +260,18 @@ func (s *Store) fetchLayers(ctx context.Context, img *oci.Image, diffs []string,
 	return firstErr
 }
 
-// progress writes one line to w, if set; lines of parallel layers may
-// interleave but never mix.
-func progress(w io.Writer, mu *sync.Mutex, format string, args ...any) {
+// progressMu keeps the lines of layers read in parallel whole.
+var progressMu sync.Mutex
+
+// progress writes one line to w, if set.
+func progress(w io.Writer, format string, args ...any) {
 	if w == nil {
 		return
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	progressMu.Lock()
+	defer progressMu.Unlock()
 	fmt.Fprintf(w, format+"\n", args...)
 }
-
-var progressMu sync.Mutex
 
 // ensureLayer unpacks layer i of img into cas/layer/<diff> unless it is
 // there; the per-layer lock makes a second fetch wait for the first and
@@ -280,7 +280,7 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 	short := "sha256:" + diff[:12]
 	dst := s.layerPath(diff)
 	if _, err := os.Lstat(dst); err == nil {
-		progress(opts.Progress, &progressMu, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
+		progress(opts.Progress, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
 		return nil
 	}
 	lockf, err := os.OpenFile(filepath.Join(s.TmpDir(), "layer-"+diff+".lock"), os.O_RDONLY|os.O_CREATE, 0o600)
@@ -297,7 +297,7 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 		return fmt.Errorf("lock layer %s: %w", short, err)
 	}
 	if _, err := os.Lstat(dst); err == nil { // another fetch unpacked it meanwhile
-		progress(opts.Progress, &progressMu, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
+		progress(opts.Progress, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
 		return nil
 	}
 	// Holding the layer's lock, any unpacking of it left is from a fetch
@@ -342,7 +342,7 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 	if err := syncDir(filepath.Dir(dst)); err != nil {
 		return err
 	}
-	progress(opts.Progress, &progressMu, "layer %d/%d %s: fetched %s in %s", i+1, len(img.Layers), short,
+	progress(opts.Progress, "layer %d/%d %s: fetched %s in %s", i+1, len(img.Layers), short,
 		byteSize(img.Layers[i].Blob.Size), time.Since(start).Round(10*time.Millisecond))
 	return nil
 }
