@@ -186,6 +186,9 @@ func (s *Store) importOCI(ctx context.Context, img *oci.Image, opts OCIImportOpt
 	if len(rec.Manifest) > maxRecordSize/2 {
 		return "", fmt.Errorf("%w: the image's app description is %d bytes, more than %d", oci.ErrTooLarge, len(rec.Manifest), maxRecordSize/2)
 	}
+	if err := s.raiseFormat(FormatOCI); err != nil {
+		return "", err
+	}
 	rec.setProvenance(opts.Provenance, "", "")
 	if old, err := s.readRecord(id); err == nil {
 		rec.LastUsedAt = old.LastUsedAt

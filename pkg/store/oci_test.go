@@ -133,6 +133,10 @@ func TestImportOCIShared(t *testing.T) {
 	if ids[0] != ids[1] || !strings.HasPrefix(ids[0], "sha256-") {
 		t.Fatalf("ids %v", ids)
 	}
+	// A skiff that knows only format 2 must refuse this store.
+	if v, err := ReadFormat(s.dir); v != FormatOCI || err != nil {
+		t.Errorf("format after an OCI import: %d %v, want %d", v, err, FormatOCI)
+	}
 	layers, _ := os.ReadDir(filepath.Join(s.cas, "layer"))
 	if len(layers) != 3 {
 		t.Errorf("%d layer dirs, want 3: %v", len(layers), layers)
