@@ -174,6 +174,8 @@ func probeBase(t *testing.T) []byte {
 		{name: "opq/", typ: tar.TypeDir, mode: 0o755},
 		{name: "opq/old", body: "hidden above"},
 		{name: "work/", typ: tar.TypeDir, mode: 0o777},
+		{name: "etc/motd", body: "hello"},
+		{name: "etc/motd.hard", typ: tar.TypeLink, link: "etc/motd"}, // a hard link within the layer
 	})
 }
 
@@ -188,6 +190,7 @@ func ociProbeImage(t *testing.T, marker string) string {
 		{name: "opq/.wh..wh..opq"},
 		{name: "opq/new", body: "new"},
 		{name: "marker", body: marker},
+		{name: "motd", typ: tar.TypeSymlink, link: "etc/motd.hard"}, // a symlink into the layer below
 	})
 	ociLayout(t, dir, "1", [][]byte{probeBase(t), top}, map[string]any{
 		"Entrypoint":   []string{"probe"}, // relative: found in the image's PATH
@@ -243,15 +246,19 @@ func TestOCIFetchAndRun(t *testing.T) {
 		mustContain(t, out+errs, "UID=1234", "GID=4321", "USERNAME=app", "CWD=/work")
 		// Arguments replace Cmd; the layers stack with whiteout and opaque
 		// dir; Env; the image volume is an empty volume.
-		out, errs, code = e.run(append(flags, ref, "--", "-print-env=FROM_OCI", "-read-file=/opq/new", "-print-mounts", "-print-args", "--", "x")...)
+		out, errs, code = e.run(append(flags, ref, "--", "-print-env=FROM_OCI", "-read-file=/motd", "-print-mounts", "-print-args", "--", "x")...)
 		all := out + errs
-		mustContain(t, all, "FROM_OCI=yes", "READ_FILE=new", "ARGC=1", "ARG=x", "MOUNT=/data ")
+		// /motd: a symlink into the base layer, to a hard link made there.
+		mustContain(t, all, "FROM_OCI=yes", "READ_FILE=hello", "ARGC=1", "ARG=x", "MOUNT=/data ")
 		mustNotContain(t, all, "UID=1234")
 		if code != 0 {
 			t.Errorf("run with args: exit %d\n%s", code, all)
 		}
 		if s != "ns" {
 			return // the rest is stage1-independent: checked once
+		}
+		if out, _, _ := e.run(append(flags, ref, "--", "-read-file=/opq/new")...); !strings.Contains(out, "READ_FILE=new") {
+			t.Errorf("/opq/new of the top layer missing:\n%s", out)
 		}
 		// The whiteout and the opaque directory hide the base layer's files.
 		for _, p := range []string{"/gone", "/opq/old"} {
