@@ -177,8 +177,9 @@ func podImages(dir string) (map[string]bool, error) {
 }
 
 // podImageIDs returns the images pod p uses: its stage1 and its apps'
-// layers (an OCI image's layers by their diff_id hexes). A pod not prepared yet has none: a prepare holds the store until
-// it has written them, so gc cannot be asking in between.
+// layers (an OCI image's layers by their diff_id hexes). A pod not
+// prepared yet has none: a prepare holds the store until it has written
+// them, so gc cannot be asking in between.
 func podImageIDs(p *pod.Pod) []string {
 	var ids []string
 	if b, err := p.ReadFile(prepare.Stage1ImageFile, pod.MaxStateFileSize); err == nil {

@@ -46,7 +46,7 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 			return img.ID, nil
 		}
 	}
-	if f.Policy == fetch.PolicyNever {
+	if f.Policy == fetch.PolicyNever && ref.Transport == imageref.Docker { // a local file is no pull
 		return "", fmt.Errorf("fetch %s: %w (pull policy never)", ref, store.ErrNotFound)
 	}
 	opts := oci.Options{
