@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/skiffpod/skiff/pkg/fetch"
 	"github.com/skiffpod/skiff/pkg/imageref"
@@ -69,5 +74,32 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	if f.Progress != nil {
 		fmt.Fprintf(f.Progress, "fetching %s (%s, %d layers)\n", ref, img.Digest, len(img.Layers))
 	}
-	return s.ImportOCI(ctx, img, store.OCIImportOptions{Provenance: prov, Progress: f.Progress})
+	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
+	// A bar needs a terminal that knows its width (mpb draws nothing in 0
+	// columns): else one line per layer.
+	if tty, ok := f.Progress.(*os.File); ok && termWidth(tty) > 0 {
+		p := mpb.NewWithContext(ctx, mpb.WithOutput(tty), mpb.WithWidth(40))
+		defer p.Wait()
+		imp.Progress = nil // bars instead of lines
+		imp.Watch = func(name string, r io.Reader) (io.Reader, func(bool)) {
+			bar := p.AddBar(0, mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
+				mpb.AppendDecorators(decor.CurrentKibiByte("% .1f")))
+			return bar.ProxyReader(r), func(ok bool) {
+				if ok {
+					bar.SetTotal(-1, true)
+				} else {
+					bar.Abort(false)
+				}
+			}
+		}
+	}
+	return s.ImportOCI(ctx, img, imp)
+}
+
+func termWidth(f *os.File) int {
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
 }

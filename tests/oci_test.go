@@ -413,7 +413,18 @@ func TestOCILocalTransports(t *testing.T) {
 	dockerArchive := filepath.Join(tmp, "probe-docker.tar")
 	skopeo(t, "oci:"+layout+":1", "docker-archive:"+dockerArchive+":skiff/probe:1")
 	e := newEnv(t)
-	e.mustRun("--insecure-options=image", "--platform=linux/amd64", "fetch", "oci:"+layout+":1")
+	// On a terminal (script(1) makes one), a bar per layer instead of lines.
+	tty, err := exec.Command("script", "-qec", "stty cols 100 rows 40; "+strings.Join([]string{skiffBin, "--dir=" + e.dir, "--local-config=" + e.config,
+		"--insecure-options=image", "--platform=linux/amd64", "fetch", "oci:" + layout + ":1"}, " "), "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(tty), "layer 2/2 sha256:") || !strings.Contains(string(tty), "MiB") || strings.Contains(string(tty), "fetched") {
+		t.Errorf("fetch on a terminal: %v, want a bar per layer:\n%q", err, tty)
+	}
+	// A terminal of unknown width (0 columns) gets lines: mpb would draw nothing.
+	tty, err = exec.Command("script", "-qec", strings.Join([]string{skiffBin, "--dir=" + e.dir, "--local-config=" + e.config,
+		"--insecure-options=image", "fetch", "oci:" + layout + ":1"}, " "), "/dev/null").CombinedOutput()
+	if err != nil || !strings.Contains(string(tty), "layer 2/2 sha256:") {
+		t.Errorf("fetch on a 0-column terminal: %v, want lines:\n%q", err, tty)
+	}
 	for _, ref := range []string{"oci:" + layout + ":1", "oci-archive:" + archive + ":1", "docker-archive:" + dockerArchive} {
 		out, errs, code := e.run("run", "--stage1=ns", "--insecure-options=image", ref)
 		if code != 0 || !strings.Contains(out, "UID=1234") {

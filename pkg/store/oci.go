@@ -79,6 +79,9 @@ type OCIImportOptions struct {
 	Provenance Provenance
 	// Progress, when set, gets one line per layer.
 	Progress io.Writer
+	// Watch, when set, wraps the uncompressed stream of each layer read
+	// (a progress bar); done is called when it ends.
+	Watch    func(layer string, r io.Reader) (wrapped io.Reader, done func(ok bool))
 	MaxBytes int64 // bound on one layer's content; 0 means layer.DefaultMaxBytes
 }
 
@@ -323,7 +326,7 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 	if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
 		return err
 	}
-	if err := s.unpackLayer(ctx, img, i, filepath.Join(tmp, "rootfs"), opts.MaxBytes); err != nil {
+	if err := s.unpackLayer(ctx, img, i, filepath.Join(tmp, "rootfs"), opts); err != nil {
 		return fmt.Errorf("layer %s: %w", short, err)
 	}
 	sum, err := TreeHash(tmp)
@@ -360,12 +363,13 @@ func byteSize(n int64) string {
 	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 }
 
-func (s *Store) unpackLayer(ctx context.Context, img *oci.Image, i int, dir string, maxBytes int64) error {
+func (s *Store) unpackLayer(ctx context.Context, img *oci.Image, i int, dir string, opts OCIImportOptions) (err error) {
+	maxBytes := opts.MaxBytes
 	if maxBytes <= 0 {
 		maxBytes = layer.DefaultMaxBytes
 	}
 	// As for ACIs: a layer may use half the free space, less a margin.
-	maxBytes, _, err := s.importLimit(maxBytes)
+	maxBytes, _, err = s.importLimit(maxBytes)
 	if err != nil {
 		return err
 	}
@@ -379,7 +383,13 @@ func (s *Store) unpackLayer(ctx context.Context, img *oci.Image, i int, dir stri
 		return err
 	}
 	defer root.Close()
-	if err := layer.Unpack(ctxReader{ctx, lr}, root, layer.Options{MaxBytes: maxBytes}); err != nil {
+	var r io.Reader = ctxReader{ctx, lr}
+	if opts.Watch != nil {
+		var done func(bool)
+		r, done = opts.Watch(fmt.Sprintf("layer %d/%d %s", i+1, len(img.Layers), img.Layers[i].DiffID.String()[:19]), r)
+		defer func() { done(err == nil) }()
+	}
+	if err := layer.Unpack(r, root, layer.Options{MaxBytes: maxBytes}); err != nil {
 		if ferr := lr.Finish(); ferr != nil { // a tampered stream explains a bad tar best
 			return ferr
 		}
