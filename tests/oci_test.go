@@ -565,3 +565,25 @@ func TestOCIBadInput(t *testing.T) {
 	}
 	checkOCIStore(t, e)
 }
+
+// The image's StopSignal is what skiff stop sends the app.
+func TestOCIStopSignal(t *testing.T) {
+	layout := filepath.Join(t.TempDir(), "layout")
+	ociLayout(t, layout, "1", [][]byte{probeBase(t)}, map[string]any{"Entrypoint": []string{"/bin/probe", "-sleep=300s"}, "StopSignal": "SIGINT"})
+	e := newEnv(t)
+	save := filepath.Join(t.TempDir(), "uuid")
+	c, out := e.start("run", "--stage1=ns", "--insecure-options=image", "--uuid-file-save="+save, "oci:"+layout+":1")
+	var uuid string
+	waitFor(t, "the pod to be ready", 2*time.Minute, func() bool {
+		b, _ := os.ReadFile(save)
+		uuid = strings.TrimSpace(string(b))
+		_, _, code := e.run("status", "--wait-ready=1s", uuid)
+		return uuid != "" && code == 0
+	})
+	e.mustRun("stop", uuid)
+	c.Wait()
+	if !strings.Contains(out.String(), "SIGNAL=interrupt") {
+		t.Errorf("the app was not stopped by SIGINT:\n%s", out)
+	}
+	e.mustRun("rm", uuid)
+}

@@ -24,6 +24,10 @@ const CmdLengthAnnotation = "skiffpod.io/oci-cmd-length"
 // (named by sha256) lacks; this one names the same bytes.
 const ManifestSHA512Annotation = "skiffpod.io/oci-manifest-sha512"
 
+// StopSignalAnnotation, in that synthesized manifest, is the config's
+// StopSignal as a number; pkg/prepare passes it to the pod's app.
+const StopSignalAnnotation = "skiffpod.io/oci-stop-signal"
+
 // Override is what the user asked to run instead of the image's command,
 // with podman's rules: Exec replaces Entrypoint and drops Cmd; Args
 // (non-nil, even empty) replace Cmd.

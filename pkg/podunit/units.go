@@ -16,7 +16,13 @@ type App struct {
 	PostStop [][]string // post-stop event handlers, likewise
 	Memory   int64      // memory limit in bytes, 0 for none
 	CPU      int64      // CPU limit in millicores, 0 for none
+	// StopSignal stops the app (KillSignal=); 0 means systemd's SIGTERM.
+	StopSignal int
 }
+
+// StopSignalAnnotation, on an app of the pod manifest, names the signal
+// (a number) that stops it: an OCI image's StopSignal (docs/stage1-abi.md).
+const StopSignalAnnotation = "skiffpod.io/stop-signal"
 
 // AppsOf extracts what the units need from a pod manifest.
 func AppsOf(pm *schema.PodManifest) ([]App, error) {
@@ -25,6 +31,13 @@ func AppsOf(pm *schema.PodManifest) ([]App, error) {
 		a := App{Name: ra.Name.String()}
 		if ra.App == nil {
 			return nil, fmt.Errorf("app %s: no app section in the pod manifest", a.Name)
+		}
+		if v, ok := ra.Annotations.Get(StopSignalAnnotation); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return nil, fmt.Errorf("app %s: %s %q is not a signal number", a.Name, StopSignalAnnotation, v)
+			}
+			a.StopSignal = n
 		}
 		for _, h := range ra.App.EventHandlers {
 			switch h.Name {
@@ -111,6 +124,9 @@ func appUnit(a App, napps int, interactive bool) string {
 	}
 	if a.CPU > 0 {
 		fmt.Fprintf(&b, "CPUQuota=%d%%\n", (a.CPU+9)/10)
+	}
+	if a.StopSignal > 0 {
+		fmt.Fprintf(&b, "KillSignal=%d\n", a.StopSignal)
 	}
 	return b.String()
 }

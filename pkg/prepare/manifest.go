@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/skiffpod/skiff/pkg/oci"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // Manifest builds the pod manifest: one runtime app per App, each with a
@@ -142,6 +143,9 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 		return nil, fmt.Errorf("app %s: image id %q: %w", name, a.Image, err)
 	}
 	ra.Image.ID = *h
+	if v, ok := im.Annotations.Get(oci.StopSignalAnnotation); ok {
+		ra.Annotations.Set(podunit.StopSignalAnnotation, v)
+	}
 	return ra, nil
 }
 

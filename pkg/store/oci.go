@@ -456,6 +456,9 @@ func (s *Store) synthesize(rec *record) (*schema.ImageManifest, error) {
 	m.Annotations.Set("skiffpod.io/oci-reference", info.Reference)
 	m.Annotations.Set("skiffpod.io/oci-digest", info.Digest)
 	m.Annotations.Set(oci.CmdLengthAnnotation, strconv.Itoa(cmdLen))
+	if ac.StopSignal != 0 {
+		m.Annotations.Set(oci.StopSignalAnnotation, strconv.Itoa(int(ac.StopSignal)))
+	}
 	sum512, err := hashFile(s.blobPath(rec.ID), "")
 	if err != nil {
 		return nil, err
