@@ -179,20 +179,25 @@ func probeBase(t *testing.T) []byte {
 	})
 }
 
-// ociProbeImage builds the probe as a two-layer OCI image with the
-// given top-layer marker; images with different markers share the base.
-func ociProbeImage(t *testing.T, marker string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "layout")
-	top := layerTar(t, []tarEntry{
+// probeTop is the top layer of the probe image: a whiteout, an opaque
+// directory, a marker file and a symlink into the layer below.
+func probeTop(t *testing.T, marker string) []byte {
+	return layerTar(t, []tarEntry{
 		{name: ".wh.gone"},
 		{name: "opq/", typ: tar.TypeDir, mode: 0o755},
 		{name: "opq/.wh..wh..opq"},
 		{name: "opq/new", body: "new"},
 		{name: "marker", body: marker},
-		{name: "motd", typ: tar.TypeSymlink, link: "etc/motd.hard"}, // a symlink into the layer below
+		{name: "motd", typ: tar.TypeSymlink, link: "etc/motd.hard"},
 	})
-	ociLayout(t, dir, "1", [][]byte{probeBase(t), top}, map[string]any{
+}
+
+// ociProbeImage builds the probe as a two-layer OCI image with the
+// given top-layer marker; images with different markers share the base.
+func ociProbeImage(t *testing.T, marker string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "layout")
+	ociLayout(t, dir, "1", [][]byte{probeBase(t), probeTop(t, marker)}, map[string]any{
 		"Entrypoint":   []string{"probe"}, // relative: found in the image's PATH
 		"Cmd":          []string{"-print-user", "-print-cwd"},
 		"Env":          []string{"PATH=/bin", "FROM_OCI=yes"},
@@ -453,8 +458,7 @@ func TestOCILocalTransports(t *testing.T) {
 func TestOCITamperedBlob(t *testing.T) {
 	ref := pushProbe(t, "skiff/tampered", "tampered")
 	_, root, _ := registry(t)
-	top := layerTar(t, []tarEntry{{name: ".wh.gone"}, {name: "opq/", typ: tar.TypeDir, mode: 0o755}, {name: "opq/.wh..wh..opq"},
-		{name: "opq/new", body: "new"}, {name: "marker", body: "tampered"}})
+	top := probeTop(t, "tampered")
 	sum, diff := sha256.Sum256(gzipped(top)), sha256.Sum256(top)
 	h := hex.EncodeToString(sum[:])
 	data := filepath.Join(root, "docker", "registry", "v2", "blobs", "sha256", h[:2], h, "data")
