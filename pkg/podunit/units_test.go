@@ -3,6 +3,9 @@ package podunit
 import (
 	"strings"
 	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 )
 
 func TestExecLine(t *testing.T) {
@@ -64,5 +67,22 @@ func TestUnits(t *testing.T) {
 	}
 	if u := Units(apps[1:], true)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") {
 		t.Errorf("interactive unit has no tty input:\n%s", u)
+	}
+}
+
+func TestAppsOfStopSignal(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  int
+		ok    bool
+	}{{"3", 3, true}, {"64", 64, true}, {"0", 0, false}, {"65", 0, false}, {"SIGQUIT", 0, false}, {"", 0, false}} {
+		pm := schema.BlankPodManifest()
+		ra := schema.RuntimeApp{Name: "web", App: &types.App{Exec: types.Exec{"/x"}, User: "0", Group: "0"}}
+		ra.Annotations.Set(StopSignalAnnotation, tt.value)
+		pm.Apps = append(pm.Apps, ra)
+		apps, err := AppsOf(pm)
+		if (err == nil) != tt.ok || err == nil && apps[0].StopSignal != tt.want {
+			t.Errorf("%q: %v, %v; want %d, ok %v", tt.value, apps, err, tt.want, tt.ok)
+		}
 	}
 }
