@@ -75,3 +75,30 @@ func TestLogsNoPodSymlink(t *testing.T) {
 		t.Errorf("want a one-line error, got %q", errs)
 	}
 }
+
+// TestMemberCannotHoldLocks checks that a skiff group member, who may list
+// images, cannot take the store lock (flock needs no write access): held
+// exclusively, it would block every root command on the store. A data dir
+// whose lock was the group's (as the previous release made it) is fixed by
+// root's next command.
+func TestMemberCannotHoldLocks(t *testing.T) {
+	gid := skiffGroup(t)
+	e := newEnv(t)
+	bin := reachable(t, e)
+	e.mustRun("fetch", "--insecure-options=image", image(t, "probe.aci"))
+	lock := filepath.Join(e.dir, "cas", "lock")
+	if err := os.Chmod(lock, 0o640); err != nil { // as the previous release left it
+		t.Fatal(err)
+	}
+	if err := os.Chown(lock, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("image", "list")
+	if out, code := as(t, memberUID, []int{gid}, "flock", "--nonblock", "--exclusive", lock, "true"); code == 0 {
+		t.Errorf("a skiff group member took the store lock exclusively:\n%s", out)
+	}
+	out, code := as(t, memberUID, []int{gid}, bin, "--dir="+e.dir, "image", "list")
+	if code != 0 || !strings.Contains(out, "skiff.local/probe") {
+		t.Errorf("skiff image list as member: exit %d:\n%s", code, out)
+	}
+}
