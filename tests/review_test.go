@@ -102,3 +102,25 @@ func TestMemberCannotHoldLocks(t *testing.T) {
 		t.Errorf("skiff image list as member: exit %d:\n%s", code, out)
 	}
 }
+
+// TestExtractNotReachable checks that `image extract` keeps an image's
+// owners and setuid bits but leaves the tree root's alone: a host user
+// must not run the image's setuid-root binary from it.
+func TestExtractNotReachable(t *testing.T) {
+	e := newEnv(t)
+	reachable(t, e)
+	e.mustRun("--insecure-options=image", "fetch", suidImage(t))
+	out := filepath.Join(filepath.Dir(e.dir), "extracted")
+	e.mustRun("image", "extract", "skiff.local/suid", out)
+	bin := filepath.Join(out, "probe-suid")
+	fi, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("%s: mode %v, want the image's setuid bit kept", bin, fi.Mode())
+	}
+	if out, code := as(t, outsiderUID, nil, bin, "-print-user"); code == 0 || strings.Contains(out, "EUID=0") {
+		t.Errorf("host user ran the extracted setuid binary: exit %d:\n%s", code, out)
+	}
+}
