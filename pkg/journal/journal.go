@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // ErrNoJournal means the pod has not written a journal (yet).
@@ -41,11 +42,14 @@ func Open(p *pod.Pod) ([]*os.File, error) {
 	}
 	defer unix.Close(root)
 	fd, err := unix.Openat2(root, rel, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if errors.Is(err, unix.ENOENT) {
 		return nil, fmt.Errorf("logs of pod %s: %w", p.UUID, ErrNoJournal)
+	}
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+		err = safefile.ErrSymlink
 	}
 	if err != nil {
 		return nil, fmt.Errorf("logs of pod %s: open %s: %w", p.UUID, rel, err)
