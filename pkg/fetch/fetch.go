@@ -2,9 +2,10 @@
 // appc name found by meta discovery) to an image in the store, checking
 // its detached OpenPGP signature against the trusted keys first.
 //
-// Downloads land in a temp file named fetch-*.part in the caller's TmpDir,
-// are fsynced, verified, imported, and removed; a process killed midway
-// leaves only such a file, which the store's gc may delete.
+// Downloads, and copies of local image files (whose owner could rewrite
+// them after the signature check), land in a temp file named fetch-*.part
+// in the caller's TmpDir, are verified, imported, and removed; a process
+// killed midway leaves only such a file, which the store's gc may delete.
 package fetch
 
 import (
