@@ -13,6 +13,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/store"
+	"github.com/skiffpod/skiff/pkg/testhook"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -111,6 +112,7 @@ func newImageRmCmd(g *globals) *cobra.Command {
 						err = fmt.Errorf("image %s is used by a pod: remove the pod first", im.ID)
 					}
 					if err == nil {
+						testhook.Wait(testhook.ImageRm)
 						err = s.Remove(im.ID)
 					}
 					if err != nil {

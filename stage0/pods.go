@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/testhook"
 )
 
 func newListCmd(g *globals) *cobra.Command {
@@ -249,6 +250,7 @@ func stopPod(g *globals, id string, force bool, wait time.Duration) error {
 	if err != nil {
 		return err
 	}
+	testhook.Wait(testhook.StopPod)
 	if err := in.Stop(force); err != nil {
 		return err
 	}
@@ -350,6 +352,7 @@ func collect(g *globals, grace, expirePrepared time.Duration) error {
 		if err := p.TryLock(); err != nil {
 			continue // in use, or gone
 		}
+		testhook.Wait(testhook.GCPod)
 		if err := collectOne(g, p, grace, expirePrepared); err != nil {
 			errs = append(errs, err)
 		}
