@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -101,19 +102,18 @@ func newImageRmCmd(g *globals) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(g, func(s *store.Store) error {
-				used, err := podImages(g.dir)
-				if err != nil {
-					return err
-				}
 				var failed bool
 				for _, ref := range args {
 					im, err := s.Get(ref)
-					if err == nil && used[im.ID] {
-						err = fmt.Errorf("image %s is used by a pod: remove the pod first", im.ID)
-					}
 					if err == nil {
 						testhook.Wait(testhook.ImageRm)
-						err = s.Remove(im.ID)
+						// In use is asked under the store's exclusive lock, as
+						// for image gc: a prepare holds it shared until its pod
+						// records its trees.
+						err = s.Remove(im.ID, func() (map[string]string, error) { return podImages(g.dir) })
+					}
+					if errors.Is(err, store.ErrInUse) {
+						err = fmt.Errorf("%w (remove the pod first)", err)
 					}
 					if err != nil {
 						fmt.Fprintf(g.stderr, "skiff: image rm %s: %v\n", ref, err)
@@ -141,7 +141,15 @@ func newImageGCCmd(g *globals) *cobra.Command {
 			return withStore(g, func(s *store.Store) error {
 				// In use is asked under the store's exclusive lock: a prepare
 				// holds it shared until its pod records its trees.
-				removed, err := s.GC(cmd.Context(), func() (map[string]bool, error) { return podImages(g.dir) }, store.GCOptions{ImageGracePeriod: grace})
+				inUse := func() (map[string]bool, error) {
+					used, err := podImages(g.dir)
+					set := map[string]bool{}
+					for id := range used {
+						set[id] = true
+					}
+					return set, err
+				}
+				removed, err := s.GC(cmd.Context(), inUse, store.GCOptions{ImageGracePeriod: grace})
 				for _, r := range removed {
 					fmt.Fprintf(g.stdout, "removed %s\n", r)
 				}
@@ -153,17 +161,18 @@ func newImageGCCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// podImages returns the IDs of every image some pod still uses: its
-// stage1, its apps and their dependencies (from the pod's overlay record).
-func podImages(dir string) (map[string]bool, error) {
+// podImages returns the IDs of every image some pod still uses (its
+// stage1, its apps and their dependencies, from the pod's overlay record),
+// each with "pod UUID" of one pod that uses it.
+func podImages(dir string) (map[string]string, error) {
 	pods, err := pod.List(dir)
 	if err != nil {
 		return nil, err
 	}
-	used := map[string]bool{}
+	used := map[string]string{}
 	for _, p := range pods {
 		if b, err := os.ReadFile(p.File(prepare.Stage1ImageFile)); err == nil {
-			used[strings.TrimSpace(string(b))] = true
+			used[strings.TrimSpace(string(b))] = "pod " + p.UUID
 		}
 		b, err := os.ReadFile(p.File("mounts.json"))
 		if err != nil {
@@ -175,7 +184,7 @@ func podImages(dir string) (map[string]bool, error) {
 		if json.Unmarshal(b, &recs) == nil {
 			for _, r := range recs {
 				for _, l := range r.Lowers {
-					used[filepath.Base(filepath.Dir(l))] = true
+					used[filepath.Base(filepath.Dir(l))] = "pod " + p.UUID
 				}
 			}
 		}

@@ -347,7 +347,11 @@ func TestRemoveAndRemote(t *testing.T) {
 	if _, err := s.Render(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove(id); err != nil {
+	inUse := func() (map[string]string, error) { return map[string]string{id: "pod P"}, nil }
+	if err := s.Remove(id, inUse); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "by pod P") {
+		t.Errorf("Remove of an image in use = %v, want ErrInUse naming the pod", err)
+	}
+	if err := s.Remove(id, func() (map[string]string, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(id); !errors.Is(err, ErrNotFound) {
