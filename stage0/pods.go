@@ -241,8 +241,8 @@ func runningPod(g *globals, op, id string) (*pod.Pod, pod.Status, error) {
 	return p, st, nil
 }
 
-// endingWait is how long stop waits, after stage1's stop failed, for a pod
-// that may have been ending anyway.
+// endingWait is how long stop --wait=0 waits, after stage1's stop failed,
+// for a pod that may have been ending anyway.
 const endingWait = 10 * time.Second
 
 // stopPod stops a running pod. Stop is idempotent: a pod that has ended,
@@ -270,9 +270,10 @@ func stopPod(g *globals, id string, force bool, wait time.Duration) error {
 	}
 	testhook.Wait(testhook.StopPod)
 	stopErr := in.Stop(force)
-	if stopErr != nil {
-		// Stage1's stop fails when the pod ends under it: that is a
-		// success, if the pod is gone soon.
+	if stopErr != nil && wait == 0 {
+		// Stage1's stop fails when the pod ends under it (a KVM guest
+		// may power off before it answers): that is a success, if the
+		// pod is gone soon.
 		wait = endingWait
 	}
 	if wait == 0 {
