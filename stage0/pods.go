@@ -128,6 +128,9 @@ func waitForReady(p *pod.Pod, d time.Duration) error {
 			return err
 		}
 		st, err := p2.Status()
+		if errors.Is(err, pod.ErrNotExist) && time.Now().Before(deadline) {
+			continue // moved to its next state since Load: look again
+		}
 		if err != nil {
 			return err
 		}
