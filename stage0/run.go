@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
@@ -165,6 +166,9 @@ func parseRunArgs(cmd *cobra.Command, f *podFlags, args []string) ([]appArg, boo
 	apps, err := parseApps(fs.Args(), f.defaults)
 	if err != nil {
 		return nil, false, err
+	}
+	if len(apps) > podunit.MaxApps {
+		return nil, false, usagef("%d apps: %v (at most %d)", len(apps), podunit.ErrTooManyApps, podunit.MaxApps)
 	}
 	if f.interactive && len(apps) != 1 {
 		return nil, false, usagef("--interactive needs exactly one app, got %d", len(apps))

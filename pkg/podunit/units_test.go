@@ -1,8 +1,13 @@
 package podunit
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 )
 
 func TestExecLine(t *testing.T) {
@@ -64,5 +69,21 @@ func TestUnits(t *testing.T) {
 	}
 	if u := Units(apps[1:], true)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") {
 		t.Errorf("interactive unit has no tty input:\n%s", u)
+	}
+}
+
+func TestAppsOfLimit(t *testing.T) {
+	for _, tt := range []struct {
+		n       int
+		wantErr bool
+	}{{1, false}, {MaxApps, false}, {MaxApps + 1, true}} {
+		pm := schema.BlankPodManifest()
+		for i := range tt.n {
+			pm.Apps = append(pm.Apps, schema.RuntimeApp{Name: *types.MustACName(fmt.Sprintf("app-%d", i)), App: &types.App{}})
+		}
+		apps, err := AppsOf(pm)
+		if tt.wantErr != errors.Is(err, ErrTooManyApps) || (err == nil && len(apps) != tt.n) {
+			t.Errorf("%d apps: AppsOf = %d apps, %v; want error %v", tt.n, len(apps), err, tt.wantErr)
+		}
 	}
 }

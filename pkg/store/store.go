@@ -642,8 +642,16 @@ func (s *Store) Touch(id string) error {
 	return s.writeJSON(s.recordPath(id), rec, true)
 }
 
-// Remove deletes image id: record, rendered tree and blob.
-func (s *Store) Remove(id string) error {
+// InUse reports the images pods use: image ID -> who uses it (e.g.
+// "pod UUID"). The store calls it under its exclusive lock, after every
+// Hold has been released, so a prepare's images are in the answer.
+type InUse func() (map[string]string, error)
+
+// Remove deletes image id: record, rendered tree and blob. As GC does, it
+// asks inUse which images are in use (ID -> who uses it) under the store's
+// exclusive lock, so after every Hold has been released, and refuses with
+// ErrInUse an image in that set.
+func (s *Store) Remove(id string, inUse InUse) error {
 	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return err
@@ -651,6 +659,13 @@ func (s *Store) Remove(id string) error {
 	defer unlock()
 	if _, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("remove image: %w", err)
+	}
+	used, err := inUse()
+	if err != nil {
+		return fmt.Errorf("remove image %s: %w", id, err)
+	}
+	if user, ok := used[id]; ok {
+		return fmt.Errorf("remove image %s: %w by %s", id, ErrInUse, user)
 	}
 	if err := s.remove(id); err != nil {
 		return fmt.Errorf("remove image %s: %w", id, err)
