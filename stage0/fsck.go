@@ -51,7 +51,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 			if err != nil {
 				return err
 			}
-			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]bool, error) { return podImages(g.dir) })
+			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podImages(g.dir) })
 			if err != nil {
 				return err
 			}

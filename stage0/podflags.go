@@ -10,8 +10,17 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/prepare"
 )
+
+// pidsLimit maps --pids-limit (0: none) onto prepare's PidsLimit (negative: none).
+func pidsLimit(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
 
 // podFlags are the flags of run and prepare that concern the whole pod.
 type podFlags struct {
@@ -22,6 +31,7 @@ type podFlags struct {
 	interactive  bool
 	inheritEnv   bool
 	noOverlay    bool
+	pidsLimit    int64
 	uuidFileSave string
 	pullPolicy   string
 	signatures   []string
@@ -44,6 +54,7 @@ func (f *podFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
 	fs.BoolVar(&f.inheritEnv, "inherit-env", false, "give apps skiff's environment, below the image's and --set-env's")
 	fs.BoolVar(&f.noOverlay, "no-overlay", false, "copy image trees into the pod instead of overlaying them")
+	fs.Int64Var(&f.pidsLimit, "pids-limit", podunit.DefaultPidsLimit, "the most tasks (processes and threads) the whole pod may hold; 0 for no limit")
 	fs.StringVar(&f.uuidFileSave, "uuid-file-save", "", "write the pod's UUID to this file")
 	fs.StringVar(&f.pullPolicy, "pull-policy", "new", "when to fetch remote images: new (only if not in the store), update (check for a newer one), never (store only)")
 	fs.StringArrayVar(&f.signatures, "signature", nil, "detached signature of the image at the same position (repeat per image)")
@@ -63,7 +74,7 @@ func (a *appFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&a.cpu, "cpu", a.cpu, "CPU limit in cores, e.g. 500m or 2")
 	fs.StringSliceVar(&a.capsRetain, "caps-retain", a.capsRetain, "keep only these capabilities, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN")
 	fs.StringSliceVar(&a.capsRemove, "caps-remove", a.capsRemove, "remove these capabilities from the default set")
-	fs.StringVar(&a.seccomp, "seccomp", a.seccomp, "seccomp filter: mode=retain|remove[,errno=EPERM],SYSCALL,...")
+	fs.StringVar(&a.seccomp, "seccomp", a.seccomp, "seccomp filter replacing the default profile: mode=retain|remove[,errno=EPERM],SYSCALL,... (mode=retain,@appc.io/all: none)")
 	fs.BoolVar(&a.readOnly, "readonly-rootfs", a.readOnly, "mount the app's root filesystem read-only")
 	fs.BoolVar(&a.noNewPrivs, "no-new-privileges", a.noNewPrivs, "set no_new_privs: the app can never gain privileges (setuid, file caps)")
 }

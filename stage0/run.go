@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
@@ -39,7 +40,8 @@ App flags:
       --mount volume=NAME,target=/PATH
       --memory 128M --cpu 500m  resource limits
       --caps-retain CAPS / --caps-remove CAPS
-      --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...
+      --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...  (replaces the default profile;
+                                mode=retain,@appc.io/all turns it off)
       --readonly-rootfs --no-new-privileges`
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -165,6 +167,9 @@ func parseRunArgs(cmd *cobra.Command, f *podFlags, args []string) ([]appArg, boo
 	if err != nil {
 		return nil, false, err
 	}
+	if len(apps) > podunit.MaxApps {
+		return nil, false, usagef("%d apps: %v (at most %d)", len(apps), podunit.ErrTooManyApps, podunit.MaxApps)
+	}
 	if f.interactive && len(apps) != 1 {
 		return nil, false, usagef("--interactive needs exactly one app, got %d", len(apps))
 	}
@@ -201,7 +206,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()

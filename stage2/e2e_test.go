@@ -18,6 +18,8 @@ import (
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/skiffpod/skiff/pkg/appspec"
+	"github.com/skiffpod/skiff/pkg/launch"
+	"golang.org/x/sys/unix"
 )
 
 var stage2Bin string
@@ -64,7 +66,7 @@ func bundle(t *testing.T, app, extra string, hostile bool) (dir string, s *specs
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(rootfs, "bin/busybox"), string(bb), 0o755)
-	for _, tool := range []string{"sh", "id", "cat", "grep", "wc", "touch", "mkdir", "pwd", "echo", "test", "hostname", "sleep", "ls"} {
+	for _, tool := range []string{"sh", "id", "cat", "grep", "wc", "touch", "mkdir", "pwd", "echo", "test", "hostname", "sleep", "ls", "unshare", "true"} {
 		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", tool)); err != nil {
 			t.Fatal(err)
 		}
@@ -137,6 +139,7 @@ cat /data/hello
 touch /rootfile 2>/dev/null && echo root=rw || echo root=ro
 touch /data/x 2>/dev/null && echo data=rw || echo data=ro
 mkdir /tmp/d 2>/dev/null && echo mkdir=ok || echo mkdir=denied
+unshare -U true 2>/dev/null && echo userns=ok || echo userns=denied
 `
 
 func app(user, group, isolators string) string {
@@ -169,7 +172,7 @@ func TestRun(t *testing.T) {
 			want: []string{
 				"uid=0(root) gid=0(root)",
 				"CapEff:\t" + capHex(appspec.DefaultCaps), "CapBnd:\t" + capHex(appspec.DefaultCaps),
-				"CapAmb:\t0000000000000000", "NoNewPrivs:\t0", "Seccomp:\t0",
+				"CapAmb:\t0000000000000000", "NoNewPrivs:\t0", "Seccomp:\t2", "userns=denied",
 				"kcore=0", "masked timer_list=0 firmware=0", "procsys=ro",
 				"pwd=/srv foo=bar app=probe path=" + appspec.DefaultPath,
 				"args=a1 a 2", "hostname=pod-e2e etc=pod-e2e", "hello from volume",
@@ -301,16 +304,26 @@ func TestExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bdir.Close()
-	script := `id; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo pwd=$(pwd) foo=$FOO; mkdir /tmp/e 2>/dev/null && echo mkdir=ok || echo mkdir=denied`
+	// An inherited filter (what enter reads from the pod's init): one
+	// that allows everything, loaded before the app's own.
+	filters, err := os.CreateTemp(t.TempDir(), "filters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filters.Close()
+	if err := launch.WriteFilters(filters, []launch.Filter{{{Code: 0x06, K: unix.SECCOMP_RET_ALLOW}}}); err != nil {
+		t.Fatal(err)
+	}
+	script := `id; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status; echo pwd=$(pwd) foo=$FOO; mkdir /tmp/e 2>/dev/null && echo mkdir=ok || echo mkdir=denied`
 	enter := exec.Command("nsenter", "-t", fmt.Sprint(pid), "-m", "-p", "-u", "-i", "-r", "-w", "--",
-		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--", "/bin/sh", "-c", script)
-	enter.ExtraFiles = []*os.File{bin, bdir}
+		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5", "--", "/bin/sh", "-c", script)
+	enter.ExtraFiles = []*os.File{bin, bdir, filters}
 	out, err := enter.CombinedOutput()
 	if err != nil {
 		t.Fatalf("stage2 exec: %v\n%s", err, out)
 	}
 	for _, w := range []string{"uid=1000(app) gid=1000(app)", "CapEff:\t0000000000000020", "CapBnd:\t0000000000000020",
-		"NoNewPrivs:\t1", "Seccomp:\t2", "pwd=/srv foo=bar", "mkdir=denied"} {
+		"NoNewPrivs:\t1", "Seccomp:\t2", "Seccomp_filters:\t2", "pwd=/srv foo=bar", "mkdir=denied"} {
 		if !bytes.Contains(out, []byte(w)) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}

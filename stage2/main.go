@@ -29,7 +29,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: stage2 run --bundle=DIR [-- CMD [ARGS...]] | stage2 exec --bundle=DIR -- CMD [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: stage2 run --bundle=DIR [-- CMD [ARGS...]] | stage2 exec --bundle=DIR [--filters=FILE] -- CMD [ARGS...]")
 		return exitFailure
 	}
 	var err error

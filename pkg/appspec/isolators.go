@@ -64,7 +64,7 @@ func applyIsolators(s *specs.Spec, isolators types.Isolators) error {
 		}
 	}
 	// As systemd's SystemCallFilter= (which rkt used) does, a seccomp
-	// filter implies no_new_privs: without it an unprivileged process may
+	// isolator implies no_new_privs: without it an unprivileged process may
 	// not install the filter, and a setuid binary could escape it.
 	if s.Linux.Seccomp != nil {
 		s.Process.NoNewPrivileges = true
@@ -72,6 +72,12 @@ func applyIsolators(s *specs.Spec, isolators types.Isolators) error {
 
 	slices.Sort(caps)
 	caps = slices.Compact(caps)
+	// Without an isolator, the default profile, made for the capabilities
+	// the app may hold. It does not imply no_new_privs: what it refuses,
+	// it refuses to setuid binaries too, and they keep working in a pod.
+	if s.Linux.Seccomp == nil {
+		s.Linux.Seccomp = DefaultSeccomp(caps)
+	}
 	c := &specs.LinuxCapabilities{Bounding: caps}
 	// Root keeps the set across execve through the bounding set. A non-root
 	// user loses every capability at execve, as rkt's apps did, unless the
@@ -113,7 +119,13 @@ func seccomp(v types.LinuxSeccompSet, retain bool) (*specs.LinuxSeccomp, error) 
 	}
 	var names []string
 	for _, e := range v.Set() {
-		if strings.HasPrefix(string(e), "@") {
+		switch {
+		// appc's well-known groups for "everything" and "nothing": a
+		// retain set of every call, or a remove set of none, turns the
+		// default profile off (docs/seccomp.md).
+		case retain && e == "@appc.io/all", !retain && e == "@appc.io/empty":
+			return &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}, nil
+		case strings.HasPrefix(string(e), "@"):
 			return nil, fmt.Errorf("seccomp set %q: %w: syscall groups are not supported", e, ErrIsolator)
 		}
 		names = append(names, string(e))

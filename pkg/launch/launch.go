@@ -8,8 +8,9 @@
 // into it, masks and write-protects /proc and /sys paths, and makes the
 // root read-only if asked. Run and Exec then apply the process's
 // restrictions in this order — rlimits, OOM score, bounding set, groups,
-// gid, uid, capabilities, no_new_privs, working directory, seccomp — and
-// execve the program, found through the app's own PATH inside its root.
+// gid, uid, capabilities, no_new_privs, working directory, seccomp (first
+// instead, without no_new_privs: see Exec) — and execve the program, found
+// through the app's own PATH inside its root.
 //
 // Everything happens on the calling OS thread, which the caller must have
 // locked (runtime.LockOSThread, best from an init function): the mount
@@ -105,7 +106,7 @@ func Run(bundle string, s *specs.Spec, argv []string) error {
 			return fmt.Errorf("set hostname: %w", err)
 		}
 	}
-	return Exec(s, argv)
+	return Exec(s, argv, nil)
 }
 
 // allowSetuid lifts the nosuid that the host-side mount of the app's root
@@ -128,8 +129,17 @@ func allowSetuid(root int, s *specs.Spec) error {
 // Exec applies the process restrictions of s to the calling thread and
 // execs argv, or the spec's own args when argv is empty. The caller is
 // already inside the app's namespaces and root (stage1's enter put it
-// there). It returns only on failure.
-func Exec(s *specs.Spec, argv []string) error {
+// there). inherited are the filters the app inherited from its stage1
+// (see Filters), loaded first, while stage2 still holds every privilege,
+// as the app got them. It returns only on failure.
+//
+// The spec's filter is loaded last, after the working directory is set
+// and inherited fds are closed, when no_new_privs allows it. Without
+// no_new_privs (the default profile: setuid binaries keep working) the
+// kernel lets only CAP_SYS_ADMIN load a filter, so it is loaded before the
+// capabilities are dropped, as runc does; stage2's own calls from there to
+// execve are all ones a deny-list profile allows.
+func Exec(s *specs.Spec, argv []string, inherited []Filter) error {
 	p := s.Process
 	if p == nil {
 		return fmt.Errorf("exec: %w: no process", ErrUnsupported)
@@ -137,10 +147,21 @@ func Exec(s *specs.Spec, argv []string) error {
 	if len(argv) == 0 {
 		argv = p.Args
 	}
-	var prog []unix.SockFilter
+	var prog Filter
 	if s.Linux != nil && s.Linux.Seccomp != nil {
 		var err error
 		if prog, err = filter(s.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
+	for _, f := range inherited {
+		if err := loadFilter(f); err != nil {
+			return err
+		}
+	}
+	early := prog != nil && !p.NoNewPrivileges
+	if early {
+		if err := loadFilter(prog); err != nil {
 			return err
 		}
 	}
@@ -165,7 +186,7 @@ func Exec(s *specs.Spec, argv []string) error {
 	if err := unix.CloseRange(uint(3+keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close inherited fds: %w", err)
 	}
-	if prog != nil {
+	if prog != nil && !early {
 		if err := loadFilter(prog); err != nil {
 			return err
 		}

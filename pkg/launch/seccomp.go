@@ -24,7 +24,7 @@ var goRuntime = []string{
 // because that one applies the default action to other architectures,
 // which would let a 32-bit syscall slip past a deny-list: here a foreign
 // architecture is killed and an x32 call fails with ENOSYS.
-func filter(sc *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
+func filter(sc *specs.LinuxSeccomp) (Filter, error) {
 	info, err := arch.GetInfo("")
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
@@ -41,7 +41,7 @@ func filter(sc *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 		bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
-		bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
+		loadNr,
 	}
 	if info == arch.X86_64 {
 		prog = append(prog,
@@ -49,17 +49,29 @@ func filter(sc *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 			bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)})
 	}
 	for _, r := range rules {
-		if len(r.Args) > 0 {
-			return nil, fmt.Errorf("seccomp rule %v: %w: argument conditions", r.Names, ErrUnsupported)
-		}
 		ret, err := action(r.Action, r.ErrnoRet)
 		if err != nil {
 			return nil, err
 		}
+		if len(r.Args) > 0 {
+			for _, name := range r.Names {
+				nr, ok := info.SyscallNames[name]
+				if !ok {
+					return nil, fmt.Errorf("seccomp: syscall %q: %w on %s", name, ErrUnsupported, info.Name)
+				}
+				block, err := argBlock(uint32(nr), r.Args, ret)
+				if err != nil {
+					return nil, fmt.Errorf("seccomp rule %s: %w", name, err)
+				}
+				prog = append(prog, block...)
+			}
+			continue
+		}
 		// Blocks of at most 200 comparisons keep the jumps within 8 bits:
-		// jeq nr_i → ret; ...; ja over ret; ret.
+		// ld nr; jeq nr_i → ret; ...; ja over ret; ret.
 		for start := 0; start < len(r.Names); start += 200 {
 			names := r.Names[start:min(start+200, len(r.Names))]
+			prog = append(prog, loadNr)
 			for i, name := range names {
 				nr, ok := info.SyscallNames[name]
 				if !ok {
@@ -75,11 +87,65 @@ func filter(sc *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: assemble: %w", err)
 	}
-	out := make([]unix.SockFilter, len(raw))
+	out := make(Filter, len(raw))
 	for i, in := range raw {
 		out[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
 	}
 	return out, nil
+}
+
+// loadNr loads seccomp_data.nr; every rule block starts with it because an
+// argument comparison overwrites the accumulator.
+var loadNr = bpf.LoadAbsolute{Off: 0, Size: 4}
+
+// argBlock matches syscall nr when every condition holds (the OCI
+// semantics: conditions AND), returning ret, and falls through otherwise:
+//
+//	ld nr; jne nr → out; (ld arg; [and mask;] jcond value → out)...; ret; out:
+//
+// Arguments are compared on their low 32 bits, the half the kernel reads
+// for an int argument (socket's domain) and the half that holds every
+// clone/unshare flag: comparing all 64 bits would let garbage in the upper
+// half of an int argument slip past a deny rule. A value that needs the
+// upper half is refused rather than half-checked.
+func argBlock(nr uint32, args []specs.LinuxSeccompArg, ret uint32) ([]bpf.Instruction, error) {
+	var body []bpf.Instruction
+	// Each entry: index in body of a jump whose "fail" edge leaves the block.
+	var exits []int
+	for _, a := range args {
+		if a.Index > 5 {
+			return nil, fmt.Errorf("%w: argument index %d", ErrUnsupported, a.Index)
+		}
+		if a.Value > 0xffffffff || a.ValueTwo > 0xffffffff {
+			return nil, fmt.Errorf("%w: argument value above 32 bits", ErrUnsupported)
+		}
+		body = append(body, bpf.LoadAbsolute{Off: 16 + 8*uint32(a.Index), Size: 4}) // low half on little-endian
+		val := uint32(a.Value)
+		cond := bpf.JumpNotEqual // fail when the argument differs
+		switch a.Op {
+		case specs.OpEqualTo:
+		case specs.OpNotEqual:
+			cond = bpf.JumpEqual
+		case specs.OpMaskedEqual:
+			body = append(body, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: uint32(a.Value)})
+			val = uint32(a.ValueTwo)
+		default:
+			return nil, fmt.Errorf("%w: argument operator %s", ErrUnsupported, a.Op)
+		}
+		exits = append(exits, len(body))
+		body = append(body, bpf.JumpIf{Cond: cond, Val: val})
+	}
+	body = append(body, bpf.RetConstant{Val: ret})
+	if len(body) > 250 {
+		return nil, fmt.Errorf("%w: too many argument conditions", ErrUnsupported)
+	}
+	for _, i := range exits {
+		j := body[i].(bpf.JumpIf)
+		j.SkipTrue = uint8(len(body) - i - 1)
+		body[i] = j
+	}
+	return append([]bpf.Instruction{loadNr,
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: nr, SkipTrue: uint8(len(body))}}, body...), nil
 }
 
 func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
@@ -106,7 +172,7 @@ func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
 
 // loadFilter installs the program on the calling thread. The caller has
 // set no_new_privs or holds CAP_SYS_ADMIN.
-func loadFilter(f []unix.SockFilter) error {
+func loadFilter(f Filter) error {
 	prog := unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
 	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); e != 0 {
 		return fmt.Errorf("load seccomp filter: %w", e)

@@ -3,10 +3,13 @@ package nspawn
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
@@ -96,6 +99,40 @@ func setupCgroups(uuid string, apps []podunit.App) (binds []string, leave func()
 	return binds, leave, nil
 }
 
+// setupPids creates the pod's cgroup in the v1 pids hierarchy with the
+// pod's task limit and moves the caller (and so nspawn and the whole pod)
+// into it; the returned function moves the caller back. Where the
+// hierarchy is read-only (inside a container, as on the systemd test
+// host) it changes nothing and says so: the pod's systemd then applies the
+// limit to the apps if it owns the controller (podunit's TasksMax=).
+func setupPids(log *slog.Logger, uuid string, limit int64) (leave func(), err error) {
+	leave = func() {}
+	if _, err := os.Stat(filepath.Join(cgroupRoot, "pids", "cgroup.procs")); err != nil || limit == 0 {
+		return leave, nil // no v1 pids hierarchy (the pod's systemd limits), or no limit
+	}
+	origin, err := ownCgroups()
+	if err != nil {
+		return leave, err
+	}
+	dir := podCgroup("pids", uuid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			log.Warn("pids limit left to the pod's systemd: the pids hierarchy is read-only", "err", err)
+			return leave, nil
+		}
+		return leave, fmt.Errorf("create pids cgroup: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
+		return leave, fmt.Errorf("limit pod tasks: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0"), 0); err != nil {
+		return leave, fmt.Errorf("join cgroup %s: %w", dir, err)
+	}
+	return func() {
+		os.WriteFile(filepath.Join(cgroupRoot, "pids", origin["pids"], "cgroup.procs"), []byte("0"), 0)
+	}, nil
+}
+
 // ownCgroups returns the caller's v1 cgroup path for each controller.
 func ownCgroups() (map[string]string, error) {
 	return procCgroups("self")
@@ -126,7 +163,7 @@ func procCgroups(pid string) (map[string]string, error) {
 // they are once the pod's init has died. Missing ones are fine.
 func removeCgroups(uuid string) error {
 	var errs []error
-	for _, ctrl := range v1Controllers {
+	for _, ctrl := range append(v1Controllers, "pids") {
 		pod := podCgroup(ctrl, uuid)
 		ents, err := os.ReadDir(pod)
 		if errors.Is(err, os.ErrNotExist) {

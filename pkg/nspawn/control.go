@@ -1,16 +1,21 @@
 package nspawn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/launch"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
@@ -74,11 +79,14 @@ func GC(uuid string) error {
 }
 
 // Enter replaces the calling process with cmd running in app of the
-// running pod: it joins the app's cgroups, then nsenter joins the app's
-// namespaces and root and runs stage2 exec, which applies the app's user,
-// capabilities, no_new_privs and seccomp before it execs cmd. stage2 and
-// the app's bundle are passed as open fds because neither is
-// visible from inside the app's root. It returns only on failure.
+// running pod, holding nothing the app does not: it joins the app's
+// cgroups, drops from its bounding set what nspawn dropped for the pod,
+// then nsenter joins the app's namespaces and root and runs stage2 exec,
+// which loads the seccomp filters the pod's init holds (nspawn's, which
+// every app inherited) and applies the app's user, capabilities,
+// no_new_privs and seccomp filter before it execs cmd. stage2, the app's
+// bundle and the filters are passed as open fds because none is visible
+// from inside the app's root. It returns only on failure.
 func Enter(app string, cmd []string) error {
 	if len(cmd) == 0 {
 		return fmt.Errorf("enter: %w: no command", ErrUsage)
@@ -98,18 +106,64 @@ func Enter(app string, cmd []string) error {
 	if err != nil {
 		return fmt.Errorf("enter %s: %w", app, err)
 	}
+	filters, err := launch.Filters(init)
+	if err != nil {
+		return fmt.Errorf("enter %s: %w", app, err)
+	}
 	// Opened without close-on-exec, so that they survive into stage2.
-	var fds [2]int
+	var fds [3]int
 	for i, p := range []string{filepath.Join(pod.Stage1Rootfs, podunit.Stage2Path), pod.AppDir(app)} {
 		if fds[i], err = unix.Open(p, unix.O_RDONLY, 0); err != nil {
 			return fmt.Errorf("enter %s: open %s: %w", app, p, err)
 		}
 	}
+	if fds[2], err = unix.MemfdCreate("skiff-filters", 0); err != nil {
+		return fmt.Errorf("enter %s: %w", app, err)
+	}
+	var buf bytes.Buffer
+	if err := launch.WriteFilters(&buf, filters); err != nil {
+		return fmt.Errorf("enter %s: %w", app, err)
+	}
+	if _, err := unix.Write(fds[2], buf.Bytes()); err != nil {
+		return fmt.Errorf("enter %s: write filters: %w", app, err)
+	}
 	argv := append([]string{"nsenter", "--target=" + strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
-		fmt.Sprintf("/proc/self/fd/%d", fds[0]), "exec", fmt.Sprintf("--bundle=/proc/self/fd/%d", fds[1]), "--"}, cmd...)
+		fmt.Sprintf("/proc/self/fd/%d", fds[0]), "exec", fmt.Sprintf("--bundle=/proc/self/fd/%d", fds[1]),
+		fmt.Sprintf("--filters=/proc/self/fd/%d", fds[2]), "--"}, cmd...)
+	// The bounding set is per thread: drop on the one that execs.
+	runtime.LockOSThread()
+	if err := boundLike(init); err != nil {
+		return fmt.Errorf("enter %s: %w", app, err)
+	}
 	if err := unix.Exec(nsenter, argv, os.Environ()); err != nil {
 		return fmt.Errorf("enter %s: exec nsenter: %w", app, err)
+	}
+	return nil
+}
+
+// boundLike drops from the calling thread's bounding set every capability
+// process pid's set lacks: nspawn bounds the whole pod, and nsenter and
+// stage2, until stage2 applies the app's sets, must hold no more than that.
+func boundLike(pid int) error {
+	caps, err := capability.NewPid2(pid)
+	if err == nil {
+		err = caps.Load()
+	}
+	if err != nil {
+		return fmt.Errorf("read bounding set of %d: %w", pid, err)
+	}
+	last, err := capability.LastCap()
+	if err != nil {
+		return fmt.Errorf("read last capability: %w", err)
+	}
+	for c := capability.Cap(0); c <= last; c++ {
+		if caps.Get(capability.BOUNDING, c) {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			return fmt.Errorf("drop %s from bounding set: %w", c, err)
+		}
 	}
 	return nil
 }

@@ -62,8 +62,16 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if limited(apps) {
 		cgBinds, leave, err = setupCgroups(o.UUID, apps)
 	}
+	leavePids := func() {}
+	if err == nil {
+		var limit int64
+		if limit, err = podunit.PidsLimit(pm); err == nil {
+			leavePids, err = setupPids(log, o.UUID, limit)
+		}
+	}
 	defer func() {
 		leave()
+		leavePids()
 		if err := removeCgroups(o.UUID); err != nil {
 			log.Warn("clean up", "err", err)
 		}

@@ -47,6 +47,17 @@ type ImageOptions struct {
 	Compress func(io.Writer) (io.WriteCloser, error)
 }
 
+// JournaldConf is the pod journald's configuration, in both stage1s.
+const JournaldConf = "[Journal]\nRateLimitIntervalSec=0\nSystemMaxUse=" + JournalMaxUse + "\nRuntimeMaxUse=" + JournalRuntimeMaxUse + "\n"
+
+// JournalMaxUse caps each pod's persistent journal (/var/log/journal in
+// the stage1 rootfs); JournalRuntimeMaxUse its volatile one in /run
+// (memory; the pods write to /var/log/journal from the start).
+const (
+	JournalMaxUse        = "256M"
+	JournalRuntimeMaxUse = "16M"
+)
+
 // systemdFiles are the host's systemd pieces a pod needs: PID 1, journald,
 // the final shutdown helper and systemctl (for debugging inside a pod).
 var systemdFiles = []string{
@@ -176,8 +187,11 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	t.file("rootfs/etc/os-release", 0o644, []byte("NAME=\"skiff "+id+"\"\nID=skiff-"+id+"\nVERSION_ID="+o.Version+"\n"))
 	// The journal is where `skiff logs` and `journalctl -M` read app output:
 	// journald's default rate limit (10000 lines per 30 s per unit) would
-	// silently drop a loud app's lines.
-	t.file("rootfs/etc/systemd/journald.conf.d/skiff.conf", 0o644, []byte("[Journal]\nRateLimitIntervalSec=0\n"))
+	// silently drop a loud app's lines. Without a rate limit, a size cap
+	// keeps a loud pod from filling the host's disk (journald's default
+	// is 10% of the filesystem, up to 4G, per pod): journald rotates and
+	// drops the oldest entries beyond it (docs/stage1-ns.md).
+	t.file("rootfs/etc/systemd/journald.conf.d/skiff.conf", 0o644, []byte(JournaldConf))
 	for _, f := range append(bins, libs...) {
 		t.hostFile("rootfs/"+usrPath(f), filepath.Join(o.HostRoot, f), 0o755)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -80,6 +81,14 @@ func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc)
 		return nil, nil, nil, err
 	}
 	extra, pass := ActivationUnits(log, imgs, listeners)
+	limit, err := PidsLimit(pm)
+	if err != nil {
+		for _, f := range pass {
+			f.Close()
+		}
+		return nil, nil, nil, err
+	}
+	maps.Copy(extra, pidsUnits(limit))
 	if err := PrepareRootUnits(uuid, apps, interactive, extra); err != nil {
 		for _, f := range pass {
 			f.Close()

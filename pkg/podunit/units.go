@@ -22,10 +22,20 @@ type App struct {
 
 // StopSignalAnnotation, on an app of the pod manifest, names the signal
 // (a number) that stops it: an OCI image's StopSignal (docs/stage1-abi.md).
-const StopSignalAnnotation = "skiffpod.io/stop-signal"
+const StopSignalAnnotation = "skiff.dev/stop-signal"
+
+// MaxApps is the most apps one pod may have. systemd in the pod, one unit
+// per app, slows down super-linearly with the number of units and, past a
+// few hundred on the 2-core build machines, some runs never ended (an
+// app's ExecStopPost failing with 219/CGROUP); docs/decisions.md has the
+// measurements. 256 apps ran in about 10 s.
+const MaxApps = 256
 
 // AppsOf extracts what the units need from a pod manifest.
 func AppsOf(pm *schema.PodManifest) ([]App, error) {
+	if len(pm.Apps) > MaxApps {
+		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyApps, len(pm.Apps), MaxApps)
+	}
 	var apps []App
 	for _, ra := range pm.Apps {
 		a := App{Name: ra.Name.String()}

@@ -1,6 +1,8 @@
 package podunit
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -83,6 +85,22 @@ func TestAppsOfStopSignal(t *testing.T) {
 		apps, err := AppsOf(pm)
 		if (err == nil) != tt.ok || err == nil && apps[0].StopSignal != tt.want {
 			t.Errorf("%q: %v, %v; want %d, ok %v", tt.value, apps, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestAppsOfLimit(t *testing.T) {
+	for _, tt := range []struct {
+		n       int
+		wantErr bool
+	}{{1, false}, {MaxApps, false}, {MaxApps + 1, true}} {
+		pm := schema.BlankPodManifest()
+		for i := range tt.n {
+			pm.Apps = append(pm.Apps, schema.RuntimeApp{Name: *types.MustACName(fmt.Sprintf("app-%d", i)), App: &types.App{}})
+		}
+		apps, err := AppsOf(pm)
+		if tt.wantErr != errors.Is(err, ErrTooManyApps) || (err == nil && len(apps) != tt.n) {
+			t.Errorf("%d apps: AppsOf = %d apps, %v; want error %v", tt.n, len(apps), err, tt.wantErr)
 		}
 	}
 }

@@ -71,6 +71,14 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		}
 		pm.Apps = append(pm.Apps, *ra)
 	}
+	limit := o.PidsLimit
+	switch {
+	case limit == 0:
+		limit = podunit.DefaultPidsLimit
+	case limit < 0:
+		limit = 0 // the annotation's "no limit"
+	}
+	pm.Annotations.Set(podunit.AnnotationPidsLimit, strconv.FormatInt(limit, 10))
 	return pm, nil
 }
 

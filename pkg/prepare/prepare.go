@@ -79,7 +79,10 @@ type Options struct {
 	Volumes    []types.Volume
 	InheritEnv []string // the host environment, lowest precedence, when --inherit-env
 	NoOverlay  bool
-	Log        *slog.Logger
+	// PidsLimit is the most tasks the whole pod may hold: 0 means
+	// podunit.DefaultPidsLimit, a negative count no limit.
+	PidsLimit int64
+	Log       *slog.Logger
 }
 
 // mountRecord is one overlay of a prepared pod, kept so that run-prepared

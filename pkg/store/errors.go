@@ -15,6 +15,8 @@ var (
 	ErrCorrupt = errors.New("corrupt image blob")
 	// ErrMissingDependency means a dependency is not in the store.
 	ErrMissingDependency = errors.New("missing dependency")
+	// ErrInUse means a pod still uses the image.
+	ErrInUse = errors.New("image in use")
 	// ErrDependencyCycle means images depend on each other in a loop.
 	ErrDependencyCycle = errors.New("dependency cycle")
 	// ErrBadProvenance means a provenance name is not one skiff knows.

@@ -80,7 +80,12 @@ func TestVerifyTrees(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "rootfs", "f"), []byte("y"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		used := func() (map[string]bool, error) { return map[string]bool{id: inUse}, nil }
+		used := func() (map[string]string, error) {
+			if inUse {
+				return map[string]string{id: "pod test"}, nil
+			}
+			return nil, nil
+		}
 		probs, err := s.Verify(ctx, true, used)
 		if err != nil || len(probs) != 1 || !strings.Contains(probs[0].What, "damaged tree") || probs[0].Repaired == inUse {
 			t.Fatalf("in use %v: repair: %+v, %v", inUse, probs, err)

@@ -32,7 +32,7 @@ type GCOptions struct {
 // whole images too (see the package doc), plus abandoned temp files. It
 // calls inUse under the store's exclusive lock, so after every Hold has
 // been released. It returns the IDs whose tree or image it removed.
-func (s *Store) GC(ctx context.Context, inUse func() (map[string]bool, error), opts GCOptions) ([]string, error) {
+func (s *Store) GC(ctx context.Context, inUse InUse, opts GCOptions) ([]string, error) {
 	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return nil, err
@@ -156,7 +156,7 @@ func (p Problem) String() string {
 // except trees of images inUse returns (pods mount them; nil means none),
 // and rewrites records from their blobs. The problems it returns are
 // those it found, repaired or not.
-func (s *Store) Verify(ctx context.Context, repair bool, inUse func() (map[string]bool, error)) ([]Problem, error) {
+func (s *Store) Verify(ctx context.Context, repair bool, inUse InUse) ([]Problem, error) {
 	how := unix.LOCK_SH
 	if repair {
 		how = unix.LOCK_EX
@@ -166,7 +166,7 @@ func (s *Store) Verify(ctx context.Context, repair bool, inUse func() (map[strin
 		return nil, err
 	}
 	defer unlock()
-	used := map[string]bool{}
+	used := map[string]string{}
 	if inUse != nil {
 		if used, err = inUse(); err != nil {
 			return nil, fmt.Errorf("verify store: %w", err)
@@ -179,7 +179,7 @@ func (s *Store) Verify(ctx context.Context, repair bool, inUse func() (map[strin
 	return probs, nil
 }
 
-func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) ([]Problem, error) {
+func (s *Store) verify(ctx context.Context, repair bool, used map[string]string) ([]Problem, error) {
 	var probs []Problem
 	// fix is what repair does about a problem: remove a path or an image,
 	// rewrite a record; nil when repair must leave it.
@@ -347,7 +347,7 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 			id = ""
 		}
 		fix := removePath(p)
-		if used[id] {
+		if _, ok := used[id]; ok {
 			what += "; in use by a pod, remove the pods that use it to repair"
 			fix = nil
 		}

@@ -453,8 +453,8 @@ func (s *Store) synthesize(rec *record) (*schema.ImageManifest, error) {
 	m := schema.BlankImageManifest()
 	m.Name = types.ACIdentifier(name)
 	m.App = &app
-	m.Annotations.Set("skiffpod.io/oci-reference", info.Reference)
-	m.Annotations.Set("skiffpod.io/oci-digest", info.Digest)
+	m.Annotations.Set("skiff.dev/oci-reference", info.Reference)
+	m.Annotations.Set("skiff.dev/oci-digest", info.Digest)
 	m.Annotations.Set(oci.CmdLengthAnnotation, strconv.Itoa(cmdLen))
 	if ac.StopSignal != 0 {
 		m.Annotations.Set(oci.StopSignalAnnotation, strconv.Itoa(int(ac.StopSignal)))
@@ -754,7 +754,7 @@ func (s *Store) ociManifest(rec *record) (*schema.ImageManifest, error) {
 // verified layers for the next one to reuse, and image gc removes them.
 // With repair, a damaged layer is removed with the images that list it
 // (fetch them again), unless a pod uses one of them.
-func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]bool) ([]Problem, error) {
+func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]string) ([]Problem, error) {
 	var probs []Problem
 	_, blobs, err := s.ociReferenced("")
 	if err != nil {
@@ -814,7 +814,7 @@ func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]b
 			return os.RemoveAll(p)
 		}
 		for _, id := range append(users, e.Name()) {
-			if used[id] {
+			if _, ok := used[id]; ok {
 				what += "; in use by a pod, remove the pods that use it to repair"
 				fix = nil
 				break
@@ -892,7 +892,7 @@ func (s *Store) removeUnreferenced(keep func(string) bool) error {
 // usedWithLayers extends a set of image IDs pods use with the OCI images
 // whose layers a pod mounts: pods name the trees they mount (for an OCI
 // image, its layers' diff_id hexes), not always image IDs.
-func (s *Store) usedWithLayers(used map[string]bool) func(id string) bool {
+func (s *Store) usedWithLayers(used map[string]string) func(id string) bool {
 	imgs, _ := s.list()
 	byLayer := map[string]bool{}
 	for _, img := range imgs {
@@ -900,12 +900,12 @@ func (s *Store) usedWithLayers(used map[string]bool) func(id string) bool {
 			continue
 		}
 		for _, d := range img.OCI.Layers {
-			if used[strings.TrimPrefix(d, "sha256:")] {
+			if _, ok := used[strings.TrimPrefix(d, "sha256:")]; ok {
 				byLayer[img.ID] = true
 			}
 		}
 	}
-	return func(id string) bool { return used[id] || byLayer[id] }
+	return func(id string) bool { _, ok := used[id]; return ok || byLayer[id] }
 }
 
 // HasLayer reports whether the layer of diff_id hex h is in the store.
@@ -915,17 +915,6 @@ func (s *Store) HasLayer(h string) bool {
 	}
 	_, err := os.Lstat(s.layerPath(h))
 	return err == nil
-}
-
-// UsesLayers reports whether image id is an OCI image with a layer in
-// used (the layer hexes and image IDs pods mount, as GC's inUse gives).
-func (s *Store) UsesLayers(id string, used map[string]bool) bool {
-	unlock, err := s.lock(unix.LOCK_SH)
-	if err != nil {
-		return false
-	}
-	defer unlock()
-	return isOCIID(id) && s.usedWithLayers(used)(id)
 }
 
 // CopyDirs is LowerDirs for a pod whose trees are copied, not stacked by

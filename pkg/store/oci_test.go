@@ -155,7 +155,7 @@ func TestImportOCIShared(t *testing.T) {
 	if probs, err := s.Verify(context.Background(), false, nil); err != nil || len(probs) != 0 {
 		t.Errorf("verify: %v %v", probs, err)
 	}
-	if err := s.Remove(ids[0]); err != nil {
+	if err := s.Remove(ids[0], func() (map[string]string, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if layers, _ := os.ReadDir(filepath.Join(s.cas, "layer")); len(layers) != 2 {
@@ -297,7 +297,7 @@ func TestImportOCIRefused(t *testing.T) {
 				t.Errorf("refused image listed: %v", imgs)
 			}
 			// Its verified layer stays for a next fetch, until gc.
-			if _, err := s.GC(context.Background(), func() (map[string]bool, error) { return nil, nil }, GCOptions{}); err != nil {
+			if _, err := s.GC(context.Background(), func() (map[string]string, error) { return nil, nil }, GCOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range []string{"layer", "blobs/sha256"} {
@@ -349,7 +349,7 @@ func TestGCKeepsMountedLayers(t *testing.T) {
 	}
 	dirs, _ := s.LowerDirs(context.Background(), id)
 	hex := filepath.Base(filepath.Dir(dirs[0]))
-	mounted := func() (map[string]bool, error) { return map[string]bool{hex: true}, nil }
+	mounted := func() (map[string]string, error) { return map[string]string{hex: "pod test"}, nil }
 	if _, err := s.GC(context.Background(), mounted, GCOptions{ImageGracePeriod: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestGCKeepsMountedLayers(t *testing.T) {
 	if !s.HasLayer(hex) {
 		t.Errorf("gc removed a layer a pod mounts")
 	}
-	if _, err := s.GC(context.Background(), func() (map[string]bool, error) { return nil, nil }, GCOptions{}); err != nil {
+	if _, err := s.GC(context.Background(), func() (map[string]string, error) { return nil, nil }, GCOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if s.HasLayer(hex) {

@@ -26,8 +26,8 @@
 // are kept. With GCOptions.ImageGracePeriod set it also removes whole images
 // not kept and neither used (Touch) nor imported within that period.
 //
-// Modes follow docs/security.md: the data dir, cas/, the lock and the
-// records are readable by the skiff group; blobs, trees, remotes and tmp/
+// Modes follow docs/security.md: the data dir, cas/ and the records are
+// readable by the skiff group; the lock, blobs, trees, remotes and tmp/
 // are root's alone. Manifests are read from the blobs; a record that says
 // otherwise is refused (ErrRecordMismatch). Trees carry the TreeHash taken
 // when they were rendered, which Verify checks.
@@ -141,10 +141,16 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	switch {
 	case version == 0 && os.Geteuid() == 0:
 		err = s.migrate(context.Background())
+		if err == nil {
+			err = s.privateLock()
+		}
 	case version == 0:
 		err = s.mkdirs() // an unprivileged store (tests), or an old one
 	case os.Geteuid() == 0:
 		err = s.mkdirs() // recreate what someone removed
+		if err == nil {
+			err = s.privateLock()
+		}
 	default:
 		// Root made it; others cannot even look into its private dirs.
 	}
@@ -170,6 +176,16 @@ var layout = []struct {
 	{"cas/layer", false},
 	{"cas/tree", false},
 	{"cas/remotes", false},
+}
+
+// privateLock makes the lock file root's alone where an earlier release
+// left it readable by the skiff group (see lock).
+func (s *Store) privateLock() error {
+	p := s.lockPath()
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) || perm.Differs(p, false) == "" {
+		return nil
+	}
+	return perm.Private(p)
 }
 
 // layoutPath returns the path of a layout entry. The data dir itself may
@@ -211,6 +227,7 @@ func (s *Store) blobPath(id string) string {
 	}
 	return filepath.Join(s.cas, "blobs", "sha512", strings.TrimPrefix(id, idPrefix))
 }
+func (s *Store) lockPath() string            { return filepath.Join(s.cas, "lock") }
 func (s *Store) recordPath(id string) string { return filepath.Join(s.cas, "images", id+".json") }
 func (s *Store) treePath(id string) string   { return filepath.Join(s.cas, "tree", id) }
 
@@ -231,14 +248,22 @@ func validID(id string) bool {
 func hashID(sum []byte) string { return idPrefix + hex.EncodeToString(sum) }
 
 // lock takes the store lock, shared or exclusive (unix.LOCK_SH/LOCK_EX).
-// Each call opens the file anew, so goroutines exclude each other too.
+//
+// The lock file is root's alone: flock needs no write access, so anyone
+// who may open the file may also hold it, exclusively, for as long as they
+// like, and block every root command on the store. A reader who may not
+// open it (a skiff group member listing images) reads without it: records
+// are replaced by rename, so a reader sees each whole, old or new.
 func (s *Store) lock(how int) (unlock func(), err error) {
-	path := filepath.Join(s.cas, "lock")
-	f, err := os.Open(path) // flock needs no write access: skiff group members may lock too
+	path := s.lockPath()
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
-			err = perm.Shared(path)
+			err = perm.Private(path)
 		}
+	}
+	if errors.Is(err, os.ErrPermission) && how == unix.LOCK_SH && os.Geteuid() != 0 {
+		return func() {}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
@@ -663,8 +688,16 @@ func (s *Store) Touch(id string) error {
 	return s.writeJSON(s.recordPath(id), rec, true)
 }
 
-// Remove deletes image id: record, rendered tree and blob.
-func (s *Store) Remove(id string) error {
+// InUse reports the images pods use: image ID -> who uses it (e.g.
+// "pod UUID"). The store calls it under its exclusive lock, after every
+// Hold has been released, so a prepare's images are in the answer.
+type InUse func() (map[string]string, error)
+
+// Remove deletes image id: record, rendered tree and blob. As GC does, it
+// asks inUse which images are in use (ID -> who uses it) under the store's
+// exclusive lock, so after every Hold has been released, and refuses with
+// ErrInUse an image in that set.
+func (s *Store) Remove(id string, inUse InUse) error {
 	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return err
@@ -672,6 +705,16 @@ func (s *Store) Remove(id string) error {
 	defer unlock()
 	if _, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("remove image: %w", err)
+	}
+	used, err := inUse()
+	if err != nil {
+		return fmt.Errorf("remove image %s: %w", id, err)
+	}
+	if user, ok := used[id]; ok {
+		return fmt.Errorf("remove image %s: %w by %s", id, ErrInUse, user)
+	}
+	if isOCIID(id) && s.usedWithLayers(used)(id) {
+		return fmt.Errorf("remove image %s: %w: a pod has its layers mounted", id, ErrInUse)
 	}
 	if err := s.remove(id); err != nil {
 		return fmt.Errorf("remove image %s: %w", id, err)

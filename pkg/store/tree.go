@@ -254,7 +254,8 @@ func depString(d types.Dependency) string {
 }
 
 // ExtractRootfs extracts the rootfs of image id (not its dependencies) into
-// dst, which must not exist or be an empty directory.
+// dst, which must not exist or be an empty directory. dst is made private
+// (root's alone when run as root).
 func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 	unlock, err := s.lock(unix.LOCK_SH)
 	if err != nil {
@@ -272,6 +273,12 @@ func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 	}
 	defer os.RemoveAll(tmp)
 	if err := s.extractBlob(ctx, id, tmp); err != nil {
+		return fmt.Errorf("extract image %s: %w", id, err)
+	}
+	// Owners and setuid bits are kept, so the tree is root's alone, as
+	// the store's trees are: otherwise any host user could run an image's
+	// setuid-root binary from it.
+	if err := perm.Private(filepath.Join(tmp, "rootfs")); err != nil {
 		return fmt.Errorf("extract image %s: %w", id, err)
 	}
 	if err := os.Rename(filepath.Join(tmp, "rootfs"), dst); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
@@ -86,9 +87,11 @@ func openPort(root, name string) (*os.File, error) {
 
 // enter runs the request's command in its app, as stage1-ns's enter does
 // on the host: in the app's cgroup, nsenter joins the app's namespaces and
-// root and runs stage2 exec, which applies the app's user, capabilities,
-// no_new_privs and seccomp. stage2 and the bundle are passed as fds
-// because neither is visible from inside the app's root. stdin comes from
+// root and runs stage2 exec, which loads the filters the guest's init
+// holds (those every app inherited; none today) and applies the app's
+// user, capabilities, no_new_privs and seccomp. stage2, the bundle and the
+// filters are passed as fds because none is visible from inside the app's
+// root. stdin comes from
 // msgs; stdout and stderr stream back. It returns the final reply.
 func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Message {
 	fail := func(err error) agent.Message {
@@ -119,9 +122,15 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 		defer f.Close()
 		files = append(files, f)
 	}
+	filters, err := inheritedFilters()
+	if err != nil {
+		return fail(err)
+	}
+	defer filters.Close()
+	files = append(files, filters)
 	argv := append([]string{"--target=" + strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
-		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--"}, m.Args...)
+		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5", "--"}, m.Args...)
 	cmd := exec.Command(nsenterPath, argv...)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -153,6 +162,25 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 		return fail(errors.New(exit.Error))
 	}
 	return exit
+}
+
+// inheritedFilters returns a memfd holding the seccomp filters of the
+// guest's init, which every app inherits through systemd.
+func inheritedFilters() (*os.File, error) {
+	filters, err := launch.Filters(1)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.MemfdCreate("skiff-filters", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("create filters file: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "filters")
+	if err := launch.WriteFilters(f, filters); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // stream sends what a command writes as messages of one kind.

@@ -12,7 +12,7 @@
 //	-print-user             UID= GID= GROUPS=a,b USERNAME= GROUPNAME= (names from /etc/passwd, /etc/group)
 //	-print-caps             CAPINH CAPPRM CAPEFF CAPBND CAPAMB =hex, and *_NAMES=CAP_X,CAP_Y
 //	-print-nnp              NONEWPRIVS=0|1
-//	-print-seccomp          SECCOMP=0|1|2 (mode from /proc/self/status)
+//	-print-seccomp          SECCOMP=0|1|2 (mode from /proc/self/status), SECCOMP_FILTERS=n where shown
 //	-print-memlimit         MEMLIMIT=bytes|max MEMLIMIT_FILE=path (cgroup v1 or v2)
 //	-print-cwd              CWD=
 //	-print-hostname         HOSTNAME=
@@ -29,6 +29,9 @@
 //	-http-get=URL           HTTP_STATUS= HTTP_BODY=
 //	-sleep=DURATION         wait this long before exiting (SIGTERM/SIGINT end it: SIGNAL=name)
 //	-exit=N                 exit status on success
+//	-try-syscalls           TRY_USERNS TRY_KEYCTL TRY_ADD_KEY TRY_VSOCK TRY_MOUNT =ok|ERRNO (unshare(CLONE_NEWUSER)
+//	                        in a child, keyctl, add_key, socket(AF_VSOCK), a bind remount of /)
+//	-fork-bomb=N            FORK_COUNT=n FORK_ERR=ERRNO|none: forks up to N waiting children, then kills them
 //
 // Each request served prints SERVED=METHOD PATH.
 package main

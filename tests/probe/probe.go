@@ -33,7 +33,8 @@ type options struct {
 	readFile, writeFile, content, masked, stat     string
 	httpGet, serve                                 string
 	sleep                                          time.Duration
-	exit                                           int
+	exit, forkBomb                                 int
+	trySyscalls                                    bool
 }
 
 // envFlag is -print-env: alone it means every variable, with a value one name.
@@ -91,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.StringVar(&o.httpGet, "http-get", "", "GET `URL` and print status and body")
 	f.DurationVar(&o.sleep, "sleep", 0, "wait before exiting")
 	f.IntVar(&o.exit, "exit", 0, "exit status on success")
+	f.BoolVar(&o.trySyscalls, "try-syscalls", false, "try the calls a default seccomp profile refuses")
+	f.IntVar(&o.forkBomb, "fork-bomb", 0, "fork up to `N` waiting children, report how many, kill them")
 	if err := f.Parse(args); err != nil {
 		return 2
 	}
@@ -115,7 +118,7 @@ func probe(o *options, args []string, w io.Writer) error {
 		{o.user, func() error { return printUser(w) }},
 		{o.caps, func() error { return printStatus(w, "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb") }},
 		{o.nnp, func() error { return printStatus(w, "NoNewPrivs") }},
-		{o.seccomp, func() error { return printStatus(w, "Seccomp") }},
+		{o.seccomp, func() error { return printSeccomp(w) }},
 		{o.memlimit, func() error { return printMemLimit(w) }},
 		{o.cwd, func() error { return printf(w, "CWD", os.Getwd) }},
 		{o.hostname, func() error { return printf(w, "HOSTNAME", os.Hostname) }},
@@ -130,6 +133,8 @@ func probe(o *options, args []string, w io.Writer) error {
 		{o.serve != "", func() error { return serveAddr(w, o.serve) }},
 		{o.notify, func() error { return notifyReady(w) }},
 		{o.httpGet != "", func() error { return httpGet(w, o.httpGet) }},
+		{o.trySyscalls, func() error { return trySyscalls(w) }},
+		{o.forkBomb > 0, func() error { return forkBomb(w, o.forkBomb) }},
 	}
 	for _, s := range steps {
 		if !s.on {
@@ -229,6 +234,21 @@ func printStatus(w io.Writer, fields ...string) error {
 			}
 			fmt.Fprintf(w, "%s_NAMES=%s\n", key, strings.Join(names, ","))
 		}
+	}
+	return nil
+}
+
+// printSeccomp prints the mode and, where the kernel shows it, the number
+// of filters.
+func printSeccomp(w io.Writer) error {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("read status: %w", err)
+	}
+	st := parseStatus(string(data))
+	fmt.Fprintf(w, "SECCOMP=%s\n", st["Seccomp"])
+	if n, ok := st["Seccomp_filters"]; ok {
+		fmt.Fprintf(w, "SECCOMP_FILTERS=%s\n", n)
 	}
 	return nil
 }

@@ -151,3 +151,25 @@ func TestNotifyReady(t *testing.T) {
 		t.Errorf("notify socket got %q, want READY=1", got)
 	}
 }
+
+func TestForkBomb(t *testing.T) {
+	var b bytes.Buffer
+	if err := forkBomb(&b, 5); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != "FORK_COUNT=5\nFORK_ERR=none\n" {
+		t.Errorf("output = %q", got)
+	}
+}
+
+func TestTrySyscalls(t *testing.T) {
+	var b bytes.Buffer
+	if err := trySyscalls(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"TRY_USERNS=", "TRY_KEYCTL=", "TRY_ADD_KEY=", "TRY_VSOCK=", "TRY_MOUNT="} {
+		if !strings.Contains(b.String(), k) {
+			t.Errorf("no %s in %q", k, b.String())
+		}
+	}
+}
