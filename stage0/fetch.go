@@ -51,7 +51,7 @@ and the image is then recorded as insecure: it runs by name only with
 				if i < len(sigs) {
 					sig = sigs[i]
 				}
-				id, err := resolveImage(cmd.Context(), s, f, ref, sig)
+				id, err := resolveImage(cmd.Context(), g, s, f, ref, sig)
 				if err != nil {
 					return err
 				}

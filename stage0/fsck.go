@@ -51,7 +51,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 			if err != nil {
 				return err
 			}
-			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]bool, error) { return podImages(g.dir) })
+			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podImages(g.dir) })
 			if err != nil {
 				return err
 			}
@@ -59,9 +59,15 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 				probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
 			}
 			pp, err := pod.Check(g.dir, pod.CheckOptions{
-				Images:   podImageIDs,
-				HasImage: func(id string) bool { _, err := s.Get(id); return err == nil },
-				Repair:   repair,
+				Images: podImageIDs,
+				HasImage: func(id string) bool {
+					if s.HasLayer(id) { // an OCI image's layer, which pods mount
+						return true
+					}
+					_, err := s.Get(id)
+					return err == nil
+				},
+				Repair: repair,
 			})
 			if err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/store"
+	"github.com/skiffpod/skiff/pkg/testhook"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -76,10 +78,15 @@ func newImageListCmd(g *globals) *cobra.Command {
 					if !full && len(id) > 19 {
 						id = id[:19]
 					}
-					version := im.Labels["version"]
-					rows = append(rows, []string{id, im.Name, version, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					// An OCI image's VERSION is its tag; LAYERS counts its
+					// layers (an ACI's: itself, dependencies aside).
+					version, layers, kind := im.Labels["version"], "1", store.KindACI
+					if im.OCI != nil {
+						version, layers, kind = im.OCI.Tag, strconv.Itoa(len(im.OCI.Layers)), store.KindOCI
+					}
+					rows = append(rows, []string{id, kind, im.Name, version, layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
 				}
-				return table(g.stdout, []string{"ID", "NAME", "VERSION", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
+				return table(g.stdout, []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
 			})
 		},
 	}
@@ -103,18 +110,18 @@ func newImageRmCmd(g *globals) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(g, func(s *store.Store) error {
-				used, err := podImages(g.dir)
-				if err != nil {
-					return err
-				}
 				var failed bool
 				for _, ref := range args {
 					im, err := s.Get(ref)
-					if err == nil && used[im.ID] {
-						err = fmt.Errorf("image %s is used by a pod: remove the pod first", im.ID)
-					}
 					if err == nil {
-						err = s.Remove(im.ID)
+						testhook.Wait(testhook.ImageRm)
+						// In use is asked under the store's exclusive lock, as
+						// for image gc: a prepare holds it shared until its pod
+						// records its trees.
+						err = s.Remove(im.ID, func() (map[string]string, error) { return podImages(g.dir) })
+					}
+					if errors.Is(err, store.ErrInUse) {
+						err = fmt.Errorf("%w (remove the pod first)", err)
 					}
 					if err != nil {
 						fmt.Fprintf(g.stderr, "skiff: image rm %s: %v\n", ref, err)
@@ -142,7 +149,8 @@ func newImageGCCmd(g *globals) *cobra.Command {
 			return withStore(g, func(s *store.Store) error {
 				// In use is asked under the store's exclusive lock: a prepare
 				// holds it shared until its pod records its trees.
-				removed, err := s.GC(cmd.Context(), func() (map[string]bool, error) { return podImages(g.dir) }, store.GCOptions{ImageGracePeriod: grace})
+				inUse := func() (map[string]string, error) { return podImages(g.dir) }
+				removed, err := s.GC(cmd.Context(), inUse, store.GCOptions{ImageGracePeriod: grace})
 				for _, r := range removed {
 					fmt.Fprintf(g.stdout, "removed %s\n", r)
 				}
@@ -154,25 +162,27 @@ func newImageGCCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// podImages returns the IDs of every image some pod still uses: its
-// stage1, its apps and their dependencies (from the pod's overlay record).
-func podImages(dir string) (map[string]bool, error) {
+// podImages returns the IDs of every image some pod still uses (its
+// stage1, its apps and their dependencies, from the pod's overlay record),
+// each with "pod UUID" of one pod that uses it.
+func podImages(dir string) (map[string]string, error) {
 	pods, err := pod.List(dir)
 	if err != nil {
 		return nil, err
 	}
-	used := map[string]bool{}
+	used := map[string]string{}
 	for _, p := range pods {
 		for _, id := range podImageIDs(p) {
-			used[id] = true
+			used[id] = "pod " + p.UUID
 		}
 	}
 	return used, nil
 }
 
 // podImageIDs returns the images pod p uses: its stage1 and its apps'
-// layers. A pod not prepared yet has none: a prepare holds the store until
-// it has written them, so gc cannot be asking in between.
+// layers (an OCI image's layers by their diff_id hexes). A pod not
+// prepared yet has none: a prepare holds the store until it has written
+// them, so gc cannot be asking in between.
 func podImageIDs(p *pod.Pod) []string {
 	var ids []string
 	if b, err := p.ReadFile(prepare.Stage1ImageFile, pod.MaxStateFileSize); err == nil {
@@ -274,7 +284,7 @@ func newImageVerifyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(g, func(s *store.Store) error {
-				probs, err := s.Verify(cmd.Context(), repair, func() (map[string]bool, error) { return podImages(g.dir) })
+				probs, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podImages(g.dir) })
 				if err != nil {
 					return err
 				}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/skiffpod/skiff/pkg/fetch"
+	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/perm"
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/stage1"
@@ -59,8 +61,16 @@ func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string,
 // resolveImage turns what the user typed into an image ID: an ID or
 // unique ID prefix already in the store, else anything fetch understands
 // (a file, a URL, an appc name: from the store or by discovery).
-func resolveImage(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref, signature string) (string, error) {
-	if strings.HasPrefix(ref, "sha512-") {
+func resolveImage(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, ref, signature string) (string, error) {
+	if r, err := imageref.Parse(ref); err == nil {
+		if signature != "" {
+			return "", usagef("%s: --signature is for ACIs", ref)
+		}
+		return g.fetchOCI(ctx, s, f, r)
+	} else if !errors.Is(err, imageref.ErrNotOCI) {
+		return "", err
+	}
+	if strings.HasPrefix(ref, "sha512-") || strings.HasPrefix(ref, "sha256-") {
 		img, err := s.Get(ref)
 		if err != nil {
 			return "", err
@@ -135,7 +145,7 @@ func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fet
 	}
 	if !short {
 		if !fetch.IsPath(ref) {
-			id, err := resolveImage(ctx, s, f, ref, "")
+			id, err := resolveImage(ctx, g, s, f, ref, "")
 			if err != nil {
 				return "", err
 			}

@@ -26,15 +26,21 @@ On a systemd host 'journalctl -M skiff-UUID' shows the same.`,
 			if err != nil {
 				return err
 			}
-			dir, err := journal.Dir(p)
+			files, err := journal.Open(p)
 			if err != nil {
 				return err
 			}
+			defer func() {
+				for _, f := range files {
+					f.Close()
+				}
+			}()
 			jc, err := exec.LookPath("journalctl")
 			if err != nil {
 				return fmt.Errorf("logs: journalctl not found: install systemd (apt-get install systemd)")
 			}
-			c := exec.Command(jc, journal.Args(dir, o)...)
+			c := exec.Command(jc, journal.Args(len(files), o)...)
+			c.ExtraFiles = files
 			c.Stdout, c.Stderr = g.stdout, g.stderr
 			err = c.Run()
 			var ee *exec.ExitError

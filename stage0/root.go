@@ -49,6 +49,7 @@ type globals struct {
 	localConfig string
 	debug       bool
 	insecure    []string
+	platform    string // of OCI images: os/arch[/variant]; "" is the host's
 	log         *slog.Logger
 	stdout      io.Writer
 	stderr      io.Writer
@@ -90,9 +91,9 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 			for _, o := range g.insecure {
 				for _, o := range strings.Split(o, ",") {
 					switch o {
-					case "image", "http", "all", "":
+					case "image", "http", "tls", "all", "":
 					default:
-						return usagef("--insecure-options: unknown option %q (want image, http or all)", o)
+						return usagef("--insecure-options: unknown option %q (want image, http, tls or all)", o)
 					}
 				}
 			}
@@ -108,7 +109,8 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 	pf.StringVar(&g.dir, "dir", "/var/lib/skiff", "data directory: the image store and the pods")
 	pf.StringVar(&g.localConfig, "local-config", "/etc/skiff", "local configuration directory (trusted keys)")
 	pf.BoolVar(&g.debug, "debug", false, "print debug messages, and pass --debug to stage1")
-	pf.StringSliceVar(&g.insecure, "insecure-options", nil, "turn off security features: image (signature checks), http (plain http fetches), all")
+	pf.StringSliceVar(&g.insecure, "insecure-options", nil, "turn off security features: image (signature checks), http (plain http fetches), tls (registry certificates), all")
+	pf.StringVar(&g.platform, "platform", "", "platform of OCI images to fetch from an index: os/arch[/variant] (default the host's)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),

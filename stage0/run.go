@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
@@ -167,6 +168,9 @@ func parseRunArgs(cmd *cobra.Command, f *podFlags, args []string) ([]appArg, boo
 	if err != nil {
 		return nil, false, err
 	}
+	if len(apps) > podunit.MaxApps {
+		return nil, false, usagef("%d apps: %v (at most %d)", len(apps), podunit.ErrTooManyApps, podunit.MaxApps)
+	}
 	if f.interactive && len(apps) != 1 {
 		return nil, false, usagef("--interactive needs exactly one app, got %d", len(apps))
 	}
@@ -216,7 +220,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		if i < len(f.signatures) {
 			sig = f.signatures[i]
 		}
-		id, err := resolveImage(ctx, s, fe, a.image, sig)
+		id, err := resolveImage(ctx, g, s, fe, a.image, sig)
 		if err != nil {
 			return nil, err
 		}

@@ -61,6 +61,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(toolDir)
+	defer func() { registryStop() }() // the OCI tests' registry, if started
 	skiffBin = filepath.Join(toolDir, "skiff")
 	if err := goBuild(skiffBin, "./stage0"); err != nil {
 		fmt.Println(err)

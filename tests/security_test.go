@@ -127,7 +127,7 @@ func TestPermissionModel(t *testing.T) {
 			{filepath.Join(e.dir, "format"), 0o640, gid},
 			{filepath.Join(e.dir, "tmp"), 0o700, 0},
 			{filepath.Join(e.dir, "cas"), 0o750, gid},
-			{filepath.Join(e.dir, "cas", "lock"), 0o640, gid},
+			{filepath.Join(e.dir, "cas", "lock"), 0o600, 0},
 			{filepath.Join(e.dir, "cas", "images"), 0o750, gid},
 			{records[0], 0o640, gid},
 			{filepath.Join(e.dir, "cas", "blobs"), 0o700, 0},

@@ -2,9 +2,10 @@
 // appc name found by meta discovery) to an image in the store, checking
 // its detached OpenPGP signature against the trusted keys first.
 //
-// Downloads land in a temp file named fetch-*.part in the caller's TmpDir,
-// are fsynced, verified, imported, and removed; a process killed midway
-// leaves only such a file, which the store's gc may delete.
+// Downloads, and copies of local image files (whose owner could rewrite
+// them after the signature check), land in a temp file named fetch-*.part
+// in the caller's TmpDir, are verified, imported, and removed; a process
+// killed midway leaves only such a file, which the store's gc may delete.
 package fetch
 
 import (
@@ -25,6 +26,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/skiffpod/skiff/pkg/discovery"
+	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/trust"
 )
 
@@ -145,7 +147,7 @@ func IsPath(ref string) bool {
 // fetchFile imports a local file; pull policies do not apply, as nothing
 // is downloaded, and the store deduplicates.
 func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, error) {
-	img, err := os.Open(path)
+	img, err := openRegular(path)
 	if err != nil {
 		return "", err
 	}
@@ -170,7 +172,17 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, e
 	if err != nil {
 		return "", err
 	}
-	id, err := f.verifyAndImport(ctx, img, sig, abs, nil)
+	// The file's owner may rewrite it at any time: verify and import a
+	// private copy, so the bytes imported are the bytes verified.
+	cp, err := f.privateCopy(img)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		cp.Close()
+		os.Remove(cp.Name())
+	}()
+	id, err := f.verifyAndImport(ctx, cp, sig, abs, nil)
 	if err != nil {
 		return "", err
 	}
@@ -182,6 +194,53 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, e
 		f.log().Warn("remember imported file", "path", abs, "err", err)
 	}
 	return id, nil
+}
+
+// openRegular opens path for reading, refusing anything but a regular file
+// without waiting for a FIFO's writer.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, errors.Join(&os.PathError{Op: "open", Path: path, Err: safefile.ErrNotRegular}, err)
+	}
+	return f, nil
+}
+
+// readSignature reads the signature file at path, at most maxSignature bytes.
+func readSignature(path string) ([]byte, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSignature+1))
+	if err == nil && len(b) > maxSignature {
+		err = fmt.Errorf("%s: %w", path, safefile.ErrTooLarge)
+	}
+	return b, err
+}
+
+// privateCopy copies src into a new temp file in TmpDir (inside the data
+// dir, root's only) and returns it open, at its start.
+func (f *Fetcher) privateCopy(src *os.File) (*os.File, error) {
+	tmp, err := os.CreateTemp(f.TmpDir, "fetch-*.part")
+	if err != nil {
+		return nil, fmt.Errorf("copy %s: %w", src.Name(), err)
+	}
+	_, err = io.Copy(tmp, src)
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("copy %s: %w", src.Name(), err)
+	}
+	return tmp, nil
 }
 
 // verifiedMark tags the record of a file whose signature was checked.
@@ -378,7 +437,7 @@ func (f *Fetcher) signature(ctx context.Context, loc string) ([]byte, error) {
 	if strings.HasPrefix(loc, "https://") || strings.HasPrefix(loc, "http://") {
 		sig, err = f.get(ctx, loc)
 	} else {
-		sig, err = os.ReadFile(loc)
+		sig, err = readSignature(loc)
 	}
 	var he *httpError
 	if errors.Is(err, os.ErrNotExist) || errors.As(err, &he) && he.code == http.StatusNotFound {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/trust"
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +35,8 @@ type fakeStore struct {
 	images  map[string]storedImage
 	remotes map[string]RemoteRecord
 	imports int
+	// beforeImport, if set, runs when Import is called, before it reads.
+	beforeImport func()
 }
 
 type storedImage struct {
@@ -47,6 +50,9 @@ func newFakeStore() *fakeStore {
 }
 
 func (s *fakeStore) Import(_ context.Context, r io.Reader, opts ImportOptions) (string, error) {
+	if s.beforeImport != nil {
+		s.beforeImport()
+	}
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return "", err
@@ -762,5 +768,61 @@ func TestFileReuse(t *testing.T) {
 	f.Store = st
 	if _, err := f.Fetch(context.Background(), other, ""); !errors.Is(err, trust.ErrNoSignature) {
 		t.Errorf("verifying fetch of an insecurely imported file: err = %v, want a missing signature", err)
+	}
+}
+
+// TestFileRewrittenAfterVerify checks that the bytes imported from a local
+// file are the bytes whose signature was checked, even when the file's
+// owner rewrites it between the check and the import, and that a FIFO as
+// the image or its signature fails at once.
+func TestFileRewrittenAfterVerify(t *testing.T) {
+	k := newTestKeys(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.aci")
+	signed := makeACI(t, "example.com/app", nil)
+	if err := os.WriteFile(path, signed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".asc", sign(t, k.app, signed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, st := newFetcher(t, k.ks, nil)
+	st.beforeImport = func() { // the owner's write, after the check
+		os.WriteFile(path, makeACI(t, "example.com/app", map[string]string{"version": "evil"}), 0o644)
+	}
+	id, err := f.Fetch(context.Background(), path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("sha512-%x", sha512.Sum512(signed)); id != want {
+		t.Errorf("imported %s, want the signed image %s", id, want)
+	}
+	if img := st.images[id]; img.labels["version"] == "evil" {
+		t.Errorf("the rewritten, unsigned image was imported as signed by %s", img.opts.Signer)
+	}
+
+	for _, fifo := range []string{"image", "signature"} {
+		t.Run("fifo "+fifo, func(t *testing.T) {
+			d := t.TempDir()
+			img, sig := filepath.Join(d, "a.aci"), filepath.Join(d, "a.aci.asc")
+			os.WriteFile(img, signed, 0o644)
+			os.WriteFile(sig, sign(t, k.app, signed), 0o644)
+			p := map[string]string{"image": img, "signature": sig}[fifo]
+			os.Remove(p)
+			if err := unix.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := newFetcher(t, k.ks, nil)
+			done := make(chan error, 1)
+			go func() { _, err := f.Fetch(context.Background(), img, ""); done <- err }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, safefile.ErrNotRegular) {
+					t.Errorf("err = %v, want %v", err, safefile.ErrNotRegular)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("fetch blocked on a FIFO")
+			}
+		})
 	}
 }

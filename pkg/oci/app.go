@@ -13,6 +13,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// CmdLengthAnnotation, in the appc image manifest skiff synthesizes for
+// an OCI image, counts the trailing exec entries that came from the
+// config's Cmd: arguments given to run replace them, as podman does.
+const CmdLengthAnnotation = "skiff.dev/oci-cmd-length"
+
+// ManifestSHA512Annotation, in that synthesized manifest, holds
+// "sha512-" and the sha512 of the image's manifest blob: an appc pod
+// manifest names each app's image by a sha512 hash, which an OCI image
+// (named by sha256) lacks; this one names the same bytes.
+const ManifestSHA512Annotation = "skiff.dev/oci-manifest-sha512"
+
+// StopSignalAnnotation, in that synthesized manifest, is the config's
+// StopSignal as a number; pkg/prepare passes it to the pod's app.
+const StopSignalAnnotation = "skiff.dev/oci-stop-signal"
+
 // Override is what the user asked to run instead of the image's command,
 // with podman's rules: Exec replaces Entrypoint and drops Cmd; Args
 // (non-nil, even empty) replace Cmd.

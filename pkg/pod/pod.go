@@ -157,7 +157,13 @@ func List(dataDir string) ([]*Pod, error) {
 	return pods, nil
 }
 
-// TryLock takes the pod's exclusive lock without waiting.
+// probeWait bounds how long TryLock waits for looks (shared holders) to
+// end; a look lasts microseconds unless its process is stopped.
+const probeWait = 10 * time.Second
+
+// TryLock takes the pod's exclusive lock. It fails at once with ErrLocked
+// when another process holds it exclusively (the pod is in use), and waits
+// out looks: a Look (gc, status, list) must never make a command fail.
 func (p *Pod) TryLock() error {
 	if p.lock != nil {
 		return nil
@@ -166,7 +172,20 @@ func (p *Pod) TryLock() error {
 	if err != nil {
 		return p.notExist(err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	fd := int(f.Fd())
+	for deadline := time.Now().Add(probeWait); ; {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			break
+		}
+		// Held: exclusively (in use), or only shared by looks?
+		if err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); err != nil {
+			break
+		}
+		unix.Flock(fd, unix.LOCK_UN)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return fmt.Errorf("lock pod %s: %w", p.UUID, ErrLocked)
@@ -176,17 +195,40 @@ func (p *Pod) TryLock() error {
 	p.lock = f
 	// The pod may have moved between List and Open: make sure we locked
 	// the directory that is still at the path we think.
-	if err := p.refresh(); err != nil {
+	if err := p.refresh(f); err != nil {
 		p.Unlock()
 		return err
 	}
 	return nil
 }
 
-// refresh re-reads the pod's state after the lock was taken.
-func (p *Pod) refresh() error {
+// Look takes the pod's lock shared, without waiting, to read the pod
+// without disturbing its owner: it fails with ErrLocked while the pod is
+// in use, and refreshes p.State. Call done when finished looking.
+func (p *Pod) Look() (done func(), err error) {
+	f, err := os.Open(p.Path())
+	if err != nil {
+		return nil, p.notExist(err)
+	}
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	if err == nil {
+		err = p.refresh(f)
+	} else if errors.Is(err, unix.EWOULDBLOCK) {
+		err = fmt.Errorf("look at pod %s: %w", p.UUID, ErrLocked)
+	} else {
+		err = fmt.Errorf("look at pod %s: %w", p.UUID, err)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// refresh re-reads the pod's state after its directory f was locked.
+func (p *Pod) refresh(f *os.File) error {
 	var st1 unix.Stat_t
-	if err := unix.Fstat(int(p.lock.Fd()), &st1); err != nil {
+	if err := unix.Fstat(int(f.Fd()), &st1); err != nil {
 		return fmt.Errorf("stat pod %s: %w", p.UUID, err)
 	}
 	for _, s := range States {
@@ -200,7 +242,8 @@ func (p *Pod) refresh() error {
 	return fmt.Errorf("lock pod %s: %w", p.UUID, ErrNotExist)
 }
 
-// IsLocked reports whether another process holds the pod's lock.
+// IsLocked reports whether another process holds the pod's lock
+// exclusively: whether the pod is in use.
 func (p *Pod) IsLocked() (bool, error) {
 	if p.lock != nil {
 		return false, nil
@@ -210,7 +253,7 @@ func (p *Pod) IsLocked() (bool, error) {
 		return false, p.notExist(err)
 	}
 	defer f.Close()
-	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return true, nil
 	}

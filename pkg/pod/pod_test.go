@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -130,6 +131,37 @@ func TestLocking(t *testing.T) {
 
 // TestRaceRunPrepared has two processes race to lock and run one prepared
 // pod: exactly one must win.
+// TestLookIsNotUse checks that a look (gc, status) never makes a lock
+// fail, while a holder of the lock still does, and is seen by a look.
+func TestLookIsNotUse(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := Load(dir, p.UUID)
+	if _, err := q.Look(); !errors.Is(err, ErrLocked) {
+		t.Errorf("Look of a locked pod err = %v, want ErrLocked", err)
+	}
+	p.Unlock()
+	done, err := q.Look()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locked, _ := p.IsLocked(); locked {
+		t.Error("IsLocked = true during a look")
+	}
+	go func() { time.Sleep(200 * time.Millisecond); done() }()
+	start := time.Now()
+	if err := p.TryLock(); err != nil {
+		t.Fatalf("TryLock during a look: %v", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("TryLock took %s: it did not wait for the look to end", d)
+	}
+	p.Unlock()
+}
+
 func TestRaceRunPrepared(t *testing.T) {
 	if dir := os.Getenv("SKIFF_POD_RACE_DIR"); dir != "" {
 		p, err := Load(dir, os.Getenv("SKIFF_POD_RACE_UUID"))

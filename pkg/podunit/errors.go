@@ -1,7 +1,14 @@
 package podunit
 
-import "github.com/skiffpod/skiff/pkg/pod"
+import (
+	"errors"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+)
 
 // ErrUsage is a bad command line or hook invocation; entrypoints exit
 // pod.ExitFailure.
 var ErrUsage = pod.ErrUsage
+
+// ErrTooManyApps means a pod has more than MaxApps apps.
+var ErrTooManyApps = errors.New("too many apps in one pod")

@@ -16,15 +16,38 @@ type App struct {
 	PostStop [][]string // post-stop event handlers, likewise
 	Memory   int64      // memory limit in bytes, 0 for none
 	CPU      int64      // CPU limit in millicores, 0 for none
+	// StopSignal stops the app (KillSignal=); 0 means systemd's SIGTERM.
+	StopSignal int
 }
+
+// StopSignalAnnotation, on an app of the pod manifest, names the signal
+// (a number) that stops it: an OCI image's StopSignal (docs/stage1-abi.md).
+const StopSignalAnnotation = "skiff.dev/stop-signal"
+
+// MaxApps is the most apps one pod may have. systemd in the pod, one unit
+// per app, slows down super-linearly with the number of units and, past a
+// few hundred on the 2-core build machines, some runs never ended (an
+// app's ExecStopPost failing with 219/CGROUP); docs/decisions.md has the
+// measurements. 256 apps ran in about 10 s.
+const MaxApps = 256
 
 // AppsOf extracts what the units need from a pod manifest.
 func AppsOf(pm *schema.PodManifest) ([]App, error) {
+	if len(pm.Apps) > MaxApps {
+		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyApps, len(pm.Apps), MaxApps)
+	}
 	var apps []App
 	for _, ra := range pm.Apps {
 		a := App{Name: ra.Name.String()}
 		if ra.App == nil {
 			return nil, fmt.Errorf("app %s: no app section in the pod manifest", a.Name)
+		}
+		if v, ok := ra.Annotations.Get(StopSignalAnnotation); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return nil, fmt.Errorf("app %s: %s %q is not a signal number", a.Name, StopSignalAnnotation, v)
+			}
+			a.StopSignal = n
 		}
 		for _, h := range ra.App.EventHandlers {
 			switch h.Name {
@@ -111,6 +134,9 @@ func appUnit(a App, napps int, interactive bool) string {
 	}
 	if a.CPU > 0 {
 		fmt.Fprintf(&b, "CPUQuota=%d%%\n", (a.CPU+9)/10)
+	}
+	if a.StopSignal > 0 {
+		fmt.Fprintf(&b, "KillSignal=%d\n", a.StopSignal)
 	}
 	return b.String()
 }

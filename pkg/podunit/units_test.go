@@ -1,8 +1,13 @@
 package podunit
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 )
 
 func TestExecLine(t *testing.T) {
@@ -24,7 +29,7 @@ func TestExecLine(t *testing.T) {
 func TestUnits(t *testing.T) {
 	apps := []App{
 		{Name: "web", Memory: 64 << 20, CPU: 500, PreStart: [][]string{{"/bin/prep"}}, PostStop: [][]string{{"/bin/clean", "x"}}},
-		{Name: "db"},
+		{Name: "db", StopSignal: 3},
 	}
 	units := Units(apps, false)
 	tests := []struct {
@@ -39,8 +44,8 @@ func TestUnits(t *testing.T) {
 			`ExecStopPost=-"/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/clean" "x"`,
 			`ExecStopPost="/skiff/hook" "app-exited" "web" "2"`,
 			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%",
-		}, []string{"TTYPath"}},
-		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db"`}, []string{"MemoryMax", "CPUQuota", "ExecStartPre"}},
+		}, []string{"TTYPath", "KillSignal"}},
+		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db"`, "KillSignal=3"}, []string{"MemoryMax", "CPUQuota", "ExecStartPre"}},
 		{"skiff-ready.service", []string{"After=skiff-app-web.service skiff-app-db.service", `ExecStart=/skiff/hook ready`}, nil},
 		{"default.target", []string{"Wants=systemd-journald.service skiff-app-web.service skiff-app-db.service skiff-ready.service"}, nil},
 	}
@@ -64,5 +69,38 @@ func TestUnits(t *testing.T) {
 	}
 	if u := Units(apps[1:], true)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") {
 		t.Errorf("interactive unit has no tty input:\n%s", u)
+	}
+}
+
+func TestAppsOfStopSignal(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  int
+		ok    bool
+	}{{"3", 3, true}, {"64", 64, true}, {"0", 0, false}, {"65", 0, false}, {"SIGQUIT", 0, false}, {"", 0, false}} {
+		pm := schema.BlankPodManifest()
+		ra := schema.RuntimeApp{Name: "web", App: &types.App{Exec: types.Exec{"/x"}, User: "0", Group: "0"}}
+		ra.Annotations.Set(StopSignalAnnotation, tt.value)
+		pm.Apps = append(pm.Apps, ra)
+		apps, err := AppsOf(pm)
+		if (err == nil) != tt.ok || err == nil && apps[0].StopSignal != tt.want {
+			t.Errorf("%q: %v, %v; want %d, ok %v", tt.value, apps, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestAppsOfLimit(t *testing.T) {
+	for _, tt := range []struct {
+		n       int
+		wantErr bool
+	}{{1, false}, {MaxApps, false}, {MaxApps + 1, true}} {
+		pm := schema.BlankPodManifest()
+		for i := range tt.n {
+			pm.Apps = append(pm.Apps, schema.RuntimeApp{Name: *types.MustACName(fmt.Sprintf("app-%d", i)), App: &types.App{}})
+		}
+		apps, err := AppsOf(pm)
+		if tt.wantErr != errors.Is(err, ErrTooManyApps) || (err == nil && len(apps) != tt.n) {
+			t.Errorf("%d apps: AppsOf = %d apps, %v; want error %v", tt.n, len(apps), err, tt.wantErr)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/skiffpod/skiff/pkg/oci"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
@@ -56,8 +57,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 			if !vols[mp.Name.String()] {
 				// An image mount point nobody satisfied gets an empty volume,
 				// shared by every app that declares the same name.
-				ro := mp.ReadOnly
-				pm.Volumes = append(pm.Volumes, types.Volume{Name: mp.Name, Kind: "empty", ReadOnly: &ro})
+				// appc wants an empty volume's mode and owner: rkt's defaults.
+				ro, mode, uid, gid := mp.ReadOnly, "0755", 0, 0
+				pm.Volumes = append(pm.Volumes, types.Volume{Name: mp.Name, Kind: "empty", ReadOnly: &ro, Mode: &mode, UID: &uid, GID: &gid})
 				vols[mp.Name.String()] = true
 			}
 			ra.Mounts = append(ra.Mounts, schema.Mount{Volume: mp.Name, Path: mp.Path})
@@ -108,6 +110,9 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 	}
 	if len(a.Exec) > 0 {
 		app.Exec = append(types.Exec{}, a.Exec...)
+	} else if n, ok := cmdLength(im); ok && a.Args != nil && n <= len(app.Exec) {
+		// An OCI image: arguments replace its Cmd, as podman does.
+		app.Exec = app.Exec[:len(app.Exec)-n]
 	}
 	app.Exec = append(app.Exec, a.Args...)
 	if len(app.Exec) == 0 {
@@ -137,11 +142,18 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 		ReadOnlyRootFS: a.ReadOnly,
 		Mounts:         a.Mounts,
 	}
-	h, err := types.NewHash(a.Image)
+	id := a.Image
+	if v, ok := im.Annotations.Get(oci.ManifestSHA512Annotation); ok && strings.HasPrefix(id, "sha256-") {
+		id = v // an OCI image: appc wants a sha512
+	}
+	h, err := types.NewHash(id)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: image id %q: %w", name, a.Image, err)
 	}
 	ra.Image.ID = *h
+	if v, ok := im.Annotations.Get(oci.StopSignalAnnotation); ok {
+		ra.Annotations.Set(podunit.StopSignalAnnotation, v)
+	}
 	return ra, nil
 }
 
@@ -355,4 +367,15 @@ func ParseMount(s string) (schema.Mount, error) {
 		return m, fmt.Errorf("--mount %q: want volume=NAME,target=/ABSOLUTE/PATH", s)
 	}
 	return m, nil
+}
+
+// cmdLength returns how many trailing exec entries of an OCI image came
+// from its config's Cmd (pkg/store's synthesized manifest says).
+func cmdLength(im *schema.ImageManifest) (int, bool) {
+	v, ok := im.Annotations.Get(oci.CmdLengthAnnotation)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0
 }

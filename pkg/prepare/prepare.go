@@ -34,6 +34,21 @@ type Images interface {
 	LowerDirs(ctx context.Context, id string) ([]string, error)
 }
 
+// copier is an Images whose trees need another form to be copied rather
+// than stacked (OCI layers carry overlayfs whiteouts): CopyDirs is then
+// used instead of LowerDirs.
+type copier interface {
+	CopyDirs(ctx context.Context, id string) ([]string, error)
+}
+
+// lowerDirs returns image id's trees as the pod will use them.
+func lowerDirs(ctx context.Context, imgs Images, id string, noOverlay bool) ([]string, error) {
+	if c, ok := imgs.(copier); ok && noOverlay {
+		return c.CopyDirs(ctx, id)
+	}
+	return imgs.LowerDirs(ctx, id)
+}
+
 // App is one app of the pod as the user asked for it.
 type App struct {
 	Image      string   // image ID in the store
@@ -140,7 +155,7 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 	}
 	records = append(records, mountRecord{Target: pod.Stage1Rootfs, Lowers: s1Lowers, Upper: "overlay/stage1/upper", Work: "overlay/stage1/work"})
 	for i, ra := range pm.Apps {
-		lowers, err := imgs.LowerDirs(ctx, o.Apps[i].Image)
+		lowers, err := lowerDirs(ctx, imgs, o.Apps[i].Image, o.NoOverlay)
 		if err != nil {
 			return p, fmt.Errorf("prepare app %s: %w", ra.Name, err)
 		}

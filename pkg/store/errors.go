@@ -15,6 +15,8 @@ var (
 	ErrCorrupt = errors.New("corrupt image blob")
 	// ErrMissingDependency means a dependency is not in the store.
 	ErrMissingDependency = errors.New("missing dependency")
+	// ErrInUse means a pod still uses the image.
+	ErrInUse = errors.New("image in use")
 	// ErrDependencyCycle means images depend on each other in a loop.
 	ErrDependencyCycle = errors.New("dependency cycle")
 	// ErrBadProvenance means a provenance name is not one skiff knows.
@@ -28,4 +30,14 @@ var (
 	// ErrRecordMismatch means an image record (the sidecar JSON) says
 	// something other than the manifest in the image's blob.
 	ErrRecordMismatch = errors.New("image record does not match its blob")
+)
+
+var (
+	// ErrBadUser means an OCI image's config names a user its own
+	// /etc/passwd does not have.
+	ErrBadUser = errors.New("unknown user")
+	// ErrMissingLayer means a layer an OCI image lists is not in the store.
+	ErrMissingLayer = errors.New("missing layer")
+	// ErrNotForOCI means an operation exists for ACIs only.
+	ErrNotForOCI = errors.New("not for OCI images yet")
 )

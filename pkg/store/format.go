@@ -14,10 +14,21 @@ import (
 	"github.com/skiffpod/skiff/pkg/perm"
 )
 
-// Format is the version of the on-disk layout this skiff writes, kept in
-// DIR/format. Version 1, the first release, had no format file: its
-// directories were 0755 and its trees had no hash.
-const Format = 2
+// Format is the newest version of the on-disk layout this skiff reads,
+// kept in DIR/format. Version 1, the first release, had no format file:
+// its directories were 0755 and its trees had no hash. Version 2 added
+// modes and tree hashes. Version 3 is a store that holds OCI images
+// (sha256- records, cas/layer, cas/blobs/sha256): a skiff that knows only
+// version 2 would take their records for stray files and repair them
+// away, so the first OCI import raises the format (FormatOCI) and older
+// skiffs refuse the store; a store without OCI images stays at 2.
+const Format = FormatOCI
+
+// Format versions written.
+const (
+	FormatModes = 2
+	FormatOCI   = 3
+)
 
 const formatFile = "format"
 
@@ -109,7 +120,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		s.log.Info("migrate: recorded tree hash", "id", id)
 	}
-	if err := perm.WriteFile(filepath.Join(s.dir, formatFile), []byte(strconv.Itoa(Format)+"\n"), true); err != nil {
+	if err := perm.WriteFile(filepath.Join(s.dir, formatFile), []byte(strconv.Itoa(FormatModes)+"\n"), true); err != nil {
 		return err
 	}
 	return syncDir(s.dir)
@@ -130,4 +141,35 @@ func (s *Store) renderHash(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	return TreeHash(tmp)
+}
+
+// raiseFormat writes version v into the format file if it says less,
+// atomically: other processes read it while imports run.
+func (s *Store) raiseFormat(v int) error {
+	have, err := ReadFormat(s.dir)
+	if err != nil || have >= v {
+		return err
+	}
+	f, err := os.CreateTemp(s.TmpDir(), "format-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(strconv.Itoa(v) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = perm.Shared(f.Name())
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(s.dir, formatFile))
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(s.dir)
 }

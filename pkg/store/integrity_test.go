@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,12 @@ func TestVerifyTrees(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "rootfs", "f"), []byte("y"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		used := func() (map[string]bool, error) { return map[string]bool{id: inUse}, nil }
+		used := func() (map[string]string, error) {
+			if inUse {
+				return map[string]string{id: "pod test"}, nil
+			}
+			return nil, nil
+		}
 		probs, err := s.Verify(ctx, true, used)
 		if err != nil || len(probs) != 1 || !strings.Contains(probs[0].What, "damaged tree") || probs[0].Repaired == inUse {
 			t.Fatalf("in use %v: repair: %+v, %v", inUse, probs, err)
@@ -158,7 +164,7 @@ func TestMigrate(t *testing.T) {
 	if err := s.migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := ReadFormat(s.dir); v != Format || err != nil {
+	if v, err := ReadFormat(s.dir); v != FormatModes || err != nil {
 		t.Errorf("format after migration = %d, %v", v, err)
 	}
 	if probs, err := s.Verify(ctx, false, nil); err != nil || len(probs) != 0 {
@@ -170,9 +176,9 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 	// A newer format is refused.
-	os.WriteFile(filepath.Join(s.dir, formatFile), []byte("3\n"), 0o640)
+	os.WriteFile(filepath.Join(s.dir, formatFile), []byte(strconv.Itoa(Format+1)+"\n"), 0o640)
 	if _, err := Open(s.dir, nil); !errors.Is(err, ErrFormat) {
-		t.Errorf("open of format 3: %v, want ErrFormat", err)
+		t.Errorf("open of format %d: %v, want ErrFormat", Format+1, err)
 	}
 }
 

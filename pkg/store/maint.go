@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +32,7 @@ type GCOptions struct {
 // whole images too (see the package doc), plus abandoned temp files. It
 // calls inUse under the store's exclusive lock, so after every Hold has
 // been released. It returns the IDs whose tree or image it removed.
-func (s *Store) GC(ctx context.Context, inUse func() (map[string]bool, error), opts GCOptions) ([]string, error) {
+func (s *Store) GC(ctx context.Context, inUse InUse, opts GCOptions) ([]string, error) {
 	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return nil, err
@@ -40,7 +42,7 @@ func (s *Store) GC(ctx context.Context, inUse func() (map[string]bool, error), o
 	if err != nil {
 		return nil, fmt.Errorf("gc images: %w", err)
 	}
-	removed, err := s.gc(ctx, func(id string) bool { return used[id] }, opts)
+	removed, err := s.gc(ctx, s.usedWithLayers(used), opts)
 	if err != nil {
 		return removed, fmt.Errorf("gc images: %w", err)
 	}
@@ -95,7 +97,10 @@ func (s *Store) gc(ctx context.Context, keep func(id string) bool, opts GCOption
 			removed = append(removed, img.ID)
 		}
 	}
-	return removed, s.removeStale()
+	if err := s.removeStale(); err != nil {
+		return removed, err
+	}
+	return removed, s.removeUnreferenced(keep)
 }
 
 // removeStale removes renders a crash interrupted (none runs under the
@@ -151,7 +156,7 @@ func (p Problem) String() string {
 // except trees of images inUse returns (pods mount them; nil means none),
 // and rewrites records from their blobs. The problems it returns are
 // those it found, repaired or not.
-func (s *Store) Verify(ctx context.Context, repair bool, inUse func() (map[string]bool, error)) ([]Problem, error) {
+func (s *Store) Verify(ctx context.Context, repair bool, inUse InUse) ([]Problem, error) {
 	how := unix.LOCK_SH
 	if repair {
 		how = unix.LOCK_EX
@@ -161,7 +166,7 @@ func (s *Store) Verify(ctx context.Context, repair bool, inUse func() (map[strin
 		return nil, err
 	}
 	defer unlock()
-	used := map[string]bool{}
+	used := map[string]string{}
 	if inUse != nil {
 		if used, err = inUse(); err != nil {
 			return nil, fmt.Errorf("verify store: %w", err)
@@ -174,7 +179,7 @@ func (s *Store) Verify(ctx context.Context, repair bool, inUse func() (map[strin
 	return probs, nil
 }
 
-func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) ([]Problem, error) {
+func (s *Store) verify(ctx context.Context, repair bool, used map[string]string) ([]Problem, error) {
 	var probs []Problem
 	// fix is what repair does about a problem: remove a path or an image,
 	// rewrite a record; nil when repair must leave it.
@@ -203,7 +208,7 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 	for _, f := range []struct {
 		dir    string
 		shared bool
-	}{{"cas/images", true}, {"cas/blobs/sha512", false}, {"cas/tree", false}, {"cas/remotes", false}} {
+	}{{"cas/images", true}, {"cas/blobs/sha512", false}, {"cas/blobs/sha256", false}, {"cas/layer", false}, {"cas/tree", false}, {"cas/remotes", false}} {
 		ents, err := os.ReadDir(filepath.Join(s.dir, f.dir))
 		if err != nil {
 			return probs, err
@@ -243,7 +248,7 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		var what string
 		if _, err := s.readRecord(id); err != nil {
 			what = "unreadable record"
-		} else if sum, err := hashFile(s.blobPath(id)); os.IsNotExist(err) {
+		} else if sum, err := hashFile(s.blobPath(id), id); os.IsNotExist(err) {
 			what = "missing blob"
 		} else if err != nil {
 			return probs, err
@@ -261,9 +266,20 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		if what == "" {
 			continue
 		}
-		if err := report(Problem{ID: id, Path: s.blobPath(id), What: what}, removeImage(id)); err != nil {
+		fix := removeImage(id)
+		if isOCIID(id) && s.usedWithLayers(used)(id) { // its layers are mounted
+			what += "; in use by a pod, remove the pods that use it to repair"
+			fix = nil
+		}
+		if err := report(Problem{ID: id, Path: s.blobPath(id), What: what}, fix); err != nil {
 			return probs, err
 		}
+	}
+
+	layerProbs, err := s.verifyLayers(ctx, repair, used)
+	probs = append(probs, layerProbs...)
+	if err != nil {
+		return probs, err
 	}
 
 	blobDir := filepath.Join(s.cas, "blobs", "sha512")
@@ -310,7 +326,11 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 		case !recorded[e.Name()]:
 			what = "orphan tree"
 		default:
-			for _, part := range []string{"manifest", "rootfs"} {
+			parts := []string{"manifest", "rootfs"}
+			if isOCIID(e.Name()) { // a merged tree
+				parts = parts[1:]
+			}
+			for _, part := range parts {
 				if _, err := os.Lstat(filepath.Join(p, part)); err != nil {
 					what = "incomplete tree"
 				}
@@ -327,7 +347,7 @@ func (s *Store) verify(ctx context.Context, repair bool, used map[string]bool) (
 			id = ""
 		}
 		fix := removePath(p)
-		if used[id] {
+		if _, ok := used[id]; ok {
 			what += "; in use by a pod, remove the pods that use it to repair"
 			fix = nil
 		}
@@ -392,15 +412,20 @@ func (s *Store) rewriteRecord(id string) error {
 	return s.writeJSON(s.recordPath(id), rec, true)
 }
 
-func hashFile(path string) (string, error) {
+// hashFile returns the ID path's content would have, hashed as image id's
+// kind is: sha512 for an ACI, sha256 for an OCI image.
+func hashFile(path, id string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha512.New()
+	h, prefix := sha512.New(), idPrefix
+	if isOCIID(id) {
+		h, prefix = sha256.New(), ociIDPrefix
+	}
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return hashID(h.Sum(nil)), nil
+	return prefix + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -98,3 +98,23 @@ func (s *Store) Dependencies(id string) ([]Image, error) {
 	}
 	return imgs, nil
 }
+
+// Upgrade raises image id's provenance to p if p is stronger (an OCI image
+// found again by the digest the user pinned is digest-pinned, however it
+// came in first).
+func (s *Store) Upgrade(id string, p Provenance) error {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := s.readRecord(id)
+	if err != nil {
+		return fmt.Errorf("upgrade provenance: %w", err)
+	}
+	if rank(p) >= rank(rec.Provenance) {
+		return nil
+	}
+	rec.Provenance, rec.Signer, rec.TrustedPrefix = p, "", ""
+	return s.writeJSON(s.recordPath(id), rec, true)
+}

@@ -10,6 +10,10 @@
 //	cas/remotes/<sha256>.json   what was last fetched under a key (a URL, a stage1 path)
 //	tmp/                        temp files, on the same filesystem so renames are atomic
 //
+// OCI images (IDs "sha256-<manifest digest>") keep their manifest and
+// config in cas/blobs/sha256 and their layers unpacked, shared, in
+// cas/layer/<diff_id>; oci.go describes that half.
+//
 // Every write is temp file, fsync, rename, fsync of the directory. An image
 // exists once its record does, and the record is written after the blob,
 // so a crash leaves at worst an orphan blob, tree or temp file: Verify
@@ -22,8 +26,8 @@
 // are kept. With GCOptions.ImageGracePeriod set it also removes whole images
 // not kept and neither used (Touch) nor imported within that period.
 //
-// Modes follow docs/security.md: the data dir, cas/, the lock and the
-// records are readable by the skiff group; blobs, trees, remotes and tmp/
+// Modes follow docs/security.md: the data dir, cas/ and the records are
+// readable by the skiff group; the lock, blobs, trees, remotes and tmp/
 // are root's alone. Manifests are read from the blobs; a record that says
 // otherwise is refused (ErrRecordMismatch). Trees carry the TreeHash taken
 // when they were rendered, which Verify checks.
@@ -53,6 +57,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/perm"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/strictjson"
@@ -89,6 +94,9 @@ type Image struct {
 	// the name prefix Signer was trusted for ("" for a root key).
 	Provenance    Provenance `json:"provenance"`
 	TrustedPrefix string     `json:"trustedPrefix,omitempty"`
+	// Kind is KindACI or KindOCI; OCI what an OCI image's record adds.
+	Kind string   `json:"kind,omitempty"`
+	OCI  *OCIInfo `json:"oci,omitempty"`
 }
 
 // record is the metadata file of one image; keeping the manifest here makes
@@ -133,10 +141,16 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	switch {
 	case version == 0 && os.Geteuid() == 0:
 		err = s.migrate(context.Background())
+		if err == nil {
+			err = s.privateLock()
+		}
 	case version == 0:
 		err = s.mkdirs() // an unprivileged store (tests), or an old one
 	case os.Geteuid() == 0:
 		err = s.mkdirs() // recreate what someone removed
+		if err == nil {
+			err = s.privateLock()
+		}
 	default:
 		// Root made it; others cannot even look into its private dirs.
 	}
@@ -158,8 +172,20 @@ var layout = []struct {
 	{"cas/images", true},
 	{"cas/blobs", false},
 	{"cas/blobs/sha512", false},
+	{"cas/blobs/sha256", false},
+	{"cas/layer", false},
 	{"cas/tree", false},
 	{"cas/remotes", false},
+}
+
+// privateLock makes the lock file root's alone where an earlier release
+// left it readable by the skiff group (see lock).
+func (s *Store) privateLock() error {
+	p := s.lockPath()
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) || perm.Differs(p, false) == "" {
+		return nil
+	}
+	return perm.Private(p)
 }
 
 // layoutPath returns the path of a layout entry. The data dir itself may
@@ -193,14 +219,24 @@ func (s *Store) mkdirs() error {
 // it is on the store's filesystem, and GC removes what is left there.
 func (s *Store) TmpDir() string { return filepath.Join(s.dir, "tmp") }
 
+// blobPath is where image id's blob is: an ACI's tar, an OCI image's
+// manifest (a docker-archive's config).
 func (s *Store) blobPath(id string) string {
+	if h, ok := strings.CutPrefix(id, ociIDPrefix); ok {
+		return s.ociBlobPath(h)
+	}
 	return filepath.Join(s.cas, "blobs", "sha512", strings.TrimPrefix(id, idPrefix))
 }
+func (s *Store) lockPath() string            { return filepath.Join(s.cas, "lock") }
 func (s *Store) recordPath(id string) string { return filepath.Join(s.cas, "images", id+".json") }
 func (s *Store) treePath(id string) string   { return filepath.Join(s.cas, "tree", id) }
 
-// validID reports whether id is a full image ID, so it is safe in a path.
+// validID reports whether id is a full image ID (an ACI's sha512- or an
+// OCI image's sha256-), so it is safe in a path.
 func validID(id string) bool {
+	if h, ok := strings.CutPrefix(id, ociIDPrefix); ok {
+		return validHex256(h)
+	}
 	h, ok := strings.CutPrefix(id, idPrefix)
 	if !ok || len(h) != sha512.Size*2 {
 		return false
@@ -212,14 +248,22 @@ func validID(id string) bool {
 func hashID(sum []byte) string { return idPrefix + hex.EncodeToString(sum) }
 
 // lock takes the store lock, shared or exclusive (unix.LOCK_SH/LOCK_EX).
-// Each call opens the file anew, so goroutines exclude each other too.
+//
+// The lock file is root's alone: flock needs no write access, so anyone
+// who may open the file may also hold it, exclusively, for as long as they
+// like, and block every root command on the store. A reader who may not
+// open it (a skiff group member listing images) reads without it: records
+// are replaced by rename, so a reader sees each whole, old or new.
 func (s *Store) lock(how int) (unlock func(), err error) {
-	path := filepath.Join(s.cas, "lock")
-	f, err := os.Open(path) // flock needs no write access: skiff group members may lock too
+	path := s.lockPath()
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
-			err = perm.Shared(path)
+			err = perm.Private(path)
 		}
+	}
+	if errors.Is(err, os.ErrPermission) && how == unix.LOCK_SH && os.Geteuid() != 0 {
+		return func() {}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
@@ -397,6 +441,12 @@ func (s *Store) readRecord(id string) (*record, error) {
 	if rec.Provenance == "" { // a record from before provenance
 		rec.setProvenance("", rec.Signer, rec.TrustedPrefix)
 	}
+	if rec.Kind == "" {
+		rec.Kind = KindACI
+	}
+	if (rec.Kind == KindOCI) != (rec.OCI != nil) || (rec.Kind == KindOCI) != isOCIID(id) {
+		return nil, fmt.Errorf("read record of %s: %w: kind %q", id, ErrRecordMismatch, rec.Kind)
+	}
 	return &rec, nil
 }
 
@@ -459,7 +509,37 @@ func (s *Store) Get(ref string) (Image, error) {
 }
 
 func lookup(imgs []Image, ref string) (Image, error) {
-	if hexp, ok := strings.CutPrefix(ref, idPrefix); ok {
+	if r, err := imageref.Parse(ref); err == nil {
+		if img, ok := findOCI(imgs, r); ok {
+			return img, nil
+		}
+		return Image{}, ErrNotFound
+	} else if !errors.Is(err, imageref.ErrNotOCI) {
+		return Image{}, fmt.Errorf("%w: %w", ErrBadRef, err)
+	}
+	for _, prefix := range []string{idPrefix, ociIDPrefix} {
+		if _, ok := strings.CutPrefix(ref, prefix); ok {
+			return lookupID(imgs, ref, prefix)
+		}
+	}
+	app, err := discovery.NewAppFromString(ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("%w: %w", ErrBadRef, err)
+	}
+	labels := map[string]string{}
+	for k, v := range app.Labels {
+		labels[string(k)] = v
+	}
+	img, ok := newest(imgs, string(app.Name), labels)
+	if !ok {
+		return Image{}, ErrNotFound
+	}
+	return img, nil
+}
+
+// lookupID finds an image by full ID or unique ID prefix.
+func lookupID(imgs []Image, ref, prefix string) (Image, error) {
+	if hexp, ok := strings.CutPrefix(ref, prefix); ok {
 		if len(hexp) < MinPrefix {
 			return Image{}, fmt.Errorf("%w: ID prefix shorter than %d hex digits", ErrBadRef, MinPrefix)
 		}
@@ -481,19 +561,7 @@ func lookup(imgs []Image, ref string) (Image, error) {
 		}
 		return Image{}, fmt.Errorf("%w: matches %s", ErrAmbiguous, strings.Join(ids, ", "))
 	}
-	app, err := discovery.NewAppFromString(ref)
-	if err != nil {
-		return Image{}, fmt.Errorf("%w: %w", ErrBadRef, err)
-	}
-	labels := map[string]string{}
-	for k, v := range app.Labels {
-		labels[string(k)] = v
-	}
-	img, ok := newest(imgs, string(app.Name), labels)
-	if !ok {
-		return Image{}, ErrNotFound
-	}
-	return img, nil
+	return Image{}, ErrNotFound
 }
 
 // newest returns the newest image named name whose labels agree with
@@ -502,7 +570,7 @@ func lookup(imgs []Image, ref string) (Image, error) {
 // unless "latest" is asked for.
 func newest(imgs []Image, name string, labels map[string]string) (Image, bool) {
 	for _, img := range slices.Backward(imgs) {
-		if img.Name == name && labelsAgree(img.Labels, labels) {
+		if img.OCI == nil && img.Name == name && labelsAgree(img.Labels, labels) {
 			return img, true
 		}
 	}
@@ -554,6 +622,9 @@ func (s *Store) manifest(id string) (*schema.ImageManifest, error) {
 	rec, err := s.readRecord(id)
 	if err != nil {
 		return nil, err
+	}
+	if rec.OCI != nil {
+		return s.ociManifest(rec)
 	}
 	f, err := os.Open(s.blobPath(id))
 	if err != nil {
@@ -617,8 +688,16 @@ func (s *Store) Touch(id string) error {
 	return s.writeJSON(s.recordPath(id), rec, true)
 }
 
-// Remove deletes image id: record, rendered tree and blob.
-func (s *Store) Remove(id string) error {
+// InUse reports the images pods use: image ID -> who uses it (e.g.
+// "pod UUID"). The store calls it under its exclusive lock, after every
+// Hold has been released, so a prepare's images are in the answer.
+type InUse func() (map[string]string, error)
+
+// Remove deletes image id: record, rendered tree and blob. As GC does, it
+// asks inUse which images are in use (ID -> who uses it) under the store's
+// exclusive lock, so after every Hold has been released, and refuses with
+// ErrInUse an image in that set.
+func (s *Store) Remove(id string, inUse InUse) error {
 	unlock, err := s.lock(unix.LOCK_EX)
 	if err != nil {
 		return err
@@ -626,6 +705,16 @@ func (s *Store) Remove(id string) error {
 	defer unlock()
 	if _, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("remove image: %w", err)
+	}
+	used, err := inUse()
+	if err != nil {
+		return fmt.Errorf("remove image %s: %w", id, err)
+	}
+	if user, ok := used[id]; ok {
+		return fmt.Errorf("remove image %s: %w by %s", id, ErrInUse, user)
+	}
+	if isOCIID(id) && s.usedWithLayers(used)(id) {
+		return fmt.Errorf("remove image %s: %w: a pod has its layers mounted", id, ErrInUse)
 	}
 	if err := s.remove(id); err != nil {
 		return fmt.Errorf("remove image %s: %w", id, err)
@@ -636,6 +725,9 @@ func (s *Store) Remove(id string) error {
 // remove deletes the record first, so a crash midway leaves orphans, not
 // an image with missing parts.
 func (s *Store) remove(id string) error {
+	if isOCIID(id) {
+		return s.removeOCI(id)
+	}
 	for _, p := range []string{s.recordPath(id), s.treePath(id), s.blobPath(id)} {
 		if err := os.RemoveAll(p); err != nil {
 			return err
@@ -653,8 +745,10 @@ func (s *Store) Export(id string, w io.Writer) error {
 		return err
 	}
 	defer unlock()
-	if _, err := s.readRecord(id); err != nil {
+	if rec, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("export image: %w", err)
+	} else if rec.OCI != nil {
+		return fmt.Errorf("export image %s: %w (the store keeps its layers unpacked)", id, ErrNotForOCI)
 	}
 	f, err := os.Open(s.blobPath(id))
 	if err != nil {

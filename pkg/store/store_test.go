@@ -347,7 +347,11 @@ func TestRemoveAndRemote(t *testing.T) {
 	if _, err := s.Render(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove(id); err != nil {
+	inUse := func() (map[string]string, error) { return map[string]string{id: "pod P"}, nil }
+	if err := s.Remove(id, inUse); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "by pod P") {
+		t.Errorf("Remove of an image in use = %v, want ErrInUse naming the pod", err)
+	}
+	if err := s.Remove(id, func() (map[string]string, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(id); !errors.Is(err, ErrNotFound) {
@@ -373,7 +377,7 @@ func TestGC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	keep := func() (map[string]bool, error) { return map[string]bool{app: true}, nil }
+	keep := func() (map[string]string, error) { return map[string]string{app: "pod test"}, nil }
 	removed, err := s.GC(ctx, keep, GCOptions{})
 	if err != nil || !slices.Equal(removed, []string{other}) {
 		t.Fatalf("GC = %q, %v; want only other's tree", removed, err)
@@ -410,7 +414,7 @@ func TestGCWaitsForHold(t *testing.T) {
 	asked := make(chan bool, 1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.GC(ctx, func() (map[string]bool, error) {
+		_, err := s.GC(ctx, func() (map[string]string, error) {
 			select {
 			case <-released:
 				asked <- true

@@ -44,8 +44,10 @@ func (s *Store) Render(ctx context.Context, id string) (string, error) {
 }
 
 func (s *Store) render(ctx context.Context, id string) (string, error) {
-	if _, err := s.readRecord(id); err != nil {
+	if rec, err := s.readRecord(id); err != nil {
 		return "", err
+	} else if rec.OCI != nil {
+		return "", fmt.Errorf("%w: its layers are unpacked at fetch", ErrNotForOCI)
 	}
 	dst := s.treePath(id)
 	if _, err := os.Lstat(dst); err == nil {
@@ -131,6 +133,17 @@ func (s *Store) Layers(ctx context.Context, id string) ([]Layer, error) {
 	ids, err := s.resolve(id)
 	if err != nil {
 		return nil, fmt.Errorf("resolve dependencies of %s: %w", id, err)
+	}
+	if isOCIID(id) {
+		dirs, err := s.ociLowerDirs(id, false)
+		if err != nil {
+			return nil, fmt.Errorf("layers of %s: %w", id, err)
+		}
+		layers := make([]Layer, len(dirs))
+		for i, d := range dirs {
+			layers[i] = Layer{ID: id, Dir: d}
+		}
+		return layers, nil
 	}
 	layers := make([]Layer, len(ids))
 	for i, id := range ids {
@@ -241,15 +254,18 @@ func depString(d types.Dependency) string {
 }
 
 // ExtractRootfs extracts the rootfs of image id (not its dependencies) into
-// dst, which must not exist or be an empty directory.
+// dst, which must not exist or be an empty directory. dst is made private
+// (root's alone when run as root).
 func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 	unlock, err := s.lock(unix.LOCK_SH)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if _, err := s.readRecord(id); err != nil {
+	if rec, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("extract image: %w", err)
+	} else if rec.OCI != nil {
+		return fmt.Errorf("extract image %s: %w", id, ErrNotForOCI)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".skiff-extract-")
 	if err != nil {
@@ -257,6 +273,12 @@ func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 	}
 	defer os.RemoveAll(tmp)
 	if err := s.extractBlob(ctx, id, tmp); err != nil {
+		return fmt.Errorf("extract image %s: %w", id, err)
+	}
+	// Owners and setuid bits are kept, so the tree is root's alone, as
+	// the store's trees are: otherwise any host user could run an image's
+	// setuid-root binary from it.
+	if err := perm.Private(filepath.Join(tmp, "rootfs")); err != nil {
 		return fmt.Errorf("extract image %s: %w", id, err)
 	}
 	if err := os.Rename(filepath.Join(tmp, "rootfs"), dst); err != nil {

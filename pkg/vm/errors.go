@@ -7,6 +7,7 @@ var (
 	ErrBadAccel    = errors.New("unknown accelerator (want auto, kvm or tcg)")
 	ErrKVMUnusable = errors.New("/dev/kvm is not usable")
 	ErrBootTimeout = errors.New("guest did not say hello in time")
+	ErrBootStalled = errors.New("guest boot made no progress")
 	ErrExited      = errors.New("qemu exited")
 	ErrAgent       = errors.New("guest agent error")
 )

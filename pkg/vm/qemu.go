@@ -50,8 +50,14 @@ type Config struct {
 	// before the guest has booted.
 	Started func(pid int)
 
-	BootTimeout  time.Duration // until the guest's hello; default 10 s
-	BootAttempts int           // qemu runs before giving up; default 2
+	// BootStall: a boot whose console and qemu stay still this long has
+	// hung and is started again; default 10 s. BootTimeout caps the whole
+	// boot, every attempt, until the guest's hello; default 5 min.
+	// Zero values come from SKIFF_KVM_BOOT_STALL and SKIFF_KVM_BOOT_TIMEOUT
+	// when set.
+	BootStall    time.Duration
+	BootTimeout  time.Duration
+	BootAttempts int // qemu runs before giving up on stalls; default 3
 }
 
 func (c Config) withDefaults() Config {
@@ -70,11 +76,14 @@ func (c Config) withDefaults() Config {
 	if c.Machine == "" {
 		c.Machine = "microvm"
 	}
+	if c.BootStall == 0 {
+		c.BootStall = 10 * time.Second
+	}
 	if c.BootTimeout == 0 {
-		c.BootTimeout = 10 * time.Second
+		c.BootTimeout = 5 * time.Minute
 	}
 	if c.BootAttempts == 0 {
-		c.BootAttempts = 2
+		c.BootAttempts = 3
 	}
 	return c
 }

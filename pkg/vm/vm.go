@@ -1,8 +1,10 @@
 // Package vm boots a skiff guest in qemu: a kernel and initramfs, the pod
 // tree shared over virtio-9p as the guest's root, and the guest agent on a
 // virtio-serial port (see package agent). Start returns once the guest's
-// init has said hello, killing and restarting qemu when it does not in
-// time (early-boot hangs under TCG).
+// init has said hello. A boot is watched for progress rather than timed:
+// a guest whose console and qemu stay still for BootStall has hung (early
+// boot hangs under TCG) and is killed and started again, while a slow
+// boot on a busy host may take up to BootTimeout.
 package vm
 
 import (
@@ -36,8 +38,8 @@ type VM struct {
 }
 
 // Start boots cfg and waits for the guest's hello, trying up to
-// cfg.BootAttempts times when it does not come within cfg.BootTimeout.
-// Cancelling ctx kills qemu.
+// cfg.BootAttempts times when a boot stalls for cfg.BootStall, within
+// cfg.BootTimeout in all. Cancelling ctx kills qemu.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*VM, error) {
 	if cfg.Accel == "" {
 		accel, err := AccelFromEnv(log)
@@ -48,6 +50,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*VM, error) {
 	}
 	if cfg.Accel == "tcg" && cfg.TSCkHz == 0 {
 		cfg.TSCkHz = HostTSCkHz()
+	}
+	if err := cfg.limitsFromEnv(); err != nil {
+		return nil, fmt.Errorf("start vm: %w", err)
 	}
 	cfg = cfg.withDefaults()
 	args, err := cfg.Args()
@@ -60,23 +65,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*VM, error) {
 		return nil, fmt.Errorf("start vm: %w", err)
 	}
 	defer ln.Close() // one connection per qemu; the socket file goes too
+	deadline := time.Now().Add(cfg.BootTimeout)
 	for attempt := 1; ; attempt++ {
 		log.Debug("boot vm", "attempt", attempt, "accel", cfg.Accel, "machine", cfg.Machine, "qemu", cfg.QEMU, "args", args)
-		vm, err := boot(ctx, cfg, args, ln)
+		vm, err := boot(ctx, cfg, args, ln, deadline)
 		if err == nil {
 			return vm, nil
 		}
-		if !errors.Is(err, ErrBootTimeout) || attempt >= cfg.BootAttempts {
+		if !errors.Is(err, ErrBootStalled) || attempt >= cfg.BootAttempts {
 			return nil, fmt.Errorf("start vm: %w", err)
 		}
 		// Keep the hung boot's console for diagnosis.
 		failed := cfg.ConsoleLog + ".attempt" + strconv.Itoa(attempt)
 		os.Rename(cfg.ConsoleLog, failed)
-		log.Warn("guest boot hung, retrying", "attempt", attempt, "timeout", cfg.BootTimeout, "console", failed)
+		log.Warn("guest boot hung, retrying", "attempt", attempt, "stalled", cfg.BootStall, "console", failed)
 	}
 }
 
-func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener) (*VM, error) {
+func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener, deadline time.Time) (*VM, error) {
 	console, err := os.OpenFile(cfg.ConsoleLog, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("run qemu: %w", err)
@@ -110,18 +116,26 @@ func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener) 
 	if cfg.Started != nil {
 		cfg.Started(vm.cmd.Process.Pid)
 	}
-	timeout := cfg.BootTimeout
-	deadline := time.Now().Add(timeout)
+	stopWatch := make(chan struct{})
+	stalled := vm.watchBoot(cfg, stopWatch)
 	hello := make(chan error, 1)
 	go func() { hello <- vm.awaitHello(ln, deadline) }()
 	select {
 	case err = <-hello:
-		if err == nil {
-			return vm, nil
-		}
 	case <-vm.done:
 		ln.SetDeadline(time.Now()) // no hello will come
 		err = <-hello
+	}
+	close(stopWatch)
+	if <-stalled {
+		<-vm.done
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w for %s", ErrBootStalled, cfg.BootStall)
+	}
+	if err == nil {
+		return vm, nil
 	}
 	exited := false
 	select {
@@ -137,7 +151,7 @@ func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener) 
 	case exited:
 		return nil, fmt.Errorf("%w before the guest said hello: %v: %s", ErrExited, vm.err, bytes.TrimSpace(vm.stderr.Bytes()))
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, fmt.Errorf("%w (%s)", ErrBootTimeout, timeout)
+		return nil, fmt.Errorf("%w (%s; %s sets the limit)", ErrBootTimeout, cfg.BootTimeout, EnvBootTimeout)
 	}
 	return nil, err
 }

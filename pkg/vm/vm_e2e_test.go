@@ -93,16 +93,45 @@ func TestBootRunPoweroff(t *testing.T) {
 	}
 }
 
-func TestBootTimeoutRetries(t *testing.T) {
+// TestBootStallRetries boots a guest that never runs (qemu -S: its vCPU
+// stays stopped, as in an early-boot hang): each attempt is killed after
+// BootStall without console output or qemu activity, long before the
+// overall BootTimeout.
+func TestBootStallRetries(t *testing.T) {
 	cfg := testConfig(t, guestDir(t), t.TempDir())
-	cfg.BootTimeout = 200 * time.Millisecond // far below any TCG boot
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QEMU = filepath.Join(t.TempDir(), "qemu-paused")
+	if err := os.WriteFile(cfg.QEMU, []byte("#!/bin/sh\nexec "+qemu+" -S \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.BootStall, cfg.BootTimeout, cfg.BootAttempts = 2*time.Second, time.Minute, 2
 	start := time.Now()
-	_, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if !errors.Is(err, ErrBootTimeout) {
-		t.Fatalf("Start = %v, want ErrBootTimeout", err)
+	_, err = Start(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if !errors.Is(err, ErrBootStalled) {
+		t.Fatalf("Start = %v, want ErrBootStalled", err)
 	}
 	if _, err := os.Stat(cfg.ConsoleLog + ".attempt1"); err != nil {
 		t.Errorf("first attempt's console was not kept: %v", err)
 	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("two stalled attempts took %s, want about 2 x %s", d, cfg.BootStall)
+	}
 	t.Logf("gave up after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBootTimeout: the overall cap ends a boot that is still making
+// progress, without a retry.
+func TestBootTimeout(t *testing.T) {
+	cfg := testConfig(t, guestDir(t), t.TempDir())
+	t.Setenv(EnvBootTimeout, "300ms") // far below any TCG boot
+	_, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if !errors.Is(err, ErrBootTimeout) || !strings.Contains(err.Error(), EnvBootTimeout) {
+		t.Fatalf("Start = %v, want ErrBootTimeout naming %s", err, EnvBootTimeout)
+	}
+	if _, err := os.Stat(cfg.ConsoleLog + ".attempt1"); err == nil {
+		t.Errorf("the overall timeout was retried")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestChooseAccel(t *testing.T) {
@@ -204,8 +205,73 @@ func TestHostTSCkHz(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := baseConfig().withDefaults()
-	if c.BootAttempts != 2 || c.BootTimeout <= 0 || c.Machine != "microvm" {
-		t.Errorf("defaults = attempts %d, timeout %s, machine %q", c.BootAttempts, c.BootTimeout, c.Machine)
+	if c.BootAttempts != 3 || c.BootStall != 10*time.Second || c.BootTimeout != 5*time.Minute || c.Machine != "microvm" {
+		t.Errorf("defaults = attempts %d, stall %s, timeout %s, machine %q", c.BootAttempts, c.BootStall, c.BootTimeout, c.Machine)
+	}
+}
+
+func TestLimitsFromEnv(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		timeout, stall string // environment
+		set            time.Duration
+		wantTimeout    time.Duration
+		wantStall      time.Duration
+		wantErr        bool
+	}{
+		{name: "unset"},
+		{name: "both", timeout: "10m", stall: "30s", wantTimeout: 10 * time.Minute, wantStall: 30 * time.Second},
+		{name: "config wins", timeout: "10m", set: time.Minute, wantTimeout: time.Minute},
+		{name: "not a duration", timeout: "ten", wantErr: true},
+		{name: "zero", stall: "0s", wantErr: true},
+		{name: "negative", stall: "-1s", wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(EnvBootTimeout, tt.timeout)
+			t.Setenv(EnvBootStall, tt.stall)
+			c := Config{BootTimeout: tt.set}
+			err := c.limitsFromEnv()
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrBadConfig)) {
+				t.Fatalf("limitsFromEnv() = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && (c.BootTimeout != tt.wantTimeout || c.BootStall != tt.wantStall) {
+				t.Errorf("timeout %s stall %s, want %s %s", c.BootTimeout, c.BootStall, tt.wantTimeout, tt.wantStall)
+			}
+		})
+	}
+}
+
+func TestProgressMoved(t *testing.T) {
+	const iv = time.Second
+	base := progress{console: 100, busy: 5 * time.Second, known: true}
+	for _, tt := range []struct {
+		name string
+		cur  progress
+		want bool
+	}{
+		{"still", base, false},
+		{"idle qemu", progress{console: 100, busy: base.busy + 20*time.Millisecond, known: true}, false},
+		{"console output", progress{console: 101, busy: base.busy, known: true}, true},
+		{"qemu running or runnable", progress{console: 100, busy: base.busy + 300*time.Millisecond, known: true}, true},
+		{"unknown activity", progress{console: 100}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cur.movedSince(base, iv); got != tt.want {
+				t.Errorf("movedSince = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSampleProgressSelf(t *testing.T) {
+	before := sampleProgress(os.Getpid(), "/nonexistent")
+	if !before.known {
+		t.Skip("no /proc/PID/task/*/schedstat on this kernel (CONFIG_SCHED_INFO)")
+	}
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	if after := sampleProgress(os.Getpid(), "/nonexistent"); after.busy-before.busy < 40*time.Millisecond {
+		t.Errorf("50 ms of spinning counted as %s", after.busy-before.busy)
 	}
 }
 

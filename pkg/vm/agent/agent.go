@@ -86,15 +86,31 @@ func (c *Conn) Send(m Message) error {
 	return nil
 }
 
+// MaxLine bounds one message on the wire. The guest is not trusted: a line
+// that never ends must not grow the host's memory without bound. Commands'
+// output goes in chunks of at most 32 KiB (44 KiB as base64).
+const MaxLine = 1 << 20
+
 // Recv reads the next message.
 func (c *Conn) Recv() (Message, error) {
 	var m Message
-	line, err := c.r.ReadBytes('\n')
-	if err != nil {
-		return m, fmt.Errorf("receive: %w", err)
+	var line []byte
+	for {
+		frag, err := c.r.ReadSlice('\n')
+		if len(line)+len(frag) > MaxLine {
+			return m, fmt.Errorf("receive: %w", ErrLineTooLong)
+		}
+		line = append(line, frag...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return m, fmt.Errorf("receive: %w", err)
+		}
+		break
 	}
 	if err := json.Unmarshal(line, &m); err != nil {
-		return m, fmt.Errorf("receive %q: %w", line, err)
+		return m, fmt.Errorf("receive %.100q: %w", line, err)
 	}
 	return m, nil
 }

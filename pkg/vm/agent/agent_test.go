@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os/exec"
 	"reflect"
@@ -82,5 +83,43 @@ func TestExit(t *testing.T) {
 				t.Errorf("Exit = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// endless is a peer that writes one line that never ends.
+type endless struct{ read int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	e.read += int64(len(p))
+	return len(p), nil
+}
+
+// TestRecvBounded checks that a line without end (a hostile guest) is
+// refused once it passes MaxLine, having read little more than that.
+func TestRecvBounded(t *testing.T) {
+	src := &endless{}
+	r := io.LimitReader(src, 64<<20) // the old code read all of it
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{r, io.Discard})
+	_, err := c.Recv()
+	if !errors.Is(err, ErrLineTooLong) {
+		t.Errorf("Recv = %v, want %v", err, ErrLineTooLong)
+	}
+	if src.read > 2*MaxLine {
+		t.Errorf("Recv read %d bytes of an endless line, want at most %d", src.read, 2*MaxLine)
+	}
+	// A long line within MaxLine is still a message.
+	big := Message{Op: OpStdout, Data: bytes.Repeat([]byte("x"), MaxLine/2)}
+	var buf bytes.Buffer
+	if err := NewConn(&buf).Send(big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewConn(&buf).Recv(); err != nil {
+		t.Errorf("Recv of a %d-byte line: %v", buf.Len(), err)
 	}
 }

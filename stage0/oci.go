@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+
+	"github.com/skiffpod/skiff/pkg/fetch"
+	"github.com/skiffpod/skiff/pkg/imageref"
+	"github.com/skiffpod/skiff/pkg/oci"
+	"github.com/skiffpod/skiff/pkg/store"
+)
+
+// errUnsignedOCI explains why an OCI image by tag is refused: skiff checks
+// no signatures of OCI images yet (docs/images.md).
+var errUnsignedOCI = errors.New("a tag is not verified (skiff does not check OCI signatures yet): pin the image by digest (docker://NAME@sha256:...) or pass --insecure-options=image")
+
+// fetchOCI brings the OCI image ref names into the store, unless the pull
+// policy finds it there, and returns its ID. An image pinned by digest is
+// recorded digest-pinned; anything else needs --insecure-options=image.
+func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref imageref.Ref) (string, error) {
+	prov := store.DigestPinned
+	if ref.Digest == "" {
+		if !f.InsecureImage {
+			return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
+		}
+		prov = store.Insecure
+	}
+	// The store is searched by reference, not by platform: another
+	// platform than the host's is asked for again. A layout or archive is
+	// always opened again: it is local, its path may be relative or its
+	// content new, and layers already stored are not read twice.
+	if (f.Policy != fetch.PolicyUpdate || ref.Digest != "") && g.platform == "" && ref.Transport == imageref.Docker {
+		img, ok, err := s.FindOCI(ref)
+		if err != nil {
+			return "", err
+		}
+		if ok && ref.Digest != "" && img.Provenance != prov {
+			// The ID is the digest the user pinned: the stored bytes are
+			// the ones asked for, whatever brought them in.
+			return img.ID, s.Upgrade(img.ID, prov)
+		}
+		if ok {
+			return img.ID, nil
+		}
+	}
+	if f.Policy == fetch.PolicyNever && ref.Transport == imageref.Docker { // a local file is no pull
+		return "", fmt.Errorf("fetch %s: %w (pull policy never)", ref, store.ErrNotFound)
+	}
+	opts := oci.Options{
+		PlainHTTP:     f.InsecureHTTP,
+		SkipTLSVerify: g.insecureOpt("tls"),
+		Platform:      g.platform,
+		AuthFile:      filepath.Join(g.localConfig, "auth.json"),
+	}
+	if env := os.Getenv("REGISTRY_AUTH_FILE"); env != "" {
+		opts.AuthFile = env
+	}
+	if ref.Transport == imageref.Docker {
+		opts.CADir = filepath.Join(g.localConfig, "certs.d", ref.Registry)
+	}
+	img, err := oci.Open(ctx, ref, opts)
+	if err != nil {
+		return "", fmt.Errorf("fetch: %w", err)
+	}
+	defer img.Close()
+	if f.Progress != nil {
+		fmt.Fprintf(f.Progress, "fetching %s (%s, %d layers)\n", ref, img.Digest, len(img.Layers))
+	}
+	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
+	// A bar needs a terminal that knows its width (mpb draws nothing in 0
+	// columns): else one line per layer.
+	if tty, ok := f.Progress.(*os.File); ok && termWidth(tty) > 0 {
+		p := mpb.NewWithContext(ctx, mpb.WithOutput(tty), mpb.WithWidth(40))
+		defer p.Wait()
+		imp.Progress = nil // bars instead of lines
+		imp.Watch = func(name string, r io.Reader) (io.Reader, func(bool)) {
+			bar := p.AddBar(0, mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
+				mpb.AppendDecorators(decor.CurrentKibiByte("% .1f")))
+			return bar.ProxyReader(r), func(ok bool) {
+				if ok {
+					bar.SetTotal(-1, true)
+				} else {
+					bar.Abort(false)
+				}
+			}
+		}
+	}
+	return s.ImportOCI(ctx, img, imp)
+}
+
+func termWidth(f *os.File) int {
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
+}
