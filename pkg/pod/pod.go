@@ -3,8 +3,10 @@
 //
 // A pod lives in DIR/pods/<state>/<uuid>. A state change is a rename(2) of
 // that directory; "in use" (preparing or running) means some process holds
-// the exclusive flock(2) on the directory itself. docs/pod-lifecycle.md has
-// the table of states and transitions.
+// the exclusive flock(2) on the directory itself. Only root can open a pod
+// dir (0710 root:skiff), so only root can lock it; members of the skiff
+// group learn whether a pod is in use from /proc/locks. docs/pod-lifecycle.md
+// has the table of states and transitions.
 package pod
 
 import (
@@ -85,7 +87,7 @@ func Create(dataDir string) (*Pod, error) {
 	if err := os.Mkdir(p.Path(), 0o700); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
-	if err := perm.Shared(p.Path()); err != nil {
+	if err := perm.Searchable(p.Path()); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
 	if err := p.TryLock(); err != nil {
@@ -205,8 +207,14 @@ func (p *Pod) TryLock() error {
 // Look takes the pod's lock shared, without waiting, to read the pod
 // without disturbing its owner: it fails with ErrLocked while the pod is
 // in use, and refreshes p.State. Call done when finished looking.
+//
+// A process that may not open the pod dir (a skiff group member) takes no
+// lock: it looks in /proc/locks instead, and done is a no-op.
 func (p *Pod) Look() (done func(), err error) {
 	f, err := os.Open(p.Path())
+	if errors.Is(err, os.ErrPermission) {
+		return p.lookUnlocked()
+	}
 	if err != nil {
 		return nil, p.notExist(err)
 	}
@@ -223,6 +231,26 @@ func (p *Pod) Look() (done func(), err error) {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
+}
+
+// lookUnlocked is Look without a lock, for members of the skiff group.
+func (p *Pod) lookUnlocked() (done func(), err error) {
+	locked, err := p.heldExclusive()
+	if err != nil {
+		return nil, err
+	}
+	if locked {
+		return nil, fmt.Errorf("look at pod %s: %w", p.UUID, ErrLocked)
+	}
+	f, err := os.OpenFile(p.Path(), unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, p.notExist(err)
+	}
+	defer f.Close()
+	if err := p.refresh(f); err != nil {
+		return nil, err
+	}
+	return func() {}, nil
 }
 
 // refresh re-reads the pod's state after its directory f was locked.
@@ -243,12 +271,16 @@ func (p *Pod) refresh(f *os.File) error {
 }
 
 // IsLocked reports whether another process holds the pod's lock
-// exclusively: whether the pod is in use.
+// exclusively: whether the pod is in use. A process that may not open the
+// pod dir reads /proc/locks instead.
 func (p *Pod) IsLocked() (bool, error) {
 	if p.lock != nil {
 		return false, nil
 	}
 	f, err := os.Open(p.Path())
+	if errors.Is(err, os.ErrPermission) {
+		return p.heldExclusive()
+	}
 	if err != nil {
 		return false, p.notExist(err)
 	}
@@ -263,9 +295,23 @@ func (p *Pod) IsLocked() (bool, error) {
 	return false, nil
 }
 
-// WaitUnlocked blocks until no process holds the pod's lock.
+// unlockedPoll is how often WaitUnlocked reads /proc/locks when it may
+// not open the pod dir.
+const unlockedPoll = 100 * time.Millisecond
+
+// WaitUnlocked blocks until no process holds the pod's lock exclusively.
+// A process that may not open the pod dir polls /proc/locks.
 func (p *Pod) WaitUnlocked() error {
 	f, err := os.Open(p.Path())
+	if errors.Is(err, os.ErrPermission) {
+		for {
+			locked, err := p.heldExclusive()
+			if err != nil || !locked {
+				return err
+			}
+			time.Sleep(unlockedPoll)
+		}
+	}
 	if err != nil {
 		return p.notExist(err)
 	}

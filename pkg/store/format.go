@@ -16,8 +16,10 @@ import (
 
 // Format is the version of the on-disk layout this skiff writes, kept in
 // DIR/format. Version 1, the first release, had no format file: its
-// directories were 0755 and its trees had no hash.
-const Format = 2
+// directories were 0755 and its trees had no hash. Version 2's pod dirs
+// were 0750, so a skiff group member could open and flock them; version 3
+// makes them 0710 (pkg/pod.Migrate).
+const Format = 3
 
 const formatFile = "format"
 
@@ -42,7 +44,7 @@ func ReadFormat(dir string) (int, error) {
 	return v, nil
 }
 
-// migrate brings a version 1 store (or none) to the current format: the
+// migrate brings an older store (or none) to the current format: the
 // modes and owners of docs/security.md on everything the store holds, and
 // a hash for every rendered tree. The hash is that of a fresh render of
 // the blob, so a tree damaged before the migration fails fsck after it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,9 +176,10 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 	// A newer format is refused.
-	os.WriteFile(filepath.Join(s.dir, formatFile), []byte("3\n"), 0o640)
+	newer := strconv.Itoa(Format + 1)
+	os.WriteFile(filepath.Join(s.dir, formatFile), []byte(newer+"\n"), 0o640)
 	if _, err := Open(s.dir, nil); !errors.Is(err, ErrFormat) {
-		t.Errorf("open of format 3: %v, want ErrFormat", err)
+		t.Errorf("open of format %s: %v, want ErrFormat", newer, err)
 	}
 }
 
