@@ -158,6 +158,26 @@ func (s *Store) LowerDirs(ctx context.Context, id string) ([]string, error) {
 	return dirs, nil
 }
 
+// Trees renders exactly images ids, in the order given, and returns their
+// rootfs directories: the layers a caller resolved (and checked) once, with
+// no second resolution by name that an import in between could change.
+func (s *Store) Trees(ctx context.Context, ids []string) ([]string, error) {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	dirs := make([]string, len(ids))
+	for i, id := range ids {
+		dir, err := s.render(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("render image %s: %w", id, err)
+		}
+		dirs[i] = filepath.Join(dir, "rootfs")
+	}
+	return dirs, nil
+}
+
 // resolve returns the IDs of image id and its dependencies, top first.
 func (s *Store) resolve(id string) ([]string, error) {
 	imgs, err := s.list()
