@@ -92,7 +92,7 @@ state=running, pid=1234, app-NAME=STATUS. With --wait, wait for the pod to end f
 				if err != nil {
 					return usagef("--wait-ready=%s: %v", waitReady, err)
 				}
-				if err := waitForReady(p, d); err != nil {
+				if p, err = waitForReady(p, d); err != nil {
 					return err
 				}
 			}
@@ -120,29 +120,30 @@ state=running, pid=1234, app-NAME=STATUS. With --wait, wait for the pod to end f
 	return cmd
 }
 
-// waitForReady polls for the ready marker stage1 writes.
-func waitForReady(p *pod.Pod, d time.Duration) error {
+// waitForReady polls for the ready marker stage1 writes, and returns the
+// pod as last loaded: it may have moved (prepare to run) since p was.
+func waitForReady(p *pod.Pod, d time.Duration) (*pod.Pod, error) {
 	deadline := time.Now().Add(d)
 	for {
 		p2, err := pod.Load(p.Dir(), p.UUID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		st, err := p2.Status()
 		if errors.Is(err, pod.ErrNotExist) && time.Now().Before(deadline) {
 			continue // moved to its next state since Load: look again
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if st.Ready {
-			return nil
+			return p2, nil
 		}
 		if st.State != "running" && st.State != "prepared" && st.State != "preparing" {
-			return fmt.Errorf("pod %s is %s, it never became ready", p.UUID, st.State)
+			return nil, fmt.Errorf("pod %s is %s, it never became ready", p.UUID, st.State)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pod %s: not ready after %s", p.UUID, d)
+			return nil, fmt.Errorf("pod %s: not ready after %s", p.UUID, d)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
