@@ -282,6 +282,17 @@ func TestMemberCannotLockPods(t *testing.T) {
 		t.Errorf("skiff status as member: exit %d:\n%s", code, sout)
 	}
 
+	// A member waiting for the running pod to end, taking no lock.
+	wait := exec.Command(bin, "--dir="+e.dir, "status", "--wait", running)
+	wait.Dir = "/"
+	wait.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: memberUID, Gid: memberUID, Groups: []uint32{uint32(gid)}}}
+	var waitOut strings.Builder
+	wait.Stdout, wait.Stderr = &waitOut, &waitOut
+	if err := wait.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer wait.Process.Kill()
+
 	// Root's commands, with the member's locks held.
 	for _, args := range [][]string{{"run-prepared", prepared}, {"stop", running}, {"rm", toRemove}} {
 		if out, errs, code := e.run(args...); code != 0 {
@@ -289,6 +300,16 @@ func TestMemberCannotLockPods(t *testing.T) {
 		}
 	}
 	c.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- wait.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil || !strings.Contains(waitOut.String(), "state=exited") {
+			t.Errorf("status --wait as member: %v:\n%s", err, waitOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("status --wait as member still waiting 10 s after the pod ended")
+	}
 	e.mustRun("gc", "--grace-period=0")
 	if _, errs, code := e.run("status", toCollect); code == 0 || !strings.Contains(errs, "does not exist") {
 		t.Errorf("pod %s still there after gc while a member held locks: exit %d %s", toCollect, code, errs)

@@ -207,14 +207,9 @@ func (p *Pod) TryLock() error {
 // Look takes the pod's lock shared, without waiting, to read the pod
 // without disturbing its owner: it fails with ErrLocked while the pod is
 // in use, and refreshes p.State. Call done when finished looking.
-//
-// A process that may not open the pod dir (a skiff group member) takes no
-// lock: it looks in /proc/locks instead, and done is a no-op.
+// Only root can look (gc does): others cannot open the pod dir.
 func (p *Pod) Look() (done func(), err error) {
 	f, err := os.Open(p.Path())
-	if errors.Is(err, os.ErrPermission) {
-		return p.lookUnlocked()
-	}
 	if err != nil {
 		return nil, p.notExist(err)
 	}
@@ -231,26 +226,6 @@ func (p *Pod) Look() (done func(), err error) {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
-}
-
-// lookUnlocked is Look without a lock, for members of the skiff group.
-func (p *Pod) lookUnlocked() (done func(), err error) {
-	locked, err := p.heldExclusive()
-	if err != nil {
-		return nil, err
-	}
-	if locked {
-		return nil, fmt.Errorf("look at pod %s: %w", p.UUID, ErrLocked)
-	}
-	f, err := os.OpenFile(p.Path(), unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return nil, p.notExist(err)
-	}
-	defer f.Close()
-	if err := p.refresh(f); err != nil {
-		return nil, err
-	}
-	return func() {}, nil
 }
 
 // refresh re-reads the pod's state after its directory f was locked.
