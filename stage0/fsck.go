@@ -122,8 +122,9 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 	return cmd
 }
 
-// migrateDataDir brings a data dir of the first release (no format file)
-// to the current format when root opens it: the pods first, then the
+// migrateDataDir brings a data dir of an earlier format (none: the first
+// release; 2: pod dirs a member could lock) to the current one when root
+// opens it: the pods first, then the
 // store, whose format file is written last, so an interrupted migration
 // runs again. See docs/security.md.
 func migrateDataDir(g *globals) error {
@@ -131,7 +132,7 @@ func migrateDataDir(g *globals) error {
 		return nil
 	}
 	v, err := store.ReadFormat(g.dir)
-	if err != nil || v != 0 {
+	if err != nil || v == store.Format {
 		return err
 	}
 	if _, err := os.Stat(g.dir); err != nil {

@@ -84,34 +84,38 @@ func resolveImage(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetc
 // it depends on against the run policy. Only a full image ID typed by the
 // user counts as a reference by ID: a short prefix is a convenience, not a
 // digest. Dependencies are found by name in the store, so they are checked
-// as names.
-func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) error {
+// as names. It returns the layers it checked (id, then its dependencies, as
+// prepare.App.Layers wants them): the pod must mount exactly those, not
+// what a second resolution would find after an import.
+func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) ([]string, error) {
 	img, err := s.Get(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, err := g.request(img)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.ByImageID = ref == img.ID
 	if err := pol.Check(req); err != nil {
-		return fmt.Errorf("run %s: %w", ref, err)
+		return nil, fmt.Errorf("run %s: %w", ref, err)
 	}
 	deps, err := s.Dependencies(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	layers := []string{id}
 	for _, d := range deps {
 		req, err := g.request(d)
 		if err == nil {
 			err = pol.Check(req)
 		}
 		if err != nil {
-			return fmt.Errorf("run %s: dependency: %w", ref, err)
+			return nil, fmt.Errorf("run %s: dependency: %w", ref, err)
 		}
+		layers = append(layers, d.ID)
 	}
-	return nil
+	return layers, nil
 }
 
 // request asks the run policy about img as an image named by name. A
@@ -135,31 +139,33 @@ func (g *globals) request(img store.Image) (policy.Request, error) {
 //
 // A stage1 by name, URL or image ID must pass the run policy pol as any
 // image does; one from a file is trusted by location (docs/stage1-abi.md).
-func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, pol *policy.Policy, ref string) (string, error) {
+// It returns the stage1's ID and its layers (see admit).
+func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, pol *policy.Policy, ref string) (string, []string, error) {
 	path, short := "", false
 	if !strings.HasPrefix(ref, "sha512-") {
 		var err error
 		if path, short, err = stage1.DefaultImage(ref); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	if !short {
 		if !fetch.IsPath(ref) {
 			id, err := resolveImage(ctx, g, s, f, ref, "")
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
-			return id, g.admit(s, pol, ref, id)
+			layers, err := g.admit(s, pol, ref, id)
+			return id, layers, err
 		}
 		path = ref
 	}
 	var err error
 	if path, err = filepath.Abs(path); err != nil {
-		return "", fmt.Errorf("stage1 %s: %w", ref, err)
+		return "", nil, fmt.Errorf("stage1 %s: %w", ref, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("stage1 %s: %w", ref, err)
+		return "", nil, fmt.Errorf("stage1 %s: %w", ref, err)
 	}
 	// A stage1 from a local file (the defaults beside the binary, or a path
 	// the user gave) is trusted by location, as the skiff binary itself is:
@@ -169,22 +175,36 @@ func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fet
 	key := fmt.Sprintf("stage1:%s?size=%d&mtime=%d", path, fi.Size(), fi.ModTime().UnixNano())
 	if rec, ok, err := s.Remote(key); err == nil && ok {
 		if _, err := s.Get(rec.ID); err == nil {
-			return rec.ID, nil
+			return localStage1(s, rec.ID)
 		}
 	}
 	file, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("stage1 %s: %w", ref, err)
+		return "", nil, fmt.Errorf("stage1 %s: %w", ref, err)
 	}
 	defer file.Close()
 	id, err := s.Import(ctx, file, store.ImportOptions{Source: path})
 	if err != nil {
-		return "", fmt.Errorf("import stage1 %s: %w", path, err)
+		return "", nil, fmt.Errorf("import stage1 %s: %w", path, err)
 	}
 	if err := s.SetRemote(key, store.RemoteRecord{ID: id}); err != nil {
 		g.log.Warn("cache stage1 import", "err", err)
 	}
-	return id, nil
+	return localStage1(s, id)
+}
+
+// localStage1 returns the layers of a stage1 imported from a file: its
+// dependencies are resolved once, here, as admit does for other images.
+func localStage1(s *store.Store, id string) (string, []string, error) {
+	deps, err := s.Dependencies(id)
+	if err != nil {
+		return "", nil, err
+	}
+	layers := []string{id}
+	for _, d := range deps {
+		layers = append(layers, d.ID)
+	}
+	return id, layers, nil
 }
 
 // storeAdapter lets the store serve fetch's small interface.

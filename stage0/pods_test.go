@@ -3,7 +3,10 @@ package main
 import (
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 )
@@ -41,5 +44,37 @@ func TestGCSparesPodsInUse(t *testing.T) {
 	}
 	if pods, _ := pod.List(dir); len(pods) != 0 {
 		t.Errorf("pods left after gc of released pods: %d", len(pods))
+	}
+}
+
+// TestWaitForReadyFollowsThePod checks that `status --wait-ready` reports on
+// the pod where it is now: loaded while preparing, it has moved to run by
+// the time it is ready (the old code then failed "pod does not exist").
+func TestWaitForReadyFollowsThePod(t *testing.T) {
+	dir := t.TempDir()
+	p, err := pod.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Unlock()
+	if err := p.Transition(pod.Preparing); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := pod.Load(dir, p.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		p.Transition(pod.Running)
+		os.MkdirAll(filepath.Dir(p.File(pod.ReadyFile)), 0o700)
+		os.WriteFile(p.File(pod.ReadyFile), nil, 0o644)
+	}()
+	q, err := waitForReady(loaded, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := q.Status(); err != nil || st.State != pod.PhaseRunning {
+		t.Errorf("status after wait-ready = %+v, %v; want running", st, err)
 	}
 }

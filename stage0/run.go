@@ -224,16 +224,18 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		if err != nil {
 			return nil, err
 		}
-		if err := g.admit(s, pol, a.image, id); err != nil {
+		layers, err := g.admit(s, pol, a.image, id)
+		if err != nil {
 			return nil, err
 		}
 		app, err := a.toApp(id)
 		if err != nil {
 			return nil, err
 		}
+		app.Layers = layers
 		o.Apps = append(o.Apps, app)
 	}
-	if o.Stage1, err = resolveStage1(ctx, g, s, fe, pol, f.stage1); err != nil {
+	if o.Stage1, o.Stage1Layers, err = resolveStage1(ctx, g, s, fe, pol, f.stage1); err != nil {
 		return nil, err
 	}
 	p, err := prepare.Prepare(ctx, s, o)

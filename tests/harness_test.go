@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if os.Getenv(lockerEnv) != "" {
+		return lockerMain() // this binary re-run as another user (review_test.go)
+	}
 	_, file, _, _ := runtime.Caller(0)
 	repoRoot = filepath.Dir(filepath.Dir(file))
 	binDir = filepath.Join(repoRoot, "bin")

@@ -308,7 +308,7 @@ func TestOCIFetchAndRun(t *testing.T) {
 		}
 		checkOCIStore(t, e)
 		// Pods mount its layers: rm refuses while they exist.
-		if _, errs, code := e.run("image", "rm", id); code == 0 || !strings.Contains(errs, "used by a pod") {
+		if _, errs, code := e.run("image", "rm", id); code == 0 || !strings.Contains(errs, "in use") {
 			t.Errorf("image rm of an image pods use: exit %d: %s", code, errs)
 		}
 		for _, u := range uuidsIn(e.mustRun("list", "--format=json")) {

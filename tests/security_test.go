@@ -137,7 +137,7 @@ func TestPermissionModel(t *testing.T) {
 			{filepath.Join(e.dir, "cas", "remotes"), 0o700, 0},
 			{pod.PodsDir(e.dir), 0o750, gid},
 			{filepath.Dir(podDir), 0o750, gid},
-			{podDir, 0o750, gid},
+			{podDir, 0o710, gid},
 			{filepath.Join(podDir, pod.ManifestFile), 0o640, gid},
 			{filepath.Join(podDir, pod.Stage1Dir), 0o700, 0},
 			{filepath.Join(podDir, pod.OverlayDir), 0o700, 0},
@@ -506,7 +506,7 @@ func TestMigrationFromV1(t *testing.T) {
 	// The first command of the new skiff, as root, migrates.
 	out := e.mustRun("list")
 	mustContain(t, out, uuid[:8], "prepared")
-	if b, err := os.ReadFile(filepath.Join(e.dir, "format")); err != nil || strings.TrimSpace(string(b)) != "2" {
+	if b, err := os.ReadFile(filepath.Join(e.dir, "format")); err != nil || strings.TrimSpace(string(b)) != "3" {
 		t.Errorf("format file after migration: %q, %v", b, err)
 	}
 	p, err := pod.Load(e.dir, uuid)
@@ -515,7 +515,7 @@ func TestMigrationFromV1(t *testing.T) {
 	}
 	for path, want := range map[string]os.FileMode{
 		e.dir: 0o750, filepath.Join(e.dir, "cas"): 0o750, filepath.Join(e.dir, "cas", "tree"): 0o700,
-		filepath.Join(e.dir, "cas", "blobs"): 0o700, pod.PodsDir(e.dir): 0o750, p.Path(): 0o750,
+		filepath.Join(e.dir, "cas", "blobs"): 0o700, pod.PodsDir(e.dir): 0o750, p.Path(): 0o710,
 		p.File(pod.ManifestFile): 0o640, p.File(pod.Stage1Dir): 0o700, p.File(pod.OverlayDir): 0o700,
 	} {
 		if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != want {

@@ -1,7 +1,9 @@
 // Package perm applies skiff's permission model (docs/security.md) to the
 // files and directories it creates under the data dir: metadata a member
 // of the host's "skiff" group may read is root:skiff 0750 (dirs) or 0640
-// (files); image content, blobs and pod roots are root-only, 0700/0600.
+// (files); a pod dir is root:skiff 0710 (members open the files in it by
+// name but cannot open, and so cannot flock, the dir itself); image
+// content, blobs and pod roots are root-only, 0700/0600.
 // Modes are set explicitly after creation, so the umask never widens or
 // narrows them.
 package perm
@@ -24,6 +26,10 @@ const (
 	SharedFile  os.FileMode = 0o640
 	PrivateDir  os.FileMode = 0o700
 	PrivateFile os.FileMode = 0o600
+	// SearchDir is a directory the group may pass through but not open:
+	// flock(2) needs only an open fd, so whoever can open a directory can
+	// lock it.
+	SearchDir os.FileMode = 0o710
 )
 
 // Group returns the gid of group skiff, or 0 (root's group) when the host
@@ -52,6 +58,18 @@ func Shared(path string) error {
 		mode = SharedDir
 	}
 	return set(path, mode, Group())
+}
+
+// Searchable gives directory path the search class: root:skiff 0710.
+func Searchable(path string) error {
+	fi, err := lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("set permissions of %s: not a directory", path)
+	}
+	return set(path, SearchDir, Group())
 }
 
 // Private gives path the private class: root:root, 0700 for a directory,
@@ -129,6 +147,13 @@ func set(path string, mode os.FileMode, gid int) error {
 // owner, group, a symlink in place of the file; "" when it does not.
 // Owners are checked only when running as root, who sets them.
 func Differs(path string, shared bool) string {
+	return differs(path, shared, false)
+}
+
+// DiffersSearchable is Differs for the search class of Searchable.
+func DiffersSearchable(path string) string { return differs(path, true, true) }
+
+func differs(path string, shared, search bool) string {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return err.Error()
@@ -138,6 +163,8 @@ func Differs(path string, shared bool) string {
 	}
 	want, gid := PrivateFile, 0
 	switch {
+	case search && fi.IsDir():
+		want, gid = SearchDir, Group()
 	case shared && fi.IsDir():
 		want, gid = SharedDir, Group()
 	case shared:

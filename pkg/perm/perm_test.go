@@ -59,7 +59,7 @@ func TestRefusesSymlinks(t *testing.T) {
 	os.WriteFile(target, nil, 0o644)
 	link := filepath.Join(dir, "link")
 	os.Symlink(target, link)
-	for _, set := range []func(string) error{Shared, Private} {
+	for _, set := range []func(string) error{Shared, Private, Searchable} {
 		if err := set(link); err == nil || !strings.Contains(err.Error(), "symlink") {
 			t.Errorf("set through a symlink: %v", err)
 		}
@@ -69,5 +69,32 @@ func TestRefusesSymlinks(t *testing.T) {
 	}
 	if d := Differs(link, true); d != "is a symlink" {
 		t.Errorf("Differs(symlink) = %q", d)
+	}
+}
+
+func TestSearchable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pod")
+	if err := MkdirShared(dir); err != nil {
+		t.Fatal(err)
+	}
+	if d := DiffersSearchable(dir); d == "" {
+		t.Errorf("DiffersSearchable of a shared dir found nothing")
+	}
+	if err := Searchable(dir); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != SearchDir {
+		t.Errorf("mode = %v, want %04o", fi.Mode(), SearchDir)
+	}
+	if d := DiffersSearchable(dir); d != "" {
+		t.Errorf("DiffersSearchable right after Searchable: %s", d)
+	}
+	if d := Differs(dir, true); d == "" {
+		t.Errorf("Differs(shared) of a searchable dir found nothing")
+	}
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o600)
+	if err := Searchable(file); err == nil {
+		t.Errorf("Searchable of a file: no error")
 	}
 }

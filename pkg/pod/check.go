@@ -105,10 +105,10 @@ func (p *Pod) check(o CheckOptions, report func(Problem, func() error) error) er
 	if err != nil {
 		return fmt.Errorf("check pod %s: %w", p.UUID, err)
 	}
-	// The pod dir must be shared; the files in it are stage0's metadata
+	// The pod dir must be searchable only; the files in it are stage0's metadata
 	// (shared) or what a stage1 wrote there (pid, a console log): none
 	// may be writable or executable by anyone but root.
-	wrong := perm.Differs(p.Path(), true)
+	wrong := perm.DiffersSearchable(p.Path())
 	for _, e := range ents {
 		if wrong != "" || !e.Type().IsRegular() {
 			continue

@@ -15,7 +15,7 @@ func TestCheck(t *testing.T) {
 		repair bool   // whether --repair fixes it
 	}{
 		{"clean", func(*testing.T, *Pod) {}, "", false},
-		{"pod dir 0711", func(t *testing.T, p *Pod) { chmod(t, p.Path(), 0o711) }, "mode 0711, want 0750", true},
+		{"pod dir 0711", func(t *testing.T, p *Pod) { chmod(t, p.Path(), 0o711) }, "mode 0711, want 0710", true},
 		{"world-writable pid", func(t *testing.T, p *Pod) { write(t, p.File(PidFile), 0o666) }, "pid: mode 0666", true},
 		{"readable stage1", func(t *testing.T, p *Pod) { chmod(t, p.File(Stage1Dir), 0o755) }, "mode 0755, want 0700", true},
 		{"abandoned prepare", func(t *testing.T, p *Pod) { p.Unlock() }, "abandoned prepare pod", false},

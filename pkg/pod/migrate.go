@@ -9,10 +9,12 @@ import (
 	"github.com/skiffpod/skiff/pkg/perm"
 )
 
-// Migrate gives the pods of a version 1 data dir (0711 directories, 0644
-// files) the modes of docs/security.md: pods/, the state dirs, the pod
-// dirs and the files at their top level are shared with the skiff group;
-// stage1/ and overlay/ become root-only. Pods keep running meanwhile.
+// Migrate gives the pods of an older data dir (version 1: 0711 directories,
+// 0644 files; version 2: pod dirs 0750) the modes of docs/security.md:
+// pods/, the state dirs and the files at the pods' top level are shared
+// with the skiff group, the pod dirs only searchable by it (0710, so that
+// no member can open and flock one); stage1/ and overlay/ become
+// root-only. Pods keep running meanwhile: their locks are on open fds.
 func Migrate(dataDir string) error {
 	pods := PodsDir(dataDir)
 	if _, err := os.Lstat(pods); errors.Is(err, os.ErrNotExist) {
@@ -47,7 +49,7 @@ func Migrate(dataDir string) error {
 }
 
 func migratePod(dir string) error {
-	if err := perm.Shared(dir); err != nil {
+	if err := perm.Searchable(dir); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(dir)

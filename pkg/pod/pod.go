@@ -3,8 +3,10 @@
 //
 // A pod lives in DIR/pods/<state>/<uuid>. A state change is a rename(2) of
 // that directory; "in use" (preparing or running) means some process holds
-// the exclusive flock(2) on the directory itself. docs/pod-lifecycle.md has
-// the table of states and transitions.
+// the exclusive flock(2) on the directory itself. Only root can open a pod
+// dir (0710 root:skiff), so only root can lock it; members of the skiff
+// group learn whether a pod is in use from /proc/locks. docs/pod-lifecycle.md
+// has the table of states and transitions.
 package pod
 
 import (
@@ -85,7 +87,7 @@ func Create(dataDir string) (*Pod, error) {
 	if err := os.Mkdir(p.Path(), 0o700); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
-	if err := perm.Shared(p.Path()); err != nil {
+	if err := perm.Searchable(p.Path()); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
 	if err := p.TryLock(); err != nil {
@@ -205,6 +207,7 @@ func (p *Pod) TryLock() error {
 // Look takes the pod's lock shared, without waiting, to read the pod
 // without disturbing its owner: it fails with ErrLocked while the pod is
 // in use, and refreshes p.State. Call done when finished looking.
+// Only root can look (gc does): others cannot open the pod dir.
 func (p *Pod) Look() (done func(), err error) {
 	f, err := os.Open(p.Path())
 	if err != nil {
@@ -243,12 +246,16 @@ func (p *Pod) refresh(f *os.File) error {
 }
 
 // IsLocked reports whether another process holds the pod's lock
-// exclusively: whether the pod is in use.
+// exclusively: whether the pod is in use. A process that may not open the
+// pod dir reads /proc/locks instead.
 func (p *Pod) IsLocked() (bool, error) {
 	if p.lock != nil {
 		return false, nil
 	}
 	f, err := os.Open(p.Path())
+	if errors.Is(err, os.ErrPermission) {
+		return p.heldExclusive()
+	}
 	if err != nil {
 		return false, p.notExist(err)
 	}
@@ -263,9 +270,23 @@ func (p *Pod) IsLocked() (bool, error) {
 	return false, nil
 }
 
-// WaitUnlocked blocks until no process holds the pod's lock.
+// unlockedPoll is how often WaitUnlocked reads /proc/locks when it may
+// not open the pod dir.
+const unlockedPoll = 100 * time.Millisecond
+
+// WaitUnlocked blocks until no process holds the pod's lock exclusively.
+// A process that may not open the pod dir polls /proc/locks.
 func (p *Pod) WaitUnlocked() error {
 	f, err := os.Open(p.Path())
+	if errors.Is(err, os.ErrPermission) {
+		for {
+			locked, err := p.heldExclusive()
+			if err != nil || !locked {
+				return err
+			}
+			time.Sleep(unlockedPoll)
+		}
+	}
 	if err != nil {
 		return p.notExist(err)
 	}

@@ -29,29 +29,25 @@ import (
 type Images interface {
 	// Manifest returns the image manifest of image id.
 	Manifest(id string) (*schema.ImageManifest, error)
-	// LowerDirs renders image id and its dependencies and returns their
-	// rootfs directories, the image itself first.
-	LowerDirs(ctx context.Context, id string) ([]string, error)
+	// Trees renders exactly images ids, in order, and returns their rootfs
+	// directories.
+	Trees(ctx context.Context, ids []string) ([]string, error)
 }
 
 // copier is an Images whose trees need another form to be copied rather
 // than stacked (OCI layers carry overlayfs whiteouts): CopyDirs is then
-// used instead of LowerDirs.
+// used instead of Trees.
 type copier interface {
-	CopyDirs(ctx context.Context, id string) ([]string, error)
-}
-
-// lowerDirs returns image id's trees as the pod will use them.
-func lowerDirs(ctx context.Context, imgs Images, id string, noOverlay bool) ([]string, error) {
-	if c, ok := imgs.(copier); ok && noOverlay {
-		return c.CopyDirs(ctx, id)
-	}
-	return imgs.LowerDirs(ctx, id)
+	CopyDirs(ctx context.Context, ids []string) ([]string, error)
 }
 
 // App is one app of the pod as the user asked for it.
 type App struct {
-	Image      string   // image ID in the store
+	Image string // image ID in the store
+	// Layers are the IDs of Image and its dependencies, top first (Image
+	// itself first), as the caller resolved and checked them against the
+	// run policy: exactly these are mounted, never a fresh resolution.
+	Layers     []string
 	Name       string   // app name; derived from the image name when empty
 	Exec       []string // replaces the image's exec when set
 	Args       []string // appended to the exec
@@ -73,12 +69,14 @@ type App struct {
 
 // Options describe the whole pod.
 type Options struct {
-	DataDir    string
-	Stage1     string // image ID of the stage1
-	Apps       []App
-	Volumes    []types.Volume
-	InheritEnv []string // the host environment, lowest precedence, when --inherit-env
-	NoOverlay  bool
+	DataDir string
+	Stage1  string // image ID of the stage1
+	// Stage1Layers are the stage1's layers, as App.Layers.
+	Stage1Layers []string
+	Apps         []App
+	Volumes      []types.Volume
+	InheritEnv   []string // the host environment, lowest precedence, when --inherit-env
+	NoOverlay    bool
 	// PidsLimit is the most tasks the whole pod may hold: 0 means
 	// podunit.DefaultPidsLimit, a negative count no limit.
 	PidsLimit int64
@@ -149,13 +147,13 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 		return p, err
 	}
 	var records []mountRecord
-	s1Lowers, err := imgs.LowerDirs(ctx, o.Stage1)
+	s1Lowers, err := trees(ctx, imgs, o.Stage1, o.Stage1Layers, false)
 	if err != nil {
 		return p, fmt.Errorf("prepare stage1: %w", err)
 	}
 	records = append(records, mountRecord{Target: pod.Stage1Rootfs, Lowers: s1Lowers, Upper: "overlay/stage1/upper", Work: "overlay/stage1/work"})
 	for i, ra := range pm.Apps {
-		lowers, err := lowerDirs(ctx, imgs, o.Apps[i].Image, o.NoOverlay)
+		lowers, err := trees(ctx, imgs, o.Apps[i].Image, o.Apps[i].Layers, o.NoOverlay)
 		if err != nil {
 			return p, fmt.Errorf("prepare app %s: %w", ra.Name, err)
 		}
@@ -190,6 +188,17 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 		return p, err
 	}
 	return p, nil
+}
+
+// trees renders the layers of image id, which must begin with id itself.
+func trees(ctx context.Context, imgs Images, id string, layers []string, noOverlay bool) ([]string, error) {
+	if len(layers) == 0 || layers[0] != id {
+		return nil, fmt.Errorf("image %s: %w", id, ErrLayers)
+	}
+	if c, ok := imgs.(copier); ok && noOverlay {
+		return c.CopyDirs(ctx, layers)
+	}
+	return imgs.Trees(ctx, layers)
 }
 
 // Mount mounts the pod's overlays that are not mounted yet (after a reboot,

@@ -14,21 +14,14 @@ import (
 	"github.com/skiffpod/skiff/pkg/perm"
 )
 
-// Format is the newest version of the on-disk layout this skiff reads,
-// kept in DIR/format. Version 1, the first release, had no format file:
-// its directories were 0755 and its trees had no hash. Version 2 added
-// modes and tree hashes. Version 3 is a store that holds OCI images
-// (sha256- records, cas/layer, cas/blobs/sha256): a skiff that knows only
-// version 2 would take their records for stray files and repair them
-// away, so the first OCI import raises the format (FormatOCI) and older
-// skiffs refuse the store; a store without OCI images stays at 2.
-const Format = FormatOCI
-
-// Format versions written.
-const (
-	FormatModes = 2
-	FormatOCI   = 3
-)
+// Format is the version of the on-disk layout this skiff writes, kept in
+// DIR/format. Version 1, the first release, had no format file: its
+// directories were 0755 and its trees had no hash. Version 2 added modes
+// and tree hashes, but its pod dirs were 0750, so a skiff group member
+// could open and flock them. Version 3 makes them 0710 (pkg/pod.Migrate)
+// and may hold OCI images (sha256- records, cas/layer, cas/blobs/sha256),
+// which a version 2 skiff would take for stray files: it refuses the store.
+const Format = 3
 
 const formatFile = "format"
 
@@ -53,7 +46,7 @@ func ReadFormat(dir string) (int, error) {
 	return v, nil
 }
 
-// migrate brings a version 1 store (or none) to the current format: the
+// migrate brings an older store (or none) to the current format: the
 // modes and owners of docs/security.md on everything the store holds, and
 // a hash for every rendered tree. The hash is that of a fresh render of
 // the blob, so a tree damaged before the migration fails fsck after it.
@@ -120,7 +113,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		s.log.Info("migrate: recorded tree hash", "id", id)
 	}
-	if err := perm.WriteFile(filepath.Join(s.dir, formatFile), []byte(strconv.Itoa(FormatModes)+"\n"), true); err != nil {
+	if err := perm.WriteFile(filepath.Join(s.dir, formatFile), []byte(strconv.Itoa(Format)+"\n"), true); err != nil {
 		return err
 	}
 	return syncDir(s.dir)
@@ -141,35 +134,4 @@ func (s *Store) renderHash(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	return TreeHash(tmp)
-}
-
-// raiseFormat writes version v into the format file if it says less,
-// atomically: other processes read it while imports run.
-func (s *Store) raiseFormat(v int) error {
-	have, err := ReadFormat(s.dir)
-	if err != nil || have >= v {
-		return err
-	}
-	f, err := os.CreateTemp(s.TmpDir(), "format-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.WriteString(strconv.Itoa(v) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = perm.Shared(f.Name())
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, formatFile))
-	}
-	if err != nil {
-		return err
-	}
-	return syncDir(s.dir)
 }

@@ -164,7 +164,7 @@ func TestMigrate(t *testing.T) {
 	if err := s.migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := ReadFormat(s.dir); v != FormatModes || err != nil {
+	if v, err := ReadFormat(s.dir); v != Format || err != nil {
 		t.Errorf("format after migration = %d, %v", v, err)
 	}
 	if probs, err := s.Verify(ctx, false, nil); err != nil || len(probs) != 0 {
@@ -176,9 +176,10 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 	// A newer format is refused.
-	os.WriteFile(filepath.Join(s.dir, formatFile), []byte(strconv.Itoa(Format+1)+"\n"), 0o640)
+	newer := strconv.Itoa(Format + 1)
+	os.WriteFile(filepath.Join(s.dir, formatFile), []byte(newer+"\n"), 0o640)
 	if _, err := Open(s.dir, nil); !errors.Is(err, ErrFormat) {
-		t.Errorf("open of format %d: %v, want ErrFormat", Format+1, err)
+		t.Errorf("open of format %s: %v, want ErrFormat", newer, err)
 	}
 }
 

@@ -189,9 +189,6 @@ func (s *Store) importOCI(ctx context.Context, img *oci.Image, opts OCIImportOpt
 	if len(rec.Manifest) > maxRecordSize/2 {
 		return "", fmt.Errorf("%w: the image's app description is %d bytes, more than %d", oci.ErrTooLarge, len(rec.Manifest), maxRecordSize/2)
 	}
-	if err := s.raiseFormat(FormatOCI); err != nil {
-		return "", err
-	}
 	rec.setProvenance(opts.Provenance, "", "")
 	if old, err := s.readRecord(id); err == nil {
 		rec.LastUsedAt = old.LastUsedAt
@@ -915,23 +912,4 @@ func (s *Store) HasLayer(h string) bool {
 	}
 	_, err := os.Lstat(s.layerPath(h))
 	return err == nil
-}
-
-// CopyDirs is LowerDirs for a pod whose trees are copied, not stacked by
-// overlayfs (--no-overlay): an OCI image's layers carry whiteouts only
-// overlayfs understands, so it gets its merged tree.
-func (s *Store) CopyDirs(ctx context.Context, id string) ([]string, error) {
-	if !isOCIID(id) {
-		return s.LowerDirs(ctx, id)
-	}
-	unlock, err := s.lock(unix.LOCK_SH)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	dirs, err := s.ociLowerDirs(id, true)
-	if err != nil {
-		return nil, fmt.Errorf("layers of %s: %w", id, err)
-	}
-	return dirs, nil
 }

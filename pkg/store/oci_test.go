@@ -134,8 +134,8 @@ func TestImportOCIShared(t *testing.T) {
 		t.Fatalf("ids %v", ids)
 	}
 	// A skiff that knows only format 2 must refuse this store.
-	if v, err := ReadFormat(s.dir); v != FormatOCI || err != nil {
-		t.Errorf("format after an OCI import: %d %v, want %d", v, err, FormatOCI)
+	if v, err := ReadFormat(s.dir); v != Format || err != nil {
+		t.Errorf("format after an OCI import: %d %v, want %d", v, err, Format)
 	}
 	layers, _ := os.ReadDir(filepath.Join(s.cas, "layer"))
 	if len(layers) != 3 {

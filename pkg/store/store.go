@@ -126,8 +126,8 @@ type RemoteRecord struct {
 }
 
 // Open opens the store under dir, creating its directories as needed
-// with the modes of docs/security.md. Opened by root, a store of the old
-// format (no format file) is migrated first (see migrate). A nil log
+// with the modes of docs/security.md. Opened by root, a store of an older
+// format is migrated first (see migrate). A nil log
 // discards.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
@@ -139,7 +139,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	switch {
-	case version == 0 && os.Geteuid() == 0:
+	case version < Format && os.Geteuid() == 0:
 		err = s.migrate(context.Background())
 		if err == nil {
 			err = s.privateLock()

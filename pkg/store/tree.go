@@ -171,6 +171,46 @@ func (s *Store) LowerDirs(ctx context.Context, id string) ([]string, error) {
 	return dirs, nil
 }
 
+// Trees renders exactly images ids, in the order given, and returns their
+// rootfs directories: the layers a caller resolved (and checked) once, with
+// no second resolution by name that an import in between could change. An
+// OCI image contributes its layer trees, top first.
+func (s *Store) Trees(ctx context.Context, ids []string) ([]string, error) {
+	return s.trees(ctx, ids, false)
+}
+
+// CopyDirs is Trees for a pod whose trees are copied, not stacked by
+// overlayfs (--no-overlay): an OCI image's layers carry whiteouts only
+// overlayfs understands, so it gets its merged tree.
+func (s *Store) CopyDirs(ctx context.Context, ids []string) ([]string, error) {
+	return s.trees(ctx, ids, true)
+}
+
+func (s *Store) trees(ctx context.Context, ids []string, merged bool) ([]string, error) {
+	unlock, err := s.lock(unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var dirs []string
+	for _, id := range ids {
+		if isOCIID(id) {
+			layers, err := s.ociLowerDirs(id, merged)
+			if err != nil {
+				return nil, fmt.Errorf("layers of %s: %w", id, err)
+			}
+			dirs = append(dirs, layers...)
+			continue
+		}
+		dir, err := s.render(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("render image %s: %w", id, err)
+		}
+		dirs = append(dirs, filepath.Join(dir, "rootfs"))
+	}
+	return dirs, nil
+}
+
 // resolve returns the IDs of image id and its dependencies, top first.
 func (s *Store) resolve(id string) ([]string, error) {
 	imgs, err := s.list()
