@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -15,23 +18,28 @@ import (
 	"github.com/skiffpod/skiff/pkg/fetch"
 	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/oci"
+	"github.com/skiffpod/skiff/pkg/simplesign"
 	"github.com/skiffpod/skiff/pkg/store"
+	"github.com/skiffpod/skiff/pkg/trust"
 )
 
-// errUnsignedOCI explains why an OCI image by tag is refused: skiff checks
-// no signatures of OCI images yet (docs/images.md).
-var errUnsignedOCI = errors.New("a tag is not verified (skiff does not check OCI signatures yet): pin the image by digest (docker://NAME@sha256:...) or pass --insecure-options=image")
+// errUnsignedOCI explains why an OCI image by tag is refused: it has no
+// signature in a lookaside store (docs/images.md).
+var errUnsignedOCI = errors.New("a tag needs a signature in the registry's lookaside store (registries.d, docs/images.md): pin the image by digest (docker://NAME@sha256:...) or pass --insecure-options=image")
 
 // fetchOCI brings the OCI image ref names into the store, unless the pull
 // policy finds it there, and returns its ID. An image pinned by digest is
 // recorded digest-pinned; anything else needs --insecure-options=image.
 func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref imageref.Ref) (string, error) {
 	prov := store.DigestPinned
-	if ref.Digest == "" {
-		if !f.InsecureImage {
-			return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
-		}
+	switch {
+	case ref.Digest != "":
+	case f.InsecureImage:
 		prov = store.Insecure
+	case ref.Transport == imageref.Docker:
+		prov = store.Verified // by a simple signing signature
+	default: // a layout or archive carries no signature
+		return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
 	}
 	// The store is searched by reference, not by platform: another
 	// platform than the host's is asked for again. A layout or archive is
@@ -46,6 +54,14 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 			// The ID is the digest the user pinned: the stored bytes are
 			// the ones asked for, whatever brought them in.
 			return img.ID, s.Upgrade(img.ID, prov)
+		}
+		if ok && prov == store.Verified && img.Provenance != store.Verified {
+			ok = false // fetched and verified again, never handed back unverified
+		}
+		if ok && prov == store.Verified {
+			if ok, err = trust.Open(g.localConfig).Trusts(img.Name, img.Signer); err != nil {
+				return "", err
+			}
 		}
 		if ok {
 			return img.ID, nil
@@ -75,6 +91,16 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		fmt.Fprintf(f.Progress, "fetching %s (%s, %d layers)\n", ref, img.Digest, len(img.Layers))
 	}
 	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
+	if prov == store.Verified {
+		key, err := g.verifyOCI(ctx, ref, string(img.RootDigest))
+		if err != nil {
+			return "", fmt.Errorf("fetch %s: %w", ref, err)
+		}
+		imp.Signer, imp.Prefix = key.Fingerprint, key.Prefix
+		if f.Progress != nil {
+			fmt.Fprintf(f.Progress, "signature of %s verified with key %s (trusted for %s)\n", ref, key.Fingerprint, key.Prefix)
+		}
+	}
 	// A bar needs a terminal that knows its width (mpb draws nothing in 0
 	// columns): else one line per layer.
 	if tty, ok := f.Progress.(*os.File); ok && termWidth(tty) > 0 {
@@ -94,6 +120,44 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		}
 	}
 	return s.ImportOCI(ctx, img, imp)
+}
+
+// verifyOCI finds the simple signing signatures of ref's manifest digest
+// in its registry's lookaside store and returns the key of the first one
+// that a key trusted for the registry/name made over a payload naming
+// this digest and this reference. Each failure is named, on one line.
+func (g *globals) verifyOCI(ctx context.Context, ref imageref.Ref, digest string) (*trust.Key, error) {
+	cfg, err := simplesign.Load(filepath.Join(g.localConfig, simplesign.DirName))
+	if err != nil {
+		return nil, err
+	}
+	base := cfg.Lookaside(ref)
+	if base == "" {
+		return nil, errUnsignedOCI
+	}
+	ks := trust.Open(g.localConfig)
+	var errs []string
+	for i := 1; i <= simplesign.MaxSignatures; i++ {
+		sig, ok, err := simplesign.Signature(ctx, http.DefaultClient, base, ref, digest, i)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		payload, key, err := ks.VerifyMessage(ref.Name(), bytes.NewReader(sig), simplesign.MaxPayload)
+		if err == nil {
+			err = simplesign.CheckPayload(payload, ref, digest)
+		}
+		if err == nil {
+			return key, nil
+		}
+		errs = append(errs, fmt.Sprintf("signature-%d: %v", i, err))
+	}
+	if len(errs) == 0 {
+		return nil, errUnsignedOCI
+	}
+	return nil, fmt.Errorf("no valid signature for %s in %s: %s", digest, base, strings.Join(errs, "; "))
 }
 
 func termWidth(f *os.File) int {
