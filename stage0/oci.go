@@ -87,9 +87,7 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		return "", fmt.Errorf("fetch: %w", err)
 	}
 	defer img.Close()
-	if f.Progress != nil {
-		fmt.Fprintf(f.Progress, "fetching %s (%s, %d layers)\n", ref, img.Digest, len(img.Layers))
-	}
+	// Verified before anything is printed or any layer read.
 	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
 	if prov == store.Verified {
 		key, err := g.verifyOCI(ctx, ref, string(img.RootDigest))
@@ -100,6 +98,9 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		if f.Progress != nil {
 			fmt.Fprintf(f.Progress, "signature of %s verified with key %s (trusted for %s)\n", ref, key.Fingerprint, key.Prefix)
 		}
+	}
+	if f.Progress != nil {
+		fmt.Fprintf(f.Progress, "fetching %s (%s, %d layers)\n", ref, img.Digest, len(img.Layers))
 	}
 	// A bar needs a terminal that knows its width (mpb draws nothing in 0
 	// columns): else one line per layer.
