@@ -3,13 +3,77 @@
 package tests
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
+
+// tlsRegistry starts a docker-registry serving HTTPS with a certificate
+// for 127.0.0.1 from a CA the test makes; it returns its address and the
+// CA certificate file.
+func tlsRegistry(t *testing.T) (addr, caFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "skiff e2e CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srv := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srv, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, cert, key := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "srv.crt"), filepath.Join(dir, "srv.key")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}), 0o644)
+	kb, _ := x509.MarshalECPrivateKey(srvKey)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n  tls:\n    certificate: %s\n    key: %s\n",
+		filepath.Join(dir, "storage"), addr, cert, key)
+	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600)
+	cmd := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, caFile
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry on %s did not start", addr)
+		}
+	}
+}
 
 // gpgKey makes an OpenPGP signing key in its own GNUPGHOME, as
 // tests/images/build.sh does, and returns the home, the fingerprint and
@@ -111,10 +175,21 @@ func TestOCISimpleSigning(t *testing.T) {
 	// No signature at all.
 	signedPush(t, one, repo("unsigned"), home, "", lookaside)
 
+	// The same signed image on an HTTPS registry whose CA is in certs.d:
+	// it runs with no --insecure-options at all.
+	tlsAddr, caFile := tlsRegistry(t)
+	tlsLookaside := t.TempDir()
+	signedPush(t, one, "docker://"+tlsAddr+"/sign/good:1", home, fpr, tlsLookaside)
+
 	e := newEnv(t)
 	os.MkdirAll(filepath.Join(e.config, "registries.d"), 0o755)
 	os.WriteFile(filepath.Join(e.config, "registries.d", "local.yaml"), []byte("docker:\n  "+addr+":\n    lookaside: file://"+lookaside+"\n"), 0o644)
+	os.WriteFile(filepath.Join(e.config, "registries.d", "tls.yaml"), []byte("docker:\n  "+tlsAddr+"/sign:\n    lookaside: file://"+tlsLookaside+"\n"), 0o644)
+	os.MkdirAll(filepath.Join(e.config, "certs.d", tlsAddr), 0o755)
+	ca, _ := os.ReadFile(caFile)
+	os.WriteFile(filepath.Join(e.config, "certs.d", tlsAddr, "ca.crt"), ca, 0o644)
 	e.mustRun("trust", "--prefix", addr+"/sign", pub)
+	e.mustRun("trust", "--prefix", tlsAddr, pub)
 
 	for _, c := range []struct{ name, want string }{
 		{"wrongkey", "signature-1: verify \"" + addr + "/sign/wrongkey\": signature not made by a trusted key"},
@@ -157,6 +232,9 @@ func TestOCISimpleSigning(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("signed image not listed: %+v", imgs)
+	}
+	if out, errs, code := e.run("run", "--stage1=ns", "docker://"+tlsAddr+"/sign/good:1"); code != 0 || !strings.Contains(out, "UID=1234") {
+		t.Errorf("signed tag over https, no insecure option: exit %d\n%s%s", code, out, errs)
 	}
 	// Once its key is no longer trusted, the stored copy is not run by tag.
 	e.mustRun("trust", "--remove", strings.ToLower(fpr), "--prefix", addr+"/sign")
