@@ -236,6 +236,13 @@ func TestOCISimpleSigning(t *testing.T) {
 	if out, errs, code := e.run("run", "--stage1=ns", "docker://"+tlsAddr+"/sign/good:1"); code != 0 || !strings.Contains(out, "UID=1234") {
 		t.Errorf("signed tag over https, no insecure option: exit %d\n%s%s", code, out, errs)
 	}
+	// The run policy's registries scope applies to OCI images: verified is
+	// not enough where it asks for a digest pin.
+	os.WriteFile(filepath.Join(e.config, "policy.json"), []byte(`{"registries": {"`+addr+`/sign": ["digest-pinned"]}}`), 0o644)
+	if _, errs, code := e.run("run", "--stage1=ns", "--insecure-options=http", repo("good")); code == 0 || !strings.Contains(errs, "refused by the run policy") {
+		t.Errorf("policy registries scope not applied: exit %d\n%s", code, errs)
+	}
+	os.Remove(filepath.Join(e.config, "policy.json"))
 	// Once its key is no longer trusted, the stored copy is not run by tag.
 	e.mustRun("trust", "--remove", strings.ToLower(fpr), "--prefix", addr+"/sign")
 	if _, errs, code := e.run("run", "--stage1=ns", "--insecure-options=http", repo("good")); code == 0 {
