@@ -82,6 +82,16 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	if ref.Transport == imageref.Docker {
 		opts.CADir = filepath.Join(g.localConfig, "certs.d", ref.Registry)
 	}
+	lookaside := ""
+	if prov == store.Verified { // no lookaside: refused before asking the registry
+		cfg, err := simplesign.Load(filepath.Join(g.localConfig, simplesign.DirName))
+		if err != nil {
+			return "", fmt.Errorf("fetch %s: %w", ref, err)
+		}
+		if lookaside = cfg.Lookaside(ref); lookaside == "" {
+			return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
+		}
+	}
 	img, err := oci.Open(ctx, ref, opts)
 	if err != nil {
 		return "", fmt.Errorf("fetch: %w", err)
@@ -90,7 +100,7 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	// Verified before anything is printed or any layer read.
 	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
 	if prov == store.Verified {
-		key, err := g.verifyOCI(ctx, ref, string(img.RootDigest))
+		key, err := g.verifyOCI(ctx, ref, lookaside, string(img.RootDigest))
 		if err != nil {
 			return "", fmt.Errorf("fetch %s: %w", ref, err)
 		}
@@ -124,18 +134,10 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 }
 
 // verifyOCI finds the simple signing signatures of ref's manifest digest
-// in its registry's lookaside store and returns the key of the first one
+// in the lookaside store at base and returns the key of the first one
 // that a key trusted for the registry/name made over a payload naming
 // this digest and this reference. Each failure is named, on one line.
-func (g *globals) verifyOCI(ctx context.Context, ref imageref.Ref, digest string) (*trust.Key, error) {
-	cfg, err := simplesign.Load(filepath.Join(g.localConfig, simplesign.DirName))
-	if err != nil {
-		return nil, err
-	}
-	base := cfg.Lookaside(ref)
-	if base == "" {
-		return nil, errUnsignedOCI
-	}
+func (g *globals) verifyOCI(ctx context.Context, ref imageref.Ref, base, digest string) (*trust.Key, error) {
 	ks := trust.Open(g.localConfig)
 	var errs []string
 	for i := 1; i <= simplesign.MaxSignatures; i++ {
