@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -106,7 +108,11 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		}
 		imp.Signer, imp.Prefix = key.Fingerprint, key.Prefix
 		if f.Progress != nil {
-			fmt.Fprintf(f.Progress, "signature of %s verified with key %s (trusted for %s)\n", ref, key.Fingerprint, key.Prefix)
+			what := "a root key"
+			if key.Prefix != "" {
+				what = "trusted for " + key.Prefix
+			}
+			fmt.Fprintf(f.Progress, "signature of %s verified with key %s (%s)\n", ref, key.Fingerprint, what)
 		}
 	}
 	if f.Progress != nil {
@@ -138,10 +144,20 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 // that a key trusted for the registry/name made over a payload naming
 // this digest and this reference. Each failure is named, on one line.
 func (g *globals) verifyOCI(ctx context.Context, ref imageref.Ref, base, digest string) (*trust.Key, error) {
+	// An https lookaside is checked with the system CAs and those in
+	// certs.d/HOST:PORT, as a registry is.
+	client := http.DefaultClient
+	if u, err := url.Parse(base); err == nil && u.Scheme != "file" {
+		tr, err := oci.Transport(oci.Options{CADir: filepath.Join(g.localConfig, "certs.d", u.Host), PlainHTTP: u.Scheme == "http", Timeout: 30 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("lookaside %s: %w", base, err)
+		}
+		client = &http.Client{Transport: tr}
+	}
 	ks := trust.Open(g.localConfig)
 	var errs []string
 	for i := 1; i <= simplesign.MaxSignatures; i++ {
-		sig, ok, err := simplesign.Signature(ctx, http.DefaultClient, base, ref, digest, i)
+		sig, ok, err := simplesign.Signature(ctx, client, base, ref, digest, i)
 		if err != nil {
 			return nil, err
 		}

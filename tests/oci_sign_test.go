@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,9 +23,9 @@ import (
 )
 
 // tlsRegistry starts a docker-registry serving HTTPS with a certificate
-// for 127.0.0.1 from a CA the test makes; it returns its address and the
-// CA certificate file.
-func tlsRegistry(t *testing.T) (addr, caFile string) {
+// for 127.0.0.1 from a CA the test makes; it returns its address, the
+// CA certificate file and the server's certificate and key files.
+func tlsRegistry(t *testing.T) (addr, caFile, cert, key string) {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -45,7 +46,7 @@ func tlsRegistry(t *testing.T) (addr, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile, cert, key := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "srv.crt"), filepath.Join(dir, "srv.key")
+	caFile, cert, key = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "srv.crt"), filepath.Join(dir, "srv.key")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
 	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}), 0o644)
 	kb, _ := x509.MarshalECPrivateKey(srvKey)
@@ -67,7 +68,7 @@ func tlsRegistry(t *testing.T) (addr, caFile string) {
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, caFile
+			return addr, caFile, cert, key
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("registry on %s did not start", addr)
@@ -175,19 +176,29 @@ func TestOCISimpleSigning(t *testing.T) {
 	// No signature at all.
 	signedPush(t, one, repo("unsigned"), home, "", lookaside)
 
-	// The same signed image on an HTTPS registry whose CA is in certs.d:
-	// it runs with no --insecure-options at all.
-	tlsAddr, caFile := tlsRegistry(t)
+	// The same signed image on an HTTPS registry whose CA is in certs.d,
+	// its signatures served by an HTTPS lookaside with a certificate from
+	// the same CA: it runs with no --insecure-options at all.
+	tlsAddr, caFile, cert, key := tlsRegistry(t)
 	tlsLookaside := t.TempDir()
 	signedPush(t, one, "docker://"+tlsAddr+"/sign/good:1", home, fpr, tlsLookaside)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(tlsLookaside))}
+	go srv.ServeTLS(l, cert, key)
+	t.Cleanup(func() { srv.Close() })
 
 	e := newEnv(t)
 	os.MkdirAll(filepath.Join(e.config, "registries.d"), 0o755)
 	os.WriteFile(filepath.Join(e.config, "registries.d", "local.yaml"), []byte("docker:\n  "+addr+":\n    lookaside: file://"+lookaside+"\n"), 0o644)
-	os.WriteFile(filepath.Join(e.config, "registries.d", "tls.yaml"), []byte("docker:\n  "+tlsAddr+"/sign:\n    lookaside: file://"+tlsLookaside+"\n"), 0o644)
-	os.MkdirAll(filepath.Join(e.config, "certs.d", tlsAddr), 0o755)
+	os.WriteFile(filepath.Join(e.config, "registries.d", "tls.yaml"), []byte("docker:\n  "+tlsAddr+"/sign:\n    lookaside: https://"+l.Addr().String()+"/\n"), 0o644)
 	ca, _ := os.ReadFile(caFile)
-	os.WriteFile(filepath.Join(e.config, "certs.d", tlsAddr, "ca.crt"), ca, 0o644)
+	for _, host := range []string{tlsAddr, l.Addr().String()} {
+		os.MkdirAll(filepath.Join(e.config, "certs.d", host), 0o755)
+		os.WriteFile(filepath.Join(e.config, "certs.d", host, "ca.crt"), ca, 0o644)
+	}
 	e.mustRun("trust", "--prefix", addr+"/sign", pub)
 	e.mustRun("trust", "--prefix", tlsAddr, pub)
 
