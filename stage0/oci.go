@@ -31,7 +31,8 @@ var errUnsignedOCI = errors.New("a tag needs a signature in the registry's looka
 
 // fetchOCI brings the OCI image ref names into the store, unless the pull
 // policy finds it there, and returns its ID. An image pinned by digest is
-// recorded digest-pinned; anything else needs --insecure-options=image.
+// recorded digest-pinned; a registry tag must carry a simple signing
+// signature (verified); anything else needs --insecure-options=image.
 func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref imageref.Ref) (string, error) {
 	prov := store.DigestPinned
 	switch {
