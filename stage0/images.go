@@ -123,6 +123,9 @@ func (g *globals) admit(s *store.Store, pol *policy.Policy, ref, id string) ([]s
 // --remove`) counts as insecure.
 func (g *globals) request(img store.Image) (policy.Request, error) {
 	req := policy.Request{Name: img.Name, ID: img.ID, Provenance: img.Provenance, Insecure: g.insecureOpt("image")}
+	if img.OCI != nil {
+		req.Kind = policy.OCI
+	}
 	if img.Provenance == store.Verified {
 		ok, err := trust.Open(g.localConfig).Trusts(img.Name, img.Signer)
 		if err != nil {

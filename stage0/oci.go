@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -15,23 +20,29 @@ import (
 	"github.com/skiffpod/skiff/pkg/fetch"
 	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/oci"
+	"github.com/skiffpod/skiff/pkg/simplesign"
 	"github.com/skiffpod/skiff/pkg/store"
+	"github.com/skiffpod/skiff/pkg/trust"
 )
 
-// errUnsignedOCI explains why an OCI image by tag is refused: skiff checks
-// no signatures of OCI images yet (docs/images.md).
-var errUnsignedOCI = errors.New("a tag is not verified (skiff does not check OCI signatures yet): pin the image by digest (docker://NAME@sha256:...) or pass --insecure-options=image")
+// errUnsignedOCI explains why an OCI image by tag is refused: it has no
+// signature in a lookaside store (docs/images.md).
+var errUnsignedOCI = errors.New("a tag needs a signature in the registry's lookaside store (registries.d, docs/images.md): pin the image by digest (docker://NAME@sha256:...) or pass --insecure-options=image")
 
 // fetchOCI brings the OCI image ref names into the store, unless the pull
 // policy finds it there, and returns its ID. An image pinned by digest is
-// recorded digest-pinned; anything else needs --insecure-options=image.
+// recorded digest-pinned; a registry tag must carry a simple signing
+// signature (verified); anything else needs --insecure-options=image.
 func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref imageref.Ref) (string, error) {
 	prov := store.DigestPinned
-	if ref.Digest == "" {
-		if !f.InsecureImage {
-			return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
-		}
+	switch {
+	case ref.Digest != "":
+	case f.InsecureImage:
 		prov = store.Insecure
+	case ref.Transport == imageref.Docker:
+		prov = store.Verified // by a simple signing signature
+	default: // a layout or archive carries no signature
+		return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
 	}
 	// The store is searched by reference, not by platform: another
 	// platform than the host's is asked for again. A layout or archive is
@@ -46,6 +57,14 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 			// The ID is the digest the user pinned: the stored bytes are
 			// the ones asked for, whatever brought them in.
 			return img.ID, s.Upgrade(img.ID, prov)
+		}
+		if ok && prov == store.Verified && img.Provenance != store.Verified {
+			ok = false // fetched and verified again, never handed back unverified
+		}
+		if ok && prov == store.Verified {
+			if ok, err = trust.Open(g.localConfig).Trusts(img.Name, img.Signer); err != nil {
+				return "", err
+			}
 		}
 		if ok {
 			return img.ID, nil
@@ -66,15 +85,40 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	if ref.Transport == imageref.Docker {
 		opts.CADir = filepath.Join(g.localConfig, "certs.d", ref.Registry)
 	}
+	lookaside := ""
+	if prov == store.Verified { // no lookaside: refused before asking the registry
+		cfg, err := simplesign.Load(filepath.Join(g.localConfig, simplesign.DirName))
+		if err != nil {
+			return "", fmt.Errorf("fetch %s: %w", ref, err)
+		}
+		if lookaside = cfg.Lookaside(ref); lookaside == "" {
+			return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
+		}
+	}
 	img, err := oci.Open(ctx, ref, opts)
 	if err != nil {
 		return "", fmt.Errorf("fetch: %w", err)
 	}
 	defer img.Close()
+	// Verified before anything is printed or any layer read.
+	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
+	if prov == store.Verified {
+		key, err := g.verifyOCI(ctx, ref, lookaside, string(img.RootDigest))
+		if err != nil {
+			return "", fmt.Errorf("fetch %s: %w", ref, err)
+		}
+		imp.Signer, imp.Prefix = key.Fingerprint, key.Prefix
+		if f.Progress != nil {
+			what := "a root key"
+			if key.Prefix != "" {
+				what = "trusted for " + key.Prefix
+			}
+			fmt.Fprintf(f.Progress, "signature of %s verified with key %s (%s)\n", ref, key.Fingerprint, what)
+		}
+	}
 	if f.Progress != nil {
 		fmt.Fprintf(f.Progress, "fetching %s (%s, %d layers)\n", ref, img.Digest, len(img.Layers))
 	}
-	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
 	// A bar needs a terminal that knows its width (mpb draws nothing in 0
 	// columns): else one line per layer.
 	if tty, ok := f.Progress.(*os.File); ok && termWidth(tty) > 0 {
@@ -94,6 +138,46 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		}
 	}
 	return s.ImportOCI(ctx, img, imp)
+}
+
+// verifyOCI finds the simple signing signatures of ref's manifest digest
+// in the lookaside store at base and returns the key of the first one
+// that a key trusted for the registry/name made over a payload naming
+// this digest and this reference. Each failure is named, on one line.
+func (g *globals) verifyOCI(ctx context.Context, ref imageref.Ref, base, digest string) (*trust.Key, error) {
+	// An https lookaside is checked with the system CAs and those in
+	// certs.d/HOST:PORT, as a registry is.
+	client := http.DefaultClient
+	if u, err := url.Parse(base); err == nil && u.Scheme != "file" {
+		tr, err := oci.Transport(oci.Options{CADir: filepath.Join(g.localConfig, "certs.d", u.Host), PlainHTTP: u.Scheme == "http", Timeout: 30 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("lookaside %s: %w", base, err)
+		}
+		client = &http.Client{Transport: tr}
+	}
+	ks := trust.Open(g.localConfig)
+	var errs []string
+	for i := 1; i <= simplesign.MaxSignatures; i++ {
+		sig, ok, err := simplesign.Signature(ctx, client, base, ref, digest, i)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		payload, key, err := ks.VerifyMessage(ref.Name(), bytes.NewReader(sig), simplesign.MaxPayload)
+		if err == nil {
+			err = simplesign.CheckPayload(payload, ref, digest)
+		}
+		if err == nil {
+			return key, nil
+		}
+		errs = append(errs, fmt.Sprintf("signature-%d: %v", i, err))
+	}
+	if len(errs) == 0 {
+		return nil, errUnsignedOCI
+	}
+	return nil, fmt.Errorf("no valid signature for %s in %s: %s", digest, base, strings.Join(errs, "; "))
 }
 
 func termWidth(f *os.File) int {

@@ -20,9 +20,12 @@ func newTrustCmd(g *globals) *cobra.Command {
 		Long: `Trust public keys to sign images. A key trusted for --prefix example.com/app
 is accepted for example.com/app and example.com/app/..., not example.com/apple.
 --root trusts a key for every image: use it only for keys you control.
+A prefix is an appc name or, for OCI images checked by simple signing
+(docs/images.md), REGISTRY[:PORT][/NAME].
 Keys are kept in --local-config (default /etc/skiff/trustedkeys), not in --dir.
 
   skiff trust --prefix skiff.local bin/images/test-key.asc
+  skiff trust --prefix 127.0.0.1:5000/app key.asc
   skiff trust --list
   skiff trust --remove FINGERPRINT --prefix skiff.local`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -76,7 +79,7 @@ Keys are kept in --local-config (default /etc/skiff/trustedkeys), not in --dir.
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&prefix, "prefix", "", "image name prefix the keys are trusted for")
+	fs.StringVar(&prefix, "prefix", "", "image name prefix the keys are trusted for (appc name or REGISTRY[/NAME])")
 	fs.BoolVar(&root, "root", false, "trust the keys for every image")
 	fs.BoolVar(&list, "list", false, "list trusted keys")
 	fs.StringVar(&remove, "remove", "", "stop trusting the key with this fingerprint (for --prefix, or root keys)")

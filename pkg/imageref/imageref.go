@@ -206,3 +206,20 @@ func (r Ref) String() string {
 	}
 	return string(r.Transport) + ":" + r.Path
 }
+
+// CheckPrefix accepts a registry with a repository prefix, as `skiff
+// trust --prefix` names the Docker images a key signs:
+// "127.0.0.1:5000", "registry.example.com/team/app". Every part must be
+// a registry host or a repository component, so no ".." or "," passes.
+func CheckPrefix(s string) error {
+	parts := strings.Split(s, "/")
+	if !registryRE.MatchString(parts[0]) || len(s) > maxNameLen {
+		return fmt.Errorf("%w: %q is not REGISTRY[/NAME]", ErrInvalid, s)
+	}
+	for _, c := range parts[1:] {
+		if !componentRE.MatchString(c) {
+			return fmt.Errorf("%w: %q is not REGISTRY[/NAME]", ErrInvalid, s)
+		}
+	}
+	return nil
+}

@@ -113,3 +113,26 @@ func TestParseRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckPrefix(t *testing.T) {
+	for _, c := range []struct {
+		s  string
+		ok bool
+	}{
+		{"127.0.0.1:5000", true},
+		{"127.0.0.1:5000/app", true},
+		{"registry.example.com/team/app", true},
+		{"docker.io/library/busybox", true},
+		{"", false},
+		{"127.0.0.1:5000/", false},
+		{"127.0.0.1:5000/../x", false},
+		{"r.example/a,b", false},
+		{"r.example//a", false},
+		{"r.example/App", false},
+		{"docker://r.example/a", false},
+	} {
+		if err := CheckPrefix(c.s); (err == nil) != c.ok {
+			t.Errorf("CheckPrefix(%q) = %v, want ok %v", c.s, err, c.ok)
+		}
+	}
+}

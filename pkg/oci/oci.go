@@ -67,7 +67,10 @@ type Image struct {
 	Ref imageref.Ref
 	// Digest names the manifest ("sha256:..."); for a docker-archive,
 	// which has no manifest, the config's digest (the Docker image ID).
-	Digest      digest.Digest
+	Digest digest.Digest
+	// RootDigest is what the reference names: the index a tag points
+	// to, or Digest when it points to the manifest. Signatures sign it.
+	RootDigest  digest.Digest
 	Manifest    ocispec.Manifest
 	RawManifest []byte // nil for a docker-archive
 	Config      ocispec.Image
@@ -195,6 +198,7 @@ func resolve(ctx context.Context, src source, ref imageref.Ref, plat ocispec.Pla
 		return nil, err
 	}
 	seen := map[digest.Digest]bool{}
+	rootDigest := d.Digest
 	if index != nil { // an untagged layout: its index.json is the trust root
 		if d, err = pick(index, "index.json", plat); err != nil {
 			return nil, err
@@ -218,7 +222,11 @@ func resolve(ctx context.Context, src source, ref imageref.Ref, plat ocispec.Pla
 				return nil, err
 			}
 		case isManifest(mt):
-			return manifestImage(ctx, src, ref, d.Digest, raw, plat)
+			img, err := manifestImage(ctx, src, ref, d.Digest, raw, plat)
+			if img != nil {
+				img.RootDigest = rootDigest
+			}
+			return img, err
 		default:
 			return nil, fmt.Errorf("%w: %q for %s", ErrMediaType, mt, d.Digest)
 		}

@@ -213,10 +213,11 @@ func TestOpenLayout(t *testing.T) {
 
 	for _, tt := range []struct {
 		ref, platform, want string
+		root                ocispec.Descriptor // what the tag names: signatures sign it
 	}{
-		{"oci:" + b.dir + ":multi", "", "a=1 b=22 c=333"},
-		{"oci:" + b.dir + ":v1", "", "a=1 b=22 c=333"},
-		{"oci:" + b.dir + ":multi", "linux/s390x", "a=1"},
+		{"oci:" + b.dir + ":multi", "", "a=1 b=22 c=333", list},
+		{"oci:" + b.dir + ":v1", "", "a=1 b=22 c=333", host},
+		{"oci:" + b.dir + ":multi", "linux/s390x", "a=1", list},
 	} {
 		t.Run(tt.ref+" "+tt.platform, func(t *testing.T) {
 			img, err := open(t, tt.ref, Options{Platform: tt.platform})
@@ -229,6 +230,9 @@ func TestOpenLayout(t *testing.T) {
 			}
 			if img.Config.Config.User != "nobody" {
 				t.Errorf("config User = %q", img.Config.Config.User)
+			}
+			if img.RootDigest != tt.root.Digest {
+				t.Errorf("RootDigest = %s, want %s", img.RootDigest, tt.root.Digest)
 			}
 		})
 	}

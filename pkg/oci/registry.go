@@ -102,6 +102,11 @@ func newRegistry(ctx context.Context, ref imageref.Ref, opts Options) (*registry
 	return r, nil
 }
 
+// Transport is the HTTP transport skiff talks to registries with (TLS as
+// opts say, CAs from opts.CADir, bounded waits), for other HTTP reads that
+// belong to a registry, such as its signatures' lookaside store.
+func Transport(opts Options) (http.RoundTripper, error) { return baseTransport(opts) }
+
 // baseTransport is the HTTP transport under the auth handshake: TLS as
 // asked, bounded waits for connection and headers, and no plain http
 // unless allowed. go-containerregistry would otherwise fall back to http

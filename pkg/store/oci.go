@@ -77,6 +77,9 @@ type OCIInfo struct {
 // OCIImportOptions describe an OCI image handed to ImportOCI.
 type OCIImportOptions struct {
 	Provenance Provenance
+	// Signer and Prefix name the key that verified a Verified image's
+	// signature and the name prefix it is trusted for.
+	Signer, Prefix string
 	// Progress, when set, gets one line per layer.
 	Progress io.Writer
 	// Watch, when set, wraps the uncompressed stream of each layer read
@@ -189,7 +192,7 @@ func (s *Store) importOCI(ctx context.Context, img *oci.Image, opts OCIImportOpt
 	if len(rec.Manifest) > maxRecordSize/2 {
 		return "", fmt.Errorf("%w: the image's app description is %d bytes, more than %d", oci.ErrTooLarge, len(rec.Manifest), maxRecordSize/2)
 	}
-	rec.setProvenance(opts.Provenance, "", "")
+	rec.setProvenance(opts.Provenance, opts.Signer, opts.Prefix)
 	if old, err := s.readRecord(id); err == nil {
 		rec.LastUsedAt = old.LastUsedAt
 		rec.keepStronger(old.Image)

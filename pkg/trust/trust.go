@@ -36,6 +36,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/imageref"
 )
 
 // DefaultConfigDir is where skiff keeps its configuration, keys included.
@@ -71,7 +73,7 @@ func (k *Keystore) Add(prefix string, r io.Reader) (Key, error) {
 	if prefix == "" {
 		return Key{}, fmt.Errorf("add key: empty prefix (use AddRoot to trust a key for every name)")
 	}
-	if _, err := types.NewACIdentifier(prefix); err != nil {
+	if err := checkName(prefix); err != nil {
 		return Key{}, fmt.Errorf("add key for %q: %w", prefix, err)
 	}
 	return k.add(k.prefixDir(prefix), prefix, r)
@@ -124,7 +126,7 @@ func (k *Keystore) Remove(prefix, fp string) error {
 	}
 	dir := filepath.Join(k.dir, "root.d")
 	if prefix != "" {
-		if _, err := types.NewACIdentifier(prefix); err != nil {
+		if err := checkName(prefix); err != nil {
 			return fmt.Errorf("remove key for %q: %w", prefix, err)
 		}
 		dir = k.prefixDir(prefix)
@@ -176,7 +178,7 @@ func (k *Keystore) List() ([]Key, error) {
 // or a key trusted for a prefix of name. It returns the signing key, with
 // the most specific prefix it is trusted for.
 func (k *Keystore) Verify(name string, image io.ReadSeeker, signature io.Reader) (*Key, error) {
-	if _, err := types.NewACIdentifier(name); err != nil {
+	if err := checkName(name); err != nil {
 		return nil, fmt.Errorf("verify %q: %w", name, err)
 	}
 	if signature == nil {
@@ -213,11 +215,58 @@ func (k *Keystore) Verify(name string, image io.ReadSeeker, signature io.Reader)
 	return &key, nil
 }
 
+// VerifyMessage checks that msg is an OpenPGP signed message (as
+// "simple signing" writes them: the payload inside, compressed or not)
+// signed by a key trusted for name, and returns the payload, at most max
+// bytes, with the signing key.
+func (k *Keystore) VerifyMessage(name string, msg io.Reader, max int64) ([]byte, *Key, error) {
+	if err := checkName(name); err != nil {
+		return nil, nil, fmt.Errorf("verify %q: %w", name, err)
+	}
+	raw, err := readBlob(msg, "PGP MESSAGE")
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify %q: %w: %w", name, ErrBadSignature, err)
+	}
+	ring, prefixOf, err := k.keyring(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify %q: %w", name, err)
+	}
+	md, err := openpgp.ReadMessage(bytes.NewReader(raw), ring, nil, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify %q: %w: %w", name, ErrBadSignature, err)
+	}
+	if !md.IsSigned || md.IsEncrypted {
+		return nil, nil, fmt.Errorf("verify %q: %w: not a signed message", name, ErrBadSignature)
+	}
+	// The body is read to its end before the signature is known good: a
+	// compressed payload is bounded so it cannot expand without limit.
+	payload, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, max+1))
+	if err == nil && int64(len(payload)) > max {
+		err = fmt.Errorf("payload larger than %d bytes", max)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify %q: %w: %w", name, ErrBadSignature, err)
+	}
+	switch err := md.SignatureError; {
+	case md.SignedBy == nil:
+		return nil, nil, fmt.Errorf("verify %q: %w (no key trusted for this name made it)", name, ErrUntrusted)
+	case errors.Is(err, pgperrors.ErrKeyRevoked), errors.Is(err, pgperrors.ErrKeyExpired),
+		errors.Is(err, pgperrors.ErrSignatureExpired):
+		return nil, nil, fmt.Errorf("verify %q: key %s: %w: %w", name, fingerprint(md.SignedBy.Entity), ErrUntrusted, err)
+	case err != nil:
+		return nil, nil, fmt.Errorf("verify %q: %w: %w", name, ErrBadSignature, err)
+	case md.Signature == nil:
+		return nil, nil, fmt.Errorf("verify %q: %w: no signature packet", name, ErrBadSignature)
+	}
+	key := keyOf(prefixOf[fingerprint(md.SignedBy.Entity)], md.SignedBy.Entity)
+	return payload, &key, nil
+}
+
 // Trusts reports whether the key with fingerprint fp is trusted for name
 // now (as a root key or for a prefix of name): an image verified with a
 // key that was removed since is not to be taken as verified any more.
 func (k *Keystore) Trusts(name, fp string) (bool, error) {
-	if _, err := types.NewACIdentifier(name); err != nil {
+	if err := checkName(name); err != nil {
 		return false, fmt.Errorf("look up key for %q: %w", name, err)
 	}
 	_, prefixOf, err := k.keyring(name)
@@ -390,4 +439,17 @@ func (e *errReader) Read(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// checkName accepts an appc name or a Docker registry name
+// (REGISTRY[:PORT][/NAME], imageref.CheckPrefix): keys are trusted for
+// either, and neither can hold "," or a ".." part.
+func checkName(name string) error {
+	if _, err := types.NewACIdentifier(name); err == nil {
+		return nil
+	}
+	if imageref.CheckPrefix(name) != nil {
+		return fmt.Errorf("%q is neither an appc name nor REGISTRY[/NAME]", name)
+	}
+	return nil
 }
