@@ -3,10 +3,13 @@
 package tests
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -466,10 +469,69 @@ func buildV1(t *testing.T) string {
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("build skiff %s: %v\n%s", v1Commit, err, out)
 	}
-	for _, s := range []string{"stage1-ns.aci"} {
-		os.Symlink(filepath.Join(binDir, s), filepath.Join(dir, s))
-	}
+	// The first release speaks stage1 interface version 1 only: it gets
+	// today's stage1-ns stamped as version 1 (which stage1-ns, knowing
+	// every flag of versions <= 2, is).
+	stampStage1(t, filepath.Join(binDir, "stage1-ns.aci"), filepath.Join(dir, "stage1-ns.aci"), "1")
 	return filepath.Join(dir, "skiff")
+}
+
+// stampStage1 copies the stage1 image src to dst with its manifest's
+// interface-version annotation set to version.
+func stampStage1(t *testing.T, src, dst, version string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	zw := gzip.NewWriter(out)
+	tr, tw := tar.NewReader(zr), tar.NewWriter(zw)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "manifest" {
+			var m schema.ImageManifest
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Fatal(err)
+			}
+			m.Annotations.Set(types.ACIdentifier(pod.AnnotationVersion), version)
+			if body, err = json.Marshal(m); err != nil {
+				t.Fatal(err)
+			}
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestMigrationFromV1(t *testing.T) {
