@@ -61,14 +61,16 @@ const journalVarlink = "/run/systemd/journal/io.systemd.journal"
 // processed everything logged so far, console forwarding included. The
 // poweroff runs it once the apps have stopped: what journald still had
 // queued would be lost, and with it the end of what run prints (a VM's
-// console under emulation lags far behind a loud app).
+// console under emulation lags far behind a loud app: 50 000 lines took
+// over a minute to drain under TCG, so the wait is up to 4 minutes, and
+// systemd-poweroff.service powers off when it fails too).
 func syncJournal(socket string) error {
 	conn, err := net.Dial("unix", socket)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Minute))
+	conn.SetDeadline(time.Now().Add(4 * time.Minute))
 	if _, err := conn.Write([]byte(`{"method":"io.systemd.Journal.Synchronize","parameters":{}}` + "\x00")); err != nil {
 		return err
 	}

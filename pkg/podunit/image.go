@@ -140,11 +140,11 @@ FileDescriptorStoreMax=4224
 	"final.target":    "[Unit]\nDescription=Final Step\nDefaultDependencies=no\n",
 	"poweroff.target": "[Unit]\nDescription=Power-Off\nDefaultDependencies=no\n" +
 		"Requires=systemd-poweroff.service\nAfter=systemd-poweroff.service\n" +
-		"AllowIsolate=yes\nJobTimeoutSec=90s\nJobTimeoutAction=poweroff-force\n",
+		"AllowIsolate=yes\nJobTimeoutSec=300s\nJobTimeoutAction=poweroff-force\n",
 	"systemd-poweroff.service": "[Unit]\nDescription=Power Off\nDefaultDependencies=no\n" +
 		"Requires=shutdown.target umount.target final.target\n" +
-		"After=shutdown.target umount.target final.target\nSuccessAction=poweroff-force\n\n" +
-		"[Service]\nType=oneshot\nExecStart=-" + HookPath + " journal-sync\nTimeoutStartSec=60s\n",
+		"After=shutdown.target umount.target final.target\nSuccessAction=poweroff-force\nFailureAction=poweroff-force\n\n" +
+		"[Service]\nType=oneshot\nExecStart=-" + HookPath + " journal-sync\nTimeoutStartSec=240s\n",
 }
 
 // BuildImage writes the stage1 image o describes, a compressed ACI, to w.

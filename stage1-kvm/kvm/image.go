@@ -40,10 +40,11 @@ RestartSec=100ms
 `
 
 // poweroffDropIn skips systemd-shutdown once systemd-poweroff.service has
-// synced the journal: by then the apps and the agent are stopped and their
+// synced the journal (or given up after its timeout: a pod must end even
+// when journald does not answer): by then the apps and the agent are stopped and their
 // statuses written, and killing the rest and unmounting the 9p share (which
 // cannot be unmounted) only delays qemu's exit under TCG.
-const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\n"
+const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\nFailureAction=poweroff-immediate\n"
 
 // BuildImage writes the stage1-kvm image, a gzip-compressed ACI, to w:
 // stage1-ns's systemd plus the guest kernel and initramfs, nsenter for
