@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -172,7 +173,20 @@ func podImages(dir string) (map[string]string, error) {
 	}
 	used := map[string]string{}
 	for _, p := range pods {
-		for _, id := range podImageIDs(p) {
+		// A pod that changes state (prepare -> prepared, a rename) while
+		// it is read is read again where it went.
+		ids := podImageIDs(p)
+		for range 3 {
+			if _, err := os.Lstat(p.Path()); !errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			moved, err := pod.Load(dir, p.UUID)
+			if err != nil {
+				break // removed: it uses nothing
+			}
+			p, ids = moved, podImageIDs(moved)
+		}
+		for _, id := range ids {
 			used[id] = "pod " + p.UUID
 		}
 	}
