@@ -215,26 +215,7 @@ func (s *Store) writeBlob(hexDigest string, data []byte) error {
 	if _, err := os.Lstat(p); err == nil {
 		return nil
 	}
-	f, err := os.CreateTemp(s.TmpDir(), "blob-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(p))
+	return s.writeFile(p, data, false)
 }
 
 // fetchLayers makes sure every layer of img is unpacked in the store.

@@ -382,6 +382,12 @@ func (s *Store) writeJSON(path string, v any, shared bool) error {
 	if err != nil {
 		return err
 	}
+	return s.writeFile(path, data, shared)
+}
+
+// writeFile replaces path with data, crash-safely (temp file, fsync,
+// rename, directory fsync), readable by the skiff group when shared.
+func (s *Store) writeFile(path string, data []byte, shared bool) error {
 	f, err := os.CreateTemp(s.TmpDir(), "write-*")
 	if err != nil {
 		return err
