@@ -62,6 +62,10 @@ func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string,
 // unique ID prefix already in the store, else anything fetch understands
 // (a file, a URL, an appc name: from the store or by discovery).
 func resolveImage(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, ref, signature string) (string, error) {
+	ref, err := g.expandAlias(ref)
+	if err != nil {
+		return "", err
+	}
 	if r, err := imageref.Parse(ref); err == nil {
 		if signature != "" {
 			return "", usagef("%s: --signature is for ACIs", ref)

@@ -73,17 +73,12 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	if f.Policy == fetch.PolicyNever && ref.Transport == imageref.Docker { // a local file is no pull
 		return "", fmt.Errorf("fetch %s: %w (pull policy never)", ref, store.ErrNotFound)
 	}
-	opts := oci.Options{
-		PlainHTTP:     f.InsecureHTTP,
-		SkipTLSVerify: g.insecureOpt("tls"),
-		Platform:      g.platform,
-		AuthFile:      filepath.Join(g.localConfig, "auth.json"),
-	}
-	if env := os.Getenv("REGISTRY_AUTH_FILE"); env != "" {
-		opts.AuthFile = env
-	}
+	opts := oci.Options{Platform: g.platform}
 	if ref.Transport == imageref.Docker {
-		opts.CADir = filepath.Join(g.localConfig, "certs.d", ref.Registry)
+		var err error
+		if opts, err = g.registryOptions(ref); err != nil {
+			return "", err
+		}
 	}
 	lookaside := ""
 	if prov == store.Verified { // no lookaside: refused before asking the registry

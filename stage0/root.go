@@ -50,6 +50,7 @@ type globals struct {
 	debug       bool
 	insecure    []string
 	platform    string // of OCI images: os/arch[/variant]; "" is the host's
+	authfile    string // --authfile: registry credentials (stage0/registries.go)
 	log         *slog.Logger
 	stdout      io.Writer
 	stderr      io.Writer
@@ -110,6 +111,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 	pf.StringVar(&g.localConfig, "local-config", "/etc/skiff", "local configuration directory (trusted keys)")
 	pf.BoolVar(&g.debug, "debug", false, "print debug messages, and pass --debug to stage1")
 	pf.StringSliceVar(&g.insecure, "insecure-options", nil, "turn off security features: image (signature checks), http (plain http fetches), tls (registry certificates), all")
+	pf.StringVar(&g.authfile, "authfile", "", "registry auth file (default $REGISTRY_AUTH_FILE, else LOCAL-CONFIG/auth.json; then ~/.docker/config.json)")
 	pf.StringVar(&g.platform, "platform", "", "platform of OCI images to fetch from an index: os/arch[/variant] (default the host's)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
@@ -117,6 +119,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g), newNetworkCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newStopCmd(g),
 		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g), newFsckCmd(g),
+		newLoginCmd(g), newLogoutCmd(g),
 	)
 	return root
 }

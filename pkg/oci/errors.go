@@ -25,6 +25,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrRegistry means a registry answered with an error status.
 	ErrRegistry = errors.New("registry error")
+	// ErrDenied means a registry refused the credentials, or anonymous
+	// access (401 or 403).
+	ErrDenied = errors.New("access denied")
 	// ErrTimeout means a registry stopped answering for longer than the
 	// timeout.
 	ErrTimeout = errors.New("registry timed out")

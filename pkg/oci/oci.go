@@ -38,9 +38,11 @@ const (
 type Options struct {
 	// Platform is "os/arch[/variant]"; empty means the host's.
 	Platform string
-	// AuthFile is a docker-style auth file ({"auths": {HOST: {"auth": ...}}});
-	// empty or missing means anonymous.
-	AuthFile string
+	// AuthFiles are docker-style auth files ({"auths": {HOST: {"auth": ...}}}),
+	// searched in order for the registry's (or a mirror's) host: the first
+	// file with an entry for it wins; missing files are skipped; none
+	// means anonymous.
+	AuthFiles []string
 	// PlainHTTP allows a registry over http (skiff's --insecure-options=http).
 	PlainHTTP bool
 	// SkipTLSVerify accepts any certificate (--insecure-options=tls).
@@ -48,6 +50,10 @@ type Options struct {
 	// CADir holds extra PEM CA certificates (*.crt) trusted besides the
 	// system's, like /etc/skiff/certs.d/HOST:PORT/.
 	CADir string
+	// Mirrors serve the registry's images and are tried, in order, before
+	// the registry itself. The image keeps the registry's reference (its
+	// identity, also for signatures); only the bytes come from a mirror.
+	Mirrors []Mirror
 	// Timeout is how long a registry may stay silent (no headers, no body
 	// bytes) before the request fails with ErrTimeout; 0 means 30s.
 	Timeout time.Duration
@@ -108,7 +114,7 @@ func Open(ctx context.Context, ref imageref.Ref, opts Options) (*Image, error) {
 	var src source
 	switch ref.Transport {
 	case imageref.Docker:
-		src, err = newRegistry(ctx, ref, opts)
+		return openRegistry(ctx, ref, plat, opts)
 	case imageref.OCI:
 		src, err = openLayoutDir(ref.Path, ref.Tag)
 	case imageref.OCIArchive:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/skiffpod/skiff/pkg/authfile"
 	"github.com/skiffpod/skiff/pkg/imageref"
 )
 
@@ -38,6 +36,17 @@ const (
 // dockerHubHost is where docker.io's distribution API lives.
 const dockerHubHost = "registry-1.docker.io"
 
+// Mirror is a registry that serves another registry's images.
+type Mirror struct {
+	Host       string // HOST[:PORT]
+	Repository string // the image's repository there
+	// PlainHTTP and SkipTLSVerify as in Options, for this mirror only.
+	PlainHTTP     bool
+	SkipTLSVerify bool
+	// CADir as in Options, for this mirror (certs.d/MIRROR-HOST).
+	CADir string
+}
+
 // registry speaks the distribution v2 API for one repository.
 // go-containerregistry does the authentication handshake (anonymous,
 // basic, bearer token); skiff issues the GETs itself so that the scheme,
@@ -45,7 +54,9 @@ const dockerHubHost = "registry-1.docker.io"
 type registry struct {
 	ref     imageref.Ref
 	host    string
+	repo    string
 	scheme  string
+	caDir   string // named in a certificate error
 	client  *http.Client
 	timeout time.Duration
 
@@ -53,27 +64,67 @@ type registry struct {
 	docs map[digest.Digest][]byte // documents already read while resolving the tag
 }
 
-func newRegistry(ctx context.Context, ref imageref.Ref, opts Options) (*registry, error) {
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	switch {
-	case opts.Retries == 0:
-		opts.Retries = DefaultRetries
-	case opts.Retries < 0:
-		opts.Retries = 0
-	}
-	if opts.Backoff <= 0 {
-		opts.Backoff = DefaultBackoff
+// openRegistry opens ref from its mirrors, in order, then from the
+// registry itself: the first that resolves it serves the whole image.
+func openRegistry(ctx context.Context, ref imageref.Ref, plat ocispec.Platform, opts Options) (*Image, error) {
+	var mirrorErrs []string
+	for _, m := range opts.Mirrors {
+		o := opts
+		o.PlainHTTP, o.SkipTLSVerify, o.CADir = m.PlainHTTP, m.SkipTLSVerify, m.CADir
+		img, err := openAt(ctx, ref, m.Host, m.Repository, plat, o)
+		if err == nil {
+			return img, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("open image %s: %w", ref, err)
+		}
+		mirrorErrs = append(mirrorErrs, fmt.Sprintf("mirror %s: %v", m.Host, err))
 	}
 	host := ref.Registry
 	if host == imageref.DefaultRegistry {
 		host = dockerHubHost
 	}
-	r := &registry{ref: ref, host: host, scheme: "https", timeout: opts.Timeout, docs: map[digest.Digest][]byte{}}
-	if opts.PlainHTTP {
-		r.scheme = "http"
+	img, err := openAt(ctx, ref, host, ref.Repository, plat, opts)
+	if err != nil && len(mirrorErrs) > 0 {
+		return nil, fmt.Errorf("open image %s: %w (tried first: %s)", ref, err, strings.Join(mirrorErrs, "; "))
 	}
+	if err != nil {
+		return nil, fmt.Errorf("open image %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+func openAt(ctx context.Context, ref imageref.Ref, host, repo string, plat ocispec.Platform, opts Options) (*Image, error) {
+	src, err := newRegistry(ctx, ref, host, repo, opts)
+	if err != nil {
+		return nil, err
+	}
+	img, err := resolve(ctx, src, ref, plat)
+	if err != nil {
+		src.close()
+		return nil, err
+	}
+	return img, nil
+}
+
+func (o *Options) defaults() {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	switch {
+	case o.Retries == 0:
+		o.Retries = DefaultRetries
+	case o.Retries < 0:
+		o.Retries = 0
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultBackoff
+	}
+}
+
+// connect does the auth handshake with host for scopes, with the
+// credentials the auth files hold for it, over a retrying transport.
+func connect(ctx context.Context, host string, auth authn.Authenticator, scopes []string, opts Options) (http.RoundTripper, error) {
 	base, err := baseTransport(opts)
 	if err != nil {
 		return nil, err
@@ -86,15 +137,23 @@ func newRegistry(ctx context.Context, ref imageref.Ref, opts Options) (*registry
 	if err != nil {
 		return nil, fmt.Errorf("registry %q: %w", host, err)
 	}
-	auth, err := authFor(opts.AuthFile, ref.Registry)
-	if err != nil {
-		return nil, err
-	}
 	rt := transport.NewRetry(base,
 		transport.WithRetryBackoff(transport.Backoff{Duration: opts.Backoff, Factor: 2, Jitter: 0.1, Steps: opts.Retries + 1}),
 		transport.WithRetryStatusCodes(http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
-	scope := "repository:" + ref.Repository + ":pull"
-	tr, err := transport.NewWithContext(ctx, reg, auth, rt, []string{scope})
+	return transport.NewWithContext(ctx, reg, auth, rt, scopes)
+}
+
+func newRegistry(ctx context.Context, ref imageref.Ref, host, repo string, opts Options) (*registry, error) {
+	opts.defaults()
+	r := &registry{ref: ref, host: host, repo: repo, scheme: "https", caDir: opts.CADir, timeout: opts.Timeout, docs: map[digest.Digest][]byte{}}
+	if opts.PlainHTTP {
+		r.scheme = "http"
+	}
+	auth, err := authFor(opts.AuthFiles, authfile.Key(host))
+	if err != nil {
+		return nil, err
+	}
+	tr, err := connect(ctx, host, auth, []string{"repository:" + repo + ":pull"}, opts)
 	if err != nil {
 		return nil, r.explain("connect", err)
 	}
@@ -155,77 +214,14 @@ func (g schemeGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return g.inner.RoundTrip(req)
 }
 
-// authFor returns the credentials the docker-style auth file holds for
-// registry, or anonymous ones. A missing file means anonymous.
-func authFor(file, registry string) (authn.Authenticator, error) {
-	if file == "" {
-		return authn.Anonymous, nil
+// authFor returns the credentials the first auth file with an entry for
+// registry holds, or anonymous ones.
+func authFor(files []string, registry string) (authn.Authenticator, error) {
+	c, _, ok, err := authfile.Lookup(files, registry)
+	if err != nil || !ok {
+		return authn.Anonymous, err
 	}
-	b, err := readSmall(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return authn.Anonymous, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read auth file: %w", err)
-	}
-	var cfg struct {
-		Auths map[string]struct {
-			Auth          string `json:"auth"`
-			Username      string `json:"username"`
-			Password      string `json:"password"`
-			IdentityToken string `json:"identitytoken"`
-			RegistryToken string `json:"registrytoken"`
-		} `json:"auths"`
-	}
-	if err := decodeStrict(b, &cfg); err != nil {
-		return nil, fmt.Errorf("read auth file %s: %w", file, err)
-	}
-	for key, a := range cfg.Auths {
-		if authKey(key) != registry {
-			continue
-		}
-		ac := authn.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
-		if a.Auth != "" {
-			dec, err := base64.StdEncoding.DecodeString(a.Auth)
-			user, pass, ok := strings.Cut(string(dec), ":")
-			if err != nil || !ok {
-				return nil, fmt.Errorf("read auth file %s: entry %q: auth is not base64 of user:password", file, key)
-			}
-			ac.Username, ac.Password = user, pass
-		}
-		return authn.FromConfig(ac), nil
-	}
-	return authn.Anonymous, nil
-}
-
-// authKey normalizes an auth file key ("https://index.docker.io/v1/",
-// "quay.io", "localhost:5000") to a registry as imageref spells it.
-func authKey(k string) string {
-	if u, err := url.Parse(k); err == nil && u.Host != "" {
-		k = u.Host
-	}
-	k, _, _ = strings.Cut(k, "/")
-	switch k {
-	case "index.docker.io", dockerHubHost:
-		return imageref.DefaultRegistry
-	}
-	return k
-}
-
-func readSmall(file string) ([]byte, error) {
-	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxSmallFile {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", file, maxSmallFile)
-	}
-	return io.ReadAll(io.LimitReader(f, maxSmallFile))
+	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password, IdentityToken: c.IdentityToken, RegistryToken: c.RegistryToken}), nil
 }
 
 var manifestAccept = strings.Join([]string{
@@ -234,7 +230,7 @@ var manifestAccept = strings.Join([]string{
 }, ",")
 
 func (r *registry) url(kind, id string) string {
-	return (&url.URL{Scheme: r.scheme, Host: r.host, Path: "/v2/" + r.ref.Repository + "/" + kind + "/" + id}).String()
+	return (&url.URL{Scheme: r.scheme, Host: r.host, Path: "/v2/" + r.repo + "/" + kind + "/" + id}).String()
 }
 
 // get starts a GET and returns the body, failing on an error status and
@@ -300,7 +296,7 @@ func (r *registry) status(u string, resp *http.Response) error {
 	case http.StatusNotFound:
 		return fmt.Errorf("%w (404 from %s for %s)", ErrNotFound, r.host, u)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w: access denied (%d from %s; check the credentials in the auth file)", ErrRegistry, resp.StatusCode, r.host)
+		return fmt.Errorf("%w: %w by %s (%d): log in with `skiff login %s`", ErrRegistry, ErrDenied, r.host, resp.StatusCode, authfile.Key(r.host))
 	}
 	return fmt.Errorf("%w: %s answered %s for %s", ErrRegistry, r.host, resp.Status, u)
 }
@@ -309,11 +305,18 @@ func (r *registry) status(u string, resp *http.Response) error {
 func (r *registry) explain(op string, err error) error {
 	var terr *transport.Error
 	var nerr net.Error
+	var verr *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &verr):
+		dir := r.caDir
+		if dir == "" {
+			dir = "certs.d/" + r.host
+		}
+		return fmt.Errorf("%s: registry %s: %w (trust its CA as %s/*.crt, or use --insecure-options=tls)", op, r.host, err, dir)
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%w: access denied by %s (%d; check the credentials in the auth file)", ErrRegistry, r.host, terr.StatusCode)
+			return fmt.Errorf("%w: %w by %s (%d): log in with `skiff login %s`", ErrRegistry, ErrDenied, r.host, terr.StatusCode, authfile.Key(r.host))
 		case http.StatusNotFound:
 			return fmt.Errorf("%w (404 from %s)", ErrNotFound, r.host)
 		}

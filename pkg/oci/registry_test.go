@@ -30,6 +30,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/authfile"
 	"github.com/skiffpod/skiff/pkg/layer"
 )
 
@@ -298,6 +299,37 @@ func TestRegistry(t *testing.T) {
 		}
 	})
 
+	t.Run("mirrors", func(t *testing.T) {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		down := l.Addr().String() // refuses connections
+		l.Close()
+		ref := "docker://" + down + "/upstream/img:oci"
+		img, err := open(t, ref, Options{PlainHTTP: true, Retries: -1, Mirrors: []Mirror{
+			{Host: down, Repository: "upstream/img", PlainHTTP: true},
+			{Host: reg.addr, Repository: "test/img", PlainHTTP: true},
+		}})
+		if err != nil {
+			t.Fatalf("Open from the second mirror: %v", err)
+		}
+		if img.Ref.String() != ref {
+			t.Errorf("image identity %s, want the upstream %s", img.Ref, ref)
+		}
+		checkUmociImage(t, img)
+		// A mirror without the image: the registry itself serves it.
+		if _, err := open(t, oci, Options{PlainHTTP: true, Mirrors: []Mirror{{Host: reg.addr, Repository: "none/img", PlainHTTP: true}}}); err != nil {
+			t.Fatalf("fallback to the registry: %v", err)
+		}
+		// A mirror's insecure setting is its own.
+		_, err = open(t, ref, Options{Retries: -1, Mirrors: []Mirror{{Host: reg.addr, Repository: "test/img"}}})
+		checkErr(t, err, nil, "mirror "+reg.addr+": ")
+		// All fail: one line with the registry's error and the mirrors'.
+		_, err = open(t, ref, Options{PlainHTTP: true, Retries: -1, Mirrors: []Mirror{{Host: reg.addr, Repository: "none/img", PlainHTTP: true}}})
+		checkErr(t, err, nil, "404 from "+reg.addr)
+		if !strings.Contains(err.Error(), down) {
+			t.Errorf("error %q does not name the registry %s", err, down)
+		}
+	})
+
 	t.Run("layers in parallel", func(t *testing.T) {
 		img, err := open(t, oci, plain)
 		if err != nil {
@@ -428,7 +460,7 @@ func TestRegistryBasicAuth(t *testing.T) {
 	}
 	good := authFile(fmt.Sprintf(`{"auths":{"%s":{"auth":"%s"}}}`, reg.addr, base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))))
 	t.Run("with credentials", func(t *testing.T) {
-		img, err := open(t, ref, Options{PlainHTTP: true, AuthFile: good})
+		img, err := open(t, ref, Options{PlainHTTP: true, AuthFiles: []string{good}})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
@@ -436,22 +468,32 @@ func TestRegistryBasicAuth(t *testing.T) {
 	})
 	t.Run("url-style key", func(t *testing.T) {
 		f := authFile(fmt.Sprintf(`{"auths":{"http://%s/v2/":{"username":"alice","password":"s3cret"}}}`, reg.addr))
-		if _, err := open(t, ref, Options{PlainHTTP: true, AuthFile: f}); err != nil {
+		if _, err := open(t, ref, Options{PlainHTTP: true, AuthFiles: []string{f}}); err != nil {
 			t.Fatalf("Open: %v", err)
 		}
+	})
+	t.Run("login", func(t *testing.T) {
+		ctx := context.Background()
+		if err := Login(ctx, reg.addr, authfile.Cred{Username: "alice", Password: "s3cret"}, Options{PlainHTTP: true}); err != nil {
+			t.Fatalf("Login: %v", err)
+		}
+		err := Login(ctx, reg.addr, authfile.Cred{Username: "alice", Password: "wrong"}, Options{PlainHTTP: true, Retries: -1})
+		checkErr(t, err, ErrDenied, reg.addr+" refused the user name or password")
+		err = Login(ctx, reg.addr, authfile.Cred{Username: "alice", Password: "s3cret"}, Options{Retries: -1})
+		checkErr(t, err, ErrInsecure, "plain http refused")
 	})
 	for _, tt := range []struct {
 		name, file, says string
 		want             error
 	}{
-		{"anonymous", "", "access denied", ErrRegistry},
+		{"anonymous", "", "skiff login " + reg.addr, ErrDenied},
 		{"missing file is anonymous", filepath.Join(dir, "none.json"), "access denied", ErrRegistry},
 		{"wrong password", authFile(fmt.Sprintf(`{"auths":{"%s":{"username":"alice","password":"x"}}}`, reg.addr)), "access denied", ErrRegistry},
-		{"duplicate keys in the auth file", authFile(fmt.Sprintf(`{"auths":{"%s":{"username":"alice","username":"bob"}}}`, reg.addr)), "duplicate key", ErrBadJSON},
+		{"duplicate keys in the auth file", authFile(fmt.Sprintf(`{"auths":{"%s":{"username":"alice","username":"bob"}}}`, reg.addr)), "duplicate key", authfile.ErrBadFile},
 		{"bad auth field", authFile(fmt.Sprintf(`{"auths":{"%s":{"auth":"!!"}}}`, reg.addr)), "not base64", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := open(t, ref, Options{PlainHTTP: true, AuthFile: tt.file, Retries: -1})
+			_, err := open(t, ref, Options{PlainHTTP: true, AuthFiles: []string{tt.file}, Retries: -1})
 			checkErr(t, err, tt.want, tt.says)
 		})
 	}
@@ -504,8 +546,9 @@ func TestRegistryTLS(t *testing.T) {
 		checkUmociImage(t, img)
 	})
 	t.Run("unknown CA refused", func(t *testing.T) {
-		_, err := open(t, ref, Options{Retries: -1})
+		_, err := open(t, ref, Options{Retries: -1, CADir: filepath.Join(dir, "none")})
 		checkErr(t, err, nil, "certificate")
+		checkErr(t, err, nil, "(trust its CA as "+filepath.Join(dir, "none")+"/*.crt, or use --insecure-options=tls)")
 	})
 	t.Run("skip verify", func(t *testing.T) {
 		if _, err := open(t, ref, Options{SkipTLSVerify: true}); err != nil {

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffpod/skiff/pkg/authfile"
 )
 
 // tokenServer is the token service of the distribution token auth
@@ -89,7 +92,7 @@ func TestRegistryBearerToken(t *testing.T) {
 
 	auth := filepath.Join(t.TempDir(), "auth.json")
 	os.WriteFile(auth, []byte(fmt.Sprintf(`{"auths":{"%s":{"auth":"%s"}}}`, reg.addr, base64.StdEncoding.EncodeToString([]byte("bob:hunter2")))), 0o600)
-	img, err := open(t, ref, Options{PlainHTTP: true, AuthFile: auth})
+	img, err := open(t, ref, Options{PlainHTTP: true, AuthFiles: []string{auth}})
 	if err != nil {
 		t.Fatalf("Open with a bearer token: %v", err)
 	}
@@ -97,4 +100,11 @@ func TestRegistryBearerToken(t *testing.T) {
 
 	_, err = open(t, ref, Options{PlainHTTP: true, Retries: -1})
 	checkErr(t, err, ErrRegistry, "access denied")
+
+	ctx := context.Background()
+	if err := Login(ctx, reg.addr, authfile.Cred{Username: "bob", Password: "hunter2"}, Options{PlainHTTP: true}); err != nil {
+		t.Fatalf("Login with a bearer token: %v", err)
+	}
+	err = Login(ctx, reg.addr, authfile.Cred{Username: "bob", Password: "hunter3"}, Options{PlainHTTP: true, Retries: -1})
+	checkErr(t, err, ErrDenied, "refused the user name or password")
 }
