@@ -312,7 +312,9 @@ func (r *registry) explain(op string, err error) error {
 		if dir == "" {
 			dir = "certs.d/" + r.host
 		}
-		return fmt.Errorf("%s: registry %s: %w (trust its CA as %s/*.crt, or use --insecure-options=tls)", op, r.host, err, dir)
+		// verr alone: go-containerregistry also tells what plain http
+		// answered, which is not the way out.
+		return fmt.Errorf("%s: registry %s: %w (trust its CA as %s/*.crt, or use --insecure-options=tls)", op, r.host, verr, dir)
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
