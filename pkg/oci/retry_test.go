@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,6 +60,22 @@ func flakyRegistry(t *testing.T, b *layoutBuilder, root ocispec.Descriptor, fail
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
+// reachable starts servers with start until one answers a dial: on a
+// shared host, NAT rules a leaked pod left (CNI portmap, any port) can
+// divert a loopback port the kernel just handed out.
+func reachable(t *testing.T, start func() string) string {
+	t.Helper()
+	for range 10 {
+		addr := start()
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+	}
+	t.Fatal("no loopback port reachable: check `iptables -t nat -S OUTPUT` for leaked DNAT rules")
+	return ""
+}
+
 // TestRegistryTransient: a registry that fails each request a few times
 // (500, 429, 503) and then answers is retried with backoff to success; one
 // that keeps failing or never answers ends in one line naming the cause,
@@ -81,7 +98,7 @@ func TestRegistryTransient(t *testing.T) {
 		{"never answers", 1, 0, -1, ErrTimeout, "did not answer"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := flakyRegistry(t, b, root, tt.fails, tt.status)
+			addr := reachable(t, func() string { return flakyRegistry(t, b, root, tt.fails, tt.status) })
 			start := time.Now()
 			img, err := open(t, "docker://"+addr+"/x/y:t", Options{PlainHTTP: true, Timeout: time.Second, Retries: tt.retries, Backoff: 5 * time.Millisecond})
 			if err == nil {
