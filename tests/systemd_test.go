@@ -31,6 +31,8 @@ func TestSystemdHost(t *testing.T) {
 		for i := range a.Ports {
 			a.Ports[i].SocketActivated = true
 		}
+		// For KVMDatagramSocketRefused: stage1-kvm forwards stream sockets only.
+		a.Ports = append(a.Ports, types.Port{Name: "dns", Protocol: "udp", Port: 8053, Count: 1, SocketActivated: true})
 	}, nil)
 	s.notifyACI = probeVariant(t, s.data, "probe-notify", func(*types.App) {},
 		types.Annotations{{Name: "appc.io/executor/supports-systemd-notify", Value: "true"}})
@@ -56,6 +58,7 @@ func TestSystemdHost(t *testing.T) {
 	t.Run("KVMPoweroff", s.testKVMPoweroff)
 	t.Run("KVMNotifyReady", s.testKVMNotifyReady)
 	t.Run("KVMSocketActivation", s.testKVMSocketActivation)
+	t.Run("KVMDatagramSocketRefused", s.testKVMDatagramSocketRefused)
 }
 
 // sysHost is the booted host and skiff's directories in it.
@@ -544,6 +547,33 @@ func (s *sysHost) testKVMSocketActivation(t *testing.T) {
 	s.mustRun(t, "systemctl", "stop", unit+".socket", unit+".service")
 	mustNotContain(t, s.mustRun(t, "journalctl", "-u", unit+".service", "-o", "cat", "--no-pager"), "stage1-kvm run: error:", "stage1-kvm run: warning:")
 	s.checkGone(t, uuid)
+}
+
+// testKVMDatagramSocketRefused: a datagram socket that an app's udp port
+// asks for cannot be forwarded into the guest: the pod fails at once, with
+// one line naming the socket, and no VM starts.
+func (s *sysHost) testKVMDatagramSocketRefused(t *testing.T) {
+	const unit = "skiff-kvm-dgram"
+	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--net=none", s.socketACI, "--", "-listen-fds"), " ")
+	s.writeUnit(t, unit+".socket", "[Socket]\nListenDatagram=127.0.0.1:8053\n")
+	s.writeUnit(t, unit+".service", "[Service]\nExecStart="+exec+"\nKillMode=mixed\nDelegate=yes\nSlice=machine.slice\n")
+	s.mustRun(t, "systemctl", "start", unit+".socket")
+	t.Cleanup(func() {
+		s.h.Run(context.Background(), "systemctl", "stop", unit+".socket", unit+".service")
+		s.h.Run(context.Background(), "systemctl", "reset-failed", unit+".socket", unit+".service")
+	})
+	// A datagram starts the service.
+	s.mustRun(t, "timeout", "10", "bash", "-c", `echo query >/dev/udp/127.0.0.1/8053`)
+	// Until then, systemctl show may print 0 or nothing: wait for the state.
+	waitFor(t, unit+".service to fail", time.Minute, func() bool { return s.prop(t, unit+".service", "ActiveState") == "failed" })
+	if st := s.prop(t, unit+".service", "ExecMainStatus"); st != "254" {
+		t.Errorf("%s: ExecMainStatus=%s, want 254", unit, st)
+	}
+	mustContain(t, s.mustRun(t, "journalctl", "-u", unit+".service", "-o", "cat", "--no-pager"),
+		"socket activation of ListenDatagram=127.0.0.1:8053 (app probe-socket): usage: stage1-kvm forwards only stream (TCP) sockets into the guest")
+	if ps := s.mustRun(t, "ps", "-eo", "pid,args"); strings.Contains(ps, "qemu-system") {
+		t.Errorf("qemu started for a refused pod:\n%s", ps)
+	}
 }
 
 // writeUnit writes a unit file into the host's /run/systemd/system and

@@ -121,7 +121,7 @@ func ActivationUnits(log *slog.Logger, imgs map[string]*schema.ImageManifest, li
 				for _, f := range append(pass, listeners[i:]...) {
 					f.Close()
 				}
-				return nil, nil, fmt.Errorf("run: socket %s of app %s: %w", setting(typ, addr), app, err)
+				return nil, nil, fmt.Errorf("run: socket activation of %s (app %s): %w", setting(typ, addr), app, err)
 			}
 			addr = a
 		}

@@ -121,7 +121,7 @@ func TestActivationUnitsListen(t *testing.T) {
 	if !errors.Is(err, errDgram) || units != nil || pass != nil {
 		t.Fatalf("got %q, %v, %v; want %v", units, pass, err, errDgram)
 	}
-	if want := fmt.Sprintf("ListenDatagram=127.0.0.1:%d of app web", udpPort); !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("socket activation of ListenDatagram=127.0.0.1:%d (app web)", udpPort); !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not name the socket and the app (%q)", err, want)
 	}
 	for _, f := range []*os.File{tf, uf} {
