@@ -15,11 +15,17 @@ import (
 	"github.com/hashicorp/yamux"
 )
 
+// loopback is where the tests listen: IPv6's, because on a machine where
+// pods publish ports, the CNI portmap plugin DNATs local IPv4 connections
+// to those ports (any local address), and an ephemeral port the test got
+// may be one of them.
+const loopback = "[::1]:0"
+
 // echoUpper is a guest-side server: it reads until the client's
 // half-close and answers with what it read, upper-cased, and its peer.
 func echoUpper(t *testing.T) (net.Listener, netip.AddrPort) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", loopback)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +49,7 @@ func echoUpper(t *testing.T) (net.Listener, netip.AddrPort) {
 // hostListener is a host socket whose connections go to guest.
 func hostListener(t *testing.T, guest netip.AddrPort) Listener {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", loopback)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +101,7 @@ func TestForward(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The app sees the guest-side forwarder, on loopback, as its peer.
-			if want := strings.ToUpper(tt.msg) + " from 127.0.0.1"; got != want {
+			if want := strings.ToUpper(tt.msg) + " from ::1"; got != want {
 				t.Errorf("answer = %.40q... (%d bytes), want %.40q... (%d bytes)", got, len(got), want, len(want))
 			}
 		})
@@ -105,7 +111,7 @@ func TestForward(t *testing.T) {
 		for i := range 20 {
 			wg.Go(func() {
 				msg := strings.Repeat(string(rune('a'+i)), 1000*i)
-				if got, err := request(ls[i%2].Addr().String(), msg); err != nil || got != strings.ToUpper(msg)+" from 127.0.0.1" {
+				if got, err := request(ls[i%2].Addr().String(), msg); err != nil || got != strings.ToUpper(msg)+" from ::1" {
 					t.Errorf("connection %d: %d bytes, %v", i, len(got), err)
 				}
 			})
@@ -141,7 +147,7 @@ func TestGuestRefuses(t *testing.T) {
 		{"not loopback", "192.0.2.1:80\n"},
 		{"not an address", "web:80\n"},
 		{"too long", strings.Repeat("1", 200) + "\n"},
-		{"closed port", "127.0.0.1:1\n"},
+		{"closed port", "[::1]:1\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
