@@ -38,12 +38,21 @@ func guestListen(typ int, addr netip.AddrPort) (netip.AddrPort, error) {
 }
 
 // forwardListeners turns the passed sockets into listeners with their
-// guest addresses; the files are closed (the listeners hold copies).
+// guest addresses; the files are closed (the listeners hold copies). A
+// socket that does not listen (an Accept=yes unit passes a connection) is
+// refused.
 func forwardListeners(files []*os.File) ([]forward.Listener, error) {
 	var ls []forward.Listener
 	var errs []error
 	for _, f := range files {
-		l, err := net.FileListener(f)
+		var l net.Listener
+		listening, err := unix.GetsockoptInt(int(f.Fd()), unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		if err == nil && listening == 0 {
+			err = fmt.Errorf("%w: not a listening socket (socket units with Accept=yes are not supported)", ErrUsage)
+		}
+		if err == nil {
+			l, err = net.FileListener(f)
+		}
 		f.Close()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("run: passed socket %s: %w", f.Name(), err))
