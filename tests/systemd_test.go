@@ -31,6 +31,8 @@ func TestSystemdHost(t *testing.T) {
 		for i := range a.Ports {
 			a.Ports[i].SocketActivated = true
 		}
+		// For KVMDatagramSocketRefused: stage1-kvm forwards stream sockets only.
+		a.Ports = append(a.Ports, types.Port{Name: "dns", Protocol: "udp", Port: 8053, Count: 1, SocketActivated: true})
 	}, nil)
 	s.notifyACI = probeVariant(t, s.data, "probe-notify", func(*types.App) {},
 		types.Annotations{{Name: "appc.io/executor/supports-systemd-notify", Value: "true"}})
@@ -55,7 +57,8 @@ func TestSystemdHost(t *testing.T) {
 	t.Run("KVMMachineAndJournal", s.testKVMMachineAndJournal)
 	t.Run("KVMPoweroff", s.testKVMPoweroff)
 	t.Run("KVMNotifyReady", s.testKVMNotifyReady)
-	t.Run("KVMSocketActivationRefused", s.testKVMSocketActivationRefused)
+	t.Run("KVMSocketActivation", s.testKVMSocketActivation)
+	t.Run("KVMDatagramSocketRefused", s.testKVMDatagramSocketRefused)
 }
 
 // sysHost is the booted host and skiff's directories in it.
@@ -493,28 +496,81 @@ func (s *sysHost) testKVMNotifyReady(t *testing.T) {
 	s.checkGone(t, uuid)
 }
 
-// testKVMSocketActivationRefused: the guest has no network, so a KVM
-// pod started by a socket unit fails at once and says why.
-func (s *sysHost) testKVMSocketActivationRefused(t *testing.T) {
+// testKVMSocketActivation: a .socket unit starts a stage1-kvm pod on the
+// first connection, not before; run forwards that connection and later
+// ones into the guest, where the app serves them on the socket the guest's
+// systemd made and passed it (LISTEN_FDS=1 with its own LISTEN_PID, which
+// the probe checks), and sees the guest's loopback as their peer.
+func (s *sysHost) testKVMSocketActivation(t *testing.T) {
 	const unit = "skiff-kvm-sock"
-	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--net=none", s.socketACI, "--", "-listen-fds"), " ")
+	uuidFile := filepath.Join(s.data, unit+".uuid")
+	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--net=none", "--uuid-file-save="+uuidFile, s.socketACI, "--", "-listen-fds"), " ")
 	// The probe's port, which the image marks socketActivated.
 	s.writeUnit(t, unit+".socket", "[Socket]\nListenStream=127.0.0.1:8080\n")
+	s.writeUnit(t, unit+".service", "[Service]\nExecStart="+exec+"\nEnvironment=SKIFF_KVM_ACCEL="+os.Getenv("SKIFF_KVM_ACCEL")+
+		"\nKillMode=mixed\nDelegate=yes\nSlice=machine.slice\n")
+	s.mustRun(t, "systemctl", "start", unit+".socket")
+	t.Cleanup(func() {
+		s.h.Run(context.Background(), "systemctl", "stop", unit+".socket", unit+".service")
+		s.h.Run(context.Background(), "systemctl", "reset-failed", unit+".socket", unit+".service")
+	})
+	time.Sleep(time.Second) // time enough for a pod that would start with its socket
+	if st := s.prop(t, unit+".service", "ActiveState"); st != "inactive" {
+		t.Errorf("%s.service is %s before any connection, want inactive", unit, st)
+	}
+	if ps := s.mustRun(t, "ps", "-eo", "pid,args"); strings.Contains(ps, "qemu-system") {
+		t.Errorf("qemu runs before any connection:\n%s", ps)
+	}
+
+	// bash's /dev/tcp is the only client in the host's minbase root.
+	get := `exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /%s HTTP/1.0\r\n\r\n' "$1" >&3 && cat <&3`
+	start := time.Now()
+	out := s.mustRun(t, "timeout", "100", "bash", "-c", get, "bash", "first")
+	t.Logf("first connection answered after %v (the VM's boot): %q", time.Since(start).Round(time.Millisecond), findLine(out, "hello"))
+	mustContain(t, out, "200 OK", "hello from probe")
+	start = time.Now()
+	out = s.mustRun(t, "timeout", "30", "bash", "-c", get, "bash", "second")
+	t.Logf("second connection answered after %v: %q", time.Since(start).Round(time.Millisecond), findLine(out, "hello"))
+	mustContain(t, out, "200 OK", "hello from probe")
+	if st := s.prop(t, unit+".service", "ActiveState"); st != "active" {
+		t.Errorf("%s.service is %s while the pod serves, want active", unit, st)
+	}
+
+	b, _ := os.ReadFile(uuidFile)
+	uuid := strings.TrimSpace(string(b))
+	var log string
+	waitFor(t, "both requests in the guest's journal", 30*time.Second, func() bool {
+		log = s.mustRun(t, "journalctl", "-M", "skiff-"+uuid, "-t", "probe-socket", "-o", "cat", "--no-pager")
+		return strings.Contains(log, "SERVED=GET /second")
+	})
+	mustContain(t, log, "LISTENERS=1", "SERVED=GET /first FROM=127.0.0.1:", "SERVED=GET /second FROM=127.0.0.1:")
+	s.mustRun(t, "systemctl", "stop", unit+".socket", unit+".service")
+	mustNotContain(t, s.mustRun(t, "journalctl", "-u", unit+".service", "-o", "cat", "--no-pager"), "stage1-kvm run: error:", "stage1-kvm run: warning:")
+	s.checkGone(t, uuid)
+}
+
+// testKVMDatagramSocketRefused: a datagram socket that an app's udp port
+// asks for cannot be forwarded into the guest: the pod fails at once, with
+// one line naming the socket, and no VM starts.
+func (s *sysHost) testKVMDatagramSocketRefused(t *testing.T) {
+	const unit = "skiff-kvm-dgram"
+	exec := strings.Join(s.skiff("--insecure-options=image", "run", "--stage1=kvm", "--net=none", s.socketACI, "--", "-listen-fds"), " ")
+	s.writeUnit(t, unit+".socket", "[Socket]\nListenDatagram=127.0.0.1:8053\n")
 	s.writeUnit(t, unit+".service", "[Service]\nExecStart="+exec+"\nKillMode=mixed\nDelegate=yes\nSlice=machine.slice\n")
 	s.mustRun(t, "systemctl", "start", unit+".socket")
 	t.Cleanup(func() {
 		s.h.Run(context.Background(), "systemctl", "stop", unit+".socket", unit+".service")
 		s.h.Run(context.Background(), "systemctl", "reset-failed", unit+".socket", unit+".service")
 	})
-	// Connect and go: the kernel queues the connection, which starts the pod.
-	s.mustRun(t, "timeout", "10", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/8080`)
+	// A datagram starts the service.
+	s.mustRun(t, "timeout", "10", "bash", "-c", `echo query >/dev/udp/127.0.0.1/8053`)
 	// Until then, systemctl show may print 0 or nothing: wait for the state.
 	waitFor(t, unit+".service to fail", time.Minute, func() bool { return s.prop(t, unit+".service", "ActiveState") == "failed" })
 	if st := s.prop(t, unit+".service", "ExecMainStatus"); st != "254" {
 		t.Errorf("%s: ExecMainStatus=%s, want 254", unit, st)
 	}
 	mustContain(t, s.mustRun(t, "journalctl", "-u", unit+".service", "-o", "cat", "--no-pager"),
-		"socket activation (LISTEN_FDS) is not supported by stage1-kvm: the guest has no network")
+		"socket activation of ListenDatagram=127.0.0.1:8053 (app probe-socket): usage: stage1-kvm forwards only stream (TCP) sockets into the guest")
 	if ps := s.mustRun(t, "ps", "-eo", "pid,args"); strings.Contains(ps, "qemu-system") {
 		t.Errorf("qemu started for a refused pod:\n%s", ps)
 	}

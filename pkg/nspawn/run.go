@@ -47,7 +47,7 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err := podunit.KeepLock(); err != nil {
 		return 0, err
 	}
-	pm, apps, pass, err := podunit.Prepare(log, o.UUID, o.Interactive, o.Bundle)
+	pm, apps, pass, err := podunit.Prepare(log, o.UUID, o.Interactive, o.Bundle, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -61,6 +61,13 @@ func ListenFDs() ([]*os.File, error) {
 	return files, nil
 }
 
+// ListenAddr returns the address the pod's own socket listens on for a
+// passed socket of type typ (unix.SOCK_STREAM or SOCK_DGRAM) bound to
+// addr, or an error when the stage1 cannot carry such a socket. nil keeps
+// addr: the pod's systemd then adopts the passed socket itself (stage1-ns).
+// stage1-kvm's guest makes a socket of its own and run forwards to it.
+type ListenAddr func(typ int, addr netip.AddrPort) (netip.AddrPort, error)
+
 // ActivationUnits returns, by path relative to the unit directory, the
 // unit files that give apps what they ask for in their image manifests
 // (imgs, by app name), and the sockets to hand the pod's systemd:
@@ -70,9 +77,13 @@ func ListenFDs() ([]*os.File, error) {
 //   - each passed socket goes, by port number and protocol, to the app
 //     whose image marks that port socketActivated: the app gets a socket
 //     unit whose addresses are exactly the sockets' (so the pod's systemd
-//     adopts the fds it is passed, see systemd.socket(5)) and a drop-in
-//     that gives its service those sockets. A socket no app wants is closed.
-func ActivationUnits(log *slog.Logger, imgs map[string]*schema.ImageManifest, listeners []*os.File) (map[string]string, []*os.File) {
+//     adopts the fds it is passed, see systemd.socket(5)), or those listen
+//     returns, and a drop-in that gives its service those sockets. A socket
+//     no app wants is closed.
+//
+// When listen fails for a socket, every socket is closed and its error
+// returned.
+func ActivationUnits(log *slog.Logger, imgs map[string]*schema.ImageManifest, listeners []*os.File, listen ListenAddr) (map[string]string, []*os.File, error) {
 	units := map[string]string{}
 	var pass []*os.File
 	names := slices.Sorted(maps.Keys(imgs))
@@ -81,30 +92,45 @@ func ActivationUnits(log *slog.Logger, imgs map[string]*schema.ImageManifest, li
 			units[dropIn(UnitName(n), "notify")] = "[Service]\nType=notify\nNotifyAccess=all\n"
 		}
 	}
-	listen := map[string][]string{} // app → Listen*= lines
-	for _, f := range listeners {
-		setting, proto, port, err := socketAddr(int(f.Fd()))
+	listenOn := map[string][]string{} // app → Listen*= lines
+	for i, f := range listeners {
+		typ, addr, err := socketAddr(int(f.Fd()))
+		proto := protocols[typ]
 		app := ""
 		for _, n := range names {
-			if a := imgs[n].App; a != nil && app == "" {
+			if a := imgs[n].App; a != nil && app == "" && err == nil {
 				for _, p := range a.Ports {
-					if p.SocketActivated && int(p.Port) == port && p.Protocol == proto {
+					if p.SocketActivated && int(p.Port) == int(addr.Port()) && p.Protocol == proto {
 						app = n
 					}
 				}
 			}
 		}
 		if app == "" {
-			log.Warn("no app has this socket-activated port; not passing the socket", "socket", setting, "err", err)
+			desc := f.Name()
+			if err == nil {
+				desc = setting(typ, addr)
+			}
+			log.Warn("no app has this socket-activated port; not passing the socket", "socket", desc, "err", err)
 			f.Close()
 			continue
 		}
-		listen[app] = append(listen[app], setting)
+		if listen != nil {
+			a, err := listen(typ, addr)
+			if err != nil {
+				for _, f := range append(pass, listeners[i:]...) {
+					f.Close()
+				}
+				return nil, nil, fmt.Errorf("run: socket activation of %s (app %s): %w", setting(typ, addr), app, err)
+			}
+			addr = a
+		}
+		listenOn[app] = append(listenOn[app], setting(typ, addr))
 		pass = append(pass, f)
 	}
 	var socks []string
 	for _, app := range names {
-		lines, ok := listen[app]
+		lines, ok := listenOn[app]
 		if !ok {
 			continue
 		}
@@ -120,34 +146,44 @@ func ActivationUnits(log *slog.Logger, imgs map[string]*schema.ImageManifest, li
 		// root slice (loaded first, always) loads the socket units then.
 		units[dropIn("-.slice", "sockets")] = "[Unit]\nBefore=" + strings.Join(socks, " ") + "\n"
 	}
-	return units, pass
+	return units, pass, nil
 }
 
-// socketAddr returns the socket unit setting that names the socket fd
-// (ListenStream=ADDR:PORT or ListenDatagram=...), its appc protocol and port.
-func socketAddr(fd int) (setting, proto string, port int, err error) {
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+// protocols are the appc port protocols of the socket types matched.
+var protocols = map[int]string{unix.SOCK_STREAM: "tcp", unix.SOCK_DGRAM: "udp"}
+
+// setting is the socket unit setting for a socket of type typ at addr:
+// ListenStream=ADDR:PORT or ListenDatagram=ADDR:PORT.
+func setting(typ int, addr netip.AddrPort) string {
+	switch typ {
+	case unix.SOCK_STREAM:
+		return "ListenStream=" + addr.String()
+	case unix.SOCK_DGRAM:
+		return "ListenDatagram=" + addr.String()
+	}
+	return fmt.Sprintf("socket type %d at %s", typ, addr)
+}
+
+// socketAddr returns the type and address of the IP socket fd.
+func socketAddr(fd int) (typ int, addr netip.AddrPort, err error) {
+	typ, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
-		return "", "", 0, fmt.Errorf("inherited socket %d: %w", fd, err)
+		return 0, addr, fmt.Errorf("inherited socket %d: %w", fd, err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
-		return "", "", 0, fmt.Errorf("inherited socket %d: %w", fd, err)
+		return 0, addr, fmt.Errorf("inherited socket %d: %w", fd, err)
 	}
-	var addr string
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
-		addr, port = net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port)), sa.Port
+		addr = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *unix.SockaddrInet6:
-		addr, port = net.JoinHostPort(net.IP(sa.Addr[:]).String(), strconv.Itoa(sa.Port)), sa.Port
+		addr = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
 	default:
-		return "", "", 0, fmt.Errorf("inherited socket %d: %w: not an IP socket", fd, ErrUsage)
+		return 0, addr, fmt.Errorf("inherited socket %d: %w: not an IP socket", fd, ErrUsage)
 	}
-	switch typ {
-	case unix.SOCK_STREAM:
-		return "ListenStream=" + addr, "tcp", port, nil
-	case unix.SOCK_DGRAM:
-		return "ListenDatagram=" + addr, "udp", port, nil
+	if _, ok := protocols[typ]; !ok {
+		return 0, addr, fmt.Errorf("inherited socket %d: %w: socket type %d", fd, ErrUsage, typ)
 	}
-	return "", "", 0, fmt.Errorf("inherited socket %d: %w: socket type %d", fd, ErrUsage, typ)
+	return typ, addr, nil
 }

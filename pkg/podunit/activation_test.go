@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestActivationUnits(t *testing.T) {
@@ -49,7 +52,10 @@ func TestActivationUnits(t *testing.T) {
 		"notifier":   {Annotations: types.Annotations{{Name: "appc.io/executor/supports-systemd-notify", Value: "true"}}},
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	units, pass := ActivationUnits(log, imgs, []*os.File{tf, uf, of})
+	units, pass, err := ActivationUnits(log, imgs, []*os.File{tf, uf, of}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	notify := map[string]string{"skiff-app-notifier.service.d/skiff-notify.conf": "[Service]\nType=notify\nNotifyAccess=all\n"}
 	want := map[string]string{
 		"skiff-app-web.socket": fmt.Sprintf("[Unit]\nDescription=skiff app web sockets\nDefaultDependencies=no\n\n[Socket]\n"+
@@ -67,8 +73,61 @@ func TestActivationUnits(t *testing.T) {
 	if err := of.Close(); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("the socket no app wants is still open (close: %v)", err)
 	}
-	if u, p := ActivationUnits(log, imgs, nil); !maps.Equal(u, notify) || len(p) != 0 {
-		t.Errorf("no sockets: got %q, %v; want only %q", u, p, notify)
+	if u, p, err := ActivationUnits(log, imgs, nil, nil); !maps.Equal(u, notify) || len(p) != 0 || err != nil {
+		t.Errorf("no sockets: got %q, %v, %v; want only %q", u, p, err, notify)
+	}
+}
+
+// TestActivationUnitsListen: a stage1 that makes the pod's sockets itself
+// (stage1-kvm) says where they listen, and can refuse a socket type.
+func TestActivationUnitsListen(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	tcpPort, udpPort := tcp.Addr().(*net.TCPAddr).Port, udp.LocalAddr().(*net.UDPAddr).Port
+	imgs := map[string]*schema.ImageManifest{"web": {App: &types.App{Ports: []types.Port{
+		{Name: "http", Protocol: "tcp", Port: uint(tcpPort), SocketActivated: true},
+		{Name: "dns", Protocol: "udp", Port: uint(udpPort), SocketActivated: true},
+	}}}}
+	errDgram := errors.New("no datagrams")
+	listen := func(typ int, a netip.AddrPort) (netip.AddrPort, error) {
+		if typ != unix.SOCK_STREAM {
+			return netip.AddrPort{}, errDgram
+		}
+		return netip.AddrPortFrom(netip.IPv6Loopback(), a.Port()), nil
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	tf, _ := tcp.(*net.TCPListener).File()
+	units, pass, err := ActivationUnits(log, imgs, []*os.File{tf}, listen)
+	if err != nil || len(pass) != 1 || pass[0] != tf {
+		t.Fatalf("got %v, %v; want the tcp socket passed", pass, err)
+	}
+	if got, want := units["skiff-app-web.socket"], fmt.Sprintf("ListenStream=[::1]:%d\n", tcpPort); !strings.HasSuffix(got, want) {
+		t.Errorf("socket unit = %q, want it to end in %q", got, want)
+	}
+	tf.Close()
+
+	tf, _ = tcp.(*net.TCPListener).File()
+	uf, _ := udp.(*net.UDPConn).File()
+	units, pass, err = ActivationUnits(log, imgs, []*os.File{tf, uf}, listen)
+	if !errors.Is(err, errDgram) || units != nil || pass != nil {
+		t.Fatalf("got %q, %v, %v; want %v", units, pass, err, errDgram)
+	}
+	if want := fmt.Sprintf("socket activation of ListenDatagram=127.0.0.1:%d (app web)", udpPort); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name the socket and the app (%q)", err, want)
+	}
+	for _, f := range []*os.File{tf, uf} {
+		if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("%s still open after the refusal (close: %v)", f.Name(), err)
+		}
 	}
 }
 

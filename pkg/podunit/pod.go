@@ -59,9 +59,9 @@ func ReadPod() (*schema.PodManifest, []App, error) {
 // pod manifest, writes the apps' bundles, takes the sockets the service
 // manager passed (ListenFDs) and writes the stage1 rootfs's units
 // (PrepareRootUnits) with those that give apps readiness and sockets
-// (ActivationUnits). It returns the manifest, the apps and the sockets to
-// hand the pod's systemd; an interactive pod has exactly one app.
-func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc) (*schema.PodManifest, []App, []*os.File, error) {
+// (ActivationUnits, with listen). It returns the manifest, the apps and the
+// sockets to hand the pod's systemd; an interactive pod has exactly one app.
+func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc, listen ListenAddr) (*schema.PodManifest, []App, []*os.File, error) {
 	pm, apps, err := ReadPod()
 	if err != nil {
 		return nil, nil, nil, err
@@ -80,7 +80,10 @@ func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	extra, pass := ActivationUnits(log, imgs, listeners)
+	extra, pass, err := ActivationUnits(log, imgs, listeners, listen)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	limit, err := PidsLimit(pm)
 	if err != nil {
 		for _, f := range pass {

@@ -45,6 +45,10 @@ type Config struct {
 	// to a second port, agent.ControlPortName: any host process can then
 	// talk to a guest-side server, one connection at a time.
 	ControlSocket string
+	// ForwardSocket, when set, is a unix socket the host listens on, as
+	// for AgentSocket, joined to port agent.ForwardPortName; VM.Forward is
+	// that connection (package forward).
+	ForwardSocket string
 
 	// Started, when set, is called with qemu's pid each time qemu starts,
 	// before the guest has booted.
@@ -112,7 +116,7 @@ func (c Config) validate() error {
 			return fmt.Errorf("%w: mac %q", ErrBadConfig, c.MAC)
 		}
 	}
-	if strings.Contains(c.Share+c.ShareTag+c.AgentSocket+c.ControlSocket, ",") {
+	if strings.Contains(c.Share+c.ShareTag+c.AgentSocket+c.ControlSocket+c.ForwardSocket, ",") {
 		// qemu option values would need ",," escaping; refuse instead.
 		return fmt.Errorf("%w: paths and tag must not contain ','", ErrBadConfig)
 	}
@@ -178,6 +182,11 @@ func (c Config) Args() ([]string, error) {
 		args = append(args,
 			"-chardev", "socket,id=control,path="+c.ControlSocket+",server=on,wait=off",
 			"-device", "virtserialport,chardev=control,name="+agent.ControlPortName)
+	}
+	if c.ForwardSocket != "" {
+		args = append(args,
+			"-chardev", "socket,id=forward,path="+c.ForwardSocket,
+			"-device", "virtserialport,chardev=forward,name="+agent.ForwardPortName)
 	}
 	return args, nil
 }

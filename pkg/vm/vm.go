@@ -35,6 +35,8 @@ type VM struct {
 	mu   sync.Mutex // serialises agent requests
 	conn net.Conn
 	ac   *agent.Conn
+
+	fwd net.Conn // qemu's connection to cfg.ForwardSocket, or nil
 }
 
 // Start boots cfg and waits for the guest's hello, trying up to
@@ -87,6 +89,16 @@ func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener, 
 	if err != nil {
 		return nil, fmt.Errorf("run qemu: %w", err)
 	}
+	// Per qemu run: a killed run's connection must not be taken for the next's.
+	var fwd *net.UnixListener
+	if cfg.ForwardSocket != "" {
+		os.Remove(cfg.ForwardSocket)
+		if fwd, err = net.ListenUnix("unix", &net.UnixAddr{Name: cfg.ForwardSocket, Net: "unix"}); err != nil {
+			console.Close()
+			return nil, fmt.Errorf("run qemu: %w", err)
+		}
+		defer fwd.Close() // one connection per qemu; the socket file goes too
+	}
 	vm := &VM{
 		cmd:    exec.CommandContext(ctx, cfg.QEMU, args...),
 		stderr: new(bytes.Buffer),
@@ -133,6 +145,13 @@ func boot(ctx context.Context, cfg Config, args []string, ln *net.UnixListener, 
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("%w for %s", ErrBootStalled, cfg.BootStall)
+	}
+	if err == nil && fwd != nil {
+		// qemu connected as it started, long before the hello.
+		fwd.SetDeadline(deadline)
+		if vm.fwd, err = fwd.AcceptUnix(); err != nil {
+			err = fmt.Errorf("accept forward connection: %w", err)
+		}
 	}
 	if err == nil {
 		return vm, nil
@@ -225,11 +244,18 @@ func (vm *VM) request(ctx context.Context, req agent.Message) (agent.Message, er
 func (vm *VM) Wait() error {
 	<-vm.done
 	vm.conn.Close()
+	if vm.fwd != nil {
+		vm.fwd.Close()
+	}
 	if vm.err != nil {
 		return fmt.Errorf("wait for vm: %w: %v: %s", ErrExited, vm.err, bytes.TrimSpace(vm.stderr.Bytes()))
 	}
 	return nil
 }
+
+// Forward is the host end of the guest's agent.ForwardPortName port when
+// Config.ForwardSocket was set, otherwise nil.
+func (vm *VM) Forward() net.Conn { return vm.fwd }
 
 // Pid is qemu's process id.
 func (vm *VM) Pid() int { return vm.cmd.Process.Pid }

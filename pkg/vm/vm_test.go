@@ -118,6 +118,14 @@ func TestArgs(t *testing.T) {
 			},
 		},
 		{
+			name: "forward socket",
+			mod:  func(c *Config) { c.ForwardSocket = "fwd.sock" },
+			want: [][]string{
+				{"-chardev", "socket,id=forward,path=fwd.sock"},
+				{"-device", "virtserialport,chardev=forward,name=skiff.fwd"},
+			},
+		},
+		{
 			name: "explicit machine, sizes, tag and cmdline",
 			mod: func(c *Config) {
 				c.Machine, c.MemoryMiB, c.CPUs, c.ShareTag, c.Cmdline = "microvm", 512, 2, "pod", "skiff.init=/sbin/init"
@@ -183,6 +191,7 @@ func TestArgsInvalid(t *testing.T) {
 		{"bad machine", func(c *Config) { c.Machine = "pc" }, ErrBadConfig},
 		{"comma in path", func(c *Config) { c.Share = "/a,b" }, ErrBadConfig},
 		{"comma in control socket", func(c *Config) { c.ControlSocket = "a,b" }, ErrBadConfig},
+		{"comma in forward socket", func(c *Config) { c.ForwardSocket = "a,b" }, ErrBadConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ func Agent(log *slog.Logger) error {
 		return err
 	}
 	defer port.Close()
+	serveForward(log)
 	for {
 		c := agent.NewConn(port)
 		m, err := c.Recv()

@@ -10,6 +10,7 @@
 //	console.log    the guest's serial console
 //	agent.sock     run listens, qemu connects: the guest init's hello
 //	control.sock   qemu listens: enter and stop talk to the guest's agent
+//	forward.sock   run listens, qemu connects: connections to passed sockets (forward.go)
 //
 // In the stage1 image, beside the entrypoints: /skiff/kvm/vmlinux and
 // /skiff/kvm/initramfs.cpio (stage1-kvm/guest), /skiff/agent (the guest's
@@ -32,6 +33,7 @@ const (
 	consoleLog    = "console.log"
 	agentSocket   = "agent.sock"
 	controlSocket = "control.sock"
+	forwardSocket = "forward.sock"
 )
 
 // In-guest paths.

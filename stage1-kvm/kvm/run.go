@@ -67,18 +67,17 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	default:
 		return 0, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)
 	}
-	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, o.Bundle)
+	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, o.Bundle, guestListen)
 	if err != nil {
 		return 0, err
 	}
-	// The sockets the service manager passed cannot reach the guest, which
-	// has no network (forwarding connections over virtio-serial is not built).
-	if len(pass) > 0 {
-		for _, f := range pass {
-			f.Close()
-		}
-		return 0, fmt.Errorf("run: %w: socket activation (LISTEN_FDS) is not supported by stage1-kvm: the guest has no network", ErrUsage)
+	// The sockets the service manager passed: their connections are
+	// forwarded to the guest's own (forward.go).
+	fwd, err := forwardListeners(pass)
+	if err != nil {
+		return 0, err
 	}
+	defer closeListeners(fwd)
 	defer func() {
 		if err := unmountVolumes(); err != nil {
 			log.Warn("clean up", "err", err)
@@ -108,6 +107,9 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 			return 0, err
 		}
 	}
+	if len(fwd) > 0 {
+		cfg.ForwardSocket = forwardSocket
+	}
 	// The pid is written as soon as qemu runs: the pod is running from then.
 	var pidErr error
 	cfg.Started = func(pid int) { pidErr = podunit.WritePid(pid) }
@@ -124,7 +126,11 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	m := register(log, o.UUID, v.Pid())
 	stopOnSignal(log, v)
 	notifyReady(log, v)
+	if len(fwd) > 0 {
+		startForward(log, v, fwd)
+	}
 	werr := v.Wait()
+	closeListeners(fwd)
 	m.unregister(log)
 	log.Debug("guest ended", "after", time.Since(start).Round(time.Millisecond))
 	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)

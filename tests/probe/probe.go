@@ -436,7 +436,7 @@ func printMounts(w io.Writer) error {
 
 func handler(w io.Writer) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "SERVED=%s %s\n", r.Method, r.URL.Path)
+		fmt.Fprintf(w, "SERVED=%s %s FROM=%s\n", r.Method, r.URL.Path, r.RemoteAddr)
 		io.WriteString(rw, "hello from probe\n")
 	})
 }

@@ -30,6 +30,10 @@ const PortName = "skiff.agent"
 // ControlPortName is the port of the guest's control server.
 const ControlPortName = "skiff.ctl"
 
+// ForwardPortName is the port that carries connections to sockets passed
+// to stage1-kvm's run into the guest (package forward's protocol).
+const ForwardPortName = "skiff.fwd"
+
 // Version is the protocol version the guest announces in its hello.
 const Version = 1
 

@@ -1,0 +1,11 @@
+package forward
+
+import "errors"
+
+var (
+	// ErrNotLoopback: a stream named a guest address that is not a
+	// loopback address (the guest side connects to nothing else).
+	ErrNotLoopback = errors.New("not a loopback address")
+	// ErrHeaderTooLong: a stream's first line was longer than maxHeader.
+	ErrHeaderTooLong = errors.New("longer than the limit")
+)

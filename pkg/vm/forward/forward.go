@@ -1,0 +1,195 @@
+// Package forward carries TCP connections accepted on the host into a
+// guest over one byte stream (stage1-kvm: the skiff.fwd virtio-serial
+// port), for socket activation of KVM pods (docs/networking.md).
+//
+// The stream is multiplexed with yamux (github.com/hashicorp/yamux): the
+// host opens one yamux stream per accepted connection, writes the guest
+// address to connect to as its first line ("127.0.0.1:8080\n"), and from
+// then on the stream carries the connection's bytes both ways, each
+// direction ending on its own (half-close). yamux's per-stream windows
+// keep a slow reader on one connection from stalling the others. The
+// guest side only connects to loopback addresses; the host side never
+// accepts a stream the guest opens.
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// maxHeader bounds the first line of a stream: an address and a newline.
+const maxHeader = 64
+
+// Listener is a host socket whose connections go to Guest, an address
+// (ip:port) in the guest.
+type Listener struct {
+	net.Listener
+	Guest netip.AddrPort
+}
+
+// config is yamux's configuration for both sides. There is no keepalive:
+// the guest's life is qemu's, and the stream ends with it. Timeouts that
+// would close a whole session (a stream not acknowledged, a write queued
+// too long) are off or long: under emulation on a busy host the guest may
+// stall for seconds without being gone.
+func config(log *slog.Logger) *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.EnableKeepAlive = false
+	c.StreamOpenTimeout = 0
+	c.StreamCloseTimeout = 0
+	c.ConnectionWriteTimeout = 2 * time.Minute
+	c.LogOutput = nil
+	c.Logger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	return c
+}
+
+// Host forwards every connection accepted on ls into the guest at the
+// other end of conn, until conn fails or closes (the caller then closes
+// ls) or every listener fails. It closes conn when it returns.
+func Host(log *slog.Logger, conn io.ReadWriteCloser, ls []Listener) error {
+	s, err := yamux.Client(conn, config(log))
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("forward: %w", err)
+	}
+	defer s.Close()
+	// The guest has nothing to open: a stream it opens is closed at once.
+	go func() {
+		for {
+			st, err := s.AcceptStream()
+			if err != nil {
+				return
+			}
+			log.Warn("forward: the guest opened a stream; closed")
+			st.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls))
+	for i, l := range ls {
+		wg.Go(func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					errs[i] = fmt.Errorf("forward %s: %w", l.Addr(), err)
+					return
+				}
+				st, err := s.OpenStream()
+				if err == nil {
+					_, err = fmt.Fprintf(st, "%s\n", l.Guest)
+				}
+				if err != nil {
+					c.Close()
+					errs[i] = fmt.Errorf("forward %s: %w", l.Addr(), err)
+					return
+				}
+				log.Debug("forward", "from", c.RemoteAddr(), "to", l.Guest)
+				go join(c, st)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Guest serves conn's streams: each one is joined to a TCP connection to
+// the loopback address its first line names. It returns when conn fails
+// or closes, and closes it.
+func Guest(log *slog.Logger, conn io.ReadWriteCloser) error {
+	s, err := yamux.Server(conn, config(log))
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("forward: %w", err)
+	}
+	defer s.Close()
+	for {
+		st, err := s.AcceptStream()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown) {
+				return nil
+			}
+			return fmt.Errorf("forward: %w", err)
+		}
+		go func() {
+			addr, err := header(st)
+			var c net.Conn
+			if err == nil {
+				c, err = net.Dial("tcp", addr.String())
+			}
+			if err != nil {
+				log.Warn("forward", "err", err)
+				st.Close()
+				return
+			}
+			join(c, st)
+		}()
+	}
+}
+
+// header reads the first line of a stream: a loopback address.
+func header(r io.Reader) (netip.AddrPort, error) {
+	var b strings.Builder
+	one := make([]byte, 1)
+	for b.Len() <= maxHeader {
+		if _, err := io.ReadFull(r, one); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("read stream header: %w", err)
+		}
+		if one[0] == '\n' {
+			a, err := netip.ParseAddrPort(b.String())
+			if err != nil || !a.Addr().IsLoopback() {
+				return netip.AddrPort{}, fmt.Errorf("stream header %q: %w", b.String(), ErrNotLoopback)
+			}
+			return a, nil
+		}
+		b.WriteByte(one[0])
+	}
+	return netip.AddrPort{}, fmt.Errorf("stream header: %w", ErrHeaderTooLong)
+}
+
+// join copies a to b and b to a until both directions ended, each
+// passing its end on as a half-close, then closes both. A side that can
+// no longer be written to is drained: the sender is never left blocked.
+func join(a, b net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		pipe(b, a)
+		close(done)
+	}()
+	pipe(a, b)
+	<-done
+	a.Close()
+	b.Close()
+}
+
+func pipe(dst, src net.Conn) {
+	io.Copy(&sink{w: dst}, src)
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		dst.Close() // a yamux stream: Close ends its write side only
+	}
+}
+
+// sink writes to w until that fails, and then discards.
+type sink struct {
+	w      io.Writer
+	failed bool
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	if !s.failed {
+		if _, err := s.w.Write(p); err != nil {
+			s.failed = true
+		}
+	}
+	return len(p), nil
+}

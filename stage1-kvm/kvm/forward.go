@@ -1,0 +1,136 @@
+package kvm
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/vm"
+	"github.com/skiffpod/skiff/pkg/vm/agent"
+	"github.com/skiffpod/skiff/pkg/vm/forward"
+)
+
+// Socket activation of a KVM pod (docs/networking.md): the guest's
+// systemd makes each app's socket anew on the guest's loopback
+// (guestListen), and run forwards the connections accepted on the sockets
+// the service manager passed it to those, over the skiff.fwd port.
+
+// guestListen is the guest's own socket for a passed socket at addr: a
+// stream socket on the guest's loopback, of the same family and port. The
+// pod network (when there is one) never reaches it: a socket the host
+// bound to 127.0.0.1 stays reachable only through the host's.
+func guestListen(typ int, addr netip.AddrPort) (netip.AddrPort, error) {
+	if typ != unix.SOCK_STREAM {
+		return netip.AddrPort{}, fmt.Errorf("%w: stage1-kvm forwards only stream (TCP) sockets into the guest", ErrUsage)
+	}
+	lo := netip.IPv6Loopback()
+	if addr.Addr().Unmap().Is4() {
+		lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return netip.AddrPortFrom(lo, addr.Port()), nil
+}
+
+// forwardListeners turns the passed sockets into listeners with their
+// guest addresses; the files are closed (the listeners hold copies). A
+// socket that does not listen (an Accept=yes unit passes a connection) is
+// refused.
+func forwardListeners(files []*os.File) ([]forward.Listener, error) {
+	var ls []forward.Listener
+	var errs []error
+	for _, f := range files {
+		var l net.Listener
+		listening, err := unix.GetsockoptInt(int(f.Fd()), unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		if err == nil && listening == 0 {
+			err = fmt.Errorf("%w: not a listening socket (socket units with Accept=yes are not supported)", ErrUsage)
+		}
+		if err == nil {
+			l, err = net.FileListener(f)
+		}
+		f.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("run: passed socket %s: %w", f.Name(), err))
+			continue
+		}
+		ap := l.Addr().(*net.TCPAddr).AddrPort()
+		g, err := guestListen(unix.SOCK_STREAM, ap)
+		if err != nil {
+			l.Close()
+			errs = append(errs, err)
+			continue
+		}
+		ls = append(ls, forward.Listener{Listener: l, Guest: g})
+	}
+	if err := errors.Join(errs...); err != nil {
+		closeListeners(ls)
+		return nil, err
+	}
+	return ls, nil
+}
+
+func closeListeners(ls []forward.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// startForward forwards the connections of ls into the guest once every
+// app has started (the guest's ready marker): by then the apps' sockets
+// listen (their units are ordered after the sockets). Until then the
+// connections wait in the host sockets' queues, the first one too.
+func startForward(log *slog.Logger, v *vm.VM, ls []forward.Listener) {
+	go func() {
+		if !awaitReady(v) {
+			return
+		}
+		log.Debug("forwarding connections into the guest", "sockets", len(ls))
+		if err := forward.Host(log, v.Forward(), ls); err != nil {
+			select {
+			case <-v.Done(): // the listeners were closed as the pod ended
+			default:
+				log.Warn("forward connections", "err", err)
+			}
+		}
+	}()
+}
+
+// awaitReady waits until the guest has written the ready marker into the
+// shared tree (true) or qemu has exited (false).
+func awaitReady(v *vm.VM) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(pod.ReadyFile); err == nil {
+			return true
+		}
+		select {
+		case <-v.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// serveForward, in the guest's agent, serves the skiff.fwd port when the
+// pod has one (run got sockets to forward).
+func serveForward(log *slog.Logger) {
+	port, err := openPort("/", agent.ForwardPortName)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		log.Warn("forward connections", "err", err)
+		return
+	}
+	go func() {
+		if err := forward.Guest(log, port); err != nil {
+			log.Warn("forward connections", "err", err)
+		}
+	}()
+}
