@@ -36,7 +36,7 @@ func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string,
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	return &fetch.Fetcher{
-		Store:         storeAdapter{s},
+		Store:         s,
 		Keys:          trust.Open(g.localConfig),
 		TmpDir:        tmp,
 		InsecureHTTP:  g.insecureOpt("http"),
@@ -208,26 +208,4 @@ func localStage1(s *store.Store, id string) (string, []string, error) {
 		layers = append(layers, d.ID)
 	}
 	return id, layers, nil
-}
-
-// storeAdapter lets the store serve fetch's small interface.
-type storeAdapter struct{ s *store.Store }
-
-var _ fetch.Store = storeAdapter{}
-
-func (a storeAdapter) Import(ctx context.Context, r io.Reader, o fetch.ImportOptions) (string, error) {
-	return a.s.Import(ctx, r, store.ImportOptions{Source: o.Source, Signer: o.Signer, Prefix: o.Prefix, ExpectName: o.ExpectName})
-}
-
-func (a storeAdapter) FindByName(name string, labels map[string]string) (string, bool, error) {
-	return a.s.FindByName(name, labels)
-}
-
-func (a storeAdapter) Remote(url string) (fetch.RemoteRecord, bool, error) {
-	r, ok, err := a.s.Remote(url)
-	return fetch.RemoteRecord{ImageID: r.ID, ETag: r.ETag, LastModified: r.LastModified, Fetched: r.FetchedAt}, ok, err
-}
-
-func (a storeAdapter) SetRemote(url string, r fetch.RemoteRecord) error {
-	return a.s.SetRemote(url, store.RemoteRecord{ID: r.ImageID, ETag: r.ETag, LastModified: r.LastModified, FetchedAt: r.Fetched})
 }

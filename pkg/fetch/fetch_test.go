@@ -24,6 +24,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/skiffpod/skiff/pkg/trust"
 	"golang.org/x/sys/unix"
 )
@@ -33,7 +34,7 @@ import (
 type fakeStore struct {
 	mu      sync.Mutex
 	images  map[string]storedImage
-	remotes map[string]RemoteRecord
+	remotes map[string]store.RemoteRecord
 	imports int
 	// beforeImport, if set, runs when Import is called, before it reads.
 	beforeImport func()
@@ -42,14 +43,14 @@ type fakeStore struct {
 type storedImage struct {
 	name   string
 	labels map[string]string
-	opts   ImportOptions
+	opts   store.ImportOptions
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{images: map[string]storedImage{}, remotes: map[string]RemoteRecord{}}
+	return &fakeStore{images: map[string]storedImage{}, remotes: map[string]store.RemoteRecord{}}
 }
 
-func (s *fakeStore) Import(_ context.Context, r io.Reader, opts ImportOptions) (string, error) {
+func (s *fakeStore) Import(_ context.Context, r io.Reader, opts store.ImportOptions) (string, error) {
 	if s.beforeImport != nil {
 		s.beforeImport()
 	}
@@ -94,14 +95,14 @@ next:
 	return "", false, nil
 }
 
-func (s *fakeStore) Remote(url string) (RemoteRecord, bool, error) {
+func (s *fakeStore) Remote(url string) (store.RemoteRecord, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.remotes[url]
 	return rec, ok, nil
 }
 
-func (s *fakeStore) SetRemote(url string, rec RemoteRecord) error {
+func (s *fakeStore) SetRemote(url string, rec store.RemoteRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.remotes[url] = rec
@@ -527,7 +528,7 @@ func TestPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec := st.remotes[url]; rec.ImageID != id1 || rec.ETag == "" {
+	if rec := st.remotes[url]; rec.ID != id1 || rec.ETag == "" {
 		t.Fatalf("remote record %+v, want image %s and an ETag", rec, id1)
 	}
 
@@ -572,7 +573,7 @@ func TestPolicies(t *testing.T) {
 			if st.imports-imports != tt.wantImport {
 				t.Errorf("imports = %d, want %d", st.imports-imports, tt.wantImport)
 			}
-			if rec := st.remotes[url]; rec.ImageID != id || time.Since(rec.Fetched) > time.Minute {
+			if rec := st.remotes[url]; rec.ID != id || time.Since(rec.FetchedAt) > time.Minute {
 				t.Errorf("remote record %+v, want image %s", rec, id)
 			}
 		})
