@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 func newCatManifestCmd(g *globals) *cobra.Command {

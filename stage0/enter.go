@@ -17,7 +17,7 @@ no_new_privs and seccomp. Without CMD, runs /bin/sh. --app is needed when the
 pod has more than one app.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, st, err := runningPod(g, "enter", args[0])
+			p, st, err := g.pods().Running("enter", args[0])
 			if err != nil {
 				return err
 			}
@@ -31,7 +31,7 @@ pod has more than one app.`,
 			if len(command) == 0 {
 				command = []string{"/bin/sh"}
 			}
-			in, err := invocation(g, p)
+			in, err := g.pods().Invocation(p)
 			if err != nil {
 				return err
 			}

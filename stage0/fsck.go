@@ -8,6 +8,8 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podctl"
+	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/skiffpod/skiff/pkg/trust"
 )
@@ -51,7 +53,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 			if err != nil {
 				return err
 			}
-			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podImages(g.dir) })
+			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podctl.Images(g.dir) })
 			if err != nil {
 				return err
 			}
@@ -59,7 +61,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 				probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
 			}
 			pp, err := pod.Check(g.dir, pod.CheckOptions{
-				Images: podImageIDs,
+				Images: prepare.ImageIDs,
 				HasImage: func(id string) bool {
 					if s.HasLayer(id) { // an OCI image's layer, which pods mount
 						return true

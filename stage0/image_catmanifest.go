@@ -1,8 +1,9 @@
 package main
 
 import (
-	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 func newImageCatManifestCmd(g *globals) *cobra.Command {

@@ -6,9 +6,10 @@ import (
 	"io"
 	"io/fs"
 
+	"github.com/spf13/cobra"
+
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/store"
-	"github.com/spf13/cobra"
 )
 
 func newImageExportCmd(g *globals) *cobra.Command {

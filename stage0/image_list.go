@@ -4,8 +4,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 func newImageListCmd(g *globals) *cobra.Command {

@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 
-	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 func newImageRenderCmd(g *globals) *cobra.Command {

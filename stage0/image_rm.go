@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/podctl"
 	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/skiffpod/skiff/pkg/testhook"
-	"github.com/spf13/cobra"
 )
 
 func newImageRmCmd(g *globals) *cobra.Command {
@@ -24,7 +26,7 @@ func newImageRmCmd(g *globals) *cobra.Command {
 						// In use is asked under the store's exclusive lock, as
 						// for image gc: a prepare holds it shared until its pod
 						// records its trees.
-						err = s.Remove(im.ID, func() (map[string]string, error) { return podImages(g.dir) })
+						err = s.Remove(im.ID, func() (map[string]string, error) { return podctl.Images(g.dir) })
 					}
 					if errors.Is(err, store.ErrInUse) {
 						err = fmt.Errorf("%w (remove the pod first)", err)

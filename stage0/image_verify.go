@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 
-	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/podctl"
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 func newImageVerifyCmd(g *globals) *cobra.Command {
@@ -15,7 +17,7 @@ func newImageVerifyCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(g, func(s *store.Store) error {
-				probs, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podImages(g.dir) })
+				probs, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podctl.Images(g.dir) })
 				if err != nil {
 					return err
 				}

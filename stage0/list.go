@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 func newListCmd(g *globals) *cobra.Command {

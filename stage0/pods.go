@@ -4,7 +4,20 @@ import (
 	"fmt"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podctl"
 )
+
+// pods returns the pod lifecycle operations, configured by the globals.
+func (g *globals) pods() *podctl.Pods {
+	return &podctl.Pods{
+		Dir:       g.dir,
+		Store:     g.openStore,
+		DetachNet: func(p *pod.Pod) error { return detachNet(g, p) },
+		Debug:     g.debug,
+		Log:       g.log,
+		Out:       g.stdout,
+	}
+}
 
 // eachPod runs fn for every pod named, printing each one done and each
 // error; it fails if any did.
@@ -22,20 +35,4 @@ func eachPod(g *globals, ids []string, fn func(id string) error) error {
 		return &exitCode{code: exitFailure}
 	}
 	return nil
-}
-
-// runningPod loads pod id and checks that it runs, for operation op.
-func runningPod(g *globals, op, id string) (*pod.Pod, pod.Status, error) {
-	p, err := pod.Load(g.dir, id)
-	if err != nil {
-		return nil, pod.Status{}, err
-	}
-	st, err := p.Status()
-	if err != nil {
-		return nil, st, err
-	}
-	if st.State != "running" {
-		return nil, st, fmt.Errorf("%s pod %s: %w: it is %s", op, p.UUID, pod.ErrState, st.State)
-	}
-	return p, st, nil
 }

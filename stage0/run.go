@@ -12,8 +12,6 @@ import (
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
-	"github.com/skiffpod/skiff/pkg/stage1"
-	"github.com/skiffpod/skiff/pkg/store"
 )
 
 const appUsage = `
@@ -257,7 +255,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 // execPod moves a locked pod to run and execs its stage1. It returns only
 // on failure.
 func execPod(g *globals, p *pod.Pod, f *podFlags) error {
-	in, err := invocation(g, p)
+	in, err := g.pods().Invocation(p)
 	if err != nil {
 		p.Unlock()
 		return err
@@ -271,7 +269,7 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 		// A pod that cannot get its network is not started: run removes
 		// it, run-prepared leaves it prepared.
 		if p.State == pod.Preparing && p.Transition(pod.Garbage) == nil {
-			err = errors.Join(err, deletePod(g, p))
+			err = errors.Join(err, g.pods().Delete(p))
 		}
 		p.Unlock()
 		return err
@@ -285,22 +283,4 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	err = in.Exec(o)
 	p.Unlock()
 	return err
-}
-
-// invocation finds the store tree of the pod's stage1.
-func invocation(g *globals, p *pod.Pod) (stage1.Invocation, error) {
-	in := stage1.Invocation{Pod: p, Debug: g.debug}
-	b, err := p.ReadFile(prepare.Stage1ImageFile, pod.MaxStateFileSize)
-	if err != nil {
-		return in, fmt.Errorf("pod %s: stage1 image: %w", p.UUID, err)
-	}
-	s, err := g.openStore()
-	if err != nil {
-		return in, err
-	}
-	in.Tree, err = s.Render(context.Background(), string(b))
-	if errors.Is(err, store.ErrNotFound) {
-		return in, fmt.Errorf("pod %s: its stage1 image %s is no longer in the store", p.UUID, b)
-	}
-	return in, err
 }

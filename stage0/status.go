@@ -1,12 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podctl"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -41,7 +42,7 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 				if err != nil {
 					return usagef("--wait-ready=%s: %v", waitReady, err)
 				}
-				if p, err = waitForReady(p, d); err != nil {
+				if p, err = podctl.WaitReady(p, d); err != nil {
 					return err
 				}
 			}
@@ -76,32 +77,4 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the pod to exit")
 	cmd.Flags().StringVar(&waitReady, "wait-ready", "", "wait up to this long (e.g. 10s) for every app to have started")
 	return cmd
-}
-
-// waitForReady polls for the ready marker stage1 writes and returns the
-// pod as it is then.
-func waitForReady(p *pod.Pod, d time.Duration) (*pod.Pod, error) {
-	deadline := time.Now().Add(d)
-	for {
-		p2, err := pod.Load(p.Dir(), p.UUID)
-		if err != nil {
-			return nil, err
-		}
-		st, err := p2.Status()
-		// A pod moving from prepare/ to run/ (stage0 attaches its network
-		// in between) is looked for again.
-		if err != nil && !errors.Is(err, pod.ErrNotExist) {
-			return nil, err
-		}
-		if err == nil && st.Ready {
-			return p2, nil
-		}
-		if err == nil && st.State != "running" && st.State != "prepared" && st.State != "preparing" {
-			return nil, fmt.Errorf("pod %s is %s, it never became ready", p.UUID, st.State)
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("pod %s: not ready after %s", p.UUID, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

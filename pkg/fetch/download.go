@@ -9,10 +9,11 @@ import (
 	"path"
 	"time"
 
-	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
+
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 // maxSignature bounds a downloaded signature; real ones are under 1 KiB.

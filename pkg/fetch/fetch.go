@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema"
+
 	"github.com/skiffpod/skiff/pkg/discovery"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/store"

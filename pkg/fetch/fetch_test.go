@@ -23,10 +23,11 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"golang.org/x/sys/unix"
+
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/skiffpod/skiff/pkg/trust"
-	"golang.org/x/sys/unix"
 )
 
 // fakeStore keeps images in memory. Like the real store, it refuses an
