@@ -62,65 +62,6 @@ that failed (0 when every app succeeded); skiff's own failures exit 254.
 	return cmd
 }
 
-func newPrepareCmd(g *globals) *cobra.Command {
-	f := podFlags{prepareOnly: true}
-	cmd := &cobra.Command{
-		Use:   "prepare [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE ...]",
-		Short: "Prepare a pod to run later with run-prepared; prints its UUID",
-		Long: "Prepare a pod: fetch its images and set up its directory, without starting it.\n" +
-			"Start it with 'skiff run-prepared UUID'. Run options (--net, --publish, --port, --dns*,\n" +
-			"--hosts-entry, --hostname, --interactive) are given to run-prepared.\n" +
-			appUsage,
-		DisableFlagParsing: true,
-		RunE: prepareThen(g, &f, func(p *pod.Pod) error {
-			defer p.Unlock()
-			if err := p.Transition(pod.Prepared); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.stdout, p.UUID)
-			return nil
-		}),
-	}
-	f.register(cmd.Flags())
-	return cmd
-}
-
-func newRunPreparedCmd(g *globals) *cobra.Command {
-	var f podFlags
-	cmd := &cobra.Command{
-		Use:   "run-prepared UUID",
-		Short: "Run a pod made by prepare",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			p, err := pod.Load(g.dir, args[0])
-			if err != nil {
-				return err
-			}
-			if err := p.TryLock(); err != nil {
-				return err
-			}
-			if p.State != pod.Prepared {
-				p.Unlock()
-				return fmt.Errorf("run-prepared %s: %w: it is %s, not prepared", p.UUID, pod.ErrState, p.State)
-			}
-			if err := prepare.Mount(p); err != nil {
-				p.Unlock()
-				return err
-			}
-			return execPod(g, p, &f)
-		},
-	}
-	fs := cmd.Flags()
-	f.registerNet(fs)
-	fs.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default skiff-<uuid>)")
-	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
-	f.pullPolicy = "new"
-	return cmd
-}
-
 // prepareThen is the body of run and prepare: parse, prepare the pod, then
 // hand the locked pod to then.
 func prepareThen(g *globals, f *podFlags, then func(p *pod.Pod) error) func(*cobra.Command, []string) error {
