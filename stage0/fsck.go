@@ -2,15 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podctl"
 	"github.com/skiffpod/skiff/pkg/prepare"
-	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/skiffpod/skiff/pkg/trust"
 )
 
@@ -122,37 +119,4 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&repair, "repair", false, "fix what is safe to fix")
 	return cmd
-}
-
-// migrateDataDir brings a data dir of an earlier format (none: the first
-// release; 2: pod dirs a member could lock) to the current one when root
-// opens it: the pods first, then the
-// store, whose format file is written last, so an interrupted migration
-// runs again. See docs/security.md.
-func migrateDataDir(g *globals) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	v, err := store.ReadFormat(g.dir)
-	if err != nil || v == store.Format {
-		return err
-	}
-	if _, err := os.Stat(g.dir); err != nil {
-		return nil // a new data dir: created in the current format when used
-	}
-	g.log.Info("migrating data dir to the current format", "dir", g.dir)
-	if err := pod.Migrate(g.dir); err != nil {
-		return err
-	}
-	ms, err := mount.Under(pod.PodsDir(g.dir))
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if err := mount.Harden(m); err != nil {
-			return err
-		}
-	}
-	_, err = store.Open(g.dir, g.log)
-	return err
 }
