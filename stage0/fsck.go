@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -45,41 +46,9 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 			if err := f.check(); err != nil {
 				return err
 			}
-			var probs []fsckProblem
-			s, err := g.openStore()
+			probs, err := fsck(cmd.Context(), g, repair)
 			if err != nil {
 				return err
-			}
-			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podctl.Images(g.dir) })
-			if err != nil {
-				return err
-			}
-			for _, p := range sp {
-				probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
-			}
-			pp, err := pod.Check(g.dir, pod.CheckOptions{
-				Images: prepare.ImageIDs,
-				HasImage: func(id string) bool {
-					if s.HasLayer(id) { // an OCI image's layer, which pods mount
-						return true
-					}
-					_, err := s.Get(id)
-					return err == nil
-				},
-				Repair: repair,
-			})
-			if err != nil {
-				return err
-			}
-			for _, p := range pp {
-				probs = append(probs, fsckProblem{"pods", p.Path, p.What, p.Repaired})
-			}
-			tp, err := trust.Open(g.localConfig).Check()
-			if err != nil {
-				return err
-			}
-			for _, p := range tp {
-				probs = append(probs, fsckProblem{"trust", p, "", false})
 			}
 			left := 0
 			for _, p := range probs {
@@ -96,14 +65,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 				}
 			} else {
 				for _, p := range probs {
-					line := fmt.Sprintf("%s: %s", p.Area, p.Path)
-					if p.What != "" {
-						line += ": " + p.What
-					}
-					if p.Repaired {
-						line += " (repaired)"
-					}
-					fmt.Fprintln(g.stdout, line)
+					fmt.Fprintln(g.stdout, p)
 				}
 			}
 			if left == 0 {
@@ -119,4 +81,58 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&repair, "repair", false, "fix what is safe to fix")
 	return cmd
+}
+
+// fsck checks the store, the pods and the trusted keys, repairing what is
+// safe when repair is set, and returns every problem found.
+func fsck(ctx context.Context, g *globals, repair bool) ([]fsckProblem, error) {
+	var probs []fsckProblem
+	s, err := g.openStore()
+	if err != nil {
+		return nil, err
+	}
+	sp, err := s.Verify(ctx, repair, func() (map[string]string, error) { return podctl.Images(g.dir) })
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range sp {
+		probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
+	}
+	pp, err := pod.Check(g.dir, pod.CheckOptions{
+		Images: prepare.ImageIDs,
+		HasImage: func(id string) bool {
+			if s.HasLayer(id) { // an OCI image's layer, which pods mount
+				return true
+			}
+			_, err := s.Get(id)
+			return err == nil
+		},
+		Repair: repair,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pp {
+		probs = append(probs, fsckProblem{"pods", p.Path, p.What, p.Repaired})
+	}
+	tp, err := trust.Open(g.localConfig).Check()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range tp {
+		probs = append(probs, fsckProblem{"trust", p, "", false})
+	}
+	return probs, nil
+}
+
+// String is the problem as a line of the report: AREA: PATH[: WHAT][ (repaired)].
+func (p fsckProblem) String() string {
+	line := fmt.Sprintf("%s: %s", p.Area, p.Path)
+	if p.What != "" {
+		line += ": " + p.What
+	}
+	if p.Repaired {
+		line += " (repaired)"
+	}
+	return line
 }
