@@ -57,6 +57,9 @@ func (c *Pods) Invocation(p *pod.Pod) (stage1.Invocation, error) {
 	if err != nil {
 		return in, err
 	}
+	if c.Store == nil {
+		return in, fmt.Errorf("pod %s: no image store to find its stage1 in", p.UUID)
+	}
 	s, err := c.Store()
 	if err != nil {
 		return in, err
