@@ -1,14 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/store"
+	"github.com/skiffpod/skiff/pkg/podctl"
+	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/trust"
 )
 
@@ -46,41 +46,9 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 			if err := f.check(); err != nil {
 				return err
 			}
-			var probs []fsckProblem
-			s, err := g.openStore()
+			probs, err := fsck(cmd.Context(), g, repair)
 			if err != nil {
 				return err
-			}
-			sp, err := s.Verify(cmd.Context(), repair, func() (map[string]string, error) { return podImages(g.dir) })
-			if err != nil {
-				return err
-			}
-			for _, p := range sp {
-				probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
-			}
-			pp, err := pod.Check(g.dir, pod.CheckOptions{
-				Images: podImageIDs,
-				HasImage: func(id string) bool {
-					if s.HasLayer(id) { // an OCI image's layer, which pods mount
-						return true
-					}
-					_, err := s.Get(id)
-					return err == nil
-				},
-				Repair: repair,
-			})
-			if err != nil {
-				return err
-			}
-			for _, p := range pp {
-				probs = append(probs, fsckProblem{"pods", p.Path, p.What, p.Repaired})
-			}
-			tp, err := trust.Open(g.localConfig).Check()
-			if err != nil {
-				return err
-			}
-			for _, p := range tp {
-				probs = append(probs, fsckProblem{"trust", p, "", false})
 			}
 			left := 0
 			for _, p := range probs {
@@ -97,14 +65,7 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 				}
 			} else {
 				for _, p := range probs {
-					line := fmt.Sprintf("%s: %s", p.Area, p.Path)
-					if p.What != "" {
-						line += ": " + p.What
-					}
-					if p.Repaired {
-						line += " (repaired)"
-					}
-					fmt.Fprintln(g.stdout, line)
+					fmt.Fprintln(g.stdout, p)
 				}
 			}
 			if left == 0 {
@@ -122,35 +83,56 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 	return cmd
 }
 
-// migrateDataDir brings a data dir of an earlier format (none: the first
-// release; 2: pod dirs a member could lock) to the current one when root
-// opens it: the pods first, then the
-// store, whose format file is written last, so an interrupted migration
-// runs again. See docs/security.md.
-func migrateDataDir(g *globals) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	v, err := store.ReadFormat(g.dir)
-	if err != nil || v == store.Format {
-		return err
-	}
-	if _, err := os.Stat(g.dir); err != nil {
-		return nil // a new data dir: created in the current format when used
-	}
-	g.log.Info("migrating data dir to the current format", "dir", g.dir)
-	if err := pod.Migrate(g.dir); err != nil {
-		return err
-	}
-	ms, err := mount.Under(pod.PodsDir(g.dir))
+// fsck checks the store, the pods and the trusted keys, repairing what is
+// safe when repair is set, and returns every problem found.
+func fsck(ctx context.Context, g *globals, repair bool) ([]fsckProblem, error) {
+	var probs []fsckProblem
+	s, err := g.openStore()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, m := range ms {
-		if err := mount.Harden(m); err != nil {
-			return err
-		}
+	sp, err := s.Verify(ctx, repair, func() (map[string]string, error) { return podctl.Images(g.dir) })
+	if err != nil {
+		return nil, err
 	}
-	_, err = store.Open(g.dir, g.log)
-	return err
+	for _, p := range sp {
+		probs = append(probs, fsckProblem{"store", p.Path, p.What, p.Repaired})
+	}
+	pp, err := pod.Check(g.dir, pod.CheckOptions{
+		Images: prepare.ImageIDs,
+		HasImage: func(id string) bool {
+			if s.HasLayer(id) { // an OCI image's layer, which pods mount
+				return true
+			}
+			_, err := s.Get(id)
+			return err == nil
+		},
+		Repair: repair,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pp {
+		probs = append(probs, fsckProblem{"pods", p.Path, p.What, p.Repaired})
+	}
+	tp, err := trust.Open(g.localConfig).Check()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range tp {
+		probs = append(probs, fsckProblem{"trust", p, "", false})
+	}
+	return probs, nil
+}
+
+// String is the problem as a line of the report: AREA: PATH[: WHAT][ (repaired)].
+func (p fsckProblem) String() string {
+	line := fmt.Sprintf("%s: %s", p.Area, p.Path)
+	if p.What != "" {
+		line += ": " + p.What
+	}
+	if p.Repaired {
+		line += " (repaired)"
+	}
+	return line
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
-	"github.com/skiffpod/skiff/pkg/stage1"
-	"github.com/skiffpod/skiff/pkg/store"
 )
 
 const appUsage = `
@@ -61,65 +59,6 @@ that failed (0 when every app succeeded); skiff's own failures exit 254.
 		RunE:               prepareThen(g, &f, func(p *pod.Pod) error { return execPod(g, p, &f) }),
 	}
 	f.register(cmd.Flags())
-	return cmd
-}
-
-func newPrepareCmd(g *globals) *cobra.Command {
-	f := podFlags{prepareOnly: true}
-	cmd := &cobra.Command{
-		Use:   "prepare [POD FLAGS] IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE ...]",
-		Short: "Prepare a pod to run later with run-prepared; prints its UUID",
-		Long: "Prepare a pod: fetch its images and set up its directory, without starting it.\n" +
-			"Start it with 'skiff run-prepared UUID'. Run options (--net, --publish, --port, --dns*,\n" +
-			"--hosts-entry, --hostname, --interactive) are given to run-prepared.\n" +
-			appUsage,
-		DisableFlagParsing: true,
-		RunE: prepareThen(g, &f, func(p *pod.Pod) error {
-			defer p.Unlock()
-			if err := p.Transition(pod.Prepared); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.stdout, p.UUID)
-			return nil
-		}),
-	}
-	f.register(cmd.Flags())
-	return cmd
-}
-
-func newRunPreparedCmd(g *globals) *cobra.Command {
-	var f podFlags
-	cmd := &cobra.Command{
-		Use:   "run-prepared UUID",
-		Short: "Run a pod made by prepare",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			p, err := pod.Load(g.dir, args[0])
-			if err != nil {
-				return err
-			}
-			if err := p.TryLock(); err != nil {
-				return err
-			}
-			if p.State != pod.Prepared {
-				p.Unlock()
-				return fmt.Errorf("run-prepared %s: %w: it is %s, not prepared", p.UUID, pod.ErrState, p.State)
-			}
-			if err := prepare.Mount(p); err != nil {
-				p.Unlock()
-				return err
-			}
-			return execPod(g, p, &f)
-		},
-	}
-	fs := cmd.Flags()
-	f.registerNet(fs)
-	fs.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default skiff-<uuid>)")
-	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
-	f.pullPolicy = "new"
 	return cmd
 }
 
@@ -257,7 +196,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 // execPod moves a locked pod to run and execs its stage1. It returns only
 // on failure.
 func execPod(g *globals, p *pod.Pod, f *podFlags) error {
-	in, err := invocation(g, p)
+	in, err := g.pods().Invocation(p)
 	if err != nil {
 		p.Unlock()
 		return err
@@ -271,7 +210,7 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 		// A pod that cannot get its network is not started: run removes
 		// it, run-prepared leaves it prepared.
 		if p.State == pod.Preparing && p.Transition(pod.Garbage) == nil {
-			err = errors.Join(err, deletePod(g, p))
+			err = errors.Join(err, g.pods().Delete(p))
 		}
 		p.Unlock()
 		return err
@@ -285,22 +224,4 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	err = in.Exec(o)
 	p.Unlock()
 	return err
-}
-
-// invocation finds the store tree of the pod's stage1.
-func invocation(g *globals, p *pod.Pod) (stage1.Invocation, error) {
-	in := stage1.Invocation{Pod: p, Debug: g.debug}
-	b, err := p.ReadFile(prepare.Stage1ImageFile, pod.MaxStateFileSize)
-	if err != nil {
-		return in, fmt.Errorf("pod %s: stage1 image: %w", p.UUID, err)
-	}
-	s, err := g.openStore()
-	if err != nil {
-		return in, err
-	}
-	in.Tree, err = s.Render(context.Background(), string(b))
-	if errors.Is(err, store.ErrNotFound) {
-		return in, fmt.Errorf("pod %s: its stage1 image %s is no longer in the store", p.UUID, b)
-	}
-	return in, err
 }

@@ -15,11 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/appc/spec/schema"
-	"github.com/appc/spec/schema/types"
-
-	"github.com/skiffpod/skiff/pkg/aci"
-	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/stage1/stage1test"
 	"github.com/skiffpod/skiff/pkg/vm"
 )
 
@@ -75,7 +71,7 @@ func testMain(m *testing.M) int {
 			os.Symlink(filepath.Join(binDir, s), filepath.Join(toolDir, s))
 		}
 	}
-	if stubACI, err = buildStub(toolDir); err != nil {
+	if stubACI, err = stage1test.Stub(toolDir); err != nil {
 		fmt.Println(err)
 		return 1
 	}
@@ -108,34 +104,6 @@ func goBuild(out, pkg string) error {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return nil
-}
-
-// buildStub packs tests/stub-stage1 as a stage1 image: one binary, with
-// the four entrypoints as symlinks to it.
-func buildStub(dir string) (string, error) {
-	root := filepath.Join(dir, "stub", "rootfs")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	if err := goBuild(filepath.Join(root, "stub"), "./tests/stub-stage1"); err != nil {
-		return "", err
-	}
-	eps := map[string]string{}
-	for _, ep := range []string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC} {
-		os.Symlink("stub", filepath.Join(root, ep))
-		eps[ep] = "/" + ep
-	}
-	m := schema.BlankImageManifest()
-	m.Name = *types.MustACIdentifier("skiff.dev/stage1-stub")
-	m.Labels = types.Labels{{Name: "version", Value: "1"}, {Name: "os", Value: "linux"}, {Name: "arch", Value: "amd64"}}
-	m.Annotations = pod.Stage1Annotations(eps)
-	out := filepath.Join(dir, "stage1-stub.aci")
-	f, err := os.Create(out)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	return out, aci.Write(f, m, root)
 }
 
 // env is one skiff installation as a test sees it: a data dir and a

@@ -12,6 +12,8 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
+
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 // maxSignature bounds a downloaded signature; real ones are under 1 KiB.
@@ -74,7 +76,7 @@ func (f *Fetcher) get(ctx context.Context, url string) ([]byte, error) {
 // download fetches url into a synced temp file in TmpDir, positioned at
 // its start. With prev, the request is conditional; if the server says
 // nothing changed, the file is nil. The record describes the response.
-func (f *Fetcher) download(ctx context.Context, url string, prev *RemoteRecord) (*os.File, RemoteRecord, error) {
+func (f *Fetcher) download(ctx context.Context, url string, prev *store.RemoteRecord) (*os.File, store.RemoteRecord, error) {
 	hdr := http.Header{}
 	if prev != nil && prev.ETag != "" {
 		hdr.Set("If-None-Match", prev.ETag)
@@ -84,13 +86,13 @@ func (f *Fetcher) download(ctx context.Context, url string, prev *RemoteRecord) 
 	}
 	resp, err := f.request(ctx, url, hdr)
 	if err != nil {
-		return nil, RemoteRecord{}, err
+		return nil, store.RemoteRecord{}, err
 	}
 	defer resp.Body.Close()
-	rec := RemoteRecord{
+	rec := store.RemoteRecord{
 		ETag:         resp.Header.Get("ETag"),
 		LastModified: resp.Header.Get("Last-Modified"),
-		Fetched:      time.Now(),
+		FetchedAt:    time.Now(),
 	}
 	if resp.StatusCode == http.StatusNotModified {
 		if prev == nil {

@@ -25,8 +25,10 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema"
+
 	"github.com/skiffpod/skiff/pkg/discovery"
 	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/store"
 	"github.com/skiffpod/skiff/pkg/trust"
 )
 
@@ -34,31 +36,17 @@ import (
 type Store interface {
 	// Import stores the ACI read from r and returns its image ID. It must
 	// refuse an image whose manifest name is not opts.ExpectName.
-	Import(ctx context.Context, r io.Reader, opts ImportOptions) (id string, err error)
+	Import(ctx context.Context, r io.Reader, opts store.ImportOptions) (id string, err error)
 	// FindByName returns the newest stored image with name whose labels
 	// agree with labels (a label the image does not declare agrees).
 	FindByName(name string, labels map[string]string) (id string, ok bool, err error)
 	// Remote returns what was last downloaded from url.
-	Remote(url string) (RemoteRecord, bool, error)
+	Remote(url string) (store.RemoteRecord, bool, error)
 	// SetRemote records what was downloaded from url.
-	SetRemote(url string, rec RemoteRecord) error
+	SetRemote(url string, rec store.RemoteRecord) error
 }
 
-// ImportOptions describe an image handed to Store.Import.
-type ImportOptions struct {
-	Source     string // the file path or URL the image came from
-	Signer     string // fingerprint of the key that signed it; "" if unverified
-	Prefix     string // the name prefix the signer's key is trusted for
-	ExpectName string // the manifest name the image must have
-}
-
-// RemoteRecord remembers one download, for pull policies and conditional GETs.
-type RemoteRecord struct {
-	ImageID      string
-	ETag         string
-	LastModified string
-	Fetched      time.Time
-}
+var _ Store = (*store.Store)(nil)
 
 // Policy says when to download an image the store may already have.
 type Policy int
@@ -164,8 +152,8 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, e
 	}
 	if f.Policy != PolicyUpdate {
 		if rec, ok, err := f.Store.Remote(key); err == nil && ok && (rec.ETag == verifiedMark || f.InsecureImage) &&
-			f.reuse(rec.ImageID) == nil {
-			return rec.ImageID, nil
+			f.reuse(rec.ID) == nil {
+			return rec.ID, nil
 		}
 	}
 	sig, err := f.signature(ctx, sigLoc)
@@ -190,7 +178,7 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sigLoc string) (string, e
 	if f.InsecureImage {
 		mark = "unverified"
 	}
-	if err := f.Store.SetRemote(key, RemoteRecord{ImageID: id, ETag: mark, Fetched: time.Now()}); err != nil {
+	if err := f.Store.SetRemote(key, store.RemoteRecord{ID: id, ETag: mark, FetchedAt: time.Now()}); err != nil {
 		f.log().Warn("remember imported file", "path", abs, "err", err)
 	}
 	return id, nil
@@ -330,10 +318,10 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 	}
 	var refused error
 	if known {
-		refused = f.reuse(rec.ImageID)
+		refused = f.reuse(rec.ID)
 	}
 	if known && refused == nil && f.Policy != PolicyUpdate {
-		return rec.ImageID, nil
+		return rec.ID, nil
 	}
 	if f.Policy == PolicyNever {
 		return "", or(refused, ErrNotInStore)
@@ -344,7 +332,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 		return "", again(refused, err)
 	}
 	// Ask "changed since?" only about a copy that may be reused.
-	var prev *RemoteRecord
+	var prev *store.RemoteRecord
 	if known && refused == nil {
 		prev = &rec
 	}
@@ -353,11 +341,11 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 		return "", again(refused, err)
 	}
 	if img == nil { // not modified
-		rec.Fetched = next.Fetched
+		rec.FetchedAt = next.FetchedAt
 		if err := f.Store.SetRemote(url, rec); err != nil {
 			return "", fmt.Errorf("record download: %w", err)
 		}
-		return rec.ImageID, nil
+		return rec.ID, nil
 	}
 	defer func() {
 		img.Close()
@@ -367,7 +355,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, url, sigLoc string, asked *di
 	if err != nil {
 		return "", again(refused, err)
 	}
-	next.ImageID = id
+	next.ID = id
 	if err := f.Store.SetRemote(url, next); err != nil {
 		return "", fmt.Errorf("record download: %w", err)
 	}
@@ -403,7 +391,7 @@ func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []
 		return "", err
 	}
 	// The store's error names the operation; ours (fetch REF) the source.
-	return f.Store.Import(ctx, img, ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name})
+	return f.Store.Import(ctx, img, store.ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name})
 }
 
 // matches reports whether manifest m is the image ref asked for: the same

@@ -23,9 +23,11 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/skiffpod/skiff/pkg/safefile"
-	"github.com/skiffpod/skiff/pkg/trust"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/store"
+	"github.com/skiffpod/skiff/pkg/trust"
 )
 
 // fakeStore keeps images in memory. Like the real store, it refuses an
@@ -33,7 +35,7 @@ import (
 type fakeStore struct {
 	mu      sync.Mutex
 	images  map[string]storedImage
-	remotes map[string]RemoteRecord
+	remotes map[string]store.RemoteRecord
 	imports int
 	// beforeImport, if set, runs when Import is called, before it reads.
 	beforeImport func()
@@ -42,14 +44,14 @@ type fakeStore struct {
 type storedImage struct {
 	name   string
 	labels map[string]string
-	opts   ImportOptions
+	opts   store.ImportOptions
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{images: map[string]storedImage{}, remotes: map[string]RemoteRecord{}}
+	return &fakeStore{images: map[string]storedImage{}, remotes: map[string]store.RemoteRecord{}}
 }
 
-func (s *fakeStore) Import(_ context.Context, r io.Reader, opts ImportOptions) (string, error) {
+func (s *fakeStore) Import(_ context.Context, r io.Reader, opts store.ImportOptions) (string, error) {
 	if s.beforeImport != nil {
 		s.beforeImport()
 	}
@@ -94,14 +96,14 @@ next:
 	return "", false, nil
 }
 
-func (s *fakeStore) Remote(url string) (RemoteRecord, bool, error) {
+func (s *fakeStore) Remote(url string) (store.RemoteRecord, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.remotes[url]
 	return rec, ok, nil
 }
 
-func (s *fakeStore) SetRemote(url string, rec RemoteRecord) error {
+func (s *fakeStore) SetRemote(url string, rec store.RemoteRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.remotes[url] = rec
@@ -527,7 +529,7 @@ func TestPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec := st.remotes[url]; rec.ImageID != id1 || rec.ETag == "" {
+	if rec := st.remotes[url]; rec.ID != id1 || rec.ETag == "" {
 		t.Fatalf("remote record %+v, want image %s and an ETag", rec, id1)
 	}
 
@@ -572,7 +574,7 @@ func TestPolicies(t *testing.T) {
 			if st.imports-imports != tt.wantImport {
 				t.Errorf("imports = %d, want %d", st.imports-imports, tt.wantImport)
 			}
-			if rec := st.remotes[url]; rec.ImageID != id || time.Since(rec.Fetched) > time.Minute {
+			if rec := st.remotes[url]; rec.ID != id || time.Since(rec.FetchedAt) > time.Minute {
 				t.Errorf("remote record %+v, want image %s", rec, id)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/appc/spec/schema"
+
 	"github.com/skiffpod/skiff/pkg/aci"
 )
 

@@ -81,15 +81,6 @@ func (v *verifier) verdict() error {
 	return io.EOF
 }
 
-// finish reads what is left and returns nil only if the whole blob
-// matched its digest and size.
-func (v *verifier) finish() error {
-	if _, err := io.Copy(io.Discard, v); err != nil {
-		return err
-	}
-	return nil
-}
-
 // readVerified reads a whole JSON document of at most max bytes and
 // checks it against want.
 func readVerified(r io.Reader, want digest.Digest, size, max int64) ([]byte, error) {

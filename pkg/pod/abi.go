@@ -55,10 +55,6 @@ const (
 	// ExitFailure is the exit status of skiff, a stage1 entrypoint or
 	// stage2 when it fails itself (254, as rkt); apps' statuses pass through.
 	ExitFailure = 254
-	// ExitStage1Failure is ExitFailure under its older name.
-	//
-	// Deprecated: use ExitFailure.
-	ExitStage1Failure = ExitFailure
 )
 
 // AppDir returns the directory of app name inside the pod directory.

@@ -21,14 +21,6 @@ type Problem struct {
 	Repaired bool   `json:"repaired"`
 }
 
-func (p Problem) String() string {
-	s := fmt.Sprintf("%s: %s", p.Path, p.What)
-	if p.Repaired {
-		s += " (repaired)"
-	}
-	return s
-}
-
 // CheckOptions adjust Check.
 type CheckOptions struct {
 	// Images returns the image IDs pod p uses, and HasImage whether the

@@ -205,12 +205,8 @@ func trees(ctx context.Context, imgs Images, id string, layers []string, noOverl
 // or for a prepared pod). Pods prepared with a copy get their copies bound
 // on themselves, nosuid and nodev, as overlays are.
 func Mount(p *pod.Pod) error {
-	b, err := p.ReadFile(mountsFile, maxMountsFileSize)
+	records, err := readMounts(p)
 	if err != nil {
-		return fmt.Errorf("mount pod %s: %w", p.UUID, err)
-	}
-	var records []mountRecord
-	if err := strictjson.Unmarshal(b, &records); err != nil {
 		return fmt.Errorf("mount pod %s: %w", p.UUID, err)
 	}
 	_, err = os.Stat(p.File("copied"))
@@ -239,6 +235,50 @@ func Mount(p *pod.Pod) error {
 		}
 	}
 	return nil
+}
+
+// readMounts reads the overlay records Prepare wrote.
+func readMounts(p *pod.Pod) ([]mountRecord, error) {
+	b, err := p.ReadFile(mountsFile, maxMountsFileSize)
+	if err != nil {
+		return nil, err
+	}
+	var records []mountRecord
+	if err := strictjson.Unmarshal(b, &records); err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+// Stage1Image returns the image ID of the pod's stage1, as Prepare
+// recorded it.
+func Stage1Image(p *pod.Pod) (string, error) {
+	b, err := p.ReadFile(Stage1ImageFile, pod.MaxStateFileSize)
+	if err != nil {
+		return "", fmt.Errorf("pod %s: stage1 image: %w", p.UUID, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// ImageIDs returns the images pod p uses, as Prepare recorded them: its
+// stage1 and its apps' layers (an OCI image's layers by their diff_id
+// hexes). A pod not prepared yet has none: a prepare holds the store until
+// it has written them, so an image gc cannot be asking in between.
+func ImageIDs(p *pod.Pod) []string {
+	var ids []string
+	if id, err := Stage1Image(p); err == nil {
+		ids = append(ids, id)
+	}
+	records, err := readMounts(p)
+	if err != nil {
+		return ids
+	}
+	for _, r := range records {
+		for _, l := range r.Lowers {
+			ids = append(ids, filepath.Base(filepath.Dir(l)))
+		}
+	}
+	return ids
 }
 
 // copyTrees fills the pod with copies of the lower dirs, bottom layer first.

@@ -10,36 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 )
-
-// SystemDir is where `make install` puts the default stage1 images.
-const SystemDir = "/usr/lib/skiff"
-
-// DefaultImage returns the path of the stage1 image for a short name such
-// as "ns" or "kvm": stage1-NAME.aci beside the skiff binary, then in
-// SystemDir. ok is false when name is not a short name.
-func DefaultImage(name string) (path string, ok bool, err error) {
-	if name == "" || strings.ContainsAny(name, "/.:") {
-		return "", false, nil
-	}
-	file := "stage1-" + name + ".aci"
-	var dirs []string
-	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Dir(exe))
-	}
-	dirs = append(dirs, SystemDir)
-	for _, d := range dirs {
-		p := filepath.Join(d, file)
-		if _, err := os.Stat(p); err == nil {
-			return p, true, nil
-		}
-	}
-	return "", true, fmt.Errorf("stage1 %q: no %s in %s (run `make build`, or `make install`)", name, file, strings.Join(dirs, " or "))
-}
 
 // Invocation is how stage0 calls one entrypoint of a pod's stage1.
 type Invocation struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/stage1/stage1test"
 )
 
 // main dispatches on the name it was called by (the image has run, enter,
@@ -212,6 +213,16 @@ func gc(args []string) error {
 	var a pod.GCArgs
 	if err := a.Parse(args); err != nil {
 		return err
+	}
+	if log := os.Getenv(stage1test.EnvGCLog); log != "" {
+		f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := fmt.Fprintln(f, a.UUID); err != nil {
+			return err
+		}
 	}
 	// Record the call so the conformance suite can see gc ran with the
 	// pod directory as cwd.

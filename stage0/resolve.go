@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -36,7 +35,7 @@ func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string,
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	return &fetch.Fetcher{
-		Store:         storeAdapter{s},
+		Store:         s,
 		Keys:          trust.Open(g.localConfig),
 		TmpDir:        tmp,
 		InsecureHTTP:  g.insecureOpt("http"),
@@ -140,98 +139,18 @@ func (g *globals) request(img store.Image) (policy.Request, error) {
 	return req, nil
 }
 
-// resolveStage1 turns --stage1 into a stage1 image ID in the store,
-// importing a local stage1 file (a default such as ns or kvm from beside
-// the binary, or a path) the first time and whenever that file changes.
-//
-// A stage1 by name, URL or image ID must pass the run policy pol as any
-// image does; one from a file is trusted by location (docs/stage1-abi.md).
-// It returns the stage1's ID and its layers (see admit).
+// resolveStage1 turns --stage1 into a stage1 image ID in the store and
+// its layers (see admit): a stage1 by name, URL or image ID must pass the
+// run policy pol as any image does.
 func resolveStage1(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetcher, pol *policy.Policy, ref string) (string, []string, error) {
-	path, short := "", false
-	if !strings.HasPrefix(ref, "sha512-") {
-		var err error
-		if path, short, err = stage1.DefaultImage(ref); err != nil {
-			return "", nil, err
-		}
-	}
-	if !short {
-		if !fetch.IsPath(ref) {
+	r := stage1.Resolver{Store: s, Dirs: stage1.DefaultDirs(), Log: g.log,
+		Image: func(ctx context.Context, ref string) (string, []string, error) {
 			id, err := resolveImage(ctx, g, s, f, ref, "")
 			if err != nil {
 				return "", nil, err
 			}
 			layers, err := g.admit(s, pol, ref, id)
 			return id, layers, err
-		}
-		path = ref
-	}
-	var err error
-	if path, err = filepath.Abs(path); err != nil {
-		return "", nil, fmt.Errorf("stage1 %s: %w", ref, err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("stage1 %s: %w", ref, err)
-	}
-	// A stage1 from a local file (the defaults beside the binary, or a path
-	// the user gave) is trusted by location, as the skiff binary itself is:
-	// running it is the same act as running a program by path. Names and
-	// URLs are fetched and verified like any image. Imports are cached by
-	// path, size and mtime.
-	key := fmt.Sprintf("stage1:%s?size=%d&mtime=%d", path, fi.Size(), fi.ModTime().UnixNano())
-	if rec, ok, err := s.Remote(key); err == nil && ok {
-		if _, err := s.Get(rec.ID); err == nil {
-			return localStage1(s, rec.ID)
-		}
-	}
-	file, err := os.Open(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("stage1 %s: %w", ref, err)
-	}
-	defer file.Close()
-	id, err := s.Import(ctx, file, store.ImportOptions{Source: path})
-	if err != nil {
-		return "", nil, fmt.Errorf("import stage1 %s: %w", path, err)
-	}
-	if err := s.SetRemote(key, store.RemoteRecord{ID: id}); err != nil {
-		g.log.Warn("cache stage1 import", "err", err)
-	}
-	return localStage1(s, id)
-}
-
-// localStage1 returns the layers of a stage1 imported from a file: its
-// dependencies are resolved once, here, as admit does for other images.
-func localStage1(s *store.Store, id string) (string, []string, error) {
-	deps, err := s.Dependencies(id)
-	if err != nil {
-		return "", nil, err
-	}
-	layers := []string{id}
-	for _, d := range deps {
-		layers = append(layers, d.ID)
-	}
-	return id, layers, nil
-}
-
-// storeAdapter lets the store serve fetch's small interface.
-type storeAdapter struct{ s *store.Store }
-
-var _ fetch.Store = storeAdapter{}
-
-func (a storeAdapter) Import(ctx context.Context, r io.Reader, o fetch.ImportOptions) (string, error) {
-	return a.s.Import(ctx, r, store.ImportOptions{Source: o.Source, Signer: o.Signer, Prefix: o.Prefix, ExpectName: o.ExpectName})
-}
-
-func (a storeAdapter) FindByName(name string, labels map[string]string) (string, bool, error) {
-	return a.s.FindByName(name, labels)
-}
-
-func (a storeAdapter) Remote(url string) (fetch.RemoteRecord, bool, error) {
-	r, ok, err := a.s.Remote(url)
-	return fetch.RemoteRecord{ImageID: r.ID, ETag: r.ETag, LastModified: r.LastModified, Fetched: r.FetchedAt}, ok, err
-}
-
-func (a storeAdapter) SetRemote(url string, r fetch.RemoteRecord) error {
-	return a.s.SetRemote(url, store.RemoteRecord{ID: r.ImageID, ETag: r.ETag, LastModified: r.LastModified, FetchedAt: r.Fetched})
+		}}
+	return r.Resolve(ctx, ref)
 }

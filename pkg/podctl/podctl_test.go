@@ -1,7 +1,6 @@
-package main
+package podctl
 
 import (
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,7 +14,7 @@ import (
 // holds (preparing or running), and collects the same pods once released.
 func TestGCSparesPodsInUse(t *testing.T) {
 	dir := t.TempDir()
-	g := &globals{dir: dir, stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	c := &Pods{Dir: dir, Log: slog.New(slog.DiscardHandler)}
 	preparing, _ := pod.Create(dir)
 	preparing.Transition(pod.Preparing)
 	running, _ := pod.Create(dir)
@@ -25,7 +24,7 @@ func TestGCSparesPodsInUse(t *testing.T) {
 	abandoned.Transition(pod.Preparing)
 	abandoned.Unlock()
 
-	if err := collect(g, 0, 0); err != nil {
+	if err := c.GC(GCOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []*pod.Pod{preparing, running} {
@@ -39,7 +38,7 @@ func TestGCSparesPodsInUse(t *testing.T) {
 
 	preparing.Unlock()
 	running.Unlock()
-	if err := collect(g, 0, 0); err != nil {
+	if err := c.GC(GCOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if pods, _ := pod.List(dir); len(pods) != 0 {
@@ -47,10 +46,10 @@ func TestGCSparesPodsInUse(t *testing.T) {
 	}
 }
 
-// TestWaitForReadyFollowsThePod checks that `status --wait-ready` reports on
+// TestWaitReadyFollowsThePod checks that `status --wait-ready` reports on
 // the pod where it is now: loaded while preparing, it has moved to run by
 // the time it is ready (the old code then failed "pod does not exist").
-func TestWaitForReadyFollowsThePod(t *testing.T) {
+func TestWaitReadyFollowsThePod(t *testing.T) {
 	dir := t.TempDir()
 	p, err := pod.Create(dir)
 	if err != nil {
@@ -70,7 +69,7 @@ func TestWaitForReadyFollowsThePod(t *testing.T) {
 		os.MkdirAll(filepath.Dir(p.File(pod.ReadyFile)), 0o700)
 		os.WriteFile(p.File(pod.ReadyFile), nil, 0o644)
 	}()
-	q, err := waitForReady(loaded, 10*time.Second)
+	q, err := WaitReady(loaded, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

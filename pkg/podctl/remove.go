@@ -1,0 +1,62 @@
+package podctl
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/skiffpod/skiff/pkg/mount"
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// Remove removes pod id if it is exited or prepared (not running, not
+// being prepared).
+func (c *Pods) Remove(id string) error {
+	p, err := pod.Load(c.Dir, id)
+	if err != nil {
+		return err
+	}
+	if err := p.TryLock(); err != nil {
+		return fmt.Errorf("rm pod %s: %w (stop it first)", p.UUID, err)
+	}
+	defer p.Unlock()
+	switch p.State {
+	case pod.Running:
+		if err := p.Transition(pod.ExitedGarbage); err != nil {
+			return err
+		}
+	case pod.Embryo, pod.Preparing, pod.Prepared:
+		if err := p.Transition(pod.Garbage); err != nil {
+			return err
+		}
+	}
+	return c.Delete(p)
+}
+
+// Delete releases and deletes a locked garbage pod: its network, stage1's
+// gc, then every mount below the pod dir, then the files. Deletion never
+// starts while something is still mounted there.
+func (c *Pods) Delete(p *pod.Pod) error {
+	// The network goes first, from the pod dir's cache alone, whatever the
+	// stage1 does: it needs the namespace file that gc then removes.
+	if err := c.detachNet(p); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.UUID, err)
+	}
+	if p.State == pod.ExitedGarbage {
+		if in, err := c.Invocation(p); err == nil {
+			if err := in.GC(); err != nil {
+				c.Log.Warn("stage1 gc", "pod", p.UUID, "err", err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			c.Log.Warn("stage1 gc skipped", "pod", p.UUID, "err", err)
+		}
+	}
+	if err := mount.UnmountAll(p.Path()); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.UUID, err)
+	}
+	// os.RemoveAll never follows symlinks: a pod cannot point it elsewhere.
+	if err := os.RemoveAll(p.Path()); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.UUID, err)
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func newEnterCmd(g *globals) *cobra.Command {
+	var app string
+	cmd := &cobra.Command{
+		Use:   "enter UUID [--app NAME] [-- CMD [ARGS...]]",
+		Short: "Run a command inside a running app, with the app's own restrictions",
+		Long: `Run a command inside an app of a running pod. The command gets the same
+restrictions as the app: its namespaces, root, user, capabilities, cgroup,
+no_new_privs and seccomp. Without CMD, runs /bin/sh. --app is needed when the
+pod has more than one app.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, st, err := g.pods().Running("enter", args[0])
+			if err != nil {
+				return err
+			}
+			if app == "" {
+				if len(st.AppList) != 1 {
+					return usagef("pod %s has %d apps (%s): pick one with --app", p.UUID, len(st.AppList), strings.Join(st.AppList, ", "))
+				}
+				app = st.AppList[0]
+			}
+			command := args[1:]
+			if len(command) == 0 {
+				command = []string{"/bin/sh"}
+			}
+			in, err := g.pods().Invocation(p)
+			if err != nil {
+				return err
+			}
+			code, err := in.Enter(app, command)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return &exitCode{code: code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "the app to enter")
+	return cmd
+}

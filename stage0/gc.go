@@ -1,0 +1,28 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/podctl"
+)
+
+func newGCCmd(g *globals) *cobra.Command {
+	var grace, expirePrepared time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Collect exited and abandoned pods",
+		Long: `Collect garbage: exited pods are marked (moved to exited-garbage) and removed
+once marked for longer than --grace-period; aborted and abandoned pods are
+removed; prepared pods older than --expire-prepared are removed. Running and
+preparing pods are never touched.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.pods().GC(podctl.GCOptions{Grace: grace, ExpirePrepared: expirePrepared})
+		},
+	}
+	cmd.Flags().DurationVar(&grace, "grace-period", 30*time.Minute, "how long exited pods stay before removal")
+	cmd.Flags().DurationVar(&expirePrepared, "expire-prepared", 24*time.Hour, "remove prepared pods older than this")
+	return cmd
+}
