@@ -122,8 +122,8 @@ func TestServeAndGet(t *testing.T) {
 	if code := run([]string{"-serve=" + addr, "-http-get=http://" + addr + "/x", "-sleep=1ms"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit = %d, stderr %q", code, stderr.String())
 	}
-	for _, w := range []string{"SERVING=" + addr, "SERVED=GET /x", "HTTP_STATUS=200", "HTTP_BODY=hello from probe"} {
-		if !strings.Contains(stdout.String(), w+"\n") {
+	for _, w := range []string{"SERVING=" + addr + "\n", "SERVED=GET /x FROM=127.0.0.1:", "HTTP_STATUS=200\n", "HTTP_BODY=hello from probe\n"} {
+		if !strings.Contains(stdout.String(), w) {
 			t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
 		}
 	}
