@@ -40,4 +40,6 @@ var (
 	ErrMissingLayer = errors.New("missing layer")
 	// ErrNotForOCI means an operation exists for ACIs only.
 	ErrNotForOCI = errors.New("not for OCI images yet")
+	// ErrOnlyOCI means an operation exists for OCI images only.
+	ErrOnlyOCI = errors.New("for OCI images only")
 )
