@@ -27,7 +27,8 @@ func newImageCmd(g *globals) *cobra.Command {
 		Short: "Manage the images in the store",
 	}
 	cmd.AddCommand(newImageListCmd(g), newImageRmCmd(g), newImageGCCmd(g), newImageExportCmd(g),
-		newImageExtractCmd(g), newImageRenderCmd(g), newImageCatManifestCmd(g), newImageVerifyCmd(g))
+		newImageExtractCmd(g), newImageRenderCmd(g), newImageCatManifestCmd(g), newImageVerifyCmd(g),
+		newImageTagCmd(g), newImagePushCmd(g))
 	return cmd
 }
 
@@ -86,6 +87,10 @@ func newImageListCmd(g *globals) *cobra.Command {
 						version, layers, kind = im.OCI.Tag, strconv.Itoa(len(im.OCI.Layers)), store.KindOCI
 					}
 					rows = append(rows, []string{id, kind, im.Name, version, layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					// A name given by image tag is a row of its own, as podman lists it.
+					for _, t := range tagNames(im) {
+						rows = append(rows, []string{id, kind, t[0], t[1], layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					}
 				}
 				return table(g.stdout, []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
 			})
@@ -221,7 +226,7 @@ func newImageExportCmd(g *globals) *cobra.Command {
 	var overwrite bool
 	cmd := &cobra.Command{
 		Use:   "export IMAGE FILE",
-		Short: "Write an image from the store to an ACI file (re-imports to the same ID)",
+		Short: "Write an image from the store to a file: an ACI, or an OCI image as an oci-archive (re-imports to the same ID)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withImage(g, args[0], func(s *store.Store, id string) error {
@@ -274,12 +279,22 @@ func newImageRenderCmd(g *globals) *cobra.Command {
 }
 
 func newImageCatManifestCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var app bool
+	cmd := &cobra.Command{
 		Use:   "cat-manifest IMAGE",
-		Short: "Print an image's manifest",
+		Short: "Print an image's manifest (an OCI image's as fetched; --app: the app skiff made of it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withImage(g, args[0], func(s *store.Store, id string) error {
+				if im, err := s.Get(id); err == nil && im.OCI != nil && !app {
+					// The bytes as fetched and verified: they hash to the digest.
+					b, err := s.OCIImageBlobs(id)
+					if err != nil {
+						return err
+					}
+					_, err = g.stdout.Write(b.Manifest)
+					return err
+				}
 				m, err := s.Manifest(id)
 				if err != nil {
 					return err
@@ -288,6 +303,8 @@ func newImageCatManifestCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&app, "app", false, "of an OCI image, print the appc image manifest skiff synthesized from its config")
+	return cmd
 }
 
 func newImageVerifyCmd(g *globals) *cobra.Command {

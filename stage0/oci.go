@@ -73,18 +73,7 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	if f.Policy == fetch.PolicyNever && ref.Transport == imageref.Docker { // a local file is no pull
 		return "", fmt.Errorf("fetch %s: %w (pull policy never)", ref, store.ErrNotFound)
 	}
-	opts := oci.Options{
-		PlainHTTP:     f.InsecureHTTP,
-		SkipTLSVerify: g.insecureOpt("tls"),
-		Platform:      g.platform,
-		AuthFile:      filepath.Join(g.localConfig, "auth.json"),
-	}
-	if env := os.Getenv("REGISTRY_AUTH_FILE"); env != "" {
-		opts.AuthFile = env
-	}
-	if ref.Transport == imageref.Docker {
-		opts.CADir = filepath.Join(g.localConfig, "certs.d", ref.Registry)
-	}
+	opts := g.ociOptions(ref)
 	lookaside := ""
 	if prov == store.Verified { // no lookaside: refused before asking the registry
 		cfg, err := simplesign.Load(filepath.Join(g.localConfig, simplesign.DirName))
@@ -138,6 +127,25 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 		}
 	}
 	return s.ImportOCI(ctx, img, imp)
+}
+
+// ociOptions are the registry options of the global flags for ref: the
+// insecure options, the platform, credentials and the registry's CAs.
+// Fetch and image push share them.
+func (g *globals) ociOptions(ref imageref.Ref) oci.Options {
+	opts := oci.Options{
+		PlainHTTP:     g.insecureOpt("http"),
+		SkipTLSVerify: g.insecureOpt("tls"),
+		Platform:      g.platform,
+		AuthFile:      filepath.Join(g.localConfig, "auth.json"),
+	}
+	if env := os.Getenv("REGISTRY_AUTH_FILE"); env != "" {
+		opts.AuthFile = env
+	}
+	if ref.Transport == imageref.Docker {
+		opts.CADir = filepath.Join(g.localConfig, "certs.d", ref.Registry)
+	}
+	return opts
 }
 
 // verifyOCI finds the simple signing signatures of ref's manifest digest

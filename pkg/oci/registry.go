@@ -54,6 +54,12 @@ type registry struct {
 }
 
 func newRegistry(ctx context.Context, ref imageref.Ref, opts Options) (*registry, error) {
+	return newRegistryFor(ctx, ref, opts, "pull")
+}
+
+// newRegistryFor asks the registry for a token with actions ("pull",
+// "pull,push") on ref's repository.
+func newRegistryFor(ctx context.Context, ref imageref.Ref, opts Options, actions string) (*registry, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -93,7 +99,7 @@ func newRegistry(ctx context.Context, ref imageref.Ref, opts Options) (*registry
 	rt := transport.NewRetry(base,
 		transport.WithRetryBackoff(transport.Backoff{Duration: opts.Backoff, Factor: 2, Jitter: 0.1, Steps: opts.Retries + 1}),
 		transport.WithRetryStatusCodes(http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
-	scope := "repository:" + ref.Repository + ":pull"
+	scope := "repository:" + ref.Repository + ":" + actions
 	tr, err := transport.NewWithContext(ctx, reg, auth, rt, []string{scope})
 	if err != nil {
 		return nil, r.explain("connect", err)

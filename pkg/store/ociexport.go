@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -77,28 +76,19 @@ func (s *Store) Tag(id string, ref imageref.Ref) error {
 	return nil
 }
 
-// OCIBlobs is what image push needs of a stored OCI image: its manifest,
-// as fetched and checked against the ID, and the blobs it names.
-type OCIBlobs struct {
-	Manifest  []byte
-	MediaType string
-	// Open opens a blob the manifest names, unverified: the reader
-	// verifies it against the manifest's descriptor.
-	Open func(d string) (io.ReadCloser, error)
-}
-
-// OCIImageBlobs returns OCI image id's manifest and a way to read its
-// blobs. The caller holds the store (Hold) while it reads them.
-func (s *Store) OCIImageBlobs(id string) (*OCIBlobs, error) {
+// OCIImageBlobs returns OCI image id's manifest, as fetched and checked
+// against the ID, and a way to read the blobs it names (image push). The
+// caller holds the store (Hold) while it reads them.
+func (s *Store) OCIImageBlobs(id string) (*oci.Blobs, error) {
 	rec, m, raw, err := s.ociStored(id)
 	if err != nil {
 		return nil, err
 	}
-	return &OCIBlobs{Manifest: raw, MediaType: m.MediaType, Open: func(d string) (io.ReadCloser, error) {
-		if d != rec.OCI.ConfigDigest && !slices.Contains(rec.OCI.LayerBlobs, d) {
+	return &oci.Blobs{Manifest: raw, MediaType: m.MediaType, Open: func(d digest.Digest) (io.ReadCloser, error) {
+		if string(d) != rec.OCI.ConfigDigest && !slices.Contains(rec.OCI.LayerBlobs, string(d)) {
 			return nil, fmt.Errorf("%w: %s is not a blob of %s", ErrNotFound, d, id)
 		}
-		h, err := digestHex(d)
+		h, err := digestHex(string(d))
 		if err != nil {
 			return nil, err
 		}
@@ -116,10 +106,10 @@ func (s *Store) ociStored(id string) (*record, *ocispec.Manifest, []byte, error)
 	if rec.OCI == nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", id, ErrOnlyOCI)
 	}
-	raw, err := safefile.ReadFile(s.blobPath(id), oci.MaxManifestSize)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil, fmt.Errorf("%s has no manifest (a docker-archive image): push or export it from its source", id)
+	if rec.OCI.ConfigDigest == "sha256:"+strings.TrimPrefix(id, ociIDPrefix) {
+		return nil, nil, nil, fmt.Errorf("%s has no manifest (a docker-archive image): %w", id, ErrNoManifest)
 	}
+	raw, err := safefile.ReadFile(s.blobPath(id), oci.MaxManifestSize)
 	if err != nil {
 		return nil, nil, nil, err
 	}
