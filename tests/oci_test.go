@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // OCI images end to end: built here as OCI layouts (the layer tars written
@@ -125,33 +127,57 @@ func layerTar(t *testing.T, entries []tarEntry) []byte {
 // given layers (gzipped) and config.
 func ociLayout(t *testing.T, dir, tag string, layers [][]byte, config map[string]any) {
 	t.Helper()
-	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
-	blob := func(b []byte) (string, int) {
-		sum := sha256.Sum256(b)
-		h := hex.EncodeToString(sum[:])
-		os.WriteFile(filepath.Join(dir, "blobs", "sha256", h), b, 0o644)
-		return "sha256:" + h, len(b)
+	desc := ociManifest(t, dir, layers, nil, "amd64", config)
+	desc["annotations"] = map[string]string{"org.opencontainers.image.ref.name": tag}
+	ociIndex(t, dir, desc)
+}
+
+// ociBlob writes b into the layout at dir; it returns b's digest and size.
+func ociBlob(t *testing.T, dir string, b []byte) (string, int) {
+	t.Helper()
+	sum := sha256.Sum256(b)
+	h := hex.EncodeToString(sum[:])
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", h), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "sha256:" + h, len(b)
+}
+
+// ociManifest writes an image for linux/arch into the layout at dir: its
+// layers (gzipped, or zstd-compressed where zstdLayers says), config and
+// manifest. It returns the manifest's descriptor.
+func ociManifest(t *testing.T, dir string, layers [][]byte, zstdLayers map[int]bool, arch string, config map[string]any) map[string]any {
+	t.Helper()
 	var diffIDs []string
 	var descs []map[string]any
-	for _, l := range layers {
+	for i, l := range layers {
 		sum := sha256.Sum256(l)
 		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
-		var gz bytes.Buffer
-		zw := gzip.NewWriter(&gz)
-		zw.Write(l)
-		zw.Close()
-		d, n := blob(gz.Bytes())
-		descs = append(descs, map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
+		mt, blob := "application/vnd.oci.image.layer.v1.tar+gzip", gzipped(l)
+		if zstdLayers[i] {
+			enc, _ := zstd.NewWriter(nil)
+			mt, blob = "application/vnd.oci.image.layer.v1.tar+zstd", enc.EncodeAll(l, nil)
+		}
+		d, n := ociBlob(t, dir, blob)
+		descs = append(descs, map[string]any{"mediaType": mt, "digest": d, "size": n})
 	}
-	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "config": config,
+	cfg, _ := json.Marshal(map[string]any{"architecture": arch, "os": "linux", "config": config,
 		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
-	cd, cn := blob(cfg)
+	cd, cn := ociBlob(t, dir, cfg)
 	man, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
 		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn}, "layers": descs})
-	md, mn := blob(man)
-	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []map[string]any{{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"digest": md, "size": mn, "annotations": map[string]string{"org.opencontainers.image.ref.name": tag}}}})
+	md, mn := ociBlob(t, dir, man)
+	return map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+		"platform": map[string]string{"os": "linux", "architecture": arch}}
+}
+
+// ociIndex writes the layout's index.json listing manifests.
+func ociIndex(t *testing.T, dir string, manifests ...map[string]any) {
+	t.Helper()
+	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": manifests})
 	os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644)
 	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
 }
@@ -293,7 +319,7 @@ func TestOCIFetchAndRun(t *testing.T) {
 			t.Errorf("image list json: %+v", imgs)
 		}
 		// ExposedPorts → ports, Labels → annotations, Volumes → mount points.
-		mustContain(t, e.mustRun("image", "cat-manifest", id), "/bin/probe", `"group": "4321"`, `"8080-tcp"`,
+		mustContain(t, e.mustRun("image", "cat-manifest", "--app", id), "/bin/probe", `"group": "4321"`, `"8080-tcp"`,
 			`"org.example.marker": "one"`, `"volume-data"`)
 		// By digest: digest-pinned, runs without --insecure-options=image.
 		pinned := strings.TrimSuffix(ref, ":1") + "@sha256:" + strings.TrimPrefix(id, "sha256-")
@@ -302,10 +328,6 @@ func TestOCIFetchAndRun(t *testing.T) {
 			t.Errorf("run by digest: exit %d\n%s%s", code, out, errs)
 		}
 		mustContain(t, e.mustRun("image", "list"), "digest-pinned")
-		_, errs, code = e.run("image", "export", id, filepath.Join(t.TempDir(), "x"))
-		if code == 0 || !strings.Contains(errs, "not for OCI images") {
-			t.Errorf("export: exit %d: %s", code, errs)
-		}
 		checkOCIStore(t, e)
 		// Pods mount its layers: rm refuses while they exist.
 		if _, errs, code := e.run("image", "rm", id); code == 0 || !strings.Contains(errs, "in use") {
