@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -200,9 +201,13 @@ func pushPlatformImage(t *testing.T) string {
 		cfg := map[string]any{"Entrypoint": []string{"/bin/probe"}, "Env": []string{"FROM_INDEX=yes"}}
 		amd := ociManifest(t, dir, [][]byte{probeBase(t), layerTar(t, []tarEntry{{name: "marker", body: "amd64-zstd"}})}, map[int]bool{1: true}, "amd64", cfg)
 		arm := ociManifest(t, dir, [][]byte{probeBase(t), layerTar(t, []tarEntry{{name: "marker", body: "arm64"}})}, nil, "arm64", cfg)
-		ociIndex(t, dir, amd, arm)
+		// The layout's tag names the index (skopeo copies one image).
+		idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{amd, arm}})
+		d, n := ociBlob(t, dir, idx)
+		ociIndex(t, dir, map[string]any{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": n,
+			"annotations": map[string]string{"org.opencontainers.image.ref.name": "1"}})
 		platformImage.ref = "docker://" + addr + "/skiff/multi:1"
-		skopeo(t, "--all", "oci:"+dir, platformImage.ref)
+		skopeo(t, "--all", "oci:"+dir+":1", platformImage.ref)
 	})
 	if platformImage.ref == "" {
 		t.Fatal("the two-platform image was not pushed")
