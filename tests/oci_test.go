@@ -428,8 +428,8 @@ func gzipped(b []byte) []byte {
 	return gz.Bytes()
 }
 
-// oci:, oci-archive: and docker-archive: references run, and a pod mixes
-// an ACI app with an OCI app.
+// oci:, oci-archive: and docker-archive: references run (mixed pods:
+// TestOCIMixedPod).
 func TestOCILocalTransports(t *testing.T) {
 	layout := ociProbeImage(t, "local")
 	tmp := t.TempDir()
@@ -458,17 +458,10 @@ func TestOCILocalTransports(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s%s", ref, code, out, errs)
 		}
 	}
-	// Mixed pod: the ACI probe and the OCI probe side by side.
-	out, errs, code := e.run("run", "--stage1=ns", "--insecure-options=image", image(t, "probe.aci"), "--", "-print-env=AC_APP_NAME",
-		"---", "oci:"+layout+":1", "--", "-print-env=FROM_OCI", "-print-env=AC_APP_NAME")
-	if code != 0 {
-		t.Fatalf("mixed pod: exit %d\n%s%s", code, out, errs)
-	}
-	mustContain(t, out, "AC_APP_NAME=probe", "FROM_OCI=yes")
 	// The layout's tag moved to new content: the run sees it.
 	ociLayout(t, layout, "1", [][]byte{probeBase(t), layerTar(t, []tarEntry{{name: "marker", body: "moved"}})},
 		map[string]any{"Entrypoint": []string{"/bin/probe"}})
-	out, errs, code = e.run("run", "--stage1=ns", "--insecure-options=image", "oci:"+layout+":1", "--", "-read-file=/marker")
+	out, errs, code := e.run("run", "--stage1=ns", "--insecure-options=image", "oci:"+layout+":1", "--", "-read-file=/marker")
 	if code != 0 || !strings.Contains(out, "READ_FILE=moved") {
 		t.Errorf("re-tagged layout: exit %d\n%s%s", code, out, errs)
 	}
