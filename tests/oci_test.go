@@ -288,8 +288,8 @@ func TestOCIFetchAndRun(t *testing.T) {
 		if s != "ns" {
 			return // the rest is stage1-independent: checked once
 		}
-		if out, _, _ := e.run(append(flags, ref, "--", "-read-file=/opq/new")...); !strings.Contains(out, "READ_FILE=new") {
-			t.Errorf("/opq/new of the top layer missing:\n%s", out)
+		if out, errs, code := e.run(append(flags, ref, "--", "-read-file=/opq/new")...); !strings.Contains(out, "READ_FILE=new") {
+			t.Errorf("/opq/new of the top layer missing: exit %d\n%s%s", code, out, errs)
 		}
 		// The whiteout and the opaque directory hide the base layer's files.
 		for _, p := range []string{"/gone", "/opq/old"} {
