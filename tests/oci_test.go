@@ -542,6 +542,9 @@ func TestOCIKilledMidFetch(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(e.dir, "cas", "layer")); len(ents) != 0 {
 		t.Errorf("after gc: %v", ents)
 	}
+	if blobs, _ := filepath.Glob(filepath.Join(e.dir, "tmp", "blob-*")); len(blobs) != 0 {
+		t.Errorf("layer blob copies left after gc: %v", blobs)
+	}
 }
 
 // Bad references and images: one line naming the cause, no panic, the

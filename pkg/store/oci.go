@@ -955,12 +955,19 @@ func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]s
 
 // removeUnreferenced removes, under the exclusive lock, the layers and
 // sha256 blobs no image lists (left by a crash between a fetch's layers
-// and its record), and interrupted unpackings; not a layer a pod mounts
-// (keep says so of its hex).
+// and its record), and interrupted unpackings and blob copies; not a layer
+// a pod mounts (keep says so of its hex).
 func (s *Store) removeUnreferenced(keep func(string) bool) error {
 	layers, blobs, err := s.ociReferenced("")
 	if err != nil {
 		return err
+	}
+	// No fetch runs under the exclusive lock: a blob copy left is a kill's.
+	tmps, _ := filepath.Glob(filepath.Join(s.TmpDir(), "blob-*"))
+	for _, p := range tmps {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
 	}
 	ents, err := os.ReadDir(filepath.Join(s.cas, "layer"))
 	if err != nil && !os.IsNotExist(err) {
