@@ -225,13 +225,13 @@ func TestOCIMixedPod(t *testing.T) {
 	forEachStage1(t, func(t *testing.T, e *env, s string) {
 		out, errs, code := e.run("run", "--stage1="+s, "--insecure-options=image,http",
 			image(t, "probe.aci"), "--", "-print-env=AC_APP_NAME",
-			"---", "oci:"+layout+":1", "--", "-print-env=FROM_UMOCI", "-print-user", "-print-cwd", "-read-file=/motd",
+			"---", "oci:"+layout+":1", "--", "-print-env=FROM_UMOCI", "-print-user", "-print-cwd", "-read-file=/motd", "-check-masked=/gone",
 			"---", multi, "--", "-print-env=FROM_INDEX", "-read-file=/marker")
 		if code != 0 {
 			t.Fatalf("mixed pod: exit %d\n%s%s", code, out, errs)
 		}
 		mustContain(t, out, "AC_APP_NAME=probe", "FROM_UMOCI=yes", "UID=1234", "GID=4321", "CWD=/opq",
-			"READ_FILE=hello", "FROM_INDEX=yes", "READ_FILE=amd64-zstd")
+			"READ_FILE=hello", "MASKED_EXISTS=false", "FROM_INDEX=yes", "READ_FILE=amd64-zstd")
 		if s != "ns" {
 			return
 		}

@@ -277,10 +277,11 @@ func TestOCIFetchAndRun(t *testing.T) {
 		mustContain(t, out+errs, "UID=1234", "GID=4321", "USERNAME=app", "CWD=/work")
 		// Arguments replace Cmd; the layers stack with whiteout and opaque
 		// dir; Env; the image volume is an empty volume.
-		out, errs, code = e.run(append(flags, ref, "--", "-print-env=FROM_OCI", "-read-file=/motd", "-print-mounts", "-print-args", "--", "x")...)
+		out, errs, code = e.run(append(flags, ref, "--", "-print-env=FROM_OCI", "-read-file=/motd", "-check-masked=/opq/old", "-print-mounts", "-print-args", "--", "x")...)
 		all := out + errs
-		// /motd: a symlink into the base layer, to a hard link made there.
-		mustContain(t, all, "FROM_OCI=yes", "READ_FILE=hello", "ARGC=1", "ARG=x", "MOUNT=/data ")
+		// /motd: a symlink into the base layer, to a hard link made there;
+		// /opq/old: hidden by the opaque directory above.
+		mustContain(t, all, "FROM_OCI=yes", "READ_FILE=hello", "MASKED_EXISTS=false", "ARGC=1", "ARG=x", "MOUNT=/data ")
 		mustNotContain(t, all, "UID=1234")
 		if code != 0 {
 			t.Errorf("run with args: exit %d\n%s", code, all)
