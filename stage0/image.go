@@ -12,7 +12,8 @@ func newImageCmd(g *globals) *cobra.Command {
 		Short: "Manage the images in the store",
 	}
 	cmd.AddCommand(newImageListCmd(g), newImageRmCmd(g), newImageGCCmd(g), newImageExportCmd(g),
-		newImageExtractCmd(g), newImageRenderCmd(g), newImageCatManifestCmd(g), newImageVerifyCmd(g))
+		newImageExtractCmd(g), newImageRenderCmd(g), newImageCatManifestCmd(g), newImageVerifyCmd(g),
+		newImageTagCmd(g), newImagePushCmd(g))
 	return cmd
 }
 

@@ -16,7 +16,7 @@ func newImageExportCmd(g *globals) *cobra.Command {
 	var overwrite bool
 	cmd := &cobra.Command{
 		Use:   "export IMAGE FILE",
-		Short: "Write an image from the store to an ACI file (re-imports to the same ID)",
+		Short: "Write an image from the store to a file: an ACI, or an OCI image as an oci-archive (re-imports to the same ID)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withImage(g, args[0], func(s *store.Store, id string) error {

@@ -44,6 +44,10 @@ func newImageListCmd(g *globals) *cobra.Command {
 						version, layers, kind = im.OCI.Tag, strconv.Itoa(len(im.OCI.Layers)), store.KindOCI
 					}
 					rows = append(rows, []string{id, kind, im.Name, version, layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					// A name given by image tag is a row of its own, as podman lists it.
+					for _, t := range tagNames(im) {
+						rows = append(rows, []string{id, kind, t[0], t[1], layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					}
 				}
 				return table(g.stdout, []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
 			})

@@ -33,6 +33,13 @@ type LayerReader struct {
 
 // OpenLayer opens layer i of img for reading.
 func (img *Image) OpenLayer(ctx context.Context, i int) (*LayerReader, error) {
+	return img.OpenLayerTee(ctx, i, nil)
+}
+
+// OpenLayerTee is OpenLayer that also copies the compressed blob, as read,
+// to blob (when not nil): the store keeps it for image push and export.
+// The copy is the layer's only once Finish returned nil.
+func (img *Image) OpenLayerTee(ctx context.Context, i int, blob io.Writer) (*LayerReader, error) {
 	if i < 0 || i >= len(img.Layers) {
 		return nil, fmt.Errorf("open layer %d: image has %d layers", i, len(img.Layers))
 	}
@@ -41,7 +48,7 @@ func (img *Image) OpenLayer(ctx context.Context, i int) (*LayerReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open layer %s: %w", l.DiffID, err)
 	}
-	lr, err := newLayerReader(body, l)
+	lr, err := newLayerReader(body, l, blob)
 	if err != nil {
 		body.Close()
 		return nil, fmt.Errorf("open layer %s: %w", l.DiffID, err)
@@ -49,7 +56,7 @@ func (img *Image) OpenLayer(ctx context.Context, i int) (*LayerReader, error) {
 	return lr, nil
 }
 
-func newLayerReader(body io.ReadCloser, l Layer) (*LayerReader, error) {
+func newLayerReader(body io.ReadCloser, l Layer, blob io.Writer) (*LayerReader, error) {
 	lr := &LayerReader{body: body, diffID: l.DiffID}
 	var r io.Reader = body
 	if l.Blob.Digest != "" {
@@ -60,6 +67,9 @@ func newLayerReader(body io.ReadCloser, l Layer) (*LayerReader, error) {
 		lr.blob, r = v, v
 	} else {
 		r = io.LimitReader(body, l.Blob.Size) // the archive entry's own bound
+	}
+	if blob != nil {
+		r = io.TeeReader(r, blob)
 	}
 	lr.drain = r
 	br := bufio.NewReader(r)

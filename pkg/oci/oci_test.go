@@ -462,7 +462,7 @@ func TestLayerNeverEOFBeforeVerified(t *testing.T) {
 		t.Run(mt, func(t *testing.T) {
 			blob := compress(t, mt, bad)
 			l := Layer{Blob: ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(compress(t, mt, plain)), Size: int64(len(blob))}, DiffID: digest.FromBytes(plain)}
-			lr, err := newLayerReader(io.NopCloser(bytes.NewReader(blob)), l)
+			lr, err := newLayerReader(io.NopCloser(bytes.NewReader(blob)), l, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

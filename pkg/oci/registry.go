@@ -80,11 +80,7 @@ func openRegistry(ctx context.Context, ref imageref.Ref, plat ocispec.Platform, 
 		}
 		mirrorErrs = append(mirrorErrs, fmt.Sprintf("mirror %s: %v", m.Host, err))
 	}
-	host := ref.Registry
-	if host == imageref.DefaultRegistry {
-		host = dockerHubHost
-	}
-	img, err := openAt(ctx, ref, host, ref.Repository, plat, opts)
+	img, err := openAt(ctx, ref, registryHost(ref), ref.Repository, plat, opts)
 	if err != nil && len(mirrorErrs) > 0 {
 		return nil, fmt.Errorf("open image %s: %w (tried first: %s)", ref, err, strings.Join(mirrorErrs, "; "))
 	}
@@ -92,6 +88,14 @@ func openRegistry(ctx context.Context, ref imageref.Ref, plat ocispec.Platform, 
 		return nil, fmt.Errorf("open image %s: %w", ref, err)
 	}
 	return img, nil
+}
+
+// registryHost is the host that serves ref's registry.
+func registryHost(ref imageref.Ref) string {
+	if ref.Registry == imageref.DefaultRegistry {
+		return dockerHubHost
+	}
+	return ref.Registry
 }
 
 func openAt(ctx context.Context, ref imageref.Ref, host, repo string, plat ocispec.Platform, opts Options) (*Image, error) {
@@ -144,6 +148,12 @@ func connect(ctx context.Context, host string, auth authn.Authenticator, scopes 
 }
 
 func newRegistry(ctx context.Context, ref imageref.Ref, host, repo string, opts Options) (*registry, error) {
+	return newRegistryFor(ctx, ref, host, repo, opts, "pull")
+}
+
+// newRegistryFor asks host for a token with actions ("pull", "pull,push")
+// on repo.
+func newRegistryFor(ctx context.Context, ref imageref.Ref, host, repo string, opts Options, actions string) (*registry, error) {
 	opts.defaults()
 	r := &registry{ref: ref, host: host, repo: repo, scheme: "https", caDir: opts.CADir, timeout: opts.Timeout, docs: map[digest.Digest][]byte{}}
 	if opts.PlainHTTP {
@@ -153,7 +163,7 @@ func newRegistry(ctx context.Context, ref imageref.Ref, host, repo string, opts 
 	if err != nil {
 		return nil, err
 	}
-	tr, err := connect(ctx, host, auth, []string{"repository:" + repo + ":pull"}, opts)
+	tr, err := connect(ctx, host, auth, []string{"repository:" + repo + ":" + actions}, opts)
 	if err != nil {
 		return nil, r.explain("connect", err)
 	}

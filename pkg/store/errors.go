@@ -40,4 +40,9 @@ var (
 	ErrMissingLayer = errors.New("missing layer")
 	// ErrNotForOCI means an operation exists for ACIs only.
 	ErrNotForOCI = errors.New("not for OCI images yet")
+	// ErrOnlyOCI means an operation exists for OCI images only.
+	ErrOnlyOCI = errors.New("for OCI images only")
+	// ErrNoManifest means an OCI image came without a manifest (a
+	// docker-archive): it cannot be pushed or exported as it came.
+	ErrNoManifest = errors.New("push or export it from its source")
 )

@@ -72,6 +72,13 @@ type OCIInfo struct {
 	Digest       string   `json:"digest"` // the manifest's, "sha256:..."
 	ConfigDigest string   `json:"configDigest"`
 	Layers       []string `json:"layers"` // diff_ids, bottom layer first
+	// LayerBlobs are the compressed layer blobs the manifest names, bottom
+	// first, kept in cas/blobs/sha256 for image push and export (none for
+	// a docker-archive, which has no manifest).
+	LayerBlobs []string `json:"layerBlobs,omitempty"`
+	// Tags are the other references the image was given by image tag
+	// (canonical docker:// form); a tag names one image at a time.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // OCIImportOptions describe an OCI image handed to ImportOCI.
@@ -175,6 +182,9 @@ func (s *Store) importOCI(ctx context.Context, img *oci.Image, opts OCIImportOpt
 	var size int64
 	for _, l := range img.Layers {
 		info.Layers = append(info.Layers, string(l.DiffID))
+		if img.RawManifest != nil {
+			info.LayerBlobs = append(info.LayerBlobs, string(l.Blob.Digest))
+		}
 		size += max(l.Blob.Size, 0)
 	}
 	id := ociIDPrefix + idHex
@@ -196,6 +206,9 @@ func (s *Store) importOCI(ctx context.Context, img *oci.Image, opts OCIImportOpt
 	if old, err := s.readRecord(id); err == nil {
 		rec.LastUsedAt = old.LastUsedAt
 		rec.keepStronger(old.Image)
+		if old.OCI != nil {
+			rec.OCI.Tags = old.OCI.Tags
+		}
 	}
 	return id, s.writeJSON(s.recordPath(id), rec, true)
 }
@@ -266,7 +279,7 @@ func progress(w io.Writer, format string, args ...any) {
 func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff string, opts OCIImportOptions) error {
 	short := "sha256:" + diff[:12]
 	dst := s.layerPath(diff)
-	if _, err := os.Lstat(dst); err == nil {
+	if _, err := os.Lstat(dst); err == nil && s.hasLayerBlob(img, i) {
 		progress(opts.Progress, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
 		return nil
 	}
@@ -284,15 +297,29 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 		return fmt.Errorf("lock layer %s: %w", short, err)
 	}
 	if _, err := os.Lstat(dst); err == nil { // another fetch unpacked it meanwhile
-		progress(opts.Progress, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
+		if s.hasLayerBlob(img, i) {
+			progress(opts.Progress, "layer %d/%d %s: already in the store", i+1, len(img.Layers), short)
+			return nil
+		}
+		// Unpacked for an image of other compression (or before blobs
+		// were kept): only the blob is read, verified and kept.
+		commit, err := s.keepLayerBlob(ctx, img, i, func(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err })
+		if err == nil {
+			err = commit()
+		}
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", short, err)
+		}
+		progress(opts.Progress, "layer %d/%d %s: blob fetched, tree already in the store", i+1, len(img.Layers), short)
 		return nil
 	}
-	// Holding the layer's lock, any unpacking of it left is from a fetch
-	// that was killed: restart cleanly.
-	if ents, err := os.ReadDir(filepath.Dir(dst)); err == nil {
+	// Holding the layer's lock, any unpacking or blob copy of it left is
+	// from a fetch that was killed: restart cleanly.
+	for dir, prefix := range map[string]string{filepath.Dir(dst): ".tmp-" + diff + "-", s.TmpDir(): "blob-" + diff + "-"} {
+		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), ".tmp-"+diff+"-") {
-				if err := os.RemoveAll(filepath.Join(filepath.Dir(dst), e.Name())); err != nil {
+			if strings.HasPrefix(e.Name(), prefix) {
+				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 					return err
 				}
 			}
@@ -307,7 +334,10 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 	if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
 		return err
 	}
-	if err := s.unpackLayer(ctx, img, i, filepath.Join(tmp, "rootfs"), opts); err != nil {
+	commit, err := s.keepLayerBlob(ctx, img, i, func(r io.Reader) error {
+		return s.unpackLayer(ctx, r, img, i, filepath.Join(tmp, "rootfs"), opts)
+	})
+	if err != nil {
 		return fmt.Errorf("layer %s: %w", short, err)
 	}
 	sum, err := TreeHash(tmp)
@@ -321,6 +351,11 @@ func (s *Store) ensureLayer(ctx context.Context, img *oci.Image, i int, diff str
 		return err
 	}
 	if err := syncFS(tmp); err != nil {
+		return err
+	}
+	// The blob first: a kill in between leaves a blob no image lists,
+	// which gc removes, never a layer whose blob is missing.
+	if err := commit(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
@@ -344,7 +379,79 @@ func byteSize(n int64) string {
 	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 }
 
-func (s *Store) unpackLayer(ctx context.Context, img *oci.Image, i int, dir string, opts OCIImportOptions) (err error) {
+// hasLayerBlob reports whether layer i's compressed blob is kept (or
+// needs none: a docker-archive's layers have no blob digest).
+func (s *Store) hasLayerBlob(img *oci.Image, i int) bool {
+	if img.RawManifest == nil {
+		return true
+	}
+	h, err := digestHex(string(img.Layers[i].Blob.Digest))
+	if err != nil {
+		return false
+	}
+	_, err = os.Lstat(s.ociBlobPath(h))
+	return err == nil
+}
+
+// keepLayerBlob reads layer i, handing its uncompressed tar to use and
+// copying the compressed blob into a temp file. Only when use succeeded
+// and the stream verified (blob digest and size, diff_id) does it return
+// commit, which moves the synced copy into cas/blobs/sha256.
+func (s *Store) keepLayerBlob(ctx context.Context, img *oci.Image, i int, use func(io.Reader) error) (commit func() error, err error) {
+	var tmp *os.File
+	if img.RawManifest != nil {
+		// Named for the layer: a later fetch holding its lock removes what
+		// a killed one left.
+		diff := strings.TrimPrefix(string(img.Layers[i].DiffID), "sha256:")
+		if tmp, err = os.CreateTemp(s.TmpDir(), "blob-"+diff+"-*"); err != nil {
+			return nil, err
+		}
+		defer func() {
+			tmp.Close()
+			if err != nil {
+				os.Remove(tmp.Name())
+			}
+		}()
+	}
+	var w io.Writer
+	if tmp != nil {
+		w = tmp
+	}
+	lr, err := img.OpenLayerTee(ctx, i, w)
+	if err != nil {
+		return nil, err
+	}
+	defer lr.Close()
+	if err := use(ctxReader{ctx, lr}); err != nil {
+		if ferr := lr.Finish(); ferr != nil { // a tampered stream explains a bad tar best
+			return nil, ferr
+		}
+		return nil, err
+	}
+	if err := lr.Finish(); err != nil {
+		return nil, err
+	}
+	if tmp == nil {
+		return func() error { return nil }, nil
+	}
+	if err := tmp.Sync(); err != nil {
+		return nil, err
+	}
+	h, err := digestHex(string(img.Layers[i].Blob.Digest))
+	if err != nil {
+		return nil, err
+	}
+	name := tmp.Name()
+	return func() error {
+		if err := os.Rename(name, s.ociBlobPath(h)); err != nil {
+			os.Remove(name)
+			return err
+		}
+		return syncDir(filepath.Dir(s.ociBlobPath(h)))
+	}, nil
+}
+
+func (s *Store) unpackLayer(ctx context.Context, r io.Reader, img *oci.Image, i int, dir string, opts OCIImportOptions) (err error) {
 	maxBytes := opts.MaxBytes
 	if maxBytes <= 0 {
 		maxBytes = layer.DefaultMaxBytes
@@ -354,29 +461,17 @@ func (s *Store) unpackLayer(ctx context.Context, img *oci.Image, i int, dir stri
 	if err != nil {
 		return err
 	}
-	lr, err := img.OpenLayer(ctx, i)
-	if err != nil {
-		return err
-	}
-	defer lr.Close()
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	var r io.Reader = ctxReader{ctx, lr}
 	if opts.Watch != nil {
 		var done func(bool)
 		r, done = opts.Watch(fmt.Sprintf("layer %d/%d %s", i+1, len(img.Layers), img.Layers[i].DiffID.String()[:19]), r)
 		defer func() { done(err == nil) }()
 	}
-	if err := layer.Unpack(r, root, layer.Options{MaxBytes: maxBytes}); err != nil {
-		if ferr := lr.Finish(); ferr != nil { // a tampered stream explains a bad tar best
-			return ferr
-		}
-		return err
-	}
-	return lr.Finish()
+	return layer.Unpack(r, root, layer.Options{MaxBytes: maxBytes})
 }
 
 // synthesize builds the appc image manifest of an OCI image from its
@@ -629,6 +724,11 @@ func (s *Store) ociReferenced(except string) (layers, blobs map[string]bool, err
 				layers[h] = true
 			}
 		}
+		for _, d := range img.OCI.LayerBlobs {
+			if h, err := digestHex(d); err == nil {
+				blobs[h] = true
+			}
+		}
 	}
 	return layers, blobs, nil
 }
@@ -648,7 +748,8 @@ func (s *Store) removeOCI(id string) error {
 		return err
 	}
 	paths := []string{s.treePath(id)}
-	for _, h := range []string{strings.TrimPrefix(id, ociIDPrefix), strings.TrimPrefix(rec.OCI.ConfigDigest, "sha256:")} {
+	for _, h := range append([]string{id, rec.OCI.ConfigDigest}, rec.OCI.LayerBlobs...) {
+		h = strings.TrimPrefix(strings.TrimPrefix(h, ociIDPrefix), "sha256:")
 		if validHex256(h) && !blobs[h] {
 			paths = append(paths, s.ociBlobPath(h))
 		}
@@ -683,6 +784,19 @@ func (s *Store) FindOCI(ref imageref.Ref) (Image, bool, error) {
 }
 
 func findOCI(imgs []Image, ref imageref.Ref) (Image, bool) {
+	// A tag given by image tag names its image before any fetched as it.
+	for _, img := range imgs {
+		if img.OCI == nil {
+			continue
+		}
+		for _, t := range img.OCI.Tags {
+			tr, err := imageref.Parse(t)
+			if err == nil && (ref.Digest == "" && t == ref.String() ||
+				ref.Digest != "" && img.OCI.Digest == ref.Digest && tr.Name() == ref.Name()) {
+				return img, true
+			}
+		}
+	}
 	for _, img := range slices.Backward(imgs) {
 		if img.OCI == nil {
 			continue
@@ -812,8 +926,16 @@ func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]s
 	if ents, err = os.ReadDir(dir); err != nil && !os.IsNotExist(err) {
 		return probs, err
 	}
+	layerBlobs := map[string]bool{} // not checked by a record: hashed here
+	for _, img := range imgs {
+		if img.OCI != nil {
+			for _, d := range img.OCI.LayerBlobs {
+				layerBlobs[strings.TrimPrefix(d, "sha256:")] = true
+			}
+		}
+	}
 	for _, e := range ents {
-		if blobs[e.Name()] { // checked with its image's record
+		if blobs[e.Name()] && !layerBlobs[e.Name()] { // checked with its image's record
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
@@ -833,12 +955,19 @@ func (s *Store) verifyLayers(ctx context.Context, repair bool, used map[string]s
 
 // removeUnreferenced removes, under the exclusive lock, the layers and
 // sha256 blobs no image lists (left by a crash between a fetch's layers
-// and its record), and interrupted unpackings; not a layer a pod mounts
-// (keep says so of its hex).
+// and its record), and interrupted unpackings and blob copies; not a layer
+// a pod mounts (keep says so of its hex).
 func (s *Store) removeUnreferenced(keep func(string) bool) error {
 	layers, blobs, err := s.ociReferenced("")
 	if err != nil {
 		return err
+	}
+	// No fetch runs under the exclusive lock: a blob copy left is a kill's.
+	tmps, _ := filepath.Glob(filepath.Join(s.TmpDir(), "blob-*"))
+	for _, p := range tmps {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
 	}
 	ents, err := os.ReadDir(filepath.Join(s.cas, "layer"))
 	if err != nil && !os.IsNotExist(err) {

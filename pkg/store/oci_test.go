@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -369,4 +370,101 @@ func TestGCKeepsMountedLayers(t *testing.T) {
 	if s.HasLayer(hex) {
 		t.Errorf("gc kept an unused, unlisted layer")
 	}
+}
+
+// The compressed layer blobs are kept: export writes an oci-archive that
+// opens to the same manifest digest; a damaged kept blob is found by
+// Verify and fails the export; extract merges the layers; a tag names one
+// image and moves.
+func TestOCIExportExtractTag(t *testing.T) {
+	requireRoot(t)
+	s := newStore(t)
+	refA, paths := writeLayout(t, t.TempDir(), config, layerTar(t, baseLayer...), layerTar(t, topLayer...))
+	refB, _ := writeLayout(t, t.TempDir(), config, layerTar(t, baseLayer...))
+	id, err := importLayout(t, s, refA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idB, err := importLayout(t, s, refB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join(s.cas, "blobs", "sha256", filepath.Base(p))); err != nil {
+			t.Errorf("layer blob not kept: %v", err)
+		}
+	}
+	archive := filepath.Join(t.TempDir(), "a.tar")
+	f, _ := os.Create(archive)
+	if err := s.Export(id, f); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	f.Close()
+	ar, _ := imageref.Parse("oci-archive:" + archive + ":t")
+	img, err := oci.Open(context.Background(), ar, oci.Options{})
+	if err != nil {
+		t.Fatalf("open the export: %v", err)
+	}
+	img.Close()
+	if "sha256-"+img.Digest.Encoded() != id {
+		t.Errorf("exported digest %s, want %s", img.Digest, id)
+	}
+	if id2, err := importLayout(t, newStore(t), ar); err != nil || id2 != id {
+		t.Errorf("import of the export: %s %v, want %s", id2, err, id)
+	}
+
+	dst := filepath.Join(t.TempDir(), "x")
+	if err := s.ExtractRootfs(context.Background(), id, dst); err != nil {
+		t.Fatalf("extract: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "opq", "new")); err != nil {
+		t.Errorf("extract: %v", err)
+	}
+	for _, p := range []string{"gone", "opq/old"} {
+		if _, err := os.Lstat(filepath.Join(dst, p)); err == nil {
+			t.Errorf("extract: %s not hidden", p)
+		}
+	}
+
+	tag, _ := imageref.Parse("docker://example.com/x/y:2")
+	for _, want := range []string{id, idB} {
+		if err := s.Tag(want, tag); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Get(tag.String()); err != nil || got.ID != want {
+			t.Errorf("by tag: %s %v, want %s", got.ID, err, want)
+		}
+	}
+	if got, _ := s.Get(id); len(got.OCI.Tags) != 0 {
+		t.Errorf("the tag did not move: %v", got.OCI.Tags)
+	}
+	if err := s.Tag(id, mustRef(t, "docker://example.com/x/y@sha256:"+strings.Repeat("a", 64))); !errors.Is(err, ErrBadRef) {
+		t.Errorf("tag by digest: %v", err)
+	}
+
+	blob := filepath.Join(s.cas, "blobs", "sha256", filepath.Base(paths[1]))
+	b, _ := os.ReadFile(blob)
+	b[len(b)/2] ^= 1
+	os.WriteFile(blob, b, 0o644)
+	if err := s.Export(id, io.Discard); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("export of a damaged blob: %v, want ErrCorrupt", err)
+	}
+	if probs, _ := s.Verify(context.Background(), false, nil); len(probs) != 1 || probs[0].What != "corrupt blob" {
+		t.Errorf("verify of a damaged layer blob: %+v", probs)
+	}
+	if err := s.Remove(id, func() (map[string]string, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(blob); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("layer blob kept after rm: %v", err)
+	}
+}
+
+func mustRef(t *testing.T, s string) imageref.Ref {
+	t.Helper()
+	r, err := imageref.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

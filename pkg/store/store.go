@@ -754,7 +754,10 @@ func (s *Store) Export(id string, w io.Writer) error {
 	if rec, err := s.readRecord(id); err != nil {
 		return fmt.Errorf("export image: %w", err)
 	} else if rec.OCI != nil {
-		return fmt.Errorf("export image %s: %w (the store keeps its layers unpacked)", id, ErrNotForOCI)
+		if err := s.exportOCI(id, rec, w); err != nil {
+			return fmt.Errorf("export image %s: %w", id, err)
+		}
+		return nil
 	}
 	f, err := os.Open(s.blobPath(id))
 	if err != nil {

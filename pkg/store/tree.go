@@ -302,17 +302,21 @@ func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 		return err
 	}
 	defer unlock()
-	if rec, err := s.readRecord(id); err != nil {
+	rec, err := s.readRecord(id)
+	if err != nil {
 		return fmt.Errorf("extract image: %w", err)
-	} else if rec.OCI != nil {
-		return fmt.Errorf("extract image %s: %w", id, ErrNotForOCI)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".skiff-extract-")
 	if err != nil {
 		return fmt.Errorf("extract image %s: %w", id, err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := s.extractBlob(ctx, id, tmp); err != nil {
+	if rec.OCI != nil {
+		err = s.extractOCI(rec, filepath.Join(tmp, "rootfs"))
+	} else {
+		err = s.extractBlob(ctx, id, tmp)
+	}
+	if err != nil {
 		return fmt.Errorf("extract image %s: %w", id, err)
 	}
 	// Owners and setuid bits are kept, so the tree is root's alone, as
