@@ -9,6 +9,7 @@ pkgs=(
   busybox-static gnupg xz-utils bzip2 cpio
   runc crun hyperfine strace      # benchmark peers and the breakdown
   docker-registry skopeo umoci    # OCI image tests: a real registry, images built and pushed
+  podman                          # the OCI benchmark peer (podman pull, podman run)
   iproute2 util-linux ca-certificates
   containernetworking-plugins iptables   # pod networks (pkg/cni: bridge, host-local, portmap, firewall)
 )

@@ -139,16 +139,19 @@ func benchNS(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	printBreakdown(os.Stdout, "stage1-ns breakdown of one traced skiff run (execve trace; slower than the median):", evs, []phase{
-		{"stage0: fetch from cache, prepare pod, exec stage1", regexp.MustCompile(`^exec .*/skiff/run `)},
-		{"stage1-ns run: write units, exec nspawn", regexp.MustCompile(`^exec \S*systemd-nspawn `)},
-		{"systemd-nspawn: namespaces, mounts, exec systemd", regexp.MustCompile(`^exec /usr/lib/systemd/systemd `)},
-		{"systemd boot in the pod, to stage2's exec", regexp.MustCompile(`^exec /skiff/stage2 `)},
-		{"stage2: app's root, user, caps; exec the app", regexp.MustCompile(`^exec /bin/true `)},
-		{"the app (/bin/true)", regexp.MustCompile(`^exit /bin/true$`)},
-		{"shutdown: systemd, nspawn, stage1 exit", regexp.MustCompile(`^exit .*/skiff/run$`)},
-	})
+	printBreakdown(os.Stdout, "stage1-ns breakdown of one traced skiff run (execve trace; slower than the median):", evs, nsPhases)
 	return p.gc(ctx, cfg)
+}
+
+// nsPhases split a traced stage1-ns run at the moments each stage starts.
+var nsPhases = []phase{
+	{"stage0: fetch from cache, prepare pod, exec stage1", regexp.MustCompile(`^exec .*/skiff/run `)},
+	{"stage1-ns run: write units, exec nspawn", regexp.MustCompile(`^exec \S*systemd-nspawn `)},
+	{"systemd-nspawn: namespaces, mounts, exec systemd", regexp.MustCompile(`^exec /usr/lib/systemd/systemd `)},
+	{"systemd boot in the pod, to stage2's exec", regexp.MustCompile(`^exec /skiff/stage2 `)},
+	{"stage2: app's root, user, caps; exec the app", regexp.MustCompile(`^exec /bin/true `)},
+	{"the app (/bin/true)", regexp.MustCompile(`^exit /bin/true$`)},
+	{"shutdown: systemd, nspawn, stage1 exit", regexp.MustCompile(`^exit .*/skiff/run$`)},
 }
 
 // ociBundle makes a bundle for rt (crun or runc) from its own default spec,
