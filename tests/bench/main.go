@@ -13,6 +13,11 @@
 //     guest init's hello, run /bin/true, power off), same accelerator.
 //   - store: `skiff fetch` (import) of redis.aci against `tar -xzf` of the
 //     same file, and `skiff prepare` of busybox against redis.
+//   - oci (oci.go): against one local docker-registry, `skiff fetch` vs
+//     `podman pull` vs `skopeo copy` of a 5-layer image, the bytes each
+//     serves for a second image sharing its base layer, `skiff run` of
+//     the OCI image vs the same rootfs as an ACI vs `podman run --rm`,
+//     and `skiff prepare` of the large image vs a small one.
 //
 // Contenders of one table run interleaved (A B C A B C ...), so that load
 // from other processes and drifting caches hit all of them alike; the table

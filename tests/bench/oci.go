@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -253,16 +254,25 @@ func ociLayout(dir string, layers [][]byte) ([]string, error) {
 		h := hex.EncodeToString(sum[:])
 		return "sha256:" + h, len(b), os.WriteFile(filepath.Join(dir, "blobs", "sha256", h), b, 0o644)
 	}
+	// Layers are compressed in parallel: most of the build's time.
+	gzs := make([][]byte, len(layers))
+	var wg sync.WaitGroup
+	for i, l := range layers {
+		wg.Go(func() {
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write(l)
+			zw.Close()
+			gzs[i] = gz.Bytes()
+		})
+	}
+	wg.Wait()
 	var diffIDs, digests []string
 	var descs []map[string]any
-	for _, l := range layers {
+	for i, l := range layers {
 		sum := sha256.Sum256(l)
 		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
-		var gz bytes.Buffer
-		zw := gzip.NewWriter(&gz)
-		zw.Write(l)
-		zw.Close()
-		d, n, err := blob(gz.Bytes())
+		d, n, err := blob(gzs[i])
 		if err != nil {
 			return nil, err
 		}
@@ -509,8 +519,14 @@ func (o *ociBench) counted(f func() error) (transfer, error) {
 	if _, err := lf.Seek(before.Size(), io.SeekStart); err != nil {
 		return transfer{}, err
 	}
+	return parseRegistryLog(lf)
+}
+
+// parseRegistryLog adds up the requests in a docker-registry log: the
+// bytes of all response bodies and the blobs fetched with a GET.
+func parseRegistryLog(r io.Reader) (transfer, error) {
 	var t transfer
-	sc := bufio.NewScanner(lf)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		m := logLine.FindStringSubmatch(sc.Text())
@@ -529,7 +545,7 @@ func (o *ociBench) counted(f func() error) (transfer, error) {
 // share fetches big, then second (which shares big's base layer) into one
 // store with each tool, and reports the bytes the registry served.
 func (o *ociBench) share(ctx context.Context) error {
-	skiffStore := filepath.Join(o.dir, "share-skiff")
+	skiffStore := filepath.Join(o.cfg.scratch, "oci-share", "store") // where cleanup looks
 	skopeoDir := filepath.Join(o.dir, "share-skopeo", "layout")
 	defer os.RemoveAll(skiffStore)
 	defer os.RemoveAll(filepath.Dir(skopeoDir))
@@ -591,7 +607,7 @@ func (o *ociBench) share(ctx context.Context) error {
 // run times /bin/true in big: skiff from the OCI image, skiff from the
 // same rootfs as an ACI, and podman run --rm (runc); no network for any.
 func (o *ociBench) run(ctx context.Context) error {
-	store := filepath.Join(o.dir, "run-store")
+	store := filepath.Join(o.cfg.scratch, "oci-run", "store") // where cleanup looks
 	ociRun := o.skiffArgs(store, "run", "--net=none", "docker://"+o.big, "--exec=/bin/true")
 	aciRun := o.skiffArgs(store, "run", "--net=none", o.aciFile, "--exec=/bin/true")
 	podRun := o.podman("run", "--rm", "--network=none", "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096", o.big, "/bin/true")
@@ -644,12 +660,12 @@ func (o *ociBench) run(ctx context.Context) error {
 		return err
 	}
 	_, err = output(ctx, nil, "podman", o.podman("rmi", "-a", "-f")...)
-	return errors.Join(err, os.RemoveAll(store))
+	return err // the store goes with the scratch dir, after cleanup's gc
 }
 
 // prepare times skiff prepare of big against small, both in the store.
 func (o *ociBench) prepare(ctx context.Context) error {
-	store := filepath.Join(o.dir, "prepare-store")
+	store := filepath.Join(o.cfg.scratch, "oci-prepare", "store") // where cleanup looks
 	prep := func(ref string) func() (time.Duration, error) {
 		return func() (time.Duration, error) {
 			start := time.Now()
@@ -677,5 +693,5 @@ func (o *ociBench) prepare(ctx context.Context) error {
 	}
 	sums := printTable(os.Stdout, "oci: prepare a pod (overlays on the layer trees)", cs, runs, 1)
 	target(os.Stdout, "prepare big ≤ 1.1× prepare small", ratio(sums[0].median, sums[1].median), 1.1)
-	return os.RemoveAll(store)
+	return nil
 }
