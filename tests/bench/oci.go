@@ -659,6 +659,17 @@ func (o *ociBench) run(ctx context.Context) error {
 	if err := gc(); err != nil {
 		return err
 	}
+	if evs, err = traceRun(ctx, o.dir, nil, "podman", podRun...); err != nil {
+		return err
+	}
+	// The last event is podman's own exit (its cleanup child exits before).
+	evs = append(evs, event{evs[len(evs)-1].at, "end"})
+	printBreakdown(os.Stdout, "oci: breakdown of one traced podman run (execve trace; slower than the median):", evs, []phase{
+		{"podman: storage, container, mount; exec conmon", regexp.MustCompile(`^exec \S*/conmon `)},
+		{"conmon, runc create and start: to the app's exec", regexp.MustCompile(`^exec /bin/true `)},
+		{"the app (/bin/true)", regexp.MustCompile(`^exit /bin/true$`)},
+		{"cleanup (podman container cleanup, --rm), exit", regexp.MustCompile(`^end$`)},
+	})
 	_, err = output(ctx, nil, "podman", o.podman("rmi", "-a", "-f")...)
 	return err // the store goes with the scratch dir, after cleanup's gc
 }
