@@ -32,7 +32,7 @@ import (
 // The oci section: skiff against podman and skopeo on OCI images served by
 // one local docker-registry on loopback (plain http), built here offline:
 //
-//	big    5 layers, ~122 MB uncompressed: a base (busybox and redis
+//	big    5 layers, ~123 MB uncompressed: a base (busybox and redis
 //	       rootfs from bin/images), then 4 layers of 25 MB of random hex
 //	       text (compresses to about half, as binaries and data do)
 //	second the base layer of big and one 5 MB data layer of its own
@@ -105,7 +105,8 @@ func setupOCI(ctx context.Context, cfg config) (*ociBench, error) {
 }
 
 // startRegistry starts Debian's docker-registry on a free loopback port,
-// its access log (one line per request, with the bytes written) in a file.
+// its log (a "response completed" line per request, with the bytes
+// written) in a file.
 func (o *ociBench) startRegistry() error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
