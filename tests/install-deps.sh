@@ -9,7 +9,7 @@ pkgs=(
   busybox-static gnupg xz-utils bzip2 cpio
   runc crun hyperfine strace      # benchmark peers and the breakdown
   docker-registry skopeo umoci    # OCI image tests: a real registry, images built and pushed
-  podman                          # OCI image tests: podman save makes the docker-archive case
+  podman                          # docker-archive test images (podman save); the OCI benchmark peer
   iproute2 util-linux ca-certificates
   containernetworking-plugins iptables   # pod networks (pkg/cni: bridge, host-local, portmap, firewall)
 )

@@ -94,3 +94,22 @@ func TestLineStamper(t *testing.T) {
 		t.Errorf("lines = %q, want %q", got, want)
 	}
 }
+
+func TestParseRegistryLog(t *testing.T) {
+	const log = `time="2026-12-07T05:12:37Z" level=info msg="response completed" go.version=go1.19.8 http.request.host="127.0.0.1:35473" http.request.method=GET http.request.uri="/v2/bench/big/blobs/sha256:aa" http.request.useragent=go-containerregistry/v0.22.1 http.response.status=200 http.response.written=536
+time="2026-12-07T05:12:37Z" level=info msg="authorized request" http.request.method=GET http.request.uri="/v2/bench/big/blobs/sha256:aa"
+time="2026-12-07T05:12:38Z" level=info msg="response completed" http.request.method=HEAD http.request.uri="/v2/bench/big/blobs/sha256:bb" http.response.status=200 http.response.written=0
+time="2026-12-07T05:12:39Z" level=info msg="response completed" http.request.method=GET http.request.uri="/v2/bench/big/manifests/1" http.response.status=200 http.response.written=1000
+time="2026-12-07T05:12:40Z" level=info msg="response completed" http.request.method=GET http.request.uri="/v2/bench/big/blobs/sha256:cc" http.response.status=200 http.response.written=8878918
+`
+	got, err := parseRegistryLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(536 + 1000 + 8878918); got.bytes != want {
+		t.Errorf("bytes = %d, want %d", got.bytes, want)
+	}
+	if want := []string{"sha256:aa", "sha256:cc"}; !slices.Equal(got.blobs, want) {
+		t.Errorf("blobs = %q, want %q", got.blobs, want)
+	}
+}

@@ -13,6 +13,11 @@
 //     guest init's hello, run /bin/true, power off), same accelerator.
 //   - store: `skiff fetch` (import) of redis.aci against `tar -xzf` of the
 //     same file, and `skiff prepare` of busybox against redis.
+//   - oci (oci.go): against one local docker-registry, `skiff fetch` vs
+//     `podman pull` vs `skopeo copy` of a 5-layer image, the bytes each
+//     serves for a second image sharing its base layer, `skiff run` of
+//     the OCI image vs the same rootfs as an ACI vs `podman run --rm`,
+//     and `skiff prepare` of the large image vs a small one.
 //
 // Contenders of one table run interleaved (A B C A B C ...), so that load
 // from other processes and drifting caches hit all of them alike; the table
@@ -57,7 +62,7 @@ func run() int {
 	flag.IntVar(&cfg.n, "n", 30, "runs per contender for stage1-ns and the store")
 	flag.IntVar(&cfg.kvmN, "kvm-n", 10, "runs per contender for stage1-kvm")
 	flag.StringVar(&cfg.accel, "accel", "", "qemu accelerator for both kvm contenders: kvm or tcg (default: $SKIFF_KVM_ACCEL, else what skiff would choose)")
-	flag.StringVar(&only, "only", "ns,kvm,store", "comma-separated sections to run")
+	flag.StringVar(&only, "only", "ns,kvm,store,oci", "comma-separated sections to run")
 	flag.BoolVar(&keep, "keep", false, "keep the scratch directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -84,12 +89,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore}
+	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore, "oci": benchOCI}
 	var errs []error
 	for _, name := range strings.Split(only, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store, oci)\n", name)
 			return 2
 		}
 		if err := f(context.Background(), cfg); err != nil {
