@@ -106,9 +106,6 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 		return o, err
 	}
 	start := time.Now()
-	if err := guardLoopback(); err != nil {
-		return o, err
-	}
 	// A published port is checked and taken under one host-wide lock.
 	if len(ports) > 0 {
 		unlock, err := lockPublish()
@@ -146,29 +143,6 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 	g.log.Debug("network attached", "pod", p.UUID, "netns", path, "took", time.Since(start))
 	o.Net, o.NetNS = "", path
 	return o, nil
-}
-
-// loopbackGuard is a host rule (filter INPUT) that drops what arrives
-// for 127.0.0.0/8 from anywhere but loopback, unless it belongs to a
-// connection the host made or a DNAT: portmap turns on route_localnet on
-// a bridge (so that ports published on 127.0.0.1 work), which otherwise
-// lets any pod on it (CAP_NET_RAW is a default capability) reach services
-// bound to the host's loopback (as CVE-2020-8558; kube-proxy's rule).
-var loopbackGuard = []string{"INPUT", "-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "!", "-i", "lo",
-	"-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT",
-	"-m", "comment", "--comment", "skiff: pods never reach host loopback", "-j", "DROP"}
-
-// guardLoopback adds loopbackGuard first in INPUT unless it is there. It
-// stays, like the bridge and the plugins' top-level chains.
-func guardLoopback() error {
-	if exec.Command("iptables", append([]string{"-w", "-C"}, loopbackGuard...)...).Run() == nil {
-		return nil
-	}
-	out, err := exec.Command("iptables", append([]string{"-w", "-I"}, loopbackGuard...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("network setup: guard the host's loopback: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 // detachNet tears down what attachNet made for the pod, from the pod dir
