@@ -166,7 +166,7 @@ func resolveNets(g *globals, names string) ([]*cni.Network, error) {
 		return nil, err
 	}
 	dir := filepath.Join(g.localConfig, netDirName)
-	all, lerr := cni.Load(dir, nil, def)
+	all, lerr := cni.Load(dir, []string{cni.PluginDir}, def)
 	var nets []*cni.Network
 	for _, name := range strings.Split(names, ",") {
 		n := all[name]
@@ -191,16 +191,8 @@ func resolveNets(g *globals, names string) ([]*cni.Network, error) {
 // portMappings parses --publish and resolves --port NAME:[HOSTIP:]HOSTPORT
 // against the appc ports of the pod's apps.
 func (n netFlags) portMappings(p *pod.Pod) ([]cni.PortMapping, error) {
-	var ms []cni.PortMapping
-	for _, s := range n.publish {
-		m, err := cni.ParsePort(s)
-		if err != nil {
-			return nil, usagef("--publish=%s: %v", s, err)
-		}
-		ms = append(ms, m)
-	}
-	if len(n.ports) == 0 {
-		return ms, nil
+	if len(n.publish)+len(n.ports) == 0 {
+		return nil, nil
 	}
 	b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize)
 	if err != nil {
@@ -215,6 +207,21 @@ func (n netFlags) portMappings(p *pod.Pod) ([]cni.PortMapping, error) {
 		if ra.App != nil {
 			known = append(known, ra.App.Ports...)
 		}
+	}
+	var ms []cni.PortMapping
+	for _, s := range n.publish {
+		m, err := cni.ParsePort(s)
+		if err != nil {
+			return nil, usagef("--publish=%s: %v", s, err)
+		}
+		// A port the apps declare only with the other protocol would
+		// be published to nothing.
+		same := func(k types.Port) bool { return k.Port == uint(m.PodPort) }
+		if slices.ContainsFunc(known, same) && !slices.ContainsFunc(known, func(k types.Port) bool { return same(k) && k.Protocol == m.Protocol }) {
+			k := known[slices.IndexFunc(known, same)]
+			return nil, usagef("--publish=%s: the pod's port %d is %s (%s), not %s", s, m.PodPort, k.Protocol, k.Name, m.Protocol)
+		}
+		ms = append(ms, m)
 	}
 	for _, s := range n.ports {
 		name, host, ok := strings.Cut(s, ":")
