@@ -11,6 +11,7 @@ pkgs=(
   docker-registry skopeo umoci    # OCI image tests: a real registry, images built and pushed
   iproute2 util-linux ca-certificates
   containernetworking-plugins iptables   # pod networks (pkg/cni: bridge, host-local, portmap, firewall)
+  podman iperf3                   # the net benchmark: throughput against podman's bridge
 )
 missing=()
 for p in "${pkgs[@]}"; do
