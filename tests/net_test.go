@@ -449,18 +449,31 @@ func TestNetLeaks(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	// A port a pod publishes is an iptables rule, not a socket: freePort
+	// could hand it out again while that pod runs.
+	used := map[int]bool{}
+	publish := func(t *testing.T) string {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			if p := freePort(t); !used[p] {
+				used[p] = true
+				return fmt.Sprintf("%d:80", p)
+			}
+		}
+	}
 	start := time.Now()
 	busybox := image(t, "busybox.aci")
 	each(t, "ns", 100, 4, func(t *testing.T, e *env, i int) {
-		port := fmt.Sprintf("%d:80", freePort(t))
+		port := publish(t)
 		switch i % 4 {
 		case 0: // exits
-			if _, errs, code := runFor(e, time.Minute, "run", "-p", port, busybox, "--exec=/bin/true"); code != 0 {
+			if _, errs, code := runFor(e, 4*time.Minute, "run", "-p", port, busybox, "--exec=/bin/true"); code != 0 {
 				t.Fatalf("a pod of /bin/true: exit %d: %s", code, errs)
 			}
 			count("ns exited")
 		case 1: // the app crashes
-			if _, errs, code := runFor(e, time.Minute, "run", busybox, "--exec=/bin/sh", "--", "-c", "kill -SEGV $$"); code == 0 || code == -1 {
+			if _, errs, code := runFor(e, 4*time.Minute, "run", busybox, "--exec=/bin/sh", "--", "-c", "kill -SEGV $$"); code == 0 || code == -1 {
 				t.Fatalf("a crashing app: exit %d: %s", code, errs)
 			}
 			count("ns crashed")
@@ -478,7 +491,7 @@ func TestNetLeaks(t *testing.T) {
 	each(t, "kvm", 20, 4, func(t *testing.T, e *env, i int) {
 		switch i % 4 {
 		case 0:
-			if _, errs, code := runFor(e, 3*time.Minute, "run", "--stage1=kvm", "-p", fmt.Sprintf("%d:80", freePort(t)), busybox, "--exec=/bin/true"); code != 0 {
+			if _, errs, code := runFor(e, 4*time.Minute, "run", "--stage1=kvm", "-p", publish(t), busybox, "--exec=/bin/true"); code != 0 {
 				t.Fatalf("a kvm pod of /bin/true: exit %d: %s", code, errs)
 			}
 			count("kvm exited")
@@ -486,7 +499,7 @@ func TestNetLeaks(t *testing.T) {
 			e.mustRun("stop", server(t, e, "--stage1=kvm"))
 			count("kvm stopped")
 		case 2, 3: // run and qemu killed; qemu alone
-			uuid := server(t, e, "--stage1=kvm", "-p", fmt.Sprintf("%d:80", freePort(t)))
+			uuid := server(t, e, "--stage1=kvm", "-p", publish(t))
 			qemu := e.status(uuid).Pid
 			if i%4 == 2 {
 				syscall.Kill(parentOf(t, qemu), syscall.SIGKILL)
@@ -717,10 +730,23 @@ func TestNetworkCommand(t *testing.T) {
 	if _, errs, code := e.run("network", "rm", "cmdtest"); code == 0 || !strings.Contains(errs, uuid) {
 		t.Errorf("rm of a network in use: exit %d: %s", code, errs)
 	}
+	rules := func() int {
+		out, err := exec.Command("iptables-save").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(out), "skiff network cmdtest 172.16.41.0/24: ")
+	}
+	if n := rules(); n != 3 {
+		t.Errorf("%d network-wide rules for cmdtest, want 3 (masquerade, forward from and to the pods)", n)
+	}
 	e.mustRun("stop", uuid)
 	e.mustRun("network", "rm", "cmdtest")
 	if _, err := net.InterfaceByName("skiff-cmdtest"); err == nil {
 		t.Errorf("bridge skiff-cmdtest still there after network rm")
+	}
+	if n := rules(); n != 0 {
+		t.Errorf("%d network-wide rules for cmdtest left after network rm", n)
 	}
 	if strings.Contains(e.mustRun("network", "list"), "cmdtest") {
 		t.Errorf("cmdtest still listed")

@@ -26,12 +26,13 @@ import (
 //     pod (TCG here; no target).
 
 const (
-	netTarget   = 15 * time.Millisecond
-	iperfPort   = 5299
-	iperfSecs   = 3
-	skiffGW     = "172.16.28.1" // the default network's bridge address
-	podmanGW    = "10.88.0.1"   // podman's default bridge network
-	podmanImage = "localhost/skiff-bench-iperf3"
+	netTarget    = 15 * time.Millisecond
+	iperfPort    = 5299
+	iperfSecs    = 3
+	skiffGW      = "172.16.28.1" // the default network's bridge address
+	podmanGW     = "10.88.0.1"   // podman's default bridge network
+	podmanBridge = "cni-podman0"
+	podmanImage  = "localhost/skiff-bench-iperf3"
 )
 
 // podmanFlags make podman work on this host (docs: ENV.md): runc, cgroupfs,
@@ -93,14 +94,22 @@ func iperf(ctx context.Context, cfg config, p pods) error {
 		return err
 	}
 	defer output(context.Background(), nil, "podman", "rmi", "-f", podmanImage)
+	// podman's network (its CNI bridge here) stays after its containers;
+	// remove it if it was not there before.
+	if _, err := os.Stat("/sys/class/net/" + podmanBridge); err != nil {
+		defer output(context.Background(), nil, "ip", "link", "del", podmanBridge)
+	}
+	// iperf3 maps a temporary file per stream; TMPDIR on tmpfs for all
+	// (the KVM guest's /tmp is on 9p, where an unlinked file cannot be
+	// truncated).
 	client := func(gw string) []string {
 		return []string{"-c", gw, "-p", strconv.Itoa(iperfPort), "-t", strconv.Itoa(iperfSecs), "-J"}
 	}
 	skiffArgs := func(stage1 string) []string {
-		return p.skiff(append([]string{"run", "--stage1=" + stage1, aciFile, "--"}, client(skiffGW)...)...)
+		return p.skiff(append([]string{"run", "--stage1=" + stage1, "--set-env=TMPDIR=/dev/shm", aciFile, "--"}, client(skiffGW)...)...)
 	}
 	podmanArgs := append(append([]string{"run", "--rm"}, podmanFlags...), "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
-		"--network", "bridge", podmanImage, "/usr/bin/iperf3")
+		"--network", "bridge", "--env", "TMPDIR=/dev/shm", podmanImage, "/usr/bin/iperf3")
 	podmanArgs = append(podmanArgs, client(podmanGW)...)
 	rate := func(env []string, name string, args ...string) func() (float64, error) {
 		return func() (float64, error) {
@@ -129,6 +138,8 @@ func iperf(ctx context.Context, cfg config, p pods) error {
 	for i, g := range got {
 		slices.Sort(g)
 		med[i] = g[len(g)/2]
+	}
+	for i, g := range got {
 		fmt.Printf("  %-36s median %6.2f  min %6.2f  max %6.2f  × podman %.2f\n", names[i], med[i], g[0], g[len(g)-1], med[i]/med[1])
 	}
 	verdict := "MET"
