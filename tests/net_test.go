@@ -795,7 +795,9 @@ func TestNetBadInput(t *testing.T) {
 		before, pods := netState(t), e.mustRun("list", "--no-legend")
 		_, errs, got := e.run(args...)
 		// Warnings about other networks' files may come first.
+		// and a usage error (exit 2) ends with cobra's pointer to --help.
 		errs = regexp.MustCompile(`(?m)^skiff: warning: .*\n`).ReplaceAllString(errs, "")
+		errs = strings.TrimSuffix(errs, "Run 'skiff --help' for usage.\n")
 		if got != code || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 			t.Errorf("skiff %q: exit %d, want %d and one line: %q", args, got, code, errs)
 		}
