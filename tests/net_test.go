@@ -793,7 +793,7 @@ func TestNetBadInput(t *testing.T) {
 	refused := func(t *testing.T, code int, wants []string, args ...string) {
 		t.Helper()
 		before, pods := netState(t), e.mustRun("list", "--no-legend")
-		_, errs, got := e.run(args...)
+		_, errs, got := runFor(e, 2*time.Minute, args...) // accepted by mistake, a pod may run for ever
 		// Warnings about other networks' files may come first.
 		// and a usage error (exit 2) ends with cobra's pointer to --help.
 		errs = regexp.MustCompile(`(?m)^skiff: warning: .*\n`).ReplaceAllString(errs, "")
