@@ -467,13 +467,18 @@ func TestNetLeaks(t *testing.T) {
 	each(t, "ns", 100, 4, func(t *testing.T, e *env, i int) {
 		port := publish(t)
 		switch i % 4 {
+		// The apps live a moment: one that exits at once sometimes
+		// leaves its pod running for ever on a loaded host (stage1-ns:
+		// the unit's ExecStopPost hook fails with 219/CGROUP, so no exit
+		// status is written and the pod never powers off), which is not
+		// what this test is about.
 		case 0: // exits
-			if _, errs, code := runFor(e, 4*time.Minute, "run", "-p", port, busybox, "--exec=/bin/true"); code != 0 {
-				t.Fatalf("a pod of /bin/true: exit %d: %s", code, errs)
+			if _, errs, code := runFor(e, 4*time.Minute, "run", "-p", port, busybox, "--exec=/bin/sleep", "--", "0.5"); code != 0 {
+				t.Fatalf("a pod of sleep 0.5: exit %d: %s", code, errs)
 			}
 			count("ns exited")
 		case 1: // the app crashes
-			if _, errs, code := runFor(e, 4*time.Minute, "run", busybox, "--exec=/bin/sh", "--", "-c", "kill -SEGV $$"); code == 0 || code == -1 {
+			if _, errs, code := runFor(e, 4*time.Minute, "run", busybox, "--exec=/bin/sh", "--", "-c", "sleep 0.5; kill -SEGV $$"); code == 0 || code == -1 {
 				t.Fatalf("a crashing app: exit %d: %s", code, errs)
 			}
 			count("ns crashed")
