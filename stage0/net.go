@@ -106,9 +106,6 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 		return o, err
 	}
 	start := time.Now()
-	if err := guardLoopback(); err != nil {
-		return o, err
-	}
 	// A published port is checked and taken under one host-wide lock.
 	if len(ports) > 0 {
 		unlock, err := lockPublish()
@@ -148,29 +145,6 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 	return o, nil
 }
 
-// loopbackGuard is a host rule (filter INPUT) that drops what arrives
-// for 127.0.0.0/8 from anywhere but loopback, unless it belongs to a
-// connection the host made or a DNAT: portmap turns on route_localnet on
-// a bridge (so that ports published on 127.0.0.1 work), which otherwise
-// lets any pod on it (CAP_NET_RAW is a default capability) reach services
-// bound to the host's loopback (as CVE-2020-8558; kube-proxy's rule).
-var loopbackGuard = []string{"INPUT", "-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "!", "-i", "lo",
-	"-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT",
-	"-m", "comment", "--comment", "skiff: pods never reach host loopback", "-j", "DROP"}
-
-// guardLoopback adds loopbackGuard first in INPUT unless it is there. It
-// stays, like the bridge and the plugins' top-level chains.
-func guardLoopback() error {
-	if exec.Command("iptables", append([]string{"-w", "-C"}, loopbackGuard...)...).Run() == nil {
-		return nil
-	}
-	out, err := exec.Command("iptables", append([]string{"-w", "-I"}, loopbackGuard...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("network setup: guard the host's loopback: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
 // detachNet tears down what attachNet made for the pod, from the pod dir
 // alone: CNI DEL with the cached results, then the namespace file. It can
 // be repeated; a pod that never had a network has nothing to do.
@@ -192,7 +166,7 @@ func resolveNets(g *globals, names string) ([]*cni.Network, error) {
 		return nil, err
 	}
 	dir := filepath.Join(g.localConfig, netDirName)
-	all, lerr := cni.Load(dir, nil, def)
+	all, lerr := cni.Load(dir, []string{cni.PluginDir}, def)
 	var nets []*cni.Network
 	for _, name := range strings.Split(names, ",") {
 		n := all[name]
@@ -217,16 +191,8 @@ func resolveNets(g *globals, names string) ([]*cni.Network, error) {
 // portMappings parses --publish and resolves --port NAME:[HOSTIP:]HOSTPORT
 // against the appc ports of the pod's apps.
 func (n netFlags) portMappings(p *pod.Pod) ([]cni.PortMapping, error) {
-	var ms []cni.PortMapping
-	for _, s := range n.publish {
-		m, err := cni.ParsePort(s)
-		if err != nil {
-			return nil, usagef("--publish=%s: %v", s, err)
-		}
-		ms = append(ms, m)
-	}
-	if len(n.ports) == 0 {
-		return ms, nil
+	if len(n.publish)+len(n.ports) == 0 {
+		return nil, nil
 	}
 	b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize)
 	if err != nil {
@@ -241,6 +207,21 @@ func (n netFlags) portMappings(p *pod.Pod) ([]cni.PortMapping, error) {
 		if ra.App != nil {
 			known = append(known, ra.App.Ports...)
 		}
+	}
+	var ms []cni.PortMapping
+	for _, s := range n.publish {
+		m, err := cni.ParsePort(s)
+		if err != nil {
+			return nil, usagef("--publish=%s: %v", s, err)
+		}
+		// A port the apps declare only with the other protocol would
+		// be published to nothing.
+		same := func(k types.Port) bool { return k.Port == uint(m.PodPort) }
+		if slices.ContainsFunc(known, same) && !slices.ContainsFunc(known, func(k types.Port) bool { return same(k) && k.Protocol == m.Protocol }) {
+			k := known[slices.IndexFunc(known, same)]
+			return nil, usagef("--publish=%s: the pod's port %d is %s (%s), not %s", s, m.PodPort, k.Protocol, k.Name, m.Protocol)
+		}
+		ms = append(ms, m)
 	}
 	for _, s := range n.ports {
 		name, host, ok := strings.Cut(s, ":")

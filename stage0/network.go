@@ -26,7 +26,7 @@ func networks(g *globals) (map[string]*cni.Network, string, error) {
 		return nil, "", err
 	}
 	dir := filepath.Join(g.localConfig, netDirName)
-	nets, lerr := cni.Load(dir, nil, def)
+	nets, lerr := cni.Load(dir, []string{cni.PluginDir}, def)
 	if lerr != nil {
 		fmt.Fprintf(g.stderr, "skiff: warning: %s\n", strings.ReplaceAll(lerr.Error(), "\n", "\nskiff: warning: "))
 	}

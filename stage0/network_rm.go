@@ -44,6 +44,9 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 			if err := os.Remove(n.File); err != nil {
 				return fmt.Errorf("network rm: %w", err)
 			}
+			if err := cni.RemoveNetworkRules(n); err != nil {
+				return fmt.Errorf("network rm: %w", err)
+			}
 			return removeBridge(n.Bridge())
 		},
 	}

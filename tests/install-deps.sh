@@ -12,6 +12,7 @@ pkgs=(
   podman                          # docker-archive test images (podman save); the OCI benchmark peer
   iproute2 util-linux ca-certificates
   containernetworking-plugins iptables   # pod networks (pkg/cni: bridge, host-local, portmap, firewall)
+  podman iperf3                   # the net benchmark: throughput against podman's bridge
 )
 missing=()
 for p in "${pkgs[@]}"; do

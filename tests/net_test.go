@@ -4,6 +4,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -143,7 +145,7 @@ func server(t *testing.T, e *env, podFlags ...string) string {
 	save := filepath.Join(t.TempDir(), "uuid")
 	args := append([]string{"run", "--uuid-file-save=" + save}, podFlags...)
 	c, out := e.start(append(args, image(t, "probe.aci"), "--", "-serve=:80", "-sleep=300s")...)
-	waitFor(t, "the server pod", 30*time.Second, func() bool {
+	waitFor(t, "the server pod", 2*time.Minute, func() bool {
 		return strings.Contains(out.String(), "SERVING=") || c.ProcessState != nil
 	})
 	b, err := os.ReadFile(save)
@@ -422,26 +424,118 @@ func TestNetNamed(t *testing.T) {
 	}
 }
 
-// TestNetLeaks: pods that exit, are stopped, or are killed with SIGKILL
-// (run, nspawn and the pod's init) leave nothing once gc ran.
+// TestNetLeaks: 100 ns pods and 20 KVM pods that exit, crash, are
+// stopped, or are killed with SIGKILL (all of the stage1's processes, or
+// only qemu) leave the host's links, iptables rules, leases and namespace
+// files exactly as before once gc ran. (Not nspawn alone: the pod's
+// systemd outlives it, see docs/networking.md.) Pods run a few at a time
+// (KVM pods under TCG in small batches) to keep the test short.
 func TestNetLeaks(t *testing.T) {
 	e := newEnv(t)
 	noLeaks(t, e)
-	const n = 10
-	for i := range n {
-		switch i % 3 {
-		case 0: // exits
-			e.mustRun("run", "-p", fmt.Sprintf("%d:80", freePort(t)), image(t, "busybox.aci"), "--exec=/bin/true")
-		case 1: // stopped
-			e.mustRun("stop", server(t, e, "-p", fmt.Sprintf("%d:80", freePort(t))))
-		case 2: // everything killed
-			uuid := server(t, e, "-p", fmt.Sprintf("%d:80", freePort(t)))
-			st := e.status(uuid)
-			killTree(t, st.Pid)
-			waitFor(t, "the killed pod to count as exited", 30*time.Second, func() bool { return e.status(uuid).State == "exited" })
+	var mu sync.Mutex
+	counts := map[string]int{}
+	count := func(kind string) { mu.Lock(); counts[kind]++; mu.Unlock() }
+	each := func(t *testing.T, stage1 string, n, parallel int, pod func(t *testing.T, e *env, i int)) {
+		sem := make(chan struct{}, parallel)
+		var wg sync.WaitGroup
+		for i := range n {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				t.Run(fmt.Sprintf("%s-%03d", stage1, i), func(t *testing.T) { pod(t, e.with(t), i) })
+			}()
+		}
+		wg.Wait()
+	}
+	// A port a pod publishes is an iptables rule, not a socket: freePort
+	// could hand it out again while that pod runs.
+	used := map[int]bool{}
+	publish := func(t *testing.T) string {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			if p := freePort(t); !used[p] {
+				used[p] = true
+				return fmt.Sprintf("%d:80", p)
+			}
 		}
 	}
+	start := time.Now()
+	busybox := image(t, "busybox.aci")
+	each(t, "ns", 100, 4, func(t *testing.T, e *env, i int) {
+		port := publish(t)
+		switch i % 4 {
+		// The apps live a moment: one that exits at once sometimes
+		// leaves its pod running for ever on a loaded host (stage1-ns:
+		// the unit's ExecStopPost hook fails with 219/CGROUP, so no exit
+		// status is written and the pod never powers off), which is not
+		// what this test is about.
+		case 0: // exits
+			if _, errs, code := runFor(e, 4*time.Minute, "run", "-p", port, busybox, "--exec=/bin/sleep", "--", "0.5"); code != 0 {
+				t.Fatalf("a pod of sleep 0.5: exit %d: %s", code, errs)
+			}
+			count("ns exited")
+		case 1: // the app crashes
+			if _, errs, code := runFor(e, 4*time.Minute, "run", busybox, "--exec=/bin/sh", "--", "-c", "sleep 0.5; kill -SEGV $$"); code == 0 || code == -1 {
+				t.Fatalf("a crashing app: exit %d: %s", code, errs)
+			}
+			count("ns crashed")
+		case 2: // stopped
+			e.mustRun("stop", server(t, e, "-p", port))
+			count("ns stopped")
+		case 3: // everything killed: init, nspawn, run
+			uuid := server(t, e, "-p", port)
+			killTree(t, e.status(uuid).Pid)
+			waitFor(t, "the killed pod to count as exited", time.Minute, func() bool { return e.status(uuid).State == "exited" })
+			count("ns killed (init, nspawn, run)")
+		}
+	})
+	nsTook := time.Since(start)
+	each(t, "kvm", 20, 4, func(t *testing.T, e *env, i int) {
+		switch i % 4 {
+		case 0:
+			if _, errs, code := runFor(e, 4*time.Minute, "run", "--stage1=kvm", "-p", publish(t), busybox, "--exec=/bin/true"); code != 0 {
+				t.Fatalf("a kvm pod of /bin/true: exit %d: %s", code, errs)
+			}
+			count("kvm exited")
+		case 1:
+			e.mustRun("stop", server(t, e, "--stage1=kvm"))
+			count("kvm stopped")
+		case 2, 3: // run and qemu killed; qemu alone
+			uuid := server(t, e, "--stage1=kvm", "-p", publish(t))
+			qemu := e.status(uuid).Pid
+			if i%4 == 2 {
+				syscall.Kill(parentOf(t, qemu), syscall.SIGKILL)
+			}
+			syscall.Kill(qemu, syscall.SIGKILL)
+			waitFor(t, "the killed kvm pod to count as exited", time.Minute, func() bool { return e.status(uuid).State == "exited" })
+			count(map[int]string{2: "kvm killed (run, qemu)", 3: "kvm qemu killed"}[i%4])
+		}
+	})
 	e.mustRun("gc", "--grace-period=0")
+	t.Logf("pods: %v; ns took %s, kvm %s", counts, nsTook.Round(time.Second), (time.Since(start) - nsTook).Round(time.Second))
+}
+
+// runFor runs skiff for at most d (a hung pod then fails the test, exit
+// -1, instead of holding it for the harness's five minutes).
+func runFor(e *env, d time.Duration, args ...string) (string, string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return e.runCtx(ctx, nil, args...)
+}
+
+// parentOf returns pid's parent.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pp int
+	fmt.Sscan(strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))[1], &pp)
+	return pp
 }
 
 // killTree SIGKILLs the pod's init and every ancestor up to the stage1's
@@ -641,12 +735,130 @@ func TestNetworkCommand(t *testing.T) {
 	if _, errs, code := e.run("network", "rm", "cmdtest"); code == 0 || !strings.Contains(errs, uuid) {
 		t.Errorf("rm of a network in use: exit %d: %s", code, errs)
 	}
+	rules := func() int {
+		out, err := exec.Command("iptables-save").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(out), "skiff network cmdtest 172.16.41.0/24: ")
+	}
+	if n := rules(); n != 3 {
+		t.Errorf("%d network-wide rules for cmdtest, want 3 (masquerade, forward from and to the pods)", n)
+	}
 	e.mustRun("stop", uuid)
 	e.mustRun("network", "rm", "cmdtest")
 	if _, err := net.InterfaceByName("skiff-cmdtest"); err == nil {
 		t.Errorf("bridge skiff-cmdtest still there after network rm")
 	}
+	if n := rules(); n != 0 {
+		t.Errorf("%d network-wide rules for cmdtest left after network rm", n)
+	}
 	if strings.Contains(e.mustRun("network", "list"), "cmdtest") {
 		t.Errorf("cmdtest still listed")
 	}
+}
+
+// TestNetBadInput: bad network input on both stage1s (refused in stage0,
+// before any stage1 runs) — an unknown network, a conflist that is not
+// JSON, names a missing plugin or overlaps the built-in subnet, a host port
+// a socket holds, --publish with the protocol the app's port does not
+// have, a range with no address left — and bad `network create` subnets:
+// one line naming the cause, a non-zero exit, no pod, and no link, rule,
+// lease or namespace file left.
+func TestNetBadInput(t *testing.T) {
+	e := newEnv(t)
+	noLeaks(t, e)
+	const bridge = "skiff-badin"
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	netd := filepath.Join(e.config, "net.d")
+	if err := os.MkdirAll(netd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, conf := range map[string]string{
+		"notjson":  `{"cniVersion": "1.0.0", "name": "notjson", "plugins": [`,
+		"noplugin": `{"cniVersion": "1.0.0", "name": "noplugin", "plugins": [{"type": "nosuchplugin"}]}`,
+		"overlap": `{"cniVersion": "1.0.0", "name": "overlap", "plugins": [{"type": "bridge", "bridge": "skiff-overlap",
+			"ipam": {"type": "host-local", "ranges": [[{"subnet": "172.16.28.128/25"}]]}}]}`,
+		"tiny": fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "tiny", "plugins": [{"type": "bridge", "bridge": %q, "isGateway": true,
+			"ipam": {"type": "host-local", "ranges": [[{"subnet": "172.16.33.0/30"}]], "dataDir": %q}}]}`, bridge, filepath.Join(t.TempDir(), "ipam")),
+	} {
+		if err := os.WriteFile(filepath.Join(netd, name+".conflist"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	server(t, e, "--net=tiny") // takes the /30's one address
+
+	// refused runs skiff and checks that it failed with code in one line
+	// holding every want, and left the host and the pod list as they were.
+	refused := func(t *testing.T, code int, wants []string, args ...string) {
+		t.Helper()
+		before, pods := netState(t), e.mustRun("list", "--no-legend")
+		_, errs, got := runFor(e, 2*time.Minute, args...) // accepted by mistake, a pod may run for ever
+		// Warnings about other networks' files may come first.
+		// and a usage error (exit 2) ends with cobra's pointer to --help.
+		errs = regexp.MustCompile(`(?m)^skiff: warning: .*\n`).ReplaceAllString(errs, "")
+		errs = strings.TrimSuffix(errs, "Run 'skiff --help' for usage.\n")
+		if got != code || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("skiff %q: exit %d, want %d and one line: %q", args, got, code, errs)
+		}
+		for _, w := range wants {
+			if !strings.Contains(errs, w) {
+				t.Errorf("skiff %q: the error does not say %q: %q", args, w, errs)
+			}
+		}
+		if after := netState(t); after != before {
+			t.Errorf("skiff %q left:\n%s", args, lineDiff(before, after))
+		}
+		if after := e.mustRun("list", "--no-legend"); after != pods {
+			t.Errorf("skiff %q left a pod:\n%s", args, after)
+		}
+	}
+	busybox, redis := image(t, "busybox.aci"), image(t, "redis.aci")
+	for _, stage1 := range []string{"ns", "kvm"} {
+		t.Run(stage1, func(t *testing.T) {
+			run := func(args ...string) []string {
+				return append([]string{"run", "--stage1=" + stage1}, args...)
+			}
+			for _, c := range []struct {
+				name  string
+				code  int
+				wants []string
+				args  []string
+			}{
+				{"unknown network", 254, []string{`"nosuchnet"`}, run("--net=nosuchnet", busybox)},
+				{"conflist not JSON", 254, []string{`"notjson"`, "notjson.conflist", "not valid JSON"}, run("--net=notjson", busybox)},
+				{"missing plugin", 254, []string{`"noplugin"`, `plugin "nosuchplugin" not found`}, run("--net=noplugin", busybox)},
+				{"overlapping subnet", 254, []string{`"overlap"`, "overlaps the built-in network"}, run("--net=overlap", busybox)},
+				{"host port taken", 254, []string{"host port already in use", fmt.Sprint(held.Addr().(*net.TCPAddr).Port)},
+					run(fmt.Sprintf("-p=%d:80", held.Addr().(*net.TCPAddr).Port), busybox)},
+				{"publish with the other protocol", 2, []string{"--publish=", "6379 is tcp (redis), not udp"},
+					run(fmt.Sprintf("--publish=%d:6379/udp", freePort(t)), redis)},
+				{"range exhausted", 254, []string{"network tiny", "no IP addresses available"}, run("--net=default,tiny", busybox)},
+			} {
+				t.Run(c.name, func(t *testing.T) { refused(t, c.code, c.wants, c.args...) })
+			}
+		})
+	}
+
+	t.Run("network create", func(t *testing.T) {
+		for _, c := range []struct{ subnet, want string }{
+			{"banana", `"banana"`},
+			{"172.16.34.0/33", `"172.16.34.0/33"`},
+			{"172.16.34.1/24", "host bits"},
+			{"172.16.28.64/26", "overlaps network default"},
+			{"172.16.33.0/29", "overlaps network tiny"},
+		} {
+			files, _ := os.ReadDir(netd)
+			refused(t, map[bool]int{true: 2, false: 254}[strings.HasPrefix(c.want, `"`) || c.want == "host bits"],
+				[]string{c.want}, "network", "create", "badnet", "--subnet="+c.subnet)
+			if now, _ := os.ReadDir(netd); len(now) != len(files) {
+				t.Errorf("network create --subnet=%s wrote a file", c.subnet)
+			}
+		}
+	})
 }

@@ -158,34 +158,79 @@ func (c *Plugins) Setup(ctx context.Context, p Pod) ([]Result, error) {
 			return nil, fmt.Errorf("network setup: %w: a network not from Load or DefaultNetwork", ErrConfig)
 		}
 	}
+	// The host rules are checked (and added when missing) beside the
+	// plugins: the pod's apps start only after Setup returns.
+	rules := make(chan error, 1)
+	go func() { rules <- ensureRules(p.Networks) }()
 	var results []Result
+	var err error
 	for i, n := range p.Networks {
-		r, err := c.add(ctx, p, i, n)
-		if err != nil {
-			err = fmt.Errorf("network setup: %w", err)
-			// Roll back even when ctx was what ended the setup.
-			if terr := c.Teardown(context.WithoutCancel(ctx), p.CacheDir); terr != nil {
-				err = errors.Join(err, fmt.Errorf("roll back: %w", terr))
-			}
-			return nil, err
+		var r Result
+		if r, err = c.add(ctx, p, i, n); err != nil {
+			break
 		}
 		results = append(results, r)
+	}
+	if rerr := <-rules; err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		err = fmt.Errorf("network setup: %w", err)
+		// Roll back even when ctx was what ended the setup.
+		if terr := c.Teardown(context.WithoutCancel(ctx), p.CacheDir); terr != nil {
+			err = errors.Join(err, fmt.Errorf("roll back: %w", terr))
+		}
+		return nil, err
 	}
 	return results, nil
 }
 
+// withoutPortmap returns list without its portmap plugins: with no port
+// to publish, portmap has nothing to do but costs a run (and another at
+// teardown).
+func withoutPortmap(list *libcni.NetworkConfigList) (*libcni.NetworkConfigList, error) {
+	if !slices.ContainsFunc(list.Plugins, func(p *libcni.PluginConfig) bool { return p.Network.Type == "portmap" }) {
+		return list, nil
+	}
+	var conf map[string]any
+	if err := json.Unmarshal(list.Bytes, &conf); err != nil {
+		return nil, err
+	}
+	plugins, _ := conf["plugins"].([]any)
+	plugins = slices.DeleteFunc(plugins, func(p any) bool {
+		m, _ := p.(map[string]any)
+		return m["type"] == "portmap"
+	})
+	if len(plugins) == 0 {
+		return list, nil // portmap alone: let it say what it makes of that
+	}
+	conf["plugins"] = plugins
+	b, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(b)
+}
+
 func (c *Plugins) add(ctx context.Context, p Pod, i int, n *Network) (Result, error) {
-	a := attachment{PodID: p.ID, NetNS: p.NetNS, IfName: fmt.Sprintf("eth%d", i), Network: n.Name, Config: n.list.Bytes}
+	list := n.list
+	a := attachment{PodID: p.ID, NetNS: p.NetNS, IfName: fmt.Sprintf("eth%d", i), Network: n.Name}
 	if i == 0 && len(p.Ports) > 0 {
 		a.Ports = p.Ports
+	} else {
+		var err error
+		if list, err = withoutPortmap(list); err != nil {
+			return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
+		}
 	}
+	a.Config = list.Bytes // what DEL runs is what ADD ran
 	k := c.newKeeper(filepath.Join(p.CacheDir, fmt.Sprintf("attach-%03d-%s.json", i, n.Name)), &a)
 	if err := writeRecord(k.file, a); err != nil {
 		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	c.log.Debug("cni add", "network", n.Name, "pod", p.ID, "if", a.IfName)
 	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, p.CacheDir, k)
-	res, err := cfg.AddNetworkList(ctx, n.list, a.runtime(p.CacheDir))
+	res, err := cfg.AddNetworkList(ctx, list, a.runtime(p.CacheDir))
 	if err != nil {
 		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
 	}

@@ -157,7 +157,7 @@ func restoreHost() {
 	_, all := hostBefore.diff(now)
 	var added []string
 	for _, l := range all {
-		if strings.Contains(l, "CNI-") || strings.HasPrefix(l, "link skiff") {
+		if strings.Contains(l, "CNI-") || strings.Contains(l, `--comment "skiff`) || strings.HasPrefix(l, "link skiff") {
 			added = append(added, l)
 		}
 	}

@@ -36,12 +36,15 @@ type Network struct {
 	File    string // where it was loaded from; "" for the built-in default
 	Subnets []netip.Prefix
 	list    *libcni.NetworkConfigList
+	// networkRules: the conflist asks for network-wide host rules.
+	networkRules bool
 }
 
 // DefaultNetwork returns the built-in network: a bridge with host-local
 // addresses from subnet (leases under ipamDir), a default route through the
-// bridge, masquerade for outbound traffic, port mappings (portmap) and the
-// firewall plugin's forward rules.
+// bridge, port mappings (portmap), and network-wide host rules (hostRules:
+// masquerade for outbound traffic, forward accepts) instead of the bridge
+// plugin's ipMasq and the firewall plugin, which cost iptables runs per pod.
 func DefaultNetwork(bridge, subnet, ipamDir string) (*Network, error) {
 	return BridgeNetwork(DefaultName, bridge, subnet, ipamDir)
 }
@@ -50,11 +53,12 @@ func DefaultNetwork(bridge, subnet, ipamDir string) (*Network, error) {
 // (`skiff network create`).
 func BridgeNetwork(name, bridge, subnet, ipamDir string) (*Network, error) {
 	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       name,
+		"cniVersion":    "1.0.0",
+		"name":          name,
+		NetworkRulesKey: true,
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				"type": "bridge", "bridge": bridge, "isGateway": true, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",
 					"ranges":  [][]map[string]string{{{"subnet": subnet}}},
@@ -63,7 +67,6 @@ func BridgeNetwork(name, bridge, subnet, ipamDir string) (*Network, error) {
 				},
 			},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-			map[string]any{"type": "firewall"},
 		},
 	}
 	b, err := json.MarshalIndent(conf, "", "  ")
@@ -201,7 +204,19 @@ func parse(b []byte, pluginDirs []string) (*Network, error) {
 	if len(list.Plugins) == 0 {
 		return nil, fmt.Errorf("%w: no plugins", ErrConfig)
 	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	n := &Network{Name: list.Name, list: list}
+	if r, ok := top[NetworkRulesKey]; ok {
+		if err := json.Unmarshal(r, &n.networkRules); err != nil {
+			return nil, fmt.Errorf("%w: %s: want true or false", ErrConfig, NetworkRulesKey)
+		}
+		if n.networkRules && n.Bridge() == "" {
+			return nil, fmt.Errorf("%w: %s needs a bridge plugin", ErrConfig, NetworkRulesKey)
+		}
+	}
 	for i, p := range list.Plugins {
 		var pc pluginConf
 		if err := json.Unmarshal(p.Bytes, &pc); err != nil {

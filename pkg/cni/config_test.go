@@ -61,6 +61,8 @@ func TestLoad(t *testing.T) {
 		{"overlaps another file", map[string]string{"a.conflist": conflist("a", "10.99.0.0/16"), "b.conflist": conflist("b", "10.99.3.0/24")}, []string{"a", "default"}, `overlaps network "a"`},
 		{"same name twice", map[string]string{"a.conflist": conflist("a", "10.99.0.0/24"), "b.conflist": conflist("a", "10.98.0.0/24")}, []string{"a", "default"}, "also defined in"},
 		{"default replaced", map[string]string{"d.conflist": conflist("default", "10.99.0.0/24")}, []string{"default"}, ""},
+		{"network rules not a bool", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","skiffNetworkRules":"yes","plugins":[{"type":"bridge"}]}`}, []string{"default"}, "skiffNetworkRules: want true or false"},
+		{"network rules without a bridge", map[string]string{"bad.conflist": `{"cniVersion":"1.0.0","name":"x","skiffNetworkRules":true,"plugins":[{"type":"portmap"}]}`}, []string{"default"}, "needs a bridge plugin"},
 		{"one bad, one good", map[string]string{"a.conflist": conflist("a", "10.99.0.0/24"), "bad.conflist": "["}, []string{"a", "default"}, "not valid JSON"},
 	}
 	for _, c := range cases {

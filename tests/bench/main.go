@@ -11,6 +11,8 @@
 //   - stage1-kvm: `skiff run --stage1=kvm` of the same app against a bare
 //     boot of the same kernel and initramfs through pkg/vm (boot to the
 //     guest init's hello, run /bin/true, power off), same accelerator.
+//   - net (net.go): `skiff run --net=default` against `--net=host`, and
+//     TCP throughput pod → host with iperf3 against podman's bridge.
 //   - store: `skiff fetch` (import) of redis.aci against `tar -xzf` of the
 //     same file, and `skiff prepare` of busybox against redis.
 //   - oci (oci.go): against one local docker-registry, `skiff fetch` vs
@@ -62,7 +64,7 @@ func run() int {
 	flag.IntVar(&cfg.n, "n", 30, "runs per contender for stage1-ns and the store")
 	flag.IntVar(&cfg.kvmN, "kvm-n", 10, "runs per contender for stage1-kvm")
 	flag.StringVar(&cfg.accel, "accel", "", "qemu accelerator for both kvm contenders: kvm or tcg (default: $SKIFF_KVM_ACCEL, else what skiff would choose)")
-	flag.StringVar(&only, "only", "ns,kvm,store,oci", "comma-separated sections to run")
+	flag.StringVar(&only, "only", "ns,kvm,store,net,oci", "comma-separated sections to run")
 	flag.BoolVar(&keep, "keep", false, "keep the scratch directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -89,12 +91,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore, "oci": benchOCI}
+	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore, "net": benchNet, "oci": benchOCI}
 	var errs []error
 	for _, name := range strings.Split(only, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store, oci)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store, net, oci)\n", name)
 			return 2
 		}
 		if err := f(context.Background(), cfg); err != nil {
