@@ -73,7 +73,7 @@ func ParseSpec(b []byte) (*Spec, error) {
 		var te *yaml.TypeError
 		if errors.As(err, &te) && len(te.Errors) > 0 {
 			if m := unknownField.FindStringSubmatch(te.Errors[0]); m != nil {
-				return nil, fmt.Errorf("%w: line %s: unknown key %s", ErrSpec, m[1], m[2])
+				return nil, fmt.Errorf("%w: line %s: unknown key %q", ErrSpec, m[1], m[2])
 			}
 			return nil, fmt.Errorf("%w: %s", ErrSpec, te.Errors[0])
 		}

@@ -30,6 +30,9 @@ type tree map[string]*node
 // (devices, FIFOs, sockets) is an error naming it.
 func (t tree) addHost(host, dst, from string) error {
 	host = filepath.Clean(host)
+	for d := path.Dir(clean(dst)); d != "." && d != "/" && t[d] == nil; d = path.Dir(d) {
+		t[d] = &node{typ: tar.TypeDir, mode: 0o755, from: from}
+	}
 	return filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
