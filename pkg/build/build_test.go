@@ -24,8 +24,8 @@ func hostTree(t *testing.T) tree {
 		}
 	}
 	tr := tree{
-		"lib":   &node{typ: tar.TypeSymlink, link: "usr/lib"},
-		"lib64": &node{typ: tar.TypeDir, mode: 0o755},
+		"lib":                        &node{typ: tar.TypeSymlink, link: "usr/lib"},
+		"lib64":                      &node{typ: tar.TypeDir, mode: 0o755},
 		"lib64/ld-linux-x86-64.so.2": &node{typ: tar.TypeSymlink, link: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
 	}
 	if err := tr.addHost("/usr/bin/ls", "/bin/ls", "host"); err != nil {
