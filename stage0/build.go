@@ -16,15 +16,16 @@ import (
 	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/oci"
 	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var (
-		specFile, execLine, user, name, output, lockFile string
-		debs, paths, env, ports                          []string
+		specFile, execLine, user, name, output, lockFile, base string
+		debs, paths, env, ports                                []string
 	)
 	cmd := &cobra.Command{
-		Use:   "build [-f SPEC] [--deb PKG]... [--path HOSTPATH[:IMAGEPATH]]... [--exec \"CMD ARGS\"] [--user NAME] [--name NAME] -o OUTPUT",
+		Use:   "build [-f SPEC] [--deb PKG]... [--path HOSTPATH[:IMAGEPATH]]... [--base IMAGE] [--exec \"CMD ARGS\"] [--user NAME] [--name NAME] -o OUTPUT",
 		Short: "Build a microcontainer: one program, its libraries and nothing else, reproducibly (docs/build.md)",
 		Long: `Build an image from Debian packages and host files holding the program to run,
 the ELF closure of every program in it (interpreter and shared libraries,
@@ -67,6 +68,9 @@ pinned by the next build that finds it. The image's digest is printed.`,
 			}
 			if name != "" {
 				s.Name = name
+			}
+			if base != "" {
+				s.Base = base
 			}
 			if output != "" {
 				s.Output = output
@@ -119,6 +123,21 @@ pinned by the next build that finds it. The image's digest is printed.`,
 				pushOpts.Mirrors = nil
 			}
 			start := time.Now()
+			if s.Base != "" {
+				// The base comes from the store, fetched (and verified) as
+				// for run; its rootfs is extracted for the build's time.
+				tmp, err := os.MkdirTemp("", "skiff-build-base-")
+				if err != nil {
+					return fmt.Errorf("build: %w", err)
+				}
+				defer os.RemoveAll(tmp)
+				o.BaseDir = filepath.Join(tmp, "rootfs")
+				if err := withImage(g, s.Base, func(st *store.Store, id string) error {
+					return st.ExtractRootfs(cmd.Context(), id, o.BaseDir)
+				}); err != nil {
+					return fmt.Errorf("build: base %s: %w (fetch it first with skiff fetch)", s.Base, err)
+				}
+			}
 			r, err := build.Build(cmd.Context(), s, o)
 			if err != nil {
 				return fmt.Errorf("build: %w", err)
@@ -144,6 +163,7 @@ pinned by the next build that finds it. The image's digest is printed.`,
 	f.StringArrayVar(&paths, "path", nil, "a host file or directory to add, HOSTPATH[:IMAGEPATH] (repeatable)")
 	f.StringVar(&execLine, "exec", "", `the command the image runs, "CMD ARGS" (quotes group words)`)
 	f.StringVar(&user, "user", "", "the user the image runs as (added to the generated /etc/passwd)")
+	f.StringVar(&base, "base", "", "an image in the store (name, reference or ID) whose rootfs the image starts from")
 	f.StringVar(&name, "name", "", "the image name (an ACI's name; a docker-archive's tag)")
 	f.StringVarP(&output, "output", "o", "", "where to write the image")
 	f.StringVar(&lockFile, "lock", "", "the lock file: read to pin package versions if it exists, else written")

@@ -22,6 +22,9 @@ type Options struct {
 	Epoch int64
 	// TempDir holds the downloads while the build runs; it is removed.
 	TempDir string
+	// BaseDir, if set, is the rootfs of the base image: all of it goes
+	// into the image, owners kept, under what the build adds.
+	BaseDir string
 	Log     *slog.Logger
 }
 
@@ -72,6 +75,14 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	}
 	all := tree{}   // every file of every input, for lookups
 	image := tree{} // what the image holds
+	if o.BaseDir != "" {
+		if err := all.add(o.BaseDir, "", "base", true); err != nil {
+			return nil, fmt.Errorf("base: %w", err)
+		}
+		for k, n := range all {
+			image[k] = n
+		}
+	}
 	if len(lock) > 0 {
 		roots, err := download(ctx, lock, tmp)
 		if err != nil {
@@ -113,7 +124,7 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	// The programs: exec, those listed, and every ELF file the image holds.
 	programs := append([]string{s.Exec[0]}, s.Programs...)
 	for k, n := range image {
-		if n.typ == tar.TypeReg && n.mode&0o111 != 0 {
+		if n.typ == tar.TypeReg && n.mode&0o111 != 0 && n.from != "base" {
 			programs = append(programs, "/"+k)
 		}
 	}

@@ -146,6 +146,9 @@ func writeTar(w io.Writer, t tree, prefix string, epoch int64, owners []Owner) e
 			h.Mode |= 0o1000
 		}
 		h.Uid, h.Gid = ownerOf(k, owners)
+		if n.owner != nil && !ownedBySpec(k, owners) {
+			h.Uid, h.Gid = n.owner[0], n.owner[1]
+		}
 		var src *os.File
 		switch n.typ {
 		case tar.TypeDir:
@@ -184,6 +187,16 @@ func writeTar(w io.Writer, t tree, prefix string, epoch int64, owners []Owner) e
 		}
 	}
 	return tw.Close()
+}
+
+func ownedBySpec(p string, owners []Owner) bool {
+	for _, o := range owners {
+		c := clean(o.Path)
+		if c == "" || p == c || strings.HasPrefix(p, c+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // ownerOf is the owner the spec gives p (the longest matching path), or 0:0.

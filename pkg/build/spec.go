@@ -18,6 +18,7 @@ import (
 // Spec is what to build; its YAML keys are documented in docs/build.md.
 type Spec struct {
 	Name     string            `yaml:"name"`
+	Base     string            `yaml:"base"`
 	Debs     []string          `yaml:"debs"`
 	Depends  *bool             `yaml:"depends"` // nil: true
 	Paths    []string          `yaml:"paths"`   // HOSTPATH[:IMAGEPATH]

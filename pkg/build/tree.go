@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // node is one entry of an image tree: its content is a host file (src)
@@ -19,6 +20,8 @@ type node struct {
 	src  string
 	data []byte
 	from string // the package or host path it came from
+	// owner, when not nil, is kept from a base image (others are 0:0).
+	owner *[2]int
 }
 
 // tree is an image being assembled, by clean relative path ("usr/bin/x").
@@ -29,6 +32,11 @@ type tree map[string]*node
 // regular files, directories and symlinks are taken; anything else
 // (devices, FIFOs, sockets) is an error naming it.
 func (t tree) addHost(host, dst, from string) error {
+	return t.add(host, dst, from, false)
+}
+
+// add is addHost; with owners, the entries keep their owners.
+func (t tree) add(host, dst, from string, owners bool) error {
 	host = filepath.Clean(host)
 	for d := path.Dir(clean(dst)); d != "." && d != "/" && t[d] == nil; d = path.Dir(d) {
 		t[d] = &node{typ: tar.TypeDir, mode: 0o755, from: from}
@@ -47,6 +55,9 @@ func (t tree) addHost(host, dst, from string) error {
 			return err
 		}
 		n := &node{mode: fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), from: from}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && owners {
+			n.owner = &[2]int{int(st.Uid), int(st.Gid)}
+		}
 		switch {
 		case fi.Mode().IsRegular():
 			n.typ, n.src = tar.TypeReg, p
