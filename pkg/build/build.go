@@ -163,12 +163,7 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	r := &Result{Image: img, Lock: lock}
 	for _, n := range image {
 		r.Files++
-		if n.src != "" {
-			if fi, err := os.Stat(n.src); err == nil {
-				r.Size += fi.Size()
-			}
-		}
-		r.Size += int64(len(n.data))
+		r.Size += n.size + int64(len(n.data))
 	}
 	return r, nil
 }

@@ -256,3 +256,43 @@ func TestLock(t *testing.T) {
 		}
 	}
 }
+
+// TestSwappedSource: a host file swapped for a symlink (or its directory
+// for a symlinked one) between the walk and the write is refused, never
+// followed: a user who can write a --path directory cannot make the build
+// copy a file only root can read into the image.
+func TestSwappedSource(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("root's secret"), 0o600)
+	for _, tt := range []struct {
+		name string
+		swap func(dir string)
+	}{
+		{"file", func(dir string) {
+			os.Remove(filepath.Join(dir, "sub", "f"))
+			os.Symlink(secret, filepath.Join(dir, "sub", "f"))
+		}},
+		{"directory", func(dir string) {
+			os.RemoveAll(filepath.Join(dir, "sub"))
+			os.Mkdir(filepath.Join(dir, "other"), 0o755)
+			os.Symlink(secret, filepath.Join(dir, "other", "f"))
+			os.Symlink("other", filepath.Join(dir, "sub"))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+			os.WriteFile(filepath.Join(dir, "sub", "f"), []byte("public"), 0o644)
+			tr := tree{}
+			if err := tr.addHost(dir, "/data", "test"); err != nil {
+				t.Fatal(err)
+			}
+			tt.swap(dir)
+			var b bytes.Buffer
+			err := writeTar(&b, tr, "", 0, nil)
+			if err == nil || bytes.Contains(b.Bytes(), []byte("root's secret")) {
+				t.Errorf("writeTar after the swap: %v; secret in the tar: %t", err, bytes.Contains(b.Bytes(), []byte("root's secret")))
+			}
+		})
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -149,8 +148,18 @@ func (t tree) closure(programs []string) (files map[string]bool, extra []string,
 
 var errNotELF = errors.New("not ELF")
 
+// recoverELF turns a panic of debug/elf on a malformed file (it has had
+// such bugs) into an error: a hostile package or base image must not
+// crash the build.
+func recoverELF(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("malformed ELF file: %v", r)
+	}
+}
+
 // openELF opens the tree's regular file p as ELF; done closes it.
 func (t tree) openELF(p string) (f *elf.File, done func(), err error) {
+	defer recoverELF(&err)
 	n := t[p]
 	if n.src == "" {
 		if !bytes.HasPrefix(n.data, []byte(elf.ELFMAG)) {
@@ -159,7 +168,7 @@ func (t tree) openELF(p string) (f *elf.File, done func(), err error) {
 		f, err := elf.NewFile(bytes.NewReader(n.data))
 		return f, func() {}, err
 	}
-	fh, err := os.Open(n.src)
+	fh, err := n.open()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,6 +200,7 @@ func (t tree) matches(p string, f *elf.File) bool {
 
 // dynInfo reads the interpreter and the dynamic section of f.
 func dynInfo(f *elf.File) (interp string, needed, rpath, runpath []string, err error) {
+	defer recoverELF(&err)
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			b, err := io.ReadAll(io.LimitReader(p.Open(), 4096))
@@ -298,7 +308,7 @@ func (t tree) read(p string, limit int64) ([]byte, error) {
 	if n.src == "" {
 		return n.data, nil
 	}
-	f, err := os.Open(n.src)
+	f, err := n.open()
 	if err != nil {
 		return nil, err
 	}

@@ -12,4 +12,6 @@ var (
 	ErrApt = errors.New("apt")
 	// ErrOutput is an output that cannot be written as asked.
 	ErrOutput = errors.New("bad output")
+
+	errNotRegular = errors.New("no longer a regular file")
 )

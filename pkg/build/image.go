@@ -155,7 +155,7 @@ func writeTar(w io.Writer, t tree, prefix string, epoch int64, owners []Owner) e
 			h.Name += "/"
 		case tar.TypeReg:
 			if n.src != "" {
-				f, err := os.Open(n.src)
+				f, err := n.open()
 				if err != nil {
 					return err
 				}

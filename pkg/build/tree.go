@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // node is one entry of an image tree: its content is a host file (src)
@@ -17,9 +19,14 @@ type node struct {
 	typ  byte // tar.TypeReg, TypeDir or TypeSymlink
 	mode fs.FileMode
 	link string
-	src  string
+	src  string // the host file: srcDir/srcRel
 	data []byte
-	from string // the package or host path it came from
+	size int64 // of src when it was walked
+	// srcDir is the directory the user named (resolved), srcRel the
+	// file below it: src is opened without following any symlink below
+	// srcDir, so a file swapped for a symlink after the walk is refused.
+	srcDir, srcRel string
+	from           string // the package or host path it came from
 	// owner, when not nil, is kept from a base image (others are 0:0).
 	owner *[2]int
 }
@@ -38,6 +45,11 @@ func (t tree) addHost(host, dst, from string) error {
 // add is addHost; with owners, the entries keep their owners.
 func (t tree) add(host, dst, from string, owners bool) error {
 	host = filepath.Clean(host)
+	// The user's own path may pass through symlinks; nothing below it may.
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(host)); err == nil {
+		host = filepath.Join(parent, filepath.Base(host))
+	}
+	top := filepath.Dir(host)
 	for d := path.Dir(clean(dst)); d != "." && d != "/" && t[d] == nil; d = path.Dir(d) {
 		t[d] = &node{typ: tar.TypeDir, mode: 0o755, from: from}
 	}
@@ -60,7 +72,11 @@ func (t tree) add(host, dst, from string, owners bool) error {
 		}
 		switch {
 		case fi.Mode().IsRegular():
-			n.typ, n.src = tar.TypeReg, p
+			n.typ, n.src, n.size = tar.TypeReg, p, fi.Size()
+			if n.srcRel, err = filepath.Rel(top, p); err != nil {
+				return err
+			}
+			n.srcDir = top
 		case fi.IsDir():
 			n.typ = tar.TypeDir
 		case fi.Mode()&fs.ModeSymlink != 0:
@@ -145,4 +161,32 @@ func pruned(p string, keep []string) bool {
 		}
 	}
 	return false
+}
+
+// open opens the node's host file: beneath srcDir without following a
+// symlink, without waiting on a FIFO, and only if it is a regular file.
+func (n *node) open() (*os.File, error) {
+	d, err := unix.Open(n.srcDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: n.srcDir, Err: err}
+	}
+	defer unix.Close(d)
+	fd, err := unix.Openat2(d, n.srcRel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: n.src, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), n.src)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", n.src, errNotRegular)
+	}
+	return f, nil
 }
