@@ -296,3 +296,43 @@ func TestSwappedSource(t *testing.T) {
 		})
 	}
 }
+
+// TestClosureOrigin: DT_RUNPATH and DT_RPATH with $ORIGIN and ${ORIGIN}
+// (fixtures from testdata/origin/gen.sh) are expanded to the directory of
+// the object in the image, wherever the image puts it.
+func TestClosureOrigin(t *testing.T) {
+	for _, tt := range []struct {
+		name, prog, libsAt, want string
+	}{
+		{"runpath", "bin/app", "opt/a", ""},
+		{"rpath", "bin/app-rpath", "opt/a", ""},
+		{"moved away from its libraries", "bin/app", "opt/elsewhere", "/opt/a/bin/app needs libone.so"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := hostTree(t)
+			if err := tr.addHost(filepath.Join("testdata", "origin", tt.prog), "/opt/a/"+tt.prog, "test"); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range []string{"lib1/libone.so", "lib2/libtwo.so"} {
+				if err := tr.addHost(filepath.Join("testdata", "origin", l), tt.libsAt+"/"+l, "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			files, _, err := tr.closure([]string{"/opt/a/" + tt.prog})
+			if tt.want != "" {
+				if !errors.Is(err, ErrMissingLibrary) || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("got %v, want %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"opt/a/lib1/libone.so", "opt/a/lib2/libtwo.so", "usr/lib/x86_64-linux-gnu/libc.so.6"} {
+				if !files[want] {
+					t.Errorf("closure lacks %s", want)
+				}
+			}
+		})
+	}
+}
