@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/build"
@@ -21,8 +22,8 @@ import (
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var (
-		specFile, execLine, user, name, output, lockFile, base string
-		debs, paths, env, ports                                []string
+		specFile, execLine, user, name, output, lockFile, base, signKey string
+		debs, paths, env, ports                                         []string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [-f SPEC] [--deb PKG]... [--path HOSTPATH[:IMAGEPATH]]... [--base IMAGE] [--exec \"CMD ARGS\"] [--user NAME] [--name NAME] -o OUTPUT",
@@ -87,6 +88,22 @@ pinned by the next build that finds it. The image's digest is printed.`,
 			if err := out.Check(); err != nil {
 				return fmt.Errorf("build: %w", err)
 			}
+			var signer *openpgp.Entity
+			if signKey != "" {
+				if out.ACI == "" {
+					return usagef("build: --sign-key signs ACI outputs only (OCI simple signing is not done yet: use skopeo copy --sign-by)")
+				}
+				if err := safefile.CheckOutput(out.ACI+".asc", false); err != nil {
+					return fmt.Errorf("build: %w", err)
+				}
+				key, err := safefile.ReadFile(signKey, 1<<20)
+				if err != nil {
+					return fmt.Errorf("build: --sign-key: %w", err)
+				}
+				if signer, err = build.Signer(key); err != nil {
+					return fmt.Errorf("build: --sign-key %s: %w", signKey, err)
+				}
+			}
 			if err := s.Validate(); err != nil {
 				return fmt.Errorf("build: %w", err)
 			}
@@ -146,6 +163,12 @@ pinned by the next build that finds it. The image's digest is printed.`,
 			if err != nil {
 				return fmt.Errorf("build: write %s: %w", s.Output, err)
 			}
+			if signer != nil {
+				if err := build.SignACI(out.ACI, signer); err != nil {
+					os.Remove(out.ACI) // an unsigned ACI was not asked for
+					return fmt.Errorf("build: %w", err)
+				}
+			}
 			if lockFile != "" && o.Lock == nil && r.Lock != nil {
 				if err := safefile.WriteFile(lockFile, r.Lock.Bytes(), 0o644, false); err != nil {
 					return fmt.Errorf("build: lock: %w", err)
@@ -166,6 +189,7 @@ pinned by the next build that finds it. The image's digest is printed.`,
 	f.StringVar(&base, "base", "", "an image in the store (name, reference or ID) whose rootfs the image starts from")
 	f.StringVar(&name, "name", "", "the image name (an ACI's name; a docker-archive's tag)")
 	f.StringVarP(&output, "output", "o", "", "where to write the image")
+	f.StringVar(&signKey, "sign-key", "", "an armored OpenPGP secret key file: sign an aci: output as FILE.asc")
 	f.StringVar(&lockFile, "lock", "", "the lock file: read to pin package versions if it exists, else written")
 	f.StringArrayVar(&env, "env", nil, "NAME=VALUE in the image's environment (repeatable)")
 	f.StringArrayVar(&ports, "port", nil, "PORT[/PROTO] the image exposes (repeatable)")

@@ -5,6 +5,7 @@ package tests
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // skiff build end to end: a redis-server microcontainer from Debian's
@@ -298,6 +303,33 @@ func TestBuildBaseAndOutputs(t *testing.T) {
 	files, _ := layerFiles(t, layout, false)
 	if !files["bin/busybox"] || !files["etc/hello.txt"] {
 		t.Errorf("the image lacks the base's /bin/busybox or the added /etc/hello.txt")
+	}
+
+	// A signed ACI: fetched without --insecure-options once its key is trusted.
+	key, err := openpgp.NewEntity("builder", "", "builder@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec, pub bytes.Buffer
+	w, _ := armor.Encode(&sec, openpgp.PrivateKeyType, nil)
+	key.SerializePrivate(w, nil)
+	w.Close()
+	w, _ = armor.Encode(&pub, openpgp.PublicKeyType, nil)
+	key.Serialize(w)
+	w.Close()
+	os.WriteFile(filepath.Join(dir, "key.sec"), sec.Bytes(), 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pub"), pub.Bytes(), 0o644)
+	signed := filepath.Join(dir, "signed.aci")
+	d := strings.TrimSpace(e.mustRun(append(args, "--sign-key", filepath.Join(dir, "key.sec"), "-o", "aci:"+signed)...))
+	if _, errs, code := e.run("fetch", "--full", signed); code == 0 {
+		t.Errorf("a signed ACI by an untrusted key fetched:\n%s", errs)
+	}
+	e.mustRun("trust", "--prefix", "skiff.local/hello", filepath.Join(dir, "key.pub"))
+	if got := strings.TrimSpace(e.mustRun("fetch", "--full", signed)); got != d {
+		t.Errorf("signed ACI fetched as %s, build printed %s", got, d)
+	}
+	if _, errs, code := e.run(append(args, "--sign-key", filepath.Join(dir, "key.sec"), "-o", "oci:"+filepath.Join(dir, "nope"))...); code != 2 || !strings.Contains(errs, "ACI outputs only") {
+		t.Errorf("--sign-key with an OCI output: exit %d: %s", code, errs)
 	}
 
 	addr, _, _ := registry(t)
