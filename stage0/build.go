@@ -1,0 +1,210 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/build"
+	"github.com/skiffpod/skiff/pkg/imageref"
+	"github.com/skiffpod/skiff/pkg/oci"
+	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/store"
+)
+
+func newBuildCmd(g *globals) *cobra.Command {
+	var (
+		specFile, execLine, user, name, output, lockFile, base, signKey string
+		debs, paths, env, ports                                         []string
+	)
+	cmd := &cobra.Command{
+		Use:   "build [-f SPEC] [--deb PKG]... [--path HOSTPATH[:IMAGEPATH]]... [--base IMAGE] [--exec \"CMD ARGS\"] [--user NAME] [--name NAME] -o OUTPUT",
+		Short: "Build a microcontainer: one program, its libraries and nothing else, reproducibly (docs/build.md)",
+		Long: `Build an image from Debian packages and host files holding the program to run,
+the ELF closure of every program in it (interpreter and shared libraries,
+resolved as the loader would, never by running ldd) and nothing else: no shell,
+no package manager. Packages named with --deb keep their files (but docs, man
+pages and locales); their dependencies give only the libraries needed.
+
+OUTPUT is oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE,
+aci:FILE or docker://REGISTRY/NAME:TAG. Equal inputs give equal bytes: entries
+sorted, owners 0:0, mtimes SOURCE_DATE_EPOCH (or 0). The packages installed are
+written to the lock file (--lock, else SPEC with .lock for its extension) and
+pinned by the next build that finds it. The image's digest is printed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s := &build.Spec{}
+			specDir := "."
+			if specFile != "" {
+				b, err := safefile.ReadFile(specFile, 1<<20)
+				if err != nil {
+					return fmt.Errorf("build: spec: %w", err)
+				}
+				if s, err = build.ParseSpec(b); err != nil {
+					return fmt.Errorf("build: %s: %w", specFile, err)
+				}
+				specDir = filepath.Dir(specFile)
+			}
+			s.Debs = append(s.Debs, debs...)
+			s.Paths = append(s.Paths, paths...)
+			s.Env = append(s.Env, env...)
+			s.Ports = append(s.Ports, ports...)
+			if execLine != "" {
+				words, err := build.SplitCommand(execLine)
+				if err != nil {
+					return usagef("build: --exec: %v", err)
+				}
+				s.Exec = words
+			}
+			if user != "" {
+				s.User = user
+			}
+			if name != "" {
+				s.Name = name
+			}
+			if base != "" {
+				s.Base = base
+			}
+			if output != "" {
+				s.Output = output
+			} else if s.Output != "" && specFile != "" {
+				s.Output = relTo(specDir, s.Output)
+			}
+			if s.Output == "" {
+				return usagef("build: no output: give -o OUTPUT")
+			}
+			out, err := build.ParseOutput(s.Output)
+			if err != nil {
+				return usagef("build: %v", err)
+			}
+			if err := out.Check(); err != nil {
+				return fmt.Errorf("build: %w", err)
+			}
+			var signer *openpgp.Entity
+			if signKey != "" {
+				if out.ACI == "" {
+					return usagef("build: --sign-key signs ACI outputs only (OCI simple signing is not done yet: use skopeo copy --sign-by)")
+				}
+				if err := safefile.CheckOutput(out.ACI+".asc", false); err != nil {
+					return fmt.Errorf("build: %w", err)
+				}
+				key, err := safefile.ReadFile(signKey, 1<<20)
+				if err != nil {
+					return fmt.Errorf("build: --sign-key: %w", err)
+				}
+				if signer, err = build.Signer(key); err != nil {
+					return fmt.Errorf("build: --sign-key %s: %w", signKey, err)
+				}
+			}
+			if err := s.Validate(); err != nil {
+				return fmt.Errorf("build: %w", err)
+			}
+			switch {
+			case lockFile != "":
+			case s.Lock != "":
+				lockFile = relTo(specDir, s.Lock)
+			case specFile != "":
+				lockFile = strings.TrimSuffix(specFile, filepath.Ext(specFile)) + ".lock"
+			}
+			o := build.Options{Log: g.log}
+			if lockFile != "" {
+				b, err := safefile.ReadFile(lockFile, 1<<20)
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+				case err != nil:
+					return fmt.Errorf("build: lock: %w", err)
+				default:
+					if o.Lock, err = build.ParseLock(b); err != nil {
+						return fmt.Errorf("build: %s: %w", lockFile, err)
+					}
+				}
+			}
+			if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
+				if o.Epoch, err = strconv.ParseInt(e, 10, 64); err != nil || o.Epoch < 0 {
+					return usagef("build: SOURCE_DATE_EPOCH=%q is not a number of seconds", e)
+				}
+			}
+			var pushOpts oci.Options
+			if out.Ref.Transport == imageref.Docker {
+				if pushOpts, err = g.registryOptions(out.Ref); err != nil {
+					return fmt.Errorf("build: %w", err)
+				}
+				pushOpts.Mirrors = nil
+			}
+			start := time.Now()
+			if s.Base != "" {
+				// The base comes from the store, fetched (and verified) as
+				// for run; its rootfs is extracted for the build's time.
+				tmp, err := os.MkdirTemp("", "skiff-build-base-")
+				if err != nil {
+					return fmt.Errorf("build: %w", err)
+				}
+				defer os.RemoveAll(tmp)
+				o.BaseDir = filepath.Join(tmp, "rootfs")
+				if err := withImage(g, s.Base, func(st *store.Store, id string) error {
+					return st.ExtractRootfs(cmd.Context(), id, o.BaseDir)
+				}); err != nil {
+					return fmt.Errorf("build: base %s: %w (fetch it first with skiff fetch)", s.Base, err)
+				}
+			}
+			r, err := build.Build(cmd.Context(), s, o)
+			if err != nil {
+				return fmt.Errorf("build: %w", err)
+			}
+			id, err := r.Image.Write(cmd.Context(), out, pushOpts, g.stderr)
+			if err != nil {
+				return fmt.Errorf("build: write %s: %w", s.Output, err)
+			}
+			if signer != nil {
+				if err := build.SignACI(out.ACI, signer); err != nil {
+					os.Remove(out.ACI) // an unsigned ACI was not asked for
+					return fmt.Errorf("build: %w", err)
+				}
+			}
+			if lockFile != "" && o.Lock == nil && r.Lock != nil {
+				if err := safefile.WriteFile(lockFile, r.Lock.Bytes(), 0o644, false); err != nil {
+					return fmt.Errorf("build: lock: %w", err)
+				}
+			}
+			fmt.Fprintf(g.stderr, "built %s: %d entries, %d bytes of files, layer %d bytes gzipped, in %s\n",
+				s.Output, r.Files, r.Size, len(r.Image.Layer), time.Since(start).Round(time.Millisecond))
+			fmt.Fprintln(g.stdout, id)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&specFile, "file", "f", "", "the spec (YAML, docs/build.md)")
+	f.StringArrayVar(&debs, "deb", nil, "a Debian package to install (repeatable)")
+	f.StringArrayVar(&paths, "path", nil, "a host file or directory to add, HOSTPATH[:IMAGEPATH] (repeatable)")
+	f.StringVar(&execLine, "exec", "", `the command the image runs, "CMD ARGS" (quotes group words)`)
+	f.StringVar(&user, "user", "", "the user the image runs as (added to the generated /etc/passwd)")
+	f.StringVar(&base, "base", "", "an image in the store (name, reference or ID) whose rootfs the image starts from")
+	f.StringVar(&name, "name", "", "the image name (an ACI's name; a docker-archive's tag)")
+	f.StringVarP(&output, "output", "o", "", "where to write the image")
+	f.StringVar(&signKey, "sign-key", "", "an armored OpenPGP secret key file: sign an aci: output as FILE.asc")
+	f.StringVar(&lockFile, "lock", "", "the lock file: read to pin package versions if it exists, else written")
+	f.StringArrayVar(&env, "env", nil, "NAME=VALUE in the image's environment (repeatable)")
+	f.StringArrayVar(&ports, "port", nil, "PORT[/PROTO] the image exposes (repeatable)")
+	return cmd
+}
+
+// relTo makes a path the spec names relative to the spec's directory.
+func relTo(dir, p string) string {
+	for _, t := range []string{"oci:", "oci-archive:", "docker-archive:", "aci:"} {
+		if rest, ok := strings.CutPrefix(p, t); ok {
+			return t + relTo(dir, rest)
+		}
+	}
+	if filepath.IsAbs(p) || strings.Contains(p, "://") {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
