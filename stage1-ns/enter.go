@@ -1,8 +1,8 @@
 package main
 
 import (
-	"github.com/skiffpod/skiff/pkg/nspawn"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/stage1-ns/nspawn"
 )
 
 // enterMain becomes the command; it returns only when entering failed.

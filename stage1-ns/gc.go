@@ -1,8 +1,8 @@
 package main
 
 import (
-	"github.com/skiffpod/skiff/pkg/nspawn"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/stage1-ns/nspawn"
 )
 
 func gcMain(args []string) int {

@@ -6,8 +6,8 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
-	"github.com/skiffpod/skiff/pkg/nspawn"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/stage1-ns/nspawn"
 )
 
 func runMain(args []string) int {

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/skiffpod/skiff/pkg/nspawn"
+	"github.com/skiffpod/skiff/stage1-ns/nspawn"
 )
 
 func main() {

@@ -30,7 +30,7 @@ import (
 // (stage1-ns, stage2, the host's systemd) and each test hand-builds a pod
 // directory as stage0 would, takes its lock and execs the run entrypoint.
 //
-//	go test -tags e2e ./pkg/nspawn/        (as root, with systemd-nspawn and busybox-static)
+//	go test -tags e2e ./stage1-ns/nspawn/       (as root, with systemd-nspawn and busybox-static)
 
 var (
 	imageOnce sync.Once
