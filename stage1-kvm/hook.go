@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/skiffpod/skiff/pkg/podunit"
-	"github.com/skiffpod/skiff/stage1-kvm/kvm"
+	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
 
 // hookMain runs inside the guest, called by the pod's systemd units, and
@@ -14,7 +14,7 @@ import (
 func hookMain(args []string) int {
 	var err error
 	if len(args) == 1 && slices.Contains([]string{"poweroff", "halt", "reboot", "kexec"}, args[0]) {
-		err = kvm.QuietConsole()
+		err = guest.QuietConsole()
 	} else {
 		err = podunit.Hook("/", args)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/cpio"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
 
 // ImageOptions say where the pieces of the stage1-kvm image come from.
@@ -34,7 +35,7 @@ Conflicts=shutdown.target
 Before=shutdown.target
 
 [Service]
-ExecStart=` + agentPath + `
+ExecStart=` + guest.AgentPath + `
 Restart=on-failure
 RestartSec=100ms
 `
@@ -53,18 +54,18 @@ const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\nFailureAction=
 func BuildImage(w io.Writer, o ImageOptions) error {
 	opts := podunit.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
-		Links:     []string{filepath.Base(agentPath)},
-		HostFiles: []string{nsenterPath},
+		Links:     []string{filepath.Base(guest.AgentPath)},
+		HostFiles: []string{guest.NsenterPath},
 		// systemd-shutdown runs what is there just before the guest powers
 		// off, when a forced poweroff still goes through it.
 		Symlinks: map[string]string{"/usr/lib/systemd/system-shutdown/hook": "/skiff/run"},
 		Units: map[string]string{
-			agentUnit: agentUnitText,
+			guest.AgentUnit: agentUnitText,
 			"systemd-poweroff.service.d/skiff-kvm.conf": poweroffDropIn,
 			// The guest init sets journald's flushed flag (no hook).
 			"systemd-journald.service.d/skiff-kvm.conf": "[Service]\nExecStartPre=\n",
 		},
-		Wants: []string{agentUnit},
+		Wants: []string{guest.AgentUnit},
 	}
 	// The guest init's binds of the sysroot stay to the end: unmounting
 	// them at shutdown only costs time (systemd never unmounts /usr).

@@ -1,4 +1,4 @@
-package kvm
+package guest
 
 import (
 	"errors"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/launch"
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
@@ -98,7 +99,7 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 		return agent.Message{Op: agent.OpError, Error: fmt.Sprintf("enter %s: %v", m.App, err)}
 	}
 	if len(m.Args) == 0 {
-		return fail(fmt.Errorf("%w: no command", ErrUsage))
+		return fail(fmt.Errorf("%w: no command", pod.ErrUsage))
 	}
 	pid, err := launchedApp(m.App)
 	if err != nil {
@@ -131,7 +132,7 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 	argv := append([]string{"--target=" + strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
 		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5", "--"}, m.Args...)
-	cmd := exec.Command(nsenterPath, argv...)
+	cmd := exec.Command(NsenterPath, argv...)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdout = stream{c, agent.OpStdout}
@@ -232,7 +233,7 @@ func appPid(proc, app string) (int, error) {
 			return strconv.Atoi(f)
 		}
 	}
-	return 0, fmt.Errorf("find app %s: %w", app, ErrNoApp)
+	return 0, fmt.Errorf("find app %s: %w", app, pod.ErrNoApp)
 }
 
 // unifiedCgroup returns the cgroup v2 path in a /proc/PID/cgroup file.
