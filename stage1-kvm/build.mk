@@ -1,6 +1,6 @@
 # The KVM stage1 image: the stage1-kvm and stage2 binaries, the guest kernel
 # and initramfs (stage1-kvm/guest/build.sh: Debian's 6.1 kernel, the Go
-# guest init), the build host's systemd and nsenter; see stage1-kvm/kvm/image.go.
+# guest init), the build host's systemd and nsenter; see stage1-kvm/mkimage/image.go.
 
 STAGE1_KVM_VERSION ?= 0.0.0
 STAGE1_KVM_GOFLAGS := -trimpath -ldflags='-s -w'

@@ -1,5 +1,5 @@
 # The namespace stage1 image: the stage1-ns and stage2 binaries plus the
-# build host's systemd (Debian 12: systemd 252), see stage1-ns/nspawn/image.go.
+# build host's systemd (Debian 12: systemd 252), see stage1-ns/mkimage/image.go.
 
 STAGE1_NS_VERSION ?= 0.0.0
 STAGE1_NS_GOFLAGS := -trimpath -ldflags='-s -w'

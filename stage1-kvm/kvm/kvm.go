@@ -24,9 +24,6 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 )
 
-// ImageName is the name of the stage1-kvm image.
-const ImageName = "skiff.dev/stage1-kvm"
-
 // Files of the pod directory, relative so that socket paths stay short.
 const (
 	consoleLog    = "console.log"

@@ -1,4 +1,4 @@
-package kvm
+package main
 
 import (
 	"archive/tar"
@@ -14,8 +14,12 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/cpio"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1image"
 	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
+
+// ImageName is the name of the stage1-kvm image.
+const ImageName = "skiff.dev/stage1-kvm"
 
 // ImageOptions say where the pieces of the stage1-kvm image come from.
 type ImageOptions struct {
@@ -52,7 +56,7 @@ const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\nFailureAction=
 // enter, and the agent's unit. The initramfs also carries the guest's
 // system (see sysroot).
 func BuildImage(w io.Writer, o ImageOptions) error {
-	opts := podunit.ImageOptions{
+	opts := stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
 		Links:     []string{filepath.Base(guest.AgentPath)},
 		HostFiles: []string{guest.NsenterPath},
@@ -75,7 +79,7 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 	// First the image without the guest, as a plain tar, for the sysroot.
 	var plain bytes.Buffer
 	opts.Compress = func(w io.Writer) (io.WriteCloser, error) { return nopCloser{w}, nil }
-	if err := podunit.BuildImage(&plain, opts); err != nil {
+	if err := stage1image.BuildImage(&plain, opts); err != nil {
 		return err
 	}
 	initrd, err := os.CreateTemp("", "skiff-initramfs-*.cpio")
@@ -97,7 +101,7 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 	// Most of the image is the kernel: spend time once, at build, to
 	// halve it.
 	opts.Compress = func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, gzip.BestCompression) }
-	return podunit.BuildImage(w, opts)
+	return stage1image.BuildImage(w, opts)
 }
 
 type nopCloser struct{ io.Writer }
