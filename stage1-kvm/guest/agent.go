@@ -64,7 +64,7 @@ func Agent(log *slog.Logger) error {
 		case agent.OpEnter:
 			c.Send(enter(c, m, msgs))
 		default:
-			c.Send(agent.Message{Op: agent.OpError, Error: "unknown request " + m.Op})
+			c.Send(Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op)))
 		}
 		// One request per connection: the host closes it after the reply.
 		for range msgs {
@@ -96,7 +96,7 @@ func openPort(root, name string) (*os.File, error) {
 // msgs; stdout and stderr stream back. It returns the final reply.
 func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Message {
 	fail := func(err error) agent.Message {
-		return agent.Message{Op: agent.OpError, Error: fmt.Sprintf("enter %s: %v", m.App, err)}
+		return Codes.Failure(err) // the host says which app
 	}
 	if len(m.Args) == 0 {
 		return fail(fmt.Errorf("%w: no command", pod.ErrUsage))

@@ -7,7 +7,9 @@ package guest
 import (
 	"os"
 
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
 
 // In-guest paths, also where the stage1-kvm image puts them.
@@ -16,6 +18,14 @@ const (
 	AgentUnit   = "skiff-agent.service"
 	NsenterPath = "/usr/bin/nsenter"
 )
+
+// Codes are the errors the control agent reports by code (agent.Codes):
+// the stage1 ABI's, which enter and stop pass on to stage0.
+var Codes = agent.Codes{
+	"usage":       pod.ErrUsage,
+	"not-running": pod.ErrNotRunning,
+	"no-app":      pod.ErrNoApp,
+}
 
 // QuietConsole hides the kernel's last words ("reboot: Power down") from
 // the console, which is run's stdout: systemd-shutdown raises the console

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +13,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
+	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
 
 // The host side of enter and stop: they talk to the guest's agent through
@@ -81,7 +81,9 @@ func poweroff() error {
 	}
 	m, err := c.Recv()
 	if err == nil && m.Op != agent.OpOK {
-		err = fmt.Errorf("%q: %s", m.Op, m.Error)
+		if err = guest.Codes.Err(m); err == nil {
+			err = fmt.Errorf("unexpected %q", m.Op)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("stop pod: %w", err)
@@ -129,10 +131,7 @@ func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) 
 		case agent.OpExit:
 			return m.Code, nil
 		case agent.OpError:
-			if strings.Contains(m.Error, ErrNoApp.Error()) {
-				return 0, fmt.Errorf("enter %s: %w", app, ErrNoApp)
-			}
-			return 0, fmt.Errorf("enter %s: %s", app, m.Error)
+			return 0, fmt.Errorf("enter %s: %w", app, guest.Codes.Err(m))
 		default:
 			return 0, fmt.Errorf("enter %s: unexpected %q", app, m.Op)
 		}
