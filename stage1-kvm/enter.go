@@ -4,7 +4,7 @@ import (
 	"os"
 
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
 
@@ -16,7 +16,7 @@ func enterMain(args []string) int {
 	}
 	code, err := kvm.Enter(a.App, a.Cmd, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
-		return fail(podunit.Logger(stage, "enter", a.UUID, a.Debug), err)
+		return fail(stage1kit.Logger(stage, "enter", a.UUID, a.Debug), err)
 	}
 	return code
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
 
@@ -15,7 +16,7 @@ func runMain(args []string) int {
 	if err := o.Parse(args); err != nil {
 		return fail(nil, err)
 	}
-	log := podunit.Logger(stage, "run", o.UUID, o.Debug)
+	log := stage1kit.Logger(stage, "run", o.UUID, o.Debug)
 	hosts, err := podunit.PodHosts()
 	if err != nil {
 		return fail(log, err)

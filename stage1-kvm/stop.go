@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
 
@@ -12,7 +12,7 @@ func stopMain(args []string) int {
 		return fail(nil, err)
 	}
 	if err := kvm.Stop(a.Force); err != nil {
-		return fail(podunit.Logger(stage, "stop", a.UUID, a.Debug), err)
+		return fail(stage1kit.Logger(stage, "stop", a.UUID, a.Debug), err)
 	}
 	return 0
 }

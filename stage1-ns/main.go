@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 )
 
 func main() { os.Exit(dispatch()) }
@@ -31,7 +31,7 @@ func dispatch() int {
 }
 
 func logger(debug bool, uuid, ep string) *slog.Logger {
-	return podunit.Logger("stage1-ns", ep, uuid, debug)
+	return stage1kit.Logger("stage1-ns", ep, uuid, debug)
 }
 
 // fail logs err and returns the stage1 failure status.

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
@@ -21,13 +21,13 @@ import (
 
 // startTimeout is how long stop and enter wait for a pod that is locked
 // (running, for stage0) but whose qemu run has not started yet.
-const startTimeout = podunit.StartTimeout
+const startTimeout = stage1kit.StartTimeout
 
 // qemuPid returns the pid run recorded, after checking that the process
 // still has the pod directory as its working directory (run starts qemu
 // there): a stale pid may have been reused.
 func qemuPid() (int, error) {
-	pid, err := podunit.ReadPid()
+	pid, err := stage1kit.ReadPid()
 	if err != nil {
 		return 0, fmt.Errorf("find pod's qemu: %w: %w", ErrNotRunning, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/journal"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/vm"
 )
 
@@ -51,7 +52,7 @@ func Run(log *slog.Logger, o RunOptions) int {
 
 func run(log *slog.Logger, o RunOptions) (int, error) {
 	start := time.Now()
-	if err := podunit.KeepLock(); err != nil {
+	if err := stage1kit.KeepLock(); err != nil {
 		return 0, err
 	}
 	if o.Interactive {
@@ -110,7 +111,7 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	}
 	// The pid is written as soon as qemu runs: the pod is running from then.
 	var pidErr error
-	cfg.Started = func(pid int) { pidErr = podunit.WritePid(pid) }
+	cfg.Started = func(pid int) { pidErr = stage1kit.WritePid(pid) }
 	v, err := vm.Start(context.Background(), cfg, log)
 	if err != nil {
 		return 0, err

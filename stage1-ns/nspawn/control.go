@@ -19,6 +19,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 )
 
 // podInit returns the host pid of the running pod's init, from the pid
@@ -26,7 +27,7 @@ import (
 // checking that this process still has the pod's stage1 rootfs as its
 // root: a stale pid may have been reused.
 func podInit() (int, error) {
-	pid, err := podunit.ReadPid()
+	pid, err := stage1kit.ReadPid()
 	if err != nil {
 		return 0, fmt.Errorf("find pod init: %w: %w", ErrNotRunning, err)
 	}
@@ -53,7 +54,7 @@ func Stop(force bool) error {
 	}
 	// The kernel drops a signal the pod's init neither catches nor blocks:
 	// until its systemd has set up its handlers, a poweroff would be lost.
-	for deadline := time.Now().Add(podunit.StartTimeout); !force && !catches(pid, sig) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(stage1kit.StartTimeout); !force && !catches(pid, sig) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := unix.Kill(pid, sig); err != nil {

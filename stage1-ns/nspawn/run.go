@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 )
 
 // RunOptions are the run entrypoint's flags and what it is wired to.
@@ -44,7 +45,7 @@ func Run(log *slog.Logger, o RunOptions) int {
 }
 
 func run(log *slog.Logger, o RunOptions) (int, error) {
-	if err := podunit.KeepLock(); err != nil {
+	if err := stage1kit.KeepLock(); err != nil {
 		return 0, err
 	}
 	pm, apps, pass, err := podunit.Prepare(log, o.UUID, o.Interactive, o.Bundle)
@@ -84,7 +85,7 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !podunit.Machined() {
+	if !stage1kit.Machined() {
 		log.Debug("not registering the pod with systemd-machined: the host's PID 1 is not systemd")
 	}
 	log.Debug("start pod", "args", args)
@@ -147,9 +148,9 @@ func nspawnArgs(o RunOptions, binds []string) ([]string, error) {
 		"--kill-signal=SIGRTMIN+4",
 	}
 	switch {
-	case !podunit.Machined():
+	case !stage1kit.Machined():
 		args = append(args, "--register=no", "--keep-unit")
-	case podunit.InService():
+	case stage1kit.InService():
 		args = append(args, "--register=yes", "--keep-unit")
 	default:
 		args = append(args, "--register=yes")
@@ -271,7 +272,7 @@ func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) erro
 			if pid == 0 {
 				if pid = initOf(cmd.Process.Pid); pid > 0 {
 					tick.Reset(10 * time.Millisecond)
-					if err := podunit.WritePid(pid); err != nil {
+					if err := stage1kit.WritePid(pid); err != nil {
 						log.Error(err.Error())
 					}
 				}
