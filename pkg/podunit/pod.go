@@ -14,6 +14,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/strictjson"
@@ -86,6 +87,27 @@ func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc)
 // runtime spec and the files the spec names (the stage1s use pkg/appspec).
 // appRoot is the app's rootfs.
 type BundleFunc func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, appRoot *os.Root) error
+
+// AppBundle returns the BundleFunc both stage1s use: the app's OCI spec
+// from pkg/appspec with o, its notify socket bound in (NotifyBind), and
+// the hosts lines stage0 wrote for the pod (PodHosts) added.
+func AppBundle(o appspec.Options) (BundleFunc, error) {
+	hosts, err := PodHosts()
+	if err != nil {
+		return nil, err
+	}
+	return func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
+		s, err := appspec.Build(pm, ra, img, root, o)
+		if err != nil {
+			return err
+		}
+		NotifyBind(s, img)
+		if err := appspec.Write(dir, s); err != nil {
+			return err
+		}
+		return AppendHosts(dir, hosts)
+	}, nil
+}
 
 // ImageManifests reads every app's image manifest, by app name.
 func ImageManifests(pm *schema.PodManifest) (map[string]*schema.ImageManifest, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -39,8 +40,8 @@ func qemuPid() (int, error) {
 }
 
 // Stop asks the guest's systemd for a clean poweroff; force kills qemu.
-func Stop(force bool) error {
-	if !force {
+func (Isolator) Stop(_ *slog.Logger, a pod.StopArgs) error {
+	if !a.Force {
 		return poweroff()
 	}
 	pid, err := qemuPid()
@@ -93,7 +94,11 @@ func poweroff() error {
 
 // Enter runs cmd in app of the running pod through the guest's agent,
 // streaming stdio both ways, and returns cmd's exit status.
-func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
+	return enter(a.App, a.Cmd, os.Stdin, os.Stdout, os.Stderr)
+}
+
+func enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if len(cmd) == 0 {
 		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
@@ -142,7 +147,7 @@ func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) 
 // from a crashed run, and the volumes bound into the shared tree. It never
 // follows what the guest could have written (the mount table names the
 // mounts, not the tree).
-func GC() error {
+func (Isolator) GC(*slog.Logger, pod.GCArgs) error {
 	var errs []error
 	// gc runs on pods that have ended: one whose run failed before qemu
 	// started has no pid file, and waiting for one (as stop does) would
