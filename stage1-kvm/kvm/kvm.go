@@ -1,8 +1,9 @@
 // Package kvm is the KVM stage1 (stage1-kvm): it runs a pod as a qemu VM
 // with its own kernel, booting systemd from the pod's stage1 rootfs shared
 // over virtio-9p, with the same units, hooks and stage2 as stage1-ns
-// (package podunit), and implements the run, enter, stop and gc entrypoints
-// of docs/stage1-abi.md on the host; what runs in the guest besides
+// (package podunit). Its Isolator is the host side of the run, enter, stop
+// and gc entrypoints of docs/stage1-abi.md, which package stage1kit
+// dispatches and drives; what runs in the guest besides
 // systemd is package guest (stage1-kvm/guest).
 //
 // Files of the pod directory (every entrypoint's working directory):
@@ -38,7 +39,6 @@ const guestInit = "/usr/lib/systemd/systemd"
 var (
 	ErrUsage      = pod.ErrUsage
 	ErrNotRunning = pod.ErrNotRunning // the pod has no live VM
-	ErrNoApp      = pod.ErrNoApp
 )
 
 // guestDir is where the running binary's image keeps the guest kernel and
