@@ -208,7 +208,7 @@ func (i Isolator) vmConfig(o pod.RunArgs, apps []podunit.App) (vm.Config, error)
 		// Relative to the pod directory, which is qemu's working directory.
 		Share:     pod.Stage1Rootfs,
 		MemoryMiB: mem, CPUs: cpus,
-		ConsoleLog: consoleLog, Console: podunit.CRLF(os.Stdout),
+		ConsoleLog: consoleLog, Console: stage1kit.CRLF(os.Stdout),
 		AgentSocket: agentSocket, ControlSocket: controlSocket,
 	}, nil
 }

@@ -225,7 +225,7 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, args []string, pass []*o
 		cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
 	} else {
 		// The console is a pty whose line discipline turns \n into \r\n.
-		cmd.Stdout = podunit.CRLF(os.Stdout)
+		cmd.Stdout = stage1kit.CRLF(os.Stdout)
 	}
 	err := cmd.Start()
 	for _, f := range pass {
