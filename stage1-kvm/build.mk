@@ -1,6 +1,6 @@
 # The KVM stage1 image: the stage1-kvm and stage2 binaries, the guest kernel
 # and initramfs (stage1-kvm/guest/build.sh: Debian's 6.1 kernel, the Go
-# guest init), the build host's systemd and nsenter; see stage1-kvm/kvm/image.go.
+# guest init), the build host's systemd and nsenter; see stage1-kvm/mkimage/image.go.
 
 STAGE1_KVM_VERSION ?= 0.0.0
 STAGE1_KVM_GOFLAGS := -trimpath -ldflags='-s -w'
@@ -18,7 +18,7 @@ stage1-kvm-deps: ## install what building and running stage1-kvm pods needs (as 
 		apt-get install -y --no-install-recommends qemu-system-x86 systemd util-linux xz-utils
 
 # build.sh caches the kernel package in $(STAGE1_KVM_OUT)/guest/cache.
-$(STAGE1_KVM_OUT)/guest/vmlinux: $(shell find stage1-kvm/guest pkg/vm/agent -type f -not -name '*_test.go') | stage1-kvm-deps
+$(STAGE1_KVM_OUT)/guest/vmlinux: $(shell find stage1-kvm/guest/build.sh stage1-kvm/guest/init stage1-kvm/guest/mkguest pkg/vm/agent -type f -not -name '*_test.go') | stage1-kvm-deps
 	sh stage1-kvm/guest/build.sh $(STAGE1_KVM_OUT)/guest
 
 bin/stage1-kvm.aci: $(shell find stage1-kvm stage2 pkg -name '*.go' -not -name '*_test.go') $(STAGE1_KVM_OUT)/guest/vmlinux | stage1-kvm-deps

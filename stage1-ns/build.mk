@@ -1,5 +1,5 @@
 # The namespace stage1 image: the stage1-ns and stage2 binaries plus the
-# build host's systemd (Debian 12: systemd 252), see pkg/nspawn/image.go.
+# build host's systemd (Debian 12: systemd 252), see stage1-ns/mkimage/image.go.
 
 STAGE1_NS_VERSION ?= 0.0.0
 STAGE1_NS_GOFLAGS := -trimpath -ldflags='-s -w'
@@ -20,5 +20,5 @@ bin/stage1-ns.aci: $(shell find stage1-ns stage2 pkg -name '*.go' -not -name '*_
 		-version $(STAGE1_NS_VERSION) -o $@
 
 test-stage1-ns: stage1-ns-deps ## run stage1-ns's unit tests, then its real-pod tests (as root)
-	$(GO) test ./pkg/nspawn/ ./stage1-ns/...
-	$(GO) test -tags e2e -count=1 ./pkg/nspawn/
+	$(GO) test ./stage1-ns/...
+	$(GO) test -tags e2e -count=1 ./stage1-ns/nspawn/

@@ -10,12 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
-	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/strictjson"
@@ -23,20 +22,6 @@ import (
 
 // The steps of a run entrypoint that do not depend on how the pod is
 // isolated. Paths are relative to the pod directory, run's working directory.
-
-// KeepLock checks the lock fd inherited from stage0 and keeps it from
-// leaking into the pod: a directory fd on the host is a way out of any root.
-func KeepLock() error {
-	fd, err := strconv.Atoi(os.Getenv(pod.EnvLockFD))
-	if err != nil {
-		return fmt.Errorf("run: %w: %s=%q", ErrUsage, pod.EnvLockFD, os.Getenv(pod.EnvLockFD))
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-		return fmt.Errorf("run: lock fd %d: %w", fd, err)
-	}
-	unix.CloseOnExec(fd)
-	return nil
-}
 
 // ReadPod reads the pod manifest and what the units need of its apps.
 func ReadPod() (*schema.PodManifest, []App, error) {
@@ -105,6 +90,27 @@ func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc,
 // runtime spec and the files the spec names (the stage1s use pkg/appspec).
 // appRoot is the app's rootfs.
 type BundleFunc func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, appRoot *os.Root) error
+
+// AppBundle returns the BundleFunc both stage1s use: the app's OCI spec
+// from pkg/appspec with o, its notify socket bound in (NotifyBind), and
+// the hosts lines stage0 wrote for the pod (PodHosts) added.
+func AppBundle(o appspec.Options) (BundleFunc, error) {
+	hosts, err := PodHosts()
+	if err != nil {
+		return nil, err
+	}
+	return func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
+		s, err := appspec.Build(pm, ra, img, root, o)
+		if err != nil {
+			return err
+		}
+		NotifyBind(s, img)
+		if err := appspec.Write(dir, s); err != nil {
+			return err
+		}
+		return AppendHosts(dir, hosts)
+	}, nil
+}
 
 // ImageManifests reads every app's image manifest, by app name.
 func ImageManifests(pm *schema.PodManifest) (map[string]*schema.ImageManifest, error) {
@@ -248,42 +254,6 @@ func Stopping(rootfs string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("record stop request: %w", err)
-	}
-	return nil
-}
-
-// StartTimeout is how long stop and enter wait for a pod that is locked
-// (running, for stage0) but that run has not started yet.
-const StartTimeout = 10 * time.Second
-
-// ReadPid returns the pid run recorded (WritePid), waiting up to
-// StartTimeout for it to be recorded. The caller checks that the process
-// is still the pod's: a stale pid may have been reused.
-func ReadPid() (int, error) {
-	b, err := safefile.ReadFileAt(".", pod.PidFile, pod.MaxStateFileSize)
-	for deadline := time.Now().Add(StartTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		b, err = safefile.ReadFileAt(".", pod.PidFile, pod.MaxStateFileSize)
-	}
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("pid file: %w", err)
-	}
-	return pid, nil
-}
-
-// WritePid records the pod's pid (see docs/stage1-abi.md) in the pod
-// directory, atomically: stop and enter may read it at any time.
-func WritePid(pid int) error {
-	tmp := pod.PidFile + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		return fmt.Errorf("record pod pid: %w", err)
-	}
-	if err := os.Rename(tmp, pod.PidFile); err != nil {
-		return fmt.Errorf("record pod pid: %w", err)
 	}
 	return nil
 }

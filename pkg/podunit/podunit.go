@@ -1,9 +1,9 @@
 // Package podunit is what every stage1 that boots systemd as the pod's init
 // shares inside the pod (stage1-ns in a container, stage1-kvm in a VM): the
 // layout of the stage1 rootfs, one systemd unit per app, the hook those
-// units call when an app starts and ends, the minimal systemd gathered from
-// the build host into a stage1 image, and the steps of run that prepare
-// the stage1 rootfs before boot and read the apps' fate after it.
+// units call when an app starts and ends, and the steps of run that prepare
+// the stage1 rootfs before boot and read the apps' fate after it. The
+// stage1 images are assembled at build time by package stage1image.
 //
 // Paths inside the stage1 rootfs (as the pod's systemd sees them):
 //

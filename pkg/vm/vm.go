@@ -235,7 +235,7 @@ func (vm *VM) request(ctx context.Context, req agent.Message) (agent.Message, er
 		return m, err
 	}
 	if m.Op == agent.OpError {
-		return m, fmt.Errorf("%w: %s", ErrAgent, m.Error)
+		return m, fmt.Errorf("%w: %w", ErrAgent, agent.Codes(nil).Err(m))
 	}
 	return m, nil
 }

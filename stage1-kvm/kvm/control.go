@@ -4,16 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
+	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
 
 // The host side of enter and stop: they talk to the guest's agent through
@@ -21,13 +22,13 @@ import (
 
 // startTimeout is how long stop and enter wait for a pod that is locked
 // (running, for stage0) but whose qemu run has not started yet.
-const startTimeout = podunit.StartTimeout
+const startTimeout = stage1kit.StartTimeout
 
 // qemuPid returns the pid run recorded, after checking that the process
 // still has the pod directory as its working directory (run starts qemu
 // there): a stale pid may have been reused.
 func qemuPid() (int, error) {
-	pid, err := podunit.ReadPid()
+	pid, err := stage1kit.ReadPid()
 	if err != nil {
 		return 0, fmt.Errorf("find pod's qemu: %w: %w", ErrNotRunning, err)
 	}
@@ -39,8 +40,8 @@ func qemuPid() (int, error) {
 }
 
 // Stop asks the guest's systemd for a clean poweroff; force kills qemu.
-func Stop(force bool) error {
-	if !force {
+func (Isolator) Stop(_ *slog.Logger, a pod.StopArgs) error {
+	if !a.Force {
 		return poweroff()
 	}
 	pid, err := qemuPid()
@@ -81,7 +82,9 @@ func poweroff() error {
 	}
 	m, err := c.Recv()
 	if err == nil && m.Op != agent.OpOK {
-		err = fmt.Errorf("%q: %s", m.Op, m.Error)
+		if err = guest.Codes.Err(m); err == nil {
+			err = fmt.Errorf("unexpected %q", m.Op)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("stop pod: %w", err)
@@ -91,7 +94,11 @@ func poweroff() error {
 
 // Enter runs cmd in app of the running pod through the guest's agent,
 // streaming stdio both ways, and returns cmd's exit status.
-func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
+	return enter(a.App, a.Cmd, os.Stdin, os.Stdout, os.Stderr)
+}
+
+func enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if len(cmd) == 0 {
 		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
@@ -129,10 +136,7 @@ func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) 
 		case agent.OpExit:
 			return m.Code, nil
 		case agent.OpError:
-			if strings.Contains(m.Error, ErrNoApp.Error()) {
-				return 0, fmt.Errorf("enter %s: %w", app, ErrNoApp)
-			}
-			return 0, fmt.Errorf("enter %s: %s", app, m.Error)
+			return 0, fmt.Errorf("enter %s: %w", app, guest.Codes.Err(m))
 		default:
 			return 0, fmt.Errorf("enter %s: unexpected %q", app, m.Op)
 		}
@@ -143,7 +147,7 @@ func Enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) 
 // from a crashed run, and the volumes bound into the shared tree. It never
 // follows what the guest could have written (the mount table names the
 // mounts, not the tree).
-func GC() error {
+func (Isolator) GC(*slog.Logger, pod.GCArgs) error {
 	var errs []error
 	// gc runs on pods that have ended: one whose run failed before qemu
 	// started has no pid file, and waiting for one (as stop does) would

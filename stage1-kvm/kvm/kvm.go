@@ -1,8 +1,10 @@
 // Package kvm is the KVM stage1 (stage1-kvm): it runs a pod as a qemu VM
 // with its own kernel, booting systemd from the pod's stage1 rootfs shared
 // over virtio-9p, with the same units, hooks and stage2 as stage1-ns
-// (package podunit), and implements the run, enter, stop and gc entrypoints
-// of docs/stage1-abi.md plus the control agent that runs in the guest.
+// (package podunit). Its Isolator is the host side of the run, enter, stop
+// and gc entrypoints of docs/stage1-abi.md, which package stage1kit
+// dispatches and drives; what runs in the guest besides
+// systemd is package guest (stage1-kvm/guest).
 //
 // Files of the pod directory (every entrypoint's working directory):
 //
@@ -14,7 +16,7 @@
 //
 // In the stage1 image, beside the entrypoints: /skiff/kvm/vmlinux and
 // /skiff/kvm/initramfs.cpio (stage1-kvm/guest), /skiff/agent (the guest's
-// control agent, the same multi-call binary) and /usr/bin/nsenter.
+// control agent, package guest, in the same multi-call binary) and /usr/bin/nsenter.
 package kvm
 
 import (
@@ -22,11 +24,7 @@ import (
 	"path/filepath"
 
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
 )
-
-// ImageName is the name of the stage1-kvm image.
-const ImageName = "skiff.dev/stage1-kvm"
 
 // Files of the pod directory, relative so that socket paths stay short.
 const (
@@ -36,29 +34,14 @@ const (
 	forwardSocket = "forward.sock"
 )
 
-// In-guest paths.
-const (
-	guestInit   = "/usr/lib/systemd/systemd"
-	agentPath   = podunit.SkiffDir + "/agent"
-	agentUnit   = "skiff-agent.service"
-	nsenterPath = "/usr/bin/nsenter"
-)
+// guestInit is the guest's init, in the shared stage1 rootfs.
+const guestInit = "/usr/lib/systemd/systemd"
 
 // The stage1 ABI's errors (pkg/pod), under this package's name.
 var (
 	ErrUsage      = pod.ErrUsage
 	ErrNotRunning = pod.ErrNotRunning // the pod has no live VM
-	ErrNoApp      = pod.ErrNoApp
 )
-
-// QuietConsole hides the kernel's last words ("reboot: Power down") from
-// the console, which is run's stdout: systemd-shutdown raises the console
-// log level to 5, and then runs the executables in
-// /usr/lib/systemd/system-shutdown/, such as the hook, just before the
-// guest powers off.
-func QuietConsole() error {
-	return os.WriteFile("/proc/sys/kernel/printk", []byte("0"), 0)
-}
 
 // guestDir is where the running binary's image keeps the guest kernel and
 // initramfs: kvm/ beside the entrypoints, in the store's read-only tree.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 )
 
 // machine is the pod's registration with systemd-machined, as skiff-<uuid>,
@@ -50,7 +51,7 @@ const (
 // as nspawn without --keep-unit): terminating it does not hit the caller's
 // session.
 func register(log *slog.Logger, uuid string, qemu int) *machine {
-	if !podunit.Machined() {
+	if !stage1kit.Machined() {
 		log.Debug("no systemd with a system bus on the host: pod not registered with machined")
 		return nil
 	}
@@ -76,7 +77,7 @@ func startMachine(uuid string, qemu int) (*machine, error) {
 	if err == nil {
 		defer conn.Close()
 		method, args := "RegisterMachine", registerArgs(uuid, m.leader.Process.Pid, root)
-		if !podunit.InService() {
+		if !stage1kit.InService() {
 			method, args = "CreateMachine", append(args, scopeProperties(qemu))
 		}
 		err = conn.Object(machinedDest, machinedPath).Call(machinedIfc+"."+method, 0, args...).Err

@@ -2,32 +2,32 @@ package kvm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/appc/spec/schema"
 
+	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/journal"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/vm"
+	"github.com/skiffpod/skiff/pkg/vm/forward"
 )
 
-// RunOptions are the run entrypoint's flags and what it is wired to.
-type RunOptions struct {
-	pod.RunArgs
-	Bundle   podunit.BundleFunc
+// Isolator is stage1-kvm's stage1kit.Isolator: a pod is a qemu VM.
+type Isolator struct {
 	GuestDir string // holds vmlinux and initramfs.cpio; "" means kvm/ beside the binary
 	QEMU     string // "" finds qemu-system-x86_64 in PATH
 }
+
+var _ stage1kit.Isolator = Isolator{}
 
 // Guest sizing: what the kernel, systemd and journald need, and what an
 // app without a memory limit gets.
@@ -36,109 +36,137 @@ const (
 	appDefaultMiB    = 256
 )
 
-// Run runs the pod whose directory is the working directory until it
-// ends, and returns the status the run entrypoint exits with: the first
-// failed app's, 0 when all succeeded, pod.ExitFailure on its own
-// failure.
-func Run(log *slog.Logger, o RunOptions) int {
-	st, err := run(log, o)
-	if err != nil {
-		log.Error("run pod", "err", err)
-		return pod.ExitFailure
-	}
-	return st
-}
-
-func run(log *slog.Logger, o RunOptions) (int, error) {
+// Boot prepares the pod whose directory is the working directory and
+// boots its VM.
+func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []podunit.App, error) {
 	start := time.Now()
-	if err := podunit.KeepLock(); err != nil {
-		return 0, err
-	}
 	if o.Interactive {
-		return 0, fmt.Errorf("run: %w: --interactive is not supported by stage1-kvm", ErrUsage)
+		return nil, nil, fmt.Errorf("run: %w: --interactive is not supported by stage1-kvm", ErrUsage)
 	}
 	switch {
 	case o.NetNS != "":
 		// The pod's CNI network, through a tap (joinTap, after Prepare).
 	case o.Net == "host":
-		return 0, fmt.Errorf("run: %w: --net=host: a VM cannot share the host's network stack (use --net=default or none)", ErrUsage)
+		return nil, nil, fmt.Errorf("run: %w: --net=host: a VM cannot share the host's network stack (use --net=default or none)", ErrUsage)
 	case o.Net == "" || o.Net == "default" || o.Net == "none":
 		// No network device: loopback only.
 	default:
-		return 0, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)
+		return nil, nil, fmt.Errorf("run: %w: --net=%q", ErrUsage, o.Net)
 	}
-	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, o.Bundle, guestListen)
+	// Without a pod network the guest has no resolver configuration.
+	resolv := "-"
+	if o.NetNS != "" {
+		resolv = ""
+	}
+	bundle, err := podunit.AppBundle(appspec.Options{Hostname: o.Hostname, ResolvConf: resolv})
 	if err != nil {
-		return 0, err
+		return nil, nil, err
+	}
+	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, bundle, guestListen)
+	if err != nil {
+		return nil, nil, err
 	}
 	// The sockets the service manager passed: their connections are
 	// forwarded to the guest's own (forward.go).
 	fwd, err := forwardListeners(pass)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer closeListeners(fwd)
-	defer func() {
-		if err := unmountVolumes(); err != nil {
-			log.Warn("clean up", "err", err)
-		}
-	}()
+	p := &guestPod{log: log, start: start, fwd: fwd}
+	v, err := i.boot(log, o, pm, apps, p)
+	if err != nil {
+		p.cleanup()
+		return nil, nil, err
+	}
+	p.vm, p.machine = v, register(log, o.UUID, v.Pid())
+	if len(fwd) > 0 {
+		startForward(log, v, fwd)
+	}
+	return p, apps, nil
+}
+
+// boot starts the VM; what it sets up on the host p undoes.
+func (i Isolator) boot(log *slog.Logger, o pod.RunArgs, pm *schema.PodManifest, apps []podunit.App, p *guestPod) (*vm.VM, error) {
 	if err := volumes(pm); err != nil {
-		return 0, err
+		return nil, err
 	}
 	// The guest's journald writes over 9p, which lacks fallocate.
 	mid := pod.MachineID(o.UUID)
 	if err := journal.Precreate(filepath.Join(pod.Stage1Rootfs, "var/log/journal", mid, "system.journal"), mid); err != nil {
-		return 0, err
+		return nil, err
 	}
-	cfg, err := vmConfig(o, apps)
+	cfg, err := i.vmConfig(o, apps)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if o.NetNS != "" {
 		g, err := joinTap(o.NetNS)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		defer g.tap.Close()
+		p.tap = g.tap
 		cfg.Tap, cfg.MAC, cfg.Cmdline = g.tap, g.mac, cfg.Cmdline+" "+g.cmdline
 		// The guest's root is the stage1 rootfs: its resolv.conf is the pod's.
 		if err := copyResolvConf(); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	if len(fwd) > 0 {
+	if len(p.fwd) > 0 {
 		cfg.ForwardSocket = forwardSocket
 	}
 	// The pid is written as soon as qemu runs: the pod is running from then.
 	var pidErr error
-	cfg.Started = func(pid int) { pidErr = podunit.WritePid(pid) }
+	cfg.Started = func(pid int) { pidErr = stage1kit.WritePid(pid) }
 	v, err := vm.Start(context.Background(), cfg, log)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	log.Debug("guest booted", "after", time.Since(start).Round(time.Millisecond), "qemu", v.Pid())
+	log.Debug("guest booted", "after", time.Since(p.start).Round(time.Millisecond), "qemu", v.Pid())
 	if pidErr != nil {
 		v.Kill()
 		v.Wait()
-		return 0, pidErr
+		return nil, pidErr
 	}
-	m := register(log, o.UUID, v.Pid())
-	stopOnSignal(log, v)
-	notifyReady(log, v)
-	if len(fwd) > 0 {
-		startForward(log, v, fwd)
-	}
-	werr := v.Wait()
-	closeListeners(fwd)
-	m.unregister(log)
-	log.Debug("guest ended", "after", time.Since(start).Round(time.Millisecond))
-	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)
-	if err != nil {
-		return 0, errors.Join(err, werr)
-	}
-	return st, nil
+	return v, nil
 }
+
+// guestPod is a booted VM and what run set up on the host for it.
+type guestPod struct {
+	log     *slog.Logger
+	start   time.Time
+	vm      *vm.VM
+	machine *machine           // nil when not registered
+	tap     *os.File           // the pod network's, nil without one
+	fwd     []forward.Listener // passed sockets forwarded into the guest
+}
+
+var _ stage1kit.Pod = (*guestPod)(nil)
+
+// Wait waits for qemu to exit and undoes what run did on the host.
+func (p *guestPod) Wait() error {
+	err := p.vm.Wait()
+	p.machine.unregister(p.log)
+	p.log.Debug("guest ended", "after", time.Since(p.start).Round(time.Millisecond))
+	p.cleanup()
+	return err
+}
+
+func (p *guestPod) cleanup() {
+	closeListeners(p.fwd)
+	if p.tap != nil {
+		p.tap.Close()
+	}
+	if err := unmountVolumes(); err != nil {
+		p.log.Warn("clean up", "err", err)
+	}
+}
+
+// Poweroff asks the guest's systemd, through its agent, for a clean
+// poweroff.
+func (p *guestPod) Poweroff() error { return poweroff() }
+
+// Kill kills qemu.
+func (p *guestPod) Kill() { p.vm.Kill() }
 
 // Size returns the memory (MiB) and vCPUs a pod of apps gets: the apps'
 // memory limits (appDefaultMiB for an app without one) plus the guest's
@@ -167,8 +195,8 @@ func Size(apps []podunit.App, hostCPUs int) (memMiB, cpus int) {
 }
 
 // vmConfig is the VM that runs the pod, sized by Size.
-func vmConfig(o RunOptions, apps []podunit.App) (vm.Config, error) {
-	dir := o.GuestDir
+func (i Isolator) vmConfig(o pod.RunArgs, apps []podunit.App) (vm.Config, error) {
+	dir := i.GuestDir
 	if dir == "" {
 		var err error
 		if dir, err = guestDir(); err != nil {
@@ -181,20 +209,20 @@ func vmConfig(o RunOptions, apps []podunit.App) (vm.Config, error) {
 		return vm.Config{}, err
 	}
 	return vm.Config{
-		QEMU:   o.QEMU,
+		QEMU:   i.QEMU,
 		Kernel: filepath.Join(dir, "vmlinux"), Initrd: filepath.Join(dir, "initramfs.cpio"),
 		Cmdline: cmdline,
 		// Relative to the pod directory, which is qemu's working directory.
 		Share:     pod.Stage1Rootfs,
 		MemoryMiB: mem, CPUs: cpus,
-		ConsoleLog: consoleLog, Console: podunit.CRLF(os.Stdout),
+		ConsoleLog: consoleLog, Console: stage1kit.CRLF(os.Stdout),
 		AgentSocket: agentSocket, ControlSocket: controlSocket,
 	}, nil
 }
 
 // kernelCmdline makes the guest boot systemd from the share, quietly: the
 // console carries the apps' output to run's stdout.
-func kernelCmdline(o RunOptions) (string, error) {
+func kernelCmdline(o pod.RunArgs) (string, error) {
 	// hvc0 (virtio) carries the apps' output; ttyS0 only the boot.
 	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=0"}
 	if o.Debug {
@@ -209,54 +237,4 @@ func kernelCmdline(o RunOptions) (string, error) {
 		args = append(args, "systemd.hostname="+o.Hostname)
 	}
 	return strings.Join(args, " "), nil
-}
-
-// stopOnSignal turns SIGTERM and SIGINT into a clean poweroff of the
-// guest, and kills qemu when the guest cannot be asked.
-func stopOnSignal(log *slog.Logger, v *vm.VM) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		defer signal.Stop(sigs)
-		select {
-		case s := <-sigs:
-			log.Debug("stop pod", "signal", s)
-			if os.Getenv("NOTIFY_SOCKET") != "" {
-				daemon.SdNotify(false, daemon.SdNotifyStopping)
-			}
-			if err := poweroff(); err != nil {
-				log.Warn("stop pod cleanly", "err", err)
-				v.Kill()
-			}
-		case <-v.Done():
-		}
-	}()
-}
-
-// notifyReady tells the service manager, when it waits for readiness
-// (NOTIFY_SOCKET), that the pod is ready once the guest has written the
-// ready marker into the shared tree: every app has started (and has sent
-// READY=1 itself, for apps that support notify).
-func notifyReady(log *slog.Logger, v *vm.VM) {
-	if os.Getenv("NOTIFY_SOCKET") == "" {
-		return
-	}
-	marker := pod.ReadyFile
-	go func() {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-v.Done():
-				return
-			case <-tick.C:
-			}
-			if _, err := os.Stat(marker); err == nil {
-				if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-					log.Warn("notify ready", "err", err)
-				}
-				return
-			}
-		}
-	}()
 }

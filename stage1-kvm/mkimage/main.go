@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/skiffpod/skiff/stage1-kvm/kvm"
 )
 
 func main() {
@@ -21,7 +19,7 @@ func main() {
 }
 
 func run() error {
-	var o kvm.ImageOptions
+	var o ImageOptions
 	flag.StringVar(&o.Stage1, "stage1", "", "the static stage1-kvm binary")
 	flag.StringVar(&o.Stage2, "stage2", "", "the static stage2 binary")
 	flag.StringVar(&o.Guest, "guest", "", "directory with vmlinux and initramfs.cpio")
@@ -34,7 +32,7 @@ func run() error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	err = kvm.BuildImage(f, o)
+	err = BuildImage(f, o)
 	if err = errors.Join(err, f.Chmod(0o644), f.Close()); err != nil {
 		return err
 	}

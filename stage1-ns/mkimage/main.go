@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/skiffpod/skiff/pkg/nspawn"
 )
 
 func main() {
@@ -20,7 +18,7 @@ func main() {
 }
 
 func run() error {
-	var o nspawn.ImageOptions
+	var o ImageOptions
 	flag.StringVar(&o.Stage1, "stage1", "", "the static stage1-ns binary")
 	flag.StringVar(&o.Stage2, "stage2", "", "the static stage2 binary")
 	flag.StringVar(&o.Version, "version", "0.0.0", "the image's version label")
@@ -32,7 +30,7 @@ func run() error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	err = nspawn.BuildImage(f, o)
+	err = BuildImage(f, o)
 	if err = errors.Join(err, f.Chmod(0o644), f.Close()); err != nil {
 		return err
 	}

@@ -10,6 +10,9 @@
 // agent) answers one host client at a time: "poweroff", or "enter", after
 // which the host streams "stdin" (empty data: end of input) and the guest
 // streams "stdout" and "stderr" until its final "exit" or "error".
+//
+// An "error" carries its text and, when it is one the other side acts on
+// (no such app, a usage error, ...), a typed code (ErrCode).
 package agent
 
 import (
@@ -44,7 +47,7 @@ const (
 	OpPoweroff = "poweroff" // host → guest: reply OpOK, then power off
 	OpExit     = "exit"     // reply: Code is the exit status
 	OpOK       = "ok"       // reply
-	OpError    = "error"    // reply: Error says why
+	OpError    = "error"    // reply: Error says why, ErrCode which sentinel it is
 	OpEnter    = "enter"    // host → guest: run Args in app App, then stream
 	OpStdin    = "stdin"    // host → guest: Data for the command's stdin
 	OpStdout   = "stdout"   // guest → host: Data the command wrote
@@ -60,6 +63,7 @@ type Message struct {
 	Data    []byte   `json:"data,omitempty"`
 	Code    int      `json:"code"`
 	Error   string   `json:"error,omitempty"`
+	ErrCode ErrCode  `json:"errcode,omitempty"` // with OpError: the sentinel Error stands for (see Failure, Err)
 }
 
 // Conn reads and writes messages on a stream. Send is safe for concurrent

@@ -37,7 +37,7 @@ func serve(port *os.File, initPath string) error {
 				return errors.New("powering off as asked")
 			}
 		default:
-			err = c.Send(agent.Message{Op: agent.OpError, Error: "unknown op " + req.Op})
+			err = c.Send(agent.Codes(nil).Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, req.Op)))
 		}
 		if err != nil {
 			return err

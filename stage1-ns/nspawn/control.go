@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 )
 
 // podInit returns the host pid of the running pod's init, from the pid
@@ -26,7 +28,7 @@ import (
 // checking that this process still has the pod's stage1 rootfs as its
 // root: a stale pid may have been reused.
 func podInit() (int, error) {
-	pid, err := podunit.ReadPid()
+	pid, err := stage1kit.ReadPid()
 	if err != nil {
 		return 0, fmt.Errorf("find pod init: %w: %w", ErrNotRunning, err)
 	}
@@ -40,7 +42,8 @@ func podInit() (int, error) {
 
 // Stop asks the pod's systemd for a clean poweroff; force kills the pod's
 // init, which takes every process of the pod with it.
-func Stop(force bool) error {
+func (Isolator) Stop(_ *slog.Logger, a pod.StopArgs) error {
+	force := a.Force
 	pid, err := podInit()
 	if err != nil {
 		return err
@@ -53,7 +56,7 @@ func Stop(force bool) error {
 	}
 	// The kernel drops a signal the pod's init neither catches nor blocks:
 	// until its systemd has set up its handlers, a poweroff would be lost.
-	for deadline := time.Now().Add(podunit.StartTimeout); !force && !catches(pid, sig) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(stage1kit.StartTimeout); !force && !catches(pid, sig) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := unix.Kill(pid, sig); err != nil {
@@ -65,7 +68,8 @@ func Stop(force bool) error {
 // GC undoes what run did on the host for the pod uuid: its cgroups,
 // nspawn's propagation directory and the journal link nspawn may have made.
 // It only removes, never follows, what the pod could have written.
-func GC(uuid string) error {
+func (Isolator) GC(_ *slog.Logger, a pod.GCArgs) error {
+	uuid := a.UUID
 	removePropagate(uuid)
 	err := removeCgroups(uuid)
 	link := "/var/log/journal/" + pod.MachineID(uuid)
@@ -87,7 +91,11 @@ func GC(uuid string) error {
 // no_new_privs and seccomp filter before it execs cmd. stage2, the app's
 // bundle and the filters are passed as open fds because none is visible
 // from inside the app's root. It returns only on failure.
-func Enter(app string, cmd []string) error {
+func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
+	return 0, enter(a.App, a.Cmd)
+}
+
+func enter(app string, cmd []string) error {
 	if len(cmd) == 0 {
 		return fmt.Errorf("enter: %w: no command", ErrUsage)
 	}

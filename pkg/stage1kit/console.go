@@ -1,4 +1,4 @@
-package podunit
+package stage1kit
 
 import "io"
 

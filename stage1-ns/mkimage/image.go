@@ -1,9 +1,9 @@
-package nspawn
+package main
 
 import (
 	"io"
 
-	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1image"
 )
 
 // ImageName is the name of the stage1-ns image.
@@ -18,9 +18,9 @@ type ImageOptions struct {
 }
 
 // BuildImage writes the stage1-ns image, a gzip-compressed ACI, to w: the
-// binaries and the build host's minimal systemd (podunit.BuildImage).
+// binaries and the build host's minimal systemd (stage1image.BuildImage).
 func BuildImage(w io.Writer, o ImageOptions) error {
-	return podunit.BuildImage(w, podunit.ImageOptions{
+	return stage1image.BuildImage(w, stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
 	})
 }

@@ -30,7 +30,7 @@ import (
 // (stage1-ns, stage2, the host's systemd) and each test hand-builds a pod
 // directory as stage0 would, takes its lock and execs the run entrypoint.
 //
-//	go test -tags e2e ./pkg/nspawn/        (as root, with systemd-nspawn and busybox-static)
+//	go test -tags e2e ./stage1-ns/nspawn/       (as root, with systemd-nspawn and busybox-static)
 
 var (
 	imageOnce sync.Once
@@ -63,16 +63,20 @@ func buildTestImage() ([]byte, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	for _, p := range []string{"stage1-ns", "stage2"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "github.com/skiffpod/skiff/"+p)
+	for _, p := range []string{"stage1-ns", "stage2", "stage1-ns/mkimage"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(p)), "github.com/skiffpod/skiff/"+p)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("build %s: %v\n%s", p, err, out)
 		}
 	}
-	var buf bytes.Buffer
-	err = BuildImage(&buf, ImageOptions{Stage1: filepath.Join(dir, "stage1-ns"), Stage2: filepath.Join(dir, "stage2"), Version: "0.0.0-test", HostRoot: "/"})
-	return buf.Bytes(), err
+	aci := filepath.Join(dir, "stage1-ns.aci")
+	cmd := exec.Command(filepath.Join(dir, "mkimage"), "-stage1", filepath.Join(dir, "stage1-ns"), "-stage2", filepath.Join(dir, "stage2"),
+		"-version", "0.0.0-test", "-o", aci)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build image: %v\n%s", err, out)
+	}
+	return os.ReadFile(aci)
 }
 
 // testApp is one app of a test pod: a busybox shell script.

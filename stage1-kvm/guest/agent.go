@@ -1,4 +1,4 @@
-package kvm
+package guest
 
 import (
 	"errors"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/launch"
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
@@ -64,7 +65,7 @@ func Agent(log *slog.Logger) error {
 		case agent.OpEnter:
 			c.Send(enter(c, m, msgs))
 		default:
-			c.Send(agent.Message{Op: agent.OpError, Error: "unknown request " + m.Op})
+			c.Send(Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op)))
 		}
 		// One request per connection: the host closes it after the reply.
 		for range msgs {
@@ -96,10 +97,10 @@ func openPort(root, name string) (*os.File, error) {
 // msgs; stdout and stderr stream back. It returns the final reply.
 func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Message {
 	fail := func(err error) agent.Message {
-		return agent.Message{Op: agent.OpError, Error: fmt.Sprintf("enter %s: %v", m.App, err)}
+		return Codes.Failure(err) // the host says which app
 	}
 	if len(m.Args) == 0 {
-		return fail(fmt.Errorf("%w: no command", ErrUsage))
+		return fail(fmt.Errorf("%w: no command", pod.ErrUsage))
 	}
 	pid, err := launchedApp(m.App)
 	if err != nil {
@@ -132,7 +133,7 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 	argv := append([]string{"--target=" + strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
 		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5", "--"}, m.Args...)
-	cmd := exec.Command(nsenterPath, argv...)
+	cmd := exec.Command(NsenterPath, argv...)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdout = stream{c, agent.OpStdout}
@@ -233,7 +234,7 @@ func appPid(proc, app string) (int, error) {
 			return strconv.Atoi(f)
 		}
 	}
-	return 0, fmt.Errorf("find app %s: %w", app, ErrNoApp)
+	return 0, fmt.Errorf("find app %s: %w", app, pod.ErrNoApp)
 }
 
 // unifiedCgroup returns the cgroup v2 path in a /proc/PID/cgroup file.

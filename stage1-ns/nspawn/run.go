@@ -2,98 +2,89 @@ package nspawn
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema"
-	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1kit"
 )
 
-// RunOptions are the run entrypoint's flags and what it is wired to.
-type RunOptions struct {
-	pod.RunArgs
-	Bundle podunit.BundleFunc
+// Isolator is stage1-ns's stage1kit.Isolator: a pod is a systemd-nspawn
+// container booting systemd.
+type Isolator struct {
 	Nspawn string // the systemd-nspawn binary; "" finds it in PATH
 }
 
-// Run runs the pod whose directory is the working directory until it
-// ends, and returns the status the run entrypoint exits with: the first
-// failed app's, 0 when all succeeded, pod.ExitFailure on its own
-// failure.
-func Run(log *slog.Logger, o RunOptions) int {
-	st, err := run(log, o)
-	if err != nil {
-		log.Error("run pod", "err", err)
-		return pod.ExitFailure
-	}
-	return st
-}
+var _ stage1kit.Isolator = Isolator{}
 
-func run(log *slog.Logger, o RunOptions) (int, error) {
-	if err := podunit.KeepLock(); err != nil {
-		return 0, err
-	}
-	pm, apps, pass, err := podunit.Prepare(log, o.UUID, o.Interactive, o.Bundle, nil)
+// Boot prepares the pod whose directory is the working directory and
+// starts systemd-nspawn on it.
+func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []podunit.App, error) {
+	bundle, err := podunit.AppBundle(appspec.Options{Hostname: a.Hostname, Interactive: a.Interactive})
 	if err != nil {
-		return 0, err
+		return nil, nil, err
+	}
+	pm, apps, pass, err := podunit.Prepare(log, a.UUID, a.Interactive, bundle, nil)
+	if err != nil {
+		return nil, nil, err
 	}
 	volBinds, err := volumes(pm)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	// Only limits need the v1 cgroups, and only they fail where the v1
 	// hierarchies are read-only (inside a container, as on a systemd test host).
 	var cgBinds []string
 	leave := func() {}
 	if limited(apps) {
-		cgBinds, leave, err = setupCgroups(o.UUID, apps)
+		cgBinds, leave, err = setupCgroups(a.UUID, apps)
 	}
 	leavePids := func() {}
 	if err == nil {
 		var limit int64
 		if limit, err = podunit.PidsLimit(pm); err == nil {
-			leavePids, err = setupPids(log, o.UUID, limit)
+			leavePids, err = setupPids(log, a.UUID, limit)
 		}
 	}
-	defer func() {
+	cleanup := func() {
 		leave()
 		leavePids()
-		if err := removeCgroups(o.UUID); err != nil {
+		if err := removeCgroups(a.UUID); err != nil {
 			log.Warn("clean up", "err", err)
 		}
-		removePropagate(o.UUID)
-	}()
+		removePropagate(a.UUID)
+	}
+	var args []string
+	if err == nil {
+		args, err = nspawnArgs(a, append(volBinds, cgBinds...))
+	}
+	var c *container
+	if err == nil {
+		if !stage1kit.Machined() {
+			log.Debug("not registering the pod with systemd-machined: the host's PID 1 is not systemd")
+		}
+		log.Debug("start pod", "args", args)
+		c, err = start(log, i.Nspawn, a, args, pass, cleanup)
+	}
 	if err != nil {
-		return 0, err
+		cleanup()
+		return nil, nil, err
 	}
-	args, err := nspawnArgs(o, append(volBinds, cgBinds...))
-	if err != nil {
-		return 0, err
-	}
-	if !podunit.Machined() {
-		log.Debug("not registering the pod with systemd-machined: the host's PID 1 is not systemd")
-	}
-	log.Debug("start pod", "args", args)
-	nerr := nspawn(log, o, args, pass)
-	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)
-	if err != nil {
-		return 0, errors.Join(err, nerr)
-	}
-	return st, nil
+	return c, apps, nil
 }
 
 func limited(apps []podunit.App) bool {
@@ -136,7 +127,7 @@ func volumes(pm *schema.PodManifest) ([]string, error) {
 	return binds, nil
 }
 
-func nspawnArgs(o RunOptions, binds []string) ([]string, error) {
+func nspawnArgs(o pod.RunArgs, binds []string) ([]string, error) {
 	args := []string{
 		"--boot", "--directory=" + pod.Stage1Rootfs,
 		"--machine=" + pod.MachineName(o.UUID), "--uuid=" + pod.MachineID(o.UUID),
@@ -147,9 +138,9 @@ func nspawnArgs(o RunOptions, binds []string) ([]string, error) {
 		"--kill-signal=SIGRTMIN+4",
 	}
 	switch {
-	case !podunit.Machined():
+	case !stage1kit.Machined():
 		args = append(args, "--register=no", "--keep-unit")
-	case podunit.InService():
+	case stage1kit.InService():
 		args = append(args, "--register=yes", "--keep-unit")
 	default:
 		args = append(args, "--register=yes")
@@ -193,18 +184,28 @@ func nspawnArgs(o RunOptions, binds []string) ([]string, error) {
 	return args, nil
 }
 
-// nspawn runs systemd-nspawn as run's child, records the pod's init pid,
-// turns SIGTERM/SIGINT into a clean poweroff of the pod, hands the pod the
-// sockets in pass, and tells the service manager when the pod is ready.
-func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) error {
-	bin := o.Nspawn
+// container is a running systemd-nspawn, run's child.
+type container struct {
+	log     *slog.Logger
+	cmd     *exec.Cmd
+	stderr  *dropLine
+	cleanup func()
+	init    atomic.Int64  // the pod's init, once known (recordInit)
+	done    chan struct{} // closed when nspawn has exited
+	err     error         // nspawn's Wait, once done is closed
+}
+
+var _ stage1kit.Pod = (*container)(nil)
+
+// start starts systemd-nspawn with args as run's child, handing the pod
+// the sockets in pass, and records the pod's init pid once it runs.
+func start(log *slog.Logger, bin string, o pod.RunArgs, args []string, pass []*os.File, cleanup func()) (*container, error) {
 	if bin == "" {
 		bin = "systemd-nspawn"
 	}
 	cmd := exec.Command(bin, args...)
 	// The service manager's variables are for run, the unit's main process:
 	// nspawn's own READY=1 would come too early and from the wrong pid.
-	notify := os.Getenv("NOTIFY_SOCKET") != ""
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
 		k, _, _ := strings.Cut(e, "=")
 		return k == "NOTIFY_SOCKET" || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "LISTEN_FDNAMES"
@@ -219,86 +220,83 @@ func nspawn(log *slog.Logger, o RunOptions, args []string, pass []*os.File) erro
 		cmd.Args = append([]string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin}, args...)
 	}
 	stderr := &dropLine{w: os.Stderr, line: fmt.Sprintf(propagateNoise, pod.MachineName(o.UUID))}
-	defer stderr.Flush()
 	cmd.Stderr = stderr
 	if o.Interactive {
 		cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
 	} else {
 		// The console is a pty whose line discipline turns \n into \r\n.
-		cmd.Stdout = podunit.CRLF(os.Stdout)
+		cmd.Stdout = stage1kit.CRLF(os.Stdout)
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start systemd-nspawn: %w", err)
-	}
+	err := cmd.Start()
 	for _, f := range pass {
 		f.Close()
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	pid, ready := 0, !notify
-	stops := 0 // signals received; the first is held until the pod's systemd can act on it
+	if err != nil {
+		return nil, fmt.Errorf("start systemd-nspawn: %w", err)
+	}
+	c := &container{log: log, cmd: cmd, stderr: stderr, cleanup: cleanup, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	go c.recordInit()
+	return c, nil
+}
+
+// recordInit finds the pod's init and writes the pid file.
+func (c *container) recordInit() {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("systemd-nspawn: %w", err)
-			}
-			return nil
-		case s := <-sigs:
-			log.Debug("stop pod", "signal", s)
-			if stops++; stops == 1 {
-				if err := podunit.Stopping(pod.Stage1Rootfs); err != nil {
-					log.Warn("stop pod", "err", err)
-				}
-				if notify {
-					daemon.SdNotify(false, daemon.SdNotifyStopping)
-				}
-			}
-			// nspawn turns SIGTERM into SIGRTMIN+4 to the pod's init, a
-			// second one into killing the pod.
-			if stops > 1 || catches(pid, podunit.SigPoweroff) {
-				cmd.Process.Signal(syscall.SIGTERM)
-				stops++
-			} else {
-				tick.Reset(time.Millisecond)
-			}
+		case <-c.done:
+			return
 		case <-tick.C:
-			if pid == 0 {
-				if pid = initOf(cmd.Process.Pid); pid > 0 {
-					tick.Reset(10 * time.Millisecond)
-					if err := podunit.WritePid(pid); err != nil {
-						log.Error(err.Error())
-					}
-				}
+		}
+		if pid := initOf(c.cmd.Process.Pid); pid > 0 {
+			c.init.Store(int64(pid))
+			if err := stage1kit.WritePid(pid); err != nil {
+				c.log.Error(err.Error())
 			}
-			// Until systemd in the pod has installed its handlers the
-			// kernel drops the signal (the pod's init ignores what it
-			// does not catch): a stop right after start would be lost.
-			if stops == 1 && catches(pid, podunit.SigPoweroff) {
-				cmd.Process.Signal(syscall.SIGTERM)
-				stops++
-			}
-			// The ready marker is written once every app has started (and
-			// has notified, for apps that support it).
-			if !ready {
-				if _, err := os.Stat(pod.ReadyFile); err == nil {
-					ready = true
-					if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-						log.Warn("notify ready", "err", err)
-					}
-				}
-			}
-			if pid > 0 && ready && stops != 1 {
-				tick.Stop()
-			}
+			return
 		}
 	}
 }
+
+// Wait waits for nspawn to exit and undoes what run did on the host.
+func (c *container) Wait() error {
+	<-c.done
+	c.stderr.Flush()
+	c.cleanup()
+	if c.err != nil {
+		return fmt.Errorf("systemd-nspawn: %w", c.err)
+	}
+	return nil
+}
+
+// Poweroff records the stop request and sends nspawn SIGTERM, which it
+// turns into SIGRTMIN+4 to the pod's init: a clean poweroff. Until systemd
+// in the pod has installed its handlers the kernel drops that signal (the
+// pod's init ignores what it does not catch), so a stop right after start
+// waits for them.
+func (c *container) Poweroff() error {
+	if err := podunit.Stopping(pod.Stage1Rootfs); err != nil {
+		c.log.Warn("stop pod", "err", err)
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !catches(int(c.init.Load()), podunit.SigPoweroff) {
+		select {
+		case <-c.done:
+			return nil
+		case <-tick.C:
+		}
+	}
+	return c.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// Kill sends nspawn SIGTERM: after the first, it kills the pod.
+func (c *container) Kill() { c.cmd.Process.Signal(syscall.SIGTERM) }
 
 // propagateNoise is what nspawn prints on exit on hosts whose /run is not a
 // tmpfs, where it may not remove its propagation directory (run does).

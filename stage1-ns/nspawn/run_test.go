@@ -15,11 +15,11 @@ import (
 
 func TestNspawnArgs(t *testing.T) {
 	tests := []struct {
-		o    RunOptions
+		o    pod.RunArgs
 		want []string
 	}{
-		{RunOptions{RunArgs: pod.RunArgs{UUID: "u", Net: "none"}}, []string{"--private-network", "--console=read-only", "--quiet"}},
-		{RunOptions{RunArgs: pod.RunArgs{UUID: "u", Hostname: "h", Interactive: true, Debug: true}}, []string{"--hostname=h", "--console=interactive", "systemd.log_level=debug"}},
+		{pod.RunArgs{UUID: "u", Net: "none"}, []string{"--private-network", "--console=read-only", "--quiet"}},
+		{pod.RunArgs{UUID: "u", Hostname: "h", Interactive: true, Debug: true}, []string{"--hostname=h", "--console=interactive", "systemd.log_level=debug"}},
 	}
 	for _, tt := range tests {
 		args, err := nspawnArgs(tt.o, nil)
@@ -36,7 +36,7 @@ func TestNspawnArgs(t *testing.T) {
 			}
 		}
 	}
-	if _, err := nspawnArgs(RunOptions{RunArgs: pod.RunArgs{Net: "bridge"}}, nil); err == nil {
+	if _, err := nspawnArgs(pod.RunArgs{Net: "bridge"}, nil); err == nil {
 		t.Error("nspawnArgs accepted --net=bridge")
 	}
 }
@@ -46,7 +46,7 @@ func TestNspawnArgs(t *testing.T) {
 func TestNspawnArgsNetNS(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	o := RunOptions{RunArgs: pod.RunArgs{UUID: "u", NetNS: "/run/skiff/netns/u"}}
+	o := pod.RunArgs{UUID: "u", NetNS: "/run/skiff/netns/u"}
 	args, err := nspawnArgs(o, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package kvm
+package main
 
 import (
 	"archive/tar"
@@ -14,7 +14,12 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/cpio"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/stage1image"
+	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
+
+// ImageName is the name of the stage1-kvm image.
+const ImageName = "skiff.dev/stage1-kvm"
 
 // ImageOptions say where the pieces of the stage1-kvm image come from.
 type ImageOptions struct {
@@ -34,7 +39,7 @@ Conflicts=shutdown.target
 Before=shutdown.target
 
 [Service]
-ExecStart=` + agentPath + `
+ExecStart=` + guest.AgentPath + `
 Restart=on-failure
 RestartSec=100ms
 `
@@ -51,20 +56,20 @@ const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\nFailureAction=
 // enter, and the agent's unit. The initramfs also carries the guest's
 // system (see sysroot).
 func BuildImage(w io.Writer, o ImageOptions) error {
-	opts := podunit.ImageOptions{
+	opts := stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
-		Links:     []string{filepath.Base(agentPath)},
-		HostFiles: []string{nsenterPath},
+		Links:     []string{filepath.Base(guest.AgentPath)},
+		HostFiles: []string{guest.NsenterPath},
 		// systemd-shutdown runs what is there just before the guest powers
 		// off, when a forced poweroff still goes through it.
 		Symlinks: map[string]string{"/usr/lib/systemd/system-shutdown/hook": "/skiff/run"},
 		Units: map[string]string{
-			agentUnit: agentUnitText,
+			guest.AgentUnit: agentUnitText,
 			"systemd-poweroff.service.d/skiff-kvm.conf": poweroffDropIn,
 			// The guest init sets journald's flushed flag (no hook).
 			"systemd-journald.service.d/skiff-kvm.conf": "[Service]\nExecStartPre=\n",
 		},
-		Wants: []string{agentUnit},
+		Wants: []string{guest.AgentUnit},
 	}
 	// The guest init's binds of the sysroot stay to the end: unmounting
 	// them at shutdown only costs time (systemd never unmounts /usr).
@@ -74,7 +79,7 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 	// First the image without the guest, as a plain tar, for the sysroot.
 	var plain bytes.Buffer
 	opts.Compress = func(w io.Writer) (io.WriteCloser, error) { return nopCloser{w}, nil }
-	if err := podunit.BuildImage(&plain, opts); err != nil {
+	if err := stage1image.BuildImage(&plain, opts); err != nil {
 		return err
 	}
 	initrd, err := os.CreateTemp("", "skiff-initramfs-*.cpio")
@@ -96,7 +101,7 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 	// Most of the image is the kernel: spend time once, at build, to
 	// halve it.
 	opts.Compress = func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, gzip.BestCompression) }
-	return podunit.BuildImage(w, opts)
+	return stage1image.BuildImage(w, opts)
 }
 
 type nopCloser struct{ io.Writer }

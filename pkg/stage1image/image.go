@@ -1,4 +1,10 @@
-package podunit
+// Package stage1image assembles a stage1 image at build time: the minimal
+// systemd every pod boots, gathered from the build host with the shared
+// libraries it loads, the stage1's multi-call binary and stage2, and a
+// manifest naming the entrypoints (docs/stage1-abi.md). Each stage1's
+// mkimage command adds what is its own. Nothing here runs in a pod; the
+// in-pod layout it follows is package podunit's.
+package stage1image
 
 import (
 	"archive/tar"
@@ -21,6 +27,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // ImageOptions say what a stage1 image holds besides the minimal systemd
@@ -144,7 +151,7 @@ FileDescriptorStoreMax=4224
 	"systemd-poweroff.service": "[Unit]\nDescription=Power Off\nDefaultDependencies=no\n" +
 		"Requires=shutdown.target umount.target final.target\n" +
 		"After=shutdown.target umount.target final.target\nSuccessAction=poweroff-force\nFailureAction=poweroff-force\n\n" +
-		"[Service]\nType=oneshot\nExecStart=-" + HookPath + " journal-sync\nTimeoutStartSec=240s\n",
+		"[Service]\nType=oneshot\nExecStart=-" + podunit.HookPath + " journal-sync\nTimeoutStartSec=240s\n",
 }
 
 // BuildImage writes the stage1 image o describes, a compressed ACI, to w.
@@ -208,7 +215,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	for _, ep := range append([]string{"enter", "stop", "gc", "hook"}, o.Links...) {
 		t.symlink("rootfs/skiff/"+ep, "run")
 	}
-	t.hostFile("rootfs"+Stage2Path, o.Stage2, 0o755)
+	t.hostFile("rootfs"+podunit.Stage2Path, o.Stage2, 0o755)
 	for _, p := range slices.Sorted(maps.Keys(o.Files)) {
 		t.hostFile("rootfs/"+rel(p), o.Files[p], 0o644)
 	}
@@ -363,3 +370,6 @@ func (t *tarWriter) hostFile(name, src string, mode int64) {
 	}
 	t.file(name, mode, b)
 }
+
+// rel makes an in-pod absolute path relative to the rootfs.
+func rel(p string) string { return strings.TrimPrefix(p, "/") }
