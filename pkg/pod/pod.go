@@ -112,6 +112,15 @@ func Load(dataDir, id string) (*Pod, error) {
 }
 
 func load(dataDir, id string) (*Pod, error) {
+	// A whole uuid is looked up where it can be, without listing every pod.
+	if uuid.Validate(id) == nil && len(id) == 36 {
+		for _, s := range States {
+			p := &Pod{UUID: id, State: s, dataDir: dataDir}
+			if fi, err := os.Lstat(p.Path()); err == nil && fi.IsDir() {
+				return p, nil
+			}
+		}
+	}
 	all, err := List(dataDir)
 	if err != nil {
 		return nil, err
