@@ -60,7 +60,7 @@ func statuses(pods []*pod.Pod) ([]podStatus, error) {
 	errs := make([]error, len(pods))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(len(pods), 2*runtime.GOMAXPROCS(0)) {
+	for range min(len(pods), runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(pods); i = int(next.Add(1) - 1) {
 				st, err := pods[i].Status()
