@@ -10,12 +10,12 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/appc/spec/schema"
+	"github.com/klauspost/compress/gzip" // the standard library's API, decodes a third faster
 	"github.com/ulikunitz/xz"
 
 	"github.com/skiffpod/skiff/pkg/strictjson"
