@@ -2,8 +2,11 @@ package main
 
 import (
 	"errors"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,16 +29,9 @@ func newListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var sts []podStatus
-			for _, p := range pods {
-				st, err := p.Status()
-				if errors.Is(err, pod.ErrNotExist) {
-					continue // removed while we looked
-				}
-				if err != nil {
-					return err
-				}
-				sts = append(sts, withNet(p, st))
+			sts, err := statuses(pods)
+			if err != nil {
+				return err
 			}
 			sort.Slice(sts, func(i, j int) bool { return sts[i].Created.Before(sts[j].Created) })
 			if f == "json" {
@@ -54,4 +50,37 @@ func newListCmd(g *globals) *cobra.Command {
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&noLegend, "no-legend", false, "omit the header line")
 	return cmd
+}
+
+// statuses reads the status of every pod, a few pods at a time: each is a
+// handful of small reads, so a thousand pods take several milliseconds
+// one after the other. Pods removed meanwhile are left out.
+func statuses(pods []*pod.Pod) ([]podStatus, error) {
+	sts := make([]podStatus, len(pods))
+	errs := make([]error, len(pods))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(pods), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(pods); i = int(next.Add(1) - 1) {
+				st, err := pods[i].Status()
+				if err == nil {
+					sts[i] = withNet(pods[i], st)
+				}
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	var out []podStatus
+	for i, err := range errs {
+		if errors.Is(err, pod.ErrNotExist) {
+			continue // removed while we looked
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sts[i])
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,18 +34,22 @@ func writeJSON(w io.Writer, v any) error {
 // table prints rows aligned under a header, or tab-separated without one
 // (--no-legend, for scripts that cut columns).
 func table(w io.Writer, header []string, rows [][]string, noLegend bool) error {
+	bw := bufio.NewWriter(w) // one write, not one per cell
 	if noLegend {
 		for _, r := range rows {
-			fmt.Fprintln(w, strings.Join(r, "\t"))
+			fmt.Fprintln(bw, strings.Join(r, "\t"))
 		}
-		return nil
+		return bw.Flush()
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // humanSize prints n bytes as 1.2 MB.

@@ -10,12 +10,12 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/appc/spec/schema"
+	"github.com/klauspost/compress/gzip" // the standard library's API, decodes a third faster
 	"github.com/ulikunitz/xz"
 
 	"github.com/skiffpod/skiff/pkg/strictjson"
@@ -34,7 +34,9 @@ var (
 // bzip2 and xz by their magic bytes; a plain tar is passed through.
 // Closing the result does not close r.
 func Decompress(r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 512)
+	// Large reads: the decompressors read through br, 512 bytes would
+	// cost a system call per 512 bytes of the file.
+	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(512)
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 		return nil, fmt.Errorf("decompress: %w", err)

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/appc/spec/schema/types"
 
 	"github.com/skiffpod/skiff/pkg/safefile"
 )
@@ -61,36 +64,59 @@ func (p *Pod) Status() (Status, error) {
 		return st, p.notExist(err)
 	}
 	st.Created = fi.ModTime()
-	if b, err := p.ReadFile(ManifestFile, MaxManifestSize); err == nil {
-		if m, err := ParseManifest(b); err == nil {
-			for _, a := range m.Apps {
-				st.AppList = append(st.AppList, a.Name.String())
-			}
-		}
-	}
-	locked, err := p.IsLocked()
-	if err != nil {
-		return st, err
-	}
+	st.AppList = p.appNames()
 	switch p.State {
+	case Embryo, Prepared:
+		return st, nil // never ran: nothing more to read
 	case Preparing:
+		// Only a pod being prepared or run can be in use: the lock is
+		// probed for those alone (list reads hundreds of pods).
+		locked, err := p.IsLocked()
 		st.State = PhasePreparing
 		if !locked {
 			st.State = PhaseAbortedPrepare
 		}
+		return st, err
 	case Running:
+		locked, err := p.IsLocked()
+		if err != nil {
+			return st, err
+		}
 		st.State = PhaseExited
 		if locked {
 			st.State = PhaseRunning
 		}
-	}
-	if p.State == Running {
 		st.Pid, _ = p.Pid()
-		_, err := os.Lstat(p.File(ReadyFile))
+		_, err = os.Lstat(p.File(ReadyFile))
 		st.Ready = err == nil
 	}
 	st.Apps, err = p.AppExitStatuses()
 	return st, err
+}
+
+// appNames reads the names of the pod's apps from its manifest, and
+// nothing else of it: a status shows names, and a full parse and
+// validation of the manifest is most of what listing many pods costs.
+// The names are validated as the full parse would (ACName); an unreadable
+// or invalid manifest gives no names.
+func (p *Pod) appNames() []string {
+	b, err := p.ReadFile(ManifestFile, MaxManifestSize)
+	if err != nil {
+		return nil
+	}
+	var m struct {
+		Apps []struct {
+			Name types.ACName `json:"name"`
+		} `json:"apps"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	var names []string
+	for _, a := range m.Apps {
+		names = append(names, a.Name.String())
+	}
+	return names
 }
 
 // Pid returns the host pid of the pod's init, from the pid file or, through

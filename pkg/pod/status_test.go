@@ -3,6 +3,7 @@ package pod
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,5 +60,36 @@ func TestStatusHostileFiles(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStatusAppNames: status shows the manifest's app names, validated as
+// a full parse would, and nothing from a manifest that is not one.
+func TestStatusAppNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, manifest string
+		want           []string
+	}{
+		{"two apps", `{"acKind":"PodManifest","acVersion":"0.8.11","apps":[{"name":"web"},{"name":"db"}]}`, []string{"web", "db"}},
+		{"invalid name", `{"apps":[{"name":"Web/../x"}]}`, nil},
+		{"terminal escape", "{\"apps\":[{\"name\":\"a\\u001b[2J\"}]}", nil},
+		{"not json", `apps: web`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Create(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p.File(ManifestFile), []byte(tc.manifest), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			st, err := p.Status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(st.AppList, tc.want) {
+				t.Errorf("AppList = %q, want %q", st.AppList, tc.want)
+			}
+		})
 	}
 }

@@ -34,8 +34,8 @@ func (c *Pods) Remove(id string) error {
 }
 
 // Delete releases and deletes a locked garbage pod: its network, stage1's
-// gc, then every mount below the pod dir, then the files. Deletion never
-// starts while something is still mounted there.
+// gc, then the files and every mount below the pod dir. Nothing is ever
+// deleted through a mount.
 func (c *Pods) Delete(p *pod.Pod) error {
 	// The network goes first, from the pod dir's cache alone, whatever the
 	// stage1 does: it needs the namespace file that gc then removes.
@@ -51,11 +51,10 @@ func (c *Pods) Delete(p *pod.Pod) error {
 			c.Log.Warn("stage1 gc skipped", "pod", p.UUID, "err", err)
 		}
 	}
-	if err := mount.UnmountAll(p.Path()); err != nil {
-		return fmt.Errorf("remove pod %s: %w", p.UUID, err)
-	}
-	// os.RemoveAll never follows symlinks: a pod cannot point it elsewhere.
-	if err := os.RemoveAll(p.Path()); err != nil {
+	// mount.RemoveAll detaches each mount where it meets it and never
+	// follows a symlink: a pod cannot point it elsewhere, and nothing is
+	// deleted through a mount.
+	if err := mount.RemoveAll(p.Path()); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.UUID, err)
 	}
 	return nil

@@ -37,6 +37,7 @@
 package store
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -326,7 +327,8 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }() // a no-op once renamed
 	h := sha512.New()
-	tee := io.TeeReader(&limitReader{r: &ratioReader{r: dec, in: in}, n: maxBytes}, io.MultiWriter(tmp, h))
+	bw := bufio.NewWriterSize(tmp, 1<<20) // the tar comes in 512-byte records
+	tee := io.TeeReader(&limitReader{r: &ratioReader{r: dec, in: in}, n: maxBytes}, io.MultiWriter(bw, h))
 	m, err := aci.Validate(tee, aci.ExtractOptions{MaxBytes: maxBytes})
 	if re := (*ratioError)(nil); errors.Is(err, aci.ErrTooLarge) && !errors.As(err, &re) && fromSpace {
 		return "", fmt.Errorf("%w: %w (an image may use half of the free space, less 1/20 of the filesystem)", err, unix.ENOSPC)
@@ -335,6 +337,9 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 		return "", err
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil { // the tar's padding is part of the blob
+		return "", err
+	}
+	if err := bw.Flush(); err != nil {
 		return "", err
 	}
 	if opts.ExpectName != "" && string(m.Name) != opts.ExpectName {

@@ -50,6 +50,7 @@ type config struct {
 	n       int // runs per contender, stage1-ns and store
 	kvmN    int // runs per contender, stage1-kvm
 	accel   string
+	pods    int // pods in the store for the list row
 }
 
 func main() { os.Exit(run()) }
@@ -64,7 +65,8 @@ func run() int {
 	flag.IntVar(&cfg.n, "n", 30, "runs per contender for stage1-ns and the store")
 	flag.IntVar(&cfg.kvmN, "kvm-n", 10, "runs per contender for stage1-kvm")
 	flag.StringVar(&cfg.accel, "accel", "", "qemu accelerator for both kvm contenders: kvm or tcg (default: $SKIFF_KVM_ACCEL, else what skiff would choose)")
-	flag.StringVar(&only, "only", "ns,kvm,store,net,oci", "comma-separated sections to run")
+	flag.IntVar(&cfg.pods, "pods", 1000, "pods in the store the pods section lists")
+	flag.StringVar(&only, "only", "ns,kvm,store,pods,net,oci", "comma-separated sections to run")
 	flag.BoolVar(&keep, "keep", false, "keep the scratch directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -91,12 +93,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore, "net": benchNet, "oci": benchOCI}
+	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore, "pods": benchPodStore, "net": benchNet, "oci": benchOCI}
 	var errs []error
 	for _, name := range strings.Split(only, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store, net, oci)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store, pods, net, oci)\n", name)
 			return 2
 		}
 		if err := f(context.Background(), cfg); err != nil {

@@ -50,8 +50,9 @@ func benchStore(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	printTable(os.Stdout, "store: import (decompress, hash, verify, write, fsync) vs plain unpack, redis.aci",
+	sums := printTable(os.Stdout, "store: import (decompress, hash, verify, write, fsync) vs plain unpack, redis.aci",
 		cs, runs, 1)
+	target(os.Stdout, "skiff fetch ≤ 1.0× tar -xzf", ratio(sums[0].median, sums[1].median), 1.0)
 
 	// Pods from one store where both images are fetched and rendered.
 	store := filepath.Join(dir, "store")
