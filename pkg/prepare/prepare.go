@@ -114,6 +114,11 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 			o.NoOverlay = true
 		}
 	}
+	// The manifest first: a pod that cannot be described is never created.
+	pm, err := Manifest(imgs, o)
+	if err != nil {
+		return nil, err
+	}
 	p, err = pod.Create(o.DataDir)
 	if err != nil {
 		return nil, err
@@ -134,10 +139,6 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 		if err := perm.MkdirPrivate(p.File(d)); err != nil {
 			return p, fmt.Errorf("prepare pod: %w", err)
 		}
-	}
-	pm, err := Manifest(imgs, o)
-	if err != nil {
-		return p, err
 	}
 	s1m, err := imgs.Manifest(o.Stage1)
 	if err != nil {
