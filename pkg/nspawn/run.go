@@ -51,6 +51,13 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if o.Interactive && podunit.PipedStdin() {
+		// No console: the app reads the pipe through a FIFO (podunit.FeedStdin).
+		o.Interactive = false
+		if err := podunit.FeedStdin(pod.Stage1Rootfs, os.Stdin); err != nil {
+			return 0, err
+		}
+	}
 	volBinds, err := volumes(pm)
 	if err != nil {
 		return 0, err
@@ -80,7 +87,13 @@ func run(log *slog.Logger, o RunOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	args, err := nspawnArgs(o, append(volBinds, cgBinds...))
+	opts := append(volBinds, cgBinds...)
+	if caps := podunit.RetainedCaps(apps); len(caps) > 0 {
+		// nspawn's default set lacks some (CAP_NET_ADMIN without a private
+		// network, CAP_SYS_TIME, ...); stage2 cannot give more than init has.
+		opts = append(opts, "--capability="+strings.Join(caps, ","))
+	}
+	args, err := nspawnArgs(o, opts)
 	if err != nil {
 		return 0, err
 	}
