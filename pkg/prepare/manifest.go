@@ -75,6 +75,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		limit = 0 // the annotation's "no limit"
 	}
 	pm.Annotations.Set(podunit.AnnotationPidsLimit, strconv.FormatInt(limit, 10))
+	if o.Hostname != "" {
+		pm.Annotations.Set(AnnotationHostname, o.Hostname)
+	}
 	return pm, nil
 }
 

@@ -80,8 +80,16 @@ type Options struct {
 	// PidsLimit is the most tasks the whole pod may hold: 0 means
 	// podunit.DefaultPidsLimit, a negative count no limit.
 	PidsLimit int64
-	Log       *slog.Logger
+	// Hostname, when set, is recorded in the pod manifest
+	// (AnnotationHostname): the hostname `prepare --hostname` gave for
+	// run-prepared, which may override it.
+	Hostname string
+	Log      *slog.Logger
 }
+
+// AnnotationHostname is the pod manifest annotation that holds the pod's
+// hostname when prepare was given one.
+const AnnotationHostname = "skiff.dev/hostname"
 
 // mountRecord is one overlay of a prepared pod, kept so that run-prepared
 // can mount again what a reboot took away.
