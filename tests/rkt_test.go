@@ -98,14 +98,14 @@ func appLines(out, app string) string {
 }
 
 // TestRktSiblingStopped: when one app fails, a sibling the pod stopped for
-// it records a clean stop, 0 (rkt), not 143; skiff run exits with the
-// failed app's status.
+// it records a clean stop, 0 (rkt), not 143 (busybox sleep dies of the
+// SIGTERM); skiff run exits with the failed app's status.
 func TestRktSiblingStopped(t *testing.T) {
 	forEachStage1(t, func(t *testing.T, e *env, s string) {
 		save := filepath.Join(t.TempDir(), "uuid")
 		probe := image(t, "probe.aci")
 		out, errs, code := e.run("run", "--stage1="+s, "--uuid-file-save="+save,
-			probe, "--name=sleeper", "--", "-sleep=120s", "---",
+			image(t, "busybox.aci"), "--name=sleeper", "--exec=/bin/sleep", "--", "120", "---",
 			probe, "--name=failer", "--", "-sleep=1s", "-exit=4")
 		if code != 4 {
 			t.Fatalf("exit %d, want 4 (the failed app's):\n%s%s", code, out, errs)
