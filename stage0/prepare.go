@@ -15,7 +15,8 @@ func newPrepareCmd(g *globals) *cobra.Command {
 		Short: "Prepare a pod to run later with run-prepared; prints its UUID",
 		Long: "Prepare a pod: fetch its images and set up its directory, without starting it.\n" +
 			"Start it with 'skiff run-prepared UUID'. Run options (--net, --publish, --port, --dns*,\n" +
-			"--hosts-entry, --hostname, --interactive) are given to run-prepared.\n" +
+			"--hosts-entry, --interactive) are given to run-prepared; a --hostname given here is kept\n" +
+			"for run-prepared, whose own --hostname wins.\n" +
 			appUsage,
 		DisableFlagParsing: true,
 		RunE: prepareThen(g, &f, func(p *pod.Pod) error {

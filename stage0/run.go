@@ -146,7 +146,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()
@@ -203,7 +203,7 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	}
 	hostname := f.hostname
 	if hostname == "" {
-		hostname = pod.MachineName(p.UUID)
+		hostname = preparedHostname(p)
 	}
 	o, err := attachNet(context.Background(), g, p, f, hostname)
 	if err != nil {
@@ -224,4 +224,17 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	err = in.Exec(o)
 	p.Unlock()
 	return err
+}
+
+// preparedHostname is the hostname prepare recorded for p, else the
+// default skiff-<uuid>.
+func preparedHostname(p *pod.Pod) string {
+	if b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize); err == nil {
+		if pm, err := pod.ParseManifest(b); err == nil {
+			if h, ok := pm.Annotations.Get(prepare.AnnotationHostname); ok && checkHostname(h) == nil {
+				return h
+			}
+		}
+	}
+	return pod.MachineName(p.UUID)
 }

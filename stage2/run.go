@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/launch"
@@ -26,11 +27,17 @@ func cmdRun(args []string) error {
 	bundle := fs.String("bundle", "", "bundle directory (spec.json, rootfs)")
 	cgroups := fs.String("cgroups", "", "join each cgroup DIR/*/ first")
 	debug := fs.Bool("debug", false, "log what is done")
+	stdin := fs.String("stdin", "", "the app's stdin: a file (a FIFO) opened before anything else")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *bundle == "" {
 		return errors.New("usage: stage2 run --bundle=DIR [-- CMD [ARGS...]]")
+	}
+	if *stdin != "" {
+		if err := openStdin(*stdin); err != nil {
+			return err
+		}
 	}
 	if *cgroups != "" {
 		if err := joinCgroups(*cgroups); err != nil {
@@ -43,6 +50,19 @@ func cmdRun(args []string) error {
 	}
 	logger(*debug).Debug("run", "bundle", *bundle, "app", s.Annotations[appspec.AnnotationApp], "args", s.Process.Args, "handler", fs.Args())
 	return launch.Run(*bundle, s, fs.Args())
+}
+
+// openStdin makes path the process's stdin, which the app inherits.
+func openStdin(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("open stdin: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Dup3(int(f.Fd()), 0, 0); err != nil {
+		return fmt.Errorf("open stdin: %w", err)
+	}
+	return nil
 }
 
 // joinCgroups moves the process into every cgroup dir/*/ (none is fine).

@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestManyApps(t *testing.T) {
 			if i > 0 {
 				args = append(args, "---")
 			}
-			args = append(args, busybox, "--exec", "/bin/true")
+			args = append(args, busybox, "--name", fmt.Sprintf("a%d", i), "--exec", "/bin/true")
 		}
 		return args
 	}

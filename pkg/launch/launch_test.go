@@ -213,3 +213,35 @@ func TestActivation(t *testing.T) {
 		})
 	}
 }
+
+// TestSetOOMScore: raising the score always works; lowering it works where
+// the process may (CAP_SYS_RESOURCE) and is clamped to the current score
+// where it may not, without an error. It raises this test process's score.
+func TestSetOOMScore(t *testing.T) {
+	read := func() int {
+		b, err := os.ReadFile(oomScoreFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(string(b[:len(b)-1]))
+		return n
+	}
+	up := min(read()+1, 1000)
+	if got, err := setOOMScore(up); err != nil || got != up || read() != up {
+		t.Fatalf("setOOMScore(%d) = %d, %v; score now %d", up, got, err, read())
+	}
+	down := up - 500
+	got, err := setOOMScore(down)
+	if err != nil {
+		t.Fatalf("setOOMScore(%d): %v, want it set or clamped", down, err)
+	}
+	if got != down && got != up {
+		t.Errorf("setOOMScore(%d) = %d, want %d or, clamped, %d", down, got, down, up)
+	}
+	if read() != got {
+		t.Errorf("score is %d, setOOMScore said %d", read(), got)
+	}
+	if _, err := setOOMScore(5000); err == nil {
+		t.Errorf("setOOMScore(5000): no error for a score out of range")
+	}
+}

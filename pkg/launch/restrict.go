@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -27,8 +28,13 @@ func restrict(p *specs.Process) error {
 		}
 	}
 	if p.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("set oom score: %w", err)
+		got, err := setOOMScore(*p.OOMScoreAdj)
+		if err != nil {
+			return err
+		}
+		if got != *p.OOMScoreAdj {
+			// The app's stderr: the pod's journal and skiff run's terminal.
+			fmt.Fprintf(os.Stderr, "stage2: oom score %d: this host does not let the pod lower its OOM score (no CAP_SYS_RESOURCE), kept at %d\n", *p.OOMScoreAdj, got)
 		}
 	}
 
@@ -77,6 +83,18 @@ func restrict(p *specs.Process) error {
 	if err != nil {
 		return fmt.Errorf("read capabilities: %w", err)
 	}
+	if err := caps.Load(); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	want, err := capSet(c.Permitted)
+	if err != nil {
+		return err
+	}
+	for cp := range want {
+		if !caps.Get(capability.PERMITTED, cp) {
+			return fmt.Errorf("set capabilities: CAP_%s: %w", strings.ToUpper(cp.String()), ErrCapNotHeld)
+		}
+	}
 	caps.Clear(capability.CAPS | capability.AMBS)
 	for which, names := range map[capability.CapType][]string{
 		capability.EFFECTIVE: c.Effective, capability.PERMITTED: c.Permitted,
@@ -99,6 +117,33 @@ func restrict(p *specs.Process) error {
 		}
 	}
 	return nil
+}
+
+const oomScoreFile = "/proc/self/oom_score_adj"
+
+// setOOMScore sets the calling process's OOM score adjustment to want and
+// returns what it is set to. Lowering the score below what it was needs
+// CAP_SYS_RESOURCE, which some hosts withhold even from root (a container
+// host such as the build machines); the score is then clamped to the
+// lowest the process may set, its current one, as containerd's
+// restrict_oom_score_adj does.
+func setOOMScore(want int) (int, error) {
+	err := os.WriteFile(oomScoreFile, []byte(strconv.Itoa(want)), 0)
+	if err == nil {
+		return want, nil
+	}
+	if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
+		return 0, fmt.Errorf("set oom score: %w", err)
+	}
+	b, rerr := os.ReadFile(oomScoreFile)
+	if rerr != nil {
+		return 0, fmt.Errorf("set oom score: %w", errors.Join(err, rerr))
+	}
+	cur, rerr := strconv.Atoi(strings.TrimSpace(string(b)))
+	if rerr != nil || want >= cur {
+		return 0, fmt.Errorf("set oom score %d: %w", want, err)
+	}
+	return cur, nil
 }
 
 var capByName = func() map[string]capability.Cap {

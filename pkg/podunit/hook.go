@@ -97,6 +97,22 @@ func Launching(root string, pid int) bool {
 // every one of the napps apps has ended.
 func AppExited(root, app string, napps int, getenv func(string) string, poweroff func() error) error {
 	st := appStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
+	_, err := os.Stat(filepath.Join(root, StoppingFile))
+	stopping := err == nil
+	_, err = os.Stat(filepath.Join(root, FailedFile))
+	siblingFailed := err == nil
+	// An app the pod stopped, because a sibling failed or a stop was
+	// asked for, ended cleanly: rkt records 0 for it, not 128+SIGTERM.
+	// systemd counts death by SIGTERM as success; a clean stop can also
+	// catch an app whose unit is still starting, and SIGTERM then ends it
+	// before systemd counts it as running, with a result that is not
+	// "success".
+	killed := getenv("EXIT_CODE") == "killed"
+	cleanStop := (stopping || siblingFailed) && killed &&
+		(getenv("SERVICE_RESULT") == "success" || getenv("EXIT_STATUS") == "TERM")
+	if cleanStop {
+		st = 0
+	}
 	dir := filepath.Join(root, pod.InPodStatusDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("record exit of %s: %w", app, err)
@@ -110,13 +126,7 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 	}
 	// systemd counts death by SIGTERM (how a stopping pod ends its apps) as
 	// success; anything else that is not success is a failure.
-	failed := getenv("SERVICE_RESULT") != "success"
-	// A clean stop can catch an app whose unit is still starting: SIGTERM
-	// then ends it before systemd counts it as running, with a result that
-	// is not "success". During a requested stop that is no failure either.
-	if _, err := os.Stat(filepath.Join(root, StoppingFile)); err == nil && getenv("EXIT_CODE") == "killed" && getenv("EXIT_STATUS") == "TERM" {
-		failed = false
-	}
+	failed := getenv("SERVICE_RESULT") != "success" && !cleanStop
 	if failed {
 		f, err := os.OpenFile(filepath.Join(root, FailedFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {

@@ -41,13 +41,18 @@ func TestAppExited(t *testing.T) {
 		poweroffs int
 		failed    string
 		podStatus int
+		statuses  map[string]string // recorded per app, where checked
 	}{
-		{"SIGTERM while starting, stop requested", true, []exit{{"a", "killed", "TERM", "signal"}, {"b", "exited", "0", "success"}}, 1, "", 0},
-		{"SIGTERM while starting, no stop requested", false, []exit{{"a", "killed", "TERM", "signal"}}, 1, "a", 143},
-		{"all succeed", false, []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0},
-		{"first failure wins", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, 2, "a", 3},
-		{"stopped by SIGTERM", false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0},
-		{"killed", false, []exit{{"a", "killed", "KILL", "signal"}}, 1, "a", 137},
+		{"SIGTERM while starting, stop requested", true, []exit{{"a", "killed", "TERM", "signal"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
+		{"SIGTERM while starting, no stop requested", false, []exit{{"a", "killed", "TERM", "signal"}}, 1, "a", 143, nil},
+		{"all succeed", false, []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
+		{"first failure wins", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, 2, "a", 3, nil},
+		{"stopped by SIGTERM", false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
+		{"killed", false, []exit{{"a", "killed", "KILL", "signal"}}, 1, "a", 137, map[string]string{"a": "137"}},
+		{"sibling stopped for a failure", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "TERM", "success"}}, 2, "a", 3, map[string]string{"a": "3", "b": "0"}},
+		{"stopped on request", true, []exit{{"a", "killed", "TERM", "success"}, {"b", "killed", "TERM", "success"}}, 1, "", 0, map[string]string{"a": "0", "b": "0"}},
+		{"killed by KILL after a failure", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "KILL", "signal"}}, 2, "a", 3, map[string]string{"b": "137"}},
+		{"SIGTERM on its own", false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, map[string]string{"a": "143"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +86,11 @@ func TestAppExited(t *testing.T) {
 			st, err := PodExit(root, apps)
 			if err != nil || st != tt.podStatus {
 				t.Errorf("podExit = %d, %v; want %d", st, err, tt.podStatus)
+			}
+			for app, want := range tt.statuses {
+				if b, _ := os.ReadFile(filepath.Join(root, pod.InPodStatusDir, app)); string(b) != want {
+					t.Errorf("status of %s = %q, want %q", app, b, want)
+				}
 			}
 		})
 	}

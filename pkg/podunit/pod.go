@@ -3,6 +3,7 @@ package podunit
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -10,9 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -54,6 +58,9 @@ func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc,
 	if interactive && len(apps) != 1 {
 		return nil, nil, nil, fmt.Errorf("run: %w: --interactive needs exactly one app, the pod has %d", ErrUsage, len(apps))
 	}
+	if interactive && PipedStdin() {
+		apps[0].Stdin, interactive = StdinFIFO, false
+	}
 	if err := WriteBundles(pm, bundle); err != nil {
 		return nil, nil, nil, err
 	}
@@ -84,6 +91,59 @@ func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc,
 		return nil, nil, nil, err
 	}
 	return pm, apps, pass, nil
+}
+
+// PipedStdin reports whether the stage1's stdin is not a terminal. An
+// interactive pod then does not get a console: nspawn's console ends the
+// pod when its input ends, so a piped stdin reaches the app through a
+// FIFO instead (FeedStdin), with end of file where the pipe ends.
+func PipedStdin() bool { return !term.IsTerminal(int(os.Stdin.Fd())) }
+
+// FeedStdin makes StdinFIFO in the stage1 rootfs and copies in into it
+// until in ends. It keeps its end open until the app has started (it holds
+// the read end then; a FIFO with no end open loses what it holds), so the
+// app reads everything and then end of file.
+func FeedStdin(rootfs string, in io.Reader) error {
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return fmt.Errorf("stdin pipe: %w", err)
+	}
+	dir, err := root.Open(rel(SkiffDir))
+	root.Close()
+	if err != nil {
+		return fmt.Errorf("stdin pipe: %w", err)
+	}
+	defer dir.Close()
+	name := path.Base(StdinFIFO)
+	if err := unix.Unlinkat(int(dir.Fd()), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("stdin pipe: %w", err)
+	}
+	if err := unix.Mkfifoat(int(dir.Fd()), name, 0o600); err != nil {
+		return fmt.Errorf("stdin pipe: %w", err)
+	}
+	// Read-write: the open does not wait for a reader, and the app's open
+	// (by the pod's systemd) does not wait for a writer.
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("stdin pipe: %w", err)
+	}
+	fifo := os.NewFile(uintptr(fd), StdinFIFO)
+	started := func() bool {
+		_, err := os.Stat(filepath.Join(rootfs, pod.InPodReadyFile))
+		if err != nil {
+			ents, _ := os.ReadDir(filepath.Join(rootfs, pod.InPodStatusDir))
+			return len(ents) > 0
+		}
+		return true
+	}
+	go func() {
+		io.Copy(fifo, in)
+		for !started() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		fifo.Close()
+	}()
+	return nil
 }
 
 // BundleFunc writes the bundle stage2 runs app ra from into dir: its OCI

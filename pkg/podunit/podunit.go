@@ -30,10 +30,13 @@ const (
 	FailedFile = "/skiff/failed"
 	// StoppingFile marks a pod asked to stop from outside (see Stopping).
 	StoppingFile = "/skiff/stopping"
-	CgroupDir    = "/skiff/cgroup"
-	VolumesDir   = "/skiff/volumes"
-	UnitDir      = "/etc/systemd/system"
-	JournalDir   = "/var/log/journal"
+	// StdinFIFO is the app's stdin in an interactive pod whose stdin is
+	// not a terminal (see PipedStdin).
+	StdinFIFO  = "/skiff/stdin"
+	CgroupDir  = "/skiff/cgroup"
+	VolumesDir = "/skiff/volumes"
+	UnitDir    = "/etc/systemd/system"
+	JournalDir = "/var/log/journal"
 
 	// journald only writes to /var/log/journal once this flag exists.
 	JournalFlushed = "/run/systemd/journal/flushed"

@@ -2,6 +2,7 @@ package podunit
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,13 @@ type App struct {
 	CPU      int64      // CPU limit in millicores, 0 for none
 	// StopSignal stops the app (KillSignal=); 0 means systemd's SIGTERM.
 	StopSignal int
+	// Retain is the app's capabilities-retain-set isolator (--caps-retain):
+	// stage2 can give the app only what the pod's init holds, so a stage1
+	// whose init runs with fewer capabilities grants these (RetainedCaps).
+	Retain []string
+	// Stdin, when set, is the app's standard input: a file of the stage1
+	// rootfs (StdinFIFO for a piped interactive pod).
+	Stdin string
 }
 
 // StopSignalAnnotation, on an app of the pod manifest, names the signal
@@ -67,11 +75,28 @@ func AppsOf(pm *schema.PodManifest) ([]App, error) {
 				if l := v.Limit(); l != nil {
 					a.CPU = l.MilliValue()
 				}
+			case *types.LinuxCapabilitiesRetainSet:
+				a.Retain = nil
+				for _, c := range v.Set() {
+					a.Retain = append(a.Retain, string(c))
+				}
 			}
 		}
 		apps = append(apps, a)
 	}
 	return apps, nil
+}
+
+// RetainedCaps is the union of the apps' Retain sets, sorted: the
+// capabilities a stage1 grants the pod beyond its defaults, as rkt's
+// stage1 gave systemd-nspawn --capability= for the apps' isolators.
+func RetainedCaps(apps []App) []string {
+	var caps []string
+	for _, a := range apps {
+		caps = append(caps, a.Retain...)
+	}
+	slices.Sort(caps)
+	return slices.Compact(caps)
 }
 
 // Units returns the unit files, by name, that start the pod's apps once
@@ -111,7 +136,14 @@ func appUnit(a App, napps int, interactive bool) string {
 	}
 	// stage2 joins the cgroups stage1 made for the app's limits (stage1-ns
 	// on cgroup v1 hosts), sets up its root and becomes the app.
-	fmt.Fprintf(&b, "ExecStart=%s\n", execLine([]string{Stage2Path, "run", "--bundle=" + Bundle(a.Name), "--cgroups=" + CgroupDir + "/" + a.Name}))
+	start := []string{Stage2Path, "run", "--bundle=" + Bundle(a.Name), "--cgroups=" + CgroupDir + "/" + a.Name}
+	if a.Stdin != "" {
+		// stage2 opens it for the app alone: every Exec*= of the unit
+		// would open a StandardInput=file:, the hooks after the app too,
+		// and a FIFO whose writer is gone blocks them.
+		start = append(start, "--stdin="+a.Stdin)
+	}
+	fmt.Fprintf(&b, "ExecStart=%s\n", execLine(start))
 	// The unit counts as started (and the pod as ready) only once the
 	// app itself runs, not stage2 that becomes it.
 	fmt.Fprintf(&b, "ExecStartPost=%s\n", execLine([]string{HookPath, "app-started"}))
@@ -120,9 +152,10 @@ func appUnit(a App, napps int, interactive bool) string {
 		fmt.Fprintf(&b, "ExecStopPost=-%s\n", handler(h))
 	}
 	fmt.Fprintf(&b, "ExecStopPost=%s\n", execLine([]string{HookPath, "app-exited", a.Name, strconv.Itoa(napps)}))
-	if interactive {
+	switch {
+	case interactive:
 		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\n")
-	} else {
+	default:
 		b.WriteString("StandardOutput=journal+console\nStandardError=journal+console\n")
 	}
 	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", a.Name)

@@ -41,13 +41,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		}
 		name := ra.Name.String()
 		if names[name] {
-			if a.Name != "" {
-				return nil, fmt.Errorf("app name %s given twice", name)
-			}
-			for i := 2; names[name]; i++ {
-				name = fmt.Sprintf("%s-%d", ra.Name, i)
-			}
-			ra.Name = types.ACName(name)
+			// As rkt: a pod's apps are addressed by name (status, logs
+			// --app, enter), so a second app of that name is refused.
+			return nil, fmt.Errorf("app name %q is not unique: give each app its own --name", name)
 		}
 		names[name] = true
 		for _, mp := range ra.App.MountPoints {
@@ -79,6 +75,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		limit = 0 // the annotation's "no limit"
 	}
 	pm.Annotations.Set(podunit.AnnotationPidsLimit, strconv.FormatInt(limit, 10))
+	if o.Hostname != "" {
+		pm.Annotations.Set(AnnotationHostname, o.Hostname)
+	}
 	return pm, nil
 }
 

@@ -80,8 +80,16 @@ type Options struct {
 	// PidsLimit is the most tasks the whole pod may hold: 0 means
 	// podunit.DefaultPidsLimit, a negative count no limit.
 	PidsLimit int64
-	Log       *slog.Logger
+	// Hostname, when set, is recorded in the pod manifest
+	// (AnnotationHostname): the hostname `prepare --hostname` gave for
+	// run-prepared, which may override it.
+	Hostname string
+	Log      *slog.Logger
 }
+
+// AnnotationHostname is the pod manifest annotation that holds the pod's
+// hostname when prepare was given one.
+const AnnotationHostname = "skiff.dev/hostname"
 
 // mountRecord is one overlay of a prepared pod, kept so that run-prepared
 // can mount again what a reboot took away.
@@ -114,6 +122,11 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 			o.NoOverlay = true
 		}
 	}
+	// The manifest first: a pod that cannot be described is never created.
+	pm, err := Manifest(imgs, o)
+	if err != nil {
+		return nil, err
+	}
 	p, err = pod.Create(o.DataDir)
 	if err != nil {
 		return nil, err
@@ -134,10 +147,6 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 		if err := perm.MkdirPrivate(p.File(d)); err != nil {
 			return p, fmt.Errorf("prepare pod: %w", err)
 		}
-	}
-	pm, err := Manifest(imgs, o)
-	if err != nil {
-		return p, err
 	}
 	s1m, err := imgs.Manifest(o.Stage1)
 	if err != nil {

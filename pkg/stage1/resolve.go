@@ -47,7 +47,11 @@ type Resolver struct {
 // run policy; one from a file is trusted by location (docs/stage1-abi.md).
 func (r *Resolver) Resolve(ctx context.Context, ref string) (string, []string, error) {
 	path, short := "", false
-	if !strings.HasPrefix(ref, "sha512-") {
+	if strings.HasPrefix(ref, "sha512-") {
+		if id, ok := r.fromFile(ref); ok {
+			return r.layers(id)
+		}
+	} else {
 		var err error
 		if path, short, err = r.defaultImage(ref); err != nil {
 			return "", nil, err
@@ -72,7 +76,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, []string, e
 	// running it is the same act as running a program by path. Names and
 	// URLs are fetched and verified like any image. Imports are cached by
 	// path, size and mtime.
-	key := fmt.Sprintf("stage1:%s?size=%d&mtime=%d", path, fi.Size(), fi.ModTime().UnixNano())
+	key := fileKey(path, fi)
 	if rec, ok, err := r.Store.Remote(key); err == nil && ok {
 		if _, err := r.Store.Get(rec.ID); err == nil {
 			return r.layers(rec.ID)
@@ -91,6 +95,32 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, []string, e
 		r.Log.Warn("cache stage1 import", "err", err)
 	}
 	return r.layers(id)
+}
+
+func fileKey(path string, fi os.FileInfo) string {
+	return fmt.Sprintf("stage1:%s?size=%d&mtime=%d", path, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// fromFile returns the full ID of the stored image that the image ID (or
+// ID prefix) ref names when that image is what a local stage1 file, still
+// unchanged where it was imported from, imports as: such an image is
+// trusted by location as the file is (`--stage1=ns` and
+// `--stage1=sha512-…` of the same image are the same act). Any other ID
+// is left to the run policy.
+func (r *Resolver) fromFile(ref string) (string, bool) {
+	img, err := r.Store.Get(ref)
+	if err != nil || !filepath.IsAbs(img.Source) {
+		return "", false
+	}
+	fi, err := os.Stat(img.Source)
+	if err != nil {
+		return "", false
+	}
+	rec, ok, err := r.Store.Remote(fileKey(img.Source, fi))
+	if err != nil || !ok || rec.ID != img.ID {
+		return "", false
+	}
+	return img.ID, true
 }
 
 // defaultImage returns the path of the image of a short name such as "ns"

@@ -42,6 +42,13 @@ func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []poduni
 	if err != nil {
 		return nil, nil, err
 	}
+	if a.Interactive && podunit.PipedStdin() {
+		// No console: the app reads the pipe through a FIFO (podunit.FeedStdin).
+		a.Interactive = false
+		if err := podunit.FeedStdin(pod.Stage1Rootfs, os.Stdin); err != nil {
+			return nil, nil, err
+		}
+	}
 	volBinds, err := volumes(pm)
 	if err != nil {
 		return nil, nil, err
@@ -70,7 +77,13 @@ func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []poduni
 	}
 	var args []string
 	if err == nil {
-		args, err = nspawnArgs(a, append(volBinds, cgBinds...))
+		opts := append(volBinds, cgBinds...)
+		if caps := podunit.RetainedCaps(apps); len(caps) > 0 {
+			// nspawn's default set lacks some (CAP_NET_ADMIN without a private
+			// network, CAP_SYS_TIME, ...); stage2 cannot give more than init has.
+			opts = append(opts, "--capability="+strings.Join(caps, ","))
+		}
+		args, err = nspawnArgs(a, opts)
 	}
 	var c *container
 	if err == nil {

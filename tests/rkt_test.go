@@ -1,0 +1,224 @@
+//go:build e2e
+
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+)
+
+// Cases found against rkt's functional tests (rkt/rkt tests/rkt_*_test.go,
+// issue 14 item 4), each where rkt ran it: both stage1s for capabilities,
+// isolators, image mount points and exit statuses; stage1-ns for the rest
+// (stage1-kvm has no --interactive, and the others are stage0's).
+
+// rktVariant is the probe with the isolators and the mount point of rkt's
+// tests in its image manifest: a capabilities-retain-set without
+// CAP_SETPCAP, a negative oom-score-adj, and a mount point no --volume
+// satisfies.
+func rktVariant(t *testing.T) string {
+	t.Helper()
+	caps, err := types.NewLinuxCapabilitiesRetainSet("CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	capsIso, err := caps.AsIsolator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oom, err := types.NewLinuxOOMScoreAdj(-500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return probeVariant(t, t.TempDir(), "probe-rkt", func(a *types.App) {
+		a.Isolators = append(a.Isolators, *capsIso, oom.AsIsolator())
+		a.MountPoints = append(a.MountPoints, types.MountPoint{Name: "scratch", Path: "/scratch"})
+	}, nil)
+}
+
+// TestRktIsolators: --caps-retain (flag or isolator) without CAP_SETPCAP,
+// with a capability outside the stage1's default set (CAP_NET_ADMIN, as
+// rkt's TestCaps), runs the app with exactly those; a negative
+// oom-score-adj runs, clamped with a warning where the host cannot lower
+// the score; an image mount point nobody gave a volume gets an empty one
+// (0755 root:root, writable). One pod per stage1.
+func TestRktIsolators(t *testing.T) {
+	img := rktVariant(t)
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		out, errs, code := e.run("--insecure-options=image", "run", "--stage1="+s,
+			image(t, "probe.aci"), "--name=flag", "--caps-retain=CAP_NET_ADMIN,CAP_NET_BIND_SERVICE", "--", "-print-caps", "---",
+			img, "--name=iso", "--", "-print-caps", "-read-file=/proc/self/oom_score_adj",
+			"-stat=/scratch", "-write-file=/scratch/f", "-content=x")
+		all := out + errs
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, all)
+		}
+		for _, app := range []string{"flag", "iso"} {
+			mustContain(t, appLines(all, app), "CAPEFF_NAMES=CAP_NET_BIND_SERVICE,CAP_NET_ADMIN\n",
+				"CAPBND_NAMES=CAP_NET_BIND_SERVICE,CAP_NET_ADMIN\n")
+		}
+		iso := appLines(all, "iso")
+		m := regexp.MustCompile(`READ_FILE=(-?\d+)`).FindStringSubmatch(iso)
+		if m == nil {
+			t.Fatalf("no oom score in the output:\n%s", all)
+		}
+		if score, _ := strconv.Atoi(m[1]); score != -500 {
+			// Only a host that withholds CAP_SYS_RESOURCE may clamp, and says so.
+			mustContain(t, all, "oom score -500: this host does not let the pod lower its OOM score")
+			if score < -500 || score > 0 {
+				t.Errorf("oom score %d: want -500, or clamped to the lowest allowed (0 here)", score)
+			}
+		}
+		mustContain(t, iso, "WRITE_FILE=/scratch/f\n", "STAT_TYPE=dir\n", "STAT_PERM=0755\n", "STAT_UID=0\n", "STAT_GID=0\n")
+		mustNotContain(t, all, "operation not permitted")
+	})
+}
+
+// appLines returns what app wrote in a pod's output (lines tagged
+// "app[pid]: "), without the tags.
+func appLines(out, app string) string {
+	var b strings.Builder
+	re := regexp.MustCompile(`(?:^|\s)` + regexp.QuoteMeta(app) + `\[\d+\]: (.*)$`)
+	for _, l := range strings.Split(out, "\n") {
+		if m := re.FindStringSubmatch(l); m != nil {
+			b.WriteString(m[1] + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestRktSiblingStopped: when one app fails, a sibling the pod stopped for
+// it records a clean stop, 0 (rkt), not 143 (busybox sleep dies of the
+// SIGTERM); skiff run exits with the failed app's status.
+func TestRktSiblingStopped(t *testing.T) {
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		save := filepath.Join(t.TempDir(), "uuid")
+		probe := image(t, "probe.aci")
+		out, errs, code := e.run("run", "--stage1="+s, "--uuid-file-save="+save,
+			image(t, "busybox.aci"), "--name=sleeper", "--exec=/bin/sleep", "--", "120", "---",
+			probe, "--name=failer", "--", "-sleep=1s", "-exit=4")
+		if code != 4 {
+			t.Fatalf("exit %d, want 4 (the failed app's):\n%s%s", code, out, errs)
+		}
+		uuid, _ := os.ReadFile(save)
+		st := e.mustRun("status", strings.TrimSpace(string(uuid)))
+		mustContain(t, st, "app-failer=4\n", "app-sleeper=0\n")
+	})
+}
+
+// TestRktStage1ByID: --stage1 takes the image ID (or a prefix) of a stage1
+// imported from its file, as documented; an ID of any other image that
+// the run policy refuses is still refused.
+func TestRktStage1ByID(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("run", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true")
+	var imgs []struct{ ID, Name string }
+	if err := json.Unmarshal([]byte(e.mustRun("image", "list", "--format=json")), &imgs); err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	for _, i := range imgs {
+		if i.Name == "skiff.dev/stage1-ns" {
+			id = i.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("stage1-ns not in the store: %v", imgs)
+	}
+	for _, ref := range []string{id, id[:len("sha512-")+16]} {
+		if out, errs, code := e.run("run", "--stage1="+ref, image(t, "busybox.aci"), "--exec=/bin/true"); code != 0 {
+			t.Errorf("--stage1=%s: exit %d\n%s%s", ref, code, out, errs)
+		}
+	}
+	// An unsigned image fetched as such is no stage1 by ID.
+	variant := probeVariant(t, t.TempDir(), "not-a-stage1", func(*types.App) {}, nil)
+	idOut := e.mustRun("--insecure-options=image", "fetch", variant)
+	other := strings.TrimSpace(idOut)
+	if !strings.HasPrefix(other, "sha512-") {
+		t.Fatalf("fetch printed %q, want an image ID", idOut)
+	}
+	_, errs, code := e.run("run", "--stage1="+other, image(t, "busybox.aci"), "--exec=/bin/true")
+	if code == 0 || !strings.Contains(errs, "refused by the run policy") {
+		t.Errorf("--stage1=<unsigned image>: exit %d, want a refusal by the run policy:\n%s", code, errs)
+	}
+}
+
+// TestRktPrepareHostname: prepare --hostname reaches the pod (its
+// hostname and /etc/hostname); run-prepared --hostname still wins.
+func TestRktPrepareHostname(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct{ prepare, runPrepared, want string }{
+		{"--hostname=prep-host", "", "prep-host"},
+		{"--hostname=prep-host", "--hostname=later", "later"},
+	} {
+		uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", tt.prepare, image(t, "probe.aci"), "--", "-print-hostname", "-read-file=/etc/hostname"))
+		args := []string{"run-prepared", uuid}
+		if tt.runPrepared != "" {
+			args = []string{"run-prepared", tt.runPrepared, uuid}
+		}
+		out, errs, code := e.run(args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errs)
+		}
+		mustContain(t, out+errs, "HOSTNAME="+tt.want+"\n", "READ_FILE="+tt.want)
+	}
+}
+
+// TestRktInteractivePipe: --interactive with stdin from a pipe runs the
+// app on the pipe: it reads all of it (more than a pipe buffer), then end
+// of file, and the pod ends with the app's status.
+func TestRktInteractivePipe(t *testing.T) {
+	e := newEnv(t)
+	input := bytes.Repeat([]byte("0123456789abcdef\n"), 10000) // 170000 bytes
+	c := exec.Command(skiffBin, "--dir="+e.dir, "--local-config="+e.config, "run", "--stage1=ns", "--interactive",
+		image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c", "echo got $(wc -c); exit 3")
+	c.Stdin = bytes.NewReader(input)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		c.Process.Kill()
+		<-done
+		t.Fatalf("the pod did not end after its stdin did:\n%s", out.String())
+	}
+	if code := c.ProcessState.ExitCode(); code != 3 {
+		t.Errorf("exit %d, want the app's 3:\n%s", code, out.String())
+	}
+	mustContain(t, out.String(), "got 170000")
+}
+
+// TestRktDuplicateAppName: two apps of one name are refused with one line
+// naming the app (rkt: "is not unique"), before a pod is made.
+func TestRktDuplicateAppName(t *testing.T) {
+	e := newEnv(t)
+	probe := image(t, "probe.aci")
+	for _, args := range [][]string{
+		{"run", "--stage1=ns", probe, "---", probe},
+		{"prepare", "--stage1=ns", probe, "--name=x", "---", image(t, "busybox.aci"), "--name=x"},
+	} {
+		_, errs, code := e.run(args...)
+		lines := errorLines(errs)
+		if code == 0 || len(lines) != 1 || !strings.Contains(lines[0], "is not unique") || !strings.Contains(lines[0], "--name") {
+			t.Errorf("%v: exit %d, stderr %q; want one line saying the app name is not unique", args[:2], code, errs)
+		}
+	}
+	if out := e.mustRun("list", "--format=json"); len(uuidsIn(out)) != 0 {
+		t.Errorf("a refused pod was left behind:\n%s", out)
+	}
+}
