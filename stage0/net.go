@@ -138,6 +138,9 @@ func attachNet(ctx context.Context, g *globals, p *pod.Pod, f *podFlags, hostnam
 			safefile.WriteFile(p.File(pod.NetHosts), []byte(hosts), 0o644, true))
 	}
 	if err != nil {
+		if strings.Contains(err.Error(), "no IP addresses available") {
+			err = fmt.Errorf("%w (exited pods hold their addresses until `skiff gc` releases them)", err)
+		}
 		return o, errors.Join(err, detachNet(g, p))
 	}
 	g.log.Debug("network attached", "pod", p.UUID, "netns", path, "took", time.Since(start))

@@ -3,11 +3,14 @@ package nspawn
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -133,6 +136,128 @@ func setupPids(log *slog.Logger, uuid string, limit int64) (leave func(), err er
 	}, nil
 }
 
+// trackingHierarchies returns the host's hierarchies that track
+// processes without controllers, relative to cgroupRoot: "systemd" (v1
+// name=systemd) and "unified" (v2) on a v1 or hybrid host, "" where
+// cgroupRoot is itself the v2 hierarchy. Missing ones are left out.
+func trackingHierarchies() []string {
+	var st unix.Statfs_t
+	if unix.Statfs(cgroupRoot, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return []string{""}
+	}
+	var hs []string
+	for _, h := range []string{"systemd", "unified"} {
+		if _, err := os.Stat(filepath.Join(cgroupRoot, h, "cgroup.procs")); err == nil {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+// setupTracking gives the pod cgroups of its own, skiff/<uuid>, in the
+// hierarchies that track processes, and moves the caller (and so nspawn
+// and the whole pod) there; the returned function moves the caller back.
+// Without systemd as the host's PID 1, nspawn must run with --keep-unit
+// and puts the pod's systemd below its own cgroup: without this, every pod
+// would share one (/payload) and each pod's systemd would create, join
+// and remove the same <app>.service cgroups as the others, so that an app
+// or its ExecStopPost hook of one pod sometimes failed with 219/CGROUP
+// when another pod's systemd had just removed that cgroup (the pod then
+// never started its app, or never ended). It also lets gc find and kill
+// what is left of a pod whose nspawn was killed (killPod). Where a
+// hierarchy is read-only it changes nothing there and says so.
+func setupTracking(log *slog.Logger, uuid string) (leave func(), err error) {
+	origin, err := ownCgroups()
+	if err != nil {
+		return func() {}, err
+	}
+	var back []func()
+	leave = func() {
+		for _, f := range back {
+			f()
+		}
+	}
+	for _, h := range trackingHierarchies() {
+		dir := podCgroup(h, uuid)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+				log.Warn("the pod shares its parent's cgroup: the hierarchy is read-only", "err", err)
+				continue
+			}
+			return leave, fmt.Errorf("create cgroup: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0"), 0); err != nil {
+			return leave, fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+		key := "name=systemd"
+		if h != "systemd" {
+			key = ""
+		}
+		from := filepath.Join(cgroupRoot, h, origin[key], "cgroup.procs")
+		back = append(back, func() { os.WriteFile(from, []byte("0"), 0) })
+	}
+	return leave, nil
+}
+
+// killPod kills whatever is left in the pod's cgroups in the tracking
+// hierarchies, the caller excepted, and waits until they are empty: the
+// pod's init and apps after its nspawn (or run and nspawn) was killed.
+func killPod(uuid string) error {
+	self := os.Getpid()
+	for _, h := range trackingHierarchies() {
+		dir := podCgroup(h, uuid)
+		for try := 0; ; try++ {
+			pids, err := procsBelow(dir)
+			if err != nil {
+				return err
+			}
+			pids = slices.DeleteFunc(pids, func(p int) bool { return p == self })
+			if len(pids) == 0 {
+				break
+			}
+			if try == 500 {
+				return fmt.Errorf("kill pod: %d processes left in %s", len(pids), dir)
+			}
+			for _, p := range pids {
+				unix.Kill(p, unix.SIGKILL)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// procsBelow lists the processes of cgroup dir and its descendants; a
+// missing dir has none.
+func procsBelow(dir string) ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil && n > 0 {
+				pids = append(pids, n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pod processes: %w", err)
+	}
+	return pids, nil
+}
+
 // ownCgroups returns the caller's v1 cgroup path for each controller.
 func ownCgroups() (map[string]string, error) {
 	return procCgroups("self")
@@ -159,27 +284,33 @@ func procCgroups(pid string) (map[string]string, error) {
 	return out, nil
 }
 
-// removeCgroups removes the pod's v1 cgroups; they must be empty, which
-// they are once the pod's init has died. Missing ones are fine.
+// removeCgroups removes the pod's cgroups, with what nspawn and the pod's
+// systemd made below them; they must be empty, which they are once the
+// pod's init has died (killPod). Missing ones are fine.
 func removeCgroups(uuid string) error {
 	var errs []error
-	for _, ctrl := range append(v1Controllers, "pids") {
-		pod := podCgroup(ctrl, uuid)
-		ents, err := os.ReadDir(pod)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		for _, e := range ents {
-			if e.IsDir() {
-				errs = append(errs, ignoreNotExist(os.Remove(filepath.Join(pod, e.Name()))))
-			}
-		}
-		errs = append(errs, ignoreNotExist(os.Remove(pod)))
+	for _, ctrl := range append(append([]string{}, v1Controllers...), append(trackingHierarchies(), "pids")...) {
+		errs = append(errs, removeTree(podCgroup(ctrl, uuid)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove cgroups: %w", err)
 	}
 	return nil
+}
+
+// removeTree removes cgroup dir and the cgroups below it, deepest first.
+func removeTree(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() {
+			errs = append(errs, removeTree(filepath.Join(dir, e.Name())))
+		}
+	}
+	return errors.Join(append(errs, ignoreNotExist(os.Remove(dir)))...)
 }
 
 func ignoreNotExist(err error) error {

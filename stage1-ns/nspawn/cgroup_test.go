@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -49,6 +50,57 @@ func TestSetupPids(t *testing.T) {
 			}
 			if procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs")); string(procs) != "0" {
 				t.Errorf("cgroup.procs = %q: caller did not join", procs)
+			}
+		})
+	}
+}
+
+// TestSetupTracking runs setupTracking against a fake cgroup root: the pod
+// gets skiff/<uuid> in each tracking hierarchy present, the caller joins
+// it, and removeCgroups removes it with what was made below it.
+func TestSetupTracking(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tests := []struct {
+		name        string
+		hierarchies []string
+	}{
+		{"hybrid", []string{"systemd", "unified"}},
+		{"name=systemd only", []string{"systemd"}},
+		{"none", nil},
+	}
+	old := cgroupRoot
+	defer func() { cgroupRoot = old }()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cgroupRoot = t.TempDir()
+			for _, h := range tt.hierarchies {
+				os.MkdirAll(filepath.Join(cgroupRoot, h), 0o755)
+				os.WriteFile(filepath.Join(cgroupRoot, h, "cgroup.procs"), nil, 0o644)
+			}
+			if got := trackingHierarchies(); !slices.Equal(got, tt.hierarchies) {
+				t.Fatalf("trackingHierarchies() = %v, want %v", got, tt.hierarchies)
+			}
+			leave, err := setupTracking(log, "u1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			leave()
+			for _, h := range tt.hierarchies {
+				dir := filepath.Join(cgroupRoot, h, "skiff", "u1")
+				if procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs")); string(procs) != "0" {
+					t.Errorf("%s: cgroup.procs = %q: caller did not join", h, procs)
+				}
+				// What nspawn and the pod's systemd make; on cgroupfs a
+				// cgroup's files go with it.
+				os.Remove(filepath.Join(dir, "cgroup.procs"))
+				os.MkdirAll(filepath.Join(dir, "payload", "system.slice", "app.service"), 0o755)
+				os.MkdirAll(filepath.Join(dir, "supervisor"), 0o755)
+			}
+			if err := removeCgroups("u1"); err != nil {
+				t.Fatal(err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", "skiff", "u1")); len(left) > 0 {
+				t.Errorf("left: %v", left)
 			}
 		})
 	}

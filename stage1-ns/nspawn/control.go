@@ -65,13 +65,17 @@ func (Isolator) Stop(_ *slog.Logger, a pod.StopArgs) error {
 	return nil
 }
 
-// GC undoes what run did on the host for the pod uuid: its cgroups,
-// nspawn's propagation directory and the journal link nspawn may have made.
-// It only removes, never follows, what the pod could have written.
+// GC undoes what run did on the host for the pod uuid: what is left of a
+// pod whose run and nspawn were killed (its processes, killed), its
+// cgroups, nspawn's propagation directory and the journal link nspawn may
+// have made. It only removes, never follows, what the pod could have written.
 func (Isolator) GC(_ *slog.Logger, a pod.GCArgs) error {
 	uuid := a.UUID
 	removePropagate(uuid)
-	err := removeCgroups(uuid)
+	err := killPod(uuid)
+	if err == nil {
+		err = removeCgroups(uuid)
+	}
 	link := "/var/log/journal/" + pod.MachineID(uuid)
 	if fi, lerr := os.Lstat(link); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
 		err = errors.Join(err, os.Remove(link))

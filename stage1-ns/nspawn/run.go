@@ -67,9 +67,19 @@ func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []poduni
 			leavePids, err = setupPids(log, a.UUID, limit)
 		}
 	}
+	leaveTracking := func() {}
+	if err == nil && !stage1kit.Machined() {
+		// nspawn runs with --keep-unit: the pod gets our cgroup.
+		leaveTracking, err = setupTracking(log, a.UUID)
+	}
 	cleanup := func() {
 		leave()
 		leavePids()
+		leaveTracking()
+		// What is left once nspawn has gone: it was killed, not the pod.
+		if err := killPod(a.UUID); err != nil {
+			log.Warn("clean up", "err", err)
+		}
 		if err := removeCgroups(a.UUID); err != nil {
 			log.Warn("clean up", "err", err)
 		}
