@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,14 +20,12 @@ func newNetworkCmd(g *globals) *cobra.Command {
 
 // networks loads every network; bad files are reported on stderr.
 func networks(g *globals) (map[string]*cni.Network, string, error) {
-	def, err := cni.DefaultNetwork(cni.DefaultBridge, cni.DefaultSubnet, ipamDir)
+	nets, bad, err := g.podNet().Networks()
 	if err != nil {
 		return nil, "", err
 	}
-	dir := filepath.Join(g.localConfig, netDirName)
-	nets, lerr := cni.Load(dir, []string{cni.PluginDir}, def)
-	if lerr != nil {
-		fmt.Fprintf(g.stderr, "skiff: warning: %s\n", strings.ReplaceAll(lerr.Error(), "\n", "\nskiff: warning: "))
+	if bad != nil {
+		fmt.Fprintf(g.stderr, "skiff: warning: %s\n", strings.ReplaceAll(bad.Error(), "\n", "\nskiff: warning: "))
 	}
-	return nets, dir, nil
+	return nets, g.podNet().NetDir(), nil
 }

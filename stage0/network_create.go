@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/cni"
+	"github.com/skiffpod/skiff/pkg/podnet"
 	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
@@ -26,7 +27,7 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 			if bridge == "" {
 				bridge = "skiff-" + name
 			}
-			n, err := cni.BridgeNetwork(name, bridge, subnet, ipamDir)
+			n, err := cni.BridgeNetwork(name, bridge, subnet, podnet.IPAMDir)
 			if err != nil {
 				return usageError{fmt.Errorf("network create: %w", err)}
 			}

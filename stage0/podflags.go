@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -10,6 +8,8 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podnet"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/prepare"
 )
@@ -26,7 +26,6 @@ func pidsLimit(n int64) int64 {
 type podFlags struct {
 	stage1       string
 	volumes      []string
-	net          string
 	hostname     string
 	interactive  bool
 	inheritEnv   bool
@@ -35,7 +34,8 @@ type podFlags struct {
 	uuidFileSave string
 	pullPolicy   string
 	signatures   []string
-	netFlags
+	// netReq is the network flags (--net, --publish, --dns, ...).
+	netReq podnet.Request
 	// prepareOnly: the command is prepare, which takes no run options.
 	prepareOnly bool
 	// Per-app flags given before the first image apply to every app.
@@ -180,20 +180,20 @@ func (f *podFlags) parseVolumes() ([]types.Volume, error) {
 
 // registerNet registers the network flags, which run-prepared has too.
 func (f *podFlags) registerNet(fs *pflag.FlagSet) {
-	fs.StringVar(&f.net, "net", "default", "network: default (a private network on the built-in bridge skiff0), NAME[,NAME...] (networks of <local-config>/net.d), host (share the host's), none (loopback only)")
-	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a pod port on the host: [HOSTIP:]HOSTPORT:PORT[/tcp|udp] (repeat)")
-	fs.StringArrayVar(&f.ports, "port", nil, "publish an app's appc port: NAME:[HOSTIP:]HOSTPORT (repeat)")
-	fs.StringArrayVar(&f.dns, "dns", nil, "a nameserver for the pod's resolv.conf (repeat), or host: the host's resolv.conf (the default)")
-	fs.StringArrayVar(&f.dnsSearch, "dns-search", nil, "a search domain for the pod's resolv.conf (repeat)")
-	fs.StringArrayVar(&f.dnsOpts, "dns-opt", nil, "a resolv.conf option, e.g. ndots:2 (repeat)")
-	fs.StringArrayVar(&f.hostsEntr, "hosts-entry", nil, "add IP=NAME to every app's /etc/hosts (repeat)")
+	fs.StringVar(&f.netReq.Net, "net", "default", "network: default (a private network on the built-in bridge skiff0), NAME[,NAME...] (networks of <local-config>/net.d), host (share the host's), none (loopback only)")
+	fs.StringArrayVarP(&f.netReq.Publish, "publish", "p", nil, "publish a pod port on the host: [HOSTIP:]HOSTPORT:PORT[/tcp|udp] (repeat)")
+	fs.StringArrayVar(&f.netReq.Ports, "port", nil, "publish an app's appc port: NAME:[HOSTIP:]HOSTPORT (repeat)")
+	fs.StringArrayVar(&f.netReq.DNS, "dns", nil, "a nameserver for the pod's resolv.conf (repeat), or host: the host's resolv.conf (the default)")
+	fs.StringArrayVar(&f.netReq.DNSSearch, "dns-search", nil, "a search domain for the pod's resolv.conf (repeat)")
+	fs.StringArrayVar(&f.netReq.DNSOpts, "dns-opt", nil, "a resolv.conf option, e.g. ndots:2 (repeat)")
+	fs.StringArrayVar(&f.netReq.HostsEntries, "hosts-entry", nil, "add IP=NAME to every app's /etc/hosts (repeat)")
 }
 
 func (f *podFlags) check() error {
-	if err := checkNet(f.net, f.netFlags); err != nil {
+	if err := f.netReq.Check(); err != nil {
 		return err
 	}
-	if f.prepareOnly && (f.net != "default" || f.netFlags.requested()) {
+	if f.prepareOnly && (f.netReq.Net != "default" || f.netReq.Extra()) {
 		return usagef("prepare: give --net, --publish, --port, --dns and --hosts-entry to run-prepared")
 	}
 	switch f.pullPolicy {
@@ -202,37 +202,8 @@ func (f *podFlags) check() error {
 		return usagef("--pull-policy=%s: want new, update or never", f.pullPolicy)
 	}
 	if f.hostname != "" {
-		if err := checkHostname(f.hostname); err != nil {
+		if err := pod.CheckHostname(f.hostname); err != nil {
 			return usagef("--hostname=%q: %v", f.hostname, err)
-		}
-	}
-	return nil
-}
-
-// maxHostname is Linux's HOST_NAME_MAX.
-const maxHostname = 64
-
-// checkHostname accepts a hostname of RFC 1123 labels separated by dots:
-// each 1 to 63 letters, digits and inner hyphens. Both stage1s hand it to
-// the kernel and to systemd as given, so what they would refuse or mangle
-// is refused here, before anything is prepared.
-func checkHostname(h string) error {
-	if len(h) > maxHostname {
-		return fmt.Errorf("longer than %d characters", maxHostname)
-	}
-	for _, l := range strings.Split(h, ".") {
-		switch {
-		case l == "":
-			return errors.New("empty label")
-		case len(l) > 63:
-			return fmt.Errorf("label %q longer than 63 characters", l)
-		case l[0] == '-' || l[len(l)-1] == '-':
-			return fmt.Errorf("label %q starts or ends with '-'", l)
-		}
-		for _, c := range l {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return fmt.Errorf("%q not allowed: want letters, digits, '-' and '.'", c)
-			}
 		}
 	}
 	return nil

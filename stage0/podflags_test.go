@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/skiffpod/skiff/pkg/podnet"
 )
 
 func TestParseApps(t *testing.T) {
@@ -47,34 +49,16 @@ func TestParseApps(t *testing.T) {
 	}
 }
 
-func TestCheckHostname(t *testing.T) {
-	tests := []struct {
-		in string
-		ok bool
-	}{
-		{"web", true},
-		{"skiff-0b6f3b4e-3a0c-4b8e-9f57-1c2d3e4f5a6b", true},
-		{"Web-01.example.com", true},
-		{"0", true},
-		{strings.Repeat("a", 63), true},
-		{strings.Repeat("a", 63) + ".b", false}, // 65 characters
-		{strings.Repeat("a", 64), false},
-		{"", false},
-		{"-web", false},
-		{"web-", false},
-		{"a..b", false},
-		{".web", false},
-		{"web.", false},
-		{"we_b", false},
-		{"we b", false},
-		{"web/../x", false},
-		{"wéb", false},
-		{"web\n", false},
-	}
-	for _, tt := range tests {
-		err := checkHostname(tt.in)
-		if (err == nil) != tt.ok {
-			t.Errorf("checkHostname(%q) = %v, want ok %v", tt.in, err, tt.ok)
+func TestPrepareRefusesRunOptions(t *testing.T) {
+	for _, f := range []podFlags{
+		{prepareOnly: true, netReq: podnet.Request{Net: "host"}},
+		{prepareOnly: true, netReq: podnet.Request{Net: "default", Publish: []string{"8080:80"}}},
+	} {
+		if err := f.check(); err == nil || !strings.Contains(err.Error(), "run-prepared") {
+			t.Errorf("%+v: err = %v, want one pointing to run-prepared", f, err)
 		}
+	}
+	if err := (&podFlags{prepareOnly: true, netReq: podnet.Request{Net: "default"}, pullPolicy: "new"}).check(); err != nil {
+		t.Errorf("prepare without run options: %v", err)
 	}
 }

@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
-	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podctl"
+	"github.com/skiffpod/skiff/pkg/podnet"
 )
 
 // pods returns the pod lifecycle operations, configured by the globals.
@@ -12,11 +12,16 @@ func (g *globals) pods() *podctl.Pods {
 	return &podctl.Pods{
 		Dir:       g.dir,
 		Store:     g.openStore,
-		DetachNet: func(p *pod.Pod) error { return detachNet(g, p) },
+		DetachNet: g.podNet().Detach,
 		Debug:     g.debug,
 		Log:       g.log,
 		Out:       g.stdout,
 	}
+}
+
+// podNet is the pod networks of the data dir.
+func (g *globals) podNet() podnet.Host {
+	return podnet.Host{Dir: g.dir, LocalConfig: g.localConfig, Log: g.log}
 }
 
 // eachPod runs fn for every pod named, printing each one done and each

@@ -41,6 +41,10 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// Usage marks the error as one of how skiff was called; packages that
+// check flags (podnet) mark theirs the same way.
+func (usageError) Usage() bool { return true }
+
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // globals are the flags every command shares.
@@ -142,7 +146,7 @@ func run(args []string) int {
 		return ec.code
 	}
 	fmt.Fprintf(g.stderr, "skiff: %v\n", err)
-	var ue usageError
+	var ue interface{ Usage() bool }
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintln(g.stderr, "Run 'skiff --help' for usage.")
 		return exitUsage

@@ -12,6 +12,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/stage1"
 )
 
 const appUsage = `
@@ -205,7 +206,11 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	if hostname == "" {
 		hostname = preparedHostname(p)
 	}
-	o, err := attachNet(context.Background(), g, p, f, hostname)
+	o := stage1.RunOptions{Net: f.netReq.Net, Hostname: hostname, Interactive: f.interactive}
+	netns, err := g.podNet().Attach(context.Background(), p, f.netReq, hostname)
+	if netns != "" {
+		o.Net, o.NetNS = "", netns
+	}
 	if err != nil {
 		// A pod that cannot get its network is not started: run removes
 		// it, run-prepared leaves it prepared.
@@ -216,7 +221,7 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 		return err
 	}
 	if err := p.Transition(pod.Running); err != nil {
-		err = errors.Join(err, detachNet(g, p))
+		err = errors.Join(err, g.podNet().Detach(p))
 		p.Unlock()
 		return err
 	}
@@ -231,7 +236,7 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 func preparedHostname(p *pod.Pod) string {
 	if b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize); err == nil {
 		if pm, err := pod.ParseManifest(b); err == nil {
-			if h, ok := pm.Annotations.Get(prepare.AnnotationHostname); ok && checkHostname(h) == nil {
+			if h, ok := pm.Annotations.Get(prepare.AnnotationHostname); ok && pod.CheckHostname(h) == nil {
 				return h
 			}
 		}

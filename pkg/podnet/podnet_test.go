@@ -1,7 +1,8 @@
-package main
+package podnet
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"os"
@@ -14,24 +15,28 @@ import (
 
 func TestCheckNet(t *testing.T) {
 	tests := []struct {
-		net   string
-		flags netFlags
-		ok    bool
+		r  Request
+		ok bool
 	}{
-		{"default", netFlags{}, true},
-		{"host", netFlags{}, true},
-		{"none", netFlags{}, true},
-		{"default,mynet", netFlags{publish: []string{"80:80"}}, true},
-		{"host", netFlags{publish: []string{"80:80"}}, false},
-		{"none", netFlags{dns: []string{"192.0.2.1"}}, false},
-		{"a,,b", netFlags{}, false},
-		{"default,host", netFlags{}, false},
-		{"../x", netFlags{}, false},
-		{"", netFlags{}, false},
+		{Request{Net: "default"}, true},
+		{Request{Net: "host"}, true},
+		{Request{Net: "none"}, true},
+		{Request{Net: "default,mynet", Publish: []string{"80:80"}}, true},
+		{Request{Net: "host", Publish: []string{"80:80"}}, false},
+		{Request{Net: "none", DNS: []string{"192.0.2.1"}}, false},
+		{Request{Net: "a,,b"}, false},
+		{Request{Net: "default,host"}, false},
+		{Request{Net: "../x"}, false},
+		{Request{Net: ""}, false},
 	}
 	for _, tt := range tests {
-		if err := checkNet(tt.net, tt.flags); (err == nil) != tt.ok {
-			t.Errorf("checkNet(%q, %+v) = %v, want ok %v", tt.net, tt.flags, err, tt.ok)
+		err := tt.r.Check()
+		if (err == nil) != tt.ok {
+			t.Errorf("%+v.Check() = %v, want ok %v", tt.r, err, tt.ok)
+		}
+		var u UsageError
+		if err != nil && !errors.As(err, &u) {
+			t.Errorf("%+v.Check() = %v, not a UsageError", tt.r, err)
 		}
 	}
 }
@@ -39,19 +44,19 @@ func TestCheckNet(t *testing.T) {
 func TestResolvConf(t *testing.T) {
 	tests := []struct {
 		name  string
-		flags netFlags
+		flags Request
 		want  string // "" for an error; "HOST" for the host's file
 	}{
-		{"default is the host's", netFlags{}, "HOST"},
-		{"--dns=host", netFlags{dns: []string{"host"}}, "HOST"},
-		{"servers, search, options", netFlags{dns: []string{"192.0.2.1", "2001:db8::1"}, dnsSearch: []string{"a.test", "b.test"}, dnsOpts: []string{"ndots:2"}},
+		{"default is the host's", Request{}, "HOST"},
+		{"--dns=host", Request{DNS: []string{"host"}}, "HOST"},
+		{"servers, search, options", Request{DNS: []string{"192.0.2.1", "2001:db8::1"}, DNSSearch: []string{"a.test", "b.test"}, DNSOpts: []string{"ndots:2"}},
 			"nameserver 192.0.2.1\nnameserver 2001:db8::1\nsearch a.test b.test\noptions ndots:2\n"},
-		{"search alone", netFlags{dnsSearch: []string{"a.test"}}, "search a.test\n"},
-		{"not an address", netFlags{dns: []string{"example.com"}}, ""},
-		{"host and a server", netFlags{dns: []string{"host", "192.0.2.1"}}, ""},
-		{"host and search", netFlags{dns: []string{"host"}, dnsSearch: []string{"a.test"}}, ""},
-		{"newline in search", netFlags{dnsSearch: []string{"a\nnameserver 6.6.6.6"}}, ""},
-		{"space in option", netFlags{dnsOpts: []string{"a b"}}, ""},
+		{"search alone", Request{DNSSearch: []string{"a.test"}}, "search a.test\n"},
+		{"not an address", Request{DNS: []string{"example.com"}}, ""},
+		{"host and a server", Request{DNS: []string{"host", "192.0.2.1"}}, ""},
+		{"host and search", Request{DNS: []string{"host"}, DNSSearch: []string{"a.test"}}, ""},
+		{"newline in search", Request{DNSSearch: []string{"a\nnameserver 6.6.6.6"}}, ""},
+		{"space in option", Request{DNSOpts: []string{"a b"}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +89,7 @@ func TestHostsEntries(t *testing.T) {
 		{[]string{"192.0.2.7=a\n6.6.6.6 evil"}, ""},
 	}
 	for _, tt := range tests {
-		got, err := netFlags{hostsEntr: tt.entries}.hostsEntries()
+		got, err := Request{HostsEntries: tt.entries}.hostsEntries()
 		if (err == nil) != (tt.want != "") || got != tt.want && err == nil {
 			t.Errorf("hostsEntries(%q) = %q, %v; want %q", tt.entries, got, err, tt.want)
 		}
@@ -116,9 +121,9 @@ func TestParseDNAT(t *testing.T) {
 	}
 }
 
-// TestAttachNetVersion1: a stage1 of interface version 1 gets --net=default
+// TestAttachVersion1: a stage1 of interface version 1 gets --net=default
 // as before and no pod network; the network flags are refused for it.
-func TestAttachNetVersion1(t *testing.T) {
+func TestAttachVersion1(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "data"), 0o755)
 	p, err := pod.Create(filepath.Join(dir, "data"))
@@ -132,37 +137,23 @@ func TestAttachNetVersion1(t *testing.T) {
 	if err := os.WriteFile(p.File(pod.Stage1Manifest), []byte(m), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g := &globals{dir: filepath.Join(dir, "data"), localConfig: filepath.Join(dir, "config"), log: slog.New(slog.DiscardHandler)}
+	h := Host{Dir: filepath.Join(dir, "data"), LocalConfig: filepath.Join(dir, "config"), Log: slog.New(slog.DiscardHandler)}
 	tests := []struct {
-		f       podFlags
-		wantNet string // "" for an error
+		r  Request
+		ok bool
 	}{
-		{podFlags{net: "default"}, "default"},
-		{podFlags{net: "none"}, "none"},
-		{podFlags{net: "default", netFlags: netFlags{publish: []string{"8080:80"}}}, ""},
-		{podFlags{net: "lab"}, ""},
+		{Request{Net: "default"}, true},
+		{Request{Net: "none"}, true},
+		{Request{Net: "default", Publish: []string{"8080:80"}}, false},
+		{Request{Net: "lab"}, false},
 	}
 	for _, tt := range tests {
-		o, err := attachNet(context.Background(), g, p, &tt.f, "h")
+		netns, err := h.Attach(context.Background(), p, tt.r, "h")
 		switch {
-		case tt.wantNet == "" && (err == nil || !strings.Contains(err.Error(), "interface version 1")):
-			t.Errorf("%+v: err = %v, want one naming interface version 1", tt.f, err)
-		case tt.wantNet != "" && (err != nil || o.Net != tt.wantNet || o.NetNS != ""):
-			t.Errorf("%+v: %+v, %v; want --net=%s and no namespace", tt.f, o, err, tt.wantNet)
+		case !tt.ok && (err == nil || !strings.Contains(err.Error(), "interface version 1")):
+			t.Errorf("%+v: err = %v, want one naming interface version 1", tt.r, err)
+		case tt.ok && (err != nil || netns != ""):
+			t.Errorf("%+v: %q, %v; want no namespace: the stage1's own network", tt.r, netns, err)
 		}
-	}
-}
-
-func TestPrepareRefusesRunOptions(t *testing.T) {
-	for _, f := range []podFlags{
-		{prepareOnly: true, net: "host"},
-		{prepareOnly: true, net: "default", netFlags: netFlags{publish: []string{"8080:80"}}},
-	} {
-		if err := f.check(); err == nil || !strings.Contains(err.Error(), "run-prepared") {
-			t.Errorf("%+v: err = %v, want one pointing to run-prepared", f, err)
-		}
-	}
-	if err := (&podFlags{prepareOnly: true, net: "default", pullPolicy: "new"}).check(); err != nil {
-		t.Errorf("prepare without run options: %v", err)
 	}
 }
