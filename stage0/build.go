@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,11 +21,14 @@ import (
 	"github.com/skiffpod/skiff/pkg/store"
 )
 
+// buildFlags are skiff build's flags; a spec file may say the same.
+type buildFlags struct {
+	specFile, execLine, user, name, output, lockFile, base, signKey string
+	debs, paths, env, ports                                         []string
+}
+
 func newBuildCmd(g *globals) *cobra.Command {
-	var (
-		specFile, execLine, user, name, output, lockFile, base, signKey string
-		debs, paths, env, ports                                         []string
-	)
+	var bf buildFlags
 	cmd := &cobra.Command{
 		Use:   "build [-f SPEC] [--deb PKG]... [--path HOSTPATH[:IMAGEPATH]]... [--base IMAGE] [--exec \"CMD ARGS\"] [--user NAME] [--name NAME] -o OUTPUT",
 		Short: "Build a microcontainer: one program, its libraries and nothing else, reproducibly (docs/build.md)",
@@ -41,45 +45,9 @@ written to the lock file (--lock, else SPEC with .lock for its extension) and
 pinned by the next build that finds it. The image's digest is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s := &build.Spec{}
-			specDir := "."
-			if specFile != "" {
-				b, err := safefile.ReadFile(specFile, 1<<20)
-				if err != nil {
-					return fmt.Errorf("build: spec: %w", err)
-				}
-				if s, err = build.ParseSpec(b); err != nil {
-					return fmt.Errorf("build: %s: %w", specFile, err)
-				}
-				specDir = filepath.Dir(specFile)
-			}
-			s.Debs = append(s.Debs, debs...)
-			s.Paths = append(s.Paths, paths...)
-			s.Env = append(s.Env, env...)
-			s.Ports = append(s.Ports, ports...)
-			if execLine != "" {
-				words, err := build.SplitCommand(execLine)
-				if err != nil {
-					return usagef("build: --exec: %v", err)
-				}
-				s.Exec = words
-			}
-			if user != "" {
-				s.User = user
-			}
-			if name != "" {
-				s.Name = name
-			}
-			if base != "" {
-				s.Base = base
-			}
-			if output != "" {
-				s.Output = output
-			} else if s.Output != "" && specFile != "" {
-				s.Output = relTo(specDir, s.Output)
-			}
-			if s.Output == "" {
-				return usagef("build: no output: give -o OUTPUT")
+			s, specDir, err := bf.spec()
+			if err != nil {
+				return err
 			}
 			out, err := build.ParseOutput(s.Output)
 			if err != nil {
@@ -88,49 +56,16 @@ pinned by the next build that finds it. The image's digest is printed.`,
 			if err := out.Check(); err != nil {
 				return fmt.Errorf("build: %w", err)
 			}
-			var signer *openpgp.Entity
-			if signKey != "" {
-				if out.ACI == "" {
-					return usagef("build: --sign-key signs ACI outputs only (OCI simple signing is not done yet: use skopeo copy --sign-by)")
-				}
-				if err := safefile.CheckOutput(out.ACI+".asc", false); err != nil {
-					return fmt.Errorf("build: %w", err)
-				}
-				key, err := safefile.ReadFile(signKey, 1<<20)
-				if err != nil {
-					return fmt.Errorf("build: --sign-key: %w", err)
-				}
-				if signer, err = build.Signer(key); err != nil {
-					return fmt.Errorf("build: --sign-key %s: %w", signKey, err)
-				}
+			signer, err := bf.signer(out)
+			if err != nil {
+				return err
 			}
 			if err := s.Validate(); err != nil {
 				return fmt.Errorf("build: %w", err)
 			}
-			switch {
-			case lockFile != "":
-			case s.Lock != "":
-				lockFile = relTo(specDir, s.Lock)
-			case specFile != "":
-				lockFile = strings.TrimSuffix(specFile, filepath.Ext(specFile)) + ".lock"
-			}
-			o := build.Options{Log: g.log}
-			if lockFile != "" {
-				b, err := safefile.ReadFile(lockFile, 1<<20)
-				switch {
-				case errors.Is(err, fs.ErrNotExist):
-				case err != nil:
-					return fmt.Errorf("build: lock: %w", err)
-				default:
-					if o.Lock, err = build.ParseLock(b); err != nil {
-						return fmt.Errorf("build: %s: %w", lockFile, err)
-					}
-				}
-			}
-			if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
-				if o.Epoch, err = strconv.ParseInt(e, 10, 64); err != nil || o.Epoch < 0 {
-					return usagef("build: SOURCE_DATE_EPOCH=%q is not a number of seconds", e)
-				}
+			lockFile, o, err := bf.options(g, s, specDir)
+			if err != nil {
+				return err
 			}
 			var pushOpts oci.Options
 			if out.Ref.Transport == imageref.Docker {
@@ -181,19 +116,113 @@ pinned by the next build that finds it. The image's digest is printed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&specFile, "file", "f", "", "the spec (YAML, docs/build.md)")
-	f.StringArrayVar(&debs, "deb", nil, "a Debian package to install (repeatable)")
-	f.StringArrayVar(&paths, "path", nil, "a host file or directory to add, HOSTPATH[:IMAGEPATH] (repeatable)")
-	f.StringVar(&execLine, "exec", "", `the command the image runs, "CMD ARGS" (quotes group words)`)
-	f.StringVar(&user, "user", "", "the user the image runs as (added to the generated /etc/passwd)")
-	f.StringVar(&base, "base", "", "an image in the store (name, reference or ID) whose rootfs the image starts from")
-	f.StringVar(&name, "name", "", "the image name (an ACI's name; a docker-archive's tag)")
-	f.StringVarP(&output, "output", "o", "", "where to write the image")
-	f.StringVar(&signKey, "sign-key", "", "an armored OpenPGP secret key file: sign an aci: output as FILE.asc")
-	f.StringVar(&lockFile, "lock", "", "the lock file: read to pin package versions if it exists, else written")
-	f.StringArrayVar(&env, "env", nil, "NAME=VALUE in the image's environment (repeatable)")
-	f.StringArrayVar(&ports, "port", nil, "PORT[/PROTO] the image exposes (repeatable)")
+	f.StringVarP(&bf.specFile, "file", "f", "", "the spec (YAML, docs/build.md)")
+	f.StringArrayVar(&bf.debs, "deb", nil, "a Debian package to install (repeatable)")
+	f.StringArrayVar(&bf.paths, "path", nil, "a host file or directory to add, HOSTPATH[:IMAGEPATH] (repeatable)")
+	f.StringVar(&bf.execLine, "exec", "", `the command the image runs, "CMD ARGS" (quotes group words)`)
+	f.StringVar(&bf.user, "user", "", "the user the image runs as (added to the generated /etc/passwd)")
+	f.StringVar(&bf.base, "base", "", "an image in the store (name, reference or ID) whose rootfs the image starts from")
+	f.StringVar(&bf.name, "name", "", "the image name (an ACI's name; a docker-archive's tag)")
+	f.StringVarP(&bf.output, "output", "o", "", "where to write the image")
+	f.StringVar(&bf.signKey, "sign-key", "", "an armored OpenPGP secret key file: sign an aci: output as FILE.asc")
+	f.StringVar(&bf.lockFile, "lock", "", "the lock file: read to pin package versions if it exists, else written")
+	f.StringArrayVar(&bf.env, "env", nil, "NAME=VALUE in the image's environment (repeatable)")
+	f.StringArrayVar(&bf.ports, "port", nil, "PORT[/PROTO] the image exposes (repeatable)")
 	return cmd
+}
+
+// spec reads the spec file, if any, and lays the flags over it; specDir
+// is what the spec's relative paths are relative to.
+func (bf *buildFlags) spec() (s *build.Spec, specDir string, err error) {
+	s, specDir = &build.Spec{}, "."
+	if bf.specFile != "" {
+		b, err := safefile.ReadFile(bf.specFile, 1<<20)
+		if err != nil {
+			return nil, "", fmt.Errorf("build: spec: %w", err)
+		}
+		if s, err = build.ParseSpec(b); err != nil {
+			return nil, "", fmt.Errorf("build: %s: %w", bf.specFile, err)
+		}
+		specDir = filepath.Dir(bf.specFile)
+	}
+	s.Debs = append(s.Debs, bf.debs...)
+	s.Paths = append(s.Paths, bf.paths...)
+	s.Env = append(s.Env, bf.env...)
+	s.Ports = append(s.Ports, bf.ports...)
+	if bf.execLine != "" {
+		words, err := build.SplitCommand(bf.execLine)
+		if err != nil {
+			return nil, "", usagef("build: --exec: %v", err)
+		}
+		s.Exec = words
+	}
+	s.User = cmp.Or(bf.user, s.User)
+	s.Name = cmp.Or(bf.name, s.Name)
+	s.Base = cmp.Or(bf.base, s.Base)
+	if bf.output != "" {
+		s.Output = bf.output
+	} else if s.Output != "" && bf.specFile != "" {
+		s.Output = relTo(specDir, s.Output)
+	}
+	if s.Output == "" {
+		return nil, "", usagef("build: no output: give -o OUTPUT")
+	}
+	return s, specDir, nil
+}
+
+// signer reads --sign-key, for an ACI output only.
+func (bf *buildFlags) signer(out build.Output) (*openpgp.Entity, error) {
+	if bf.signKey == "" {
+		return nil, nil
+	}
+	if out.ACI == "" {
+		return nil, usagef("build: --sign-key signs ACI outputs only (OCI simple signing is not done yet: use skopeo copy --sign-by)")
+	}
+	if err := safefile.CheckOutput(out.ACI+".asc", false); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	key, err := safefile.ReadFile(bf.signKey, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("build: --sign-key: %w", err)
+	}
+	signer, err := build.Signer(key)
+	if err != nil {
+		return nil, fmt.Errorf("build: --sign-key %s: %w", bf.signKey, err)
+	}
+	return signer, nil
+}
+
+// options returns the lock file (--lock, the spec's, else SPEC.lock) and
+// the build's options: the lock it holds, if any, and SOURCE_DATE_EPOCH.
+func (bf *buildFlags) options(g *globals, s *build.Spec, specDir string) (string, build.Options, error) {
+	o := build.Options{Log: g.log}
+	lockFile := bf.lockFile
+	switch {
+	case lockFile != "":
+	case s.Lock != "":
+		lockFile = relTo(specDir, s.Lock)
+	case bf.specFile != "":
+		lockFile = strings.TrimSuffix(bf.specFile, filepath.Ext(bf.specFile)) + ".lock"
+	}
+	if lockFile != "" {
+		b, err := safefile.ReadFile(lockFile, 1<<20)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return "", o, fmt.Errorf("build: lock: %w", err)
+		default:
+			if o.Lock, err = build.ParseLock(b); err != nil {
+				return "", o, fmt.Errorf("build: %s: %w", lockFile, err)
+			}
+		}
+	}
+	if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
+		var err error
+		if o.Epoch, err = strconv.ParseInt(e, 10, 64); err != nil || o.Epoch < 0 {
+			return "", o, usagef("build: SOURCE_DATE_EPOCH=%q is not a number of seconds", e)
+		}
+	}
+	return lockFile, o, nil
 }
 
 // relTo makes a path the spec names relative to the spec's directory.

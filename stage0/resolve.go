@@ -54,6 +54,9 @@ func (g *globals) fetcher(s *store.Store, pol *policy.Policy, pullPolicy string,
 		},
 		Progress: progress,
 		Log:      g.log,
+		OCI: fetch.OCI{
+			Store: s, Platform: g.platform, Registry: g.registryOptions, LocalConfig: g.localConfig,
+		},
 	}, nil
 }
 
@@ -69,7 +72,7 @@ func resolveImage(ctx context.Context, g *globals, s *store.Store, f *fetch.Fetc
 		if signature != "" {
 			return "", usagef("%s: --signature is for ACIs", ref)
 		}
-		return g.fetchOCI(ctx, s, f, r)
+		return f.FetchOCI(ctx, r)
 	} else if !errors.Is(err, imageref.ErrNotOCI) {
 		return "", err
 	}

@@ -96,6 +96,7 @@ type Fetcher struct {
 	Reuse    func(id string) error
 	Progress io.Writer // a bar if a terminal, one line per download otherwise; nil: silent
 	Log      *slog.Logger
+	OCI      OCI // for FetchOCI
 
 	warnOnce sync.Once
 }

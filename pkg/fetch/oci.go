@@ -1,4 +1,4 @@
-package main
+package fetch
 
 import (
 	"bytes"
@@ -17,7 +17,6 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
-	"github.com/skiffpod/skiff/pkg/fetch"
 	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/oci"
 	"github.com/skiffpod/skiff/pkg/simplesign"
@@ -29,11 +28,40 @@ import (
 // signature in a lookaside store (docs/images.md).
 var errUnsignedOCI = errors.New("a tag needs a signature in the registry's lookaside store (registries.d, docs/images.md): pin the image by digest (docker://NAME@sha256:...) or pass --insecure-options=image")
 
-// fetchOCI brings the OCI image ref names into the store, unless the pull
+// OCIStore is the store's side of OCI images, as FetchOCI needs it.
+type OCIStore interface {
+	// FindOCI returns the stored image of ref, by reference.
+	FindOCI(ref imageref.Ref) (store.Image, bool, error)
+	// Upgrade records a better provenance of image id.
+	Upgrade(id string, p store.Provenance) error
+	// ImportOCI stores img and returns its image ID.
+	ImportOCI(ctx context.Context, img *oci.Image, opts store.OCIImportOptions) (string, error)
+}
+
+var _ OCIStore = (*store.Store)(nil)
+
+// OCI is what FetchOCI needs besides the Fetcher's policy, insecure
+// options, keys and progress.
+type OCI struct {
+	Store    OCIStore
+	Platform string // os/arch[/variant] wanted; "" the host's
+	// Registry returns how to reach ref's registry: its mirrors,
+	// insecure settings, CAs and credentials (registries.conf, certs.d).
+	Registry func(ref imageref.Ref) (oci.Options, error)
+	// LocalConfig holds registries.d (lookaside stores of signatures)
+	// and certs.d (the CAs of an https lookaside).
+	LocalConfig string
+}
+
+// FetchOCI brings the OCI image ref names into the store, unless the pull
 // policy finds it there, and returns its ID. An image pinned by digest is
 // recorded digest-pinned; a registry tag must carry a simple signing
-// signature (verified); anything else needs --insecure-options=image.
-func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher, ref imageref.Ref) (string, error) {
+// signature (verified); anything else needs InsecureImage.
+func (f *Fetcher) FetchOCI(ctx context.Context, ref imageref.Ref) (string, error) {
+	if f.OCI.Store == nil || f.OCI.Registry == nil {
+		return "", fmt.Errorf("fetch %s: %w", ref, ErrUnsupported)
+	}
+	s := f.OCI.Store
 	prov := store.DigestPinned
 	switch {
 	case ref.Digest != "":
@@ -44,11 +72,14 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	default: // a layout or archive carries no signature
 		return "", fmt.Errorf("fetch %s: %w", ref, errUnsignedOCI)
 	}
+	if prov == store.Verified && f.Keys == nil {
+		return "", fmt.Errorf("fetch %s: no trusted keys to verify its signature", ref)
+	}
 	// The store is searched by reference, not by platform: another
 	// platform than the host's is asked for again. A layout or archive is
 	// always opened again: it is local, its path may be relative or its
 	// content new, and layers already stored are not read twice.
-	if (f.Policy != fetch.PolicyUpdate || ref.Digest != "") && g.platform == "" && ref.Transport == imageref.Docker {
+	if (f.Policy != PolicyUpdate || ref.Digest != "") && f.OCI.Platform == "" && ref.Transport == imageref.Docker {
 		img, ok, err := s.FindOCI(ref)
 		if err != nil {
 			return "", err
@@ -62,7 +93,7 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 			ok = false // fetched and verified again, never handed back unverified
 		}
 		if ok && prov == store.Verified {
-			if ok, err = trust.Open(g.localConfig).Trusts(img.Name, img.Signer); err != nil {
+			if ok, err = f.Keys.Trusts(img.Name, img.Signer); err != nil {
 				return "", err
 			}
 		}
@@ -70,19 +101,19 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 			return img.ID, nil
 		}
 	}
-	if f.Policy == fetch.PolicyNever && ref.Transport == imageref.Docker { // a local file is no pull
+	if f.Policy == PolicyNever && ref.Transport == imageref.Docker { // a local file is no pull
 		return "", fmt.Errorf("fetch %s: %w (pull policy never)", ref, store.ErrNotFound)
 	}
-	opts := oci.Options{Platform: g.platform}
+	opts := oci.Options{Platform: f.OCI.Platform}
 	if ref.Transport == imageref.Docker {
 		var err error
-		if opts, err = g.registryOptions(ref); err != nil {
+		if opts, err = f.OCI.Registry(ref); err != nil {
 			return "", err
 		}
 	}
 	lookaside := ""
 	if prov == store.Verified { // no lookaside: refused before asking the registry
-		cfg, err := simplesign.Load(filepath.Join(g.localConfig, simplesign.DirName))
+		cfg, err := simplesign.Load(filepath.Join(f.OCI.LocalConfig, simplesign.DirName))
 		if err != nil {
 			return "", fmt.Errorf("fetch %s: %w", ref, err)
 		}
@@ -98,7 +129,7 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 	// Verified before anything is printed or any layer read.
 	imp := store.OCIImportOptions{Provenance: prov, Progress: f.Progress}
 	if prov == store.Verified {
-		key, err := g.verifyOCI(ctx, ref, lookaside, string(img.RootDigest))
+		key, err := f.verifyOCI(ctx, ref, lookaside, string(img.RootDigest))
 		if err != nil {
 			return "", fmt.Errorf("fetch %s: %w", ref, err)
 		}
@@ -139,18 +170,18 @@ func (g *globals) fetchOCI(ctx context.Context, s *store.Store, f *fetch.Fetcher
 // in the lookaside store at base and returns the key of the first one
 // that a key trusted for the registry/name made over a payload naming
 // this digest and this reference. Each failure is named, on one line.
-func (g *globals) verifyOCI(ctx context.Context, ref imageref.Ref, base, digest string) (*trust.Key, error) {
+func (f *Fetcher) verifyOCI(ctx context.Context, ref imageref.Ref, base, digest string) (*trust.Key, error) {
 	// An https lookaside is checked with the system CAs and those in
 	// certs.d/HOST:PORT, as a registry is.
 	client := http.DefaultClient
 	if u, err := url.Parse(base); err == nil && u.Scheme != "file" {
-		tr, err := oci.Transport(oci.Options{CADir: filepath.Join(g.localConfig, "certs.d", u.Host), PlainHTTP: u.Scheme == "http", Timeout: 30 * time.Second})
+		tr, err := oci.Transport(oci.Options{CADir: filepath.Join(f.OCI.LocalConfig, "certs.d", u.Host), PlainHTTP: u.Scheme == "http", Timeout: 30 * time.Second})
 		if err != nil {
 			return nil, fmt.Errorf("lookaside %s: %w", base, err)
 		}
 		client = &http.Client{Transport: tr}
 	}
-	ks := trust.Open(g.localConfig)
+	ks := f.Keys
 	var errs []string
 	for i := 1; i <= simplesign.MaxSignatures; i++ {
 		sig, ok, err := simplesign.Signature(ctx, client, base, ref, digest, i)
