@@ -260,11 +260,43 @@ func (c *Plugins) Teardown(ctx context.Context, cacheDir string) error {
 	}
 	var errs []error
 	for _, f := range slices.Backward(recs) {
-		if err := c.del(ctx, cacheDir, f); err != nil {
+		err := c.del(ctx, cacheDir, f)
+		var gone pluginGone
+		if errors.As(err, &gone) {
+			// DEL cannot run, now or ever: forgetting the attachment is
+			// what lets the pod be collected at all.
+			c.log.Warn(fmt.Sprintf("network teardown: %v: forgetting the pod's attachment (what the plugin made for it on the host, such as its address lease and rules, is left)", gone))
+			err = os.Remove(f)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("network teardown %s: %w", filepath.Base(f), err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pluginGone: a plugin an attachment was made with is no longer installed.
+type pluginGone struct{ network, plugin, dirs string }
+
+func (e pluginGone) Error() string {
+	return fmt.Sprintf("plugin %q of network %s is gone from %s", e.plugin, e.network, e.dirs)
+}
+
+// missingPlugin returns the first plugin of list (or its IPAM) that is
+// not installed, as a pluginGone; nil if all are.
+func (c *Plugins) missingPlugin(list *libcni.NetworkConfigList) error {
+	for _, p := range list.Plugins {
+		var pc pluginConf
+		if json.Unmarshal(p.Bytes, &pc) != nil {
+			continue // DEL says what is wrong with it
+		}
+		for _, typ := range []string{pc.Type, pc.IPAM.Type} {
+			if _, err := invoke.FindInPath(typ, c.dirs); typ != "" && err != nil {
+				return pluginGone{list.Name, typ, strings.Join(c.dirs, ":")}
+			}
+		}
+	}
+	return nil
 }
 
 func (c *Plugins) del(ctx context.Context, cacheDir, file string) error {
@@ -274,6 +306,9 @@ func (c *Plugins) del(ctx context.Context, cacheDir, file string) error {
 	}
 	list, err := libcni.NetworkConfFromBytes(a.Config)
 	if err != nil {
+		return err
+	}
+	if err := c.missingPlugin(list); err != nil {
 		return err
 	}
 	rt := a.runtime(cacheDir)

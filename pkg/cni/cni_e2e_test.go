@@ -637,3 +637,47 @@ func TestRangeExhausted(t *testing.T) {
 		}
 	}
 }
+
+// TestTeardownPluginGone: a pod attached with a plugin that was uninstalled
+// since can still be torn down: its attachment is forgotten with a warning
+// naming the plugin (DEL can never run), instead of failing for ever.
+func TestTeardownPluginGone(t *testing.T) {
+	requireNet(t)
+	dirs := []string{t.TempDir()}
+	for _, b := range []string{"bridge", "host-local"} {
+		if out, err := exec.Command("cp", filepath.Join(PluginDir, b), dirs[0]).CombinedOutput(); err != nil {
+			t.Fatalf("cp %s: %v: %s", b, err, out)
+		}
+	}
+	var logged strings.Builder
+	p := New(dirs, slog.New(slog.NewTextHandler(&logged, nil)))
+	ipam := t.TempDir()
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"gone","plugins":[
+		{"type":"bridge","bridge":"skifftest2",
+		 "ipam":{"type":"host-local","ranges":[[{"subnet":"172.16.30.0/29"}]],"dataDir":%q}}]}`, ipam)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gone.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nets, err := Load(dir, dirs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "skifftest2").Run() })
+	pod := newPod(t, p, nets["gone"])
+	if _, err := p.Setup(context.Background(), pod); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if err := os.Remove(filepath.Join(dirs[0], "bridge")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Teardown(context.Background(), pod.CacheDir); err != nil {
+		t.Fatalf("teardown with the plugin gone: %v", err)
+	}
+	if recs, _ := records(pod.CacheDir); len(recs) != 0 {
+		t.Errorf("records left: %v", recs)
+	}
+	if !strings.Contains(logged.String(), `plugin \"bridge\" of network gone is gone`) {
+		t.Errorf("no warning naming the plugin: %s", logged.String())
+	}
+}
