@@ -1,12 +1,15 @@
 package nspawn
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // TestSetupPids runs setupPids against a fake cgroup root: the pod's pids
@@ -103,5 +106,21 @@ func TestSetupTracking(t *testing.T) {
 				t.Errorf("left: %v", left)
 			}
 		})
+	}
+}
+
+// TestGCRefusesBadUUID: gc's uuid names cgroups whose processes it kills;
+// one that is not a UUID is refused before anything is touched.
+func TestGCRefusesBadUUID(t *testing.T) {
+	old := cgroupRoot
+	defer func() { cgroupRoot = old }()
+	cgroupRoot = t.TempDir()
+	os.MkdirAll(filepath.Join(cgroupRoot, "systemd"), 0o755)
+	os.WriteFile(filepath.Join(cgroupRoot, "systemd", "cgroup.procs"), nil, 0o644)
+	for _, u := range []string{"../..", "", "x/../../y"} {
+		err := Isolator{}.GC(slog.New(slog.DiscardHandler), pod.GCArgs{UUID: u})
+		if !errors.Is(err, ErrUsage) {
+			t.Errorf("GC(%q) = %v, want a usage error", u, err)
+		}
 	}
 }

@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
+	uuidpkg "github.com/google/uuid"
 	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/launch"
-
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
@@ -71,6 +71,10 @@ func (Isolator) Stop(_ *slog.Logger, a pod.StopArgs) error {
 // have made. It only removes, never follows, what the pod could have written.
 func (Isolator) GC(_ *slog.Logger, a pod.GCArgs) error {
 	uuid := a.UUID
+	if err := uuidpkg.Validate(uuid); err != nil {
+		// It names host paths (cgroups whose processes are killed).
+		return fmt.Errorf("gc: %w: pod uuid %q: %v", ErrUsage, uuid, err)
+	}
 	removePropagate(uuid)
 	err := killPod(uuid)
 	if err == nil {
