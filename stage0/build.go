@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/skiffpod/skiff/pkg/build"
 	"github.com/skiffpod/skiff/pkg/imageref"
@@ -44,78 +46,14 @@ sorted, owners 0:0, mtimes SOURCE_DATE_EPOCH (or 0). The packages installed are
 written to the lock file (--lock, else SPEC with .lock for its extension) and
 pinned by the next build that finds it. The image's digest is printed.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, specDir, err := bf.spec()
-			if err != nil {
-				return err
-			}
-			out, err := build.ParseOutput(s.Output)
-			if err != nil {
-				return usagef("build: %v", err)
-			}
-			if err := out.Check(); err != nil {
-				return fmt.Errorf("build: %w", err)
-			}
-			signer, err := bf.signer(out)
-			if err != nil {
-				return err
-			}
-			if err := s.Validate(); err != nil {
-				return fmt.Errorf("build: %w", err)
-			}
-			lockFile, o, err := bf.options(g, s, specDir)
-			if err != nil {
-				return err
-			}
-			var pushOpts oci.Options
-			if out.Ref.Transport == imageref.Docker {
-				if pushOpts, err = g.registryOptions(out.Ref); err != nil {
-					return fmt.Errorf("build: %w", err)
-				}
-				pushOpts.Mirrors = nil
-			}
-			start := time.Now()
-			if s.Base != "" {
-				// The base comes from the store, fetched (and verified) as
-				// for run; its rootfs is extracted for the build's time.
-				tmp, err := os.MkdirTemp("", "skiff-build-base-")
-				if err != nil {
-					return fmt.Errorf("build: %w", err)
-				}
-				defer os.RemoveAll(tmp)
-				o.BaseDir = filepath.Join(tmp, "rootfs")
-				if err := withImage(g, s.Base, func(st *store.Store, id string) error {
-					return st.ExtractRootfs(cmd.Context(), id, o.BaseDir)
-				}); err != nil {
-					return fmt.Errorf("build: base %s: %w (fetch it first with skiff fetch)", s.Base, err)
-				}
-			}
-			r, err := build.Build(cmd.Context(), s, o)
-			if err != nil {
-				return fmt.Errorf("build: %w", err)
-			}
-			id, err := r.Image.Write(cmd.Context(), out, pushOpts, g.stderr)
-			if err != nil {
-				return fmt.Errorf("build: write %s: %w", s.Output, err)
-			}
-			if signer != nil {
-				if err := build.SignACI(out.ACI, signer); err != nil {
-					os.Remove(out.ACI) // an unsigned ACI was not asked for
-					return fmt.Errorf("build: %w", err)
-				}
-			}
-			if lockFile != "" && o.Lock == nil && r.Lock != nil {
-				if err := safefile.WriteFile(lockFile, r.Lock.Bytes(), 0o644, false); err != nil {
-					return fmt.Errorf("build: lock: %w", err)
-				}
-			}
-			fmt.Fprintf(g.stderr, "built %s: %d entries, %d bytes of files, layer %d bytes gzipped, in %s\n",
-				s.Output, r.Files, r.Size, len(r.Image.Layer), time.Since(start).Round(time.Millisecond))
-			fmt.Fprintln(g.stdout, id)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return bf.run(cmd.Context(), g) },
 	}
-	f := cmd.Flags()
+	bf.register(cmd.Flags())
+	return cmd
+}
+
+// register binds the flags to fs.
+func (bf *buildFlags) register(f *pflag.FlagSet) {
 	f.StringVarP(&bf.specFile, "file", "f", "", "the spec (YAML, docs/build.md)")
 	f.StringArrayVar(&bf.debs, "deb", nil, "a Debian package to install (repeatable)")
 	f.StringArrayVar(&bf.paths, "path", nil, "a host file or directory to add, HOSTPATH[:IMAGEPATH] (repeatable)")
@@ -128,7 +66,78 @@ pinned by the next build that finds it. The image's digest is printed.`,
 	f.StringVar(&bf.lockFile, "lock", "", "the lock file: read to pin package versions if it exists, else written")
 	f.StringArrayVar(&bf.env, "env", nil, "NAME=VALUE in the image's environment (repeatable)")
 	f.StringArrayVar(&bf.ports, "port", nil, "PORT[/PROTO] the image exposes (repeatable)")
-	return cmd
+}
+
+// run builds the image the flags and spec describe and writes it out.
+func (bf *buildFlags) run(ctx context.Context, g *globals) error {
+	s, specDir, err := bf.spec()
+	if err != nil {
+		return err
+	}
+	out, err := build.ParseOutput(s.Output)
+	if err != nil {
+		return usagef("build: %v", err)
+	}
+	if err := out.Check(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	signer, err := bf.signer(out)
+	if err != nil {
+		return err
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	lockFile, o, err := bf.options(g, s, specDir)
+	if err != nil {
+		return err
+	}
+	var pushOpts oci.Options
+	if out.Ref.Transport == imageref.Docker {
+		if pushOpts, err = g.registryOptions(out.Ref); err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+		pushOpts.Mirrors = nil
+	}
+	start := time.Now()
+	if s.Base != "" {
+		// The base comes from the store, fetched (and verified) as
+		// for run; its rootfs is extracted for the build's time.
+		tmp, err := os.MkdirTemp("", "skiff-build-base-")
+		if err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		o.BaseDir = filepath.Join(tmp, "rootfs")
+		if err := withImage(g, s.Base, func(st *store.Store, id string) error {
+			return st.ExtractRootfs(ctx, id, o.BaseDir)
+		}); err != nil {
+			return fmt.Errorf("build: base %s: %w (fetch it first with skiff fetch)", s.Base, err)
+		}
+	}
+	r, err := build.Build(ctx, s, o)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	id, err := r.Image.Write(ctx, out, pushOpts, g.stderr)
+	if err != nil {
+		return fmt.Errorf("build: write %s: %w", s.Output, err)
+	}
+	if signer != nil {
+		if err := build.SignACI(out.ACI, signer); err != nil {
+			os.Remove(out.ACI) // an unsigned ACI was not asked for
+			return fmt.Errorf("build: %w", err)
+		}
+	}
+	if lockFile != "" && o.Lock == nil && r.Lock != nil {
+		if err := safefile.WriteFile(lockFile, r.Lock.Bytes(), 0o644, false); err != nil {
+			return fmt.Errorf("build: lock: %w", err)
+		}
+	}
+	fmt.Fprintf(g.stderr, "built %s: %d entries, %d bytes of files, layer %d bytes gzipped, in %s\n",
+		s.Output, r.Files, r.Size, len(r.Image.Layer), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(g.stdout, id)
+	return nil
 }
 
 // spec reads the spec file, if any, and lays the flags over it; specDir
