@@ -222,3 +222,49 @@ func TestRktDuplicateAppName(t *testing.T) {
 		t.Errorf("a refused pod was left behind:\n%s", out)
 	}
 }
+
+// startSleeper starts a probe pod on stage1-ns that sleeps, with extra run
+// flags, and returns the file its UUID was saved in and the UUID, once
+// every app has started.
+func startSleeper(t *testing.T, e *env, flags ...string) (save, uuid string) {
+	t.Helper()
+	save = filepath.Join(t.TempDir(), "uuid")
+	args := append([]string{"run", "--stage1=ns", "--uuid-file-save=" + save}, flags...)
+	e.start(append(args, image(t, "probe.aci"), "--", "-sleep=300s")...)
+	waitFor(t, "the pod to be ready", 2*time.Minute, func() bool {
+		b, _ := os.ReadFile(save)
+		uuid = strings.TrimSpace(string(b))
+		if uuid == "" {
+			return false
+		}
+		_, _, code := e.run("status", "--wait-ready=1s", uuid)
+		return code == 0
+	})
+	return save, uuid
+}
+
+// TestRktUUIDFile: status, enter, cat-manifest, stop and rm take the pod
+// from --uuid-file (a file --uuid-file-save wrote), as rkt's do; a UUID
+// and the flag together are a usage error.
+func TestRktUUIDFile(t *testing.T) {
+	e := newEnv(t)
+	save, uuid := startSleeper(t, e)
+	uf := "--uuid-file=" + save
+	mustContain(t, e.mustRun("status", uf), "state=running\n")
+	mustContain(t, e.mustRun("enter", uf, "--", "/probe", "-print-env=AC_APP_NAME"), "AC_APP_NAME=probe")
+	mustContain(t, e.mustRun("cat-manifest", uf), `"name": "probe"`)
+	for _, args := range [][]string{{"status", uf, uuid}, {"stop", uf, uuid}, {"rm", uf, uuid}, {"cat-manifest", uf, uuid}, {"enter", uf, uuid, "--", "/bin/true"}, {"status"}} {
+		_, errs, code := e.run(args...)
+		if code != 2 || !strings.Contains(errs, "skiff: ") {
+			t.Errorf("%q: exit %d, want 2 (usage):\n%s", args, code, errs)
+		}
+	}
+	if out := e.mustRun("stop", uf); strings.TrimSpace(out) != uuid {
+		t.Errorf("stop --uuid-file printed %q, want %s", out, uuid)
+	}
+	mustContain(t, e.mustRun("status", "--wait", uf), "state=exited\n")
+	e.mustRun("rm", uf)
+	if _, errs, code := e.run("status", uf); code != 254 {
+		t.Errorf("status of a removed pod: exit %d, want 254:\n%s", code, errs)
+	}
+}
