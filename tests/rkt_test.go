@@ -268,3 +268,20 @@ func TestRktUUIDFile(t *testing.T) {
 		t.Errorf("status of a removed pod: exit %d, want 254:\n%s", code, errs)
 	}
 }
+
+// TestRktGCMarkOnly: gc --mark-only marks an exited pod as garbage and
+// removes nothing, whatever the grace period and the prepared expiry;
+// the next gc removes both.
+func TestRktGCMarkOnly(t *testing.T) {
+	e := newEnv(t)
+	exited := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
+	e.mustRun("run-prepared", exited)
+	prepared := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
+	e.mustRun("gc", "--mark-only", "--grace-period=0s", "--expire-prepared=0s")
+	mustContain(t, e.mustRun("status", exited), "state=exited-garbage\n")
+	mustContain(t, e.mustRun("status", prepared), "state=prepared\n")
+	e.mustRun("gc", "--grace-period=0s", "--expire-prepared=0s")
+	if out := e.mustRun("list", "--format=json"); len(uuidsIn(out)) != 0 {
+		t.Errorf("pods left after gc:\n%s", out)
+	}
+}
