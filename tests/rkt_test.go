@@ -285,3 +285,18 @@ func TestRktGCMarkOnly(t *testing.T) {
 		t.Errorf("pods left after gc:\n%s", out)
 	}
 }
+
+// TestRktLogsUnknownApp: logs --app with an app the pod does not have is
+// an error naming the pod's apps, not an empty log.
+func TestRktLogsUnknownApp(t *testing.T) {
+	e := newEnv(t)
+	busybox := image(t, "busybox.aci")
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", busybox, "--name=alpha", "--exec=/bin/true", "---", busybox, "--name=beta", "--exec=/bin/true"))
+	e.mustRun("run-prepared", uuid)
+	e.mustRun("logs", "--app=beta", uuid)
+	out, errs, code := e.run("logs", "--app=gamma", uuid)
+	lines := errorLines(errs)
+	if code != 254 || out != "" || len(lines) != 1 || !strings.Contains(lines[0], `no app "gamma" (its apps: alpha, beta)`) {
+		t.Errorf("logs --app=gamma: exit %d, stdout %q, stderr %q; want 254 and one line naming alpha and beta", code, out, errs)
+	}
+}
