@@ -4,6 +4,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -299,4 +300,21 @@ func TestRktLogsUnknownApp(t *testing.T) {
 	if code != 254 || out != "" || len(lines) != 1 || !strings.Contains(lines[0], `no app "gamma" (its apps: alpha, beta)`) {
 		t.Errorf("logs --app=gamma: exit %d, stdout %q, stderr %q; want 254 and one line naming alpha and beta", code, out, errs)
 	}
+}
+
+// TestRktEnterTerm: enter gives the command the caller's TERM, over the
+// app's, and vt100 when the caller has none, as rkt's enter did.
+func TestRktEnterTerm(t *testing.T) {
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		uuid, _ := startProbePod(t, e, s, "-sleep=300s")
+		e.mustRun("status", "--wait-ready=2m", uuid)
+		for _, tt := range []struct{ term, want string }{{"xterm-skiff", "xterm-skiff"}, {"", "vt100"}} {
+			out, errs, code := e.runCtx(context.Background(), []string{"TERM=" + tt.term}, "enter", uuid, "--", "/probe", "-print-env=TERM")
+			if code != 0 {
+				t.Fatalf("enter: exit %d\n%s%s", code, out, errs)
+			}
+			mustContain(t, out, "TERM="+tt.want+"\n")
+		}
+		e.mustRun("stop", "--force", uuid)
+	})
 }
