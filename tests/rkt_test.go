@@ -318,3 +318,22 @@ func TestRktEnterTerm(t *testing.T) {
 		e.mustRun("stop", "--force", uuid)
 	})
 }
+
+// TestRktImagesWithoutSeparator: rkt's form, images one after the other
+// without ---, each with its flags and its arguments, runs one app per
+// image; arguments run to --- as before.
+func TestRktImagesWithoutSeparator(t *testing.T) {
+	e := newEnv(t)
+	busybox := image(t, "busybox.aci")
+	save := filepath.Join(t.TempDir(), "uuid")
+	out, errs, code := e.run("run", "--stage1=ns", "--uuid-file-save="+save,
+		busybox, "--name=one", "--exec=/bin/echo", "--", "from-one", "---",
+		busybox, "--name=two", "--exec=/bin/true",
+		image(t, "probe.aci"), "--", "-print-env=AC_APP_NAME")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, appLines(out+errs, "one"), "from-one\n")
+	mustContain(t, appLines(out+errs, "probe"), "AC_APP_NAME=probe\n")
+	mustContain(t, e.mustRun("status", "--uuid-file="+save), "app-one=0\n", "app-probe=0\n", "app-two=0\n")
+}
