@@ -56,8 +56,8 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 				return err
 			}
 			st := withNet(p, ps)
-			if f == "json" {
-				return writeJSON(g.stdout, st)
+			if f.isJSON() {
+				return f.write(g.stdout, st)
 			}
 			fmt.Fprintf(g.stdout, "state=%s\n", st.State)
 			fmt.Fprintf(g.stdout, "created=%s\n", st.Created.Format(time.RFC3339))

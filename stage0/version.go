@@ -79,11 +79,11 @@ func printVersion(g *globals, f format) error {
 		Features:        features(),
 		Stage1:          stage1.List(stage1.DefaultDirs()),
 	}
-	if f == "json" {
+	if f.isJSON() {
 		if v.Stage1 == nil {
 			v.Stage1 = []stage1.Installed{}
 		}
-		return writeJSON(g.stdout, v)
+		return f.write(g.stdout, v)
 	}
 	fmt.Fprintf(g.stdout, "skiff version %s\n", v.Version)
 	fmt.Fprintf(g.stdout, "stage1 interface version %d\n", v.Stage1Interface)

@@ -366,3 +366,40 @@ func TestRktMasks(t *testing.T) {
 		}
 	})
 }
+
+// TestRktListFull: list --full prints whole UUIDs and each app's image ID,
+// as rkt's; --format=json-pretty works where --format=json does, and json
+// is one line, as rkt's.
+func TestRktListFull(t *testing.T) {
+	e := newEnv(t)
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
+	var imgs []struct{ ID, Name string }
+	if err := json.Unmarshal([]byte(e.mustRun("image", "list", "--format=json-pretty")), &imgs); err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	for _, i := range imgs {
+		if i.Name == "skiff.local/busybox" {
+			id = i.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("busybox not in the image list: %v", imgs)
+	}
+	out := e.mustRun("list", "--full")
+	mustContain(t, out, "IMAGE IDS", uuid+"  busybox  "+id+"  prepared")
+	if short := e.mustRun("list"); strings.Contains(short, uuid) || strings.Contains(short, id) {
+		t.Errorf("list without --full has whole IDs:\n%s", short)
+	}
+	for _, args := range [][]string{{"list"}, {"status", uuid}, {"image", "list"}, {"network", "list"}, {"fsck"}, {"version"}} {
+		compact := e.mustRun(append(args, "--format=json")...)
+		pretty := e.mustRun(append(args, "--format=json-pretty")...)
+		if strings.Count(compact, "\n") != 1 || strings.Count(pretty, "\n") < 2 && pretty != "[]\n" && pretty != "null\n" {
+			t.Errorf("%v: json %q, json-pretty %q; want one line, then indented", args, compact, pretty)
+		}
+		var a, b any
+		if json.Unmarshal([]byte(compact), &a) != nil || json.Unmarshal([]byte(pretty), &b) != nil {
+			t.Errorf("%v: not JSON:\n%s\n%s", args, compact, pretty)
+		}
+	}
+}
