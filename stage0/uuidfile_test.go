@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestUUIDFilePods(t *testing.T) {
@@ -16,6 +18,10 @@ func TestUUIDFilePods(t *testing.T) {
 	}
 	empty := filepath.Join(dir, "empty")
 	if err := os.WriteFile(empty, []byte("\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -31,6 +37,7 @@ func TestUUIDFilePods(t *testing.T) {
 		{"neither", "", nil, nil, true},
 		{"missing file", uuidFile(filepath.Join(dir, "nope")), nil, nil, false},
 		{"empty file", uuidFile(empty), nil, nil, false},
+		{"a FIFO: refused, not waited on", uuidFile(fifo), nil, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
