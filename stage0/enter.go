@@ -21,7 +21,11 @@ pod has more than one app. With --uuid-file, CMD must follow "--".`,
 			// anything before it a UUID too many.
 			named, command := args, []string(nil)
 			if uf != "" {
-				if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				dash := cmd.ArgsLenAtDash()
+				if dash < 0 && len(args) > 0 {
+					return usagef("with --uuid-file, put the command after --: skiff enter --uuid-file=%s -- %s", string(uf), strings.Join(args, " "))
+				}
+				if dash >= 0 {
 					named, command = args[:dash], args[dash:]
 				}
 			} else if len(args) > 0 {

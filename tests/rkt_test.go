@@ -254,7 +254,7 @@ func TestRktUUIDFile(t *testing.T) {
 	mustContain(t, e.mustRun("status", uf), "state=running\n")
 	mustContain(t, e.mustRun("enter", uf, "--", "/probe", "-print-env=AC_APP_NAME"), "AC_APP_NAME=probe")
 	mustContain(t, e.mustRun("cat-manifest", uf), `"name": "probe"`)
-	for _, args := range [][]string{{"status", uf, uuid}, {"stop", uf, uuid}, {"rm", uf, uuid}, {"cat-manifest", uf, uuid}, {"enter", uf, uuid, "--", "/bin/true"}, {"status"}} {
+	for _, args := range [][]string{{"status", uf, uuid}, {"stop", uf, uuid}, {"rm", uf, uuid}, {"cat-manifest", uf, uuid}, {"enter", uf, uuid, "--", "/bin/true"}, {"enter", uf, "/bin/true"}, {"status"}} {
 		_, errs, code := e.run(args...)
 		if code != 2 || !strings.Contains(errs, "skiff: ") {
 			t.Errorf("%q: exit %d, want 2 (usage):\n%s", args, code, errs)
