@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
@@ -129,10 +130,14 @@ func parseApps(rest []string, defaults appFlags) ([]appArg, error) {
 				return nil, usagef("%s: expected an image before app flags", w)
 			}
 			a := &apps[len(apps)-1]
-			if err := fs.Parse(rest[i:]); err != nil {
+			flags := rest[i:]
+			if end := slices.Index(flags, "---"); end >= 0 {
+				flags = flags[:end] // pflag takes "---" for a bad flag
+			}
+			if err := fs.Parse(flags); err != nil {
 				return nil, usagef("image %s: %v", a.image, err)
 			}
-			n := len(rest[i:]) - fs.NArg()
+			n := len(flags) - fs.NArg()
 			if fs.ArgsLenAtDash() == 0 {
 				n-- // leave "--" to start the arguments
 			}

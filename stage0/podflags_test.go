@@ -36,6 +36,8 @@ func TestParseApps(t *testing.T) {
 			[]appArg{{image: "a.aci", flags: appFlags{exec: "/x", readOnly: true}}, {image: "b.aci", args: []string{"y"}}}, false},
 		{"arguments run to ---", []string{"a.aci", "--", "x", "b.aci", "---", "c.aci", "--user=1000", "d.aci"}, appFlags{},
 			[]appArg{{image: "a.aci", args: []string{"x", "b.aci"}}, {image: "c.aci", flags: appFlags{user: "1000"}}, {image: "d.aci"}}, false},
+		{"flags, then ---", []string{"a.aci", "--name=x", "---", "b.aci", "--name", "y", "---", "c.aci"}, appFlags{},
+			[]appArg{{image: "a.aci", flags: appFlags{name: "x"}}, {image: "b.aci", flags: appFlags{name: "y"}}, {image: "c.aci"}}, false},
 		{"empty arguments", []string{"a.aci", "--", "---", "b.aci"}, appFlags{},
 			[]appArg{{image: "a.aci", args: []string{}}, {image: "b.aci"}}, false},
 		{"arguments before an image", []string{"--", "x"}, appFlags{}, nil, true},
