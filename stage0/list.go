@@ -23,7 +23,7 @@ func newListCmd(g *globals) *cobra.Command {
 		Long: `List pods: UUID (its first 8 characters), apps, state, creation time and
 addresses; with --full, whole UUIDs and the image ID of each app (IMAGE IDS,
 in the order of APPS), as rkt's list --full.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err

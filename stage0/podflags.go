@@ -141,6 +141,9 @@ func parseApps(rest []string, defaults appFlags) ([]appArg, error) {
 			if fs.ArgsLenAtDash() == 0 {
 				n-- // leave "--" to start the arguments
 			}
+			if n < 1 {
+				return nil, usagef("image %s: unexpected %q", a.image, w) // never loop
+			}
 			i += n - 1
 			fs.Visit(func(f *pflag.Flag) { a.set[f.Name] = true })
 		default:

@@ -44,6 +44,8 @@ func TestParseApps(t *testing.T) {
 		{"two sets of arguments", []string{"a.aci", "--", "x", "---", "--", "y"}, appFlags{}, nil, true},
 		{"flag right after ---", []string{"a.aci", "--", "x", "---", "--user=1"}, appFlags{}, nil, true},
 		{"--- first", []string{"---", "a.aci"}, appFlags{}, nil, true},
+		{"a number for a flag", []string{"a.aci", "-5"}, appFlags{}, nil, true},
+		{"an empty flag name", []string{"a.aci", "--=x"}, appFlags{}, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
