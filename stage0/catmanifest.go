@@ -11,12 +11,17 @@ import (
 )
 
 func newCatManifestCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "cat-manifest UUID",
+	var uf uuidFile
+	cmd := &cobra.Command{
+		Use:   "cat-manifest UUID | --uuid-file=FILE",
 		Short: "Print a pod's manifest",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := pod.Load(g.dir, args[0])
+			ids, err := uf.pods(args)
+			if err != nil {
+				return err
+			}
+			p, err := pod.Load(g.dir, ids[0])
 			if err != nil {
 				return err
 			}
@@ -31,4 +36,6 @@ func newCatManifestCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
+	uf.register(cmd.Flags())
+	return cmd
 }

@@ -8,16 +8,34 @@ import (
 
 func newEnterCmd(g *globals) *cobra.Command {
 	var app string
+	var uf uuidFile
 	cmd := &cobra.Command{
-		Use:   "enter UUID [--app NAME] [-- CMD [ARGS...]]",
+		Use:   "enter UUID [--app NAME] [-- CMD [ARGS...]] | enter --uuid-file=FILE [--app NAME] [-- CMD [ARGS...]]",
 		Short: "Run a command inside a running app, with the app's own restrictions",
 		Long: `Run a command inside an app of a running pod. The command gets the same
 restrictions as the app: its namespaces, root, user, capabilities, cgroup,
 no_new_privs and seccomp. Without CMD, runs /bin/sh. --app is needed when the
-pod has more than one app.`,
-		Args: cobra.MinimumNArgs(1),
+pod has more than one app. With --uuid-file, CMD must follow "--".`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, st, err := g.pods().Running("enter", args[0])
+			// With --uuid-file, everything after "--" is the command and
+			// anything before it a UUID too many.
+			named, command := args, []string(nil)
+			if uf != "" {
+				dash := cmd.ArgsLenAtDash()
+				if dash < 0 && len(args) > 0 {
+					return usagef("with --uuid-file, put the command after --: skiff enter --uuid-file=%s -- %s", string(uf), strings.Join(args, " "))
+				}
+				if dash >= 0 {
+					named, command = args[:dash], args[dash:]
+				}
+			} else if len(args) > 0 {
+				named, command = args[:1], args[1:]
+			}
+			ids, err := uf.pods(named)
+			if err != nil {
+				return err
+			}
+			p, st, err := g.pods().Running("enter", ids[0])
 			if err != nil {
 				return err
 			}
@@ -27,7 +45,6 @@ pod has more than one app.`,
 				}
 				app = st.AppList[0]
 			}
-			command := args[1:]
 			if len(command) == 0 {
 				command = []string{"/bin/sh"}
 			}
@@ -45,6 +62,7 @@ pod has more than one app.`,
 			return nil
 		},
 	}
+	uf.register(cmd.Flags())
 	cmd.Flags().StringVar(&app, "app", "", "the app to enter")
 	return cmd
 }

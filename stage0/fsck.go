@@ -56,11 +56,11 @@ Exit status: 0 when nothing is wrong (or everything found was repaired),
 					left++
 				}
 			}
-			if f == "json" {
+			if f.isJSON() {
 				if probs == nil {
 					probs = []fsckProblem{}
 				}
-				if err := writeJSON(g.stdout, probs); err != nil {
+				if err := f.write(g.stdout, probs); err != nil {
 					return err
 				}
 			} else {

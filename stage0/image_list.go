@@ -25,11 +25,11 @@ func newImageListCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if f == "json" {
+				if f.isJSON() {
 					if imgs == nil {
 						imgs = []store.Image{}
 					}
-					return writeJSON(g.stdout, imgs)
+					return f.write(g.stdout, imgs)
 				}
 				var rows [][]string
 				for _, im := range imgs {

@@ -16,11 +16,14 @@ import (
 
 func newListCmd(g *globals) *cobra.Command {
 	var f format
-	var noLegend bool
+	var noLegend, full bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List pods and their states",
-		Args:  cobra.NoArgs,
+		Long: `List pods: UUID (its first 8 characters), apps, state, creation time and
+addresses; with --full, whole UUIDs and the image ID of each app (IMAGE IDS,
+in the order of APPS), as rkt's list --full.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err
@@ -34,21 +37,30 @@ func newListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			sort.Slice(sts, func(i, j int) bool { return sts[i].Created.Before(sts[j].Created) })
-			if f == "json" {
+			if f.isJSON() {
 				if sts == nil {
 					sts = []podStatus{}
 				}
-				return writeJSON(g.stdout, sts)
+				return f.write(g.stdout, sts)
+			}
+			header := []string{"UUID", "APPS", "STATE", "CREATED", "ADDRESSES"}
+			if full {
+				header = []string{"UUID", "APPS", "IMAGE IDS", "STATE", "CREATED", "ADDRESSES"}
 			}
 			var rows [][]string
 			for _, st := range sts {
-				rows = append(rows, []string{st.UUID[:8], strings.Join(st.AppList, ","), string(st.State), st.Created.Format(time.DateTime), strings.Join(st.addresses(), ",")})
+				row := []string{st.UUID[:8], strings.Join(st.AppList, ",")}
+				if full {
+					row = []string{st.UUID, strings.Join(st.AppList, ","), strings.Join(st.Images, ",")}
+				}
+				rows = append(rows, append(row, string(st.State), st.Created.Format(time.DateTime), strings.Join(st.addresses(), ",")))
 			}
-			return table(g.stdout, []string{"UUID", "APPS", "STATE", "CREATED", "ADDRESSES"}, rows, noLegend)
+			return table(g.stdout, header, rows, noLegend)
 		},
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&noLegend, "no-legend", false, "omit the header line")
+	cmd.Flags().BoolVar(&full, "full", false, "print whole UUIDs and the apps' image IDs")
 	return cmd
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +27,15 @@ On a systemd host 'journalctl -M skiff-UUID' shows the same.`,
 			p, err := pod.Load(g.dir, args[0])
 			if err != nil {
 				return err
+			}
+			if o.App != "" {
+				st, err := p.Status()
+				if err != nil {
+					return err
+				}
+				if !slices.Contains(st.AppList, o.App) {
+					return fmt.Errorf("logs: pod %s has no app %q (its apps: %s)", p.UUID, o.App, strings.Join(st.AppList, ", "))
+				}
 			}
 			files, err := journal.Open(p)
 			if err != nil {
@@ -51,7 +62,7 @@ On a systemd host 'journalctl -M skiff-UUID' shows the same.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.App, "app", "", "only this app's lines")
+	fs.StringVar(&o.App, "app", "", "only this app's lines (an app of the pod)")
 	fs.BoolVarP(&o.Follow, "follow", "f", false, "keep printing new lines")
 	fs.IntVarP(&o.Lines, "lines", "n", 0, "only the last N lines")
 	fs.StringVarP(&o.Output, "output", "o", "", "journalctl output mode: short, cat, json, verbose, ...")

@@ -38,8 +38,8 @@ func newNetworkListCmd(g *globals) *cobra.Command {
 				n := nets[name]
 				infos = append(infos, networkInfo{Name: n.Name, File: n.File, Bridge: n.Bridge(), Subnets: n.Subnets})
 			}
-			if f == "json" {
-				return writeJSON(g.stdout, infos)
+			if f.isJSON() {
+				return f.write(g.stdout, infos)
 			}
 			var rows [][]string
 			for _, n := range infos {

@@ -15,16 +15,30 @@ import (
 type format string
 
 func (f *format) register(fs *pflag.FlagSet) {
-	fs.StringVar((*string)(f), "format", "table", "output format: table (for people) or json (for scripts)")
+	fs.StringVar((*string)(f), "format", "table", "output format: table (for people), json (for scripts, one line) or json-pretty (indented)")
 }
 
 func (f format) check() error {
-	if f != "table" && f != "json" {
-		return usagef("--format=%s: want table or json", string(f))
+	if f != "table" && !f.isJSON() {
+		return usagef("--format=%s: want table, json or json-pretty", string(f))
 	}
 	return nil
 }
 
+// isJSON reports whether f is one of the JSON formats.
+func (f format) isJSON() bool { return f == "json" || f == "json-pretty" }
+
+// write prints v as JSON, on one line or, with json-pretty, indented (rkt's
+// two formats).
+func (f format) write(w io.Writer, v any) error {
+	if f == "json-pretty" {
+		return writeJSON(w, v)
+	}
+	return json.NewEncoder(w).Encode(v)
+}
+
+// writeJSON prints a document (a manifest, a network's configuration)
+// indented.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

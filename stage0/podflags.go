@@ -90,45 +90,71 @@ type appArg struct {
 	set   map[string]bool // flags given after this image
 }
 
-// parseApps splits what follows the pod flags into apps, separated by
-// "---"; each is an image followed by its own app flags, then optionally
-// "--" and arguments:
+// parseApps splits what follows the pod flags into apps, as rkt's
+// parseApps does: each image is followed by its own app flags, then
+// optionally "--" and its arguments up to "---" (or the end); any other
+// word where an image or an app flag may stand is the next image:
 //
-//	IMAGE [APP FLAGS] [-- ARGS...] [--- IMAGE [APP FLAGS] [-- ARGS...]]...
+//	IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE [APP FLAGS] [-- ARGS... [---]]]...
+//
+// "---" between apps is allowed too (skiff's older form): it must be
+// followed by an image.
 func parseApps(rest []string, defaults appFlags) ([]appArg, error) {
 	var apps []appArg
-	for len(rest) > 0 {
-		seg := rest
-		rest = nil
-		if i := slices.Index(seg, "---"); i >= 0 {
-			seg, rest = seg[:i], seg[i+1:]
-			if len(rest) == 0 {
+	var fs *pflag.FlagSet // the last app's flags
+	hasArgs := false      // the last app has its "--" arguments already
+	for i := 0; i < len(rest); i++ {
+		w := rest[i]
+		switch {
+		case w == "---":
+			if len(apps) == 0 || i+1 == len(rest) || strings.HasPrefix(rest[i+1], "-") {
 				return nil, usagef("--- must be followed by an image")
 			}
+		case w == "--":
+			if len(apps) == 0 {
+				return nil, usagef("an image is needed before app arguments")
+			}
+			if hasArgs {
+				return nil, usagef("image %s: only one set of app arguments (end them with ---)", apps[len(apps)-1].image)
+			}
+			hasArgs = true
+			a := &apps[len(apps)-1]
+			for i++; i < len(rest) && rest[i] != "---"; i++ {
+				a.args = append(a.args, rest[i])
+			}
+			if a.args == nil {
+				a.args = []string{}
+			}
+		case strings.HasPrefix(w, "-") && w != "-":
+			if len(apps) == 0 || (i > 0 && rest[i-1] == "---") {
+				return nil, usagef("%s: expected an image before app flags", w)
+			}
+			a := &apps[len(apps)-1]
+			flags := rest[i:]
+			if end := slices.Index(flags, "---"); end >= 0 {
+				flags = flags[:end] // pflag takes "---" for a bad flag
+			}
+			if err := fs.Parse(flags); err != nil {
+				return nil, usagef("image %s: %v", a.image, err)
+			}
+			n := len(flags) - fs.NArg()
+			if fs.ArgsLenAtDash() == 0 {
+				n-- // leave "--" to start the arguments
+			}
+			if n < 1 {
+				return nil, usagef("image %s: unexpected %q", a.image, w) // never loop
+			}
+			i += n - 1
+			fs.Visit(func(f *pflag.Flag) { a.set[f.Name] = true })
+		default:
+			apps = append(apps, appArg{image: w, flags: defaults, set: map[string]bool{}})
+			a := &apps[len(apps)-1]
+			fs = pflag.NewFlagSet(w, pflag.ContinueOnError)
+			fs.SetInterspersed(false)
+			fs.SetOutput(devNull{})
+			a.flags.register(fs)
+			hasArgs = false
 		}
-		if len(seg) == 0 {
-			return nil, usagef("--- must be followed by an image")
-		}
-		img := seg[0]
-		if strings.HasPrefix(img, "-") {
-			return nil, usagef("%s: expected an image before app flags", img)
-		}
-		a := appArg{image: img, flags: defaults, set: map[string]bool{}}
-		fs := pflag.NewFlagSet(img, pflag.ContinueOnError)
-		fs.SetInterspersed(false)
-		fs.SetOutput(devNull{})
-		a.flags.register(fs)
-		if err := fs.Parse(seg[1:]); err != nil {
-			return nil, usagef("image %s: %v", img, err)
-		}
-		fs.Visit(func(f *pflag.Flag) { a.set[f.Name] = true })
-		switch {
-		case fs.ArgsLenAtDash() == 0:
-			a.args = fs.Args()
-		case fs.NArg() > 0:
-			return nil, usagef("image %s: unexpected %q (separate apps with ---, arguments with --)", img, fs.Arg(0))
-		}
-		apps = append(apps, a)
 	}
 	if len(apps) == 0 {
 		return nil, usagef("no image given")

@@ -30,8 +30,24 @@ func TestParseApps(t *testing.T) {
 		{"unknown app flag", []string{"a.aci", "--bogus"}, appFlags{}, nil, true},
 		{"--- right after an image", []string{"a.aci", "---", "b.aci", "--exec=/x"}, appFlags{},
 			[]appArg{{image: "a.aci"}, {image: "b.aci", flags: appFlags{exec: "/x"}}}, false},
-		{"two images without ---", []string{"a.aci", "b.aci"}, appFlags{}, nil, true},
 		{"dangling ---", []string{"a.aci", "---"}, appFlags{}, nil, true},
+		// rkt's form: a word where an image or an app flag may stand is the next image.
+		{"two images without ---", []string{"a.aci", "b.aci"}, appFlags{},
+			[]appArg{{image: "a.aci"}, {image: "b.aci"}}, false},
+		{"flags, then the next image", []string{"a.aci", "--exec", "/x", "--readonly-rootfs", "b.aci", "--", "y"}, appFlags{},
+			[]appArg{{image: "a.aci", flags: appFlags{exec: "/x", readOnly: true}}, {image: "b.aci", args: []string{"y"}}}, false},
+		{"arguments run to ---", []string{"a.aci", "--", "x", "b.aci", "---", "c.aci", "--user=1000", "d.aci"}, appFlags{},
+			[]appArg{{image: "a.aci", args: []string{"x", "b.aci"}}, {image: "c.aci", flags: appFlags{user: "1000"}}, {image: "d.aci"}}, false},
+		{"flags, then ---", []string{"a.aci", "--name=x", "---", "b.aci", "--name", "y", "---", "c.aci"}, appFlags{},
+			[]appArg{{image: "a.aci", flags: appFlags{name: "x"}}, {image: "b.aci", flags: appFlags{name: "y"}}, {image: "c.aci"}}, false},
+		{"empty arguments", []string{"a.aci", "--", "---", "b.aci"}, appFlags{},
+			[]appArg{{image: "a.aci", args: []string{}}, {image: "b.aci"}}, false},
+		{"arguments before an image", []string{"--", "x"}, appFlags{}, nil, true},
+		{"two sets of arguments", []string{"a.aci", "--", "x", "---", "--", "y"}, appFlags{}, nil, true},
+		{"flag right after ---", []string{"a.aci", "--", "x", "---", "--user=1"}, appFlags{}, nil, true},
+		{"--- first", []string{"---", "a.aci"}, appFlags{}, nil, true},
+		{"a number for a flag", []string{"a.aci", "-5"}, appFlags{}, nil, true},
+		{"an empty flag name", []string{"a.aci", "--=x"}, appFlags{}, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,12 +5,18 @@ import (
 )
 
 func newRmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm UUID...",
+	var uf uuidFile
+	cmd := &cobra.Command{
+		Use:   "rm UUID... | --uuid-file=FILE",
 		Short: "Remove exited or prepared pods",
-		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return eachPod(g, args, func(id string) error { return g.pods().Remove(id) })
+			ids, err := uf.pods(args)
+			if err != nil {
+				return err
+			}
+			return eachPod(g, ids, func(id string) error { return g.pods().Remove(id) })
 		},
 	}
+	uf.register(cmd.Flags())
+	return cmd
 }

@@ -72,6 +72,7 @@ func (g *globals) insecureOpt(name string) bool {
 }
 
 func newRoot(g *globals) *cobra.Command {
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "skiff",
 		Short: "skiff runs pods: apps isolated together by namespaces or by a KVM virtual machine",
@@ -87,6 +88,12 @@ in a content-addressed store under --dir. Every pod is a directory there too.
   skiff logs UUID`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if showVersion {
+				return printVersion(g, "table")
+			}
+			return cmd.Help()
+		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			level := slog.LevelWarn
 			if g.debug {
@@ -117,6 +124,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 	pf.StringSliceVar(&g.insecure, "insecure-options", nil, "turn off security features: image (signature checks), http (plain http fetches), tls (registry certificates), all")
 	pf.StringVar(&g.authfile, "authfile", "", "registry auth file (default $REGISTRY_AUTH_FILE, else LOCAL-CONFIG/auth.json; then ~/.docker/config.json)")
 	pf.StringVar(&g.platform, "platform", "", "platform of OCI images to fetch from an index: os/arch[/variant] (default the host's)")
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as 'skiff version') and exit")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),

@@ -17,6 +17,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad insecure option", []string{"--insecure-options=everything", "version"}, exitUsage},
 		{"run without image", []string{"--dir=" + dir, "run"}, exitUsage},
 		{"unknown pod", []string{"--dir=" + dir, "status", "0000"}, exitFailure},
+		{"stop of an unknown pod", []string{"--dir=" + dir, "stop", "--force", "0000"}, exitFailure},
 		{"empty list", []string{"--dir=" + dir, "list"}, exitOK},
 	}
 	for _, tt := range tests {

@@ -22,6 +22,9 @@ before the first image apply to every app.
 
   IMAGE [APP FLAGS] [-- ARGS... [---]] [IMAGE [APP FLAGS] ...]
 
+An app's arguments run from "--" to "---" or the end; any other word after an
+image and its flags is the next image, as in rkt (skiff run a.aci b.aci).
+
 An IMAGE is an ACI file (a path: /x, ./x, ../x, or x.aci), an https:// URL, an
 appc name (skiff.local/busybox:1.0, from the store or by discovery), or an image
 ID or unique ID prefix. The run policy (/etc/skiff/policy.json, docs/policy.md)

@@ -14,18 +14,23 @@ func newStatusCmd(g *globals) *cobra.Command {
 	var f format
 	var wait bool
 	var waitReady string
+	var uf uuidFile
 	cmd := &cobra.Command{
-		Use:   "status UUID",
+		Use:   "status UUID | --uuid-file=FILE",
 		Short: "Show a pod's state, pid and its apps' exit statuses",
 		Long: `Show a pod's state, pid, addresses and its apps' exit statuses, as lines
 state=running, pid=1234, network-NAME=IP/PREFIX, publish=HOSTPORT:PORT/PROTO,
 app-NAME=STATUS. With --wait, wait for the pod to end first.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err
 			}
-			p, err := pod.Load(g.dir, args[0])
+			ids, err := uf.pods(args)
+			if err != nil {
+				return err
+			}
+			p, err := pod.Load(g.dir, ids[0])
 			if err != nil {
 				return err
 			}
@@ -51,8 +56,8 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 				return err
 			}
 			st := withNet(p, ps)
-			if f == "json" {
-				return writeJSON(g.stdout, st)
+			if f.isJSON() {
+				return f.write(g.stdout, st)
 			}
 			fmt.Fprintf(g.stdout, "state=%s\n", st.State)
 			fmt.Fprintf(g.stdout, "created=%s\n", st.Created.Format(time.RFC3339))
@@ -74,6 +79,7 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 		},
 	}
 	f.register(cmd.Flags())
+	uf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the pod to exit")
 	cmd.Flags().StringVar(&waitReady, "wait-ready", "", "wait up to this long (e.g. 10s) for every app to have started")
 	return cmd

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/launch"
@@ -16,7 +18,7 @@ import (
 // --bundle=/proc/self/fd/3, opened before it entered. FILE (likewise an
 // inherited fd) holds the seccomp filters the app inherited from the pod's
 // init, as launch.WriteFilters encodes them; they are loaded before the
-// app's own.
+// app's own. The command gets the caller's TERM (see withTerm).
 func cmdExec(args []string) error {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -46,5 +48,19 @@ func cmdExec(args []string) error {
 			return err
 		}
 	}
+	if s.Process != nil {
+		s.Process.Env = withTerm(s.Process.Env, os.Getenv("TERM"))
+	}
 	return launch.Exec(s, fs.Args(), inherited)
+}
+
+// withTerm returns env with TERM set to the caller's term, or vt100 when
+// the caller has none, over the app's own: an entered command mostly runs
+// on the caller's terminal (rkt's enter did the same).
+func withTerm(env []string, term string) []string {
+	if term == "" {
+		term = "vt100"
+	}
+	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "TERM=") })
+	return append(out, "TERM="+term)
 }

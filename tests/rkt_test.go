@@ -4,6 +4,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -220,5 +221,185 @@ func TestRktDuplicateAppName(t *testing.T) {
 	}
 	if out := e.mustRun("list", "--format=json"); len(uuidsIn(out)) != 0 {
 		t.Errorf("a refused pod was left behind:\n%s", out)
+	}
+}
+
+// startSleeper starts a probe pod on stage1-ns that sleeps, with extra run
+// flags, and returns the file its UUID was saved in and the UUID, once
+// every app has started.
+func startSleeper(t *testing.T, e *env, flags ...string) (save, uuid string) {
+	t.Helper()
+	save = filepath.Join(t.TempDir(), "uuid")
+	args := append([]string{"run", "--stage1=ns", "--uuid-file-save=" + save}, flags...)
+	e.start(append(args, image(t, "probe.aci"), "--", "-sleep=300s")...)
+	waitFor(t, "the pod to be ready", 2*time.Minute, func() bool {
+		b, _ := os.ReadFile(save)
+		uuid = strings.TrimSpace(string(b))
+		if uuid == "" {
+			return false
+		}
+		_, _, code := e.run("status", "--wait-ready=1s", uuid)
+		return code == 0
+	})
+	return save, uuid
+}
+
+// TestRktUUIDFile: status, enter, cat-manifest, stop and rm take the pod
+// from --uuid-file (a file --uuid-file-save wrote), as rkt's do; a UUID
+// and the flag together are a usage error.
+func TestRktUUIDFile(t *testing.T) {
+	e := newEnv(t)
+	save, uuid := startSleeper(t, e)
+	uf := "--uuid-file=" + save
+	mustContain(t, e.mustRun("status", uf), "state=running\n")
+	mustContain(t, e.mustRun("enter", uf, "--", "/probe", "-print-env=AC_APP_NAME"), "AC_APP_NAME=probe")
+	mustContain(t, e.mustRun("cat-manifest", uf), `"name": "probe"`)
+	for _, args := range [][]string{{"status", uf, uuid}, {"stop", uf, uuid}, {"rm", uf, uuid}, {"cat-manifest", uf, uuid}, {"enter", uf, uuid, "--", "/bin/true"}, {"enter", uf, "/bin/true"}, {"status"}} {
+		_, errs, code := e.run(args...)
+		if code != 2 || !strings.Contains(errs, "skiff: ") {
+			t.Errorf("%q: exit %d, want 2 (usage):\n%s", args, code, errs)
+		}
+	}
+	if out := e.mustRun("stop", uf); strings.TrimSpace(out) != uuid {
+		t.Errorf("stop --uuid-file printed %q, want %s", out, uuid)
+	}
+	mustContain(t, e.mustRun("status", "--wait", uf), "state=exited\n")
+	e.mustRun("rm", uf)
+	if _, errs, code := e.run("status", uf); code != 254 {
+		t.Errorf("status of a removed pod: exit %d, want 254:\n%s", code, errs)
+	}
+}
+
+// TestRktGCMarkOnly: gc --mark-only marks an exited pod as garbage and
+// removes nothing, whatever the grace period and the prepared expiry;
+// the next gc removes both.
+func TestRktGCMarkOnly(t *testing.T) {
+	e := newEnv(t)
+	exited := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
+	e.mustRun("run-prepared", exited)
+	prepared := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
+	e.mustRun("gc", "--mark-only", "--grace-period=0s", "--expire-prepared=0s")
+	mustContain(t, e.mustRun("status", exited), "state=exited-garbage\n")
+	mustContain(t, e.mustRun("status", prepared), "state=prepared\n")
+	e.mustRun("gc", "--grace-period=0s", "--expire-prepared=0s")
+	if out := e.mustRun("list", "--format=json"); len(uuidsIn(out)) != 0 {
+		t.Errorf("pods left after gc:\n%s", out)
+	}
+}
+
+// TestRktLogsUnknownApp: logs --app with an app the pod does not have is
+// an error naming the pod's apps, not an empty log.
+func TestRktLogsUnknownApp(t *testing.T) {
+	e := newEnv(t)
+	busybox := image(t, "busybox.aci")
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", busybox, "--name=alpha", "--exec=/bin/true", "---", busybox, "--name=beta", "--exec=/bin/true"))
+	e.mustRun("run-prepared", uuid)
+	e.mustRun("logs", "--app=beta", uuid)
+	out, errs, code := e.run("logs", "--app=gamma", uuid)
+	lines := errorLines(errs)
+	if code != 254 || out != "" || len(lines) != 1 || !strings.Contains(lines[0], `no app "gamma" (its apps: alpha, beta)`) {
+		t.Errorf("logs --app=gamma: exit %d, stdout %q, stderr %q; want 254 and one line naming alpha and beta", code, out, errs)
+	}
+}
+
+// TestRktEnterTerm: enter gives the command the caller's TERM, over the
+// app's, and vt100 when the caller has none, as rkt's enter did.
+func TestRktEnterTerm(t *testing.T) {
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		uuid, _ := startProbePod(t, e, s, "-sleep=300s")
+		e.mustRun("status", "--wait-ready=2m", uuid)
+		for _, tt := range []struct{ term, want string }{{"xterm-skiff", "xterm-skiff"}, {"", "vt100"}} {
+			out, errs, code := e.runCtx(context.Background(), []string{"TERM=" + tt.term}, "enter", uuid, "--", "/probe", "-print-env=TERM")
+			if code != 0 {
+				t.Fatalf("enter: exit %d\n%s%s", code, out, errs)
+			}
+			mustContain(t, out, "TERM="+tt.want+"\n")
+		}
+		e.mustRun("stop", "--force", uuid)
+	})
+}
+
+// TestRktImagesWithoutSeparator: rkt's form, images one after the other
+// without ---, each with its flags and its arguments, runs one app per
+// image; arguments run to --- as before.
+func TestRktImagesWithoutSeparator(t *testing.T) {
+	e := newEnv(t)
+	busybox := image(t, "busybox.aci")
+	save := filepath.Join(t.TempDir(), "uuid")
+	out, errs, code := e.run("run", "--stage1=ns", "--uuid-file-save="+save,
+		busybox, "--name=one", "--exec=/bin/echo", "--", "from-one", "---",
+		busybox, "--name=two", "--exec=/bin/true",
+		image(t, "probe.aci"), "--", "-print-env=AC_APP_NAME")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, appLines(out+errs, "one"), "from-one\n")
+	mustContain(t, appLines(out+errs, "probe"), "AC_APP_NAME=probe\n")
+	mustContain(t, e.mustRun("status", "--uuid-file="+save), "app-one=0\n", "app-probe=0\n", "app-two=0\n")
+}
+
+// TestRktMasks: apps see /proc/kcore empty, /sys/firmware empty and
+// /proc/sysrq-trigger on a read-only mount (what Docker hides; rkt's
+// nspawn made /proc/sys* read-only), on both stage1s. A kernel without
+// kcore or sysrq-trigger (this CI host's) has nothing to hide; the KVM
+// guest's kernel has both. busybox's test -w says yes to root whatever
+// the mount, so the mount's options are read instead.
+func TestRktMasks(t *testing.T) {
+	script := `test -e /proc/kcore && echo kcore=$(wc -c </proc/kcore) || echo kcore=absent; ` +
+		`echo firmware=$(ls -A /sys/firmware | wc -l); ` +
+		`test -e /proc/sysrq-trigger && echo sysrq=$(awk '$5=="/proc/sysrq-trigger" {split($6, o, ","); m=o[1]} END {print m}' /proc/self/mountinfo) || echo sysrq=absent`
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		out, errs, code := e.run("run", "--stage1="+s, image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c", script)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, out, errs)
+		}
+		all := out + errs
+		mustContain(t, all, "firmware=0\n")
+		for _, f := range []struct{ name, hidden string }{{"kcore", "0"}, {"sysrq", "ro"}} {
+			absent := strings.Contains(all, f.name+"=absent\n")
+			if absent && s == "kvm" {
+				t.Errorf("the KVM guest has no %s: the test checks nothing", f.name)
+			}
+			if !absent && !strings.Contains(all, f.name+"="+f.hidden+"\n") {
+				t.Errorf("%s is not hidden (want %s=%s):\n%s", f.name, f.name, f.hidden, all)
+			}
+		}
+	})
+}
+
+// TestRktListFull: list --full prints whole UUIDs and each app's image ID,
+// as rkt's; --format=json-pretty works where --format=json does, and json
+// is one line, as rkt's.
+func TestRktListFull(t *testing.T) {
+	e := newEnv(t)
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
+	var imgs []struct{ ID, Name string }
+	if err := json.Unmarshal([]byte(e.mustRun("image", "list", "--format=json-pretty")), &imgs); err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	for _, i := range imgs {
+		if i.Name == "skiff.local/busybox" {
+			id = i.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("busybox not in the image list: %v", imgs)
+	}
+	out := e.mustRun("list", "--full")
+	mustContain(t, out, "IMAGE IDS", uuid+"  busybox  "+id+"  prepared")
+	if short := e.mustRun("list"); strings.Contains(short, uuid) || strings.Contains(short, id) {
+		t.Errorf("list without --full has whole IDs:\n%s", short)
+	}
+	for _, args := range [][]string{{"list"}, {"status", uuid}, {"image", "list"}, {"network", "list"}, {"fsck"}, {"version"}} {
+		compact := e.mustRun(append(args, "--format=json")...)
+		pretty := e.mustRun(append(args, "--format=json-pretty")...)
+		if strings.Count(compact, "\n") != 1 || strings.Count(pretty, "\n") < 2 && pretty != "[]\n" && pretty != "null\n" {
+			t.Errorf("%v: json %q, json-pretty %q; want one line, then indented", args, compact, pretty)
+		}
+		var a, b any
+		if json.Unmarshal([]byte(compact), &a) != nil || json.Unmarshal([]byte(pretty), &b) != nil {
+			t.Errorf("%v: not JSON:\n%s\n%s", args, compact, pretty)
+		}
 	}
 }

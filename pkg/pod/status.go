@@ -52,6 +52,7 @@ type Status struct {
 	Pid     int            `json:"pid,omitempty"`
 	Apps    map[string]int `json:"apps,omitempty"` // exit statuses of apps that ended
 	AppList []string       `json:"appNames,omitempty"`
+	Images  []string       `json:"imageIDs,omitempty"` // the image ID of each app of AppList, in order
 	Created time.Time      `json:"createdAt"`
 	Ready   bool           `json:"ready,omitempty"`
 }
@@ -64,7 +65,7 @@ func (p *Pod) Status() (Status, error) {
 		return st, p.notExist(err)
 	}
 	st.Created = fi.ModTime()
-	st.AppList = p.appNames()
+	st.AppList, st.Images = p.apps()
 	switch p.State {
 	case Embryo, Prepared:
 		return st, nil // never ran: nothing more to read
@@ -94,29 +95,40 @@ func (p *Pod) Status() (Status, error) {
 	return st, err
 }
 
-// appNames reads the names of the pod's apps from its manifest, and
-// nothing else of it: a status shows names, and a full parse and
-// validation of the manifest is most of what listing many pods costs.
-// The names are validated as the full parse would (ACName); an unreadable
-// or invalid manifest gives no names.
-func (p *Pod) appNames() []string {
+// apps reads the names of the pod's apps and their image IDs from its
+// manifest, and nothing else of it: a status shows those, and a full parse
+// and validation of the manifest is most of what listing many pods costs.
+// Both are validated as the full parse would (ACName, Hash); an unreadable
+// or invalid manifest gives none.
+func (p *Pod) apps() (names, images []string) {
 	b, err := p.ReadFile(ManifestFile, MaxManifestSize)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var m struct {
 		Apps []struct {
-			Name types.ACName `json:"name"`
+			Name  types.ACName `json:"name"`
+			Image struct {
+				ID types.Hash `json:"id"`
+			} `json:"image"`
 		} `json:"apps"`
 	}
 	if json.Unmarshal(b, &m) != nil {
-		return nil
+		return nil, nil
 	}
-	var names []string
 	for _, a := range m.Apps {
 		names = append(names, a.Name.String())
+		id := ""
+		if !a.Image.ID.Empty() {
+			id = a.Image.ID.String()
+			// appc checks only the algorithm: the value is printed too.
+			if strings.Trim(a.Image.ID.Val, "0123456789abcdef") != "" {
+				return nil, nil
+			}
+		}
+		images = append(images, id)
 	}
-	return names
+	return names, images
 }
 
 // Pid returns the host pid of the pod's init, from the pid file or, through

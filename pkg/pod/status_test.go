@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,12 +69,14 @@ func TestStatusHostileFiles(t *testing.T) {
 func TestStatusAppNames(t *testing.T) {
 	for _, tc := range []struct {
 		name, manifest string
-		want           []string
+		want, images   []string
 	}{
-		{"two apps", `{"acKind":"PodManifest","acVersion":"0.8.11","apps":[{"name":"web"},{"name":"db"}]}`, []string{"web", "db"}},
-		{"invalid name", `{"apps":[{"name":"Web/../x"}]}`, nil},
-		{"terminal escape", "{\"apps\":[{\"name\":\"a\\u001b[2J\"}]}", nil},
-		{"not json", `apps: web`, nil},
+		{"two apps", `{"acKind":"PodManifest","acVersion":"0.8.11","apps":[{"name":"web","image":{"id":"sha512-` + strings.Repeat("ab", 64) + `"}},{"name":"db"}]}`,
+			[]string{"web", "db"}, []string{"sha512-" + strings.Repeat("ab", 64), ""}},
+		{"invalid name", `{"apps":[{"name":"Web/../x"}]}`, nil, nil},
+		{"invalid image ID", `{"apps":[{"name":"web","image":{"id":"sha512-\u001b[2J"}}]}`, nil, nil},
+		{"terminal escape", "{\"apps\":[{\"name\":\"a\\u001b[2J\"}]}", nil, nil},
+		{"not json", `apps: web`, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Create(t.TempDir())
@@ -87,8 +90,8 @@ func TestStatusAppNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(st.AppList, tc.want) {
-				t.Errorf("AppList = %q, want %q", st.AppList, tc.want)
+			if !slices.Equal(st.AppList, tc.want) || !slices.Equal(st.Images, tc.images) {
+				t.Errorf("AppList, Images = %q, %q; want %q, %q", st.AppList, st.Images, tc.want, tc.images)
 			}
 		})
 	}

@@ -14,12 +14,15 @@ import (
 type GCOptions struct {
 	Grace          time.Duration // how long exited pods stay marked before removal
 	ExpirePrepared time.Duration // prepared pods older than this are removed
+	MarkOnly       bool          // only mark exited and abandoned pods; remove nothing (rkt's --mark-only)
 }
 
 // GC collects garbage: exited pods are marked (moved to exited-garbage)
 // and removed once marked for longer than o.Grace; aborted and abandoned
 // pods are removed; prepared pods older than o.ExpirePrepared are
-// removed. Running and preparing pods (locked) are never touched.
+// removed. Running and preparing pods (locked) are never touched. With
+// o.MarkOnly gc only marks: exited pods as exited-garbage, abandoned ones
+// as garbage.
 func (c *Pods) GC(o GCOptions) error {
 	pods, err := pod.List(c.Dir)
 	if err != nil {
@@ -55,10 +58,12 @@ func gcDue(p *pod.Pod, o GCOptions) bool {
 	switch p.State {
 	case pod.Prepared:
 		st, err := os.Stat(p.Path())
-		return err == nil && time.Since(st.ModTime()) >= o.ExpirePrepared
+		return !o.MarkOnly && err == nil && time.Since(st.ModTime()) >= o.ExpirePrepared
 	case pod.ExitedGarbage:
 		at, err := p.MarkedAt()
-		return err == nil && time.Since(at) >= o.Grace
+		return !o.MarkOnly && err == nil && time.Since(at) >= o.Grace
+	case pod.Garbage:
+		return !o.MarkOnly
 	}
 	return true
 }
@@ -82,12 +87,15 @@ func (c *Pods) collect(p *pod.Pod, o GCOptions) error {
 		}
 	case pod.Prepared:
 		st, err := os.Stat(p.Path())
-		if err != nil || time.Since(st.ModTime()) < o.ExpirePrepared {
+		if o.MarkOnly || err != nil || time.Since(st.ModTime()) < o.ExpirePrepared {
 			return nil
 		}
 		if err := p.Transition(pod.Garbage); err != nil {
 			return err
 		}
+	}
+	if o.MarkOnly {
+		return nil
 	}
 	switch p.State {
 	case pod.ExitedGarbage:

@@ -140,6 +140,9 @@ func TestGC(t *testing.T) {
 		{"prepared, fresh", prepared, GCOptions{ExpirePrepared: time.Hour}, pod.PhasePrepared, false, false},
 		{"aborted prepare", abortedPrepare, GCOptions{ExpirePrepared: time.Hour}, "", true, false},
 		{"running", running, GCOptions{}, pod.PhaseRunning, false, false},
+		{"exited, mark only", exited, GCOptions{MarkOnly: true}, pod.PhaseExitedGarbage, true, false},
+		{"prepared, expired, mark only", prepared, GCOptions{MarkOnly: true}, pod.PhasePrepared, false, false},
+		{"aborted prepare, mark only", abortedPrepare, GCOptions{MarkOnly: true}, pod.PhaseGarbage, false, false},
 		{"preparing", func(*pod.Pod) {}, GCOptions{}, pod.PhasePreparing, false, false},
 	}
 	for _, tt := range tests {

@@ -193,7 +193,9 @@ func environment(inherit []string, image types.Environment, files, set []string)
 	return env, nil
 }
 
-// envFile reads KEY=VALUE lines; blank lines and # comments are skipped.
+// envFile reads KEY=VALUE lines, each trimmed of surrounding spaces;
+// blank lines and comments (lines starting with # or ;) are skipped, as
+// rkt's --set-env-file did.
 func envFile(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -204,7 +206,7 @@ func envFile(path string) ([]string, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		l := strings.TrimSpace(sc.Text())
-		if l == "" || strings.HasPrefix(l, "#") {
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, ";") {
 			continue
 		}
 		out = append(out, l)

@@ -136,6 +136,9 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 	cmd := exec.Command(NsenterPath, argv...)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if m.Term != "" {
+		cmd.Env = append(cmd.Env, "TERM="+m.Term) // stage2 exec gives it to the command
+	}
 	cmd.Stdout = stream{c, agent.OpStdout}
 	cmd.Stderr = stream{c, agent.OpStderr}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}

@@ -107,7 +107,7 @@ func enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) 
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	defer conn.Close()
-	if err := c.Send(agent.Message{Op: agent.OpEnter, App: app, Args: cmd}); err != nil {
+	if err := c.Send(agent.Message{Op: agent.OpEnter, App: app, Args: cmd, Term: os.Getenv("TERM")}); err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	go func() {

@@ -60,6 +60,7 @@ type Message struct {
 	Version int      `json:"version,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	App     string   `json:"app,omitempty"`
+	Term    string   `json:"term,omitempty"` // with OpEnter: the caller's TERM, which the command gets
 	Data    []byte   `json:"data,omitempty"`
 	Code    int      `json:"code"`
 	Error   string   `json:"error,omitempty"`
