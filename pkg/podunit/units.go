@@ -112,8 +112,10 @@ func Units(apps []App, interactive bool) map[string]string {
 		wants = append(wants, u)
 		after = append(after, u)
 	}
+	// Ready also waits for journald, so that a pod stopped once ready has
+	// a journal for skiff logs (on a loaded host the apps can start first).
 	units["skiff-ready.service"] = "[Unit]\nDescription=skiff pod ready\nDefaultDependencies=no\n" +
-		"Requires=" + strings.Join(after, " ") + "\nAfter=" + strings.Join(after, " ") + "\n\n" +
+		"Requires=" + strings.Join(after, " ") + "\nAfter=" + strings.Join(after, " ") + " systemd-journald.service\n\n" +
 		"[Service]\nType=oneshot\nExecStart=" + HookPath + " ready\n"
 	wants = append(wants, "skiff-ready.service")
 	units["default.target"] = "[Unit]\nDescription=skiff pod\nWants=" + strings.Join(wants, " ") + "\n"

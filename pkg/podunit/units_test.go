@@ -46,7 +46,7 @@ func TestUnits(t *testing.T) {
 			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%",
 		}, []string{"TTYPath", "KillSignal"}},
 		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db"`, "KillSignal=3"}, []string{"MemoryMax", "CPUQuota", "ExecStartPre"}},
-		{"skiff-ready.service", []string{"After=skiff-app-web.service skiff-app-db.service", `ExecStart=/skiff/hook ready`}, nil},
+		{"skiff-ready.service", []string{"After=skiff-app-web.service skiff-app-db.service systemd-journald.service", `ExecStart=/skiff/hook ready`}, nil},
 		{"default.target", []string{"Wants=systemd-journald.service skiff-app-web.service skiff-app-db.service skiff-ready.service"}, nil},
 	}
 	for _, tt := range tests {
