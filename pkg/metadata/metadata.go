@@ -25,6 +25,9 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // Prefix is the path of the service below the token.
@@ -105,6 +108,29 @@ func New(uuid string, pm []byte, images map[string][]byte) (*Service, error) {
 	}
 	s.token = hex.EncodeToString(tok)
 	return s, nil
+}
+
+// ForPod makes the service of the pod whose directory is the working
+// directory (a stage1's run) from the pod manifest and the apps' image
+// manifests stage0 wrote there. Run reads them before the pod starts, so
+// nothing the pod does later changes what the service says.
+func ForPod(uuid string) (*Service, error) {
+	pm, err := safefile.ReadFileAt(".", pod.ManifestFile, pod.MaxManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: read pod manifest: %w", err)
+	}
+	m, err := pod.ParseManifest(pm)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	images := map[string][]byte{}
+	for _, ra := range m.Apps {
+		name := ra.Name.String()
+		if images[name], err = safefile.ReadFileAt(".", pod.AppManifest(name), pod.MaxManifestSize); err != nil {
+			return nil, fmt.Errorf("metadata: read image manifest of %s: %w", name, err)
+		}
+	}
+	return New(uuid, pm, images)
 }
 
 // URL is AC_METADATA_URL for a service listening at addr (host:port).

@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 const (
@@ -195,5 +199,33 @@ func TestServe(t *testing.T) {
 	l.Close()
 	if err := <-done; err != nil {
 		t.Errorf("Serve after Close: %v", err)
+	}
+}
+
+func TestForPod(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p string, b []byte) {
+		t.Helper()
+		p = filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(pod.ManifestFile, []byte(testPod))
+	write(pod.AppManifest("web"), testImages["web"])
+	t.Chdir(dir)
+	if _, err := ForPod(testUUID); err == nil {
+		t.Error("ForPod without bare's image manifest: no error")
+	}
+	write(pod.AppManifest("bare"), testImages["bare"])
+	s, err := ForPod(testUUID)
+	if err != nil {
+		t.Fatalf("ForPod: %v", err)
+	}
+	if w := do(s, "GET", "/"+s.token+Prefix+"/apps/bare/image/manifest", nil); w.Body.String() != string(testImages["bare"]) {
+		t.Errorf("bare's image manifest: %q", w.Body)
 	}
 }
