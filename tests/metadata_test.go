@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // The appc metadata service (docs/metadata.md) as apps see it.
@@ -58,6 +60,13 @@ func TestMetadataNS(t *testing.T) {
 			m := mdsURL.FindStringSubmatch(out)
 			if m == nil {
 				t.Fatalf("no AC_METADATA_URL with a 128-bit token:\n%s", out)
+			}
+			if dirs, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", uuid)); len(dirs) == 1 {
+				if s1, err := pod.ReadStage1(dirs[0]); err != nil || !s1.Supports(pod.FeatureMetadata) {
+					t.Errorf("stage1-ns does not announce feature %s (%v)", pod.FeatureMetadata, err)
+				}
+			} else {
+				t.Errorf("pod dir of %s: %v", uuid, dirs)
 			}
 			got := outputVars(out)
 			for k, want := range map[string]string{
