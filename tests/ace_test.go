@@ -100,3 +100,4 @@ func aceValidator(t *testing.T, stage1 string, n int) {
 }
 
 func TestACEValidatorNS(t *testing.T) { aceValidator(t, "ns", 10) }
+func TestACEValidatorKVM(t *testing.T) { aceValidator(t, "kvm", 10) }

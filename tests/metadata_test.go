@@ -47,49 +47,7 @@ func TestMetadataNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, net := range []string{"default", "host", "none", "mdstest"} {
-		t.Run(net, func(t *testing.T) {
-			save := filepath.Join(t.TempDir(), "uuid")
-			out, errs, code := e.run("run", "--stage1=ns", "--net="+net, "--uuid-file-save="+save,
-				image(t, "busybox.aci"), "--name=first", "--exec=/bin/sh", "--", "-c", mdsScript, "---",
-				image(t, "busybox.aci"), "--name=second", "--exec=/bin/sh", "--", "-c", `echo "SECOND=$AC_METADATA_URL"`)
-			if code != 0 {
-				t.Fatalf("exit %d\n%s%s", code, out, errs)
-			}
-			b, _ := os.ReadFile(save)
-			uuid := strings.TrimSpace(string(b))
-			m := mdsURL.FindStringSubmatch(out)
-			if m == nil {
-				t.Fatalf("no AC_METADATA_URL with a 128-bit token:\n%s", out)
-			}
-			if dirs, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", uuid)); len(dirs) == 1 {
-				if s1, err := pod.ReadStage1(dirs[0]); err != nil || !s1.Supports(pod.FeatureMetadata) {
-					t.Errorf("stage1-ns does not announce feature %s (%v)", pod.FeatureMetadata, err)
-				}
-			} else {
-				t.Errorf("pod dir of %s: %v", uuid, dirs)
-			}
-			got := outputVars(out)
-			for k, want := range map[string]string{
-				"UUID": uuid, "SECOND": m[1], "VERIFY": "ok", "FORGERY": "refused", "WRONG_TOKEN": "refused", "ANNOTATIONS": "[]",
-			} {
-				if got[k] != want {
-					t.Errorf("%s=%q, want %q", k, got[k], want)
-				}
-			}
-			if !strings.HasPrefix(got["ID"], "sha512-") || !strings.Contains(got["POD"], `"id":"`+got["ID"]+`"`) {
-				t.Errorf("image id %q is not the pod manifest's", got["ID"])
-			}
-			if !strings.Contains(got["IMAGE"], `"name":"skiff.local/busybox"`) || !strings.Contains(got["POD"], `"name":"second"`) {
-				t.Errorf("image or pod manifest wrong:\n%s", out)
-			}
-			// The pod has ended; the service with it.
-			if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(m[1] + "/acMetadata/v1/pod/uuid"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					t.Errorf("the service of an ended pod still answers on the host")
-				}
-			}
-		})
+		t.Run(net, func(t *testing.T) { metadataPod(t, e, "ns", net) })
 	}
 
 	// Two running pods: neither can read the other's data, and what the
@@ -141,6 +99,61 @@ func TestMetadataNS(t *testing.T) {
 			t.Errorf("the host read the metadata of a pod on its own network at %s", private)
 		}
 	})
+}
+
+// metadataPod runs a pod of two apps on stage1 and net; the first reads
+// every endpoint from inside, the second prints its AC_METADATA_URL.
+func metadataPod(t *testing.T, e *env, stage1, net string) {
+	save := filepath.Join(t.TempDir(), "uuid")
+	out, errs, code := e.run("run", "--stage1="+stage1, "--net="+net, "--uuid-file-save="+save,
+		image(t, "busybox.aci"), "--name=first", "--exec=/bin/sh", "--", "-c", mdsScript, "---",
+		image(t, "busybox.aci"), "--name=second", "--exec=/bin/sh", "--", "-c", `echo "SECOND=$AC_METADATA_URL"`)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	b, _ := os.ReadFile(save)
+	uuid := strings.TrimSpace(string(b))
+	m := mdsURL.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no AC_METADATA_URL with a 128-bit token:\n%s", out)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", uuid)); len(dirs) == 1 {
+		if s1, err := pod.ReadStage1(dirs[0]); err != nil || !s1.Supports(pod.FeatureMetadata) {
+			t.Errorf("stage1-%s does not announce feature %s (%v)", stage1, pod.FeatureMetadata, err)
+		}
+	} else {
+		t.Errorf("pod dir of %s: %v", uuid, dirs)
+	}
+	got := outputVars(out)
+	for k, want := range map[string]string{
+		"UUID": uuid, "SECOND": m[1], "VERIFY": "ok", "FORGERY": "refused", "WRONG_TOKEN": "refused", "ANNOTATIONS": "[]",
+	} {
+		if got[k] != want {
+			t.Errorf("%s=%q, want %q", k, got[k], want)
+		}
+	}
+	if !strings.HasPrefix(got["ID"], "sha512-") || !strings.Contains(got["POD"], `"id":"`+got["ID"]+`"`) {
+		t.Errorf("image id %q is not the pod manifest's", got["ID"])
+	}
+	if !strings.Contains(got["IMAGE"], `"name":"skiff.local/busybox"`) || !strings.Contains(got["POD"], `"name":"second"`) {
+		t.Errorf("image or pod manifest wrong:\n%s", out)
+	}
+	// The pod has ended; the service with it.
+	if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(m[1] + "/acMetadata/v1/pod/uuid"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("the service of an ended pod still answers on the host")
+		}
+	}
+}
+
+// TestMetadataKVM: the same from a VM's apps (through the guest agent
+// and the skiff.fwd port), with and without a pod network.
+func TestMetadataKVM(t *testing.T) {
+	e := newEnv(t)
+	for _, net := range []string{"default", "none"} {
+		t.Run(net, func(t *testing.T) { metadataPod(t, e, "kvm", net) })
+	}
 }
 
 // outputVars maps NAME to value for each NAME=value line apps printed (after
