@@ -75,6 +75,16 @@ func Host(log *slog.Logger, conn io.ReadWriteCloser) (*Session, error) {
 	return &Session{Session: s, log: log}, nil
 }
 
+// Accept returns the next stream the guest opened. Once the session has
+// ended it returns an error wrapping net.ErrClosed, as a closed listener does.
+func (s *Session) Accept() (net.Conn, error) {
+	c, err := s.Session.Accept()
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown)) {
+		err = fmt.Errorf("forward: %w: %w", net.ErrClosed, err)
+	}
+	return c, err
+}
+
 // Forward forwards every connection accepted on ls into the guest, until
 // the session fails or closes (the caller then closes ls) or every
 // listener fails.

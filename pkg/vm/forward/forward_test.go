@@ -209,6 +209,9 @@ func TestBack(t *testing.T) {
 	}
 	wg.Wait()
 	hs.Close()
+	if _, err := hs.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
+	}
 	select {
 	case <-guestDone:
 	case <-time.After(10 * time.Second):
