@@ -100,6 +100,7 @@ func aceValidator(t *testing.T, stage1 string, n int) {
 }
 
 func TestACEValidatorNS(t *testing.T) { aceValidator(t, "ns", 10) }
+
 // TestACEValidatorKVM is timing-sensitive under TCG: the validator allows
 // 100 ms for its first request, which includes translating its own HTTP
 // client code in the guest (docs/metadata.md, "Timing under TCG").
