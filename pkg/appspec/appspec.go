@@ -51,6 +51,7 @@ type Options struct {
 	VolumesDir  string // "" means DefaultVolumesDir
 	ResolvConf  string // "" means DefaultResolvConf; "-" mounts none
 	Interactive bool   // the app's stdio is a terminal
+	MetadataURL string // AC_METADATA_URL, the pod's metadata service (docs/metadata.md); "" sets none
 }
 
 // Build returns the spec that runs app ra of pod pm. img is the app's image
@@ -86,7 +87,7 @@ func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManif
 		Process: &specs.Process{
 			Terminal: opts.Interactive,
 			Args:     slices.Clone(app.Exec),
-			Env:      env(name, app.Environment),
+			Env:      env(name, opts.MetadataURL, app.Environment),
 			Cwd:      cwd,
 			User:     user,
 		},
@@ -117,8 +118,9 @@ func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManif
 
 // env applies appc's rules: the app's variables in order, a later one
 // replacing an earlier one of the same name in place, then AC_APP_NAME
-// always, and PATH when the app sets none.
-func env(app string, e types.Environment) []string {
+// and AC_METADATA_URL (when the pod has a metadata service) always, and
+// PATH when the app sets none.
+func env(app, metadataURL string, e types.Environment) []string {
 	var names []string
 	vals := map[string]string{}
 	set := func(k, v string) {
@@ -131,6 +133,9 @@ func env(app string, e types.Environment) []string {
 		set(v.Name, v.Value)
 	}
 	set("AC_APP_NAME", app)
+	if metadataURL != "" {
+		set("AC_METADATA_URL", metadataURL)
+	}
 	if _, ok := vals["PATH"]; !ok {
 		set("PATH", DefaultPath)
 	}

@@ -90,6 +90,14 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			name: "metadata URL set by the stage1, not the app",
+			app:  appJSON("0", "0", `,"environment":[{"name":"AC_METADATA_URL","value":"http://evil/"},{"name":"A","value":"1"}]`),
+			opts: Options{MetadataURL: "http://127.0.0.1:4000/0123"},
+			check: func(t *testing.T, s *specs.Spec) {
+				eq(t, "env", s.Process.Env, []string{"AC_METADATA_URL=http://127.0.0.1:4000/0123", "A=1", "AC_APP_NAME=web", "PATH=" + DefaultPath})
+			},
+		},
+		{
 			name: "user by name with member groups",
 			app:  appJSON("app", "audio", `,"supplementaryGIDs":[7,29]`),
 			check: func(t *testing.T, s *specs.Spec) {

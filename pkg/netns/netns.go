@@ -59,6 +59,36 @@ func bindNew(path string) error {
 	return nil
 }
 
+// New makes a new network namespace with its loopback up, kept alive only
+// by the returned file (and whatever joins it): closing it and ending the
+// processes in it ends the namespace, so nothing needs removing.
+func New() (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		// As in Create: this thread is never unlocked and dies with the goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			c <- result{err: fmt.Errorf("new netns: unshare: %w", err)}
+			return
+		}
+		if err := loopbackUp(); err != nil {
+			c <- result{err: fmt.Errorf("new netns: %w", err)}
+			return
+		}
+		f, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			err = fmt.Errorf("new netns: %w", err)
+		}
+		c <- result{f, err}
+	}()
+	r := <-c
+	return r.f, r.err
+}
+
 // loopbackUp sets IFF_UP on lo in the calling thread's network namespace.
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -89,6 +119,12 @@ func Do(path string, fn func() error) error {
 		return fmt.Errorf("enter netns %s: %w", path, err)
 	}
 	defer target.Close()
+	return DoFile(target, fn)
+}
+
+// DoFile is Do in the network namespace of the open file target.
+func DoFile(target *os.File, fn func() error) error {
+	path := target.Name()
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -4,6 +4,7 @@ package netns
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -175,5 +176,58 @@ func TestNotNetns(t *testing.T) {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("Remove(%s) removed it: %v", p, err)
 		}
+	}
+}
+
+func TestNewDoFile(t *testing.T) {
+	requireRoot(t)
+	f, err := New()
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	host := thisNetns(t)
+	if st.Ino == host {
+		t.Fatalf("New gave the host's namespace")
+	}
+	var inside uint64
+	var ln net.Listener
+	err = DoFile(f, func() error {
+		inside = thisNetns(t)
+		ln, err = net.Listen("tcp", "127.0.0.1:0") // lo is up
+		return err
+	})
+	if err != nil {
+		t.Fatalf("DoFile: %v", err)
+	}
+	defer ln.Close()
+	if inside != st.Ino {
+		t.Errorf("inside DoFile: netns inode %d, want %d", inside, st.Ino)
+	}
+	if got := thisNetns(t); got != host {
+		t.Errorf("after DoFile: test thread in netns %d, want host %d", got, host)
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Errorf("host reached %s, which listens inside the new netns", ln.Addr())
+	}
+	// What nspawn is given and opens: the file through /proc/PID/fd.
+	byFD, err := os.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byFD.Close()
+	if err := DoFile(byFD, func() error {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}); err != nil {
+		t.Errorf("dial inside the netns by /proc/PID/fd: %v", err)
 	}
 }

@@ -2,7 +2,9 @@ package pod
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -24,6 +26,14 @@ const (
 	AnnotationEnter   = "skiff.dev/stage1/enter"
 	AnnotationStop    = "skiff.dev/stage1/stop"
 	AnnotationGC      = "skiff.dev/stage1/gc"
+	// AnnotationFeatures lists, comma-separated, the optional features
+	// the stage1 offers (FeatureMetadata, ...). Stage0 sends nothing
+	// different for them: they say what a pod gets.
+	AnnotationFeatures = "skiff.dev/stage1/features"
+
+	// FeatureMetadata: every app gets AC_METADATA_URL, the pod's appc
+	// metadata service (docs/metadata.md).
+	FeatureMetadata = "metadata"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.
@@ -75,6 +85,7 @@ type Stage1 struct {
 	Name        string
 	Version     int
 	entrypoints map[string]string
+	features    []string
 }
 
 // Entrypoint names.
@@ -112,6 +123,13 @@ func ParseStage1(m *schema.ImageManifest) (*Stage1, error) {
 			s.entrypoints[ep] = p
 		}
 	}
+	if f, ok := m.Annotations.Get(AnnotationFeatures); ok {
+		for _, name := range strings.Split(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				s.features = append(s.features, name)
+			}
+		}
+	}
 	if _, ok := s.entrypoints[EntrypointRun]; !ok {
 		return nil, fmt.Errorf("stage1 %s: %w: no %s annotation", s.Name, ErrNotStage1, AnnotationRun)
 	}
@@ -131,10 +149,11 @@ func ReadStage1(dir string) (*Stage1, error) {
 	return ParseStage1(&m)
 }
 
-// Supports reports whether the stage1 offers entrypoint ep.
-func (s *Stage1) Supports(ep string) bool {
-	_, ok := s.entrypoints[ep]
-	return ok
+// Supports reports whether the stage1 offers entrypoint or feature x
+// (Entrypoint*, Feature*).
+func (s *Stage1) Supports(x string) bool {
+	_, ok := s.entrypoints[x]
+	return ok || slices.Contains(s.features, x)
 }
 
 // Entrypoint returns the path, inside the stage1 rootfs, of entrypoint ep.
@@ -147,13 +166,16 @@ func (s *Stage1) Entrypoint(ep string) (string, error) {
 }
 
 // Stage1Annotations returns the annotations a stage1 image manifest carries
-// for the given entrypoints; image recipes use it so they cannot drift from
-// the constants above.
-func Stage1Annotations(entrypoints map[string]string) types.Annotations {
+// for the given entrypoints and features; image recipes use it so they
+// cannot drift from the constants above.
+func Stage1Annotations(entrypoints map[string]string, features ...string) types.Annotations {
 	var a types.Annotations
 	a.Set(types.ACIdentifier(AnnotationVersion), strconv.Itoa(ABIVersion))
 	for ep, p := range entrypoints {
 		a.Set(types.ACIdentifier(entrypointAnnotations[ep]), p)
+	}
+	if len(features) > 0 {
+		a.Set(types.ACIdentifier(AnnotationFeatures), strings.Join(features, ","))
 	}
 	return a
 }

@@ -268,8 +268,15 @@ func TestParseStage1(t *testing.T) {
 		})
 	}
 	ann := Stage1Annotations(map[string]string{EntrypointRun: "/skiff/run"})
-	if _, err := ParseStage1(&schema.ImageManifest{Name: "x.com/s1", Annotations: ann}); err != nil {
+	s, err := ParseStage1(&schema.ImageManifest{Name: "x.com/s1", Annotations: ann})
+	if err != nil {
 		t.Errorf("Stage1Annotations output does not parse: %v", err)
+	} else if s.Supports(FeatureMetadata) {
+		t.Errorf("a stage1 without features supports %s", FeatureMetadata)
+	}
+	ann = Stage1Annotations(map[string]string{EntrypointRun: "/skiff/run"}, "other", FeatureMetadata)
+	if s, err := ParseStage1(&schema.ImageManifest{Name: "x.com/s1", Annotations: ann}); err != nil || !s.Supports(FeatureMetadata) || !s.Supports("other") || s.Supports("metadat") {
+		t.Errorf("features %q: err %v, Supports(%s) false or a prefix matched", ann, err, FeatureMetadata)
 	}
 }
 

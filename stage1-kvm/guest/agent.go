@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/launch"
@@ -31,6 +32,8 @@ func Agent(log *slog.Logger) error {
 	}
 	defer port.Close()
 	serveForward(log)
+	// The apps start after this (the unit is Type=notify, the apps' After= it).
+	daemon.SdNotify(false, daemon.SdNotifyReady)
 	for {
 		c := agent.NewConn(port)
 		m, err := c.Recv()

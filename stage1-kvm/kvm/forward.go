@@ -83,13 +83,13 @@ func closeListeners(ls []forward.Listener) {
 // app has started (the guest's ready marker): by then the apps' sockets
 // listen (their units are ordered after the sockets). Until then the
 // connections wait in the host sockets' queues, the first one too.
-func startForward(log *slog.Logger, v *vm.VM, ls []forward.Listener) {
+func startForward(log *slog.Logger, v *vm.VM, s *forward.Session, ls []forward.Listener) {
 	go func() {
 		if !awaitReady(v) {
 			return
 		}
 		log.Debug("forwarding connections into the guest", "sockets", len(ls))
-		if err := forward.Host(log, v.Forward(), ls); err != nil {
+		if err := s.Forward(ls); err != nil {
 			select {
 			case <-v.Done(): // the listeners were closed as the pod ended
 			default:

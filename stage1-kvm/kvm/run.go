@@ -14,10 +14,12 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/journal"
+	"github.com/skiffpod/skiff/pkg/metadata"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/vm"
+	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/pkg/vm/forward"
 )
 
@@ -58,7 +60,13 @@ func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []poduni
 	if o.NetNS != "" {
 		resolv = ""
 	}
-	bundle, err := podunit.AppBundle(appspec.Options{Hostname: o.Hostname, ResolvConf: resolv})
+	// The pod's metadata service: run serves it on the streams the guest's
+	// agent opens for connections to agent.MetadataAddr (docs/metadata.md).
+	svc, err := metadata.ForPod(o.UUID)
+	if err != nil {
+		return nil, nil, err
+	}
+	bundle, err := podunit.AppBundle(appspec.Options{Hostname: o.Hostname, ResolvConf: resolv, MetadataURL: svc.URL(agent.MetadataAddr)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,8 +87,22 @@ func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []poduni
 		return nil, nil, err
 	}
 	p.vm, p.machine = v, register(log, o.UUID, v.Pid())
+	if p.session, err = forward.Host(log, v.Forward()); err != nil {
+		v.Kill()
+		p.Wait()
+		return nil, nil, err
+	}
+	go func() {
+		if err := svc.Serve(p.session); err != nil {
+			select {
+			case <-v.Done(): // the session ended with qemu
+			default:
+				log.Warn("metadata service", "err", err)
+			}
+		}
+	}()
 	if len(fwd) > 0 {
-		startForward(log, v, fwd)
+		startForward(log, v, p.session, fwd)
 	}
 	return p, apps, nil
 }
@@ -111,9 +133,8 @@ func (i Isolator) boot(log *slog.Logger, o pod.RunArgs, pm *schema.PodManifest, 
 			return nil, err
 		}
 	}
-	if len(p.fwd) > 0 {
-		cfg.ForwardSocket = forwardSocket
-	}
+	// Always: the metadata service's connections come through it too.
+	cfg.ForwardSocket = forwardSocket
 	// The pid is written as soon as qemu runs: the pod is running from then.
 	var pidErr error
 	cfg.Started = func(pid int) { pidErr = stage1kit.WritePid(pid) }
@@ -138,6 +159,7 @@ type guestPod struct {
 	machine *machine           // nil when not registered
 	tap     *os.File           // the pod network's, nil without one
 	fwd     []forward.Listener // passed sockets forwarded into the guest
+	session *forward.Session   // the skiff.fwd stream, once booted
 }
 
 var _ stage1kit.Pod = (*guestPod)(nil)
@@ -153,6 +175,9 @@ func (p *guestPod) Wait() error {
 
 func (p *guestPod) cleanup() {
 	closeListeners(p.fwd)
+	if p.session != nil {
+		p.session.Close()
+	}
 	if p.tap != nil {
 		p.tap.Close()
 	}

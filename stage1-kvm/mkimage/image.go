@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/skiffpod/skiff/pkg/cpio"
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/stage1image"
 	"github.com/skiffpod/skiff/stage1-kvm/guest"
@@ -30,19 +31,25 @@ type ImageOptions struct {
 	HostRoot string // the tree systemd and nsenter are taken from, "/" on a build host
 }
 
-// agentUnitText starts the control agent with the apps; it goes with them
-// at shutdown.
+// agentUnitText starts the control agent before the apps (it is ready
+// once the metadata service's address listens in the guest); it goes
+// with them at shutdown.
 const agentUnitText = `[Unit]
-Description=skiff control agent (enter, stop)
+Description=skiff control agent (enter, stop, forwarding, metadata)
 DefaultDependencies=no
 Conflicts=shutdown.target
 Before=shutdown.target
 
 [Service]
+Type=notify
 ExecStart=` + guest.AgentPath + `
 Restart=on-failure
 RestartSec=100ms
 `
+
+// appsAfterAgent is a drop-in for every app unit (skiff-app-*.service):
+// an app may ask for its metadata as it starts.
+const appsAfterAgent = "[Unit]\nAfter=" + guest.AgentUnit + "\n"
 
 // poweroffDropIn skips systemd-shutdown once systemd-poweroff.service has
 // synced the journal (or given up after its timeout: a pod must end even
@@ -58,6 +65,7 @@ const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\nFailureAction=
 func BuildImage(w io.Writer, o ImageOptions) error {
 	opts := stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
+		Features:  []string{pod.FeatureMetadata},
 		Links:     []string{filepath.Base(guest.AgentPath)},
 		HostFiles: []string{guest.NsenterPath},
 		// systemd-shutdown runs what is there just before the guest powers
@@ -65,6 +73,7 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 		Symlinks: map[string]string{"/usr/lib/systemd/system-shutdown/hook": "/skiff/run"},
 		Units: map[string]string{
 			guest.AgentUnit: agentUnitText,
+			podunit.UnitName("") + ".d/skiff-kvm.conf":  appsAfterAgent,
 			"systemd-poweroff.service.d/skiff-kvm.conf": poweroffDropIn,
 			// The guest init sets journald's flushed flag (no hook).
 			"systemd-journald.service.d/skiff-kvm.conf": "[Service]\nExecStartPre=\n",

@@ -34,7 +34,21 @@ var _ stage1kit.Isolator = Isolator{}
 // Boot prepares the pod whose directory is the working directory and
 // starts systemd-nspawn on it.
 func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []podunit.App, error) {
-	bundle, err := podunit.AppBundle(appspec.Options{Hostname: a.Hostname, Interactive: a.Interactive})
+	url, stopMetadata, err := serveMetadata(log, &a)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, apps, err := i.boot(log, a, url, stopMetadata)
+	if err != nil {
+		stopMetadata()
+		return nil, nil, err
+	}
+	return c, apps, nil
+}
+
+// boot is Boot once the metadata service runs at url; stopMetadata stops it.
+func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata func()) (stage1kit.Pod, []podunit.App, error) {
+	bundle, err := podunit.AppBundle(appspec.Options{Hostname: a.Hostname, Interactive: a.Interactive, MetadataURL: url})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,6 +87,7 @@ func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []poduni
 		leaveTracking, err = setupTracking(log, a.UUID)
 	}
 	cleanup := func() {
+		stopMetadata()
 		leave()
 		leavePids()
 		leaveTracking()

@@ -34,8 +34,14 @@ const PortName = "skiff.agent"
 const ControlPortName = "skiff.ctl"
 
 // ForwardPortName is the port that carries connections to sockets passed
-// to stage1-kvm's run into the guest (package forward's protocol).
+// to stage1-kvm's run into the guest, and connections to MetadataAddr out
+// to run (package forward's protocol).
 const ForwardPortName = "skiff.fwd"
+
+// MetadataAddr is where the guest's agent listens for the pod's metadata
+// service (docs/metadata.md), on the guest's loopback; run serves it.
+// 18112 is the port of rkt's metadata service.
+const MetadataAddr = "127.0.0.1:18112"
 
 // Version is the protocol version the guest announces in its hello.
 const Version = 1

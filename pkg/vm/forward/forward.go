@@ -8,8 +8,10 @@
 // then on the stream carries the connection's bytes both ways, each
 // direction ending on its own (half-close). yamux's per-stream windows
 // keep a slow reader on one connection from stalling the others. The
-// guest side only connects to loopback addresses; the host side never
-// accepts a stream the guest opens.
+// guest side only connects to loopback addresses. The other way, the
+// guest opens a stream per connection to its back listener (the metadata
+// service's address in the guest); the host serves those streams itself
+// (Session is a net.Listener) and never connects them anywhere.
 package forward
 
 import (
@@ -52,27 +54,42 @@ func config(log *slog.Logger) *yamux.Config {
 	return c
 }
 
-// Host forwards every connection accepted on ls into the guest at the
-// other end of conn, until conn fails or closes (the caller then closes
-// ls) or every listener fails. It closes conn when it returns.
-func Host(log *slog.Logger, conn io.ReadWriteCloser, ls []Listener) error {
+// Session is the host's end of the stream. It is also a net.Listener
+// whose connections are the streams the guest opens, one per connection
+// the guest accepted on its back listener (see Guest): stage1-kvm serves
+// the pod's metadata service on them (docs/metadata.md). Those are
+// answered by whatever serves the Session, never connected anywhere.
+type Session struct {
+	*yamux.Session
+	log *slog.Logger
+}
+
+// Host starts the host's end of the stream on conn; Close ends it and
+// closes conn.
+func Host(log *slog.Logger, conn io.ReadWriteCloser) (*Session, error) {
 	s, err := yamux.Client(conn, config(log))
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("forward: %w", err)
+		return nil, fmt.Errorf("forward: %w", err)
 	}
-	defer s.Close()
-	// The guest has nothing to open: a stream it opens is closed at once.
-	go func() {
-		for {
-			st, err := s.AcceptStream()
-			if err != nil {
-				return
-			}
-			log.Warn("forward: the guest opened a stream; closed")
-			st.Close()
-		}
-	}()
+	return &Session{Session: s, log: log}, nil
+}
+
+// Accept returns the next stream the guest opened. Once the session has
+// ended it returns an error wrapping net.ErrClosed, as a closed listener does.
+func (s *Session) Accept() (net.Conn, error) {
+	c, err := s.Session.Accept()
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown)) {
+		err = fmt.Errorf("forward: %w: %w", net.ErrClosed, err)
+	}
+	return c, err
+}
+
+// Forward forwards every connection accepted on ls into the guest, until
+// the session fails or closes (the caller then closes ls) or every
+// listener fails.
+func (s *Session) Forward(ls []Listener) error {
+	log := s.log
 	var wg sync.WaitGroup
 	errs := make([]error, len(ls))
 	for i, l := range ls {
@@ -102,15 +119,38 @@ func Host(log *slog.Logger, conn io.ReadWriteCloser, ls []Listener) error {
 }
 
 // Guest serves conn's streams: each one is joined to a TCP connection to
-// the loopback address its first line names. It returns when conn fails
-// or closes, and closes it.
-func Guest(log *slog.Logger, conn io.ReadWriteCloser) error {
+// the loopback address its first line names. Each connection accepted on
+// back (when not nil) goes the other way, to the host, as a stream the
+// Session accepts. It returns when conn fails or closes, and closes it
+// and back.
+func Guest(log *slog.Logger, conn io.ReadWriteCloser, back net.Listener) error {
 	s, err := yamux.Server(conn, config(log))
 	if err != nil {
 		conn.Close()
+		if back != nil {
+			back.Close()
+		}
 		return fmt.Errorf("forward: %w", err)
 	}
 	defer s.Close()
+	if back != nil {
+		defer back.Close()
+		go func() {
+			for {
+				c, err := back.Accept()
+				if err != nil {
+					return
+				}
+				st, err := s.OpenStream()
+				if err != nil {
+					c.Close()
+					log.Warn("forward to the host", "err", err)
+					continue
+				}
+				go join(c, st)
+			}
+		}()
+	}
 	for {
 		st, err := s.AcceptStream()
 		if err != nil {

@@ -81,8 +81,12 @@ func TestForward(t *testing.T) {
 	ls := []Listener{hostListener(t, g1), hostListener(t, g2)}
 	host, guest := net.Pipe()
 	hostDone, guestDone := make(chan error, 1), make(chan error, 1)
-	go func() { hostDone <- Host(quiet(), host, ls) }()
-	go func() { guestDone <- Guest(quiet(), guest) }()
+	hs, err := Host(quiet(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { hostDone <- hs.Forward(ls) }()
+	go func() { guestDone <- Guest(quiet(), guest, nil) }()
 
 	big := strings.Repeat("x", 1<<20) // more than a yamux window
 	tests := []struct {
@@ -137,7 +141,7 @@ func TestForward(t *testing.T) {
 // and closes a stream whose header is not one.
 func TestGuestRefuses(t *testing.T) {
 	host, guest := net.Pipe()
-	go Guest(quiet(), guest)
+	go Guest(quiet(), guest, nil)
 	s, err := yamux.Client(host, config(quiet()))
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +167,59 @@ func TestGuestRefuses(t *testing.T) {
 				t.Errorf("got %q, %v; want the stream closed, nothing read", b, err)
 			}
 		})
+	}
+}
+
+// TestBack: connections to the guest's back listener reach whatever
+// serves the host's Session, and nothing else.
+func TestBack(t *testing.T) {
+	host, guest := net.Pipe()
+	back, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guestDone := make(chan error, 1)
+	go func() { guestDone <- Guest(quiet(), guest, back) }()
+	hs, err := Host(quiet(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host side answers in upper case, as the test's service.
+	go func() {
+		for {
+			c, err := hs.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				b, _ := io.ReadAll(c)
+				io.WriteString(c, strings.ToUpper(string(b))+" from the host")
+				c.Close()
+			}()
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			msg := strings.Repeat(string(rune('a'+i)), 100*i)
+			if got, err := request(back.Addr().String(), msg); err != nil || got != strings.ToUpper(msg)+" from the host" {
+				t.Errorf("connection %d: %q, %v", i, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	hs.Close()
+	if _, err := hs.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
+	}
+	select {
+	case <-guestDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Guest did not return after the host closed the session")
+	}
+	if c, err := net.DialTimeout("tcp", back.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("the back listener still accepts after Guest returned")
 	}
 }
 
