@@ -49,6 +49,11 @@ func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []poduni
 			return nil, nil, err
 		}
 	}
+	if a.Mutable {
+		if err := shareApps(); err != nil {
+			return nil, nil, err
+		}
+	}
 	volBinds, err := volumes(pm)
 	if err != nil {
 		return nil, nil, err
