@@ -21,7 +21,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
 
-// Agent is the guest side of enter and stop, started by systemd in the
+// Agent is the guest side of enter, stop and the app entrypoints' systemctl, started by systemd in the
 // guest. It serves the control port one host connection at a time, one
 // request per connection, until the port goes away.
 func Agent(log *slog.Logger) error {
@@ -64,6 +64,14 @@ func Agent(log *slog.Logger) error {
 			unix.Kill(1, podunit.SigPoweroff)
 		case agent.OpEnter:
 			c.Send(enter(c, m, msgs))
+		case agent.OpRun:
+			// The host's app sandbox entrypoints drive the pod's systemd
+			// (docs/app-sandbox.md): only its systemctl is run.
+			if len(m.Args) == 0 || m.Args[0] != SystemctlPath {
+				c.Send(Codes.Failure(fmt.Errorf("%w: run %q", agent.ErrUnknownOp, m.Args)))
+				break
+			}
+			c.Send(agent.Exit(exec.Command(m.Args[0], m.Args[1:]...).Run()))
 		default:
 			c.Send(Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op)))
 		}
