@@ -90,6 +90,16 @@ func testAppSandbox(t *testing.T, stage1 string) {
 		t.Errorf("logs --app=a = %q", logs)
 	}
 
+	// An exited app starts again, with a fresh status.
+	e.mustRun("app", "start", uuid, "--app=a")
+	if st := e.mustRun("app", "status", uuid, "--app=a"); st != "name=a\nstate=running\n" {
+		t.Errorf("app status a after a second start = %q", st)
+	}
+	e.mustRun("app", "stop", uuid, "--app=a")
+	if st := e.mustRun("app", "status", uuid, "--app=a"); st != "name=a\nstate=exited\nexit=7\n" {
+		t.Errorf("app status a after a second stop = %q", st)
+	}
+
 	e.mustRun("app", "rm", uuid, "--app=a")
 	for _, p := range []string{"stage1/rootfs/opt/stage2/a", "overlay/app-a", "stage1/rootfs/etc/systemd/system/skiff-app-a.service", "stage1/rootfs/skiff/status/a"} {
 		if _, err := os.Lstat(filepath.Join(podDir, p)); !os.IsNotExist(err) {
@@ -136,5 +146,32 @@ func testAppSandbox(t *testing.T, stage1 string) {
 	}
 	if st := e.mustRun("status", uuid); !strings.Contains(st, "state=exited") || !strings.Contains(st, "app-b=0") {
 		t.Errorf("status after stop = %q", st)
+	}
+}
+
+// TestAppSandboxRefused: what app sandbox refuses before a pod starts, as
+// a usage error (exit 2) or one line and 254, leaving no pod behind.
+func TestAppSandboxRefused(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"app", "sandbox", "--stage1=ns", image(t, "busybox.aci")}, 2, "takes no image"},
+		{[]string{"app", "sandbox", "--stage1=ns", "--interactive"}, 2, "--interactive"},
+		{[]string{"app", "sandbox", "--stage1=" + stubACI}, 254, "has no app entrypoints"},
+		{[]string{"app", "start", "00000000-0000-0000-0000-000000000000"}, 2, "--app is required"},
+	} {
+		_, errs, code := e.run(tt.args...)
+		if code != tt.code || !strings.HasPrefix(errs, "skiff: ") || !strings.Contains(strings.SplitN(errs, "\n", 2)[0], tt.want) {
+			t.Errorf("skiff %s: exit %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), code, errs, tt.code, tt.want)
+		}
+		if code == 254 && strings.Count(errs, "\n") != 1 {
+			t.Errorf("skiff %s: more than one line: %q", strings.Join(tt.args, " "), errs)
+		}
+	}
+	if l := e.mustRun("list", "--format=json"); len(uuidsIn(l)) > 0 {
+		t.Errorf("a refused sandbox left a pod: %s", l)
 	}
 }
