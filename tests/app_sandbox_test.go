@@ -32,18 +32,18 @@ func testAppSandbox(t *testing.T, stage1 string) {
 		uuid = strings.TrimSpace(string(b))
 		return uuid != ""
 	})
-	e.mustRun("status", "--wait-ready=120s", uuid)
-	// With no apps it stays up.
-	time.Sleep(time.Second)
-	if st := e.mustRun("status", uuid); !strings.Contains(st, "state=running") {
-		t.Fatalf("an empty sandbox did not stay up: %s\n%s", st, out)
-	}
 	podDir := filepath.Join(e.dir, "pods", "run", uuid)
 
+	// Added at once: app add waits for the sandbox to be ready.
 	busybox := image(t, "busybox.aci")
 	if got := e.mustRun("app", "add", uuid, busybox, "--name=a", "--exec=/bin/sh", "--",
 		"-c", `echo hello-a; trap "echo got-term; exit 7" TERM; while true; do sleep 0.1; done`); strings.TrimSpace(got) != "a" {
 		t.Errorf("app add printed %q, want the app's name", got)
+	}
+	// With no app running it stays up.
+	time.Sleep(time.Second)
+	if st := e.mustRun("status", uuid); !strings.Contains(st, "state=running") {
+		t.Fatalf("an empty sandbox did not stay up: %s\n%s", st, out)
 	}
 	e.mustRun("app", "add", uuid, busybox, "--name=b", "--exec=/bin/sh", "--", "-c", "echo hello-b; exec sleep 1000")
 	if l := e.mustRun("app", "list", "--no-legend", uuid); l != "a\tcreated\t-\nb\tcreated\t-\n" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/skiffpod/skiff/pkg/perm"
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -16,6 +17,10 @@ import (
 // The app sandbox (docs/app-sandbox.md): a pod run with no apps, whose
 // apps are added, started, stopped and removed while it runs. Each
 // operation holds the pod's manifest lock (pod.LockManifest).
+
+// sandboxReadyWait is how long the app commands wait for a sandbox that
+// runs but is not ready yet.
+const sandboxReadyWait = 60 * time.Second
 
 // startedDir, in the pod dir, holds a file per app of a sandbox that was
 // started (AppStart): with no exit status yet, such an app runs.
@@ -53,6 +58,13 @@ type sandbox struct {
 // sandbox loads running pod id for operation op, checks that it is an app
 // sandbox whose stage1 has the app entrypoints, and takes its manifest lock.
 func (c *Pods) sandbox(op, id string) (*sandbox, error) {
+	// A sandbox just started (skiff app sandbox & skiff app add ...) is
+	// waited for: its systemd must be up before its apps can change.
+	if p, err := pod.Load(c.Dir, id); err == nil {
+		if st, err := p.Status(); err == nil && (st.State == pod.PhasePreparing || st.State == pod.PhaseRunning && !st.Ready) {
+			WaitReady(p, sandboxReadyWait) // what it ends in, Running says
+		}
+	}
 	p, _, err := c.Running(op, id)
 	if err != nil {
 		return nil, err

@@ -65,13 +65,7 @@ func Agent(log *slog.Logger) error {
 		case agent.OpEnter:
 			c.Send(enter(c, m, msgs))
 		case agent.OpRun:
-			// The host's app sandbox entrypoints drive the pod's systemd
-			// (docs/app-sandbox.md): only its systemctl is run.
-			if len(m.Args) == 0 || m.Args[0] != SystemctlPath {
-				c.Send(Codes.Failure(fmt.Errorf("%w: run %q", agent.ErrUnknownOp, m.Args)))
-				break
-			}
-			c.Send(agent.Exit(exec.Command(m.Args[0], m.Args[1:]...).Run()))
+			c.Send(runSystemctl(m.Args))
 		default:
 			c.Send(Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op)))
 		}
@@ -79,6 +73,16 @@ func Agent(log *slog.Logger) error {
 		for range msgs {
 		}
 	}
+}
+
+// runSystemctl serves a run request: the host's app sandbox entrypoints
+// drive the pod's systemd (docs/app-sandbox.md), so only the guest's
+// systemctl is run; anything else is refused.
+func runSystemctl(args []string) agent.Message {
+	if len(args) == 0 || args[0] != SystemctlPath {
+		return Codes.Failure(fmt.Errorf("%w: run %q", agent.ErrUnknownOp, args))
+	}
+	return agent.Exit(exec.Command(args[0], args[1:]...).Run())
 }
 
 // openPort finds a virtio-serial port by name under root's /sys and /dev
