@@ -11,11 +11,11 @@ apps that lives until it is stopped; the other app commands change its apps
 while it runs.
 
   skiff app sandbox --uuid-file-save=/run/pod.uuid &
-  skiff app add $(cat /run/pod.uuid) bin/images/busybox.aci --name=web --exec=/bin/httpd -- -f
-  skiff app start $(cat /run/pod.uuid) --app=web
-  skiff app status $(cat /run/pod.uuid) --app=web
-  skiff app stop $(cat /run/pod.uuid) --app=web
-  skiff app rm $(cat /run/pod.uuid) --app=web`,
+  skiff app add $(cat /run/pod.uuid) bin/images/busybox.aci --name=nap --exec=/bin/sleep -- 600
+  skiff app start $(cat /run/pod.uuid) --app=nap
+  skiff app status $(cat /run/pod.uuid) --app=nap
+  skiff app stop $(cat /run/pod.uuid) --app=nap
+  skiff app rm $(cat /run/pod.uuid) --app=nap`,
 	}
 	cmd.AddCommand(newAppSandboxCmd(g), newAppAddCmd(g), newAppStartCmd(g), newAppStopCmd(g),
 		newAppRmCmd(g), newAppListCmd(g), newAppStatusCmd(g))
