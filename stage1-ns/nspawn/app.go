@@ -77,7 +77,10 @@ func systemctl(init int, args ...string) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "SYSTEMD_LOG_LEVEL=err"}
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("systemctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		// Its first line says what failed; the rest points at tools the
+		// host may not have.
+		first, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+		return fmt.Errorf("systemctl %s: %w: %s", strings.Join(args, " "), err, first)
 	}
 	return nil
 }
