@@ -72,6 +72,17 @@ func testAppSandbox(t *testing.T, stage1 string) {
 	bad("stop it first", "app", "rm", uuid, "--app=a")
 	bad("does not exist", "app", "add", "00000000-0000-0000-0000-000000000000", busybox, "--exec=/bin/true")
 	bad("no app", "app", "status", uuid, "--app=nope")
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.limit_in_bytes"); err == nil && stage1 == "ns" {
+		// The stage1's app-add refuses limits on a cgroup v1 host: stage0
+		// takes the app out again.
+		bad("cgroup v2", "app", "add", uuid, busybox, "--name=limited", "--memory=64M", "--exec=/bin/true")
+		if _, err := os.Lstat(filepath.Join(podDir, "stage1/rootfs/opt/stage2/limited")); !os.IsNotExist(err) {
+			t.Errorf("a refused app left its dir: %v", err)
+		}
+		if l := e.mustRun("app", "list", "--no-legend", uuid); strings.Contains(l, "limited") {
+			t.Errorf("a refused app is listed: %q", l)
+		}
+	}
 
 	e.mustRun("app", "stop", uuid, "--app=a")
 	if st := e.mustRun("app", "status", uuid, "--app=a"); st != "name=a\nstate=exited\nexit=7\n" {
