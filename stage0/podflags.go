@@ -38,6 +38,8 @@ type podFlags struct {
 	netReq podnet.Request
 	// prepareOnly: the command is prepare, which takes no run options.
 	prepareOnly bool
+	// sandbox: the command is app sandbox, a pod with no apps run with --mutable.
+	sandbox bool
 	// Per-app flags given before the first image apply to every app.
 	defaults appFlags
 }

@@ -131,7 +131,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g), newNetworkCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newStopCmd(g),
 		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g), newFsckCmd(g),
-		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g),
+		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g), newAppCmd(g),
 	)
 	return root
 }

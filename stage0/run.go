@@ -7,12 +7,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffpod/skiff/pkg/fetch"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/policy"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/stage1"
+	"github.com/skiffpod/skiff/pkg/store"
 )
 
 const appUsage = `
@@ -107,6 +109,15 @@ func parseRunArgs(cmd *cobra.Command, f *podFlags, args []string) ([]appArg, boo
 	if err := f.check(); err != nil {
 		return nil, false, err
 	}
+	if f.sandbox {
+		if fs.NArg() > 0 {
+			return nil, false, usagef("app sandbox takes no image (skiff app add adds apps): got %q", fs.Arg(0))
+		}
+		if f.interactive {
+			return nil, false, usagef("app sandbox: --interactive needs an app")
+		}
+		return nil, false, nil
+	}
 	apps, err := parseApps(fs.Args(), f.defaults)
 	if err != nil {
 		return nil, false, err
@@ -150,7 +161,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Sandbox: f.sandbox, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()
@@ -158,25 +169,8 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		return nil, err
 	}
 	defer release()
-	for i, a := range apps {
-		sig := ""
-		if i < len(f.signatures) {
-			sig = f.signatures[i]
-		}
-		id, err := resolveImage(ctx, g, s, fe, a.image, sig)
-		if err != nil {
-			return nil, err
-		}
-		layers, err := g.admit(s, pol, a.image, id)
-		if err != nil {
-			return nil, err
-		}
-		app, err := a.toApp(id)
-		if err != nil {
-			return nil, err
-		}
-		app.Layers = layers
-		o.Apps = append(o.Apps, app)
+	if o.Apps, err = resolveApps(ctx, g, s, fe, pol, apps, f.signatures); err != nil {
+		return nil, err
 	}
 	if o.Stage1, o.Stage1Layers, err = resolveStage1(ctx, g, s, fe, pol, f.stage1); err != nil {
 		return nil, err
@@ -197,6 +191,34 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	return p, nil
 }
 
+// resolveApps resolves every app's image (fetching it as needed, with
+// the detached signature at its position) and checks it and its layers
+// against the run policy. The caller holds the store (Store.Hold).
+func resolveApps(ctx context.Context, g *globals, s *store.Store, fe *fetch.Fetcher, pol *policy.Policy, apps []appArg, signatures []string) ([]prepare.App, error) {
+	var out []prepare.App
+	for i, a := range apps {
+		sig := ""
+		if i < len(signatures) {
+			sig = signatures[i]
+		}
+		id, err := resolveImage(ctx, g, s, fe, a.image, sig)
+		if err != nil {
+			return nil, err
+		}
+		layers, err := g.admit(s, pol, a.image, id)
+		if err != nil {
+			return nil, err
+		}
+		app, err := a.toApp(id)
+		if err != nil {
+			return nil, err
+		}
+		app.Layers = layers
+		out = append(out, app)
+	}
+	return out, nil
+}
+
 // execPod moves a locked pod to run and execs its stage1. It returns only
 // on failure.
 func execPod(g *globals, p *pod.Pod, f *podFlags) error {
@@ -209,7 +231,7 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	if hostname == "" {
 		hostname = preparedHostname(p)
 	}
-	o := stage1.RunOptions{Net: f.netReq.Net, Hostname: hostname, Interactive: f.interactive}
+	o := stage1.RunOptions{Net: f.netReq.Net, Hostname: hostname, Interactive: f.interactive, Mutable: f.sandbox}
 	netns, err := g.podNet().Attach(context.Background(), p, f.netReq, hostname)
 	if netns != "" {
 		o.Net, o.NetNS = "", netns

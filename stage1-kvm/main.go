@@ -1,7 +1,7 @@
 // Command stage1-kvm is the KVM stage1's one program: installed in the
-// stage1 image as /skiff/run with enter, stop, gc, hook and agent linked
-// to it, it acts as the entrypoint it is called by (see
-// docs/stage1-abi.md and docs/stage1-kvm.md). The ABI's entrypoints are
+// stage1 image as /skiff/run with enter, stop, gc, hook, agent and the app
+// entrypoints linked to it, it acts as the entrypoint it is called by
+// (see docs/stage1-abi.md and docs/stage1-kvm.md). The ABI's entrypoints are
 // pkg/stage1kit's around the isolator in stage1-kvm/kvm; hook and agent
 // run inside the guest (stage1-kvm/guest).
 package main

@@ -37,6 +37,9 @@ func conformance(t *testing.T, stage1 string) {
 			pod.EntrypointStop:  {"--no-such-flag", uuid},
 			pod.EntrypointGC:    {"--no-such-flag", uuid},
 		}
+		for _, ep := range pod.AppEntrypoints {
+			argv[ep] = []string{"--app=probe", "--no-such-flag", uuid}
+		}
 		for ep, bin := range eps {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			cwd := t.TempDir()

@@ -53,7 +53,7 @@ func extractEntrypoints(aciPath, dir string) (map[string]string, error) {
 	// symlinks and hard links inside the image.
 	want := map[string]string{} // image path -> file in dir
 	eps := map[string]string{}
-	for _, ep := range []string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC} {
+	for _, ep := range append([]string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC}, pod.AppEntrypoints...) {
 		rel, err := s1.Entrypoint(ep)
 		if err != nil {
 			continue // optional entrypoint

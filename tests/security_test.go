@@ -471,7 +471,7 @@ func buildV1(t *testing.T) string {
 	}
 	// The first release speaks stage1 interface version 1 only: it gets
 	// today's stage1-ns stamped as version 1 (which stage1-ns, knowing
-	// every flag of versions <= 2, is).
+	// every flag of versions <= 3, is).
 	stampStage1(t, filepath.Join(binDir, "stage1-ns.aci"), filepath.Join(dir, "stage1-ns.aci"), "1")
 	return filepath.Join(dir, "skiff")
 }

@@ -13,11 +13,11 @@ import (
 	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
-// The stage1 ABI, version 2. docs/stage1-abi.md is the prose of this file;
+// The stage1 ABI, version 3. docs/stage1-abi.md is the prose of this file;
 // change both together and bump ABIVersion for anything a stage1 must learn.
 const (
 	// ABIVersion is the newest interface version this skiff speaks.
-	ABIVersion = 2
+	ABIVersion = 3
 
 	// Annotations in a stage1 image manifest that name its entrypoints
 	// (absolute paths inside the stage1 rootfs) and its interface version.
@@ -34,6 +34,12 @@ const (
 	// FeatureMetadata: every app gets AC_METADATA_URL, the pod's appc
 	// metadata service (docs/metadata.md).
 	FeatureMetadata = "metadata"
+
+	// Since version 3, optional together: the app sandbox (docs/app-sandbox.md).
+	AnnotationAppAdd   = "skiff.dev/stage1/app-add"
+	AnnotationAppStart = "skiff.dev/stage1/app-start"
+	AnnotationAppStop  = "skiff.dev/stage1/app-stop"
+	AnnotationAppRm    = "skiff.dev/stage1/app-rm"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.
@@ -94,13 +100,28 @@ const (
 	EntrypointEnter = "enter"
 	EntrypointStop  = "stop"
 	EntrypointGC    = "gc"
+	// The app sandbox's (version 3): each changes one app of a running
+	// pod that was run with --mutable.
+	EntrypointAppAdd   = "app-add"
+	EntrypointAppStart = "app-start"
+	EntrypointAppStop  = "app-stop"
+	EntrypointAppRm    = "app-rm"
 )
+
+// AppEntrypoints are the app sandbox's entrypoints: a stage1 offers all
+// or none of them.
+var AppEntrypoints = []string{EntrypointAppAdd, EntrypointAppStart, EntrypointAppStop, EntrypointAppRm}
 
 var entrypointAnnotations = map[string]string{
 	EntrypointRun:   AnnotationRun,
 	EntrypointEnter: AnnotationEnter,
 	EntrypointStop:  AnnotationStop,
 	EntrypointGC:    AnnotationGC,
+
+	EntrypointAppAdd:   AnnotationAppAdd,
+	EntrypointAppStart: AnnotationAppStart,
+	EntrypointAppStop:  AnnotationAppStop,
+	EntrypointAppRm:    AnnotationAppRm,
 }
 
 // ParseStage1 checks that m describes a stage1 this skiff can drive.
@@ -154,6 +175,20 @@ func ReadStage1(dir string) (*Stage1, error) {
 func (s *Stage1) Supports(x string) bool {
 	_, ok := s.entrypoints[x]
 	return ok || slices.Contains(s.features, x)
+}
+
+// SupportsApps reports whether the stage1 offers the app sandbox: version
+// 3 or newer, with every app entrypoint.
+func (s *Stage1) SupportsApps() bool {
+	if s.Version < 3 {
+		return false
+	}
+	for _, ep := range AppEntrypoints {
+		if !s.Supports(ep) {
+			return false
+		}
+	}
+	return true
 }
 
 // Entrypoint returns the path, inside the stage1 rootfs, of entrypoint ep.

@@ -19,7 +19,10 @@ type RunArgs struct {
 	NetNS       string // since version 2: join this network namespace file (stage0 attached it); Net is then ""
 	Hostname    string
 	Interactive bool
-	UUID        string
+	// Mutable (since version 3): the pod is an app sandbox; it stays up
+	// with no apps, until stopped, and the app entrypoints change its apps.
+	Mutable bool
+	UUID    string
 }
 
 func (a *RunArgs) flags(fs *flag.FlagSet) {
@@ -28,6 +31,7 @@ func (a *RunArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.NetNS, "netns", "", "")
 	fs.StringVar(&a.Hostname, "hostname", "", "")
 	fs.BoolVar(&a.Interactive, "interactive", false, "")
+	fs.BoolVar(&a.Mutable, "mutable", false, "")
 }
 
 // Argv returns the arguments stage0 passes to run.
@@ -42,6 +46,9 @@ func (a *RunArgs) Parse(argv []string) error {
 	rest, err := decode(EntrypointRun, a.flags, argv)
 	if err == nil {
 		a.UUID, _, err = positional(EntrypointRun, rest, false)
+	}
+	if err == nil && a.Mutable && a.Interactive {
+		err = fmt.Errorf("%s: %w: --mutable with --interactive", EntrypointRun, ErrUsage)
 	}
 	if err == nil && a.NetNS != "" && a.Net != "" {
 		err = fmt.Errorf("%s: %w: --netns with --net=%s", EntrypointRun, ErrUsage, a.Net)
@@ -132,6 +139,38 @@ func (a *GCArgs) Parse(argv []string) error {
 	rest, err := decode(EntrypointGC, a.flags, argv)
 	if err == nil {
 		a.UUID, _, err = positional(EntrypointGC, rest, false)
+	}
+	return err
+}
+
+// AppArgs are the arguments of the app entrypoints (app-add, app-start,
+// app-stop, app-rm): one app of the running pod UUID.
+type AppArgs struct {
+	Debug bool
+	App   string
+	UUID  string
+}
+
+func (a *AppArgs) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&a.Debug, "debug", false, "")
+	fs.StringVar(&a.App, "app", "", "")
+}
+
+// Argv returns the arguments stage0 passes to an app entrypoint.
+func (a AppArgs) Argv() []string {
+	var c AppArgs
+	return append(encode(&c, a, c.flags), a.UUID)
+}
+
+// Parse parses the arguments of app entrypoint ep: flags, then the pod
+// UUID; --app is required.
+func (a *AppArgs) Parse(ep string, argv []string) error {
+	rest, err := decode(ep, a.flags, argv)
+	if err == nil {
+		a.UUID, _, err = positional(ep, rest, false)
+	}
+	if err == nil && a.App == "" {
+		err = fmt.Errorf("%s: %w: no --app", ep, ErrUsage)
 	}
 	return err
 }

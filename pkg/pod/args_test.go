@@ -37,6 +37,7 @@ func TestRunArgsRoundTrip(t *testing.T) {
 		{"every flag", RunArgs{Debug: true, Net: "none", Hostname: "h", Interactive: true, UUID: "u"},
 			[]string{"--debug", "--hostname=h", "--interactive", "--net=none", "u"}},
 		{"net default", RunArgs{Net: "default", UUID: "u"}, []string{"--net=default", "u"}},
+		{"mutable (version 3)", RunArgs{Mutable: true, UUID: "u"}, []string{"--mutable", "u"}},
 		{"netns (version 2)", RunArgs{NetNS: "/run/skiff/netns/u", UUID: "u"}, []string{"--netns=/run/skiff/netns/u", "u"}},
 		{"value with spaces and =", RunArgs{Hostname: "a b=c", UUID: "u"}, []string{"--hostname=a b=c", "u"}},
 	}
@@ -128,5 +129,44 @@ func TestArgsParseRejects(t *testing.T) {
 		if err := parsers[tt.ep](tt.argv); !errors.Is(err, ErrUsage) {
 			t.Errorf("%s %q: err = %v, want %v", tt.ep, tt.argv, err, ErrUsage)
 		}
+	}
+}
+
+func TestAppArgsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		args AppArgs
+		argv []string
+	}{
+		{"app", AppArgs{App: "a", UUID: "u"}, []string{"--app=a", "u"}},
+		{"debug", AppArgs{Debug: true, App: "a", UUID: "u"}, []string{"--app=a", "--debug", "u"}},
+	}
+	for _, ep := range AppEntrypoints {
+		for _, tt := range tests {
+			t.Run(ep+" "+tt.name, func(t *testing.T) {
+				roundTrip(t, tt.args, tt.argv, func(a *AppArgs, argv []string) error { return a.Parse(ep, argv) })
+			})
+		}
+	}
+}
+
+func TestAppArgsRejects(t *testing.T) {
+	for _, argv := range [][]string{
+		{"u"},                         // no --app
+		{"--app=a"},                   // no uuid
+		{"--app=a", "u", "extra"},     // more than the uuid
+		{"--app=a", "--no-such", "u"}, // unknown flag
+	} {
+		var a AppArgs
+		if err := a.Parse(EntrypointAppAdd, argv); !errors.Is(err, ErrUsage) {
+			t.Errorf("Parse(%q) = %v, want ErrUsage", argv, err)
+		}
+	}
+}
+
+func TestRunArgsMutableInteractive(t *testing.T) {
+	var a RunArgs
+	if err := a.Parse([]string{"--mutable", "--interactive", "u"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("Parse = %v, want ErrUsage", err)
 	}
 }

@@ -371,3 +371,22 @@ func (p *Pod) notExist(err error) error {
 
 // Dir returns the data dir the pod belongs to.
 func (p *Pod) Dir() string { return p.dataDir }
+
+// ManifestLockFile is locked by whoever changes the apps of a running
+// pod (its own lock is the stage1's while it runs).
+const ManifestLockFile = "manifest.lock"
+
+// LockManifest takes the lock on the pod's manifest, waiting for it: the
+// app sandbox's commands change a running pod's apps under it. Call
+// unlock when done.
+func (p *Pod) LockManifest() (unlock func(), err error) {
+	f, err := os.OpenFile(p.File(ManifestLockFile), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock manifest of pod %s: %w", p.UUID, p.notExist(err))
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock manifest of pod %s: %w", p.UUID, err)
+	}
+	return func() { f.Close() }, nil
+}

@@ -94,7 +94,9 @@ func Launching(root string, pid int) bool {
 // AppExited records app's exit status from the environment systemd gives
 // ExecStopPost= (EXIT_CODE, EXIT_STATUS, SERVICE_RESULT), remembers the
 // first app that failed, and powers the pod off when an app failed or
-// every one of the napps apps has ended.
+// every one of the napps apps has ended. napps 0 is an app of an app
+// sandbox (SandboxUnit): its status is recorded and nothing else, the
+// sandbox lives until it is stopped (docs/app-sandbox.md).
 func AppExited(root, app string, napps int, getenv func(string) string, poweroff func() error) error {
 	st := appStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
 	_, err := os.Stat(filepath.Join(root, StoppingFile))
@@ -127,6 +129,9 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 	// systemd counts death by SIGTERM (how a stopping pod ends its apps) as
 	// success; anything else that is not success is a failure.
 	failed := getenv("SERVICE_RESULT") != "success" && !cleanStop
+	if napps == 0 {
+		return nil
+	}
 	if failed {
 		f, err := os.OpenFile(filepath.Join(root, FailedFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {

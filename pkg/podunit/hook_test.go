@@ -36,6 +36,7 @@ func TestAppExited(t *testing.T) {
 	type exit struct{ app, code, status, result string }
 	tests := []struct {
 		name      string
+		napps     int  // 0: an app sandbox's apps (SandboxUnit)
 		stopping  bool // a clean stop was requested
 		exits     []exit
 		poweroffs int
@@ -43,16 +44,18 @@ func TestAppExited(t *testing.T) {
 		podStatus int
 		statuses  map[string]string // recorded per app, where checked
 	}{
-		{"SIGTERM while starting, stop requested", true, []exit{{"a", "killed", "TERM", "signal"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
-		{"SIGTERM while starting, no stop requested", false, []exit{{"a", "killed", "TERM", "signal"}}, 1, "a", 143, nil},
-		{"all succeed", false, []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
-		{"first failure wins", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, 2, "a", 3, nil},
-		{"stopped by SIGTERM", false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
-		{"killed", false, []exit{{"a", "killed", "KILL", "signal"}}, 1, "a", 137, map[string]string{"a": "137"}},
-		{"sibling stopped for a failure", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "TERM", "success"}}, 2, "a", 3, map[string]string{"a": "3", "b": "0"}},
-		{"stopped on request", true, []exit{{"a", "killed", "TERM", "success"}, {"b", "killed", "TERM", "success"}}, 1, "", 0, map[string]string{"a": "0", "b": "0"}},
-		{"killed by KILL after a failure", false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "KILL", "signal"}}, 2, "a", 3, map[string]string{"b": "137"}},
-		{"SIGTERM on its own", false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, map[string]string{"a": "143"}},
+		{"SIGTERM while starting, stop requested", 2, true, []exit{{"a", "killed", "TERM", "signal"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
+		{"SIGTERM while starting, no stop requested", 2, false, []exit{{"a", "killed", "TERM", "signal"}}, 1, "a", 143, nil},
+		{"all succeed", 2, false, []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
+		{"first failure wins", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, 2, "a", 3, nil},
+		{"stopped by SIGTERM", 2, false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
+		{"killed", 2, false, []exit{{"a", "killed", "KILL", "signal"}}, 1, "a", 137, map[string]string{"a": "137"}},
+		{"sibling stopped for a failure", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "TERM", "success"}}, 2, "a", 3, map[string]string{"a": "3", "b": "0"}},
+		{"stopped on request", 2, true, []exit{{"a", "killed", "TERM", "success"}, {"b", "killed", "TERM", "success"}}, 1, "", 0, map[string]string{"a": "0", "b": "0"}},
+		{"killed by KILL after a failure", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "KILL", "signal"}}, 2, "a", 3, map[string]string{"b": "137"}},
+		{"sandbox: a failure neither fails nor ends the pod", 0, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "0", "success"}}, 0, "", 0, map[string]string{"a": "3", "b": "0"}},
+		{"sandbox: app stopped by SIGTERM", 0, false, []exit{{"a", "killed", "TERM", "success"}}, 0, "", 0, map[string]string{"a": "143"}},
+		{"SIGTERM on its own", 2, false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, map[string]string{"a": "143"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +69,7 @@ func TestAppExited(t *testing.T) {
 			poweroffs := 0
 			for _, e := range tt.exits {
 				env := map[string]string{"EXIT_CODE": e.code, "EXIT_STATUS": e.status, "SERVICE_RESULT": e.result}
-				err := AppExited(root, e.app, 2, func(k string) string { return env[k] },
+				err := AppExited(root, e.app, tt.napps, func(k string) string { return env[k] },
 					func() error { poweroffs++; return nil })
 				if err != nil {
 					t.Fatal(err)

@@ -197,17 +197,38 @@ func WriteBundles(pm *schema.PodManifest, write BundleFunc) error {
 		return err
 	}
 	for i := range pm.Apps {
-		ra := &pm.Apps[i]
-		name := ra.Name.String()
-		root, err := os.OpenRoot(pod.AppRootfs(name))
-		if err != nil {
-			return fmt.Errorf("open rootfs of %s: %w", name, err)
+		if err := writeBundle(pm, &pm.Apps[i], imgs[pm.Apps[i].Name.String()], write); err != nil {
+			return err
 		}
-		err = write(pod.AppDir(name), pm, ra, imgs[name], root)
-		root.Close()
-		if err != nil {
-			return fmt.Errorf("write bundle of %s: %w", name, err)
+	}
+	return nil
+}
+
+// WriteBundle writes the bundle of app name alone, as WriteBundles does
+// for every app.
+func WriteBundle(pm *schema.PodManifest, name string, write BundleFunc) error {
+	imgs, err := ImageManifests(pm)
+	if err != nil {
+		return err
+	}
+	for i := range pm.Apps {
+		if pm.Apps[i].Name.String() == name {
+			return writeBundle(pm, &pm.Apps[i], imgs[name], write)
 		}
+	}
+	return fmt.Errorf("write bundle of %s: %w", name, pod.ErrNoApp)
+}
+
+func writeBundle(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, write BundleFunc) error {
+	name := ra.Name.String()
+	root, err := os.OpenRoot(pod.AppRootfs(name))
+	if err != nil {
+		return fmt.Errorf("open rootfs of %s: %w", name, err)
+	}
+	err = write(pod.AppDir(name), pm, ra, img, root)
+	root.Close()
+	if err != nil {
+		return fmt.Errorf("write bundle of %s: %w", name, err)
 	}
 	return nil
 }

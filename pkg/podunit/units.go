@@ -122,6 +122,10 @@ func Units(apps []App, interactive bool) map[string]string {
 	return units
 }
 
+// SandboxUnit is the unit of app a added to an app sandbox: its end is
+// recorded but, unlike Units', never powers the pod off.
+func SandboxUnit(a App) string { return appUnit(a, 0, false) }
+
 func appUnit(a App, napps int, interactive bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[Unit]\nDescription=skiff app %s\n", a.Name)

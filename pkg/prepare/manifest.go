@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/skiffpod/skiff/pkg/oci"
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
@@ -77,6 +78,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 	pm.Annotations.Set(podunit.AnnotationPidsLimit, strconv.FormatInt(limit, 10))
 	if o.Hostname != "" {
 		pm.Annotations.Set(AnnotationHostname, o.Hostname)
+	}
+	if o.Sandbox {
+		pm.Annotations.Set(pod.AnnotationSandbox, "true")
 	}
 	return pm, nil
 }

@@ -84,7 +84,10 @@ type Options struct {
 	// (AnnotationHostname): the hostname `prepare --hostname` gave for
 	// run-prepared, which may override it.
 	Hostname string
-	Log      *slog.Logger
+	// Sandbox makes the pod an app sandbox (AnnotationSandbox): it may
+	// have no apps.
+	Sandbox bool
+	Log     *slog.Logger
 }
 
 // AnnotationHostname is the pod manifest annotation that holds the pod's
@@ -113,7 +116,7 @@ const Stage1ImageFile = "stage1-image"
 // Preparing state; the caller moves it to Prepared or Running. On error the
 // pod is moved to garbage and unlocked.
 func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error) {
-	if len(o.Apps) == 0 {
+	if len(o.Apps) == 0 && !o.Sandbox {
 		return nil, errors.New("prepare pod: no apps")
 	}
 	if !o.NoOverlay {

@@ -4,12 +4,15 @@
 package stage1
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -49,6 +52,7 @@ type RunOptions struct {
 	NetNS       string // interface version 2: the pod's attached network namespace
 	Hostname    string
 	Interactive bool
+	Mutable     bool // interface version 3: an app sandbox
 }
 
 // Exec replaces the calling process with the run entrypoint. The pod's
@@ -58,7 +62,7 @@ func (in Invocation) Exec(o RunOptions) error {
 	if lock == nil {
 		return fmt.Errorf("run pod %s: %w: lock not held", in.Pod.UUID, pod.ErrState)
 	}
-	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, NetNS: o.NetNS, Hostname: o.Hostname, Interactive: o.Interactive, UUID: in.Pod.UUID}
+	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, NetNS: o.NetNS, Hostname: o.Hostname, Interactive: o.Interactive, Mutable: o.Mutable, UUID: in.Pod.UUID}
 	path, argv, env, err := in.command(pod.EntrypointRun, args.Argv())
 	if err != nil {
 		return err
@@ -81,6 +85,29 @@ func (in Invocation) Exec(o RunOptions) error {
 func (in Invocation) Enter(app string, cmd []string) (int, error) {
 	args := pod.EnterArgs{Debug: in.Debug, App: app, UUID: in.Pod.UUID, Cmd: cmd}
 	return in.call(pod.EntrypointEnter, args.Argv())
+}
+
+// App runs app entrypoint ep (pod.AppEntrypoints) for app of the running
+// pod. Its failure is an error that ends with the last line the
+// entrypoint wrote on stderr.
+func (in Invocation) App(ep, app string) error {
+	args := pod.AppArgs{Debug: in.Debug, App: app, UUID: in.Pod.UUID}
+	path, argv, env, err := in.command(ep, args.Argv())
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	c := exec.Command(path, argv[1:]...)
+	c.Dir, c.Env = in.Pod.Path(), env
+	c.Stdout, c.Stderr = &stderr, &stderr
+	if in.Debug {
+		c.Stderr = io.MultiWriter(&stderr, os.Stderr)
+	}
+	if err := c.Run(); err != nil {
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		return fmt.Errorf("%s %s: stage1: %w: %s", ep, app, err, lines[len(lines)-1])
+	}
+	return nil
 }
 
 // Stop asks the pod to shut down, or kills it with force.

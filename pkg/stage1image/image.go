@@ -46,6 +46,9 @@ type ImageOptions struct {
 	Units     map[string]string // more static units, by name
 	Wants     []string          // units default.target wants in every pod, besides the apps'
 	Symlinks  map[string]string // more symlinks: path in the rootfs -> target
+	// Apps, when set, links and announces the app sandbox's entrypoints
+	// (pod.AppEntrypoints) as /skiff/<name>.
+	Apps bool
 
 	// Omit, when set, leaves out the entries it reports, by tar name
 	// (directories end in "/").
@@ -169,7 +172,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	if err != nil {
 		return err
 	}
-	man, err := imageManifest(o.Name, o.Version, o.Features)
+	man, err := imageManifest(o.Name, o.Version, o.Apps, o.Features)
 	if err != nil {
 		return err
 	}
@@ -213,7 +216,11 @@ func buildImage(w io.Writer, o ImageOptions) error {
 		t.symlink("rootfs/usr/lib/systemd/system/default.target.wants/"+n, "../"+n)
 	}
 	t.hostFile("rootfs/skiff/run", o.Stage1, 0o755)
-	for _, ep := range append([]string{"enter", "stop", "gc", "hook"}, o.Links...) {
+	links := append([]string{"enter", "stop", "gc", "hook"}, o.Links...)
+	if o.Apps {
+		links = append(links, pod.AppEntrypoints...)
+	}
+	for _, ep := range links {
 		t.symlink("rootfs/skiff/"+ep, "run")
 	}
 	t.hostFile("rootfs"+podunit.Stage2Path, o.Stage2, 0o755)
@@ -229,23 +236,29 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	return t.err
 }
 
-func imageManifest(imageName, version string, features []string) ([]byte, error) {
+func imageManifest(imageName, version string, apps bool, features []string) ([]byte, error) {
 	name, err := types.NewACIdentifier(imageName)
 	if err != nil {
 		return nil, err
 	}
 	labels := types.Labels{{Name: "version", Value: version}, {Name: "os", Value: "linux"}, {Name: "arch", Value: runtime.GOARCH}}
+	eps := map[string]string{
+		pod.EntrypointRun:   "/skiff/run",
+		pod.EntrypointEnter: "/skiff/enter",
+		pod.EntrypointStop:  "/skiff/stop",
+		pod.EntrypointGC:    "/skiff/gc",
+	}
+	if apps {
+		for _, ep := range pod.AppEntrypoints {
+			eps[ep] = "/skiff/" + ep
+		}
+	}
 	m := schema.ImageManifest{
-		ACKind:    schema.ImageManifestKind,
-		ACVersion: schema.AppContainerVersion,
-		Name:      *name,
-		Labels:    labels,
-		Annotations: pod.Stage1Annotations(map[string]string{
-			pod.EntrypointRun:   "/skiff/run",
-			pod.EntrypointEnter: "/skiff/enter",
-			pod.EntrypointStop:  "/skiff/stop",
-			pod.EntrypointGC:    "/skiff/gc",
-		}, features...),
+		ACKind:      schema.ImageManifestKind,
+		ACVersion:   schema.AppContainerVersion,
+		Name:        *name,
+		Labels:      labels,
+		Annotations: pod.Stage1Annotations(eps, features...),
 	}
 	return json.MarshalIndent(m, "", "  ")
 }

@@ -15,28 +15,33 @@ import (
 )
 
 func TestImageManifest(t *testing.T) {
-	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", []string{pod.FeatureMetadata})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m schema.ImageManifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	s, err := pod.ParseStage1(&m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ep := range []string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC} {
-		if !s.Supports(ep) {
-			t.Errorf("manifest lacks entrypoint %s", ep)
+	for _, apps := range []bool{false, true} {
+		b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", apps, []string{pod.FeatureMetadata})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !s.Supports(pod.FeatureMetadata) {
-		t.Errorf("manifest lacks feature %s", pod.FeatureMetadata)
-	}
-	if v, _ := m.GetLabel("version"); v != "1.2.3" {
-		t.Errorf("version label = %q", v)
+		var m schema.ImageManifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		s, err := pod.ParseStage1(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ep := range []string{pod.EntrypointRun, pod.EntrypointEnter, pod.EntrypointStop, pod.EntrypointGC} {
+			if !s.Supports(ep) {
+				t.Errorf("manifest lacks entrypoint %s", ep)
+			}
+		}
+		if !s.Supports(pod.FeatureMetadata) {
+			t.Errorf("manifest lacks feature %s", pod.FeatureMetadata)
+		}
+		if s.SupportsApps() != apps {
+			t.Errorf("apps %v: SupportsApps() = %v", apps, s.SupportsApps())
+		}
+		if v, _ := m.GetLabel("version"); v != "1.2.3" {
+			t.Errorf("version label = %q", v)
+		}
 	}
 }
 

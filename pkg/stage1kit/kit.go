@@ -39,6 +39,14 @@ type Isolator interface {
 	GC(log *slog.Logger, a pod.GCArgs) error
 }
 
+// An AppIsolator is an Isolator that offers the app sandbox
+// (docs/app-sandbox.md): App does app entrypoint ep (pod.AppEntrypoints)
+// for app a.App of the running pod a.UUID, which runs with --mutable.
+type AppIsolator interface {
+	Isolator
+	App(log *slog.Logger, ep string, a pod.AppArgs) error
+}
+
 // A Pod is a booted pod as run's loop drives it. The loop calls Wait
 // once, Poweroff at most once (on the first signal, in its own
 // goroutine) and Kill any time (a second signal, a failed Poweroff).
@@ -71,6 +79,11 @@ func Main(s Stage1, argv []string) int {
 		pod.EntrypointStop:  s.stop,
 		pod.EntrypointGC:    s.gc,
 		"hook":              s.hook,
+	}
+	if _, ok := s.Isolator.(AppIsolator); ok {
+		for _, ep := range pod.AppEntrypoints {
+			eps[ep] = func(argv []string) int { return s.app(ep, argv) }
+		}
 	}
 	for name, ep := range s.Entrypoints {
 		eps[name] = ep
@@ -144,6 +157,19 @@ func (s Stage1) gc(argv []string) int {
 	}
 	log := Logger(s.Name, pod.EntrypointGC, a.UUID, a.Debug)
 	if err := s.Isolator.GC(log, a); err != nil {
+		return s.fail(log, err)
+	}
+	return 0
+}
+
+func (s Stage1) app(ep string, argv []string) int {
+	var a pod.AppArgs
+	if err := a.Parse(ep, argv); err != nil {
+		fmt.Fprintln(os.Stderr, s.Name+":", err)
+		return pod.ExitFailure
+	}
+	log := Logger(s.Name, ep, a.UUID, a.Debug)
+	if err := s.Isolator.(AppIsolator).App(log, ep, a); err != nil {
 		return s.fail(log, err)
 	}
 	return 0

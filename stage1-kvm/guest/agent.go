@@ -22,7 +22,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
 
-// Agent is the guest side of enter and stop, started by systemd in the
+// Agent is the guest side of enter, stop and the app entrypoints' systemctl, started by systemd in the
 // guest. It serves the control port one host connection at a time, one
 // request per connection, until the port goes away.
 func Agent(log *slog.Logger) error {
@@ -67,6 +67,8 @@ func Agent(log *slog.Logger) error {
 			unix.Kill(1, podunit.SigPoweroff)
 		case agent.OpEnter:
 			c.Send(enter(c, m, msgs))
+		case agent.OpRun:
+			c.Send(runSystemctl(m.Args))
 		default:
 			c.Send(Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op)))
 		}
@@ -74,6 +76,16 @@ func Agent(log *slog.Logger) error {
 		for range msgs {
 		}
 	}
+}
+
+// runSystemctl serves a run request: the host's app sandbox entrypoints
+// drive the pod's systemd (docs/app-sandbox.md), so only the guest's
+// systemctl is run; anything else is refused.
+func runSystemctl(args []string) agent.Message {
+	if len(args) == 0 || args[0] != SystemctlPath {
+		return Codes.Failure(fmt.Errorf("%w: run %q", agent.ErrUnknownOp, args))
+	}
+	return agent.Exit(exec.Command(args[0], args[1:]...).Run())
 }
 
 // openPort finds a virtio-serial port by name under root's /sys and /dev

@@ -17,6 +17,9 @@ const (
 	AgentPath   = podunit.SkiffDir + "/agent"
 	AgentUnit   = "skiff-agent.service"
 	NsenterPath = "/usr/bin/nsenter"
+	// SystemctlPath is the guest's systemctl, which the app entrypoints
+	// run through the agent.
+	SystemctlPath = "/usr/bin/systemctl"
 )
 
 // Codes are the errors the control agent reports by code (agent.Codes):

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
 
 // TestCodes checks that each ABI error the agent reports comes back on
@@ -21,5 +22,15 @@ func TestCodes(t *testing.T) {
 				t.Errorf("Err(%+v) = %v, want it to wrap %v", m, err, sentinel)
 			}
 		})
+	}
+}
+
+// TestRunSystemctlOnly checks that the agent's run request runs the
+// guest's systemctl and nothing else.
+func TestRunSystemctlOnly(t *testing.T) {
+	for _, args := range [][]string{nil, {"/bin/true"}, {"systemctl", "daemon-reload"}, {"/usr/bin/systemctl/../../bin/true"}} {
+		if m := runSystemctl(args); m.Op != agent.OpError {
+			t.Errorf("run %q: %+v, want a refusal", args, m)
+		}
 	}
 }

@@ -66,9 +66,15 @@ func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []poduni
 	if err != nil {
 		return nil, nil, err
 	}
-	bundle, err := podunit.AppBundle(appspec.Options{Hostname: o.Hostname, ResolvConf: resolv, MetadataURL: svc.URL(agent.MetadataAddr)})
+	opts := appspec.Options{Hostname: o.Hostname, ResolvConf: resolv, MetadataURL: svc.URL(agent.MetadataAddr)}
+	bundle, err := podunit.AppBundle(opts)
 	if err != nil {
 		return nil, nil, err
+	}
+	if o.Mutable {
+		if err := writeAppOptions(opts); err != nil {
+			return nil, nil, err
+		}
 	}
 	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, bundle, guestListen)
 	if err != nil {
@@ -229,6 +235,9 @@ func (i Isolator) vmConfig(o pod.RunArgs, apps []podunit.App) (vm.Config, error)
 		}
 	}
 	mem, cpus := Size(apps, runtime.NumCPU())
+	if o.Mutable {
+		mem += sandboxMiB
+	}
 	cmdline, err := kernelCmdline(o)
 	if err != nil {
 		return vm.Config{}, err

@@ -63,6 +63,11 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 			return nil, nil, err
 		}
 	}
+	if a.Mutable {
+		if err := shareApps(); err != nil {
+			return nil, nil, err
+		}
+	}
 	volBinds, err := volumes(pm)
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,135 @@
+package prepare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/skiffpod/skiff/pkg/mount"
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+// ReadManifest reads and parses the pod manifest of p.
+func ReadManifest(p *pod.Pod) (*schema.PodManifest, error) {
+	b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: read manifest: %w", p.UUID, err)
+	}
+	return pod.ParseManifest(b)
+}
+
+// ErrAppExists means an app sandbox already has an app of that name.
+var ErrAppExists = errors.New("the pod already has an app of that name")
+
+// AddApp adds app a to app sandbox p, whose manifest lock the caller
+// holds: its rootfs (an overlay on the store's trees, or a copy, as the
+// pod's were made), its image manifest, and last the pod manifest with it.
+// The app may mount the sandbox's volumes only. It returns the app's
+// name; on error nothing of the app is left.
+func AddApp(ctx context.Context, imgs Images, p *pod.Pod, a App, inherit []string) (name string, err error) {
+	pm, err := ReadManifest(p)
+	if err != nil {
+		return "", err
+	}
+	if !pod.IsSandbox(pm) {
+		return "", fmt.Errorf("pod %s is not an app sandbox", p.UUID)
+	}
+	one, err := Manifest(imgs, Options{Apps: []App{a}, Volumes: pm.Volumes, InheritEnv: inherit})
+	if err != nil {
+		return "", err
+	}
+	ra := one.Apps[0]
+	name = ra.Name.String()
+	if pm.Apps.Get(ra.Name) != nil {
+		return "", fmt.Errorf("app %s: %w", name, ErrAppExists)
+	}
+	if len(one.Volumes) > len(pm.Volumes) {
+		return "", fmt.Errorf("app %s: mount point %s needs a volume: give the sandbox a --volume %s", name, one.Volumes[len(pm.Volumes)].Name, one.Volumes[len(pm.Volumes)].Name)
+	}
+	records, err := readMounts(p)
+	if err != nil {
+		return "", fmt.Errorf("add app %s: %w", name, err)
+	}
+	_, err = os.Stat(p.File("copied"))
+	copied := err == nil
+	lowers, err := trees(ctx, imgs, a.Image, a.Layers, copied)
+	if err != nil {
+		return "", fmt.Errorf("add app %s: %w", name, err)
+	}
+	rec := mountRecord{Target: pod.AppRootfs(name), Lowers: lowers,
+		Upper: "overlay/app-" + name + "/upper", Work: "overlay/app-" + name + "/work"}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, removeApp(p, name))
+		}
+	}()
+	if err := writeJSON(p.File(mountsFile), append(records, rec), true); err != nil {
+		return name, err
+	}
+	if copied {
+		err = copyTrees(p, []mountRecord{rec})
+	} else {
+		err = Mount(p)
+	}
+	if err != nil {
+		return name, err
+	}
+	im, err := imgs.Manifest(a.Image)
+	if err == nil {
+		err = writeJSON(p.File(pod.AppManifest(name)), im, false)
+	}
+	if err != nil {
+		return name, fmt.Errorf("add app %s: %w", name, err)
+	}
+	pm.Apps = append(pm.Apps, ra)
+	return name, writeManifest(p, pm)
+}
+
+// RemoveApp removes app name from app sandbox p, whose manifest lock the
+// caller holds, once the stage1 has forgotten it: the pod manifest first,
+// then its rootfs (unmounted) and overlay dirs.
+func RemoveApp(p *pod.Pod, name string) error {
+	pm, err := ReadManifest(p)
+	if err != nil {
+		return err
+	}
+	pm.Apps = slices.DeleteFunc(pm.Apps, func(ra schema.RuntimeApp) bool { return ra.Name.String() == name })
+	if err := writeManifest(p, pm); err != nil {
+		return err
+	}
+	return removeApp(p, name)
+}
+
+// removeApp removes what AddApp made for app name, but the manifest entry.
+func removeApp(p *pod.Pod, name string) error {
+	dir := p.File(pod.AppDir(name))
+	if err := mount.UnmountAll(dir); err != nil {
+		return fmt.Errorf("remove app %s: %w", name, err)
+	}
+	var errs []error
+	if records, err := readMounts(p); err == nil {
+		records = slices.DeleteFunc(records, func(r mountRecord) bool { return r.Target == pod.AppRootfs(name) })
+		errs = append(errs, writeJSON(p.File(mountsFile), records, true))
+	}
+	errs = append(errs, mount.RemoveAll(dir), mount.RemoveAll(p.File("overlay/app-"+name)))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove app %s: %w", name, err)
+	}
+	return nil
+}
+
+// writeManifest replaces the pod manifest in one rename.
+func writeManifest(p *pod.Pod, pm *schema.PodManifest) error {
+	tmp := p.File(pod.ManifestFile + ".new")
+	if err := writeJSON(tmp, pm, true); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p.File(pod.ManifestFile)); err != nil {
+		return fmt.Errorf("write pod manifest: %w", err)
+	}
+	return nil
+}
