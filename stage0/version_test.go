@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // execRoot runs the CLI with args, returning what it printed.
@@ -26,7 +29,7 @@ func execRoot(t *testing.T, args ...string) string {
 // lines), and --format=json the same facts for scripts.
 func TestVersion(t *testing.T) {
 	text := execRoot(t, "version")
-	for _, w := range []string{"skiff version " + version + "\n", "stage1 interface version 2\n", "appc version 0.8.", "go version " + runtime.Version(), "features +appc +oci "} {
+	for _, w := range []string{"skiff version " + version + "\n", fmt.Sprintf("stage1 interface version %d\n", pod.ABIVersion), "appc version 0.8.", "go version " + runtime.Version(), "features +appc +oci "} {
 		if !strings.Contains(text, w) {
 			t.Errorf("version lacks %q:\n%s", w, text)
 		}
@@ -38,7 +41,7 @@ func TestVersion(t *testing.T) {
 	if err := json.Unmarshal([]byte(execRoot(t, "version", "--format=json")), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Version != version || v.Stage1Interface != 2 || v.GoVersion != runtime.Version() || len(v.Features) < 4 || v.Stage1 == nil {
+	if v.Version != version || v.Stage1Interface != pod.ABIVersion || v.GoVersion != runtime.Version() || len(v.Features) < 4 || v.Stage1 == nil {
 		t.Errorf("version --format=json = %+v", v)
 	}
 }
