@@ -11,11 +11,11 @@ import (
 	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
-// The stage1 ABI, version 2. docs/stage1-abi.md is the prose of this file;
+// The stage1 ABI, version 3. docs/stage1-abi.md is the prose of this file;
 // change both together and bump ABIVersion for anything a stage1 must learn.
 const (
 	// ABIVersion is the newest interface version this skiff speaks.
-	ABIVersion = 2
+	ABIVersion = 3
 
 	// Annotations in a stage1 image manifest that name its entrypoints
 	// (absolute paths inside the stage1 rootfs) and its interface version.
@@ -24,6 +24,16 @@ const (
 	AnnotationEnter   = "skiff.dev/stage1/enter"
 	AnnotationStop    = "skiff.dev/stage1/stop"
 	AnnotationGC      = "skiff.dev/stage1/gc"
+
+	// AnnotationDebug, "true" in a stage1 manifest (since version 3), says
+	// that its enter takes --mount-image and --cap-add (skiff debug).
+	AnnotationDebug = "skiff.dev/stage1/debug"
+	// FeatureDebug is what Supports asks for AnnotationDebug.
+	FeatureDebug = "debug"
+	// DebugMountPoint is where enter --mount-image mounts the tools image
+	// for the command (docs/debug.md): in the app's /dev, a tmpfs that is
+	// no part of the app's image.
+	DebugMountPoint = "/dev/.skiff-debug"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.
@@ -75,6 +85,7 @@ type Stage1 struct {
 	Name        string
 	Version     int
 	entrypoints map[string]string
+	debug       bool
 }
 
 // Entrypoint names.
@@ -112,6 +123,9 @@ func ParseStage1(m *schema.ImageManifest) (*Stage1, error) {
 			s.entrypoints[ep] = p
 		}
 	}
+	if v, _ := m.Annotations.Get(AnnotationDebug); v == "true" {
+		s.debug = true
+	}
 	if _, ok := s.entrypoints[EntrypointRun]; !ok {
 		return nil, fmt.Errorf("stage1 %s: %w: no %s annotation", s.Name, ErrNotStage1, AnnotationRun)
 	}
@@ -131,8 +145,12 @@ func ReadStage1(dir string) (*Stage1, error) {
 	return ParseStage1(&m)
 }
 
-// Supports reports whether the stage1 offers entrypoint ep.
+// Supports reports whether the stage1 offers entrypoint ep, or feature
+// FeatureDebug.
 func (s *Stage1) Supports(ep string) bool {
+	if ep == FeatureDebug {
+		return s.debug
+	}
 	_, ok := s.entrypoints[ep]
 	return ok
 }
@@ -148,10 +166,13 @@ func (s *Stage1) Entrypoint(ep string) (string, error) {
 
 // Stage1Annotations returns the annotations a stage1 image manifest carries
 // for the given entrypoints; image recipes use it so they cannot drift from
-// the constants above.
-func Stage1Annotations(entrypoints map[string]string) types.Annotations {
+// the constants above. debug sets AnnotationDebug.
+func Stage1Annotations(entrypoints map[string]string, debug bool) types.Annotations {
 	var a types.Annotations
 	a.Set(types.ACIdentifier(AnnotationVersion), strconv.Itoa(ABIVersion))
+	if debug {
+		a.Set(types.ACIdentifier(AnnotationDebug), "true")
+	}
 	for ep, p := range entrypoints {
 		a.Set(types.ACIdentifier(entrypointAnnotations[ep]), p)
 	}

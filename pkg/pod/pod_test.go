@@ -267,9 +267,14 @@ func TestParseStage1(t *testing.T) {
 			}
 		})
 	}
-	ann := Stage1Annotations(map[string]string{EntrypointRun: "/skiff/run"})
-	if _, err := ParseStage1(&schema.ImageManifest{Name: "x.com/s1", Annotations: ann}); err != nil {
-		t.Errorf("Stage1Annotations output does not parse: %v", err)
+	for _, debug := range []bool{false, true} {
+		ann := Stage1Annotations(map[string]string{EntrypointRun: "/skiff/run"}, debug)
+		s, err := ParseStage1(&schema.ImageManifest{Name: "x.com/s1", Annotations: ann})
+		if err != nil {
+			t.Errorf("Stage1Annotations output does not parse: %v", err)
+		} else if s.Supports(FeatureDebug) != debug {
+			t.Errorf("Supports(FeatureDebug) = %v, want %v", !debug, debug)
+		}
 	}
 }
 

@@ -38,6 +38,7 @@ type ImageOptions struct {
 	Stage2   string // the static stage2 binary
 	Version  string // the image's version label
 	HostRoot string // the tree systemd is taken from, "/" on a build host
+	Debug    bool   // the stage1's enter takes --mount-image and --cap-add (pod.FeatureDebug)
 
 	Links     []string          // more names for /skiff/run besides enter, stop, gc and hook
 	HostFiles []string          // more host executables to carry, with their libraries
@@ -168,7 +169,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	if err != nil {
 		return err
 	}
-	man, err := imageManifest(o.Name, o.Version)
+	man, err := imageManifest(o.Name, o.Version, o.Debug)
 	if err != nil {
 		return err
 	}
@@ -228,7 +229,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	return t.err
 }
 
-func imageManifest(imageName, version string) ([]byte, error) {
+func imageManifest(imageName, version string, debug bool) ([]byte, error) {
 	name, err := types.NewACIdentifier(imageName)
 	if err != nil {
 		return nil, err
@@ -244,7 +245,7 @@ func imageManifest(imageName, version string) ([]byte, error) {
 			pod.EntrypointEnter: "/skiff/enter",
 			pod.EntrypointStop:  "/skiff/stop",
 			pod.EntrypointGC:    "/skiff/gc",
-		}),
+		}, debug),
 	}
 	return json.MarshalIndent(m, "", "  ")
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func TestImageManifest(t *testing.T) {
-	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3")
+	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +31,9 @@ func TestImageManifest(t *testing.T) {
 		if !s.Supports(ep) {
 			t.Errorf("manifest lacks entrypoint %s", ep)
 		}
+	}
+	if !s.Supports(pod.FeatureDebug) {
+		t.Errorf("manifest lacks %s", pod.AnnotationDebug)
 	}
 	if v, _ := m.GetLabel("version"); v != "1.2.3" {
 		t.Errorf("version label = %q", v)

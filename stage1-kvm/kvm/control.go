@@ -94,7 +94,12 @@ func poweroff() error {
 
 // Enter runs cmd in app of the running pod through the guest's agent,
 // streaming stdio both ways, and returns cmd's exit status.
+// Its manifest does not offer pod.FeatureDebug: --mount-image and
+// --cap-add are refused.
 func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
+	if a.MountImage != "" || a.CapAdd != "" {
+		return 0, fmt.Errorf("enter: %w: --mount-image and --cap-add are not supported by stage1-kvm", ErrUsage)
+	}
 	return enter(a.App, a.Cmd, os.Stdin, os.Stdout, os.Stderr)
 }
 

@@ -21,6 +21,6 @@ type ImageOptions struct {
 // binaries and the build host's minimal systemd (stage1image.BuildImage).
 func BuildImage(w io.Writer, o ImageOptions) error {
 	return stage1image.BuildImage(w, stage1image.ImageOptions{
-		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
+		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot, Debug: true,
 	})
 }

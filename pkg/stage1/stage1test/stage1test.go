@@ -50,7 +50,7 @@ func Stub(dir string) (string, error) {
 	m := schema.BlankImageManifest()
 	m.Name = *types.MustACIdentifier(StubName)
 	m.Labels = types.Labels{{Name: "version", Value: "1"}, {Name: "os", Value: "linux"}, {Name: "arch", Value: "amd64"}}
-	m.Annotations = pod.Stage1Annotations(eps)
+	m.Annotations = pod.Stage1Annotations(eps, false)
 	out := filepath.Join(dir, "stage1-stub.aci")
 	f, err := os.Create(out)
 	if err != nil {
