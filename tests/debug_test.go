@@ -16,8 +16,8 @@ import (
 // skiff debug (docs/debug.md): tools from the default tools image
 // (bin/debug-tools.aci, linked beside the test's skiff as make install puts
 // it beside /usr/bin/skiff's images) run inside a redis microcontainer that
-// skiff build made and that has no shell, with no more than the app holds;
-// afterwards the app's mounts and PID are as before.
+// skiff build made and that has no shell, with no more than the app holds,
+// on both stage1s; afterwards the app's mounts and PID are as before.
 func TestDebug(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(binDir, "debug-tools.aci")); err != nil {
 		t.Fatalf("bin/debug-tools.aci missing: run `make build` (%v)", err)
@@ -27,26 +27,20 @@ func TestDebug(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "redis.yaml"), []byte(redisSpec), 0o644)
 	redis := filepath.Join(dir, "redis.aci")
 	e.mustRun("build", "-f", filepath.Join(dir, "redis.yaml"), "-o", "aci:"+redis)
+	for _, s1 := range []string{"ns", "kvm"} {
+		t.Run(s1, func(t *testing.T) { debugPod(t, e.with(t), s1, redis) })
+	}
+}
 
+func debugPod(t *testing.T, e *env, s1, redis string) {
 	save := filepath.Join(t.TempDir(), "uuid")
-	c, log := e.start("--insecure-options=image", "run", "--stage1=ns", "--net=none", "--uuid-file-save="+save, redis)
+	c, log := e.start("--insecure-options=image", "run", "--stage1="+s1, "--net=none", "--uuid-file-save="+save, redis)
 	var uuid string
 	waitFor(t, "the pod to start", 3*time.Minute, func() bool {
 		b, _ := os.ReadFile(save)
 		uuid = strings.TrimSpace(string(b))
 		return uuid != "" && c.ProcessState == nil && e.status(uuid).State == "running"
 	})
-	var app int
-	waitFor(t, "redis-server", time.Minute, func() bool {
-		app = descendant(e.status(uuid).Pid, "redis-server")
-		return app != 0
-	})
-	mountsBefore := readFile(t, fmt.Sprintf("/proc/%d/mountinfo", app))
-	hostBefore := mountsUnder(e.dir)
-	if _, err := os.Lstat(fmt.Sprintf("/proc/%d/root/bin/sh", app)); err == nil {
-		t.Fatalf("the redis image has /bin/sh: not a microcontainer")
-	}
-
 	debug := func(t *testing.T, args ...string) (string, string, int) {
 		t.Helper()
 		return e.with(t).run(append([]string{"debug", uuid}, args...)...)
@@ -58,6 +52,29 @@ func TestDebug(t *testing.T) {
 			t.Fatalf("skiff debug %s: exit %d\n%s%s\npod:\n%s", strings.Join(args, " "), code, out, errs, log)
 		}
 		return out
+	}
+	// redis-server's pid in the pod, once it runs; on stage1-ns also on
+	// the host, where the app's mounts can be read directly.
+	var pid int
+	waitFor(t, "redis-server", 2*time.Minute, func() bool {
+		out, _, code := debug(t, "--", "ps")
+		pid = redisPid(out)
+		return code == 0 && pid != 0
+	})
+	appMounts := func() string {
+		return mustDebug(t, "--", "cat", fmt.Sprintf("/proc/%d/mountinfo", pid))
+	}
+	mountsBefore := appMounts()
+	hostBefore := mountsUnder(e.dir)
+	var hostPid int
+	if s1 == "ns" {
+		hostPid = descendant(e.status(uuid).Pid, "redis-server")
+		if _, err := os.Lstat(fmt.Sprintf("/proc/%d/root/bin/sh", hostPid)); err == nil {
+			t.Fatalf("the redis image has /bin/sh: not a microcontainer")
+		}
+	}
+	if out, _, _ := debug(t, "--", "sh", "-c", "ls /bin/sh /usr/bin/redis-server 2>&1"); !strings.Contains(out, "/bin/sh: No such file") {
+		t.Errorf("the app has a /bin/sh, or its tree is not visible:\n%s", out)
 	}
 
 	t.Run("ps and ss", func(t *testing.T) {
@@ -79,32 +96,42 @@ func TestDebug(t *testing.T) {
 	})
 
 	t.Run("mounted for the command alone", func(t *testing.T) {
-		c, out := e.with(t).start("debug", uuid, "--", "sh", "-c", "grep -c skiff-debug /proc/self/mountinfo; sleep 3")
-		waitFor(t, "debug to start", time.Minute, func() bool { return strings.Contains(out.String(), "1\n") })
-		if m := readFile(t, fmt.Sprintf("/proc/%d/mountinfo", app)); strings.Contains(m, "skiff-debug") {
+		// Its own mount table has the tools, the app's has not, while it runs.
+		out := mustDebug(t, "--", "sh", "-c", fmt.Sprintf("grep -c skiff-debug /proc/self/mountinfo; grep -c skiff-debug /proc/%d/mountinfo; true", pid))
+		if out != "1\n0\n" {
+			t.Errorf("tools mounts in the command's and in the app's mount table: %q, want 1 and 0", out)
+		}
+		if s1 != "ns" {
+			return
+		}
+		c, out2 := e.with(t).start("debug", uuid, "--", "sh", "-c", "echo started; sleep 3")
+		waitFor(t, "debug to start", time.Minute, func() bool { return strings.Contains(out2.String(), "started") })
+		if m := readFile(t, fmt.Sprintf("/proc/%d/mountinfo", hostPid)); strings.Contains(m, "skiff-debug") {
 			t.Errorf("while debug runs, the tools are mounted in the app's namespace:\n%s", m)
 		}
 		if err := c.Wait(); err != nil {
-			t.Errorf("debug: %v\n%s", err, out)
+			t.Errorf("debug: %v\n%s", err, out2)
 		}
 	})
 
 	t.Run("no more than the app", func(t *testing.T) {
-		want := procStatus(t, app)
+		want := statusLines(mustDebug(t, "--", "cat", fmt.Sprintf("/proc/%d/status", pid)))
+		if s1 == "ns" {
+			want = procStatus(t, hostPid)
+		}
 		got := statusLines(mustDebug(t, "--", "cat", "/proc/self/status"))
 		for _, k := range []string{"Uid", "Gid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"} {
 			if got[k] != want[k] {
 				t.Errorf("%s: debug has %q, the app %q", k, got[k], want[k])
 			}
 		}
-		_, errs, code := debug(t, "--", "strace", "-p", strconv.Itoa(inPodPid(t, mustDebug(t, "--", "ps"))))
+		_, errs, code := debug(t, "--", "strace", "-p", strconv.Itoa(pid))
 		if code == 0 || !strings.Contains(errs, "Operation not permitted") {
 			t.Errorf("strace without --cap-add: exit %d, %q; want refused", code, errs)
 		}
 	})
 
 	t.Run("cap-add SYS_PTRACE for strace", func(t *testing.T) {
-		pid := inPodPid(t, mustDebug(t, "--", "ps"))
 		// strace runs in the background while its maps are read: every
 		// library it loaded comes from the tools image, none from the app.
 		script := fmt.Sprintf(`strace -f -p %d -e trace=epoll_wait -o /dev/null 2>/dev/null & `+
@@ -159,17 +186,29 @@ func TestDebug(t *testing.T) {
 	})
 
 	// Nothing stays: the app's mounts, its PID, the host's mounts.
-	if got := descendant(e.status(uuid).Pid, "redis-server"); got != app {
-		t.Errorf("redis-server is pid %d, was %d: the app restarted", got, app)
+	if got := redisPid(mustDebug(t, "--", "ps")); got != pid {
+		t.Errorf("redis-server is pid %d in the pod, was %d: the app restarted", got, pid)
 	}
-	if after := readFile(t, fmt.Sprintf("/proc/%d/mountinfo", app)); after != mountsBefore {
+	if after := appMounts(); after != mountsBefore {
 		t.Errorf("the app's mounts changed:\nbefore:\n%s\nafter:\n%s", mountsBefore, after)
-	}
-	if _, err := os.Lstat(fmt.Sprintf("/proc/%d/root/dev/.skiff-debug", app)); err == nil {
-		t.Errorf("/dev/.skiff-debug is left in the app")
 	}
 	if after := mountsUnder(e.dir); strings.Join(after, "\n") != strings.Join(hostBefore, "\n") {
 		t.Errorf("host mounts under the data dir changed: %v, were %v", after, hostBefore)
+	}
+	// stage1-kvm binds the tools into the shared tree for the guest: gone.
+	if s1 == "kvm" {
+		ents, err := os.ReadDir(filepath.Join(e.dir, "pods", "run", uuid, "stage1", "rootfs", "skiff", "debug"))
+		if err != nil || len(ents) != 0 {
+			t.Errorf("the shared tree's skiff/debug: %v, %v; want it there and empty", ents, err)
+		}
+	}
+	if s1 == "ns" {
+		if got := descendant(e.status(uuid).Pid, "redis-server"); got != hostPid {
+			t.Errorf("redis-server is pid %d, was %d: the app restarted", got, hostPid)
+		}
+		if _, err := os.Lstat(fmt.Sprintf("/proc/%d/root/dev/.skiff-debug", hostPid)); err == nil {
+			t.Errorf("/dev/.skiff-debug is left in the app")
+		}
 	}
 
 	e.mustRun("stop", uuid)
@@ -214,12 +253,11 @@ func statusLines(s string) map[string]string {
 	return m
 }
 
-// inPodPid returns redis-server's pid in the pod from ps's output.
-func inPodPid(t *testing.T, ps string) int {
-	t.Helper()
+// redisPid returns redis-server's pid in the pod from ps's output, or 0.
+func redisPid(ps string) int {
 	m := regexp.MustCompile(`(?m)^\s*(\d+)\s+\S+\s+/usr/bin/redis-server`).FindStringSubmatch(ps)
 	if m == nil {
-		t.Fatalf("no redis-server in ps:\n%s", ps)
+		return 0
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n

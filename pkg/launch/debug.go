@@ -2,7 +2,9 @@ package launch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -10,7 +12,61 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
+	"github.com/skiffpod/skiff/pkg/pod"
 )
+
+// PrepareTools is the stage1's side of skiff debug, before it starts
+// stage2 exec --mount-tree=TREE --mount-point=POINT (MountTools): tree, a
+// detached read-only, nosuid, nodev copy of the host directory dir, and
+// point, the directory pod.DebugMountPoint in the /dev of process pid (an
+// app), created without following anything the app may have put there.
+// Both fds are inherited across exec. remove removes the directory again
+// if this call made it (one that was there is left as it was).
+func PrepareTools(pid int, dir string) (tree, point int, remove func() error, err error) {
+	tree, err = unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.AT_RECURSIVE)
+	if err != nil {
+		return -1, -1, nil, fmt.Errorf("clone %s: %w", dir, err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return -1, -1, nil, fmt.Errorf("make %s read-only: %w", dir, err)
+	}
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, nil, fmt.Errorf("open app root: %w", err)
+	}
+	defer unix.Close(root)
+	parent, name := filepath.Split(pod.DebugMountPoint)
+	strict := unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+	dev, err := unix.Openat2(root, strings.Trim(parent, "/"), &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | uint64(strict)})
+	if err != nil {
+		return -1, -1, nil, fmt.Errorf("open the app's %s: %w", parent, err)
+	}
+	created := false
+	if err := unix.Mkdirat(dev, name, 0o755); err == nil {
+		created = true
+	} else if !errors.Is(err, unix.EEXIST) {
+		unix.Close(dev)
+		return -1, -1, nil, fmt.Errorf("make %s: %w", pod.DebugMountPoint, err)
+	}
+	remove = func() error {
+		defer unix.Close(dev)
+		if !created {
+			return nil
+		}
+		if err := unix.Unlinkat(dev, name, unix.AT_REMOVEDIR); err != nil {
+			return fmt.Errorf("remove %s: %w", pod.DebugMountPoint, err)
+		}
+		return nil
+	}
+	point, err = unix.Openat2(dev, name, &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_BENEATH | uint64(strict)})
+	if err != nil {
+		return -1, -1, nil, errors.Join(fmt.Errorf("open %s: %w", pod.DebugMountPoint, err), remove())
+	}
+	return tree, point, remove, nil
+}
 
 // MountTools gives the calling thread a mount namespace of its own, a
 // copy of the app's it has joined, and attaches there the detached mount

@@ -130,9 +130,27 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 	}
 	defer filters.Close()
 	files = append(files, filters)
-	argv := append([]string{"--target=" + strconv.Itoa(pid),
+	argv := []string{"--target=" + strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
-		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5", "--"}, m.Args...)
+		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5"}
+	if m.CapAdd != "" {
+		argv = append(argv, "--cap-add="+m.CapAdd)
+	}
+	if m.MountImage != "" {
+		// As stage1-ns's enter does (docs/debug.md), here in the guest.
+		tree, point, remove, err := launch.PrepareTools(pid, m.MountImage)
+		if err != nil {
+			return fail(err)
+		}
+		defer remove()
+		for _, fd := range []int{tree, point} {
+			f := os.NewFile(uintptr(fd), "tools")
+			defer f.Close()
+			files = append(files, f)
+		}
+		argv = append(argv, "--mount-tree=6", "--mount-point=7")
+	}
+	argv = append(append(argv, "--"), m.Args...)
 	cmd := exec.Command(NsenterPath, argv...)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}

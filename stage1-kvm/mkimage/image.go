@@ -57,7 +57,7 @@ const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\nFailureAction=
 // system (see sysroot).
 func BuildImage(w io.Writer, o ImageOptions) error {
 	opts := stage1image.ImageOptions{
-		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
+		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot, Debug: true,
 		Links:     []string{filepath.Base(guest.AgentPath)},
 		HostFiles: []string{guest.NsenterPath},
 		// systemd-shutdown runs what is there just before the guest powers
