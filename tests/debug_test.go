@@ -114,6 +114,24 @@ func debugPod(t *testing.T, e *env, s1, redis string) {
 		}
 	})
 
+	t.Run("two at once", func(t *testing.T) {
+		// The session that made the mount point ends first: the other
+		// must keep its tools.
+		if s1 == "kvm" {
+			t.Skip("stage1-kvm: the guest's control channel serves one enter at a time (docs/debug.md)")
+		}
+		first, out1 := e.with(t).start("debug", uuid, "--", "sh", "-c", "echo started; sleep 2")
+		waitFor(t, "the first debug to start", time.Minute, func() bool { return strings.Contains(out1.String(), "started") })
+		second, out2 := e.with(t).start("debug", uuid, "--", "sh", "-c", "echo started; sleep 5; ls /dev/.skiff-debug/bin/busybox")
+		waitFor(t, "the second debug to start", time.Minute, func() bool { return strings.Contains(out2.String(), "started") })
+		if err := first.Wait(); err != nil {
+			t.Errorf("first debug: %v\n%s", err, out1)
+		}
+		if err := second.Wait(); err != nil || !strings.Contains(out2.String(), "/dev/.skiff-debug/bin/busybox\n") {
+			t.Errorf("the second session lost its tools when the first ended: %v\n%s", err, out2)
+		}
+	})
+
 	t.Run("no more than the app", func(t *testing.T) {
 		want := statusLines(mustDebug(t, "--", "cat", fmt.Sprintf("/proc/%d/status", pid)))
 		if s1 == "ns" {

@@ -20,52 +20,77 @@ import (
 // detached read-only, nosuid, nodev copy of the host directory dir, and
 // point, the directory pod.DebugMountPoint in the /dev of process pid (an
 // app), created without following anything the app may have put there.
-// Both fds are inherited across exec. remove removes the directory again
-// if this call made it (one that was there is left as it was).
+// Both fds are inherited across exec. Every session holds a shared lock
+// on the directory while it runs; remove, called when the command has
+// ended, removes the directory when no other session holds it (removing
+// it would detach that session's mount).
 func PrepareTools(pid int, dir string) (tree, point int, remove func() error, err error) {
 	tree, err = unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.AT_RECURSIVE)
 	if err != nil {
 		return -1, -1, nil, fmt.Errorf("clone %s: %w", dir, err)
 	}
+	fail := func(err error) (int, int, func() error, error) {
+		unix.Close(tree)
+		return -1, -1, nil, err
+	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
-		return -1, -1, nil, fmt.Errorf("make %s read-only: %w", dir, err)
+		return fail(fmt.Errorf("make %s read-only: %w", dir, err))
 	}
 	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, -1, nil, fmt.Errorf("open app root: %w", err)
+		return fail(fmt.Errorf("open app root: %w", err))
 	}
 	defer unix.Close(root)
 	parent, name := filepath.Split(pod.DebugMountPoint)
-	strict := unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+	strict := uint64(unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS)
 	dev, err := unix.Openat2(root, strings.Trim(parent, "/"), &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | uint64(strict)})
+		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | strict})
 	if err != nil {
-		return -1, -1, nil, fmt.Errorf("open the app's %s: %w", parent, err)
+		return fail(fmt.Errorf("open the app's %s: %w", parent, err))
 	}
-	created := false
-	if err := unix.Mkdirat(dev, name, 0o755); err == nil {
-		created = true
-	} else if !errors.Is(err, unix.EEXIST) {
-		unix.Close(dev)
-		return -1, -1, nil, fmt.Errorf("make %s: %w", pod.DebugMountPoint, err)
+	open := func(flags uint64) (int, error) {
+		return unix.Openat2(dev, name, &unix.OpenHow{Flags: flags | unix.O_DIRECTORY | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_BENEATH | strict})
 	}
-	remove = func() error {
-		defer unix.Close(dev)
-		if !created {
+	// A session that ends may remove the directory between our mkdir and
+	// our lock: then make it again.
+	var last error
+	for range 5 {
+		if last = unix.Mkdirat(dev, name, 0o755); last != nil && !errors.Is(last, unix.EEXIST) {
+			break
+		}
+		lock, err := open(unix.O_RDONLY | unix.O_CLOEXEC)
+		if last = err; err != nil {
+			continue
+		}
+		var held, linked unix.Stat_t
+		last = errors.Join(unix.Flock(lock, unix.LOCK_SH), unix.Fstat(lock, &held), unix.Fstatat(dev, name, &linked, unix.AT_SYMLINK_NOFOLLOW))
+		if last == nil && (held.Ino != linked.Ino || held.Dev != linked.Dev) {
+			last = errors.New("removed meanwhile")
+		}
+		if last == nil {
+			point, last = open(unix.O_PATH)
+		}
+		if last != nil {
+			unix.Close(lock)
+			continue
+		}
+		remove = func() error {
+			defer unix.Close(dev)
+			defer unix.Close(lock)
+			if unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+				return nil // another session still has its tools there
+			}
+			err := unix.Unlinkat(dev, name, unix.AT_REMOVEDIR)
+			if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTEMPTY) {
+				return fmt.Errorf("remove %s: %w", pod.DebugMountPoint, err)
+			}
 			return nil
 		}
-		if err := unix.Unlinkat(dev, name, unix.AT_REMOVEDIR); err != nil {
-			return fmt.Errorf("remove %s: %w", pod.DebugMountPoint, err)
-		}
-		return nil
+		return tree, point, remove, nil
 	}
-	point, err = unix.Openat2(dev, name, &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_BENEATH | uint64(strict)})
-	if err != nil {
-		return -1, -1, nil, errors.Join(fmt.Errorf("open %s: %w", pod.DebugMountPoint, err), remove())
-	}
-	return tree, point, remove, nil
+	unix.Close(dev)
+	return fail(fmt.Errorf("make %s in the app: %w", pod.DebugMountPoint, last))
 }
 
 // MountTools gives the calling thread a mount namespace of its own, a

@@ -144,6 +144,7 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 		}
 		defer remove()
 		for _, fd := range []int{tree, point} {
+			unix.CloseOnExec(fd) // reaches nsenter as an ExtraFile only, not other commands
 			f := os.NewFile(uintptr(fd), "tools")
 			defer f.Close()
 			files = append(files, f)
