@@ -7,7 +7,7 @@ build: debug-tools
 
 debug-tools: bin/debug-tools.aci ## build bin/debug-tools.aci, the default tools image of skiff debug
 
-bin/debug-tools.aci: debug-tools/spec.yaml debug-tools/bin/ss debug-tools/bin/strace | skiff
+bin/debug-tools.aci: debug-tools/spec.yaml debug-tools/bin debug-tools/bin/ss debug-tools/bin/strace | skiff
 	rm -f $@
 	$(BIN)/skiff build -f debug-tools/spec.yaml --path $(CURDIR)/debug-tools/bin:/usr/local/bin \
 		--lock bin/debug-tools.lock -o aci:$@

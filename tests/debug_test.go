@@ -86,6 +86,10 @@ func debugPod(t *testing.T, e *env, s1, redis string) {
 		if !regexp.MustCompile(`(?m)^LISTEN .*:6379\s`).MatchString(ss) {
 			t.Errorf("ss -ltn does not show redis listening on 6379:\n%s", ss)
 		}
+		// busybox applets linked in usr/local/bin run without a shell.
+		if id := mustDebug(t, "--", "id"); !strings.HasPrefix(id, "uid=") {
+			t.Errorf("id: %q", id)
+		}
 		// The default command is a shell; netcat talks to redis.
 		if _, errs, code := debug(t); code != 0 {
 			t.Errorf("skiff debug without a command (sh, stdin empty): exit %d: %s", code, errs)
