@@ -15,16 +15,26 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 )
 
+// AppRoot opens the root of process pid for PrepareTools.
+func AppRoot(pid int) (int, error) {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open app root: %w", err)
+	}
+	return fd, nil
+}
+
 // PrepareTools is the stage1's side of skiff debug, before it starts
 // stage2 exec --mount-tree=TREE --mount-point=POINT (MountTools): tree, a
 // detached read-only, nosuid, nodev copy of the host directory dir, and
-// point, the directory pod.DebugMountPoint in the /dev of process pid (an
-// app), created without following anything the app may have put there.
+// point, the directory pod.DebugMountPoint in the app whose root is open
+// as root (its /proc/PID/root), created without following anything the
+// app may have put there.
 // Both fds are inherited across exec. Every session holds a shared lock
 // on the directory while it runs; remove, called when the command has
 // ended, removes the directory when no other session holds it (removing
 // it would detach that session's mount).
-func PrepareTools(pid int, dir string) (tree, point int, remove func() error, err error) {
+func PrepareTools(root int, dir string) (tree, point int, remove func() error, err error) {
 	tree, err = unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.AT_RECURSIVE)
 	if err != nil {
 		return -1, -1, nil, fmt.Errorf("clone %s: %w", dir, err)
@@ -37,11 +47,6 @@ func PrepareTools(pid int, dir string) (tree, point int, remove func() error, er
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
 		return fail(fmt.Errorf("make %s read-only: %w", dir, err))
 	}
-	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(fmt.Errorf("open app root: %w", err))
-	}
-	defer unix.Close(root)
 	parent, name := filepath.Split(pod.DebugMountPoint)
 	strict := uint64(unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS)
 	dev, err := unix.Openat2(root, strings.Trim(parent, "/"), &unix.OpenHow{

@@ -2,10 +2,13 @@ package launch
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
 )
@@ -82,5 +85,82 @@ func TestSetEnv(t *testing.T) {
 	want := []string{"HOME=/", "PATHX=1", "PATH=/t/usr/local/bin:/t/usr/bin:/t/bin:/t/usr/sbin:/t/sbin"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// PrepareTools makes the mount point inside the app's root without
+// following a symlink the app planted, and the last session removes it.
+func TestPrepareTools(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (open_tree, mount_setattr): run as root, as make test does")
+	}
+	tools := t.TempDir()
+	os.WriteFile(filepath.Join(tools, "tool"), []byte("x"), 0o755)
+	outside := t.TempDir()
+	tests := []struct {
+		name    string
+		setup   func(root string)
+		wantErr bool
+	}{
+		{"a plain /dev", func(r string) { os.Mkdir(filepath.Join(r, "dev"), 0o755) }, false},
+		{"/dev is a symlink out of the root", func(r string) { os.Symlink(outside, filepath.Join(r, "dev")) }, true},
+		{"the mount point is a symlink", func(r string) {
+			os.Mkdir(filepath.Join(r, "dev"), 0o755)
+			os.Symlink(outside, filepath.Join(r, "dev", ".skiff-debug"))
+		}, true},
+		{"the mount point is a file", func(r string) {
+			os.Mkdir(filepath.Join(r, "dev"), 0o755)
+			os.WriteFile(filepath.Join(r, "dev", ".skiff-debug"), nil, 0o644)
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := t.TempDir()
+			tt.setup(r)
+			root, err := unix.Open(r, unix.O_PATH|unix.O_DIRECTORY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(root)
+			tree, point, remove, err := PrepareTools(root, tools)
+			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+				t.Errorf("made %v outside the root", ents)
+			}
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("PrepareTools succeeded")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(tree)
+			defer unix.Close(point)
+			mp := filepath.Join(r, "dev", ".skiff-debug")
+			var a, b unix.Stat_t
+			if unix.Fstat(point, &a) != nil || unix.Lstat(mp, &b) != nil || a.Ino != b.Ino {
+				t.Errorf("point is not %s", mp)
+			}
+			// A second session at once: the first to end leaves it.
+			tree2, point2, remove2, err := PrepareTools(root, tools)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(tree2)
+			unix.Close(point2)
+			if err := remove(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(mp); err != nil {
+				t.Errorf("the first session to end removed the mount point of the other: %v", err)
+			}
+			if err := remove2(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(mp); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the last session left %s: %v", mp, err)
+			}
+		})
 	}
 }

@@ -138,7 +138,12 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 	}
 	if m.MountImage != "" {
 		// As stage1-ns's enter does (docs/debug.md), here in the guest.
-		tree, point, remove, err := launch.PrepareTools(pid, m.MountImage)
+		root, err := launch.AppRoot(pid)
+		if err != nil {
+			return fail(err)
+		}
+		tree, point, remove, err := launch.PrepareTools(root, m.MountImage)
+		unix.Close(root)
 		if err != nil {
 			return fail(err)
 		}

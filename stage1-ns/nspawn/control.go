@@ -158,7 +158,13 @@ func enter(log *slog.Logger, a pod.EnterArgs) (int, error) {
 	var remove func() error
 	if a.MountImage != "" {
 		var tree, point int
-		if tree, point, remove, err = launch.PrepareTools(pid, a.MountImage); err != nil {
+		root, err := launch.AppRoot(pid)
+		if err != nil {
+			return 0, fmt.Errorf("enter %s: %w", app, err)
+		}
+		tree, point, remove, err = launch.PrepareTools(root, a.MountImage)
+		unix.Close(root)
+		if err != nil {
 			return 0, fmt.Errorf("enter %s: %w", app, err)
 		}
 		argv = append(argv, fmt.Sprintf("--mount-tree=%d", tree), fmt.Sprintf("--mount-point=%d", point))
