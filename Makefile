@@ -39,10 +39,11 @@ bench: deps build ## benchmarks: skiff vs bare systemd-nspawn, crun, qemu, side 
 demo: deps build ## set up and run a real multi-app pod, then show its logs (as root)
 	@bash tests/demo.sh
 
-install: build ## install skiff to $(PREFIX)/bin and the stage1 images to $(PREFIX)/lib/skiff
+install: build ## install skiff to $(PREFIX)/bin and the stage1 and debug-tools images to $(PREFIX)/lib/skiff
 	install -D -m 0755 $(BIN)/skiff $(DESTDIR)$(PREFIX)/bin/skiff
 	install -D -m 0644 $(BIN)/stage1-ns.aci $(DESTDIR)$(PREFIX)/lib/skiff/stage1-ns.aci
 	install -D -m 0644 $(BIN)/stage1-kvm.aci $(DESTDIR)$(PREFIX)/lib/skiff/stage1-kvm.aci
+	install -D -m 0644 $(BIN)/debug-tools.aci $(DESTDIR)$(PREFIX)/lib/skiff/debug-tools.aci
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -51,4 +52,4 @@ lint: ## gofmt and go vet
 clean: ## remove build output
 	rm -rf $(BIN)
 
--include stage1-ns/build.mk stage1-kvm/build.mk tests/images/build.mk tests/systemdhost/build.mk
+-include stage1-ns/build.mk stage1-kvm/build.mk tests/images/build.mk tests/systemdhost/build.mk debug-tools/build.mk

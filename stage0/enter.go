@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/skiffpod/skiff/pkg/stage1"
 )
 
 func newEnterCmd(g *globals) *cobra.Command {
@@ -52,7 +54,7 @@ pod has more than one app. With --uuid-file, CMD must follow "--".`,
 			if err != nil {
 				return err
 			}
-			code, err := in.Enter(app, command)
+			code, err := in.Enter(app, command, stage1.EnterOptions{})
 			if err != nil {
 				return err
 			}

@@ -66,7 +66,7 @@ func testMain(m *testing.M) int {
 		fmt.Println(err)
 		return 1
 	}
-	for _, s := range []string{"stage1-ns.aci", "stage1-kvm.aci"} {
+	for _, s := range []string{"stage1-ns.aci", "stage1-kvm.aci", "debug-tools.aci"} {
 		if _, err := os.Stat(filepath.Join(binDir, s)); err == nil {
 			os.Symlink(filepath.Join(binDir, s), filepath.Join(toolDir, s))
 		}

@@ -3,6 +3,7 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skiffpod/skiff/pkg/oci"
 )
 
 // hostTree is a tree of the host's /usr/bin/ls, its loader and the
@@ -334,5 +337,46 @@ func TestClosureOrigin(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestACIFromBuiltLayer: the ACI output is written from the layer Build
+// made, not from the inputs again: a build's unpacked packages are gone
+// once Build returns (writing them again failed with "open
+// .../skiff-build-N/root: no such file or directory"), and a host path
+// changed since must not reach the image.
+func TestACIFromBuiltLayer(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "run"), []byte("#!/bin/sh\necho built\n"), 0o755)
+	s := &Spec{Name: "example.com/aci", Exec: []string{"/app/run"}, Paths: []string{dir + ":/app"}}
+	r, err := Build(context.Background(), s, Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "run"), []byte("#!/bin/sh\necho changed\n"), 0o755)
+	os.Remove(filepath.Join(dir, "run"))
+	out := filepath.Join(t.TempDir(), "img.aci")
+	if _, err := r.Image.Write(context.Background(), Output{ACI: out}, oci.Options{}, io.Discard); err != nil {
+		t.Fatalf("write ACI: %v", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(b))
+	got := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		body, _ := io.ReadAll(tr)
+		got[h.Name] = string(body)
+	}
+	if got["rootfs/app/run"] != "#!/bin/sh\necho built\n" {
+		t.Errorf("rootfs/app/run = %q; entries %d", got["rootfs/app/run"], len(got))
+	}
+	if _, ok := got["manifest"]; !ok {
+		t.Errorf("no manifest")
 	}
 }

@@ -29,7 +29,6 @@ type Image struct {
 	ManifestDigest digest.Digest
 	spec           *Spec
 	env            []string
-	tree           tree
 	epoch          int64
 }
 
@@ -84,7 +83,7 @@ func newImage(t tree, s *Spec, env []string, epoch int64) (*Image, error) {
 		return nil, err
 	}
 	return &Image{Layer: gz, Tar: raw.Bytes(), Config: cb, Manifest: mb, ManifestDigest: digest.FromBytes(mb),
-		spec: s, env: env, tree: t, epoch: epoch}, nil
+		spec: s, env: env, epoch: epoch}, nil
 }
 
 // gzipBytes compresses b with a fixed header (no name, mtime 0, OS

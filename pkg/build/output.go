@@ -230,10 +230,29 @@ func (img *Image) writeACI(file string) (string, error) {
 	if err := tw.WriteHeader(&tar.Header{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(img.epoch, 0)}); err != nil {
 		return "", err
 	}
-	tw.Flush()
-	// writeTar closes with the end-of-archive marker: write the rootfs
-	// after the manifest into the same stream, without the first writer's.
-	if err := writeTar(&buf, img.tree, "rootfs/", img.epoch, s.Owners); err != nil {
+	// The rootfs is the layer as built, under rootfs/: the inputs (the
+	// build's unpacked packages among them) are gone by now.
+	tr := tar.NewReader(bytes.NewReader(img.Tar))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		h.Name = "rootfs/" + h.Name
+		if h.Typeflag == tar.TypeLink {
+			h.Linkname = "rootfs/" + h.Linkname
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
 		return "", err
 	}
 	id := digest.SHA512.FromBytes(buf.Bytes())

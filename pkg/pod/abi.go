@@ -41,6 +41,14 @@ const (
 	AnnotationAppStop  = "skiff.dev/stage1/app-stop"
 	AnnotationAppRm    = "skiff.dev/stage1/app-rm"
 
+	// FeatureDebug (since version 3): enter takes --mount-image and
+	// --cap-add, for skiff debug (docs/debug.md).
+	FeatureDebug = "debug"
+	// DebugMountPoint is where enter --mount-image mounts the tools image
+	// for the command (docs/debug.md): in the app's /dev, a tmpfs that is
+	// no part of the app's image.
+	DebugMountPoint = "/dev/.skiff-debug"
+
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.
 	EnvLockFD = "SKIFF_LOCK_FD"

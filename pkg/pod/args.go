@@ -60,13 +60,21 @@ func (a *RunArgs) Parse(argv []string) error {
 type EnterArgs struct {
 	Debug bool
 	App   string
-	UUID  string
-	Cmd   []string // after "--"
+	// Since version 3, with FeatureDebug: a host directory (a tools
+	// image's rendered rootfs) mounted read-only at DebugMountPoint for
+	// Cmd alone, and capabilities (CAP_ names, comma-separated) Cmd gets
+	// beyond the app's.
+	MountImage string
+	CapAdd     string
+	UUID       string
+	Cmd        []string // after "--"
 }
 
 func (a *EnterArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.Debug, "debug", false, "")
 	fs.StringVar(&a.App, "app", "", "")
+	fs.StringVar(&a.MountImage, "mount-image", "", "")
+	fs.StringVar(&a.CapAdd, "cap-add", "", "")
 }
 
 // Argv returns the arguments stage0 passes to enter.

@@ -57,6 +57,8 @@ func TestEnterArgsRoundTrip(t *testing.T) {
 		{"command with flags and --", EnterArgs{Debug: true, App: "a", UUID: "u", Cmd: []string{"ls", "--debug", "--", "-x"}},
 			[]string{"--app=a", "--debug", "u", "--", "ls", "--debug", "--", "-x"}},
 		{"no command", EnterArgs{App: "a", UUID: "u"}, []string{"--app=a", "u"}},
+		{"debug", EnterArgs{App: "a", MountImage: "/t/rootfs", CapAdd: "CAP_SYS_PTRACE", UUID: "u", Cmd: []string{"sh"}},
+			[]string{"--app=a", "--cap-add=CAP_SYS_PTRACE", "--mount-image=/t/rootfs", "u", "--", "sh"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*EnterArgs).Parse) })

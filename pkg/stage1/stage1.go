@@ -81,9 +81,25 @@ func (in Invocation) Exec(o RunOptions) error {
 	return nil
 }
 
-// Enter runs CMD inside app of the running pod and returns its exit status.
-func (in Invocation) Enter(app string, cmd []string) (int, error) {
-	args := pod.EnterArgs{Debug: in.Debug, App: app, UUID: in.Pod.UUID, Cmd: cmd}
+// EnterOptions are enter's flags for skiff debug (pod.FeatureDebug).
+type EnterOptions struct {
+	MountImage string // a host directory mounted read-only at pod.DebugMountPoint for CMD
+	CapAdd     string // capabilities CMD gets beyond the app's, comma-separated
+}
+
+// Enter runs CMD inside app of the running pod and returns its exit
+// status. Options need a stage1 that supports pod.FeatureDebug.
+func (in Invocation) Enter(app string, cmd []string, o EnterOptions) (int, error) {
+	if o != (EnterOptions{}) {
+		s1, err := pod.ReadStage1(in.Pod.Path())
+		if err != nil {
+			return 0, err
+		}
+		if !s1.Supports(pod.FeatureDebug) {
+			return 0, fmt.Errorf("stage1 %s: %w: debug (its manifest has no feature %s)", s1.Name, pod.ErrUnsupported, pod.FeatureDebug)
+		}
+	}
+	args := pod.EnterArgs{Debug: in.Debug, App: app, MountImage: o.MountImage, CapAdd: o.CapAdd, UUID: in.Pod.UUID, Cmd: cmd}
 	return in.call(pod.EntrypointEnter, args.Argv())
 }
 

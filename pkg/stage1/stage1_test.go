@@ -2,6 +2,7 @@ package stage1
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -86,7 +87,7 @@ func TestInvocationArgv(t *testing.T) {
 		parse    func(argv []string) (any, error)
 		want     func(uuid string) any
 	}{
-		{pod.EntrypointEnter, func(in Invocation) (int, error) { return in.Enter("web", cmd) }, "7", 7,
+		{pod.EntrypointEnter, func(in Invocation) (int, error) { return in.Enter("web", cmd, EnterOptions{}) }, "7", 7,
 			func(argv []string) (any, error) { var a pod.EnterArgs; err := a.Parse(argv); return a, err },
 			func(u string) any { return pod.EnterArgs{Debug: true, App: "web", UUID: u, Cmd: cmd} }},
 		{pod.EntrypointStop, func(in Invocation) (int, error) { return 0, in.Stop(true) }, "0", 0,
@@ -125,5 +126,18 @@ func TestInvocationStopFails(t *testing.T) {
 	t.Setenv("EXIT_stop", "254")
 	if err := in.Stop(false); err == nil || !strings.Contains(err.Error(), "exited 254") {
 		t.Errorf("Stop with a failing entrypoint: err = %v, want one saying it exited 254", err)
+	}
+}
+
+// Debug options go only to a stage1 whose manifest offers them; any
+// other is not called at all.
+func TestEnterDebugNeedsFeature(t *testing.T) {
+	in := newInvocation(t)
+	_, err := in.Enter("web", []string{"sh"}, EnterOptions{MountImage: "/tools"})
+	if !errors.Is(err, pod.ErrUnsupported) {
+		t.Fatalf("err = %v, want pod.ErrUnsupported", err)
+	}
+	if _, err := os.Stat(in.Pod.File(pod.EntrypointEnter + ".argv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("enter was called: %v", err)
 	}
 }

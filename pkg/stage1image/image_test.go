@@ -16,7 +16,7 @@ import (
 
 func TestImageManifest(t *testing.T) {
 	for _, apps := range []bool{false, true} {
-		b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", apps, []string{pod.FeatureMetadata})
+		b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", apps, []string{pod.FeatureMetadata, pod.FeatureDebug})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,8 +33,10 @@ func TestImageManifest(t *testing.T) {
 				t.Errorf("manifest lacks entrypoint %s", ep)
 			}
 		}
-		if !s.Supports(pod.FeatureMetadata) {
-			t.Errorf("manifest lacks feature %s", pod.FeatureMetadata)
+		for _, f := range []string{pod.FeatureMetadata, pod.FeatureDebug} {
+			if !s.Supports(f) {
+				t.Errorf("manifest lacks feature %s", f)
+			}
 		}
 		if s.SupportsApps() != apps {
 			t.Errorf("apps %v: SupportsApps() = %v", apps, s.SupportsApps())

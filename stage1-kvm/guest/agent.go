@@ -145,9 +145,33 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 	}
 	defer filters.Close()
 	files = append(files, filters)
-	argv := append([]string{"--target=" + strconv.Itoa(pid),
+	argv := []string{"--target=" + strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
-		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5", "--"}, m.Args...)
+		"/proc/self/fd/3", "exec", "--bundle=/proc/self/fd/4", "--filters=/proc/self/fd/5"}
+	if m.CapAdd != "" {
+		argv = append(argv, "--cap-add="+m.CapAdd)
+	}
+	if m.MountImage != "" {
+		// As stage1-ns's enter does (docs/debug.md), here in the guest.
+		root, err := launch.AppRoot(pid)
+		if err != nil {
+			return fail(err)
+		}
+		tree, point, remove, err := launch.PrepareTools(root, m.MountImage)
+		unix.Close(root)
+		if err != nil {
+			return fail(err)
+		}
+		defer remove()
+		for _, fd := range []int{tree, point} {
+			unix.CloseOnExec(fd) // reaches nsenter as an ExtraFile only, not other commands
+			f := os.NewFile(uintptr(fd), "tools")
+			defer f.Close()
+			files = append(files, f)
+		}
+		argv = append(argv, "--mount-tree=6", "--mount-point=7")
+	}
+	argv = append(append(argv, "--"), m.Args...)
 	cmd := exec.Command(NsenterPath, argv...)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,20 +95,38 @@ func poweroff() error {
 
 // Enter runs cmd in app of the running pod through the guest's agent,
 // streaming stdio both ways, and returns cmd's exit status.
+// With --mount-image (skiff debug) the host directory is bound read-only
+// into the shared tree for the time of the command, and the agent mounts
+// it into the app as stage1-ns does (docs/debug.md).
 func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
-	return enter(a.App, a.Cmd, os.Stdin, os.Stdout, os.Stderr)
-}
-
-func enter(app string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if len(cmd) == 0 {
+	m := agent.Message{Op: agent.OpEnter, App: a.App, Args: a.Cmd, CapAdd: a.CapAdd, Term: os.Getenv("TERM")}
+	if len(a.Cmd) == 0 {
 		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
+	if a.MountImage != "" {
+		guest, undo, err := shareTools(a.MountImage)
+		if err != nil {
+			return 0, fmt.Errorf("enter %s: %w", a.App, err)
+		}
+		m.MountImage = guest
+		// ^C and ^\ are for the command: dying here would leave the bind.
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
+		defer signal.Stop(sigs)
+		code, err := enter(m, os.Stdin, os.Stdout, os.Stderr)
+		return code, errors.Join(err, undo())
+	}
+	return enter(m, os.Stdin, os.Stdout, os.Stderr)
+}
+
+func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	app := m.App
 	c, conn, err := dialControl()
 	if err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	defer conn.Close()
-	if err := c.Send(agent.Message{Op: agent.OpEnter, App: app, Args: cmd, Term: os.Getenv("TERM")}); err != nil {
+	if err := c.Send(m); err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	go func() {

@@ -1,9 +1,11 @@
 package kvm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/appc/spec/schema"
@@ -78,7 +80,51 @@ func mountAt(root *os.Root, dir, source string, flags uintptr) error {
 	return unix.Mount(source, fmt.Sprintf("/proc/self/fd/%d", mp.Fd()), "", flags, "")
 }
 
-// unmountVolumes detaches the host volumes bound for the guest.
+// unmountVolumes detaches the host volumes bound for the guest, and any
+// tools image an enter killed midway left bound.
 func unmountVolumes() error {
-	return mount.UnmountAll(filepath.Join(pod.Stage1Rootfs, podunit.VolumesDir))
+	return errors.Join(mount.UnmountAll(filepath.Join(pod.Stage1Rootfs, podunit.VolumesDir)),
+		mount.UnmountAll(filepath.Join(pod.Stage1Rootfs, toolsDir)))
+}
+
+// toolsDir is where enter --mount-image binds a tools image into the
+// shared tree, for the guest agent to mount into the app (docs/debug.md).
+const toolsDir = "/skiff/debug"
+
+// shareTools binds the host directory dir read-only, nosuid and nodev
+// into the shared tree, at a directory of this process's own under
+// toolsDir, and returns its path in the guest. undo unmounts it (through
+// the handle on the mount itself, not a path the guest could change) and
+// removes the directory.
+func shareTools(dir string) (guest string, undo func() error, err error) {
+	root, err := os.OpenRoot(pod.Stage1Rootfs)
+	if err != nil {
+		return "", nil, err
+	}
+	rel := strings.TrimPrefix(toolsDir, "/") + "/" + strconv.Itoa(os.Getpid())
+	if err := root.MkdirAll(rel, 0o700); err != nil {
+		root.Close()
+		return "", nil, fmt.Errorf("share tools: %w", err)
+	}
+	removeDir := func() error { defer root.Close(); return root.Remove(rel) }
+	if err := mountAt(root, rel, dir, unix.MS_BIND|unix.MS_REC); err != nil {
+		return "", nil, errors.Join(fmt.Errorf("share tools %s: %w", dir, err), removeDir())
+	}
+	mp, err := root.OpenFile(rel, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err == nil {
+		err = unix.Mount("", fmt.Sprintf("/proc/self/fd/%d", mp.Fd()), "",
+			unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+	}
+	undo = func() error {
+		var err error
+		if mp != nil {
+			err = unix.Unmount(fmt.Sprintf("/proc/self/fd/%d", mp.Fd()), unix.MNT_DETACH)
+			mp.Close()
+		}
+		return errors.Join(err, removeDir())
+	}
+	if err != nil {
+		return "", nil, errors.Join(fmt.Errorf("share tools %s read-only: %w", dir, err), undo())
+	}
+	return "/" + rel, undo, nil
 }

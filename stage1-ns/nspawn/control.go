@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -99,63 +100,122 @@ func (Isolator) GC(_ *slog.Logger, a pod.GCArgs) error {
 // no_new_privs and seccomp filter before it execs cmd. stage2, the app's
 // bundle and the filters are passed as open fds because none is visible
 // from inside the app's root. It returns only on failure.
-func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
-	return 0, enter(a.App, a.Cmd)
+//
+// With --mount-image (skiff debug) it runs cmd as a child instead and
+// waits for it: it makes the mount point in the app's /dev, stage2 mounts
+// the image there in a mount namespace of cmd's own, and Enter removes
+// the mount point again when cmd has ended (docs/debug.md). --cap-add
+// passes capabilities on to stage2, which adds them to the app's.
+func (Isolator) Enter(log *slog.Logger, a pod.EnterArgs) (int, error) {
+	return enter(log, a)
 }
 
-func enter(app string, cmd []string) error {
+func enter(log *slog.Logger, a pod.EnterArgs) (int, error) {
+	app, cmd := a.App, a.Cmd
 	if len(cmd) == 0 {
-		return fmt.Errorf("enter: %w: no command", ErrUsage)
+		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
 	init, err := podInit()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	pid, err := appPid(init, app)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := joinCgroups(pid); err != nil {
-		return fmt.Errorf("enter %s: %w", app, err)
+		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
-		return fmt.Errorf("enter %s: %w", app, err)
+		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	filters, err := launch.Filters(init)
 	if err != nil {
-		return fmt.Errorf("enter %s: %w", app, err)
+		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	// Opened without close-on-exec, so that they survive into stage2.
 	var fds [3]int
 	for i, p := range []string{filepath.Join(pod.Stage1Rootfs, podunit.Stage2Path), pod.AppDir(app)} {
 		if fds[i], err = unix.Open(p, unix.O_RDONLY, 0); err != nil {
-			return fmt.Errorf("enter %s: open %s: %w", app, p, err)
+			return 0, fmt.Errorf("enter %s: open %s: %w", app, p, err)
 		}
 	}
 	if fds[2], err = unix.MemfdCreate("skiff-filters", 0); err != nil {
-		return fmt.Errorf("enter %s: %w", app, err)
+		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	var buf bytes.Buffer
 	if err := launch.WriteFilters(&buf, filters); err != nil {
-		return fmt.Errorf("enter %s: %w", app, err)
+		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
 	if _, err := unix.Write(fds[2], buf.Bytes()); err != nil {
-		return fmt.Errorf("enter %s: write filters: %w", app, err)
+		return 0, fmt.Errorf("enter %s: write filters: %w", app, err)
 	}
-	argv := append([]string{"nsenter", "--target=" + strconv.Itoa(pid),
+	argv := []string{"nsenter", "--target=" + strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
 		fmt.Sprintf("/proc/self/fd/%d", fds[0]), "exec", fmt.Sprintf("--bundle=/proc/self/fd/%d", fds[1]),
-		fmt.Sprintf("--filters=/proc/self/fd/%d", fds[2]), "--"}, cmd...)
-	// The bounding set is per thread: drop on the one that execs.
+		fmt.Sprintf("--filters=/proc/self/fd/%d", fds[2])}
+	if a.CapAdd != "" {
+		log.Debug("adding capabilities", "app", app, "caps", a.CapAdd)
+		argv = append(argv, "--cap-add="+a.CapAdd)
+	}
+	var remove func() error
+	if a.MountImage != "" {
+		var tree, point int
+		root, err := launch.AppRoot(pid)
+		if err != nil {
+			return 0, fmt.Errorf("enter %s: %w", app, err)
+		}
+		tree, point, remove, err = launch.PrepareTools(root, a.MountImage)
+		unix.Close(root)
+		if err != nil {
+			return 0, fmt.Errorf("enter %s: %w", app, err)
+		}
+		argv = append(argv, fmt.Sprintf("--mount-tree=%d", tree), fmt.Sprintf("--mount-point=%d", point))
+	}
+	argv = append(append(argv, "--"), cmd...)
+	// The bounding set is per thread: drop on the one that execs (or forks).
 	runtime.LockOSThread()
 	if err := boundLike(init); err != nil {
-		return fmt.Errorf("enter %s: %w", app, err)
+		return 0, errors.Join(fmt.Errorf("enter %s: %w", app, err), call(remove))
 	}
-	if err := unix.Exec(nsenter, argv, os.Environ()); err != nil {
-		return fmt.Errorf("enter %s: exec nsenter: %w", app, err)
+	if remove == nil {
+		return 0, fmt.Errorf("enter %s: exec nsenter: %w", app, unix.Exec(nsenter, argv, os.Environ()))
 	}
-	return nil
+	code, err := wait(nsenter, argv)
+	if err != nil {
+		err = fmt.Errorf("enter %s: %w", app, err)
+	}
+	return code, errors.Join(err, remove())
+}
+
+func call(f func() error) error {
+	if f == nil {
+		return nil
+	}
+	return f()
+}
+
+// wait runs argv (from path) with the caller's stdio and returns its exit
+// status, 128+signal when it was killed. A terminal's ^C or ^\ is for the
+// command: this process catches them rather than die and leave the mount
+// point behind.
+func wait(path string, argv []string) (int, error) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	c := exec.Command(path, argv[1:]...)
+	c.Args[0] = argv[0]
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
 }
 
 // boundLike drops from the calling thread's bounding set every capability

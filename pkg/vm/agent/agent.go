@@ -67,10 +67,15 @@ type Message struct {
 	Args    []string `json:"args,omitempty"`
 	App     string   `json:"app,omitempty"`
 	Term    string   `json:"term,omitempty"` // with OpEnter: the caller's TERM, which the command gets
-	Data    []byte   `json:"data,omitempty"`
-	Code    int      `json:"code"`
-	Error   string   `json:"error,omitempty"`
-	ErrCode ErrCode  `json:"errcode,omitempty"` // with OpError: the sentinel Error stands for (see Failure, Err)
+	// With OpEnter, for skiff debug: a directory of the shared tree (a
+	// path in the guest) to mount for the command alone, and capabilities
+	// to add (pod.EnterArgs's MountImage and CapAdd).
+	MountImage string  `json:"mountImage,omitempty"`
+	CapAdd     string  `json:"capAdd,omitempty"`
+	Data       []byte  `json:"data,omitempty"`
+	Code       int     `json:"code"`
+	Error      string  `json:"error,omitempty"`
+	ErrCode    ErrCode `json:"errcode,omitempty"` // with OpError: the sentinel Error stands for (see Failure, Err)
 }
 
 // Conn reads and writes messages on a stream. Send is safe for concurrent
