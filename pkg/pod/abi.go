@@ -2,7 +2,9 @@ package pod
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -24,6 +26,12 @@ const (
 	AnnotationEnter   = "skiff.dev/stage1/enter"
 	AnnotationStop    = "skiff.dev/stage1/stop"
 	AnnotationGC      = "skiff.dev/stage1/gc"
+	// AnnotationFeatures lists, comma-separated, the optional run flags the
+	// stage1 understands (FeaturePrivateUsers).
+	AnnotationFeatures = "skiff.dev/stage1/features"
+
+	// FeaturePrivateUsers: run takes --private-users=UID:COUNT.
+	FeaturePrivateUsers = "private-users"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.
@@ -51,6 +59,7 @@ const (
 	NetDir            = "net"                         // stage0's: the pod's CNI attachment records and results
 	NetResolvConf     = NetDir + "/resolv.conf"       // since version 2, with --netns: the pod's resolv.conf
 	NetHosts          = NetDir + "/hosts"             // since version 2, with --netns: lines for every app's /etc/hosts
+	PrivateUsersFile  = "private-users"               // stage0's: the pod's uid range, UID:COUNT, with --private-users
 
 	// ExitFailure is the exit status of skiff, a stage1 entrypoint or
 	// stage2 when it fails itself (254, as rkt); apps' statuses pass through.
@@ -75,6 +84,7 @@ type Stage1 struct {
 	Name        string
 	Version     int
 	entrypoints map[string]string
+	features    []string
 }
 
 // Entrypoint names.
@@ -112,6 +122,9 @@ func ParseStage1(m *schema.ImageManifest) (*Stage1, error) {
 			s.entrypoints[ep] = p
 		}
 	}
+	if f, ok := m.Annotations.Get(AnnotationFeatures); ok {
+		s.features = strings.Split(f, ",")
+	}
 	if _, ok := s.entrypoints[EntrypointRun]; !ok {
 		return nil, fmt.Errorf("stage1 %s: %w: no %s annotation", s.Name, ErrNotStage1, AnnotationRun)
 	}
@@ -136,6 +149,9 @@ func (s *Stage1) Supports(ep string) bool {
 	_, ok := s.entrypoints[ep]
 	return ok
 }
+
+// Has reports whether the stage1 declares feature (AnnotationFeatures).
+func (s *Stage1) Has(feature string) bool { return slices.Contains(s.features, feature) }
 
 // Entrypoint returns the path, inside the stage1 rootfs, of entrypoint ep.
 func (s *Stage1) Entrypoint(ep string) (string, error) {

@@ -19,7 +19,10 @@ type RunArgs struct {
 	NetNS       string // since version 2: join this network namespace file (stage0 attached it); Net is then ""
 	Hostname    string
 	Interactive bool
-	UUID        string
+	// PrivateUsers, with FeaturePrivateUsers: UID:COUNT, the host uids of
+	// the pod's user namespace; its image trees are already idmapped to it.
+	PrivateUsers string
+	UUID         string
 }
 
 func (a *RunArgs) flags(fs *flag.FlagSet) {
@@ -28,6 +31,7 @@ func (a *RunArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.NetNS, "netns", "", "")
 	fs.StringVar(&a.Hostname, "hostname", "", "")
 	fs.BoolVar(&a.Interactive, "interactive", false, "")
+	fs.StringVar(&a.PrivateUsers, "private-users", "", "")
 }
 
 // Argv returns the arguments stage0 passes to run.

@@ -33,11 +33,12 @@ import (
 // ImageOptions say what a stage1 image holds besides the minimal systemd
 // every pod boots and the manifest naming the entrypoints.
 type ImageOptions struct {
-	Name     string // the image's name, e.g. skiff.dev/stage1-ns
-	Stage1   string // the static multi-call stage1 binary, installed as /skiff/run
-	Stage2   string // the static stage2 binary
-	Version  string // the image's version label
-	HostRoot string // the tree systemd is taken from, "/" on a build host
+	Name     string   // the image's name, e.g. skiff.dev/stage1-ns
+	Stage1   string   // the static multi-call stage1 binary, installed as /skiff/run
+	Stage2   string   // the static stage2 binary
+	Version  string   // the image's version label
+	HostRoot string   // the tree systemd is taken from, "/" on a build host
+	Features []string // optional run flags the stage1 understands (pod.AnnotationFeatures)
 
 	Links     []string          // more names for /skiff/run besides enter, stop, gc and hook
 	HostFiles []string          // more host executables to carry, with their libraries
@@ -168,7 +169,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	if err != nil {
 		return err
 	}
-	man, err := imageManifest(o.Name, o.Version)
+	man, err := imageManifest(o.Name, o.Version, o.Features)
 	if err != nil {
 		return err
 	}
@@ -228,7 +229,7 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	return t.err
 }
 
-func imageManifest(imageName, version string) ([]byte, error) {
+func imageManifest(imageName, version string, features []string) ([]byte, error) {
 	name, err := types.NewACIdentifier(imageName)
 	if err != nil {
 		return nil, err
@@ -245,6 +246,9 @@ func imageManifest(imageName, version string) ([]byte, error) {
 			pod.EntrypointStop:  "/skiff/stop",
 			pod.EntrypointGC:    "/skiff/gc",
 		}),
+	}
+	if len(features) > 0 {
+		m.Annotations.Set(pod.AnnotationFeatures, strings.Join(features, ","))
 	}
 	return json.MarshalIndent(m, "", "  ")
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func TestImageManifest(t *testing.T) {
-	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3")
+	b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", []string{pod.FeaturePrivateUsers, "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +31,9 @@ func TestImageManifest(t *testing.T) {
 		if !s.Supports(ep) {
 			t.Errorf("manifest lacks entrypoint %s", ep)
 		}
+	}
+	if !s.Has(pod.FeaturePrivateUsers) || !s.Has("other") || s.Has("private") {
+		t.Errorf("features wrong: %v", m.Annotations)
 	}
 	if v, _ := m.GetLabel("version"); v != "1.2.3" {
 		t.Errorf("version label = %q", v)

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/stage1image"
 )
 
@@ -22,5 +23,6 @@ type ImageOptions struct {
 func BuildImage(w io.Writer, o ImageOptions) error {
 	return stage1image.BuildImage(w, stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
+		Features: []string{pod.FeaturePrivateUsers},
 	})
 }
