@@ -126,12 +126,23 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 		}
 	}
 	if o.PrivateUsers && o.NoOverlay {
-		return nil, fmt.Errorf("prepare pod: %w: it needs overlays (image trees are idmapped, never copied or chowned)", ErrPrivateUsers)
+		return nil, fmt.Errorf("%w: it needs overlays (image trees are idmapped, never copied or chowned)", ErrPrivateUsers)
 	}
 	// The manifest first: a pod that cannot be described is never created.
 	pm, err := Manifest(imgs, o)
 	if err != nil {
 		return nil, err
+	}
+	s1m, err := imgs.Manifest(o.Stage1)
+	if err != nil {
+		return nil, fmt.Errorf("prepare stage1: %w", err)
+	}
+	s1, err := pod.ParseStage1(s1m)
+	if err != nil {
+		return nil, err
+	}
+	if o.PrivateUsers && !s1.Has(pod.FeaturePrivateUsers) {
+		return nil, fmt.Errorf("%w: stage1 %s does not support it", ErrPrivateUsers, s1.Name)
 	}
 	p, err = pod.Create(o.DataDir)
 	if err != nil {
@@ -157,18 +168,7 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 			return p, fmt.Errorf("prepare pod: %w", err)
 		}
 	}
-	s1m, err := imgs.Manifest(o.Stage1)
-	if err != nil {
-		return p, fmt.Errorf("prepare stage1: %w", err)
-	}
-	s1, err := pod.ParseStage1(s1m)
-	if err != nil {
-		return p, err
-	}
 	if o.PrivateUsers {
-		if !s1.Has(pod.FeaturePrivateUsers) {
-			return p, fmt.Errorf("prepare pod: %w: stage1 %s does not support it", ErrPrivateUsers, s1.Name)
-		}
 		if _, err := allocateUsers(p); err != nil {
 			return p, err
 		}

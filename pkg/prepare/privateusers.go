@@ -67,10 +67,10 @@ func allocateUsers(p *pod.Pod) (userns.Range, error) {
 	}
 	r, err := Ranges.Allocate(o)
 	if err != nil {
-		return r, fmt.Errorf("prepare pod: %w", err)
+		return r, err
 	}
 	if err := perm.WriteFile(p.File(pod.PrivateUsersFile), []byte(r.String()+"\n"), true); err != nil {
-		return r, errors.Join(fmt.Errorf("prepare pod: %w", err), Ranges.Release(o, r))
+		return r, errors.Join(err, Ranges.Release(o, r))
 	}
 	return r, nil
 }
