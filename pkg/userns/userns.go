@@ -64,7 +64,11 @@ func Default(inUse func(string, Range) bool) *Registry {
 }
 
 func (g *Registry) lock() (func(), error) {
-	if err := os.MkdirAll(g.Dir, 0o700); err != nil {
+	// The parent (/run/skiff) is shared with other records; the registry is root's.
+	if err := os.MkdirAll(filepath.Dir(g.Dir), 0o755); err != nil {
+		return nil, fmt.Errorf("uid ranges: %w", err)
+	}
+	if err := os.Mkdir(g.Dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("uid ranges: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(g.Dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
@@ -110,20 +114,35 @@ func (g *Registry) write(owner string, r Range) error {
 }
 
 // Allocate finds a free block, records owner as its holder and returns it.
+// A block without an entry is taken first; only when every block has one
+// are the owners asked whether they still hold theirs.
 func (g *Registry) Allocate(owner string) (Range, error) {
 	unlock, err := g.lock()
 	if err != nil {
 		return Range{}, err
 	}
 	defer unlock()
+	ents, err := os.ReadDir(g.Dir)
+	if err != nil {
+		return Range{}, fmt.Errorf("uid ranges: %w", err)
+	}
+	taken := map[string]bool{}
+	for _, e := range ents {
+		taken[e.Name()] = true
+	}
+	block := func(i int) Range { return Range{Base: g.First + uint32(i)*BlockSize, Size: BlockSize} }
 	for i := range g.Blocks {
-		r := Range{Base: g.First + uint32(i)*BlockSize, Size: BlockSize}
-		h, err := g.holder(r)
+		if r := block(i); !taken[filepath.Base(g.entry(r))] {
+			return r, g.write(owner, r)
+		}
+	}
+	for i := range g.Blocks {
+		h, err := g.holder(block(i))
 		if err != nil {
 			return Range{}, err
 		}
 		if h == "" {
-			return r, g.write(owner, r)
+			return block(i), g.write(owner, block(i))
 		}
 	}
 	return Range{}, fmt.Errorf("uid ranges: %w (%d blocks in use)", ErrExhausted, g.Blocks)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -192,5 +193,37 @@ func TestNS(t *testing.T) {
 	}
 	if st.Uid != r.Base || st.Gid != r.Base {
 		t.Errorf("idmapped owner %d:%d, want %d:%d", st.Uid, st.Gid, r.Base, r.Base)
+	}
+}
+
+// BenchmarkNS is what a --private-users pod pays once for its idmapping.
+func BenchmarkNS(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	r := Range{Base: 0x10000000, Size: BlockSize}
+	for b.Loop() {
+		f, err := r.NS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+// BenchmarkAllocateRelease is the registry's share, 64 blocks in use.
+func BenchmarkAllocateRelease(b *testing.B) {
+	g := &Registry{Dir: b.TempDir(), First: 0x10000000, Blocks: 4096}
+	for i := range 64 {
+		g.Allocate(strconv.Itoa(i))
+	}
+	for b.Loop() {
+		r, err := g.Allocate("x")
+		if err == nil {
+			err = g.Release("x", r)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
