@@ -94,6 +94,10 @@ func TestPrivateUsers(t *testing.T) {
 		t.Fatalf("the range is not in the host's registry: %v", err)
 	}
 
+	// skiff enter joins the pod's user namespace too.
+	if got := e.mustRun("enter", uuid, "--", "/bin/cat", "/proc/self/uid_map"); !strings.Contains(uidMapLine.FindString(got), m[1]) {
+		t.Errorf("enter: uid_map %q, want the pod's range %s", got, m[1])
+	}
 	// A second pod, while the first runs, gets another range.
 	out2 := e.mustRun("--insecure-options=image", "run", "--stage1=ns", "--private-users", busybox, "--exec=/bin/cat", "--", "/proc/self/uid_map")
 	m2 := uidMapLine.FindStringSubmatch(out2)

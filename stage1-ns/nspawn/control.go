@@ -143,10 +143,19 @@ func enter(app string, cmd []string) error {
 	if _, err := unix.Write(fds[2], buf.Bytes()); err != nil {
 		return fmt.Errorf("enter %s: write filters: %w", app, err)
 	}
-	argv := append([]string{"nsenter", "--target=" + strconv.Itoa(pid),
-		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
+	own, err := ownUserNS(pid)
+	if err != nil {
+		return fmt.Errorf("enter %s: %w", app, err)
+	}
+	argv := []string{"nsenter", "--target=" + strconv.Itoa(pid)}
+	if own {
+		// A --private-users pod: the command is root of the pod's user
+		// namespace (nsenter sets uid and gid 0 there), never the host's.
+		argv = append(argv, "--user")
+	}
+	argv = append(append(argv, "--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
 		fmt.Sprintf("/proc/self/fd/%d", fds[0]), "exec", fmt.Sprintf("--bundle=/proc/self/fd/%d", fds[1]),
-		fmt.Sprintf("--filters=/proc/self/fd/%d", fds[2]), "--"}, cmd...)
+		fmt.Sprintf("--filters=/proc/self/fd/%d", fds[2]), "--"), cmd...)
 	// The bounding set is per thread: drop on the one that execs.
 	runtime.LockOSThread()
 	if err := boundLike(init); err != nil {
@@ -156,6 +165,20 @@ func enter(app string, cmd []string) error {
 		return fmt.Errorf("enter %s: exec nsenter: %w", app, err)
 	}
 	return nil
+}
+
+// ownUserNS reports whether process pid is in another user namespace than
+// the caller (a pod with --private-users).
+func ownUserNS(pid int) (bool, error) {
+	self, err := os.Stat("/proc/self/ns/user")
+	if err != nil {
+		return false, err
+	}
+	other, err := os.Stat(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err != nil {
+		return false, err
+	}
+	return !os.SameFile(self, other), nil
 }
 
 // boundLike drops from the calling thread's bounding set every capability
