@@ -124,3 +124,29 @@ func TestPrivateUsers(t *testing.T) {
 		t.Errorf("gc left the range %v in the registry: %v", first, err)
 	}
 }
+
+// TestPrivateUsersPrepared: prepare chooses the range, run-prepared keeps
+// it and claims it again when the host's registry lost it (a reboot
+// empties /run); an empty volume is owned, inside, by the uid it asks for.
+func TestPrivateUsersPrepared(t *testing.T) {
+	e := newEnv(t)
+	uuid := strings.TrimSpace(e.mustRun("--insecure-options=image", "prepare", "--stage1=ns", "--private-users",
+		"--volume=e,kind=empty,uid=1000,gid=1000", image(t, "busybox.aci"), "--mount=volume=e,target=/e", "--exec=/bin/sh", "--", "-c",
+		`cat /proc/self/uid_map; stat -c "OWNER=%u:%g" /e; touch /e/f && echo EMPTY-WRITTEN`))
+	m := regexp.MustCompile(`private-users=(\d+):65536\n`).FindStringSubmatch(e.mustRun("status", uuid))
+	if m == nil {
+		t.Fatalf("status of a prepared --private-users pod shows no range")
+	}
+	entry := filepath.Join("/run/skiff/userns", m[1])
+	if err := os.Remove(entry); err != nil {
+		t.Fatal(err)
+	}
+	out := e.mustRun("--insecure-options=image", "run-prepared", uuid)
+	if got := uidMapLine.FindStringSubmatch(out); got == nil || got[1] != m[1] {
+		t.Errorf("run-prepared: uid_map in %q, want the prepared range %s", out, m[1])
+	}
+	mustContain(t, out, "OWNER=1000:1000", "EMPTY-WRITTEN")
+	if _, err := os.Stat(entry); err != nil {
+		t.Errorf("run-prepared did not claim its range again: %v", err)
+	}
+}
