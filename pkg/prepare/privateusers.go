@@ -65,14 +65,9 @@ func allocateUsers(p *pod.Pod) (userns.Range, error) {
 	if err != nil {
 		return userns.Range{}, err
 	}
-	r, err := Ranges.Allocate(o)
-	if err != nil {
-		return r, err
-	}
-	if err := perm.WriteFile(p.File(pod.PrivateUsersFile), []byte(r.String()+"\n"), true); err != nil {
-		return r, errors.Join(err, Ranges.Release(o, r))
-	}
-	return r, nil
+	return Ranges.Allocate(o, func(r userns.Range) error {
+		return perm.WriteFile(p.File(pod.PrivateUsersFile), []byte(r.String()+"\n"), true)
+	})
 }
 
 // ReleasePrivateUsers frees the range of pod p, if it has one; gc calls

@@ -115,8 +115,11 @@ func (g *Registry) write(owner string, r Range) error {
 
 // Allocate finds a free block, records owner as its holder and returns it.
 // A block without an entry is taken first; only when every block has one
-// are the owners asked whether they still hold theirs.
-func (g *Registry) Allocate(owner string) (Range, error) {
+// are the owners asked whether they still hold theirs. record, if not nil,
+// runs under the lock before the entry is written (the owner's own record
+// of the range, so InUse never sees an entry whose owner does not know it
+// yet); if it fails, nothing is allocated.
+func (g *Registry) Allocate(owner string, record func(Range) error) (Range, error) {
 	unlock, err := g.lock()
 	if err != nil {
 		return Range{}, err
@@ -130,10 +133,18 @@ func (g *Registry) Allocate(owner string) (Range, error) {
 	for _, e := range ents {
 		taken[e.Name()] = true
 	}
+	take := func(r Range) (Range, error) {
+		if record != nil {
+			if err := record(r); err != nil {
+				return Range{}, err
+			}
+		}
+		return r, g.write(owner, r)
+	}
 	block := func(i int) Range { return Range{Base: g.First + uint32(i)*BlockSize, Size: BlockSize} }
 	for i := range g.Blocks {
 		if r := block(i); !taken[filepath.Base(g.entry(r))] {
-			return r, g.write(owner, r)
+			return take(r)
 		}
 	}
 	for i := range g.Blocks {
@@ -142,7 +153,7 @@ func (g *Registry) Allocate(owner string) (Range, error) {
 			return Range{}, err
 		}
 		if h == "" {
-			return block(i), g.write(owner, block(i))
+			return take(block(i))
 		}
 	}
 	return Range{}, fmt.Errorf("uid ranges: %w (%d blocks in use)", ErrExhausted, g.Blocks)

@@ -49,7 +49,7 @@ func TestAllocateExhaustRelease(t *testing.T) {
 	seen := map[Range]string{}
 	for i := range 3 {
 		owner := fmt.Sprintf("pod%d", i)
-		r, err := g.Allocate(owner)
+		r, err := g.Allocate(owner, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,21 +61,41 @@ func TestAllocateExhaustRelease(t *testing.T) {
 		}
 		seen[r] = owner
 	}
-	if _, err := g.Allocate("pod3"); !errors.Is(err, ErrExhausted) {
+	if _, err := g.Allocate("pod3", nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("4th allocation: err %v, want ErrExhausted", err)
 	}
 	second := Range{g.First + BlockSize, BlockSize}
 	if err := g.Release("someone-else", second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Allocate("pod3"); !errors.Is(err, ErrExhausted) {
+	if _, err := g.Allocate("pod3", nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("a release by a non-owner freed the block: %v", err)
 	}
 	if err := g.Release("pod1", second); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := g.Allocate("pod3"); err != nil || r != second {
+	if r, err := g.Allocate("pod3", nil); err != nil || r != second {
 		t.Fatalf("after release: got %v, %v; want %v", r, err, second)
+	}
+}
+
+func TestAllocateRecord(t *testing.T) {
+	g := testRegistry(t, 2)
+	boom := errors.New("boom")
+	if _, err := g.Allocate("a", func(Range) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("a failing record: err %v, want it", err)
+	}
+	var recorded Range
+	r, err := g.Allocate("b", func(r Range) error {
+		recorded = r
+		// Under the lock: the entry is not there yet.
+		if _, err := os.Stat(g.entry(r)); !os.IsNotExist(err) {
+			t.Errorf("entry written before the record: %v", err)
+		}
+		return nil
+	})
+	if err != nil || r != recorded || r.Base != g.First {
+		t.Fatalf("got %v, %v, recorded %v; want the first block, the one recorded", r, err, recorded)
 	}
 }
 
@@ -83,12 +103,12 @@ func TestStaleEntriesAreFree(t *testing.T) {
 	g := testRegistry(t, 2)
 	live := map[string]bool{"a": true, "b": true}
 	g.InUse = func(owner string, r Range) bool { return live[owner] }
-	ra, _ := g.Allocate("a")
-	if _, err := g.Allocate("b"); err != nil {
+	ra, _ := g.Allocate("a", nil)
+	if _, err := g.Allocate("b", nil); err != nil {
 		t.Fatal(err)
 	}
 	delete(live, "a") // its pod was deleted without a release
-	if r, err := g.Allocate("c"); err != nil || r != ra {
+	if r, err := g.Allocate("c", nil); err != nil || r != ra {
 		t.Fatalf("got %v, %v; want a's stale %v", r, err, ra)
 	}
 }
@@ -110,7 +130,7 @@ func TestClaim(t *testing.T) {
 			t.Errorf("claimed %v, not a block", bad)
 		}
 	}
-	if got, _ := g.Allocate("c"); got == r {
+	if got, _ := g.Allocate("c", nil); got == r {
 		t.Fatalf("allocated claimed %v", r)
 	}
 }
@@ -121,7 +141,7 @@ func TestConcurrentProcesses(t *testing.T) {
 	if dir := os.Getenv("USERNS_TEST_REGISTRY"); dir != "" {
 		g := &Registry{Dir: dir, First: 0x10000000, Blocks: 64}
 		for i := range 8 {
-			r, err := g.Allocate(fmt.Sprintf("%d-%d", os.Getpid(), i))
+			r, err := g.Allocate(fmt.Sprintf("%d-%d", os.Getpid(), i), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,10 +235,10 @@ func BenchmarkNS(b *testing.B) {
 func BenchmarkAllocateRelease(b *testing.B) {
 	g := &Registry{Dir: b.TempDir(), First: 0x10000000, Blocks: 4096}
 	for i := range 64 {
-		g.Allocate(strconv.Itoa(i))
+		g.Allocate(strconv.Itoa(i), nil)
 	}
 	for b.Loop() {
-		r, err := g.Allocate("x")
+		r, err := g.Allocate("x", nil)
 		if err == nil {
 			err = g.Release("x", r)
 		}
