@@ -30,6 +30,7 @@ type podFlags struct {
 	interactive  bool
 	inheritEnv   bool
 	noOverlay    bool
+	privateUsers string // "auto" or "no"
 	pidsLimit    int64
 	uuidFileSave string
 	pullPolicy   string
@@ -59,6 +60,8 @@ func (f *podFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.interactive, "interactive", false, "attach the terminal to the pod's only app")
 	fs.BoolVar(&f.inheritEnv, "inherit-env", false, "give apps skiff's environment, below the image's and --set-env's")
 	fs.BoolVar(&f.noOverlay, "no-overlay", false, "copy image trees into the pod instead of overlaying them")
+	fs.StringVar(&f.privateUsers, "private-users", "no", "auto: a user namespace of the pod's own, root in it an unprivileged host uid range (stage1 ns; docs/user-namespaces.md); no: the host's")
+	fs.Lookup("private-users").NoOptDefVal = "auto"
 	fs.Int64Var(&f.pidsLimit, "pids-limit", podunit.DefaultPidsLimit, "the most tasks (processes and threads) the whole pod may hold; 0 for no limit")
 	fs.StringVar(&f.uuidFileSave, "uuid-file-save", "", "write the pod's UUID to this file")
 	fs.StringVar(&f.pullPolicy, "pull-policy", "new", "when to fetch remote images: new (only if not in the store), update (check for a newer one), never (store only)")
@@ -228,6 +231,9 @@ func (f *podFlags) check() error {
 	case "new", "update", "never":
 	default:
 		return usagef("--pull-policy=%s: want new, update or never", f.pullPolicy)
+	}
+	if f.privateUsers != "" && f.privateUsers != "auto" && f.privateUsers != "no" {
+		return usagef("--private-users=%s: want auto or no", f.privateUsers)
 	}
 	if f.hostname != "" {
 		if err := pod.CheckHostname(f.hostname); err != nil {

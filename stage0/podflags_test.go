@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/skiffpod/skiff/pkg/podnet"
 )
 
@@ -76,5 +78,31 @@ func TestPrepareRefusesRunOptions(t *testing.T) {
 	}
 	if err := (&podFlags{prepareOnly: true, netReq: podnet.Request{Net: "default"}, pullPolicy: "new"}).check(); err != nil {
 		t.Errorf("prepare without run options: %v", err)
+	}
+}
+
+func TestPrivateUsersFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+		bad  bool
+	}{
+		{args: nil, want: "no"},
+		{args: []string{"--private-users"}, want: "auto"},
+		{args: []string{"--private-users=auto"}, want: "auto"},
+		{args: []string{"--private-users=no"}, want: "no"},
+		{args: []string{"--private-users=yes"}, want: "yes", bad: true},
+	} {
+		var f podFlags
+		fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+		f.register(fs)
+		if err := fs.Parse(append(tc.args, "x.aci")); err != nil {
+			t.Fatal(err)
+		}
+		f.netReq.Net, f.pullPolicy = "default", "new"
+		err := f.check()
+		if f.privateUsers != tc.want || (err != nil) != tc.bad || fs.Arg(0) != "x.aci" {
+			t.Errorf("%q: privateUsers %q, err %v, image %q; want %q, error %v", tc.args, f.privateUsers, err, fs.Arg(0), tc.want, tc.bad)
+		}
 	}
 }

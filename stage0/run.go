@@ -161,7 +161,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Sandbox: f.sandbox, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Sandbox: f.sandbox, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PrivateUsers: f.privateUsers == "auto", PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()
@@ -232,6 +232,12 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 		hostname = preparedHostname(p)
 	}
 	o := stage1.RunOptions{Net: f.netReq.Net, Hostname: hostname, Interactive: f.interactive, Mutable: f.sandbox}
+	if r, ok, err := prepare.PrivateUsers(p); err != nil {
+		p.Unlock()
+		return err
+	} else if ok {
+		o.PrivateUsers = r.String()
+	}
 	netns, err := g.podNet().Attach(context.Background(), p, f.netReq, hostname)
 	if netns != "" {
 		o.Net, o.NetNS = "", netns

@@ -19,7 +19,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status UUID | --uuid-file=FILE",
 		Short: "Show a pod's state, pid and its apps' exit statuses",
 		Long: `Show a pod's state, pid, addresses and its apps' exit statuses, as lines
-state=running, pid=1234, network-NAME=IP/PREFIX, publish=HOSTPORT:PORT/PROTO,
+state=running, pid=1234, private-users=UID:COUNT, network-NAME=IP/PREFIX, publish=HOSTPORT:PORT/PROTO,
 app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,6 +63,9 @@ app-NAME=STATUS. With --wait, wait for the pod to end first.`,
 			fmt.Fprintf(g.stdout, "created=%s\n", st.Created.Format(time.RFC3339))
 			if st.Pid > 0 {
 				fmt.Fprintf(g.stdout, "pid=%d\n", st.Pid)
+			}
+			if st.PrivateUsers != "" {
+				fmt.Fprintf(g.stdout, "private-users=%s\n", st.PrivateUsers)
 			}
 			for _, n := range st.Networks {
 				for _, ip := range n.IPs {

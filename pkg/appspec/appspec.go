@@ -52,6 +52,9 @@ type Options struct {
 	ResolvConf  string // "" means DefaultResolvConf; "-" mounts none
 	Interactive bool   // the app's stdio is a terminal
 	MetadataURL string // AC_METADATA_URL, the pod's metadata service (docs/metadata.md); "" sets none
+	// Withheld are capabilities the pod cannot hold (a stage1 drops them):
+	// they leave the default set. An app that asks for one fails.
+	Withheld []string
 }
 
 // Build returns the spec that runs app ra of pod pm. img is the app's image
@@ -105,7 +108,7 @@ func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManif
 			},
 		},
 	}
-	if err := applyIsolators(s, app.Isolators); err != nil {
+	if err := applyIsolators(s, app.Isolators, opts.Withheld); err != nil {
 		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
 	}
 	vols, err := volumeMounts(pm, ra, app, opts.VolumesDir)

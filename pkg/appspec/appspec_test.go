@@ -146,6 +146,26 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			name: "withheld caps leave the default set only",
+			app:  appJSON("0", "0", ""),
+			opts: Options{Withheld: []string{"CAP_NET_BIND_SERVICE"}},
+			check: func(t *testing.T, s *specs.Spec) {
+				got := s.Process.Capabilities.Permitted
+				if len(got) != len(DefaultCaps)-1 || slices.Contains(got, "CAP_NET_BIND_SERVICE") {
+					t.Errorf("permitted = %v", got)
+				}
+			},
+		},
+		{
+			name: "withheld caps stay in a retain set (stage2 then fails clearly)",
+			app: appJSON("0", "0", `,"isolators":[`+
+				isolator("os/linux/capabilities-retain-set", `{"set":["CAP_NET_BIND_SERVICE"]}`)+`]`),
+			opts: Options{Withheld: []string{"CAP_NET_BIND_SERVICE"}},
+			check: func(t *testing.T, s *specs.Spec) {
+				eq(t, "permitted", s.Process.Capabilities.Permitted, []string{"CAP_NET_BIND_SERVICE"})
+			},
+		},
+		{
 			name: "remove set",
 			app: appJSON("0", "0", `,"isolators":[`+
 				isolator("os/linux/capabilities-remove-set", `{"set":["CAP_NET_RAW","CAP_MKNOD"]}`)+`]`),

@@ -20,8 +20,9 @@ var DefaultCaps = []string{
 
 // applyIsolators fills the parts of s that appc isolators decide. The
 // process's user must already be set.
-func applyIsolators(s *specs.Spec, isolators types.Isolators) error {
-	caps, retained := slices.Clone(DefaultCaps), false
+func applyIsolators(s *specs.Spec, isolators types.Isolators, withheld []string) error {
+	caps := slices.DeleteFunc(slices.Clone(DefaultCaps), func(c string) bool { return slices.Contains(withheld, c) })
+	retained := false
 	for i := range isolators {
 		iso := &isolators[i]
 		switch v := iso.Value().(type) {

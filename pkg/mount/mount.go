@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -25,6 +26,19 @@ var ErrStillMounted = errors.New("still mounted")
 // from an image or a pod (stage2 lifts nosuid in the pod's own mount
 // namespace, see docs/security.md).
 func Overlay(lowers []string, upper, work, target string) error {
+	return overlay(lowers, upper, work, target, nil, 0)
+}
+
+// OverlayIDMapped is Overlay for a pod with a private user namespace: each
+// lower is seen through an idmapped mount made with the user namespace ns
+// (its root's files are the pod root's, host uid root, while nothing on
+// disk changes), and the upper dir is owned by root. The kernel cannot
+// idmap an overlay itself, only its layers (docs/user-namespaces.md).
+func OverlayIDMapped(lowers []string, upper, work, target string, ns *os.File, root int) error {
+	return overlay(lowers, upper, work, target, ns, root)
+}
+
+func overlay(lowers []string, upper, work, target string, ns *os.File, root int) error {
 	for _, d := range []string{upper, work, target} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("overlay %s: %w", target, err)
@@ -34,6 +48,27 @@ func Overlay(lowers []string, upper, work, target string) error {
 		if strings.ContainsAny(l, ",:") {
 			return fmt.Errorf("overlay %s: lower dir %q has a ',' or ':'", target, l)
 		}
+	}
+	if ns != nil {
+		if err := os.Chown(upper, root, root); err != nil {
+			return fmt.Errorf("overlay %s: %w", target, err)
+		}
+		mapped := make([]string, len(lowers))
+		for i, l := range lowers {
+			// A detached idmapped mount, named by its fd: overlayfs takes
+			// its own reference, so it is gone once the fd is closed.
+			fd, err := unix.OpenTree(unix.AT_FDCWD, l, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+			if err != nil {
+				return fmt.Errorf("overlay %s: idmap %s: %w", target, l, err)
+			}
+			defer unix.Close(fd)
+			attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
+			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+				return fmt.Errorf("overlay %s: idmap %s: %w", target, l, err)
+			}
+			mapped[i] = "/proc/self/fd/" + strconv.Itoa(fd)
+		}
+		lowers = mapped
 	}
 	// index=off and xino=off keep the overlay usable when the same lower
 	// tree is shared by many pods and the upper moves with its pod dir.

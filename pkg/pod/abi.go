@@ -48,6 +48,9 @@ const (
 	// for the command (docs/debug.md): in the app's /dev, a tmpfs that is
 	// no part of the app's image.
 	DebugMountPoint = "/dev/.skiff-debug"
+	// FeaturePrivateUsers: run takes --private-users=UID:COUNT (a user
+	// namespace per pod, docs/user-namespaces.md).
+	FeaturePrivateUsers = "private-users"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.
@@ -75,6 +78,7 @@ const (
 	NetDir            = "net"                         // stage0's: the pod's CNI attachment records and results
 	NetResolvConf     = NetDir + "/resolv.conf"       // since version 2, with --netns: the pod's resolv.conf
 	NetHosts          = NetDir + "/hosts"             // since version 2, with --netns: lines for every app's /etc/hosts
+	PrivateUsersFile  = "private-users"               // stage0's: the pod's uid range, UID:COUNT, with --private-users
 
 	// ExitFailure is the exit status of skiff, a stage1 entrypoint or
 	// stage2 when it fails itself (254, as rkt); apps' statuses pass through.

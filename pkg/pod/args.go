@@ -22,7 +22,10 @@ type RunArgs struct {
 	// Mutable (since version 3): the pod is an app sandbox; it stays up
 	// with no apps, until stopped, and the app entrypoints change its apps.
 	Mutable bool
-	UUID    string
+	// PrivateUsers, with FeaturePrivateUsers: UID:COUNT, the host uids of
+	// the pod's user namespace; its image trees are already idmapped to it.
+	PrivateUsers string
+	UUID         string
 }
 
 func (a *RunArgs) flags(fs *flag.FlagSet) {
@@ -32,6 +35,7 @@ func (a *RunArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.Hostname, "hostname", "", "")
 	fs.BoolVar(&a.Interactive, "interactive", false, "")
 	fs.BoolVar(&a.Mutable, "mutable", false, "")
+	fs.StringVar(&a.PrivateUsers, "private-users", "", "")
 }
 
 // Argv returns the arguments stage0 passes to run.

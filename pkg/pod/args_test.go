@@ -39,6 +39,7 @@ func TestRunArgsRoundTrip(t *testing.T) {
 		{"net default", RunArgs{Net: "default", UUID: "u"}, []string{"--net=default", "u"}},
 		{"mutable (version 3)", RunArgs{Mutable: true, UUID: "u"}, []string{"--mutable", "u"}},
 		{"netns (version 2)", RunArgs{NetNS: "/run/skiff/netns/u", UUID: "u"}, []string{"--netns=/run/skiff/netns/u", "u"}},
+		{"private users (feature)", RunArgs{PrivateUsers: "268435456:65536", UUID: "u"}, []string{"--private-users=268435456:65536", "u"}},
 		{"value with spaces and =", RunArgs{Hostname: "a b=c", UUID: "u"}, []string{"--hostname=a b=c", "u"}},
 	}
 	for _, tt := range tests {

@@ -262,6 +262,9 @@ func TestParseStage1(t *testing.T) {
 			if !s.Supports(EntrypointEnter) || s.Supports(EntrypointGC) {
 				t.Errorf("Supports wrong: enter=%v gc=%v", s.Supports(EntrypointEnter), s.Supports(EntrypointGC))
 			}
+			if s.Supports(FeaturePrivateUsers) {
+				t.Errorf("a stage1 without %s has feature %s", AnnotationFeatures, FeaturePrivateUsers)
+			}
 			if p, _ := s.Entrypoint(EntrypointRun); p != "/run" {
 				t.Errorf("run = %q", p)
 			}

@@ -55,6 +55,9 @@ type Status struct {
 	Images  []string       `json:"imageIDs,omitempty"` // the image ID of each app of AppList, in order
 	Created time.Time      `json:"createdAt"`
 	Ready   bool           `json:"ready,omitempty"`
+	// PrivateUsers is the pod's host uid range, UID:COUNT, when it has a
+	// user namespace of its own (--private-users).
+	PrivateUsers string `json:"privateUsers,omitempty"`
 }
 
 // Status reads the pod's state and what stage1 wrote.
@@ -66,6 +69,11 @@ func (p *Pod) Status() (Status, error) {
 	}
 	st.Created = fi.ModTime()
 	st.AppList, st.Images = p.apps()
+	if b, err := p.ReadFile(PrivateUsersFile, MaxStateFileSize); err == nil {
+		if r := strings.TrimSpace(string(b)); strings.Trim(r, "0123456789:") == "" {
+			st.PrivateUsers = r
+		}
+	}
 	switch p.State {
 	case Embryo, Prepared:
 		return st, nil // never ran: nothing more to read

@@ -96,3 +96,30 @@ func TestStatusAppNames(t *testing.T) {
 		})
 	}
 }
+
+func TestStatusPrivateUsers(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"", ""},
+		{"268435456:65536\n", "268435456:65536"},
+		{"268435456:65536\nx", ""},
+	} {
+		p, err := Create(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []State{Preparing, Prepared} {
+			if err := p.Transition(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tc.file != "" {
+			if err := os.WriteFile(p.File(PrivateUsersFile), []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := p.Status()
+		if err != nil || st.PrivateUsers != tc.want {
+			t.Errorf("record %q: PrivateUsers %q, err %v; want %q", tc.file, st.PrivateUsers, err, tc.want)
+		}
+	}
+}

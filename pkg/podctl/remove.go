@@ -7,6 +7,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/prepare"
 )
 
 // Remove removes pod id if it is exited or prepared (not running, not
@@ -50,6 +51,10 @@ func (c *Pods) Delete(p *pod.Pod) error {
 		} else if !errors.Is(err, os.ErrNotExist) {
 			c.Log.Warn("stage1 gc skipped", "pod", p.UUID, "err", err)
 		}
+	}
+	// The pod's processes are gone: its uid range can be another pod's.
+	if err := prepare.ReleasePrivateUsers(p); err != nil {
+		c.Log.Warn("release uid range", "pod", p.UUID, "err", err)
 	}
 	// mount.RemoveAll detaches each mount where it meets it and never
 	// follows a symlink: a pod cannot point it elsewhere, and nothing is

@@ -267,8 +267,9 @@ func PrepareRootUnits(uuid string, apps []App, interactive bool, extra map[strin
 }
 
 // EmptyVolume makes the empty volume v as a directory of the stage1
-// rootfs, at /skiff/volumes/<name>, with the mode and owner it asks for.
-func EmptyVolume(v types.Volume) error {
+// rootfs, at /skiff/volumes/<name>, with the mode and owner it asks for;
+// root is the host uid of the pod's uid 0 (0 without a user namespace).
+func EmptyVolume(v types.Volume, root int) error {
 	mode, uid, gid := os.FileMode(0o755), 0, 0
 	if v.Mode != nil {
 		m, err := strconv.ParseUint(*v.Mode, 8, 32)
@@ -283,15 +284,15 @@ func EmptyVolume(v types.Volume) error {
 	if v.GID != nil {
 		gid = *v.GID
 	}
-	root, err := os.OpenRoot(pod.Stage1Rootfs)
+	r, err := os.OpenRoot(pod.Stage1Rootfs)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.Name, err)
 	}
-	defer root.Close()
+	defer r.Close()
 	dir := rel(VolumesDir) + "/" + v.Name.String()
-	err = root.Mkdir(dir, mode)
+	err = r.Mkdir(dir, mode)
 	if err == nil || errors.Is(err, os.ErrExist) {
-		err = errors.Join(root.Lchown(dir, uid, gid), root.Chmod(dir, mode))
+		err = errors.Join(r.Lchown(dir, root+uid, root+gid), r.Chmod(dir, mode))
 	}
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.Name, err)

@@ -77,6 +77,9 @@ type Options struct {
 	Volumes      []types.Volume
 	InheritEnv   []string // the host environment, lowest precedence, when --inherit-env
 	NoOverlay    bool
+	// PrivateUsers gives the pod a user namespace of its own: a uid range
+	// from Ranges, its image trees idmapped into it (docs/user-namespaces.md).
+	PrivateUsers bool
 	// PidsLimit is the most tasks the whole pod may hold: 0 means
 	// podunit.DefaultPidsLimit, a negative count no limit.
 	PidsLimit int64
@@ -125,10 +128,24 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 			o.NoOverlay = true
 		}
 	}
+	if o.PrivateUsers && o.NoOverlay {
+		return nil, fmt.Errorf("%w: it needs overlays (image trees are idmapped, never copied or chowned)", ErrPrivateUsers)
+	}
 	// The manifest first: a pod that cannot be described is never created.
 	pm, err := Manifest(imgs, o)
 	if err != nil {
 		return nil, err
+	}
+	s1m, err := imgs.Manifest(o.Stage1)
+	if err != nil {
+		return nil, fmt.Errorf("prepare stage1: %w", err)
+	}
+	s1, err := pod.ParseStage1(s1m)
+	if err != nil {
+		return nil, err
+	}
+	if o.PrivateUsers && !s1.Supports(pod.FeaturePrivateUsers) {
+		return nil, fmt.Errorf("%w: stage1 %s does not support it", ErrPrivateUsers, s1.Name)
 	}
 	p, err = pod.Create(o.DataDir)
 	if err != nil {
@@ -137,6 +154,9 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 	defer func() {
 		if err != nil {
 			mount.UnmountAll(p.Path())
+			if err := ReleasePrivateUsers(p); err != nil {
+				o.Log.Warn("release uid range", "pod", p.UUID, "err", err)
+			}
 			p.Transition(pod.Garbage)
 			p.Unlock()
 			p = nil
@@ -151,12 +171,10 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 			return p, fmt.Errorf("prepare pod: %w", err)
 		}
 	}
-	s1m, err := imgs.Manifest(o.Stage1)
-	if err != nil {
-		return p, fmt.Errorf("prepare stage1: %w", err)
-	}
-	if _, err := pod.ParseStage1(s1m); err != nil {
-		return p, err
+	if o.PrivateUsers {
+		if _, err := allocateUsers(p); err != nil {
+			return p, err
+		}
 	}
 	var records []mountRecord
 	s1Lowers, err := trees(ctx, imgs, o.Stage1, o.Stage1Layers, false)
@@ -231,18 +249,45 @@ func Mount(p *pod.Pod) error {
 	for _, m := range mounted {
 		have[m] = true
 	}
+	users, private, err := PrivateUsers(p)
+	if err != nil {
+		return err
+	}
+	var ns *os.File
+	if private {
+		if copied {
+			return fmt.Errorf("mount pod %s: %w: its image trees are copies", p.UUID, ErrPrivateUsers)
+		}
+		// The registry is on a tmpfs: after a reboot the pod claims its
+		// range again (and fails if another pod took it meanwhile).
+		o, err := owner(p)
+		if err == nil {
+			err = Ranges.Claim(o, users)
+		}
+		if err != nil {
+			return fmt.Errorf("mount pod %s: %w", p.UUID, err)
+		}
+	}
 	for _, r := range records {
 		target := p.File(r.Target)
 		if have[target] {
 			continue
 		}
-		if copied {
-			if err := mount.BindSecure(target); err != nil {
-				return err
+		switch {
+		case copied:
+			err = mount.BindSecure(target)
+		case private:
+			if ns == nil {
+				if ns, err = users.NS(); err != nil {
+					return fmt.Errorf("mount pod %s: %w", p.UUID, err)
+				}
+				defer ns.Close()
 			}
-			continue
+			err = mount.OverlayIDMapped(r.Lowers, p.File(r.Upper), p.File(r.Work), target, ns, int(users.Base))
+		default:
+			err = mount.Overlay(r.Lowers, p.File(r.Upper), p.File(r.Work), target)
 		}
-		if err := mount.Overlay(r.Lowers, p.File(r.Upper), p.File(r.Work), target); err != nil {
+		if err != nil {
 			return err
 		}
 	}

@@ -260,6 +260,9 @@ func imageManifest(imageName, version string, apps bool, features []string) ([]b
 		Labels:      labels,
 		Annotations: pod.Stage1Annotations(eps, features...),
 	}
+	if len(features) > 0 {
+		m.Annotations.Set(pod.AnnotationFeatures, strings.Join(features, ","))
+	}
 	return json.MarshalIndent(m, "", "  ")
 }
 

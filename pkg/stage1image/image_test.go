@@ -16,7 +16,7 @@ import (
 
 func TestImageManifest(t *testing.T) {
 	for _, apps := range []bool{false, true} {
-		b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", apps, []string{pod.FeatureMetadata, pod.FeatureDebug})
+		b, err := imageManifest("skiff.dev/stage1-test", "1.2.3", apps, []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeaturePrivateUsers, "other"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,10 +33,13 @@ func TestImageManifest(t *testing.T) {
 				t.Errorf("manifest lacks entrypoint %s", ep)
 			}
 		}
-		for _, f := range []string{pod.FeatureMetadata, pod.FeatureDebug} {
+		for _, f := range []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeaturePrivateUsers, "other"} {
 			if !s.Supports(f) {
 				t.Errorf("manifest lacks feature %s", f)
 			}
+		}
+		if s.Supports("private") {
+			t.Errorf("a prefix of a feature matched")
 		}
 		if s.SupportsApps() != apps {
 			t.Errorf("apps %v: SupportsApps() = %v", apps, s.SupportsApps())

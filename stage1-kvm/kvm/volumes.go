@@ -24,7 +24,7 @@ func volumes(pm *schema.PodManifest) error {
 	for _, v := range pm.Volumes {
 		switch v.Kind {
 		case "empty":
-			if err := podunit.EmptyVolume(v); err != nil {
+			if err := podunit.EmptyVolume(v, 0); err != nil {
 				return err
 			}
 		case "host":

@@ -151,10 +151,19 @@ func enter(log *slog.Logger, a pod.EnterArgs) (int, error) {
 	if _, err := unix.Write(fds[2], buf.Bytes()); err != nil {
 		return 0, fmt.Errorf("enter %s: write filters: %w", app, err)
 	}
-	argv := []string{"nsenter", "--target=" + strconv.Itoa(pid),
-		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
+	own, err := ownUserNS(pid)
+	if err != nil {
+		return 0, fmt.Errorf("enter %s: %w", app, err)
+	}
+	argv := []string{"nsenter", "--target=" + strconv.Itoa(pid)}
+	if own {
+		// A --private-users pod: the command is root of the pod's user
+		// namespace (nsenter sets uid and gid 0 there), never the host's.
+		argv = append(argv, "--user")
+	}
+	argv = append(argv, "--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", "--",
 		fmt.Sprintf("/proc/self/fd/%d", fds[0]), "exec", fmt.Sprintf("--bundle=/proc/self/fd/%d", fds[1]),
-		fmt.Sprintf("--filters=/proc/self/fd/%d", fds[2])}
+		fmt.Sprintf("--filters=/proc/self/fd/%d", fds[2]))
 	if a.CapAdd != "" {
 		log.Debug("adding capabilities", "app", app, "caps", a.CapAdd)
 		argv = append(argv, "--cap-add="+a.CapAdd)
@@ -216,6 +225,20 @@ func wait(path string, argv []string) (int, error) {
 		return ee.ExitCode(), nil
 	}
 	return 0, err
+}
+
+// ownUserNS reports whether process pid is in another user namespace than
+// the caller (a pod with --private-users).
+func ownUserNS(pid int) (bool, error) {
+	self, err := os.Stat("/proc/self/ns/user")
+	if err != nil {
+		return false, err
+	}
+	other, err := os.Stat(fmt.Sprintf("/proc/%d/ns/user", pid))
+	if err != nil {
+		return false, err
+	}
+	return !os.SameFile(self, other), nil
 }
 
 // boundLike drops from the calling thread's bounding set every capability

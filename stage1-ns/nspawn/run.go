@@ -21,6 +21,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
+	"github.com/skiffpod/skiff/pkg/userns"
 )
 
 // Isolator is stage1-ns's stage1kit.Isolator: a pod is a systemd-nspawn
@@ -48,7 +49,21 @@ func (i Isolator) Boot(log *slog.Logger, a pod.RunArgs) (stage1kit.Pod, []poduni
 
 // boot is Boot once the metadata service runs at url; stopMetadata stops it.
 func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata func()) (stage1kit.Pod, []podunit.App, error) {
-	bundle, err := podunit.AppBundle(appspec.Options{Hostname: a.Hostname, Interactive: a.Interactive, MetadataURL: url})
+	var users userns.Range
+	if a.PrivateUsers != "" {
+		var err error
+		if users, err = userns.Parse(a.PrivateUsers); err != nil {
+			return nil, nil, fmt.Errorf("run: %w: --private-users: %w", ErrUsage, err)
+		}
+	}
+	bopts := appspec.Options{Hostname: a.Hostname, Interactive: a.Interactive, MetadataURL: url}
+	if a.PrivateUsers != "" && a.Net != "none" {
+		// nspawn drops it in a user namespace that shares a network
+		// namespace the pod does not own: binding a low port there needs
+		// it in the namespace's owner, the host's (docs/user-namespaces.md).
+		bopts.Withheld = []string{"CAP_NET_BIND_SERVICE"}
+	}
+	bundle, err := podunit.AppBundle(bopts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,7 +83,7 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 			return nil, nil, err
 		}
 	}
-	volBinds, err := volumes(pm)
+	volBinds, err := volumes(pm, int(users.Base))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +157,7 @@ func limited(apps []podunit.App) bool {
 // volumes makes the pod's empty volumes as directories of the stage1
 // rootfs and returns the nspawn binds of its host volumes; stage2 mounts
 // both from /skiff/volumes/<name> into the apps.
-func volumes(pm *schema.PodManifest) ([]string, error) {
+func volumes(pm *schema.PodManifest, root int) ([]string, error) {
 	var binds []string
 	for _, v := range pm.Volumes {
 		switch v.Kind {
@@ -160,7 +175,7 @@ func volumes(pm *schema.PodManifest) ([]string, error) {
 			}
 			binds = append(binds, flag+escapeBind(v.Source)+":"+podunit.VolumesDir+"/"+v.Name.String()+opt)
 		case "empty":
-			if err := podunit.EmptyVolume(v); err != nil {
+			if err := podunit.EmptyVolume(v, root); err != nil {
 				return nil, err
 			}
 		default:
@@ -197,7 +212,9 @@ func nspawnArgs(o pod.RunArgs, binds []string) ([]string, error) {
 	case o.NetNS != "":
 		// stage0 attached the namespace to its networks (docs/networking.md)
 		// and wrote the pod's resolv.conf beside it.
-		args = append(args, "--network-namespace-path="+o.NetNS)
+		if o.PrivateUsers == "" {
+			args = append(args, "--network-namespace-path="+o.NetNS)
+		} // else nspawn starts in the namespace (start)
 		if _, err := os.Lstat(pod.NetResolvConf); err == nil {
 			wd, err := os.Getwd()
 			if err != nil {
@@ -213,6 +230,11 @@ func nspawnArgs(o pod.RunArgs, binds []string) ([]string, error) {
 	}
 	if o.Hostname != "" {
 		args = append(args, "--hostname="+o.Hostname)
+	}
+	if o.PrivateUsers != "" {
+		// stage0 idmapped the image trees into the range: nspawn must
+		// neither chown nor idmap the root (it cannot idmap an overlay).
+		args = append(args, "--private-users="+o.PrivateUsers, "--private-users-ownership=off")
 	}
 	args = append(args, binds...)
 	// Arguments after the directory go to the pod's systemd. At the default
@@ -261,6 +283,14 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, args []string, pass []*o
 		cmd.ExtraFiles = pass
 		cmd.Path, cmd.Err = exec.LookPath("sh")
 		cmd.Args = append([]string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin}, args...)
+	}
+	if o.PrivateUsers != "" && o.NetNS != "" && cmd.Err == nil {
+		// nspawn 252 joins --network-namespace-path from inside the pod's
+		// user namespace, which may not (EPERM): it starts in the network
+		// namespace instead, which the pod then shares.
+		path := cmd.Path
+		cmd.Path, cmd.Err = exec.LookPath("nsenter")
+		cmd.Args = append([]string{"nsenter", "--net=" + o.NetNS, "--", path}, cmd.Args[1:]...)
 	}
 	stderr := &dropLine{w: os.Stderr, line: fmt.Sprintf(propagateNoise, pod.MachineName(o.UUID))}
 	cmd.Stderr = stderr

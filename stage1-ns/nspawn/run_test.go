@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -20,6 +21,7 @@ func TestNspawnArgs(t *testing.T) {
 	}{
 		{pod.RunArgs{UUID: "u", Net: "none"}, []string{"--private-network", "--console=read-only", "--quiet"}},
 		{pod.RunArgs{UUID: "u", Hostname: "h", Interactive: true, Debug: true}, []string{"--hostname=h", "--console=interactive", "systemd.log_level=debug"}},
+		{pod.RunArgs{UUID: "u", PrivateUsers: "268435456:65536"}, []string{"--private-users=268435456:65536", "--private-users-ownership=off"}},
 	}
 	for _, tt := range tests {
 		args, err := nspawnArgs(tt.o, nil)
@@ -61,6 +63,14 @@ func TestNspawnArgsNetNS(t *testing.T) {
 	}
 	if !slices.Contains(args, "--resolv-conf=off") || !slices.Contains(args, "--bind-ro="+filepath.Join(dir, pod.NetResolvConf)+":/etc/resolv.conf") {
 		t.Errorf("with net/resolv.conf: %q", args)
+	}
+	// In a user namespace nspawn cannot join it: start runs nspawn in it.
+	o.PrivateUsers = "268435456:65536"
+	if args, err = nspawnArgs(o, nil); err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--network-namespace-path") }) {
+		t.Errorf("with --private-users: %q", args)
 	}
 }
 

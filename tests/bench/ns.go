@@ -59,6 +59,7 @@ func benchNS(ctx context.Context, cfg config) error {
 	skiffRun := p.skiff("run", filepath.Join(cfg.images, "busybox.aci"), "--exec=/bin/true")
 	hostNet := p.skiff("run", "--net=host", filepath.Join(cfg.images, "busybox.aci"), "--exec=/bin/true")
 	byName := p.skiff("run", "skiff.local/busybox", "--exec=/bin/true")
+	privateUsers := p.skiff("run", "--private-users", filepath.Join(cfg.images, "busybox.aci"), "--exec=/bin/true")
 	// Warm-up: imports and renders the stage1 image.
 	if _, err := output(ctx, nil, cfg.skiff, skiffRun...); err != nil {
 		return err
@@ -88,6 +89,14 @@ func benchNS(ctx context.Context, cfg config) error {
 		// The default network's setup is in the time; its teardown (gc) is not.
 		{"skiff run (stage1-ns, --net=default)", func() (time.Duration, error) {
 			d, err := timeCmd(ctx, nil, cfg.skiff, skiffRun...)
+			if err != nil {
+				return d, err
+			}
+			return d, p.gc(ctx, cfg)
+		}},
+		// A uid range allocated, the trees idmapped, nspawn in a user namespace.
+		{privateUsersRow, func() (time.Duration, error) {
+			d, err := timeCmd(ctx, nil, cfg.skiff, privateUsers...)
 			if err != nil {
 				return d, err
 			}
@@ -137,6 +146,13 @@ func benchNS(ctx context.Context, cfg config) error {
 		verdict = "NOT MET"
 	}
 	fmt.Printf("target skiff run ≤ 3× bare systemd-nspawn: %s (%.2f×)\n", verdict, r)
+	pu := slices.IndexFunc(cs, func(c contender) bool { return c.name == privateUsersRow })
+	extra := sums[pu].median - sums[0].median
+	verdict = "MET"
+	if extra > privateUsersTarget {
+		verdict = "NOT MET"
+	}
+	fmt.Printf("target skiff run --private-users ≤ skiff run + %s: %s (%+.1f ms)\n", ms(privateUsersTarget), verdict, float64(extra)/1e6)
 
 	evs, err := traceRun(ctx, p.dir, nil, cfg.skiff, skiffRun...)
 	if err != nil {
@@ -145,6 +161,11 @@ func benchNS(ctx context.Context, cfg config) error {
 	printBreakdown(os.Stdout, "stage1-ns breakdown of one traced skiff run (execve trace; slower than the median):", evs, nsPhases)
 	return p.gc(ctx, cfg)
 }
+
+const (
+	privateUsersRow    = "skiff run --private-users"
+	privateUsersTarget = 10 * time.Millisecond
+)
 
 // nsPhases split a traced stage1-ns run at the moments each stage starts.
 var nsPhases = []phase{
