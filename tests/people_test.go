@@ -1,0 +1,58 @@
+//go:build e2e
+
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPeopleListTimes: list has rkt's columns and a line per app; CREATED
+// is when the pod was created, whatever later writes do to its
+// directory's mtime, and STARTED is empty until the pod runs; status
+// prints rkt's lines to a script and a table with --format=table.
+func TestPeopleListTimes(t *testing.T) {
+	e := newEnv(t)
+	before := time.Now().Truncate(time.Second)
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--name=one", "--exec=/bin/true", "---",
+		image(t, "busybox.aci"), "--name=two", "--exec=/bin/true"))
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.Local)
+	dir := filepath.Join(e.dir, "pods", "prepared", uuid)
+	if err := os.Chtimes(dir, old, old); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(e.mustRun("list"), "\n")
+	mustContain(t, lines[0], "UUID      APP  IMAGE NAME           STATE     CREATED              STARTED  NETWORKS")
+	created := func(line string) time.Time {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			t.Fatalf("list line %q: want a creation time", line)
+		}
+		c, err := time.ParseInLocation(time.DateTime, f[4]+" "+f[5], time.Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := created(lines[1]); c.Before(before) || c.After(time.Now()) {
+		t.Errorf("CREATED %v, want the creation time (after %v):\n%s", c, before, strings.Join(lines, "\n"))
+	}
+	if f := strings.Fields(lines[1]); f[0] != uuid[:8] || f[1] != "one" || f[2] != "skiff.local/busybox" || f[3] != "prepared" || len(f) != 6 {
+		t.Errorf("pod line %q: want uuid, app one, image, prepared, created and no STARTED", lines[1])
+	}
+	if f := strings.Fields(lines[2]); len(f) != 2 || f[0] != "two" {
+		t.Errorf("second app's line %q: want only APP and IMAGE NAME", lines[2])
+	}
+	e.mustRun("run-prepared", uuid)
+	lines = strings.Split(e.mustRun("list", "--no-legend"), "\n")
+	f := strings.Split(lines[0], "\t")
+	if len(f) != 7 || f[3] != "exited" || f[5] == "" {
+		t.Fatalf("list after the run: %q, want exited with a STARTED time", lines[0])
+	}
+	mustContain(t, e.mustRun("status", uuid), "state=exited\n", "started=", "app-one=0\n", "app-two=0\n")
+	mustContain(t, e.mustRun("status", "--format=table", uuid),
+		"UUID ", "STATE ", uuid+"  exited ", "APP  IMAGE NAME           EXIT STATUS\none  skiff.local/busybox  0\ntwo  skiff.local/busybox  0\n")
+}
