@@ -5,6 +5,7 @@ package tests
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -55,4 +56,32 @@ func TestPeopleListTimes(t *testing.T) {
 	mustContain(t, e.mustRun("status", uuid), "state=exited\n", "started=", "app-one=0\n", "app-two=0\n")
 	mustContain(t, e.mustRun("status", "--format=table", uuid),
 		"UUID ", "STATE ", uuid+"  exited ", "APP  IMAGE NAME           EXIT STATUS\none  skiff.local/busybox  0\ntwo  skiff.local/busybox  0\n")
+}
+
+// TestPeopleOutputPrefix: an app's lines carry the same prefix whether
+// the pod has one app or two, on either stage1: rkt's
+// "[   12.345678] app[5]: line".
+func TestPeopleOutputPrefix(t *testing.T) {
+	forEachStage1(t, func(t *testing.T, e *env, s string) {
+		bb := image(t, "busybox.aci")
+		for _, tc := range []struct {
+			name string
+			args []string
+			apps []string
+		}{
+			{"one app", []string{bb, "--name=one", "--exec=/bin/echo", "--", "hello-one"}, []string{"one"}},
+			{"two apps", []string{bb, "--name=a", "--exec=/bin/echo", "--", "hello-a", "---", bb, "--name=b", "--exec=/bin/echo", "--", "hello-b"}, []string{"a", "b"}},
+		} {
+			out, errs, code := e.run(append([]string{"run", "--stage1=" + s}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("%s: exit %d:\n%s%s", tc.name, code, out, errs)
+			}
+			for _, app := range tc.apps {
+				re := regexp.MustCompile(`(?m)^\[ *\d+\.\d{6}\] ` + app + `\[\d+\]: hello-` + app + "\r?$")
+				if !re.MatchString(out) {
+					t.Errorf("%s: no line %q in the output:\n%s", tc.name, re, out)
+				}
+			}
+		}
+	})
 }
