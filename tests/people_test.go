@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -84,4 +85,42 @@ func TestPeopleOutputPrefix(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPeopleConfig: skiff config shows what the local config dir holds
+// (trusted keys, registries.conf, policy.json) and the stage1 images, as
+// lines and as JSON, never a credential; a broken file is an error.
+func TestPeopleConfig(t *testing.T) {
+	e := newEnv(t)
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(e.config, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("registries.conf", "[[registry]]\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"127.0.0.1:5000\"\n[aliases]\nredis = \"docker.io/library/redis\"\n")
+	write("policy.json", `{"acceptImageIDs": false}`)
+	write("auth.json", `{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpzM2NyZXQ="}}}`)
+	out := e.mustRun("--insecure-options=http", "config")
+	mustContain(t, out, "dir "+e.dir+"\n", "local-config "+e.config+"\n", "insecure-options http\n",
+		"auth-files "+filepath.Join(e.config, "auth.json"), "policy "+filepath.Join(e.config, "policy.json")+"\n",
+		"trusted-key skiff.local ", "registry docker.io mirror=127.0.0.1:5000\n", "alias redis=docker.io/library/redis\n",
+		"network default ", "stage1 ns: ", "stage1 kvm: ")
+	var c struct {
+		TrustedKeys []struct{ Prefix, Fingerprint string }
+		Stage1      []struct{ Name, Path string }
+	}
+	js := e.mustRun("config", "--format=json")
+	if err := json.Unmarshal([]byte(js), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedKeys) != 1 || c.TrustedKeys[0].Prefix != "skiff.local" || len(c.TrustedKeys[0].Fingerprint) != 40 || len(c.Stage1) < 2 {
+		t.Errorf("config JSON: %s", js)
+	}
+	if strings.Contains(out+js, "dXNlcjpzM2NyZXQ") {
+		t.Errorf("config shows a credential:\n%s%s", out, js)
+	}
+	write("policy.json", `{"acceptImageIDs": "yes"}`)
+	if _, errs, code := e.run("config"); code != 254 || !strings.Contains(errs, "policy") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("config with a broken policy.json: exit %d, %q; want 254 and one line naming it", code, errs)
+	}
 }
