@@ -130,7 +130,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g), newNetworkCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newStopCmd(g),
-		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g), newConfigCmd(g), newFsckCmd(g),
+		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newExportCmd(g), newLogsCmd(g), newVersionCmd(g), newConfigCmd(g), newFsckCmd(g),
 		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g),
 	)
 	return root

@@ -5,6 +5,7 @@ package tests
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -123,4 +124,76 @@ func TestPeopleConfig(t *testing.T) {
 	if _, errs, code := e.run("config"); code != 254 || !strings.Contains(errs, "policy") || strings.Count(errs, "\n") != 1 {
 		t.Errorf("config with a broken policy.json: exit %d, %q; want 254 and one line naming it", code, errs)
 	}
+}
+
+// TestPeopleExport: skiff export writes an exited pod's app as it left it
+// (image, dependencies and the app's changes, flat) to an ACI that runs;
+// a running pod, a missing app name and an existing or symlinked output
+// are refused with one line and exit 254, nothing written.
+func TestPeopleExport(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(t.TempDir(), "out.aci")
+	bb, layered := image(t, "busybox.aci"), image(t, "probe-layered.aci")
+	refused := func(what string, args ...string) {
+		t.Helper()
+		o, errs, code := e.run(append([]string{"export"}, args...)...)
+		if code != 254 || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "skiff: ") {
+			t.Errorf("export of %s: exit %d, %q %q; want 254 and one line", what, code, o, errs)
+		}
+		if _, err := os.Lstat(out); err == nil {
+			t.Errorf("export of %s left %s", what, out)
+		}
+	}
+
+	// A running pod.
+	save := filepath.Join(t.TempDir(), "uuid")
+	cmd, log := e.start("run", "--stage1=ns", "--uuid-file-save="+save, bb, "--exec=/bin/sleep", "--", "120")
+	var running string
+	waitFor(t, "the pod's uuid", time.Minute, func() bool {
+		b, _ := os.ReadFile(save)
+		running = strings.TrimSpace(string(b))
+		return running != ""
+	})
+	if o, errs, code := e.run("status", "--wait-ready=90s", running); code != 0 {
+		t.Fatalf("status --wait-ready: exit %d\n%s%s\n%s", code, o, errs, log)
+	}
+	refused("a running pod", running, out)
+	e.mustRun("stop", running)
+	cmd.Wait()
+
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns",
+		layered, "--name=changer", "--exec=/bin/sh", "--", "-c", "echo changed >/etc/motd && rm /bin/ls && mkdir /new && echo x >/new/f", "---",
+		bb, "--name=other", "--exec=/bin/true"))
+	refused("a prepared pod", uuid, "changer", out)
+	e.mustRun("run-prepared", uuid)
+	refused("a pod of two apps without APP", uuid, out)
+	refused("an app the pod does not have", uuid, "nosuch", out)
+	os.Symlink(filepath.Join(t.TempDir(), "target"), out)
+	if _, errs, code := e.run("export", uuid, "changer", out); code != 254 || !strings.Contains(errs, out) {
+		t.Errorf("export to a symlink: exit %d, %q", code, errs)
+	}
+	os.Remove(out)
+
+	e.mustRun("export", "--app=changer", uuid, out)
+	if _, errs, code := e.run("export", uuid, "changer", out); code != 254 || !strings.Contains(errs, "--overwrite") {
+		t.Errorf("export over an existing file: exit %d, %q; want 254 naming --overwrite", code, errs)
+	}
+	e.mustRun("export", "--overwrite", uuid, "changer", out)
+	m, err := exec.Command("tar", "-xOf", out, "manifest").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(m), "dependencies") || !strings.Contains(string(m), `"name":"skiff.local/probe-layered"`) {
+		t.Errorf("exported manifest: %s; want the image's, without dependencies", m)
+	}
+	list, err := exec.Command("tar", "-tf", out).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, string(list), "rootfs/probe\n", "rootfs/bin/busybox\n", "rootfs/new/f\n")
+	if strings.Contains(string(list), "rootfs/bin/ls\n") {
+		t.Errorf("the removed /bin/ls is in the export")
+	}
+	got := e.mustRun("run", "--stage1=ns", "--insecure-options=image", out, "--exec=/bin/cat", "--", "/etc/motd", "/new/f")
+	mustContain(t, got, "changed\n", "x\n")
 }
