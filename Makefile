@@ -8,7 +8,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 PREFIX ?= /usr
 
-.PHONY: help build skiff deps test unit e2e bench demo install lint clean
+.PHONY: help build skiff man completion deps test unit e2e bench demo install lint clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -22,6 +22,16 @@ build: skiff stage1-ns images ## build bin/skiff, the stage1 images and the test
 skiff: ## build bin/skiff
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/skiff ./stage0
+
+man: skiff ## write a man page per command to bin/man/ (from the cobra commands)
+	rm -rf $(BIN)/man
+	$(BIN)/skiff gen-man $(BIN)/man
+
+completion: skiff ## write the bash, zsh and fish completion scripts to bin/completion/
+	@mkdir -p $(BIN)/completion
+	$(BIN)/skiff completion bash >$(BIN)/completion/skiff.bash
+	$(BIN)/skiff completion zsh >$(BIN)/completion/_skiff
+	$(BIN)/skiff completion fish >$(BIN)/completion/skiff.fish
 
 unit: ## run the unit tests (no root needed)
 	$(GO) test ./...
@@ -39,10 +49,15 @@ bench: deps build ## benchmarks: skiff vs bare systemd-nspawn, crun, qemu, side 
 demo: deps build ## set up and run a real multi-app pod, then show its logs (as root)
 	@bash tests/demo.sh
 
-install: build ## install skiff to $(PREFIX)/bin and the stage1 images to $(PREFIX)/lib/skiff
+install: build man completion ## install skiff to $(PREFIX)/bin, the stage1 images to $(PREFIX)/lib/skiff, man pages and completion
 	install -D -m 0755 $(BIN)/skiff $(DESTDIR)$(PREFIX)/bin/skiff
 	install -D -m 0644 $(BIN)/stage1-ns.aci $(DESTDIR)$(PREFIX)/lib/skiff/stage1-ns.aci
 	install -D -m 0644 $(BIN)/stage1-kvm.aci $(DESTDIR)$(PREFIX)/lib/skiff/stage1-kvm.aci
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(BIN)/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 $(BIN)/completion/skiff.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/skiff
+	install -D -m 0644 $(BIN)/completion/_skiff $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_skiff
+	install -D -m 0644 $(BIN)/completion/skiff.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/skiff.fish
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -133,6 +133,8 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newExportCmd(g), newLogsCmd(g), newVersionCmd(g), newConfigCmd(g), newFsckCmd(g),
 		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g),
 	)
+	root.AddCommand(newGenManCmd(root))
+	registerCompletions(g, root)
 	return root
 }
 

@@ -197,3 +197,15 @@ func TestPeopleExport(t *testing.T) {
 	got := e.mustRun("run", "--stage1=ns", "--insecure-options=image", out, "--exec=/bin/cat", "--", "/etc/motd", "/new/f")
 	mustContain(t, got, "changed\n", "x\n")
 }
+
+// TestPeopleCompletion: --stage1 completes to the short names of the
+// stage1 images installed beside skiff, pods to their UUIDs, images to
+// the stored names.
+func TestPeopleCompletion(t *testing.T) {
+	e := newEnv(t)
+	out := e.mustRun("__complete", "run", "--stage1=")
+	mustContain(t, out, "--stage1=ns\tskiff.dev/stage1-ns ", "--stage1=kvm\tskiff.dev/stage1-kvm ")
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
+	mustContain(t, e.mustRun("__complete", "run-prepared", ""), uuid+"\tprepared busybox\n")
+	mustContain(t, e.mustRun("__complete", "prepare", "--stage1=ns", "skiff.local/b"), "skiff.local/busybox\n")
+}
