@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
@@ -53,8 +54,9 @@ type globals struct {
 	localConfig string
 	debug       bool
 	insecure    []string
-	platform    string // of OCI images: os/arch[/variant]; "" is the host's
-	authfile    string // --authfile: registry credentials (stage0/registries.go)
+	platform    string       // of OCI images: os/arch[/variant]; "" is the host's
+	authfile    string       // --authfile: registry credentials (stage0/registries.go)
+	http        *http.Client // for trust's key fetches; nil: http.DefaultClient
 	log         *slog.Logger
 	stdout      io.Writer
 	stderr      io.Writer

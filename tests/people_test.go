@@ -3,7 +3,11 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,4 +212,39 @@ func TestPeopleCompletion(t *testing.T) {
 	uuid := strings.TrimSpace(e.mustRun("prepare", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/true"))
 	mustContain(t, e.mustRun("__complete", "run-prepared", ""), uuid+"\tprepared busybox\n")
 	mustContain(t, e.mustRun("__complete", "prepare", "--stage1=ns", "skiff.local/b"), "skiff.local/busybox\n")
+}
+
+// TestPeopleTrustURL: skiff trust fetches a key over https (the server's
+// certificate trusted through SSL_CERT_FILE, as any CA the host trusts),
+// refuses to trust it unreviewed from a script, trusts it with
+// --skip-fingerprint-review, and refuses plain http.
+func TestPeopleTrustURL(t *testing.T) {
+	e := newEnv(t)
+	key, err := os.ReadFile(image(t, "test-key.asc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(key) }))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SSL_CERT_FILE=" + ca}
+	url := srv.URL + "/key.asc"
+	_, errs, code := e.runCtx(context.Background(), env, "trust", "--prefix=example.com/app", url)
+	if code != 254 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "--skip-fingerprint-review") {
+		t.Errorf("trust from a script without review: exit %d, %q; want 254 and one line naming --skip-fingerprint-review", code, errs)
+	}
+	if l := e.mustRun("trust", "--list"); strings.Contains(l, "example.com/app") {
+		t.Errorf("the unreviewed key was trusted:\n%s", l)
+	}
+	out, errs, code := e.runCtx(context.Background(), env, "trust", "--prefix=example.com/app", "--skip-fingerprint-review", url)
+	if code != 0 || !strings.Contains(out, "for prefix example.com/app") {
+		t.Fatalf("trust --skip-fingerprint-review: exit %d, %q %q", code, out, errs)
+	}
+	mustContain(t, e.mustRun("trust", "--list"), "example.com/app ")
+	if _, errs, code := e.run("trust", "--prefix=example.com/b", "--skip-fingerprint-review", "http://"+strings.TrimPrefix(srv.URL, "https://")+"/key.asc"); code != 254 || !strings.Contains(errs, "not an https URL") {
+		t.Errorf("trust over plain http: exit %d, %q", code, errs)
+	}
 }
