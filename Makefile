@@ -64,6 +64,7 @@ DEB := $(BIN)/skiff_$(DEB_VERSION)_amd64.deb
 
 deb: build ## build bin/skiff_VERSION_amd64.deb: skiff, both stage1 images, man pages, completion, the gc timer, the skiff group
 	rm -rf $(BIN)/deb && $(MAKE) --no-print-directory install DESTDIR=$(BIN)/deb PREFIX=/usr >/dev/null
+	gzip -9n $(BIN)/deb/usr/share/man/man1/*.1
 	install -D -m 0644 packaging/systemd/skiff-gc.service $(BIN)/deb/usr/lib/systemd/system/skiff-gc.service
 	install -D -m 0644 packaging/systemd/skiff-gc.timer $(BIN)/deb/usr/lib/systemd/system/skiff-gc.timer
 	install -D -m 0755 packaging/deb/postinst $(BIN)/deb/DEBIAN/postinst

@@ -74,7 +74,7 @@ func TestDeb(t *testing.T) {
 	}
 	mustContain(t, run("getent", "group", "skiff"), "skiff:")
 	mustContain(t, run("systemctl", "is-enabled", "skiff-gc.timer"), "enabled")
-	run("test", "-f", "/usr/share/man/man1/skiff-run.1")
+	run("test", "-f", "/usr/share/man/man1/skiff-run.1.gz") // gzipped, as Debian policy wants
 	run("test", "-f", "/usr/share/bash-completion/completions/skiff")
 	mustContain(t, run("skiff", "version"), "stage1 ns: skiff.dev/stage1-ns", "stage1 kvm: skiff.dev/stage1-kvm", "/usr/lib/skiff/stage1-kvm.aci")
 	out := run("skiff", "--insecure-options=image", "run", "/root/pkg/busybox.aci", "--exec=/bin/echo", "--", "hello-from-the-deb")
