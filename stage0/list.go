@@ -20,9 +20,10 @@ func newListCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List pods and their states",
-		Long: `List pods: UUID (its first 8 characters), apps, state, creation time and
-addresses; with --full, whole UUIDs and the image ID of each app (IMAGE IDS,
-in the order of APPS), as rkt's list --full.`,
+		Long: `List pods as rkt does: one line per app (APP, IMAGE NAME) under the pod's
+UUID (its first 8 characters), STATE, CREATED (when it was created),
+STARTED (when it started running) and NETWORKS (NAME:ip4=ADDRESS); with
+--full, whole UUIDs and an IMAGE ID column.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
@@ -43,19 +44,7 @@ in the order of APPS), as rkt's list --full.`,
 				}
 				return f.write(g.stdout, sts)
 			}
-			header := []string{"UUID", "APPS", "STATE", "CREATED", "ADDRESSES"}
-			if full {
-				header = []string{"UUID", "APPS", "IMAGE IDS", "STATE", "CREATED", "ADDRESSES"}
-			}
-			var rows [][]string
-			for _, st := range sts {
-				row := []string{st.UUID[:8], strings.Join(st.AppList, ",")}
-				if full {
-					row = []string{st.UUID, strings.Join(st.AppList, ","), strings.Join(st.Images, ",")}
-				}
-				rows = append(rows, append(row, string(st.State), st.Created.Format(time.DateTime), strings.Join(st.addresses(), ",")))
-			}
-			return table(g.stdout, header, rows, noLegend)
+			return table(g.stdout, listHeader(full), listRows(sts, full), noLegend)
 		},
 	}
 	f.register(cmd.Flags())
@@ -95,4 +84,54 @@ func statuses(pods []*pod.Pod) ([]podStatus, error) {
 		out = append(out, sts[i])
 	}
 	return out, nil
+}
+
+// listHeader returns rkt's columns, with IMAGE ID for --full.
+func listHeader(full bool) []string {
+	if full {
+		return []string{"UUID", "APP", "IMAGE NAME", "IMAGE ID", "STATE", "CREATED", "STARTED", "NETWORKS"}
+	}
+	return []string{"UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"}
+}
+
+// listRows prints a pod as rkt's list: its first app on the pod's line,
+// each further app on a line of its own with the pod's columns empty; a
+// pod without apps (not prepared yet) with "-" for them.
+func listRows(sts []podStatus, full bool) [][]string {
+	var rows [][]string
+	for _, st := range sts {
+		id := st.UUID
+		if !full {
+			id = id[:8]
+		}
+		pod := []string{id, string(st.State), stamp(st.Created), stamp(st.Started), strings.Join(st.netNames(), ",")}
+		apps := st.AppList
+		if len(apps) == 0 {
+			apps = []string{"-"}
+		}
+		for i, app := range apps {
+			name, img := "-", "-"
+			if i < len(st.Names) && st.Names[i] != "" {
+				name = st.Names[i]
+			}
+			if i < len(st.Images) && st.Images[i] != "" {
+				img = st.Images[i]
+			}
+			row := []string{pod[0], app, name}
+			if full {
+				row = append(row, img)
+			}
+			rows = append(rows, append(row, pod[1:]...))
+			pod = make([]string, len(pod)) // the pod's columns on its first line only
+		}
+	}
+	return rows
+}
+
+// stamp prints a time for list; the zero time (never started) as nothing.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Local().Format(time.DateTime)
 }

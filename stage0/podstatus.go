@@ -35,12 +35,16 @@ func withNet(p *pod.Pod, st pod.Status) podStatus {
 	return ps
 }
 
-// addresses lists the pod's addresses, without prefix lengths.
-func (ps podStatus) addresses() []string {
+// netNames lists the pod's addresses as rkt's list: NETWORK:ip4=ADDRESS.
+func (ps podStatus) netNames() []string {
 	var a []string
 	for _, n := range ps.Networks {
 		for _, ip := range n.IPs {
-			a = append(a, ip.Addr().String())
+			v := "ip4"
+			if ip.Addr().Is6() {
+				v = "ip6"
+			}
+			a = append(a, n.Network+":"+v+"="+ip.Addr().String())
 		}
 	}
 	return a

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
@@ -53,8 +54,9 @@ type globals struct {
 	localConfig string
 	debug       bool
 	insecure    []string
-	platform    string // of OCI images: os/arch[/variant]; "" is the host's
-	authfile    string // --authfile: registry credentials (stage0/registries.go)
+	platform    string       // of OCI images: os/arch[/variant]; "" is the host's
+	authfile    string       // --authfile: registry credentials (stage0/registries.go)
+	http        *http.Client // for trust's key fetches; nil: http.DefaultClient
 	log         *slog.Logger
 	stdout      io.Writer
 	stderr      io.Writer
@@ -130,9 +132,11 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g), newNetworkCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newDebugCmd(g), newStopCmd(g),
-		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newLogsCmd(g), newVersionCmd(g), newFsckCmd(g),
+		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newExportCmd(g), newLogsCmd(g), newVersionCmd(g), newConfigCmd(g), newFsckCmd(g),
 		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g), newAppCmd(g),
 	)
+	root.AddCommand(newGenManCmd(root))
+	registerCompletions(g, root)
 	return root
 }
 

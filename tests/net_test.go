@@ -266,7 +266,7 @@ func TestNetDefault(t *testing.T) {
 		if ipA == ipB {
 			t.Fatalf("two pods with address %s", ipA)
 		}
-		if list := e.mustRun("list"); !strings.Contains(list, "ADDRESSES") || !strings.Contains(list, ipA) || !strings.Contains(list, ipB) {
+		if list := e.mustRun("list"); !strings.Contains(list, "NETWORKS") || !strings.Contains(list, ipA) || !strings.Contains(list, ipB) {
 			t.Errorf("list does not show the addresses:\n%s", list)
 		}
 		// Pod to pod, directly and through the other pod's published port.

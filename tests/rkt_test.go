@@ -367,8 +367,8 @@ func TestRktMasks(t *testing.T) {
 	})
 }
 
-// TestRktListFull: list --full prints whole UUIDs and each app's image ID,
-// as rkt's; --format=json-pretty works where --format=json does, and json
+// TestRktListFull: list --full prints whole UUIDs and each app's image
+// name and ID, as rkt's; --format=json-pretty works where --format=json does, and json
 // is one line, as rkt's.
 func TestRktListFull(t *testing.T) {
 	e := newEnv(t)
@@ -387,7 +387,7 @@ func TestRktListFull(t *testing.T) {
 		t.Fatalf("busybox not in the image list: %v", imgs)
 	}
 	out := e.mustRun("list", "--full")
-	mustContain(t, out, "IMAGE IDS", uuid+"  busybox  "+id+"  prepared")
+	mustContain(t, out, "  APP      IMAGE NAME           IMAGE ID  ", uuid+"  busybox  skiff.local/busybox  "+id+"  prepared")
 	if short := e.mustRun("list"); strings.Contains(short, uuid) || strings.Contains(short, id) {
 		t.Errorf("list without --full has whole IDs:\n%s", short)
 	}

@@ -126,6 +126,41 @@ func (c *Client) Discover(ctx context.Context, ref Ref) (*Result, error) {
 	return nil, fmt.Errorf("discover %q: %w (%s)", ref.Name, ErrNotFound, strings.Join(tried, "; "))
 }
 
+// PublicKeys finds the keys offered for name, as rkt's trust does: the
+// ac-discovery-pubkeys tags whose prefix covers name, from the first page
+// up its path that has any.
+func (c *Client) PublicKeys(ctx context.Context, name string) ([]string, error) {
+	var tried []string
+	for p := name; p != ""; p = parent(p) {
+		metas, err := c.page(ctx, p)
+		if err != nil {
+			tried = append(tried, err.Error())
+			continue
+		}
+		var keys []string
+		for _, m := range metas {
+			if m.name == "ac-discovery-pubkeys" && strings.HasPrefix(name, m.prefix) {
+				keys = append(keys, m.url)
+			}
+		}
+		if len(keys) > 0 {
+			return keys, nil
+		}
+		tried = append(tried, p+": no matching ac-discovery-pubkeys tag")
+	}
+	return nil, fmt.Errorf("discover keys for %q: %w (%s)", name, ErrNoKeys, strings.Join(tried, "; "))
+}
+
+// Get fetches a small document (a public key) from url: https, or plain
+// http only when InsecureHTTP allows it; at most 1 MiB.
+func (c *Client) Get(ctx context.Context, url string) ([]byte, error) {
+	if !strings.HasPrefix(url, "https://") && !(c.InsecureHTTP && strings.HasPrefix(url, "http://")) {
+		return nil, fmt.Errorf("GET %s: %w", url, ErrScheme)
+	}
+	b, err := c.get(ctx, url)
+	return []byte(b), err
+}
+
 func parent(p string) string {
 	i := strings.LastIndexByte(p, '/')
 	if i < 0 {

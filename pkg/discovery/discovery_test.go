@@ -184,3 +184,24 @@ func TestDiscover(t *testing.T) {
 		})
 	}
 }
+
+// TestPublicKeys: the keys of the first page up the path that offers any
+// for the name; none anywhere is ErrNoKeys; Get refuses plain http
+// unless allowed.
+func TestPublicKeys(t *testing.T) {
+	const keys = `<meta name="ac-discovery-pubkeys" content="example.com/app https://example.com/app.asc">
+<meta name="ac-discovery-pubkeys" content="example.com/other https://example.com/other.asc">`
+	c := &Client{HTTP: serve(t, true, map[string]string{"example.com": keys, "example.com/app/sub": `<meta name="ac-discovery" content="example.com x">`})}
+	got, err := c.PublicKeys(context.Background(), "example.com/app/sub")
+	if err != nil || !reflect.DeepEqual(got, []string{"https://example.com/app.asc"}) {
+		t.Errorf("PublicKeys = %q, %v", got, err)
+	}
+	if _, err := c.PublicKeys(context.Background(), "example.com/zzz"); !errors.Is(err, ErrNoKeys) {
+		t.Errorf("PublicKeys of a name no tag covers = %v, want ErrNoKeys", err)
+	}
+	for _, url := range []string{"http://example.com/k.asc", "file:///etc/passwd", "example.com/k.asc"} {
+		if _, err := c.Get(context.Background(), url); !errors.Is(err, ErrScheme) {
+			t.Errorf("Get(%s) = %v, want ErrScheme", url, err)
+		}
+	}
+}

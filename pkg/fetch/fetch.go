@@ -44,6 +44,8 @@ type Store interface {
 	Remote(url string) (store.RemoteRecord, bool, error)
 	// SetRemote records what was downloaded from url.
 	SetRemote(url string, rec store.RemoteRecord) error
+	// Manifest returns a stored image's manifest.
+	Manifest(id string) (*schema.ImageManifest, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -117,10 +119,63 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, signature string) (string, err
 	default:
 		id, err = f.fetchName(ctx, ref, signature)
 	}
+	if err == nil {
+		err = f.fetchDependencies(ctx, id, map[string]bool{})
+	}
 	if err != nil {
 		return "", fmt.Errorf("fetch %s: %w", ref, err)
 	}
 	return id, nil
+}
+
+// maxDependencies bounds how many dependencies one fetch brings in: a
+// chain of images each naming another must end.
+const maxDependencies = 64
+
+// fetchDependencies brings in the appc dependencies of image id that the
+// store lacks, as rkt did: each by its name and labels, from the store or
+// by discovery, verified as any fetch by name, then theirs in turn. A
+// dependency pinned by image ID must come out as that image.
+func (f *Fetcher) fetchDependencies(ctx context.Context, id string, seen map[string]bool) error {
+	if seen[id] {
+		return nil
+	}
+	seen[id] = true
+	m, err := f.Store.Manifest(id)
+	if err != nil {
+		return err
+	}
+	for _, d := range m.Dependencies {
+		if len(seen) > maxDependencies {
+			return fmt.Errorf("dependencies of %s: more than %d", m.Name, maxDependencies)
+		}
+		ref := discovery.Ref{Name: d.ImageName.String(), Labels: map[string]string{}}
+		for _, l := range d.Labels {
+			ref.Labels[l.Name.String()] = l.Value
+		}
+		pinned := ""
+		if d.ImageID != nil && !d.ImageID.Empty() {
+			pinned = d.ImageID.String()
+		}
+		dep := ""
+		if pinned != "" {
+			if dm, err := f.Store.Manifest(pinned); err == nil && dm.Name == d.ImageName {
+				dep = pinned // the very image, whatever newer one shares its name
+			}
+		}
+		if dep == "" {
+			if dep, err = f.fetchRef(ctx, ref, ""); err != nil {
+				return fmt.Errorf("dependency %s of %s: %w", d.ImageName, m.Name, err)
+			}
+		}
+		if pinned != "" && dep != pinned {
+			return fmt.Errorf("dependency %s of %s: %w: got %s, want the image ID %s", d.ImageName, m.Name, ErrMismatch, dep, pinned)
+		}
+		if err := f.fetchDependencies(ctx, dep, seen); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // IsPath reports whether ref names a local file: it looks like a path
@@ -250,6 +305,10 @@ func (f *Fetcher) fetchName(ctx context.Context, s, sigLoc string) (string, erro
 	if err != nil {
 		return "", err
 	}
+	return f.fetchRef(ctx, ref, sigLoc)
+}
+
+func (f *Fetcher) fetchRef(ctx context.Context, ref discovery.Ref, sigLoc string) (string, error) {
 	for k, v := range defaultLabels {
 		if _, ok := ref.Labels[k]; !ok {
 			ref.Labels[k] = v

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/safefile"
@@ -42,6 +44,7 @@ type fakeStore struct {
 }
 
 type storedImage struct {
+	man    *schema.ImageManifest
 	name   string
 	labels map[string]string
 	opts   store.ImportOptions
@@ -73,7 +76,7 @@ func (s *fakeStore) Import(_ context.Context, r io.Reader, opts store.ImportOpti
 	id := fmt.Sprintf("sha512-%x", sha512.Sum512(b))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.images[id] = storedImage{name: m.Name.String(), labels: labels, opts: opts}
+	s.images[id] = storedImage{man: m, name: m.Name.String(), labels: labels, opts: opts}
 	s.imports++
 	return id, nil
 }
@@ -110,10 +113,26 @@ func (s *fakeStore) SetRemote(url string, rec store.RemoteRecord) error {
 	return nil
 }
 
+func (s *fakeStore) Manifest(id string) (*schema.ImageManifest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, ok := s.images[id]
+	if !ok {
+		return nil, fmt.Errorf("image %s: %w", id, store.ErrNotFound)
+	}
+	return img.man, nil
+}
+
 var _ Store = (*fakeStore)(nil)
 
 // makeACI builds a tiny gzipped ACI: a manifest and a rootfs with one file.
 func makeACI(t *testing.T, name string, labels map[string]string) []byte {
+	t.Helper()
+	return makeACIDeps(t, name, labels, nil)
+}
+
+// makeACIDeps is makeACI with appc dependencies in the manifest.
+func makeACIDeps(t *testing.T, name string, labels map[string]string, deps []map[string]any) []byte {
 	t.Helper()
 	type label struct {
 		Name  string `json:"name"`
@@ -125,6 +144,9 @@ func makeACI(t *testing.T, name string, labels map[string]string) []byte {
 		ls = append(ls, label{k, v})
 	}
 	man["labels"] = ls
+	if deps != nil {
+		man["dependencies"] = deps
+	}
 	mb, err := json.Marshal(man)
 	if err != nil {
 		t.Fatal(err)
@@ -824,6 +846,67 @@ func TestFileRewrittenAfterVerify(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("fetch blocked on a FIFO")
+			}
+		})
+	}
+}
+
+// TestFetchDependencies: the dependencies of a fetched image that the
+// store lacks are fetched by name (discovery) and verified, theirs too; a
+// dependency pinned by image ID must be that image; one that cannot be
+// found fails the fetch, naming it.
+func TestFetchDependencies(t *testing.T) {
+	k := newTestKeys(t)
+	lib := makeACI(t, "example.com/lib", map[string]string{"version": "1"})
+	libID := fmt.Sprintf("sha512-%x", sha512.Sum512(lib))
+	base := makeACIDeps(t, "example.com/base", nil, []map[string]any{{"imageName": "example.com/lib", "imageID": libID, "labels": []map[string]string{{"name": "version", "value": "1"}}}})
+	app := makeACIDeps(t, "example.com/app", nil, []map[string]any{{"imageName": "example.com/base"}})
+	badPin := makeACIDeps(t, "example.com/badpin", nil, []map[string]any{{"imageName": "example.com/lib", "imageID": "sha512-" + strings.Repeat("0", 128)}})
+	missing := makeACIDeps(t, "example.com/missing", nil, []map[string]any{{"imageName": "example.com/gone"}})
+	srv := newServer(t, true)
+	for _, p := range []string{"example.com", "example.com/"} {
+		srv.pages[p] = `<meta name="ac-discovery" content="example.com https://example.com/{name}.{ext}">`
+	}
+	for name, b := range map[string][]byte{"lib": lib, "base": base, "app": app, "badpin": badPin, "missing": missing} {
+		srv.put("/example.com/"+name+".aci", b)
+		srv.put("/example.com/"+name+".aci.asc", sign(t, k.root, b))
+	}
+	for _, tt := range []struct {
+		ref     string
+		want    []string // names in the store afterwards
+		wantErr string
+	}{
+		{"example.com/app", []string{"example.com/app", "example.com/base", "example.com/lib"}, ""},
+		{"example.com/badpin", nil, "want the image ID sha512-000"},
+		{"example.com/missing", nil, "dependency example.com/gone of example.com/missing"},
+	} {
+		t.Run(tt.ref, func(t *testing.T) {
+			f, st := newFetcher(t, k.ks, srv)
+			_, err := f.Fetch(context.Background(), tt.ref, "")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Fetch = %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, img := range st.images {
+				names = append(names, img.name)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, tt.want) {
+				t.Errorf("store holds %q, want %q", names, tt.want)
+			}
+			// Fetched again, nothing is downloaded: every dependency is there.
+			before := len(srv.requests())
+			if _, err := f.Fetch(context.Background(), tt.ref, ""); err != nil {
+				t.Fatal(err)
+			}
+			if got := srv.requests()[before:]; len(got) != 0 {
+				t.Errorf("a second fetch downloaded %q", got)
 			}
 		})
 	}

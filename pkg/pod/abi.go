@@ -75,6 +75,8 @@ const (
 	AppStatusDir      = Stage1Rootfs + InPodStatusDir // InPodStatusDir seen from the pod directory
 	ReadyFile         = Stage1Rootfs + InPodReadyFile // InPodReadyFile seen from the pod directory
 	ExitedGarbageMark = "gc-marked"                   // timestamp of the move to exited-garbage
+	CreatedFile       = "created"                     // stage0's: timestamp of the pod's creation
+	StartedFile       = "started"                     // stage0's: timestamp of the move to run (stage1 started)
 	NetDir            = "net"                         // stage0's: the pod's CNI attachment records and results
 	NetResolvConf     = NetDir + "/resolv.conf"       // since version 2, with --netns: the pod's resolv.conf
 	NetHosts          = NetDir + "/hosts"             // since version 2, with --netns: lines for every app's /etc/hosts

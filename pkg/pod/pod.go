@@ -93,6 +93,11 @@ func Create(dataDir string) (*Pod, error) {
 	if err := p.TryLock(); err != nil {
 		return nil, err
 	}
+	if err := p.stamp(CreatedFile); err != nil {
+		p.Unlock()
+		os.RemoveAll(p.Path())
+		return nil, fmt.Errorf("create pod: %w", err)
+	}
 	return p, nil
 }
 
@@ -336,13 +341,38 @@ func (p *Pod) Transition(to State) error {
 		return fmt.Errorf("move pod %s to %s: %w", p.UUID, to, p.notExist(err))
 	}
 	p.State = to
-	if to == ExitedGarbage {
-		ts := strconv.FormatInt(time.Now().UnixNano(), 10)
-		if err := perm.WriteFile(p.File(ExitedGarbageMark), []byte(ts), true); err != nil {
+	switch to {
+	case ExitedGarbage:
+		if err := p.stamp(ExitedGarbageMark); err != nil {
 			return fmt.Errorf("mark pod %s: %w", p.UUID, err)
+		}
+	case Running:
+		if err := p.stamp(StartedFile); err != nil {
+			return fmt.Errorf("start pod %s: %w", p.UUID, err)
 		}
 	}
 	return nil
+}
+
+// stamp writes the time now into the pod's file name, in nanoseconds since
+// the epoch, readable by the skiff group (list shows it).
+func (p *Pod) stamp(name string) error {
+	ts := strconv.FormatInt(time.Now().UnixNano(), 10)
+	return perm.WriteFile(p.File(name), []byte(ts), true)
+}
+
+// stampTime reads a time stamp; the zero time when the file is missing
+// or is not one (the pod could have planted it).
+func (p *Pod) stampTime(name string) time.Time {
+	b, err := p.ReadFile(name, MaxStateFileSize)
+	if err != nil {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // MarkedAt returns when gc moved the pod to exited-garbage.

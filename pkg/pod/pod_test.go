@@ -2,6 +2,7 @@ package pod
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,6 +190,7 @@ func TestRaceRunPrepared(t *testing.T) {
 	p.Unlock()
 	var cmds []*exec.Cmd
 	var outs []*strings.Builder
+	var stdins []io.Closer
 	for range 2 {
 		c := exec.Command(os.Args[0], "-test.run=^TestRaceRunPrepared$")
 		c.Env = append(os.Environ(), "SKIFF_POD_RACE_DIR="+dir, "SKIFF_POD_RACE_UUID="+p.UUID)
@@ -196,6 +198,7 @@ func TestRaceRunPrepared(t *testing.T) {
 		c.Stdout = out
 		w, _ := c.StdinPipe()
 		defer w.Close()
+		stdins = append(stdins, w)
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -207,10 +210,10 @@ func TestRaceRunPrepared(t *testing.T) {
 	}
 	first := <-errs
 	won := 0
-	for _, c := range cmds {
-		if c.ProcessState == nil {
-			c.Process.Signal(os.Interrupt)
-		}
+	// The loser is done: the winner may finish its move and exit (a
+	// signal now could end it before it says it won).
+	for _, w := range stdins {
+		w.Close()
 	}
 	<-errs
 	for _, o := range outs {

@@ -54,6 +54,8 @@ type Status struct {
 	AppList []string       `json:"appNames,omitempty"`
 	Images  []string       `json:"imageIDs,omitempty"` // the image ID of each app of AppList, in order
 	Created time.Time      `json:"createdAt"`
+	Started time.Time      `json:"startedAt,omitzero"`   // when it moved to run; zero before
+	Names   []string       `json:"imageNames,omitempty"` // the image name of each app of AppList, in order
 	Ready   bool           `json:"ready,omitempty"`
 	// PrivateUsers is the pod's host uid range, UID:COUNT, when it has a
 	// user namespace of its own (--private-users).
@@ -67,8 +69,13 @@ func (p *Pod) Status() (Status, error) {
 	if err != nil {
 		return st, p.notExist(err)
 	}
-	st.Created = fi.ModTime()
-	st.AppList, st.Images = p.apps()
+	// The time stage0 recorded; pods made before it did have their
+	// directory's mtime instead.
+	if st.Created = p.stampTime(CreatedFile); st.Created.IsZero() {
+		st.Created = fi.ModTime()
+	}
+	st.Started = p.stampTime(StartedFile)
+	st.AppList, st.Images, st.Names = p.apps()
 	if b, err := p.ReadFile(PrivateUsersFile, MaxStateFileSize); err == nil {
 		if r := strings.TrimSpace(string(b)); strings.Trim(r, "0123456789:") == "" {
 			st.PrivateUsers = r
@@ -108,35 +115,40 @@ func (p *Pod) Status() (Status, error) {
 // and validation of the manifest is most of what listing many pods costs.
 // Both are validated as the full parse would (ACName, Hash); an unreadable
 // or invalid manifest gives none.
-func (p *Pod) apps() (names, images []string) {
+func (p *Pod) apps() (names, images, imageNames []string) {
 	b, err := p.ReadFile(ManifestFile, MaxManifestSize)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var m struct {
 		Apps []struct {
 			Name  types.ACName `json:"name"`
 			Image struct {
-				ID types.Hash `json:"id"`
+				ID   types.Hash          `json:"id"`
+				Name *types.ACIdentifier `json:"name"`
 			} `json:"image"`
 		} `json:"apps"`
 	}
 	if json.Unmarshal(b, &m) != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	for _, a := range m.Apps {
 		names = append(names, a.Name.String())
-		id := ""
+		id, name := "", ""
 		if !a.Image.ID.Empty() {
 			id = a.Image.ID.String()
 			// appc checks only the algorithm: the value is printed too.
 			if strings.Trim(a.Image.ID.Val, "0123456789abcdef") != "" {
-				return nil, nil
+				return nil, nil, nil
 			}
 		}
+		if a.Image.Name != nil {
+			name = a.Image.Name.String()
+		}
 		images = append(images, id)
+		imageNames = append(imageNames, name)
 	}
-	return names, images
+	return names, images, imageNames
 }
 
 // Pid returns the host pid of the pod's init, from the pid file or, through

@@ -70,13 +70,15 @@ func TestStatusAppNames(t *testing.T) {
 	for _, tc := range []struct {
 		name, manifest string
 		want, images   []string
+		imageNames     []string
 	}{
-		{"two apps", `{"acKind":"PodManifest","acVersion":"0.8.11","apps":[{"name":"web","image":{"id":"sha512-` + strings.Repeat("ab", 64) + `"}},{"name":"db"}]}`,
-			[]string{"web", "db"}, []string{"sha512-" + strings.Repeat("ab", 64), ""}},
-		{"invalid name", `{"apps":[{"name":"Web/../x"}]}`, nil, nil},
-		{"invalid image ID", `{"apps":[{"name":"web","image":{"id":"sha512-\u001b[2J"}}]}`, nil, nil},
-		{"terminal escape", "{\"apps\":[{\"name\":\"a\\u001b[2J\"}]}", nil, nil},
-		{"not json", `apps: web`, nil, nil},
+		{"two apps", `{"acKind":"PodManifest","acVersion":"0.8.11","apps":[{"name":"web","image":{"name":"example.com/web","id":"sha512-` + strings.Repeat("ab", 64) + `"}},{"name":"db"}]}`,
+			[]string{"web", "db"}, []string{"sha512-" + strings.Repeat("ab", 64), ""}, []string{"example.com/web", ""}},
+		{"invalid name", `{"apps":[{"name":"Web/../x"}]}`, nil, nil, nil},
+		{"invalid image ID", `{"apps":[{"name":"web","image":{"id":"sha512-\u001b[2J"}}]}`, nil, nil, nil},
+		{"invalid image name", `{"apps":[{"name":"web","image":{"name":"a\u001b[2J"}}]}`, nil, nil, nil},
+		{"terminal escape", "{\"apps\":[{\"name\":\"a\\u001b[2J\"}]}", nil, nil, nil},
+		{"not json", `apps: web`, nil, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Create(t.TempDir())
@@ -90,8 +92,8 @@ func TestStatusAppNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(st.AppList, tc.want) || !slices.Equal(st.Images, tc.images) {
-				t.Errorf("AppList, Images = %q, %q; want %q, %q", st.AppList, st.Images, tc.want, tc.images)
+			if !slices.Equal(st.AppList, tc.want) || !slices.Equal(st.Images, tc.images) || !slices.Equal(st.Names, tc.imageNames) {
+				t.Errorf("AppList, Images, Names = %q, %q, %q; want %q, %q, %q", st.AppList, st.Images, st.Names, tc.want, tc.images, tc.imageNames)
 			}
 		})
 	}
@@ -121,5 +123,43 @@ func TestStatusPrivateUsers(t *testing.T) {
 		if err != nil || st.PrivateUsers != tc.want {
 			t.Errorf("record %q: PrivateUsers %q, err %v; want %q", tc.file, st.PrivateUsers, err, tc.want)
 		}
+	}
+}
+
+// TestStatusTimes: CREATED is when the pod was created, not its
+// directory's mtime (which every file written into it moves), and STARTED
+// is when it moved to run, zero before.
+func TestStatusTimes(t *testing.T) {
+	before := time.Now()
+	p, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(p.Path(), old, old); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Created.Before(before) || st.Created.After(after) || !st.Started.IsZero() {
+		t.Fatalf("created %v (want between %v and %v), started %v (want zero)", st.Created, before, after, st.Started)
+	}
+	for _, s := range []State{Preparing, Running} {
+		if err := p.Transition(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(p.Path(), old, old); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st2.Created.Equal(st.Created) || st2.Started.Before(after) || st2.Started.After(time.Now()) {
+		t.Errorf("after the move to run: created %v (want %v), started %v", st2.Created, st.Created, st2.Started)
 	}
 }

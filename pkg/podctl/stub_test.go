@@ -60,7 +60,13 @@ func newStubPods(t *testing.T) *stubPods {
 		t.Skip("pods of the stub stage1 are prepared with mounts: needs root")
 	}
 	ctx := context.Background()
-	base := t.TempDir()
+	// Not t.TempDir(): a subtest's name can put a ',' in it, which no
+	// overlay lowerdir may hold.
+	base, err := os.MkdirTemp("", "podctl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
 	dir := filepath.Join(base, "data")
 	s, err := store.Open(dir, nil)
 	if err != nil {

@@ -84,21 +84,40 @@ func (k *Keystore) AddRoot(r io.Reader) (Key, error) {
 	return k.add(filepath.Join(k.dir, "root.d"), "", r)
 }
 
-func (k *Keystore) add(dir, prefix string, r io.Reader) (Key, error) {
+// ReadKey reads a public key as Add would take it, without trusting it:
+// its fingerprint and identities, for a person to review first.
+func ReadKey(r io.Reader) (Key, error) {
+	e, err := readKey(r)
+	if err != nil {
+		return Key{}, err
+	}
+	return keyOf("", e), nil
+}
+
+// readKey reads exactly one usable public key: not revoked, able to sign.
+func readKey(r io.Reader) (*openpgp.Entity, error) {
 	el, err := readKeyRing(r)
 	if err != nil {
-		return Key{}, fmt.Errorf("add key: %w: %w", ErrBadKey, err)
+		return nil, fmt.Errorf("add key: %w: %w", ErrBadKey, err)
 	}
 	if len(el) != 1 {
-		return Key{}, fmt.Errorf("add key: %w: want exactly one public key, got %d", ErrBadKey, len(el))
+		return nil, fmt.Errorf("add key: %w: want exactly one public key, got %d", ErrBadKey, len(el))
 	}
 	e := el[0]
 	now := time.Now()
 	if e.Revoked(now) {
-		return Key{}, fmt.Errorf("add key %s: %w: revoked", fingerprint(e), ErrBadKey)
+		return nil, fmt.Errorf("add key %s: %w: revoked", fingerprint(e), ErrBadKey)
 	}
 	if _, ok := e.SigningKey(now); !ok {
-		return Key{}, fmt.Errorf("add key %s: %w: no valid signing key (expired?)", fingerprint(e), ErrBadKey)
+		return nil, fmt.Errorf("add key %s: %w: no valid signing key (expired?)", fingerprint(e), ErrBadKey)
+	}
+	return e, nil
+}
+
+func (k *Keystore) add(dir, prefix string, r io.Reader) (Key, error) {
+	e, err := readKey(r)
+	if err != nil {
+		return Key{}, err
 	}
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)

@@ -257,8 +257,11 @@ func (i Isolator) vmConfig(o pod.RunArgs, apps []podunit.App) (vm.Config, error)
 // kernelCmdline makes the guest boot systemd from the share, quietly: the
 // console carries the apps' output to run's stdout.
 func kernelCmdline(o pod.RunArgs) (string, error) {
-	// hvc0 (virtio) carries the apps' output; ttyS0 only the boot.
-	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=0"}
+	// hvc0 (virtio) carries the apps' output; ttyS0 only the boot. With
+	// printk.time on, journald prefixes each line it forwards with the
+	// guest's uptime, as stage1-ns's lines on a host with printk times:
+	// "[   12.345678] app[5]: line", as rkt.
+	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=1"}
 	if o.Debug {
 		args = append(args, "systemd.log_level=debug", "systemd.show_status=true")
 	} else {
