@@ -2,9 +2,11 @@ package appspec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -29,11 +31,26 @@ func Write(dir string, s *specs.Spec) error {
 		files[HostnameFile] = s.Hostname + "\n"
 	}
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+		if err := writeRegular(filepath.Join(dir, name), []byte(data)); err != nil {
 			return fmt.Errorf("write spec: %w", err)
 		}
 	}
 	return nil
+}
+
+// writeRegular writes data to path, a new or regular file, never through
+// a symlink or into a FIFO (dir may be in a tree a KVM guest writes).
+func writeRegular(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		return err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Close())
 }
 
 // maxSpecSize bounds spec.json, read back from the app directory.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -130,4 +131,57 @@ func detach(dfd int, name, path string) error {
 		return fmt.Errorf("unmount %s: %w", path, err)
 	}
 	return nil
+}
+
+// MkdirAllBeneath makes directory rel below root, as os.MkdirAll would,
+// and returns an O_PATH handle on it; no component may be a symlink (a
+// pod's tree, which a KVM guest writes while it runs, may hold them), so
+// what the handle names is below root whatever is swapped in later:
+// mount onto, and write below, "/proc/self/fd/N" (FDPath).
+func MkdirAllBeneath(root, rel string) (*os.File, error) {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", root, err)
+	}
+	for _, c := range strings.Split(filepath.Clean(rel), "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		if err := unix.Mkdirat(fd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("mkdir %s: %w", filepath.Join(root, rel), err)
+		}
+		next, err := unix.Openat2(fd, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: beneath})
+		unix.Close(fd)
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("open %s: %q is not a directory of its own (a symlink?): refused", filepath.Join(root, rel), c)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", filepath.Join(root, rel), err)
+		}
+		fd = next
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(root, rel)), nil
+}
+
+// FDPath is the path that names what handle f names.
+func FDPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// RemoveAllBeneath is RemoveAll of rel below root, where no component of
+// rel may be a symlink: it never deletes anything outside root.
+func RemoveAllBeneath(root, rel string) error {
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", filepath.Join(root, rel), err)
+	}
+	defer unix.Close(rootfd)
+	parent, err := unix.Openat2(rootfd, filepath.Dir(filepath.Clean(rel)), &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: beneath})
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", filepath.Join(root, rel), err)
+	}
+	defer unix.Close(parent)
+	return removeAt(parent, filepath.Base(rel), filepath.Join(root, rel))
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
+	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/strictjson"
@@ -221,11 +222,24 @@ func WriteBundle(pm *schema.PodManifest, name string, write BundleFunc) error {
 
 func writeBundle(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, write BundleFunc) error {
 	name := ra.Name.String()
-	root, err := os.OpenRoot(pod.AppRootfs(name))
+	// The app's dir is in the stage1's tree, which a KVM guest writes
+	// while an app sandbox runs (app-add): named through handles opened
+	// without following a symlink it could have planted.
+	dir, err := mount.MkdirAllBeneath(".", pod.AppDir(name))
+	if err != nil {
+		return fmt.Errorf("write bundle of %s: %w", name, err)
+	}
+	defer dir.Close()
+	rootfs, err := mount.MkdirAllBeneath(mount.FDPath(dir), "rootfs")
 	if err != nil {
 		return fmt.Errorf("open rootfs of %s: %w", name, err)
 	}
-	err = write(pod.AppDir(name), pm, ra, img, root)
+	defer rootfs.Close()
+	root, err := os.OpenRoot(mount.FDPath(rootfs))
+	if err != nil {
+		return fmt.Errorf("open rootfs of %s: %w", name, err)
+	}
+	err = write(mount.FDPath(dir), pm, ra, img, root)
 	root.Close()
 	if err != nil {
 		return fmt.Errorf("write bundle of %s: %w", name, err)

@@ -273,6 +273,17 @@ func Mount(p *pod.Pod) error {
 		if have[target] {
 			continue
 		}
+		// The targets are in the stage1's tree, which a KVM guest writes
+		// while an app sandbox runs: made and named without following a
+		// symlink it could have planted there.
+		dir, err := mount.MkdirAllBeneath(p.Path(), r.Target)
+		if err != nil {
+			return fmt.Errorf("mount pod %s: %w", p.UUID, err)
+		}
+		defer dir.Close()
+		if !copied {
+			target = mount.FDPath(dir)
+		}
 		switch {
 		case copied:
 			err = mount.BindSecure(target)
@@ -288,7 +299,7 @@ func Mount(p *pod.Pod) error {
 			err = mount.Overlay(r.Lowers, p.File(r.Upper), p.File(r.Work), target)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("mount %s: %w", r.Target, err)
 		}
 	}
 	return nil

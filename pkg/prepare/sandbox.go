@@ -2,10 +2,13 @@ package prepare
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 
 	"github.com/appc/spec/schema"
 
@@ -67,6 +70,14 @@ func AddApp(ctx context.Context, imgs Images, p *pod.Pod, a App, inherit []strin
 			err = errors.Join(err, removeApp(p, name))
 		}
 	}()
+	// The target is in the stage1's tree, which a running KVM guest
+	// writes: refused if the way there has a symlink (Mount also mounts
+	// through a handle; a copy is made right after this check).
+	dir, err := mount.MkdirAllBeneath(p.Path(), rec.Target)
+	if err != nil {
+		return name, fmt.Errorf("add app %s: %w", name, err)
+	}
+	dir.Close()
 	if err := writeJSON(p.File(mountsFile), append(records, rec), true); err != nil {
 		return name, err
 	}
@@ -80,7 +91,7 @@ func AddApp(ctx context.Context, imgs Images, p *pod.Pod, a App, inherit []strin
 	}
 	im, err := imgs.Manifest(a.Image)
 	if err == nil {
-		err = writeJSON(p.File(pod.AppManifest(name)), im, false)
+		err = writeJSONBeneath(p, pod.AppManifest(name), im)
 	}
 	if err != nil {
 		return name, fmt.Errorf("add app %s: %w", name, err)
@@ -115,7 +126,9 @@ func removeApp(p *pod.Pod, name string) error {
 		records = slices.DeleteFunc(records, func(r mountRecord) bool { return r.Target == pod.AppRootfs(name) })
 		errs = append(errs, writeJSON(p.File(mountsFile), records, true))
 	}
-	errs = append(errs, mount.RemoveAll(dir), mount.RemoveAll(p.File("overlay/app-"+name)))
+	// The app's dir is in the stage1's tree, which a running KVM guest
+	// writes: removed beneath the pod dir, never through a symlink.
+	errs = append(errs, mount.RemoveAllBeneath(p.Path(), pod.AppDir(name)), mount.RemoveAll(p.File("overlay/app-"+name)))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove app %s: %w", name, err)
 	}
@@ -130,6 +143,38 @@ func writeManifest(p *pod.Pod, pm *schema.PodManifest) error {
 	}
 	if err := os.Rename(tmp, p.File(pod.ManifestFile)); err != nil {
 		return fmt.Errorf("write pod manifest: %w", err)
+	}
+	return nil
+}
+
+// writeJSONBeneath writes v to file rel of the pod dir, below which no
+// component may be a symlink and the file itself must be a new or regular
+// one: rel is in the stage1's tree, which a running KVM guest writes.
+func writeJSONBeneath(p *pod.Pod, rel string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(rel), err)
+	}
+	dir, err := mount.MkdirAllBeneath(p.Path(), filepath.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	f, err := os.OpenFile(filepath.Join(mount.FDPath(dir), filepath.Base(rel)),
+		os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("write %s: not a regular file", rel)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
 	}
 	return nil
 }

@@ -100,6 +100,32 @@ func TestSandboxAddRemove(t *testing.T) {
 			if err != nil || len(records) != 1 {
 				t.Errorf("mount records = %v, %v; want the stage1's alone", records, err)
 			}
+
+			// A KVM guest writes the stage1's tree while the sandbox runs:
+			// an apps dir it made a symlink to a host dir is refused, and
+			// nothing is made or removed there.
+			host := t.TempDir()
+			os.MkdirAll(filepath.Join(host, "c", "keep"), 0o755)
+			apps := p.File(pod.AppsDir)
+			if err := os.RemoveAll(apps); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(host, apps); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := AddApp(ctx, s, p, App{Image: app, Layers: []string{app}, Name: "b"}, nil); err == nil {
+				t.Error("an app was added through a symlinked apps dir")
+			}
+			if err := removeApp(p, "c"); err == nil {
+				t.Error("an app was removed through a symlinked apps dir")
+			}
+			ents, _ := os.ReadDir(host)
+			if _, err := os.Stat(filepath.Join(host, "c", "keep")); err != nil || len(ents) != 1 {
+				t.Errorf("the host dir behind the symlink was changed: %v, %v", ents, err)
+			}
+			if ms, _ := mount.Under(host); len(ms) != 0 {
+				t.Errorf("mounted on the host dir: %v", ms)
+			}
 		})
 	}
 }
