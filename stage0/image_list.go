@@ -26,16 +26,17 @@ func newImageListCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if f.isJSON() {
-					if imgs == nil {
-						imgs = []store.Image{}
+					out := make([]listedImage, len(imgs))
+					for i, im := range imgs {
+						out[i] = listedImage{im, im.Digest()}
 					}
-					return f.write(g.stdout, imgs)
+					return f.write(g.stdout, out)
 				}
 				var rows [][]string
 				for _, im := range imgs {
-					id := im.ID
-					if !full && len(id) > 19 {
-						id = id[:19]
+					id, digest := im.ID, im.Digest()
+					if !full {
+						id, digest = id[:min(len(id), 19)], digest[:min(len(digest), 19)]
 					}
 					// An OCI image's VERSION is its tag; LAYERS counts its
 					// layers (an ACI's: itself, dependencies aside).
@@ -43,20 +44,27 @@ func newImageListCmd(g *globals) *cobra.Command {
 					if im.OCI != nil {
 						version, layers, kind = im.OCI.Tag, strconv.Itoa(len(im.OCI.Layers)), store.KindOCI
 					}
-					rows = append(rows, []string{id, kind, im.Name, version, layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+					rows = append(rows, []string{id, kind, im.Name, version, layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt), digest})
 					// A name given by image tag is a row of its own, as podman lists it.
 					for _, t := range tagNames(im) {
-						rows = append(rows, []string{id, kind, t[0], t[1], layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt)})
+						rows = append(rows, []string{id, kind, t[0], t[1], layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt), digest})
 					}
 				}
-				return table(g.stdout, []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED"}, rows, noLegend)
+				return table(g.stdout, []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED", "DIGEST"}, rows, noLegend)
 			})
 		},
 	}
 	f.register(cmd.Flags())
-	cmd.Flags().BoolVar(&full, "full", false, "print full image IDs")
+	cmd.Flags().BoolVar(&full, "full", false, "print full image IDs and digests")
 	cmd.Flags().BoolVar(&noLegend, "no-legend", false, "omit the header line; columns separated by tabs")
 	return cmd
+}
+
+// listedImage is a row of `image list --format=json`: the stored record
+// and its digest (store.Image.Digest), a field of its own for scripts.
+type listedImage struct {
+	store.Image
+	Digest string `json:"digest"`
 }
 
 func lastUsed(t time.Time) string {

@@ -311,9 +311,13 @@ func TestOCIFetchAndRun(t *testing.T) {
 		var imgs []ociListed
 		json.Unmarshal([]byte(e.mustRun("image", "list", "--format=json")), &imgs)
 		imgs = slices.DeleteFunc(imgs, func(i ociListed) bool { return i.Kind == "aci" }) // the stage1
-		if len(imgs) != 1 || imgs[0].Kind != "oci" || imgs[0].OCI == nil || len(imgs[0].OCI.Layers) != 2 || "sha256-"+strings.TrimPrefix(imgs[0].OCI.Digest, "sha256:") != id {
+		if len(imgs) != 1 || imgs[0].Kind != "oci" || imgs[0].OCI == nil || len(imgs[0].OCI.Layers) != 2 || "sha256-"+strings.TrimPrefix(imgs[0].OCI.Digest, "sha256:") != id ||
+			imgs[0].Digest != imgs[0].OCI.Digest {
 			t.Errorf("image list json: %+v", imgs)
 		}
+		// The DIGEST column: the manifest digest, whole with --full.
+		mustContain(t, list, "DIGEST", "sha256:"+strings.TrimPrefix(id, "sha256-")[:12])
+		mustContain(t, e.mustRun("image", "list", "--full"), "sha256:"+strings.TrimPrefix(id, "sha256-"))
 		// ExposedPorts → ports, Labels → annotations, Volumes → mount points.
 		mustContain(t, e.mustRun("image", "cat-manifest", "--app", id), "/bin/probe", `"group": "4321"`, `"8080-tcp"`,
 			`"org.example.marker": "one"`, `"volume-data"`)
@@ -341,9 +345,10 @@ func TestOCIFetchAndRun(t *testing.T) {
 }
 
 type ociListed struct {
-	ID   string `json:"id"`
-	Kind string `json:"kind"`
-	OCI  *struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Digest string `json:"digest"`
+	OCI    *struct {
 		Digest string   `json:"digest"`
 		Layers []string `json:"layers"`
 	} `json:"oci"`

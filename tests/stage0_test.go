@@ -109,15 +109,20 @@ func TestImageCommands(t *testing.T) {
 	if !strings.HasPrefix(id, "sha512-") || len(id) != 7+128 {
 		t.Fatalf("fetch printed %q", id)
 	}
-	var imgs []struct{ ID, Name string }
+	var imgs []struct{ ID, Name, Digest string }
 	if err := json.Unmarshal([]byte(e.mustRun("image", "list", "--format=json")), &imgs); err != nil {
 		t.Fatal(err)
 	}
-	if len(imgs) != 1 || imgs[0].ID != id || imgs[0].Name != "skiff.local/busybox" {
+	// An ACI's digest is the sha512 of its tar: its ID, spelled as a digest.
+	if len(imgs) != 1 || imgs[0].ID != id || imgs[0].Name != "skiff.local/busybox" || imgs[0].Digest != "sha512:"+id[7:] {
 		t.Fatalf("image list = %+v", imgs)
 	}
-	if out := e.mustRun("image", "list"); !strings.Contains(out, "skiff.local/busybox") || !strings.Contains(out, "NAME") {
+	if out := e.mustRun("image", "list"); !strings.Contains(out, "skiff.local/busybox") || !strings.Contains(out, "NAME") ||
+		!strings.Contains(out, "DIGEST") || !strings.Contains(out, "sha512:"+id[7:19]+"\n") {
 		t.Errorf("image list table:\n%s", out)
+	}
+	if out := e.mustRun("image", "list", "--full"); !strings.Contains(out, "sha512:"+id[7:]) {
+		t.Errorf("image list --full lacks the whole digest:\n%s", out)
 	}
 	if out := e.mustRun("image", "cat-manifest", id[:20]); !strings.Contains(out, `"skiff.local/busybox"`) {
 		t.Errorf("cat-manifest by prefix:\n%s", out)

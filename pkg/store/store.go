@@ -100,6 +100,21 @@ type Image struct {
 	OCI  *OCIInfo `json:"oci,omitempty"`
 }
 
+// Digest is the image's content digest, "ALGORITHM:HEX": an OCI image's
+// manifest digest (a docker-archive's: its config digest, which is also
+// its ID), an ACI's sha512 of its uncompressed tar (its ID, spelled as a
+// digest).
+func (im Image) Digest() string {
+	if im.OCI != nil {
+		return im.OCI.Digest
+	}
+	alg, hex, ok := strings.Cut(im.ID, "-")
+	if !ok {
+		return ""
+	}
+	return alg + ":" + hex
+}
+
 // record is the metadata file of one image; keeping the manifest here makes
 // Manifest and dependency resolution cheap.
 type record struct {

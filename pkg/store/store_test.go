@@ -516,3 +516,24 @@ func TestExtractRootfsAndTouch(t *testing.T) {
 		t.Errorf("Manifest = %v, %v", m, err)
 	}
 }
+
+func TestImageDigest(t *testing.T) {
+	hex512 := strings.Repeat("ab", 64)
+	hex256 := strings.Repeat("cd", 32)
+	for _, c := range []struct {
+		name string
+		im   Image
+		want string
+	}{
+		{"aci", Image{ID: "sha512-" + hex512, Kind: KindACI}, "sha512:" + hex512},
+		{"aci without kind", Image{ID: "sha512-" + hex512}, "sha512:" + hex512},
+		{"oci", Image{ID: "sha256-" + hex256, Kind: KindOCI, OCI: &OCIInfo{Digest: "sha256:" + hex256}}, "sha256:" + hex256},
+		{"no id", Image{}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.im.Digest(); got != c.want {
+				t.Errorf("Digest() = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
