@@ -20,6 +20,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/oci"
 	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/simplesign"
 	"github.com/skiffpod/skiff/pkg/store"
 )
 
@@ -62,7 +63,7 @@ func (bf *buildFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&bf.base, "base", "", "an image in the store (name, reference or ID) whose rootfs the image starts from")
 	f.StringVar(&bf.name, "name", "", "the image name (an ACI's name; a docker-archive's tag)")
 	f.StringVarP(&bf.output, "output", "o", "", "where to write the image")
-	f.StringVar(&bf.signKey, "sign-key", "", "an armored OpenPGP secret key file: sign an aci: output as FILE.asc")
+	f.StringVar(&bf.signKey, "sign-key", "", "an armored OpenPGP secret key file: sign an aci: output as FILE.asc, a docker:// push with a simple signing signature in the registry's lookaside")
 	f.StringVar(&bf.lockFile, "lock", "", "the lock file: read to pin package versions if it exists, else written")
 	f.StringArrayVar(&bf.env, "env", nil, "NAME=VALUE in the image's environment (repeatable)")
 	f.StringArrayVar(&bf.ports, "port", nil, "PORT[/PROTO] the image exposes (repeatable)")
@@ -81,7 +82,7 @@ func (bf *buildFlags) run(ctx context.Context, g *globals) error {
 	if err := out.Check(); err != nil {
 		return fmt.Errorf("build: %w", err)
 	}
-	signer, err := bf.signer(out)
+	signer, lookaside, err := bf.signer(g, out)
 	if err != nil {
 		return err
 	}
@@ -123,11 +124,18 @@ func (bf *buildFlags) run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return fmt.Errorf("build: write %s: %w", s.Output, err)
 	}
-	if signer != nil {
+	switch {
+	case signer != nil && out.ACI != "":
 		if err := build.SignACI(out.ACI, signer); err != nil {
 			os.Remove(out.ACI) // an unsigned ACI was not asked for
 			return fmt.Errorf("build: %w", err)
 		}
+	case signer != nil:
+		f, err := build.SignOCI(out.Ref, id, signer, lookaside)
+		if err != nil {
+			return fmt.Errorf("build: %s was pushed, not signed: %w", s.Output, err)
+		}
+		fmt.Fprintf(g.stderr, "signed %s (%s) with key %X: %s\n", s.Output, id, signer.PrimaryKey.Fingerprint, f)
 	}
 	if lockFile != "" && o.Lock == nil && r.Lock != nil {
 		if err := safefile.WriteFile(lockFile, r.Lock.Bytes(), 0o644, false); err != nil {
@@ -179,26 +187,39 @@ func (bf *buildFlags) spec() (s *build.Spec, specDir string, err error) {
 	return s, specDir, nil
 }
 
-// signer reads --sign-key, for an ACI output only.
-func (bf *buildFlags) signer(out build.Output) (*openpgp.Entity, error) {
+// signer reads --sign-key, for an ACI or a docker:// output; for the
+// latter it also returns the lookaside its signature goes to
+// (registries.d: the registry's lookaside-staging, else its lookaside,
+// a file:// one).
+func (bf *buildFlags) signer(g *globals, out build.Output) (signer *openpgp.Entity, lookaside string, err error) {
 	if bf.signKey == "" {
-		return nil, nil
+		return nil, "", nil
 	}
-	if out.ACI == "" {
-		return nil, usagef("build: --sign-key signs ACI outputs only (OCI simple signing is not done yet: use skopeo copy --sign-by)")
-	}
-	if err := safefile.CheckOutput(out.ACI+".asc", false); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+	switch {
+	case out.ACI != "":
+		if err := safefile.CheckOutput(out.ACI+".asc", false); err != nil {
+			return nil, "", fmt.Errorf("build: %w", err)
+		}
+	case out.Ref.Transport == imageref.Docker:
+		dir := filepath.Join(g.localConfig, simplesign.DirName)
+		cfg, err := simplesign.Load(dir)
+		if err != nil {
+			return nil, "", fmt.Errorf("build: --sign-key: %w", err)
+		}
+		if lookaside = cfg.Staging(out.Ref); !strings.HasPrefix(lookaside, "file://") {
+			return nil, "", fmt.Errorf("build: --sign-key: no file:// lookaside to write the signature of %s to (%q): set lookaside-staging, or a file:// lookaside, for its registry in %s (docs/build.md)", out.Ref, lookaside, dir)
+		}
+	default:
+		return nil, "", usagef("build: --sign-key signs aci: and docker:// outputs: an OCI layout or archive has no place for a simple signing signature (push it with -o docker://REF)")
 	}
 	key, err := safefile.ReadFile(bf.signKey, 1<<20)
 	if err != nil {
-		return nil, fmt.Errorf("build: --sign-key: %w", err)
+		return nil, "", fmt.Errorf("build: --sign-key: %w", err)
 	}
-	signer, err := build.Signer(key)
-	if err != nil {
-		return nil, fmt.Errorf("build: --sign-key %s: %w", bf.signKey, err)
+	if signer, err = build.Signer(key); err != nil {
+		return nil, "", fmt.Errorf("build: --sign-key %s: %w", bf.signKey, err)
 	}
-	return signer, nil
+	return signer, lookaside, nil
 }
 
 // options returns the lock file (--lock, the spec's, else SPEC.lock) and

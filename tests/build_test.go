@@ -328,7 +328,7 @@ func TestBuildBaseAndOutputs(t *testing.T) {
 	if got := strings.TrimSpace(e.mustRun("fetch", "--full", signed)); got != d {
 		t.Errorf("signed ACI fetched as %s, build printed %s", got, d)
 	}
-	if _, errs, code := e.run(append(args, "--sign-key", filepath.Join(dir, "key.sec"), "-o", "oci:"+filepath.Join(dir, "nope"))...); code != 2 || !strings.Contains(errs, "ACI outputs only") {
+	if _, errs, code := e.run(append(args, "--sign-key", filepath.Join(dir, "key.sec"), "-o", "oci:"+filepath.Join(dir, "nope"))...); code != 2 || !strings.Contains(errs, "signs aci: and docker:// outputs") {
 		t.Errorf("--sign-key with an OCI output: exit %d: %s", code, errs)
 	}
 
@@ -353,5 +353,128 @@ func TestBuildBaseAndOutputs(t *testing.T) {
 				t.Errorf("build over an existing output: exit %d: %s", code, errs)
 			}
 		})
+	}
+}
+
+// TestBuildSignedPush: `skiff build -o docker://REF --sign-key KEY` writes a
+// simple signing signature of the pushed manifest into the registry's
+// lookaside (registries.d); skiff fetch verifies it with the key trusted
+// for the name and refuses a tampered one or a moved tag; skopeo, the
+// peer, verifies it under a policy that requires the key.
+func TestBuildSignedPush(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	addr, _, _ := registry(t)
+	home, fpr, pub := gpgKey(t, "builder@skiff.test")
+	sec, err := exec.Command("gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+		"--armor", "--export-secret-keys", fpr).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "key.sec")
+	os.WriteFile(keyFile, sec, 0o600)
+	id := strings.TrimSpace(e.mustRun("fetch", image(t, "busybox.aci")))
+	build := func(e *env, content, tag string, sign bool) (string, string, int) {
+		hello := filepath.Join(dir, "hello-"+tag+".txt")
+		os.WriteFile(hello, []byte(content), 0o600)
+		args := []string{"--insecure-options=http", "build", "--base", id, "--path", hello + ":/etc/hello.txt",
+			"--exec", "/bin/cat /etc/hello.txt", "-o", "docker://" + addr + "/skiff/signed:" + tag}
+		if sign {
+			args = append(args, "--sign-key", keyFile)
+		}
+		out, errs, code := e.run(args...)
+		return strings.TrimSpace(out), errs, code
+	}
+	// No lookaside to write to: refused before anything is built or pushed.
+	if _, errs, code := build(e, "none", "0", true); code != 254 || !strings.Contains(errs, "no file:// lookaside") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		t.Errorf("--sign-key without a lookaside: exit %d, want 254 and one line:\n%s", code, errs)
+	}
+	if err := exec.Command("skopeo", "inspect", "--tls-verify=false", "docker://"+addr+"/skiff/signed:0").Run(); err == nil {
+		t.Error("pushed although the signature had nowhere to go")
+	}
+
+	lookaside := t.TempDir()
+	regd := filepath.Join(e.config, "registries.d")
+	os.MkdirAll(regd, 0o755)
+	os.WriteFile(filepath.Join(regd, "local.yaml"), []byte("docker:\n  "+addr+":\n    lookaside: file://"+lookaside+"\n"), 0o644)
+	d, errs, code := build(e, "signed by skiff build\n", "1", true)
+	if code != 0 || !strings.HasPrefix(d, "sha256:") || !strings.Contains(errs, "signed docker://"+addr+"/skiff/signed:1") {
+		t.Fatalf("signed push: exit %d, printed %q\n%s", code, d, errs)
+	}
+	sigFile := filepath.Join(lookaside, "skiff/signed@sha256="+strings.TrimPrefix(d, "sha256:"), "signature-1")
+	if _, err := os.Stat(sigFile); err != nil {
+		t.Fatalf("no signature where the lookaside says: %v", err)
+	}
+
+	// skiff: verified with the key trusted for the name, no insecure option.
+	e.mustRun("trust", "--prefix", addr+"/skiff", pub)
+	fresh := func() *env {
+		f := newEnv(t)
+		os.MkdirAll(filepath.Join(f.config, "registries.d"), 0o755)
+		os.WriteFile(filepath.Join(f.config, "registries.d", "local.yaml"), []byte("docker:\n  "+addr+":\n    lookaside: file://"+lookaside+"\n"), 0o644)
+		f.mustRun("trust", "--prefix", addr+"/skiff", pub)
+		return f
+	}
+	f := fresh()
+	got := strings.TrimSpace(f.mustRun("fetch", "--full", "--insecure-options=http", "docker://"+addr+"/skiff/signed:1"))
+	if want := strings.Replace(d, ":", "-", 1); got != want {
+		t.Errorf("fetched as %s, build printed %s", got, d)
+	}
+	var imgs []struct{ Kind, Provenance, Signer string }
+	json.Unmarshal([]byte(f.mustRun("image", "list", "--format=json")), &imgs)
+	verified := false
+	for _, i := range imgs {
+		verified = verified || i.Kind == "oci" && i.Provenance == "verified" && strings.EqualFold(i.Signer, fpr)
+	}
+	if !verified {
+		t.Errorf("the signed image is not recorded verified by %s: %+v", fpr, imgs)
+	}
+	if out, errs, code := f.run("run", "--stage1=ns", "--insecure-options=http", "docker://"+addr+"/skiff/signed:1"); code != 0 || !strings.Contains(out+errs, "signed by skiff build") {
+		t.Errorf("run of the signed image: exit %d\n%s%s", code, out, errs)
+	}
+
+	// skopeo verifies it too, under a policy that requires the key (and
+	// refuses it under one that requires another key: it did verify).
+	_, _, otherPub := gpgKey(t, "other@skiff.test")
+	for i, c := range []struct {
+		key string
+		ok  bool
+	}{{pub, true}, {otherPub, false}} {
+		policy := filepath.Join(dir, fmt.Sprintf("policy-%d.json", i))
+		os.WriteFile(policy, []byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"`+addr+`/skiff":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"`+c.key+`"}]},"oci":{"":[{"type":"insecureAcceptAnything"}]}}}`), 0o644)
+		out, err := exec.Command("skopeo", "--policy", policy, "--registries.d", regd, "copy", "--quiet", "--src-tls-verify=false", "--remove-signatures",
+			"docker://"+addr+"/skiff/signed:1", fmt.Sprintf("oci:%s/copy-%d:1", dir, i)).CombinedOutput()
+		if (err == nil) != c.ok {
+			t.Errorf("skopeo under a policy requiring %s: %v, want ok=%v\n%s", c.key, err, c.ok, out)
+		}
+	}
+
+	// Tampered: a byte of the signature changed.
+	d2, errs, code := build(e, "tampered\n", "2", true)
+	if code != 0 {
+		t.Fatalf("second signed push: exit %d\n%s", code, errs)
+	}
+	sig2 := filepath.Join(lookaside, "skiff/signed@sha256="+strings.TrimPrefix(d2, "sha256:"), "signature-1")
+	b, _ := os.ReadFile(sig2)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(sig2, b, 0o644)
+	// Moved: tag 1 now names another image, unsigned; the old signature
+	// (of the first digest) is put beside it.
+	d3, errs, code := build(e, "moved\n", "1", false)
+	if code != 0 {
+		t.Fatalf("unsigned push: exit %d\n%s", code, errs)
+	}
+	old, _ := os.ReadFile(sigFile)
+	movedDir := filepath.Join(lookaside, "skiff/signed@sha256="+strings.TrimPrefix(d3, "sha256:"))
+	os.MkdirAll(movedDir, 0o755)
+	os.WriteFile(filepath.Join(movedDir, "signature-1"), old, 0o644)
+	f = fresh()
+	for tag, want := range map[string]string{"2": "signature-1: verify", "1": "it signs manifest"} {
+		if _, errs, code := f.run("fetch", "--insecure-options=http", "docker://"+addr+"/skiff/signed:"+tag); code == 0 || !strings.Contains(errs, want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+			t.Errorf("tag %s: exit %d, want one line saying %q:\n%s", tag, code, want, errs)
+		}
+	}
+	if out := f.mustRun("image", "list", "--format=json"); strings.Contains(out, `"oci"`) {
+		t.Errorf("refused images stored:\n%s", out)
 	}
 }

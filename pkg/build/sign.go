@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"github.com/skiffpod/skiff/pkg/imageref"
 	"github.com/skiffpod/skiff/pkg/safefile"
+	"github.com/skiffpod/skiff/pkg/simplesign"
 )
 
 // Signer is the first secret key of keyring (armored, not encrypted).
@@ -47,4 +50,28 @@ func SignACI(file string, signer *openpgp.Entity) error {
 		}
 		return nil
 	})
+}
+
+// SignOCI writes a containers "simple signing" signature of the image
+// pushed as ref (a docker:// tag) whose manifest has digest into the
+// lookaside at base (file://), as `skopeo copy --sign-by` does: an
+// OpenPGP signed message (binary) over simplesign's payload. It returns
+// the file written.
+func SignOCI(ref imageref.Ref, digest string, signer *openpgp.Entity, base string) (string, error) {
+	payload, err := simplesign.NewPayload(ref, digest, "skiff build", time.Now())
+	if err != nil {
+		return "", err
+	}
+	var sig bytes.Buffer
+	w, err := openpgp.Sign(&sig, signer, nil, nil)
+	if err == nil {
+		_, err = w.Write(payload)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	return simplesign.Store(base, ref, digest, sig.Bytes())
 }

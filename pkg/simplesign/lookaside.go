@@ -2,6 +2,7 @@ package simplesign
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,13 +33,20 @@ const (
 
 // Config maps registry scopes to lookaside URLs.
 type Config struct {
-	def    string            // default-docker
-	scopes map[string]string // "HOST[:PORT][/NAME]" -> URL
+	def    urls            // default-docker
+	scopes map[string]urls // "HOST[:PORT][/NAME]" -> URLs
 }
+
+// urls are a scope's lookaside, read and written ("" for none).
+type urls struct{ read, write string }
 
 type scope struct {
 	Lookaside string `yaml:"lookaside"`
 	Sigstore  string `yaml:"sigstore"` // the older name of lookaside
+	// LookasideStaging is where signatures are written (lookaside if
+	// not set), as containers-registries.d(5) says.
+	LookasideStaging string `yaml:"lookaside-staging"`
+	SigstoreStaging  string `yaml:"sigstore-staging"`
 }
 
 type file struct {
@@ -49,7 +57,7 @@ type file struct {
 // Load reads every *.yaml file in dir (a missing dir configures nothing).
 // A scope named twice, in one file or two, is an error, as in containers.
 func Load(dir string) (*Config, error) {
-	c := &Config{scopes: map[string]string{}}
+	c := &Config{scopes: map[string]urls{}}
 	names, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
@@ -65,7 +73,7 @@ func Load(dir string) (*Config, error) {
 			if defFrom != "" {
 				return nil, fmt.Errorf("load %s: %w: default-docker also set in %s", name, ErrBadConfig, defFrom)
 			}
-			if c.def, err = f.DefaultDocker.url(); err != nil {
+			if c.def, err = f.DefaultDocker.urls(); err != nil {
 				return nil, fmt.Errorf("load %s: %w: default-docker: %w", name, ErrBadConfig, err)
 			}
 			defFrom = name
@@ -77,7 +85,7 @@ func Load(dir string) (*Config, error) {
 			if _, dup := c.scopes[k]; dup {
 				return nil, fmt.Errorf("load %s: %w: docker: %q configured twice", name, ErrBadConfig, k)
 			}
-			if c.scopes[k], err = s.url(); err != nil {
+			if c.scopes[k], err = s.urls(); err != nil {
 				return nil, fmt.Errorf("load %s: %w: docker: %q: %w", name, ErrBadConfig, k, err)
 			}
 		}
@@ -108,11 +116,21 @@ func readConfig(name string) (*file, error) {
 	return &f, nil
 }
 
-func (s scope) url() (string, error) {
-	v := s.Lookaside
-	if v == "" {
-		v = s.Sigstore
+func (s scope) urls() (urls, error) {
+	var u urls
+	var err error
+	if u.read, err = checkURL(cmp.Or(s.Lookaside, s.Sigstore)); err != nil {
+		return u, err
 	}
+	if u.write, err = checkURL(cmp.Or(s.LookasideStaging, s.SigstoreStaging)); err != nil {
+		return u, err
+	}
+	u.write = cmp.Or(u.write, u.read)
+	return u, nil
+}
+
+// checkURL checks a lookaside URL ("" is none).
+func checkURL(v string) (string, error) {
 	if v == "" {
 		return "", nil
 	}
@@ -132,7 +150,14 @@ func (s scope) url() (string, error) {
 // Lookaside returns the lookaside URL for ref: the most specific scope
 // (registry/name, then its parents, then the registry), else
 // default-docker; "" when none is configured.
-func (c *Config) Lookaside(ref imageref.Ref) string {
+func (c *Config) Lookaside(ref imageref.Ref) string { return c.find(ref).read }
+
+// Staging returns where signatures of ref are written: the most specific
+// scope's lookaside-staging, else its lookaside; "" when none is
+// configured.
+func (c *Config) Staging(ref imageref.Ref) string { return c.find(ref).write }
+
+func (c *Config) find(ref imageref.Ref) urls {
 	for n := ref.Name(); ; {
 		if u, ok := c.scopes[n]; ok {
 			return u

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffpod/skiff/pkg/imageref"
 )
@@ -145,5 +146,89 @@ func TestSignature(t *testing.T) {
 	// A directory where a signature belongs is an error, not the end.
 	if _, _, err := Signature(context.Background(), nil, "file://"+dir, ref, dig, 3); err == nil {
 		t.Error("signature-3 (a directory): no error")
+	}
+}
+
+func TestStaging(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml, ref, want string
+	}{
+		{"none", "", "docker://r.example/a:1", ""},
+		{"lookaside is written too", "default-docker:\n  lookaside: file:///sigs\n", "docker://r.example/a:1", "file:///sigs"},
+		{"staging first", "default-docker:\n  lookaside: https://s.example\n  lookaside-staging: file:///stage/\n", "docker://r.example/a:1", "file:///stage"},
+		{"sigstore-staging", "default-docker:\n  sigstore-staging: file:///old\n", "docker://r.example/a:1", "file:///old"},
+		{"most specific scope", "default-docker:\n  lookaside-staging: file:///d\ndocker:\n  r.example/team:\n    lookaside-staging: file:///t\n", "docker://r.example/team/app:1", "file:///t"},
+		{"bad staging", "default-docker:\n  lookaside-staging: file://rel\n", "", "error: want file:///PATH"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(c.yaml), 0o644)
+			cfg, err := Load(dir)
+			if want, isErr := strings.CutPrefix(c.want, "error: "); isErr {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("got %v, want an error saying %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Staging(mustRef(t, c.ref)); got != c.want {
+				t.Errorf("staging %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestPayloadAndStore: a payload NewPayload writes is one CheckPayload
+// accepts for the same tag and digest (and no other); Store lays
+// signatures out where Signature finds them, numbered on.
+func TestPayloadAndStore(t *testing.T) {
+	ref := mustRef(t, "docker://127.0.0.1:5000/team/app:1")
+	p, err := NewPayload(ref, dig, "skiff build", time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPayload(p, ref, dig); err != nil {
+		t.Errorf("own payload refused: %v\n%s", err, p)
+	}
+	if err := CheckPayload(p, mustRef(t, "docker://127.0.0.1:5000/team/app:2"), dig); err == nil {
+		t.Error("payload accepted for another tag")
+	}
+	if err := CheckPayload(p, ref, other); err == nil {
+		t.Error("payload accepted for another digest")
+	}
+	if !strings.Contains(string(p), `"creator":"skiff build"`) || !strings.Contains(string(p), `"timestamp":1700000000`) {
+		t.Errorf("payload %s: want the creator and timestamp in optional", p)
+	}
+	if _, err := NewPayload(mustRef(t, "docker://127.0.0.1:5000/team/app@"+dig), dig, "x", time.Now()); err == nil {
+		t.Error("a payload for a reference by digest: no error")
+	}
+
+	dir := t.TempDir()
+	base := "file://" + dir
+	for i, sig := range []string{"one", "two"} {
+		f, err := Store(base, ref, dig, []byte(sig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(dir, "team/app@sha256="+strings.TrimPrefix(dig, "sha256:"), fmt.Sprintf("signature-%d", i+1)); f != want {
+			t.Errorf("stored at %s, want %s", f, want)
+		}
+		got, ok, err := Signature(context.Background(), nil, base, ref, dig, i+1)
+		if err != nil || !ok || string(got) != sig {
+			t.Errorf("signature-%d read back: %q %v %v", i+1, got, ok, err)
+		}
+	}
+	// A symlink where the next one goes is not written through.
+	sigDir := filepath.Join(dir, "team/app@sha256="+strings.TrimPrefix(dig, "sha256:"))
+	os.Symlink("/etc/passwd", filepath.Join(sigDir, "signature-3"))
+	if _, err := Store(base, ref, dig, []byte("three")); err == nil {
+		t.Error("stored through a symlink")
+	}
+	for _, bad := range []string{"https://s.example/x", "file://relative", ""} {
+		if _, err := Store(bad, ref, dig, []byte("x")); err == nil || !errors.Is(err, ErrBadConfig) {
+			t.Errorf("Store to %q: %v, want ErrBadConfig", bad, err)
+		}
 	}
 }
