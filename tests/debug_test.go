@@ -181,6 +181,33 @@ func debugPod(t *testing.T, e *env, s1, redis string) {
 		}
 	})
 
+	t.Run("any image as tools", func(t *testing.T) {
+		// The tools image by ID and by name from the store, and as an OCI
+		// layout (skiff build of the same tree, one layer, merged once).
+		e := e.with(t)
+		tools := filepath.Join(binDir, "debug-tools.aci")
+		id := strings.TrimSpace(e.mustRun("--insecure-options=image", "fetch", "--full", tools))
+		var name string
+		for _, l := range strings.Split(e.mustRun("image", "list", "--no-legend", "--full"), "\n") {
+			if f := strings.Split(l, "\t"); len(f) > 2 && f[0] == id {
+				name = f[2]
+			}
+		}
+		layout := filepath.Join(t.TempDir(), "tools")
+		e.mustRun("build", "--base", id, "--exec", "/bin/busybox sh", "-o", "oci:"+layout+":1")
+		for _, ref := range []string{id, name, "oci:" + layout + ":1"} {
+			if ps := mustDebug(t, "--insecure-options=image", "--image", ref, "--", "ps"); !strings.Contains(ps, "/usr/bin/redis-server") {
+				t.Errorf("--image %s: ps does not list redis-server:\n%s", ref, ps)
+			}
+		}
+		// Verified as for run: an OCI layout by tag is refused without
+		// --insecure-options=image, and nothing is stored.
+		_, errs, code := debug(t, "--image", "oci:"+layout+":1", "--", "ps")
+		if code != 254 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "--insecure-options=image") {
+			t.Errorf("an unsigned OCI tools image: exit %d, %q; want 254 and one line naming --insecure-options=image", code, errs)
+		}
+	})
+
 	t.Run("bad input", func(t *testing.T) {
 		junk := filepath.Join(t.TempDir(), "junk.aci")
 		os.WriteFile(junk, []byte("not an image\n"), 0o644)
@@ -192,6 +219,7 @@ func debugPod(t *testing.T, e *env, s1, redis string) {
 		}{
 			{"tools image not an image", []string{"debug", uuid, "--image", junk, "--", "ps"}, "not a tools image"},
 			{"tools image with dependencies", []string{"debug", uuid, "--image", image(t, "probe-layered.aci"), "--", "ps"}, "must stand alone"},
+			{"tools image an archive that is not one", []string{"--insecure-options=image", "debug", uuid, "--image", "docker-archive:" + junk, "--", "ps"}, "tools image docker-archive:"},
 			{"no such app", []string{"debug", uuid, "--app", "nope", "--", "ps"}, `no such running app: "nope"`},
 			{"no such pod", []string{"debug", "00000000-0000-0000-0000-000000000000", "--", "ps"}, "pod does not exist"},
 		} {

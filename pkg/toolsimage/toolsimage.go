@@ -1,7 +1,8 @@
 // Package toolsimage finds the tools image `skiff debug` mounts into an
-// app (docs/debug.md): an ACI file, by default debug-tools.aci beside the
-// skiff binary or in /usr/lib/skiff, imported into the store and rendered
-// there once; its rendered rootfs is what the stage1 mounts, read-only.
+// app (docs/debug.md): an ACI file (by default debug-tools.aci beside the
+// skiff binary or in /usr/lib/skiff) imported into the store, or any image
+// already in it (an OCI image too); its one tree, rendered or merged once
+// in the store, is what the stage1 mounts, read-only.
 package toolsimage
 
 import (
@@ -67,11 +68,30 @@ func Rootfs(ctx context.Context, s *store.Store, path string) (string, error) {
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrNotTools, err))
 	}
-	tree, err := s.Render(ctx, id)
+	return Tree(ctx, s, id)
+}
+
+// Tree returns the one tree of image id in s that the stage1 mounts: an
+// ACI's rendered rootfs, an OCI image's layers merged (whiteouts applied)
+// once into cas/tree. An ACI with dependencies is refused: nothing but its
+// own tree would be mounted.
+func Tree(ctx context.Context, s *store.Store, id string) (string, error) {
+	fail := func(err error) (string, error) { return "", fmt.Errorf("tools image %s: %w", id, err) }
+	m, err := s.Manifest(id)
 	if err != nil {
 		return fail(err)
 	}
-	return filepath.Join(tree, "rootfs"), nil
+	if len(m.Dependencies) > 0 {
+		return fail(fmt.Errorf("%w: it depends on %s; a tools image must stand alone", ErrNotTools, m.Dependencies[0].ImageName))
+	}
+	dirs, err := s.CopyDirs(ctx, []string{id})
+	if err != nil {
+		return fail(err)
+	}
+	if len(dirs) != 1 {
+		return fail(fmt.Errorf("%w: %d trees, want one", ErrNotTools, len(dirs)))
+	}
+	return dirs[0], nil
 }
 
 func manifest(f *os.File) (*schema.ImageManifest, error) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/skiffpod/skiff/pkg/store"
@@ -109,5 +110,47 @@ func TestDefault(t *testing.T) {
 	}
 	if _, err := Default([]string{empty}); err == nil {
 		t.Errorf("Default found a file in an empty directory")
+	}
+}
+
+// TestTree: an image already in the store serves by ID when it stands
+// alone; one with dependencies, or an ID the store lacks, is refused.
+func TestTree(t *testing.T) {
+	s, err := store.Open(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := func(path string) string {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		id, err := s.Import(context.Background(), f, store.ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	alone, layered := imp(writeACI(t, "example.com/tools")), imp(writeACI(t, "example.com/layered", "example.com/tools"))
+	for _, tt := range []struct {
+		name, id string
+		err      error
+	}{
+		{"stands alone", alone, nil},
+		{"with dependencies", layered, ErrNotTools},
+		{"not in the store", "sha512-" + strings.Repeat("0", 128), store.ErrNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, err := Tree(context.Background(), s, tt.id)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err == nil {
+				if _, err := os.Stat(filepath.Join(dir, "bin/tool")); err != nil {
+					t.Errorf("tree %s lacks bin/tool: %v", dir, err)
+				}
+			}
+		})
 	}
 }
