@@ -53,27 +53,39 @@ func benchNet(ctx context.Context, cfg config) error {
 	if _, err := output(ctx, nil, cfg.skiff, def...); err != nil { // warm-up
 		return err
 	}
-	gcAfter := func(args []string) func() (time.Duration, error) {
+	gcAfter := func(bin string, args []string) func() (time.Duration, error) {
 		return func() (time.Duration, error) {
-			d, err := timeCmd(ctx, nil, cfg.skiff, args...)
+			d, err := timeCmd(ctx, nil, bin, args...)
 			if err != nil {
 				return d, err
 			}
 			return d, p.gc(ctx, cfg)
 		}
 	}
-	cs := []contender{{"skiff run --net=default", gcAfter(def)}, {"skiff run --net=host", gcAfter(host)}}
+	cs := []contender{{"skiff run --net=default", gcAfter(cfg.skiff, def)}, {"skiff run --net=host", gcAfter(cfg.skiff, host)}}
+	if cfg.baseline != "" {
+		if _, err := output(ctx, nil, cfg.baseline, def...); err != nil { // warm-up
+			return err
+		}
+		cs = append(cs, contender{"baseline run --net=default", gcAfter(cfg.baseline, def)}, contender{"baseline run --net=host", gcAfter(cfg.baseline, host)})
+	}
 	runs, err := interleave(cfg.n, cs)
 	if err != nil {
 		return err
 	}
 	sums := printTable(os.Stdout, "net: /bin/true in busybox on stage1-ns, the pod network's cost (setup timed, teardown in gc not)", cs, runs, 1)
-	extra := sums[0].median - sums[1].median
-	verdict := "MET"
-	if extra > netTarget {
-		verdict = "NOT MET"
+	for i := 0; i+1 < len(sums); i += 2 {
+		extra := sums[i].median - sums[i+1].median
+		verdict := "MET"
+		if extra > netTarget {
+			verdict = "NOT MET"
+		}
+		who := "skiff"
+		if i > 0 {
+			who = "baseline " + cfg.baseline
+		}
+		fmt.Printf("target --net=default ≤ --net=host + %s: %s (+%s) [%s]\n", ms(netTarget), verdict, ms(extra), who)
 	}
-	fmt.Printf("target --net=default ≤ --net=host + %s: %s (+%s)\n", ms(netTarget), verdict, ms(extra))
 
 	return iperf(ctx, cfg, p)
 }
