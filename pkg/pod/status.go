@@ -112,7 +112,10 @@ func (p *Pod) status(full bool) (Status, error) {
 	if p.State == Running || p.State == ExitedGarbage || p.State == Garbage {
 		st.Started = stampOf(read(StartedFile, MaxStateFileSize))
 	}
-	st.AppList, st.Images, st.Names = apps(read(ManifestFile, MaxManifestSize))
+	var ok bool
+	if st.AppList, st.Images, st.Names, ok = recordedApps(d, path); !ok {
+		st.AppList, st.Images, st.Names = apps(read(ManifestFile, MaxManifestSize))
+	}
 	if full {
 		if b, err := read(PrivateUsersFile, MaxStateFileSize); err == nil {
 			if r := strings.TrimSpace(string(b)); strings.Trim(r, "0123456789:") == "" {
@@ -198,8 +201,7 @@ func apps(b []byte, err error) (names, images, imageNames []string) {
 		id, name := "", ""
 		if a.Image.ID != nil {
 			// appc checks only the algorithm: the value is printed too.
-			hex, ok := strings.CutPrefix(*a.Image.ID, "sha512-")
-			if !ok || hex == "" || strings.Trim(hex, "0123456789abcdef") != "" {
+			if !validHash(*a.Image.ID) {
 				return nil, nil, nil
 			}
 			id = *a.Image.ID

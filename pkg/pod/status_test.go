@@ -262,3 +262,74 @@ func TestStatusAppStatusDirSymlink(t *testing.T) {
 		t.Errorf("Status: apps %v, err %v; want none and no error", st.Apps, err)
 	}
 }
+
+// TestAppsRecord: list reads the apps record while it is of the manifest
+// there; a record of another manifest (rewritten, or torn by a crash), a
+// missing or an invalid one sends it to the manifest itself.
+func TestAppsRecord(t *testing.T) {
+	id := "sha512-" + strings.Repeat("ab", 64)
+	one := `{"apps":[{"name":"web","image":{"name":"example.com/web","id":"` + id + `"}}]}`
+	two := `{"apps":[{"name":"web","image":{"name":"example.com/web","id":"` + id + `"}},{"name":"db"}]}`
+	for _, tc := range []struct {
+		name string
+		// change runs after the record of manifest one was written.
+		change func(t *testing.T, p *Pod)
+		want   []string
+	}{
+		{"recorded", func(t *testing.T, p *Pod) {}, []string{"web"}},
+		{"manifest rewritten", func(t *testing.T, p *Pod) {
+			writeRename(t, p.File(ManifestFile), two)
+		}, []string{"web", "db"}},
+		{"rewritten, same size", func(t *testing.T, p *Pod) {
+			writeRename(t, p.File(ManifestFile), strings.Replace(one, `"web"`, `"bew"`, 1))
+		}, []string{"bew"}},
+		{"no record", func(t *testing.T, p *Pod) { os.Remove(p.File(AppsFile)) }, []string{"web"}},
+		{"invalid record", func(t *testing.T, p *Pod) {
+			b, _ := os.ReadFile(p.File(AppsFile))
+			head, _, _ := strings.Cut(string(b), "\n")
+			writeRename(t, p.File(AppsFile), head+"\nWeb\x1b[2J\t\t\n")
+		}, []string{"web"}},
+		{"forged record", func(t *testing.T, p *Pod) {
+			b, _ := os.ReadFile(p.File(AppsFile))
+			head, _, _ := strings.Cut(string(b), "\n")
+			writeRename(t, p.File(AppsFile), head+"\nother\t\t\n")
+		}, []string{"other"}}, // root's file, as the manifest: trusted alike, but validated
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Create(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p.File(ManifestFile), []byte(one), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.RecordApps(); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(t, p)
+			for _, f := range []func() (Status, error){p.Brief, p.Status} {
+				st, err := f()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(st.AppList, tc.want) {
+					t.Errorf("apps %q, want %q", st.AppList, tc.want)
+				}
+				if st.AppList[0] == "web" && (st.Images[0] != id || st.Names[0] != "example.com/web") {
+					t.Errorf("image %q %q, want %q example.com/web", st.Images[0], st.Names[0], id)
+				}
+			}
+		})
+	}
+}
+
+// writeRename replaces path with data in one rename, as stage0 writes.
+func writeRename(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(data), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
