@@ -3,7 +3,9 @@ package pod
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,9 +20,12 @@ import (
 // (inode, size, mtime and ctime in nanoseconds), and a reader that finds
 // another manifest there reads the manifest itself. So a record can be
 // missing (pods of older versions), torn or left behind by a crash
-// between the two writes, and no list shows anything stale.
+// between the two writes, and no list shows anything stale. It also
+// copies the pod's created stamp, which never changes once the pod
+// exists: one small file read per pod instead of two.
 //
-//	INO SIZE MTIME CTIME
+//	INO SIZE MTIME CTIME                 (of the manifest)
+//	CREATED                              (the created stamp; 0 if none)
 //	NAME<TAB>IMAGE-ID<TAB>IMAGE-NAME     (one line per app; IDs and names may be empty)
 
 // RecordApps writes the apps record of the pod's manifest as it is now.
@@ -37,8 +42,12 @@ func (p *Pod) RecordApps() error {
 		return fmt.Errorf("record apps of pod %s: %w", p.UUID, err)
 	}
 	names, images, imageNames := apps(safefile.ReadFileFD(d, p.Path(), ManifestFile, MaxManifestSize))
+	var created int64
+	if t := stampOf(safefile.ReadFileFD(d, p.Path(), CreatedFile, MaxStateFileSize)); !t.IsZero() {
+		created = t.UnixNano()
+	}
 	var b strings.Builder
-	b.WriteString(id + "\n")
+	b.WriteString(id + "\n" + strconv.FormatInt(created, 10) + "\n")
 	for i := range names {
 		b.WriteString(names[i] + "\t" + images[i] + "\t" + imageNames[i] + "\n")
 	}
@@ -66,26 +75,40 @@ func manifestID(d int) (string, error) {
 	return fmt.Sprintf("%d %d %d %d", st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano()), nil
 }
 
+// appsRecord is what an apps record holds.
+type appsRecord struct {
+	names, images, imageNames []string
+	created                   time.Time // zero if the pod had no created stamp
+}
+
 // recordedApps reads the apps record below the pod dir d (named path);
 // ok is false when there is none, or it is not of the manifest there now
-// or not valid: the caller then reads the manifest.
-func recordedApps(d int, path string) (names, images, imageNames []string, ok bool) {
+// or not valid: the caller then reads the manifest and the stamp.
+func recordedApps(d int, path string) (r appsRecord, ok bool) {
 	b, err := safefile.ReadFileFD(d, path, AppsFile, MaxManifestSize)
 	if err != nil {
-		return nil, nil, nil, false
+		return r, false
 	}
 	head, rest, _ := strings.Cut(string(b), "\n")
 	if id, err := manifestID(d); err != nil || id != head {
-		return nil, nil, nil, false
+		return r, false
+	}
+	created, rest, _ := strings.Cut(rest, "\n")
+	n, err := strconv.ParseInt(created, 10, 64)
+	if err != nil || n < 0 {
+		return r, false
+	}
+	if n > 0 {
+		r.created = time.Unix(0, n)
 	}
 	for line := range strings.Lines(rest) {
 		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
 		if len(f) != 3 || !validName(f[0], "-") || f[1] != "" && !validHash(f[1]) || f[2] != "" && !validName(f[2], "-._~/") {
-			return nil, nil, nil, false
+			return appsRecord{}, false
 		}
-		names, images, imageNames = append(names, f[0]), append(images, f[1]), append(imageNames, f[2])
+		r.names, r.images, r.imageNames = append(r.names, f[0]), append(r.images, f[1]), append(r.imageNames, f[2])
 	}
-	return names, images, imageNames, true
+	return r, true
 }
 
 // validHash reports whether s is an appc image ID as list prints it:

@@ -100,9 +100,18 @@ func (p *Pod) status(full bool) (Status, error) {
 	read := func(name string, limit int64) ([]byte, error) {
 		return safefile.ReadFileFD(d, path, name, limit)
 	}
+	rec, recorded := recordedApps(d, path)
+	if recorded {
+		st.AppList, st.Images, st.Names = rec.names, rec.images, rec.imageNames
+	} else {
+		st.AppList, st.Images, st.Names = apps(read(ManifestFile, MaxManifestSize))
+	}
 	// The time stage0 recorded; pods made before it did have their
 	// directory's mtime instead.
-	if st.Created = stampOf(read(CreatedFile, MaxStateFileSize)); st.Created.IsZero() {
+	if st.Created = rec.created; !recorded {
+		st.Created = stampOf(read(CreatedFile, MaxStateFileSize))
+	}
+	if st.Created.IsZero() {
 		var fi unix.Stat_t
 		if err := unix.Fstat(d, &fi); err != nil {
 			return st, fmt.Errorf("stat pod %s: %w", p.UUID, err)
@@ -111,10 +120,6 @@ func (p *Pod) status(full bool) (Status, error) {
 	}
 	if p.State == Running || p.State == ExitedGarbage || p.State == Garbage {
 		st.Started = stampOf(read(StartedFile, MaxStateFileSize))
-	}
-	var ok bool
-	if st.AppList, st.Images, st.Names, ok = recordedApps(d, path); !ok {
-		st.AppList, st.Images, st.Names = apps(read(ManifestFile, MaxManifestSize))
 	}
 	if full {
 		if b, err := read(PrivateUsersFile, MaxStateFileSize); err == nil {

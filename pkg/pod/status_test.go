@@ -285,14 +285,14 @@ func TestAppsRecord(t *testing.T) {
 		}, []string{"bew"}},
 		{"no record", func(t *testing.T, p *Pod) { os.Remove(p.File(AppsFile)) }, []string{"web"}},
 		{"invalid record", func(t *testing.T, p *Pod) {
-			b, _ := os.ReadFile(p.File(AppsFile))
-			head, _, _ := strings.Cut(string(b), "\n")
-			writeRename(t, p.File(AppsFile), head+"\nWeb\x1b[2J\t\t\n")
+			writeRename(t, p.File(AppsFile), recordHead(t, p)+"Web\x1b[2J\t\t\n")
+		}, []string{"web"}},
+		{"invalid created", func(t *testing.T, p *Pod) {
+			head, _, _ := strings.Cut(recordHead(t, p), "\n")
+			writeRename(t, p.File(AppsFile), head+"\nsoon\nother\t\t\n")
 		}, []string{"web"}},
 		{"forged record", func(t *testing.T, p *Pod) {
-			b, _ := os.ReadFile(p.File(AppsFile))
-			head, _, _ := strings.Cut(string(b), "\n")
-			writeRename(t, p.File(AppsFile), head+"\nother\t\t\n")
+			writeRename(t, p.File(AppsFile), recordHead(t, p)+"other\t\t\n")
 		}, []string{"other"}}, // root's file, as the manifest: trusted alike, but validated
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,12 +315,27 @@ func TestAppsRecord(t *testing.T) {
 				if !slices.Equal(st.AppList, tc.want) {
 					t.Errorf("apps %q, want %q", st.AppList, tc.want)
 				}
+				if created := p.stampTime(CreatedFile); !st.Created.Equal(created) {
+					t.Errorf("created %v, want the stamp's %v", st.Created, created)
+				}
 				if st.AppList[0] == "web" && (st.Images[0] != id || st.Names[0] != "example.com/web") {
 					t.Errorf("image %q %q, want %q example.com/web", st.Images[0], st.Names[0], id)
 				}
 			}
 		})
 	}
+}
+
+// recordHead returns the first two lines of the pod's apps record: the
+// manifest's identity and the created stamp.
+func recordHead(t *testing.T, p *Pod) string {
+	t.Helper()
+	b, err := os.ReadFile(p.File(AppsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfterN(string(b), "\n", 3)
+	return lines[0] + lines[1]
 }
 
 // writeRename replaces path with data in one rename, as stage0 writes.
