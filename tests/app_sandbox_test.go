@@ -49,6 +49,11 @@ func testAppSandbox(t *testing.T, stage1 string) {
 	if l := e.mustRun("app", "list", "--no-legend", uuid); l != "a\tcreated\t-\nb\tcreated\t-\n" {
 		t.Errorf("app list = %q", l)
 	}
+	// list shows the apps as added: its record of the manifest is
+	// rewritten with it (docs/pod-lifecycle.md).
+	if l := e.mustRun("list", "--no-legend", "--full"); !strings.Contains(l, uuid+"\ta\t") || !strings.Contains(l, "\tb\tskiff.local/busybox\t") {
+		t.Errorf("list after app add = %q, want apps a and b of pod %s", l, uuid)
+	}
 	e.mustRun("app", "start", uuid, "--app=a")
 	e.mustRun("app", "start", uuid, "--app=b")
 	if st := e.mustRun("app", "status", uuid, "--app=a"); st != "name=a\nstate=running\n" {
@@ -112,6 +117,9 @@ func testAppSandbox(t *testing.T, stage1 string) {
 	}
 
 	e.mustRun("app", "rm", uuid, "--app=a")
+	if l := e.mustRun("list", "--no-legend", "--full"); strings.Contains(l, uuid+"\ta\t") || !strings.Contains(l, uuid+"\tb\t") {
+		t.Errorf("list after app rm = %q, want app b alone in pod %s", l, uuid)
+	}
 	for _, p := range []string{"stage1/rootfs/opt/stage2/a", "overlay/app-a", "stage1/rootfs/etc/systemd/system/skiff-app-a.service", "stage1/rootfs/skiff/status/a"} {
 		if _, err := os.Lstat(filepath.Join(podDir, p)); !os.IsNotExist(err) {
 			t.Errorf("%s left after app rm: %v", p, err)

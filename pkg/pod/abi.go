@@ -81,6 +81,7 @@ const (
 	NetResolvConf     = NetDir + "/resolv.conf"       // since version 2, with --netns: the pod's resolv.conf
 	NetHosts          = NetDir + "/hosts"             // since version 2, with --netns: lines for every app's /etc/hosts
 	PrivateUsersFile  = "private-users"               // stage0's: the pod's uid range, UID:COUNT, with --private-users
+	AppsFile          = "apps"                        // stage0's: what list shows of the manifest, and which manifest (apps.go)
 
 	// ExitFailure is the exit status of skiff, a stage1 entrypoint or
 	// stage2 when it fails itself (254, as rkt); apps' statuses pass through.

@@ -276,7 +276,16 @@ func (p *Pod) IsLocked() (bool, error) {
 		return false, p.notExist(&os.PathError{Op: "open", Path: p.Path(), Err: err})
 	}
 	defer unix.Close(fd)
-	err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
+	return p.lockedFD(fd)
+}
+
+// lockedFD is IsLocked for the pod dir open as fd (not O_PATH). The
+// shared lock it may take goes with fd's last close.
+func (p *Pod) lockedFD(fd int) (bool, error) {
+	if p.lock != nil {
+		return false, nil
+	}
+	err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return true, nil
 	}
@@ -364,15 +373,7 @@ func (p *Pod) stamp(name string) error {
 // stampTime reads a time stamp; the zero time when the file is missing
 // or is not one (the pod could have planted it).
 func (p *Pod) stampTime(name string) time.Time {
-	b, err := p.ReadFile(name, MaxStateFileSize)
-	if err != nil {
-		return time.Time{}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
+	return stampOf(p.ReadFile(name, MaxStateFileSize))
 }
 
 // MarkedAt returns when gc moved the pod to exited-garbage.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/safefile"
 )
@@ -63,22 +63,69 @@ type Status struct {
 }
 
 // Status reads the pod's state and what stage1 wrote.
-func (p *Pod) Status() (Status, error) {
+func (p *Pod) Status() (Status, error) { return p.status(true) }
+
+// Brief is Status without what `skiff list`'s table does not show: the
+// pid, the ready mark, the apps' exit statuses and the uid range. Listing
+// reads every pod, so each file left unread counts a thousandfold.
+func (p *Pod) Brief() (Status, error) { return p.status(false) }
+
+// status reads the pod's files through one handle on its directory, below
+// which nothing is followed (safefile.ReadFileFD).
+func (p *Pod) status(full bool) (Status, error) {
 	st := Status{UUID: p.UUID, State: Phase(p.State)} // the same word, but for prepare and run
-	fi, err := os.Stat(p.Path())
+	path := p.Path()
+	// A pod that can be in use is opened for reading, so that the same
+	// descriptor probes its lock; the others, and any pod for members of
+	// the skiff group (who may search a pod dir, not read it), O_PATH.
+	mode := unix.O_PATH
+	if p.State == Preparing || p.State == Running {
+		mode = unix.O_RDONLY
+	}
+	d, err := unix.Open(path, mode|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.EACCES) {
+		mode = unix.O_PATH
+		d, err = unix.Open(path, mode|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
-		return st, p.notExist(err)
+		return st, p.notExist(&os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(d)
+	locked := func() (bool, error) {
+		if mode == unix.O_PATH {
+			return p.IsLocked() // reads /proc/locks
+		}
+		return p.lockedFD(d)
+	}
+	read := func(name string, limit int64) ([]byte, error) {
+		return safefile.ReadFileFD(d, path, name, limit)
+	}
+	rec, recorded := recordedApps(d, path)
+	if recorded {
+		st.AppList, st.Images, st.Names = rec.names, rec.images, rec.imageNames
+	} else {
+		st.AppList, st.Images, st.Names = apps(read(ManifestFile, MaxManifestSize))
 	}
 	// The time stage0 recorded; pods made before it did have their
 	// directory's mtime instead.
-	if st.Created = p.stampTime(CreatedFile); st.Created.IsZero() {
-		st.Created = fi.ModTime()
+	if st.Created = rec.created; !recorded {
+		st.Created = stampOf(read(CreatedFile, MaxStateFileSize))
 	}
-	st.Started = p.stampTime(StartedFile)
-	st.AppList, st.Images, st.Names = p.apps()
-	if b, err := p.ReadFile(PrivateUsersFile, MaxStateFileSize); err == nil {
-		if r := strings.TrimSpace(string(b)); strings.Trim(r, "0123456789:") == "" {
-			st.PrivateUsers = r
+	if st.Created.IsZero() {
+		var fi unix.Stat_t
+		if err := unix.Fstat(d, &fi); err != nil {
+			return st, fmt.Errorf("stat pod %s: %w", p.UUID, err)
+		}
+		st.Created = time.Unix(fi.Mtim.Unix())
+	}
+	if p.State == Running || p.State == ExitedGarbage || p.State == Garbage {
+		st.Started = stampOf(read(StartedFile, MaxStateFileSize))
+	}
+	if full {
+		if b, err := read(PrivateUsersFile, MaxStateFileSize); err == nil {
+			if r := strings.TrimSpace(string(b)); strings.Trim(r, "0123456789:") == "" {
+				st.PrivateUsers = r
+			}
 		}
 	}
 	switch p.State {
@@ -87,14 +134,14 @@ func (p *Pod) Status() (Status, error) {
 	case Preparing:
 		// Only a pod being prepared or run can be in use: the lock is
 		// probed for those alone (list reads hundreds of pods).
-		locked, err := p.IsLocked()
+		locked, err := locked()
 		st.State = PhasePreparing
 		if !locked {
 			st.State = PhaseAbortedPrepare
 		}
 		return st, err
 	case Running:
-		locked, err := p.IsLocked()
+		locked, err := locked()
 		if err != nil {
 			return st, err
 		}
@@ -102,30 +149,50 @@ func (p *Pod) Status() (Status, error) {
 		if locked {
 			st.State = PhaseRunning
 		}
+		if !full {
+			return st, nil
+		}
 		st.Pid, _ = p.Pid()
 		_, err = os.Lstat(p.File(ReadyFile))
 		st.Ready = err == nil
 	}
-	st.Apps, err = p.AppExitStatuses()
+	if !full {
+		return st, nil
+	}
+	st.Apps, err = appStatuses(d, path)
 	return st, err
 }
 
+// stampOf parses a time stamp stage0 wrote (nanoseconds since the
+// epoch); the zero time when the file is missing or is not one (the pod
+// could have planted it).
+func stampOf(b []byte, err error) time.Time {
+	if err != nil {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
 // apps reads the names of the pod's apps and their image IDs from its
-// manifest, and nothing else of it: a status shows those, and a full parse
-// and validation of the manifest is most of what listing many pods costs.
-// Both are validated as the full parse would (ACName, Hash); an unreadable
-// or invalid manifest gives none.
-func (p *Pod) apps() (names, images, imageNames []string) {
-	b, err := p.ReadFile(ManifestFile, MaxManifestSize)
+// manifest b, and nothing else of it: a status shows those, and a full
+// parse and validation of the manifest is most of what listing many pods
+// costs. They are validated as appc's types would (ACName, ACIdentifier,
+// Hash), by hand: appc's regular expressions and nested decoding were a
+// third of a list. An unreadable or invalid manifest gives none.
+func apps(b []byte, err error) (names, images, imageNames []string) {
 	if err != nil {
 		return nil, nil, nil
 	}
 	var m struct {
 		Apps []struct {
-			Name  types.ACName `json:"name"`
+			Name  string `json:"name"`
 			Image struct {
-				ID   types.Hash          `json:"id"`
-				Name *types.ACIdentifier `json:"name"`
+				ID   *string `json:"id"`
+				Name *string `json:"name"`
 			} `json:"image"`
 		} `json:"apps"`
 	}
@@ -133,22 +200,43 @@ func (p *Pod) apps() (names, images, imageNames []string) {
 		return nil, nil, nil
 	}
 	for _, a := range m.Apps {
-		names = append(names, a.Name.String())
+		if !validName(a.Name, "-") {
+			return nil, nil, nil
+		}
 		id, name := "", ""
-		if !a.Image.ID.Empty() {
-			id = a.Image.ID.String()
+		if a.Image.ID != nil {
 			// appc checks only the algorithm: the value is printed too.
-			if strings.Trim(a.Image.ID.Val, "0123456789abcdef") != "" {
+			if !validHash(*a.Image.ID) {
 				return nil, nil, nil
 			}
+			id = *a.Image.ID
 		}
 		if a.Image.Name != nil {
-			name = a.Image.Name.String()
+			if !validName(*a.Image.Name, "-._~/") {
+				return nil, nil, nil
+			}
+			name = *a.Image.Name
 		}
+		names = append(names, a.Name)
 		images = append(images, id)
 		imageNames = append(imageNames, name)
 	}
 	return names, images, imageNames
+}
+
+// validName reports whether s is valid as appc's types check it: not
+// empty, only [a-z0-9] and the separators seps, none of them first or
+// last. seps "-" is an ACName, "-._~/" an ACIdentifier.
+func validName(s, seps string) bool {
+	if s == "" || strings.IndexByte(seps, s[0]) >= 0 || strings.IndexByte(seps, s[len(s)-1]) >= 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte(seps, c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // Pid returns the host pid of the pod's init, from the pid file or, through
@@ -174,19 +262,45 @@ func (p *Pod) Pid() (int, error) {
 
 // AppExitStatuses returns the exit statuses stage1 recorded, by app name.
 func (p *Pod) AppExitStatuses() (map[string]int, error) {
-	ents, err := os.ReadDir(p.File(AppStatusDir))
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+	path := p.Path()
+	d, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, p.notExist(&os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(d)
+	return appStatuses(d, path)
+}
+
+// appStatuses reads the app status directory below the pod directory
+// podfd (named path), which the pod's stage1 writes: no symlink in it is
+// followed, and a file that is not a number is left out.
+func appStatuses(podfd int, path string) (map[string]int, error) {
+	fd, err := safefile.OpenBeneath(podfd, AppStatusDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	switch {
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
 		// Members of the skiff group may list pods but not enter stage1/.
+		return nil, nil
+	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV), errors.Is(err, unix.ENOTDIR):
+		// Planted by the pod: it recorded no status, and no listing fails.
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read app statuses of pod %s: %w", p.UUID, err)
+		return nil, fmt.Errorf("read app statuses of %s: %w", path, err)
+	}
+	dir := os.NewFile(uintptr(fd), path+"/"+AppStatusDir)
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read app statuses of %s: %w", path, err)
 	}
 	out := map[string]int{}
-	for _, e := range ents {
-		n, err := p.readInt(AppStatusDir + "/" + e.Name())
-		if err == nil {
-			out[e.Name()] = n
+	for _, name := range names {
+		b, err := safefile.ReadFileFD(fd, dir.Name(), name, MaxStateFileSize)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			out[name] = n
 		}
 	}
 	return out, nil

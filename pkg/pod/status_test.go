@@ -3,11 +3,13 @@ package pod
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 )
 
@@ -161,5 +163,188 @@ func TestStatusTimes(t *testing.T) {
 	}
 	if !st2.Created.Equal(st.Created) || st2.Started.Before(after) || st2.Started.After(time.Now()) {
 		t.Errorf("after the move to run: created %v (want %v), started %v", st2.Created, st.Created, st2.Started)
+	}
+}
+
+// TestValidName: the hand-written checks accept exactly what appc's
+// ACName and ACIdentifier do.
+func TestValidName(t *testing.T) {
+	for _, s := range []string{"", "a", "web", "web-1", "-web", "web-", "web--1", "Web", "a.b", "a..b", "example.com/web",
+		"example.com//web", "/web", "web/", "a~b", "a_b", "a b", "ä", "a\x1b[2J", "0", "a-b.c_d~e/f", "a.-b"} {
+		_, nameErr := types.NewACName(s)
+		_, idErr := types.NewACIdentifier(s)
+		if got := validName(s, "-"); got != (nameErr == nil) {
+			t.Errorf("validName(%q, ACName) = %v, appc says %v", s, got, nameErr)
+		}
+		if got := validName(s, "-._~/"); got != (idErr == nil) {
+			t.Errorf("validName(%q, ACIdentifier) = %v, appc says %v", s, got, idErr)
+		}
+	}
+}
+
+// TestBrief: Brief reads what list's table shows and leaves out the
+// rest; Status reads it all.
+func TestBrief(t *testing.T) {
+	p, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []State{Preparing, Running} {
+		if err := p.Transition(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.stamp(StartedFile); err != nil {
+		t.Fatal(err)
+	}
+	p.Unlock()
+	files := map[string]string{
+		ManifestFile:          `{"apps":[{"name":"web","image":{"name":"example.com/web"}}]}`,
+		PidFile:               "42",
+		PrivateUsersFile:      "268435456:65536",
+		AppStatusDir + "/web": "3",
+		ReadyFile:             "",
+	}
+	for name, data := range files {
+		if err := os.MkdirAll(filepath.Dir(p.File(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p.File(name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := p.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	brief, err := p.Brief()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Pid != 42 || full.Apps["web"] != 3 || !full.Ready || full.PrivateUsers == "" {
+		t.Errorf("Status = %+v; want pid, app status, ready and uid range", full)
+	}
+	want := full
+	want.Pid, want.Apps, want.Ready, want.PrivateUsers = 0, nil, false, ""
+	if !reflect.DeepEqual(brief, want) {
+		t.Errorf("Brief = %+v\nwant %+v", brief, want)
+	}
+	if brief.State != PhaseExited || brief.Started.IsZero() || !slices.Equal(brief.AppList, []string{"web"}) {
+		t.Errorf("Brief = %+v; want exited, started, app web", brief)
+	}
+}
+
+// TestStatusAppStatusDirSymlink: a status directory the pod replaced by a
+// symlink is not followed; the pod recorded no status.
+func TestStatusAppStatusDirSymlink(t *testing.T) {
+	elsewhere := t.TempDir()
+	if err := os.WriteFile(filepath.Join(elsewhere, "web"), []byte("7"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []State{Preparing, Running} {
+		if err := p.Transition(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Unlock()
+	if err := os.MkdirAll(filepath.Dir(p.File(AppStatusDir)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, p.File(AppStatusDir)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Status()
+	if err != nil || len(st.Apps) != 0 {
+		t.Errorf("Status: apps %v, err %v; want none and no error", st.Apps, err)
+	}
+}
+
+// TestAppsRecord: list reads the apps record while it is of the manifest
+// there; a record of another manifest (rewritten, or torn by a crash), a
+// missing or an invalid one sends it to the manifest itself.
+func TestAppsRecord(t *testing.T) {
+	id := "sha512-" + strings.Repeat("ab", 64)
+	one := `{"apps":[{"name":"web","image":{"name":"example.com/web","id":"` + id + `"}}]}`
+	two := `{"apps":[{"name":"web","image":{"name":"example.com/web","id":"` + id + `"}},{"name":"db"}]}`
+	for _, tc := range []struct {
+		name string
+		// change runs after the record of manifest one was written.
+		change func(t *testing.T, p *Pod)
+		want   []string
+	}{
+		{"recorded", func(t *testing.T, p *Pod) {}, []string{"web"}},
+		{"manifest rewritten", func(t *testing.T, p *Pod) {
+			writeRename(t, p.File(ManifestFile), two)
+		}, []string{"web", "db"}},
+		{"rewritten, same size", func(t *testing.T, p *Pod) {
+			writeRename(t, p.File(ManifestFile), strings.Replace(one, `"web"`, `"bew"`, 1))
+		}, []string{"bew"}},
+		{"no record", func(t *testing.T, p *Pod) { os.Remove(p.File(AppsFile)) }, []string{"web"}},
+		{"invalid record", func(t *testing.T, p *Pod) {
+			writeRename(t, p.File(AppsFile), recordHead(t, p)+"Web\x1b[2J\t\t\n")
+		}, []string{"web"}},
+		{"invalid created", func(t *testing.T, p *Pod) {
+			head, _, _ := strings.Cut(recordHead(t, p), "\n")
+			writeRename(t, p.File(AppsFile), head+"\nsoon\nother\t\t\n")
+		}, []string{"web"}},
+		{"forged record", func(t *testing.T, p *Pod) {
+			writeRename(t, p.File(AppsFile), recordHead(t, p)+"other\t\t\n")
+		}, []string{"other"}}, // root's file, as the manifest: trusted alike, but validated
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Create(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p.File(ManifestFile), []byte(one), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.RecordApps(); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(t, p)
+			for _, f := range []func() (Status, error){p.Brief, p.Status} {
+				st, err := f()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(st.AppList, tc.want) {
+					t.Errorf("apps %q, want %q", st.AppList, tc.want)
+				}
+				if created := p.stampTime(CreatedFile); !st.Created.Equal(created) {
+					t.Errorf("created %v, want the stamp's %v", st.Created, created)
+				}
+				if st.AppList[0] == "web" && (st.Images[0] != id || st.Names[0] != "example.com/web") {
+					t.Errorf("image %q %q, want %q example.com/web", st.Images[0], st.Names[0], id)
+				}
+			}
+		})
+	}
+}
+
+// recordHead returns the first two lines of the pod's apps record: the
+// manifest's identity and the created stamp.
+func recordHead(t *testing.T, p *Pod) string {
+	t.Helper()
+	b, err := os.ReadFile(p.File(AppsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfterN(string(b), "\n", 3)
+	return lines[0] + lines[1]
+}
+
+// writeRename replaces path with data in one rename, as stage0 writes.
+func writeRename(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(data), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
 	}
 }

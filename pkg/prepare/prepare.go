@@ -217,7 +217,7 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 	if err := writeJSON(p.File(pod.ManifestFile), pm, true); err != nil {
 		return p, err
 	}
-	return p, nil
+	return p, p.RecordApps()
 }
 
 // trees renders the layers of image id, which must begin with id itself.

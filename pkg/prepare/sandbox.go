@@ -144,6 +144,9 @@ func writeManifest(p *pod.Pod, pm *schema.PodManifest) error {
 	if err := os.Rename(tmp, p.File(pod.ManifestFile)); err != nil {
 		return fmt.Errorf("write pod manifest: %w", err)
 	}
+	// The manifest is written: should the record fail, it names the old
+	// manifest, and list reads the new one instead. Not worth failing for.
+	_ = p.RecordApps()
 	return nil
 }
 

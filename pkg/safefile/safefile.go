@@ -43,19 +43,35 @@ func ReadFileAt(dir, name string, limit int64) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(d)
-	fd, err := unix.Openat2(d, name, &unix.OpenHow{
-		Flags:   readFlags,
-		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ENOSYS) {
-		// Kernels before 5.6: only the final component is checked.
-		fd, err = unix.Openat(d, name, readFlags, 0)
-	}
-	path := filepath.Join(dir, name)
+	return ReadFileFD(d, dir, name, limit)
+}
+
+// ReadFileFD is ReadFileAt for a directory the caller holds open (an
+// O_PATH descriptor will do): one file of many read below the same
+// directory costs no lookup of the directory itself. dir names it in
+// errors only.
+func ReadFileFD(dirfd int, dir, name string, limit int64) ([]byte, error) {
+	fd, err := OpenBeneath(dirfd, name, readFlags)
+	path := dir + "/" + name
 	if err != nil {
 		return nil, openError(path, err)
 	}
 	return readFD(fd, path, limit)
+}
+
+// OpenBeneath opens name below the directory dirfd with flags, following
+// no symlink and never leaving it (openat2 RESOLVE_NO_SYMLINKS|
+// RESOLVE_BENEATH); on kernels before 5.6 only the final component is
+// checked (the caller's flags should hold O_NOFOLLOW).
+func OpenBeneath(dirfd int, name string, flags int) (int, error) {
+	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
+		Flags:   uint64(flags),
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		fd, err = unix.Openat(dirfd, name, flags, 0)
+	}
+	return fd, err
 }
 
 // ReadFileIn reads name inside root, at most limit bytes. Symlinks are
@@ -78,9 +94,9 @@ func openError(path string, err error) error {
 }
 
 // readFD is readFile for a bare descriptor, which it closes: the same
-// checks, in as few system calls as there can be (fstat, a read that
-// fills the buffer and one that finds the end, close), as listing many
-// pods reads several small files of each.
+// checks, in as few system calls as there can be (fstat, one read of the
+// size fstat gave, close), as listing many pods reads several small files
+// of each.
 func readFD(fd int, path string, limit int64) ([]byte, error) {
 	defer unix.Close(fd)
 	var st unix.Stat_t
@@ -112,6 +128,11 @@ func readFD(fd int, path string, limit int64) ([]byte, error) {
 			return b, nil
 		}
 		b = b[:len(b)+n]
+		if int64(len(b)) == st.Size {
+			// All fstat saw, and no more than limit: a file growing
+			// meanwhile is read as it was, without a read to find its end.
+			return b, nil
+		}
 	}
 }
 

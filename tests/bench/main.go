@@ -44,16 +44,14 @@ import (
 
 // config is what every section needs; set once from the flags.
 type config struct {
-	skiff string // bin/skiff; stage1 images are found beside it
-	// baseline is another skiff (a build of main) the net section runs
-	// interleaved with skiff, sharing its store: before and after.
-	baseline string
-	images   string // bin/images
-	scratch  string
-	n        int // runs per contender, stage1-ns and store
-	kvmN     int // runs per contender, stage1-kvm
-	accel    string
-	pods     int // pods in the store for the list row
+	skiff   string // bin/skiff; stage1 images are found beside it
+	base    string // another skiff, timed beside skiff in the store and pods sections; "" for none
+	images  string // bin/images
+	scratch string
+	n       int // runs per contender, stage1-ns and store
+	kvmN    int // runs per contender, stage1-kvm
+	accel   string
+	pods    int // pods in the store for the list row
 }
 
 func main() { os.Exit(run()) }
@@ -63,7 +61,7 @@ func run() int {
 	var only string
 	var keep bool
 	flag.StringVar(&cfg.skiff, "skiff", "bin/skiff", "skiff binary; stage1-ns.aci and stage1-kvm.aci are taken from its directory")
-	flag.StringVar(&cfg.baseline, "baseline", "", "net section: another skiff binary (e.g. a build of main, its stage1 images beside it) measured interleaved with -skiff")
+	flag.StringVar(&cfg.base, "base", "", "a second skiff binary (a build of main, its stage1 images beside it), timed beside -skiff, interleaved, in the store and pods sections")
 	flag.StringVar(&cfg.images, "images", "bin/images", "directory holding busybox.aci and redis.aci")
 	flag.StringVar(&cfg.scratch, "scratch", "/var/tmp/skiff-bench", "scratch directory (emptied first)")
 	flag.IntVar(&cfg.n, "n", 30, "runs per contender for stage1-ns and the store")
@@ -81,7 +79,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench: -n and -kvm-n must be at least 1")
 		return 2
 	}
-	for _, p := range []*string{&cfg.skiff, &cfg.images, &cfg.baseline} {
+	for _, p := range []*string{&cfg.skiff, &cfg.images, &cfg.base} {
 		if *p == "" {
 			continue
 		}
@@ -121,6 +119,15 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// binaries lists the skiffs to time side by side: skiff, then base if
+// given, each with the suffix its rows carry.
+func (cfg config) binaries() (bins, suffixes []string) {
+	if cfg.base == "" {
+		return []string{cfg.skiff}, []string{""}
+	}
+	return []string{cfg.skiff, cfg.base}, []string{"", " [base]"}
 }
 
 // cleanup collects the pods the sections left (unmounting their overlays)

@@ -63,11 +63,11 @@ func benchNet(ctx context.Context, cfg config) error {
 		}
 	}
 	cs := []contender{{"skiff run --net=default", gcAfter(cfg.skiff, def)}, {"skiff run --net=host", gcAfter(cfg.skiff, host)}}
-	if cfg.baseline != "" {
-		if _, err := output(ctx, nil, cfg.baseline, def...); err != nil { // warm-up
+	if cfg.base != "" {
+		if _, err := output(ctx, nil, cfg.base, def...); err != nil { // warm-up
 			return err
 		}
-		cs = append(cs, contender{"baseline run --net=default", gcAfter(cfg.baseline, def)}, contender{"baseline run --net=host", gcAfter(cfg.baseline, host)})
+		cs = append(cs, contender{"baseline run --net=default", gcAfter(cfg.base, def)}, contender{"baseline run --net=host", gcAfter(cfg.base, host)})
 	}
 	runs, err := interleave(cfg.n, cs)
 	if err != nil {
@@ -82,7 +82,7 @@ func benchNet(ctx context.Context, cfg config) error {
 		}
 		who := "skiff"
 		if i > 0 {
-			who = "baseline " + cfg.baseline
+			who = "baseline " + cfg.base
 		}
 		fmt.Printf("target --net=default ≤ --net=host + %s: %s (+%s) [%s]\n", ms(netTarget), verdict, ms(extra), who)
 	}

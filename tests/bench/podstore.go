@@ -52,8 +52,8 @@ func benchPodStore(ctx context.Context, cfg config) error {
 		ns.do(func() { out, err = output(ctx, nil, cfg.skiff, args...) })
 		return strings.TrimSpace(out), err
 	}
-	timedRun := func(args ...string) (d time.Duration, err error) {
-		ns.do(func() { d, err = timeCmd(ctx, nil, cfg.skiff, args...) })
+	timedRun := func(bin string, args ...string) (d time.Duration, err error) {
+		ns.do(func() { d, err = timeCmd(ctx, nil, bin, args...) })
 		return d, err
 	}
 	for _, store := range []string{"many", "few"} {
@@ -94,7 +94,7 @@ func benchPodStore(ctx context.Context, cfg config) error {
 
 	// list must show a change made just before it: each run prepares one
 	// more pod (untimed), lists, finds it, and removes it (untimed).
-	list := func(format ...string) func() (time.Duration, error) {
+	list := func(bin string, format ...string) func() (time.Duration, error) {
 		return func() (time.Duration, error) {
 			uuid, err := run(skiff("many", "prepare", "skiff.local/busybox", "--exec=/bin/true")...)
 			if err != nil {
@@ -103,7 +103,7 @@ func benchPodStore(ctx context.Context, cfg config) error {
 			var out string
 			start := time.Now()
 			ns.do(func() {
-				out, err = output(ctx, nil, cfg.skiff, skiff("many", append([]string{"list", "--no-legend"}, format...)...)...)
+				out, err = output(ctx, nil, bin, skiff("many", append([]string{"list", "--no-legend"}, format...)...)...)
 			})
 			d := time.Since(start)
 			if err != nil {
@@ -117,24 +117,29 @@ func benchPodStore(ctx context.Context, cfg config) error {
 		}
 	}
 	// rm returns when nothing of the pod remains and nothing is mounted.
-	rm := func(store string) func() (time.Duration, error) {
+	rm := func(bin, store string) func() (time.Duration, error) {
 		return func() (time.Duration, error) {
 			uuid, err := run(skiff(store, "prepare", "skiff.local/busybox", "--exec=/bin/true")...)
 			if err != nil {
 				return 0, err
 			}
-			d, err := timedRun(skiff(store, "rm", uuid)...)
+			d, err := timedRun(bin, skiff(store, "rm", uuid)...)
 			if err != nil {
 				return d, err
 			}
 			return d, ns.podGone(filepath.Join(dir, store), uuid)
 		}
 	}
-	cs := []contender{
-		{fmt.Sprintf("skiff list (%d pods)", cfg.pods), list()},
-		{fmt.Sprintf("skiff list --format=json (%d pods)", cfg.pods), list("--format=json")},
-		{"skiff rm, prepared pod (store of 1 pod)", rm("few")},
-		{fmt.Sprintf("skiff rm, prepared pod (store of %d pods)", cfg.pods), rm("many")},
+	// With -base, the same rows of the other binary follow, interleaved;
+	// the targets are read from skiff's.
+	var cs []contender
+	bins, suffixes := cfg.binaries()
+	for i, bin := range bins {
+		cs = append(cs,
+			contender{fmt.Sprintf("skiff list (%d pods)", cfg.pods) + suffixes[i], list(bin)},
+			contender{fmt.Sprintf("skiff list --format=json (%d pods)", cfg.pods) + suffixes[i], list(bin, "--format=json")},
+			contender{"skiff rm, prepared pod (store of 1 pod)" + suffixes[i], rm(bin, "few")},
+			contender{fmt.Sprintf("skiff rm, prepared pod (store of %d pods)", cfg.pods) + suffixes[i], rm(bin, "many")})
 	}
 	runs, err := interleave(cfg.n, cs)
 	if err != nil {
@@ -146,7 +151,14 @@ func benchPodStore(ctx context.Context, cfg config) error {
 	if _, err := run(skiff("many", "gc", "--grace-period=0", "--expire-prepared=0s")...); err != nil {
 		return err
 	}
-	return benchPodMemory(ctx, cfg)
+	for i, bin := range bins {
+		c := cfg
+		c.skiff = bin
+		if err := benchPodMemory(ctx, c, suffixes[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // absTarget prints a target line for an absolute time.
@@ -162,7 +174,7 @@ func absTarget(what string, got, limit time.Duration) {
 // reports the proportional set size (PSS, /proc/PID/smaps_rollup) of its
 // host-side processes, stage1 (stage0 exec'd it) and systemd-nspawn,
 // apart from the pod's own systemd, journald and app.
-func benchPodMemory(ctx context.Context, cfg config) error {
+func benchPodMemory(ctx context.Context, cfg config, suffix string) error {
 	p, err := setupPods(ctx, cfg)
 	if err != nil {
 		return err
@@ -215,7 +227,7 @@ func benchPodMemory(ctx context.Context, cfg config) error {
 		}
 		groups[g] += kb
 	}
-	fmt.Printf("\npods: host memory of one idle stage1-ns pod (PSS from /proc/PID/smaps_rollup, busybox sleep, --net=none)\n")
+	fmt.Printf("\npods: host memory of one idle stage1-ns pod (PSS from /proc/PID/smaps_rollup, busybox sleep, --net=none)%s\n", suffix)
 	var host int64
 	for _, g := range order {
 		fmt.Printf("  %-40s %6.1f MB\n", g, float64(groups[g])/1024)

@@ -38,13 +38,19 @@ func benchStore(ctx context.Context, cfg config) error {
 			return t, os.RemoveAll(d)
 		}
 	}
+	fetch := func(bin string) func() (time.Duration, error) {
+		return fresh(func(d string) (time.Duration, error) {
+			return timeCmd(ctx, nil, bin, skiff(d, "fetch", redis)...)
+		})
+	}
 	cs := []contender{
-		{"skiff fetch redis.aci (empty store)", fresh(func(d string) (time.Duration, error) {
-			return timeCmd(ctx, nil, cfg.skiff, skiff(d, "fetch", redis)...)
-		})},
+		{"skiff fetch redis.aci (empty store)", fetch(cfg.skiff)},
 		{"tar -xzf redis.aci", fresh(func(d string) (time.Duration, error) {
 			return timeCmd(ctx, nil, "tar", "-xzf", redis, "-C", d)
 		})},
+	}
+	if cfg.base != "" {
+		cs = append(cs, contender{"skiff fetch redis.aci (empty store) [base]", fetch(cfg.base)})
 	}
 	runs, err := interleave(cfg.n, cs)
 	if err != nil {
