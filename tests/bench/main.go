@@ -61,7 +61,7 @@ func run() int {
 	var only string
 	var keep bool
 	flag.StringVar(&cfg.skiff, "skiff", "bin/skiff", "skiff binary; stage1-ns.aci and stage1-kvm.aci are taken from its directory")
-	flag.StringVar(&cfg.base, "base", "", "a second skiff binary (a build of main, its stage1 images beside it), timed beside -skiff, interleaved, in the store and pods sections")
+	flag.StringVar(&cfg.base, "base", "", "a second skiff binary (a build of main, its stage1 images beside it), timed beside -skiff, interleaved, in the store, pods and net sections")
 	flag.StringVar(&cfg.images, "images", "bin/images", "directory holding busybox.aci and redis.aci")
 	flag.StringVar(&cfg.scratch, "scratch", "/var/tmp/skiff-bench", "scratch directory (emptied first)")
 	flag.IntVar(&cfg.n, "n", 30, "runs per contender for stage1-ns and the store")
