@@ -63,9 +63,9 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 	case pod.EntrypointAppStop:
 		return systemctl("stop", unit)
 	case pod.EntrypointAppRm:
-		// One request per entrypoint: the agent may miss a second
-		// connection made at once after the first (it reads ahead on the
-		// port). Stage0 removes only apps that do not run.
+		if systemctl("is-active", "--quiet", unit) == nil {
+			return fmt.Errorf("remove app %s: %w: it is running, stop it first", a.App, ErrUsage)
+		}
 		if err := podunit.RemoveApp(a.App); err != nil {
 			return err
 		}
@@ -88,12 +88,12 @@ func writeAppOptions(o appspec.Options) error {
 
 // systemctl runs the guest's systemctl with args through the agent.
 func systemctl(args ...string) error {
-	c, conn, err := dialControl()
+	c, err := dialControl()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	defer c.close()
+	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	what := "systemctl " + strings.Join(args, " ")
 	if err := c.Send(agent.Message{Op: agent.OpRun, Args: append([]string{guest.SystemctlPath, "--no-ask-password"}, args...)}); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
