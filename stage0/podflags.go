@@ -77,7 +77,7 @@ func (a *appFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&a.workDir, "working-dir", a.workDir, "working directory of the app")
 	fs.StringArrayVar(&a.env, "set-env", a.env, "set an environment variable KEY=VALUE (highest precedence)")
 	fs.StringArrayVar(&a.envFiles, "set-env-file", a.envFiles, "read KEY=VALUE lines from a file (below --set-env)")
-	fs.StringArrayVar(&a.mounts, "mount", a.mounts, "mount a pod volume into the app: volume=NAME,target=/PATH")
+	fs.StringArrayVar(&a.mounts, "mount", a.mounts, "mount a pod volume into the app: volume=NAME,target=/PATH, or target=NAME of one of the image's mount points")
 	fs.StringVar(&a.memory, "memory", a.memory, "memory limit, e.g. 128M or 1G")
 	fs.StringVar(&a.cpu, "cpu", a.cpu, "CPU limit in cores, e.g. 500m or 2")
 	fs.StringSliceVar(&a.capsRetain, "caps-retain", a.capsRetain, "keep only these capabilities, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN")

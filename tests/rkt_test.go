@@ -403,3 +403,33 @@ func TestRktListFull(t *testing.T) {
 		}
 	}
 }
+
+// TestRktMountTarget: --mount target= takes an image mount point's name as
+// well as a path (rkt's form), and a mount nested under a mount point is
+// on top of it whatever order the flags came in.
+func TestRktMountTarget(t *testing.T) {
+	e := newEnv(t)
+	outer, inner := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(outer, "a"), []byte("from-outer"), 0o644)
+	os.WriteFile(filepath.Join(inner, "b"), []byte("from-inner"), 0o644)
+	out, errs, code := e.run("--insecure-options=image", "run", "--stage1=ns",
+		"--volume=outer,kind=host,source="+outer, "--volume=inner,kind=host,source="+inner,
+		rktVariant(t), "--mount=volume=inner,target=/scratch/inner", "--mount=volume=outer,target=scratch",
+		"--", "-print-mounts", "-read-file=/scratch/inner/b")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	all := out + errs
+	mustContain(t, all, "READ_FILE=from-inner\n")
+	o, i := strings.Index(all, "MOUNT=/scratch "), strings.Index(all, "MOUNT=/scratch/inner ")
+	if o < 0 || i < 0 || i < o {
+		t.Errorf("want /scratch (the mount point named scratch) mounted, then /scratch/inner on it:\n%s", all)
+	}
+	// A volume of another name at the mount point's path by name: the
+	// mount point gets it, not an implicit empty volume on top.
+	out, errs, code = e.run("--insecure-options=image", "run", "--stage1=ns", "--volume=outer,kind=host,source="+outer,
+		rktVariant(t), "--mount=volume=outer,target=scratch", "--", "-read-file=/scratch/a")
+	if code != 0 || !strings.Contains(out+errs, "READ_FILE=from-outer\n") {
+		t.Errorf("exit %d, want READ_FILE=from-outer:\n%s%s", code, out, errs)
+	}
+}
