@@ -433,3 +433,15 @@ func TestRktMountTarget(t *testing.T) {
 		t.Errorf("exit %d, want READ_FILE=from-outer:\n%s%s", code, out, errs)
 	}
 }
+
+// TestRktMtab: an app whose image has no /etc/mtab finds one, a symlink to
+// /proc/self/mounts, as rkt made it (stage2's, the same on both stage1s).
+func TestRktMtab(t *testing.T) {
+	e := newEnv(t)
+	out, errs, code := e.run("run", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c",
+		`echo mtab=$(readlink /etc/mtab); grep -c " /proc " /etc/mtab | sed s/^/proc-lines=/`)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, out+errs, "mtab=../proc/self/mounts\n", "proc-lines=1\n")
+}
