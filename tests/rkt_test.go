@@ -445,3 +445,20 @@ func TestRktMtab(t *testing.T) {
 	}
 	mustContain(t, out+errs, "mtab=../proc/self/mounts\n", "proc-lines=1\n")
 }
+
+// TestRktImageListFields: image list --fields picks columns in the order
+// given (rkt's field names: id, name, size, importtime, lastused; and
+// skiff's other columns); an unknown field is a usage error.
+func TestRktImageListFields(t *testing.T) {
+	e := newEnv(t)
+	id := strings.TrimSpace(e.mustRun("fetch", image(t, "busybox.aci")))
+	got := e.mustRun("image", "list", "--full", "--no-legend", "--fields=name,id")
+	if !strings.HasPrefix(got, "skiff.local/busybox\t"+id) || strings.Count(got, "\n") != 1 || len(got) < 128 {
+		t.Errorf("image list --fields=name,id = %q, want the name and %s", got, id)
+	}
+	mustContain(t, e.mustRun("image", "list", "--fields=id,size,importtime,lastused"), "ID", "SIZE", "IMPORTED", "LAST USED", "never")
+	out, errs, code := e.run("image", "list", "--fields=id,latest")
+	if code != 2 || out != "" || !strings.HasPrefix(errs, `skiff: --fields: unknown field "latest"`) {
+		t.Errorf("unknown field: exit %d, %q %q; want 2 and the error", code, out, errs)
+	}
+}
