@@ -462,3 +462,39 @@ func TestRktImageListFields(t *testing.T) {
 		t.Errorf("unknown field: exit %d, %q %q; want 2 and the error", code, out, errs)
 	}
 }
+
+// TestRktStage1Flags: rkt's --stage1-path, --stage1-from-dir and
+// --stage1-hash pick the stage1 as --stage1 does; two of them, or a value
+// of the wrong kind, are usage errors (exit 2) and leave no pod.
+func TestRktStage1Flags(t *testing.T) {
+	e := newEnv(t)
+	busybox := image(t, "busybox.aci")
+	for _, flag := range []string{"--stage1-path=" + filepath.Join(toolDir, "stage1-ns.aci"), "--stage1-from-dir=stage1-ns.aci"} {
+		if out, errs, code := e.run("run", flag, busybox, "--exec=/bin/sh", "--", "-c", "exit 3"); code != 3 {
+			t.Errorf("%s: exit %d, want the app's 3\n%s%s", flag, code, out, errs)
+		}
+	}
+	var id string
+	for _, l := range strings.Split(e.mustRun("image", "list", "--full", "--no-legend", "--fields=name,id"), "\n") {
+		if n, v, _ := strings.Cut(l, "\t"); n == "skiff.dev/stage1-ns" {
+			id = v
+		}
+	}
+	if out, errs, code := e.run("run", "--stage1-hash="+id, busybox, "--exec=/bin/true"); id == "" || code != 0 {
+		t.Errorf("--stage1-hash=%s: exit %d\n%s%s", id, code, out, errs)
+	}
+	before := e.mustRun("list", "--no-legend")
+	for _, args := range [][]string{
+		{"--stage1=kvm", "--stage1-from-dir=stage1-ns.aci"},
+		{"--stage1-url=" + filepath.Join(toolDir, "stage1-ns.aci")},
+		{"--stage1-from-dir=no-such-stage1.aci"},
+	} {
+		_, errs, code := e.run(append(append([]string{"run"}, args...), busybox, "--exec=/bin/true")...)
+		if code != 2 || !strings.HasPrefix(errs, "skiff: --stage1") {
+			t.Errorf("%q: exit %d, %q; want 2 and the error", args, code, errs)
+		}
+	}
+	if after := e.mustRun("list", "--no-legend"); after != before {
+		t.Errorf("refused runs left pods:\n%s", after)
+	}
+}
