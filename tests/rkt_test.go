@@ -498,3 +498,20 @@ func TestRktStage1Flags(t *testing.T) {
 		t.Errorf("refused runs left pods:\n%s", after)
 	}
 }
+
+// TestRktKVMForms: what of TestRktMountTarget and TestRktMtab reaches a
+// KVM guest (stage2 runs there), in one pod: a volume by its mount point's
+// name with one nested in it, and /etc/mtab.
+func TestRktKVMForms(t *testing.T) {
+	e := newEnv(t)
+	outer, inner := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(inner, "b"), []byte("from-inner"), 0o644)
+	out, errs, code := e.run("--insecure-options=image", "run", "--stage1=kvm",
+		"--volume=outer,kind=host,source="+outer, "--volume=inner,kind=host,source="+inner,
+		rktVariant(t), "--mount=volume=inner,target=/scratch/inner", "--mount=volume=outer,target=scratch",
+		"--", "-read-file=/scratch/inner/b", "-stat=/etc/mtab")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, out+errs, "READ_FILE=from-inner\n", "STAT_LINK=../proc/self/mounts\n")
+}
