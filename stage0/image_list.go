@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +15,7 @@ import (
 func newImageListCmd(g *globals) *cobra.Command {
 	var f format
 	var full, noLegend bool
+	var fields string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List images in the store",
@@ -19,6 +23,10 @@ func newImageListCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
 				return err
+			}
+			cols, err := pickColumns(fields)
+			if err != nil {
+				return usageError{err}
 			}
 			return withStore(g, func(s *store.Store) error {
 				imgs, err := s.List()
@@ -50,13 +58,17 @@ func newImageListCmd(g *globals) *cobra.Command {
 						rows = append(rows, []string{id, kind, t[0], t[1], layers, string(im.Provenance), humanSize(im.Size), im.ImportedAt.Format(time.DateTime), lastUsed(im.LastUsedAt), digest})
 					}
 				}
-				return table(g.stdout, []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED", "DIGEST"}, rows, noLegend)
+				for i, r := range rows {
+					rows[i] = pick(r, cols)
+				}
+				return table(g.stdout, pick(imageColumns, cols), rows, noLegend)
 			})
 		},
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&full, "full", false, "print full image IDs and digests")
 	cmd.Flags().BoolVar(&noLegend, "no-legend", false, "omit the header line; columns separated by tabs")
+	cmd.Flags().StringVar(&fields, "fields", "", "comma-separated columns to print, in order: "+strings.Join(imageFields, ","))
 	return cmd
 }
 
@@ -65,6 +77,42 @@ func newImageListCmd(g *globals) *cobra.Command {
 type listedImage struct {
 	store.Image
 	Digest string `json:"digest"`
+}
+
+// imageColumns are image list's columns, imageFields their names for
+// --fields (rkt's where rkt had the column: importtime, lastused).
+var (
+	imageColumns = []string{"ID", "KIND", "NAME", "VERSION", "LAYERS", "PROVENANCE", "SIZE", "IMPORTED", "LAST USED", "DIGEST"}
+	imageFields  = []string{"id", "kind", "name", "version", "layers", "provenance", "size", "importtime", "lastused", "digest"}
+)
+
+// pickColumns returns the indexes of the --fields names, every column
+// when there are none.
+func pickColumns(fields string) ([]int, error) {
+	var cols []int
+	if fields == "" {
+		for i := range imageColumns {
+			cols = append(cols, i)
+		}
+		return cols, nil
+	}
+	for _, f := range strings.Split(fields, ",") {
+		i := slices.Index(imageFields, strings.ToLower(strings.TrimSpace(f)))
+		if i < 0 {
+			return nil, fmt.Errorf("--fields: unknown field %q (want %s)", f, strings.Join(imageFields, ","))
+		}
+		cols = append(cols, i)
+	}
+	return cols, nil
+}
+
+// pick returns row's cells at cols, in that order.
+func pick(row []string, cols []int) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = row[c]
+	}
+	return out
 }
 
 func lastUsed(t time.Time) string {

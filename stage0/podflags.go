@@ -1,17 +1,21 @@
 package main
 
 import (
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
+	"github.com/skiffpod/skiff/pkg/fetch"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podnet"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/prepare"
+	"github.com/skiffpod/skiff/pkg/stage1"
 )
 
 // pidsLimit maps --pids-limit (0: none) onto prepare's PidsLimit (negative: none).
@@ -24,7 +28,11 @@ func pidsLimit(n int64) int64 {
 
 // podFlags are the flags of run and prepare that concern the whole pod.
 type podFlags struct {
-	stage1       string
+	stage1 string
+	// stage1By are rkt's --stage1-name, -path, -url, -hash and -from-dir,
+	// by kind; check turns the one given into stage1.
+	stage1By     map[string]*string
+	stage1Given  bool // --stage1 was given
 	volumes      []string
 	hostname     string
 	interactive  bool
@@ -53,7 +61,21 @@ type appFlags struct {
 }
 
 func (f *podFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.stage1, "stage1", "ns", "isolation for this pod: ns (systemd-nspawn), kvm (a qemu microvm), or a stage1 image path, name or ID")
+	fs.Var(&givenString{&f.stage1, &f.stage1Given}, "stage1", "isolation for this pod: ns (systemd-nspawn), kvm (a qemu microvm), or a stage1 image path, name or ID")
+	if f.stage1 == "" {
+		f.stage1 = "ns"
+	}
+	fs.Lookup("stage1").DefValue = "ns"
+	f.stage1By = map[string]*string{}
+	for _, k := range []struct{ kind, help string }{
+		{"name", "a stage1 image by name[:version] (rkt's flag)"},
+		{"path", "a stage1 image file (rkt's flag)"},
+		{"url", "a stage1 image at an https URL (rkt's flag)"},
+		{"hash", "a stage1 image in the store by ID (rkt's flag)"},
+		{"from-dir", "a stage1 image file by name in the directories of the default stage1 images (rkt's flag)"},
+	} {
+		f.stage1By[k.kind] = fs.String("stage1-"+k.kind, "", k.help)
+	}
 	fs.StringArrayVar(&f.volumes, "volume", nil, "a pod volume: NAME,kind=host,source=/PATH[,readOnly=true] or NAME,kind=empty[,mode=0755,uid=,gid=]")
 	f.registerNet(fs)
 	fs.StringVar(&f.hostname, "hostname", "", "the pod's hostname (default skiff-<uuid>)")
@@ -77,7 +99,7 @@ func (a *appFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&a.workDir, "working-dir", a.workDir, "working directory of the app")
 	fs.StringArrayVar(&a.env, "set-env", a.env, "set an environment variable KEY=VALUE (highest precedence)")
 	fs.StringArrayVar(&a.envFiles, "set-env-file", a.envFiles, "read KEY=VALUE lines from a file (below --set-env)")
-	fs.StringArrayVar(&a.mounts, "mount", a.mounts, "mount a pod volume into the app: volume=NAME,target=/PATH")
+	fs.StringArrayVar(&a.mounts, "mount", a.mounts, "mount a pod volume into the app: volume=NAME,target=/PATH, or target=NAME of one of the image's mount points")
 	fs.StringVar(&a.memory, "memory", a.memory, "memory limit, e.g. 128M or 1G")
 	fs.StringVar(&a.cpu, "cpu", a.cpu, "CPU limit in cores, e.g. 500m or 2")
 	fs.StringSliceVar(&a.capsRetain, "caps-retain", a.capsRetain, "keep only these capabilities, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN")
@@ -224,6 +246,9 @@ func (f *podFlags) check() error {
 	if err := f.netReq.Check(); err != nil {
 		return err
 	}
+	if err := f.checkStage1(); err != nil {
+		return err
+	}
 	if f.prepareOnly && (f.netReq.Net != "default" || f.netReq.Extra()) {
 		return usagef("prepare: give --net, --publish, --port, --dns and --hosts-entry to run-prepared")
 	}
@@ -242,6 +267,75 @@ func (f *podFlags) check() error {
 	}
 	return nil
 }
+
+// checkStage1 turns rkt's --stage1-KIND flags into the --stage1 reference
+// that means the same: at most one of them and --stage1 may be given.
+func (f *podFlags) checkStage1() error {
+	var given []string
+	if f.stage1Given {
+		given = append(given, "--stage1")
+	}
+	ref := f.stage1
+	for _, kind := range slices.Sorted(maps.Keys(f.stage1By)) {
+		v := *f.stage1By[kind]
+		if v == "" {
+			continue
+		}
+		given = append(given, "--stage1-"+kind)
+		switch kind {
+		case "name":
+			if fetch.IsPath(v) || strings.HasPrefix(v, "sha512-") || strings.Contains(v, "://") {
+				return usagef("--stage1-name=%s: want an image name", v)
+			}
+			ref = v
+		case "path":
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return usagef("--stage1-path=%s: %v", v, err)
+			}
+			ref = abs
+		case "url":
+			if !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
+				return usagef("--stage1-url=%s: want an https:// URL", v)
+			}
+			ref = v
+		case "hash":
+			if !strings.HasPrefix(v, "sha512-") {
+				return usagef("--stage1-hash=%s: want an image ID (sha512-...)", v)
+			}
+			ref = v
+		case "from-dir":
+			if strings.Contains(v, "/") {
+				return usagef("--stage1-from-dir=%s: want a file name, no directory", v)
+			}
+			p, err := stage1.FromDirs(stage1.DefaultDirs(), v)
+			if err != nil {
+				return usagef("--stage1-from-dir=%s: %v", v, err)
+			}
+			ref = p
+		}
+	}
+	if len(given) > 1 {
+		return usagef("%s: give only one of them", strings.Join(given, ", "))
+	}
+	f.stage1 = ref
+	return nil
+}
+
+// givenString is a string flag that records whether it was given.
+type givenString struct {
+	v     *string
+	given *bool
+}
+
+func (g *givenString) String() string {
+	if g.v == nil {
+		return ""
+	}
+	return *g.v
+}
+func (g *givenString) Set(s string) error { *g.v, *g.given = s, true; return nil }
+func (g *givenString) Type() string       { return "string" }
 
 func inheritedEnv(on bool) []string {
 	if !on {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -104,5 +106,48 @@ func TestPrivateUsersFlag(t *testing.T) {
 		if f.privateUsers != tc.want || (err != nil) != tc.bad || fs.Arg(0) != "x.aci" {
 			t.Errorf("%q: privateUsers %q, err %v, image %q; want %q, error %v", tc.args, f.privateUsers, err, fs.Arg(0), tc.want, tc.bad)
 		}
+	}
+}
+
+func TestStage1Flags(t *testing.T) {
+	abs, _ := filepath.Abs("s1.aci")
+	for _, tc := range []struct {
+		args []string
+		want string
+		bad  bool
+	}{
+		{args: nil, want: "ns"},
+		{args: []string{"--stage1=kvm"}, want: "kvm"},
+		{args: []string{"--stage1-path=s1.aci"}, want: abs},
+		{args: []string{"--stage1-name=example.com/stage1:1.0"}, want: "example.com/stage1:1.0"},
+		{args: []string{"--stage1-url=https://example.com/s1.aci"}, want: "https://example.com/s1.aci"},
+		{args: []string{"--stage1-hash=sha512-0123456789ab"}, want: "sha512-0123456789ab"},
+		{args: []string{"--stage1=ns", "--stage1-path=s1.aci"}, bad: true},
+		{args: []string{"--stage1-name=a/b", "--stage1-hash=sha512-0123456789ab"}, bad: true},
+		{args: []string{"--stage1-name=./s1.aci"}, bad: true},
+		{args: []string{"--stage1-url=ftp://example.com/s1.aci"}, bad: true},
+		{args: []string{"--stage1-hash=0123456789ab"}, bad: true},
+		{args: []string{"--stage1-from-dir=../s1.aci"}, bad: true},
+		{args: []string{"--stage1-from-dir=no-such-stage1.aci"}, bad: true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := podFlags{netReq: podnet.Request{Net: "default"}, pullPolicy: "new", privateUsers: "no"}
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			f.register(fs)
+			if err := fs.Parse(append(tc.args, "x.aci")); err != nil {
+				t.Fatal(err)
+			}
+			err := f.check()
+			var ue usageError
+			if tc.bad {
+				if !errors.As(err, &ue) {
+					t.Errorf("err = %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil || f.stage1 != tc.want {
+				t.Errorf("stage1 = %q, %v; want %q", f.stage1, err, tc.want)
+			}
+		})
 	}
 }

@@ -146,6 +146,29 @@ func testAppSandbox(t *testing.T, stage1 string) {
 		return strings.Contains(e.mustRun("logs", "--app=b", uuid), "hello-b")
 	})
 
+	// An added app gets the metadata service as a boot app does, and it
+	// knows the pod as it is now: b and md, no longer a.
+	e.mustRun("app", "add", uuid, busybox, "--name=md", "--exec=/bin/sh", "--", "-c", mdsScript)
+	e.mustRun("app", "start", uuid, "--app=md")
+	waitFor(t, "md to exit", time.Minute, func() bool {
+		return strings.Contains(e.mustRun("app", "status", uuid, "--app=md"), "state=exited")
+	})
+	var md map[string]string
+	waitFor(t, "md's output in its journal", 30*time.Second, func() bool {
+		md = outputVars(e.mustRun("logs", "--app=md", uuid))
+		return md["WRONG_TOKEN"] != ""
+	})
+	if md["UUID"] != uuid || md["VERIFY"] != "ok" || md["FORGERY"] != "refused" || md["ANNOTATIONS"] != "[]" {
+		t.Errorf("an added app's metadata: %q", md)
+	}
+	if !strings.HasPrefix(md["ID"], "sha512-") || !strings.Contains(md["POD"], `"id":"`+md["ID"]+`"`) ||
+		!strings.Contains(md["IMAGE"], `"name":"skiff.local/busybox"`) {
+		t.Errorf("an added app's image id or manifest: %q", md)
+	}
+	if !strings.Contains(md["POD"], `"name":"md"`) || !strings.Contains(md["POD"], `"name":"b"`) || strings.Contains(md["POD"], `"name":"a"`) {
+		t.Errorf("the pod manifest an added app reads is not the pod's now: %s", md["POD"])
+	}
+
 	// A pod that is not a sandbox has no app commands.
 	plainSave := filepath.Join(t.TempDir(), "uuid")
 	e.start("run", "--stage1="+stage1, "--net=none", "--uuid-file-save="+plainSave, busybox, "--exec=/bin/sleep", "--", "1000")

@@ -403,3 +403,115 @@ func TestRktListFull(t *testing.T) {
 		}
 	}
 }
+
+// TestRktMountTarget: --mount target= takes an image mount point's name as
+// well as a path (rkt's form), and a mount nested under a mount point is
+// on top of it whatever order the flags came in.
+func TestRktMountTarget(t *testing.T) {
+	e := newEnv(t)
+	outer, inner := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(outer, "a"), []byte("from-outer"), 0o644)
+	os.WriteFile(filepath.Join(inner, "b"), []byte("from-inner"), 0o644)
+	out, errs, code := e.run("--insecure-options=image", "run", "--stage1=ns",
+		"--volume=outer,kind=host,source="+outer, "--volume=inner,kind=host,source="+inner,
+		rktVariant(t), "--mount=volume=inner,target=/scratch/inner", "--mount=volume=outer,target=scratch",
+		"--", "-print-mounts", "-read-file=/scratch/inner/b")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	all := out + errs
+	mustContain(t, all, "READ_FILE=from-inner\n")
+	o, i := strings.Index(all, "MOUNT=/scratch "), strings.Index(all, "MOUNT=/scratch/inner ")
+	if o < 0 || i < 0 || i < o {
+		t.Errorf("want /scratch (the mount point named scratch) mounted, then /scratch/inner on it:\n%s", all)
+	}
+	// A volume of another name at the mount point's path by name: the
+	// mount point gets it, not an implicit empty volume on top.
+	out, errs, code = e.run("--insecure-options=image", "run", "--stage1=ns", "--volume=outer,kind=host,source="+outer,
+		rktVariant(t), "--mount=volume=outer,target=scratch", "--", "-read-file=/scratch/a")
+	if code != 0 || !strings.Contains(out+errs, "READ_FILE=from-outer\n") {
+		t.Errorf("exit %d, want READ_FILE=from-outer:\n%s%s", code, out, errs)
+	}
+}
+
+// TestRktMtab: an app whose image has no /etc/mtab finds one, a symlink to
+// /proc/self/mounts, as rkt made it (stage2's, the same on both stage1s).
+func TestRktMtab(t *testing.T) {
+	e := newEnv(t)
+	out, errs, code := e.run("run", "--stage1=ns", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c",
+		`echo mtab=$(readlink /etc/mtab); grep -c " /proc " /etc/mtab | sed s/^/proc-lines=/`)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, out+errs, "mtab=../proc/self/mounts\n", "proc-lines=1\n")
+}
+
+// TestRktImageListFields: image list --fields picks columns in the order
+// given (rkt's field names: id, name, size, importtime, lastused; and
+// skiff's other columns); an unknown field is a usage error.
+func TestRktImageListFields(t *testing.T) {
+	e := newEnv(t)
+	id := strings.TrimSpace(e.mustRun("fetch", image(t, "busybox.aci")))
+	got := e.mustRun("image", "list", "--full", "--no-legend", "--fields=name,id")
+	if !strings.HasPrefix(got, "skiff.local/busybox\t"+id) || strings.Count(got, "\n") != 1 || len(got) < 128 {
+		t.Errorf("image list --fields=name,id = %q, want the name and %s", got, id)
+	}
+	mustContain(t, e.mustRun("image", "list", "--fields=id,size,importtime,lastused"), "ID", "SIZE", "IMPORTED", "LAST USED", "never")
+	out, errs, code := e.run("image", "list", "--fields=id,latest")
+	if code != 2 || out != "" || !strings.HasPrefix(errs, `skiff: --fields: unknown field "latest"`) {
+		t.Errorf("unknown field: exit %d, %q %q; want 2 and the error", code, out, errs)
+	}
+}
+
+// TestRktStage1Flags: rkt's --stage1-path, --stage1-from-dir and
+// --stage1-hash pick the stage1 as --stage1 does; two of them, or a value
+// of the wrong kind, are usage errors (exit 2) and leave no pod.
+func TestRktStage1Flags(t *testing.T) {
+	e := newEnv(t)
+	busybox := image(t, "busybox.aci")
+	for _, flag := range []string{"--stage1-path=" + filepath.Join(toolDir, "stage1-ns.aci"), "--stage1-from-dir=stage1-ns.aci"} {
+		if out, errs, code := e.run("run", flag, busybox, "--exec=/bin/sh", "--", "-c", "exit 3"); code != 3 {
+			t.Errorf("%s: exit %d, want the app's 3\n%s%s", flag, code, out, errs)
+		}
+	}
+	var id string
+	for _, l := range strings.Split(e.mustRun("image", "list", "--full", "--no-legend", "--fields=name,id"), "\n") {
+		if n, v, _ := strings.Cut(l, "\t"); n == "skiff.dev/stage1-ns" {
+			id = v
+		}
+	}
+	if out, errs, code := e.run("run", "--stage1-hash="+id, busybox, "--exec=/bin/true"); id == "" || code != 0 {
+		t.Errorf("--stage1-hash=%s: exit %d\n%s%s", id, code, out, errs)
+	}
+	before := e.mustRun("list", "--no-legend")
+	for _, args := range [][]string{
+		{"--stage1=kvm", "--stage1-from-dir=stage1-ns.aci"},
+		{"--stage1-url=" + filepath.Join(toolDir, "stage1-ns.aci")},
+		{"--stage1-from-dir=no-such-stage1.aci"},
+	} {
+		_, errs, code := e.run(append(append([]string{"run"}, args...), busybox, "--exec=/bin/true")...)
+		if code != 2 || !strings.HasPrefix(errs, "skiff: --stage1") {
+			t.Errorf("%q: exit %d, %q; want 2 and the error", args, code, errs)
+		}
+	}
+	if after := e.mustRun("list", "--no-legend"); after != before {
+		t.Errorf("refused runs left pods:\n%s", after)
+	}
+}
+
+// TestRktKVMForms: what of TestRktMountTarget and TestRktMtab reaches a
+// KVM guest (stage2 runs there), in one pod: a volume by its mount point's
+// name with one nested in it, and /etc/mtab.
+func TestRktKVMForms(t *testing.T) {
+	e := newEnv(t)
+	outer, inner := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(inner, "b"), []byte("from-inner"), 0o644)
+	out, errs, code := e.run("--insecure-options=image", "run", "--stage1=kvm",
+		"--volume=outer,kind=host,source="+outer, "--volume=inner,kind=host,source="+inner,
+		rktVariant(t), "--mount=volume=inner,target=/scratch/inner", "--mount=volume=outer,target=scratch",
+		"--", "-read-file=/scratch/inner/b", "-stat=/etc/mtab")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, out+errs, "READ_FILE=from-inner\n", "STAT_LINK=../proc/self/mounts\n")
+}

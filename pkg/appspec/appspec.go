@@ -19,10 +19,12 @@
 package appspec
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -240,5 +242,18 @@ func volumeMounts(pm *schema.PodManifest, ra *schema.RuntimeApp, app *types.App,
 		}
 		add(v, mp.Path, mp.ReadOnly)
 	}
+	// A mount below another's target (--mount at /data/sub under the
+	// mount point /data) goes on top of it, whatever order they came in.
+	slices.SortStableFunc(out, func(a, b specs.Mount) int {
+		return cmp.Compare(depth(a.Destination), depth(b.Destination))
+	})
 	return out, nil
+}
+
+// depth is the number of elements of a clean absolute path ("/" is 0).
+func depth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
 }

@@ -257,6 +257,22 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			name: "nested mounts, parent first whatever the order",
+			app:  appJSON("0", "0", `,"mountPoints":[{"name":"data","path":"/var/data"}]`),
+			extra: `{"volumes":[{"name":"data","kind":"empty"},{"name":"sub","kind":"empty"},{"name":"deep","kind":"empty"}],
+				"ra":{"mounts":[{"volume":"deep","path":"/var/data/sub/deep"},{"volume":"sub","path":"/var/data/sub"}]}}`,
+			opts: Options{VolumesDir: "/vols"},
+			check: func(t *testing.T, s *specs.Spec) {
+				var got []string
+				for _, m := range s.Mounts {
+					if strings.HasPrefix(m.Destination, "/var/data") {
+						got = append(got, m.Destination)
+					}
+				}
+				eq(t, "order", got, []string{"/var/data", "/var/data/sub", "/var/data/sub/deep"})
+			},
+		},
+		{
 			name:    "mount point without volume",
 			app:     appJSON("0", "0", `,"mountPoints":[{"name":"data","path":"/data"}]`),
 			wantErr: ErrNoVolume,

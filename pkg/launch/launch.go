@@ -63,6 +63,9 @@ func Run(bundle string, s *specs.Spec, argv []string) error {
 			return err
 		}
 	}
+	if err := mtab(root); err != nil {
+		return err
+	}
 	// pivot_root(".", ".") stacks the old root on top of the new one;
 	// detaching it leaves the app's root alone in the namespace.
 	if err := unix.Fchdir(root); err != nil {

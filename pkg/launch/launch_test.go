@@ -245,3 +245,50 @@ func TestSetOOMScore(t *testing.T) {
 		t.Errorf("setOOMScore(5000): no error for a score out of range")
 	}
 }
+
+// TestMtab: /etc/mtab becomes a symlink to /proc/self/mounts where the
+// image has none (also with no /etc, or /etc a symlink within the root);
+// an image's own, even dangling, is kept.
+func TestMtab(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(rootfs string) error
+		want  string // readlink of rootfs/etc/mtab ("" for a regular file)
+		where string // where mtab must be, relative to rootfs
+	}{
+		{"no etc", func(string) error { return nil }, "../proc/self/mounts", "etc/mtab"},
+		{"etc without mtab", func(r string) error { return os.Mkdir(filepath.Join(r, "etc"), 0o755) }, "../proc/self/mounts", "etc/mtab"},
+		{"etc a symlink", func(r string) error {
+			os.Mkdir(filepath.Join(r, "real"), 0o755)
+			return os.Symlink("/real", filepath.Join(r, "etc"))
+		}, "../proc/self/mounts", "real/mtab"},
+		{"image's own file", func(r string) error {
+			os.Mkdir(filepath.Join(r, "etc"), 0o755)
+			return os.WriteFile(filepath.Join(r, "etc/mtab"), []byte("x"), 0o644)
+		}, "", "etc/mtab"},
+		{"image's dangling symlink", func(r string) error {
+			os.Mkdir(filepath.Join(r, "etc"), 0o755)
+			return os.Symlink("/nowhere", filepath.Join(r, "etc/mtab"))
+		}, "/nowhere", "etc/mtab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rootfs := t.TempDir()
+			if err := tt.setup(rootfs); err != nil {
+				t.Fatal(err)
+			}
+			root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(root)
+			if err := mtab(root); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.Readlink(filepath.Join(rootfs, tt.where))
+			if got != tt.want {
+				t.Errorf("%s -> %q, want %q", tt.where, got, tt.want)
+			}
+		})
+	}
+}

@@ -194,6 +194,23 @@ func bindDevices(root int, devs []specs.LinuxDevice) error {
 	return nil
 }
 
+// mtab makes /etc/mtab a symlink to /proc/self/mounts when the image has
+// no /etc/mtab, as rkt did: mount, df and older libcs read it. One the
+// image has (file or symlink, even dangling) is left alone, and so is a
+// read-only /etc (a volume).
+func mtab(root int) error {
+	etc, err := target(root, "/etc", true)
+	if err != nil {
+		return fmt.Errorf("/etc/mtab: %w", err)
+	}
+	defer unix.Close(etc)
+	err = unix.Symlinkat("../proc/self/mounts", etc, "mtab")
+	if err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("/etc/mtab: %w", err)
+	}
+	return nil
+}
+
 // mask hides each path of the running root: directories under an empty
 // read-only tmpfs, files under /dev/null.
 func mask(root int, paths []string) error {

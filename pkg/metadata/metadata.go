@@ -20,7 +20,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema"
@@ -41,15 +44,33 @@ const (
 	typeText = "text/plain; charset=us-ascii"
 )
 
-// Service is the metadata service of one pod. It is read-only once made
-// and safe for concurrent use.
+// Service is the metadata service of one pod, safe for concurrent use.
+// One made by ForPod follows the pod manifest as stage0 changes it (apps
+// added to and removed from a running app sandbox).
 type Service struct {
-	token    string
-	key      []byte // HMAC-SHA512 key of the pod; never leaves this process
-	uuid     string
+	token string
+	key   []byte // HMAC-SHA512 key of the pod; never leaves this process
+	uuid  string
+
+	follow bool // ForPod's: read the pod dir again when its manifest changed
+
+	mu   sync.Mutex
+	data *podData
+}
+
+// podData is what the service says about the pod, as of one pod manifest.
+type podData struct {
+	stamp    stamp
 	manifest []byte // the pod manifest as stage0 wrote it
 	podAnn   []byte // its annotations, as JSON
 	apps     map[string]app
+}
+
+// stamp tells one version of the pod manifest file from another: stage0
+// replaces it by rename, so a change is a new inode.
+type stamp struct {
+	ino, size int64
+	mtime     time.Time
 }
 
 // app is what the service answers about one app.
@@ -63,15 +84,40 @@ type app struct {
 // bytes as stage0 wrote them) and each app's image manifest by app name,
 // a fresh random token and a fresh random HMAC key.
 func New(uuid string, pm []byte, images map[string][]byte) (*Service, error) {
-	var m schema.PodManifest
-	if err := json.Unmarshal(pm, &m); err != nil {
-		return nil, fmt.Errorf("metadata: parse pod manifest: %w", err)
+	d, err := newData(pm, images)
+	if err != nil {
+		return nil, err
 	}
+	return newService(uuid, d)
+}
+
+// newService makes the service of pod uuid saying d.
+func newService(uuid string, d *podData) (*Service, error) {
 	id, err := types.NewUUID(uuid)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	s := &Service{uuid: id.String(), manifest: pm, apps: map[string]app{}}
+	s := &Service{uuid: id.String(), data: d}
+	tok := make([]byte, 16)
+	s.key = make([]byte, sha512.BlockSize)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, fmt.Errorf("metadata: token: %w", err)
+	}
+	if _, err := rand.Read(s.key); err != nil {
+		return nil, fmt.Errorf("metadata: key: %w", err)
+	}
+	s.token = hex.EncodeToString(tok)
+	return s, nil
+}
+
+// newData parses the pod manifest pm and its apps' image manifests.
+func newData(pm []byte, images map[string][]byte) (*podData, error) {
+	var m schema.PodManifest
+	if err := json.Unmarshal(pm, &m); err != nil {
+		return nil, fmt.Errorf("metadata: parse pod manifest: %w", err)
+	}
+	s := &podData{manifest: pm, apps: map[string]app{}}
+	var err error
 	if s.podAnn, err = json.Marshal(m.Annotations); err != nil {
 		return nil, fmt.Errorf("metadata: pod annotations: %w", err)
 	}
@@ -98,23 +144,50 @@ func New(uuid string, pm []byte, images map[string][]byte) (*Service, error) {
 		}
 		s.apps[name] = a
 	}
-	tok := make([]byte, 16)
-	s.key = make([]byte, sha512.BlockSize)
-	if _, err := rand.Read(tok); err != nil {
-		return nil, fmt.Errorf("metadata: token: %w", err)
-	}
-	if _, err := rand.Read(s.key); err != nil {
-		return nil, fmt.Errorf("metadata: key: %w", err)
-	}
-	s.token = hex.EncodeToString(tok)
 	return s, nil
 }
 
 // ForPod makes the service of the pod whose directory is the working
 // directory (a stage1's run) from the pod manifest and the apps' image
 // manifests stage0 wrote there. Run reads them before the pod starts, so
-// nothing the pod does later changes what the service says.
+// nothing the pod does later changes what the service says about its
+// apps. When stage0 replaces the pod manifest (skiff app add, app rm), the
+// next request reads it again, and the image manifests of the apps it
+// did not know (docs/metadata.md).
 func ForPod(uuid string) (*Service, error) {
+	d, err := readData(nil)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newService(uuid, d)
+	if err != nil {
+		return nil, err
+	}
+	s.follow = true
+	return s, nil
+}
+
+// manifestStamp is the pod manifest's stamp.
+func manifestStamp() (stamp, error) {
+	fi, err := os.Lstat(pod.ManifestFile)
+	if err != nil {
+		return stamp{}, fmt.Errorf("metadata: pod manifest: %w", err)
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if st == nil {
+		return stamp{}, fmt.Errorf("metadata: pod manifest: no inode")
+	}
+	return stamp{ino: int64(st.Ino), size: fi.Size(), mtime: fi.ModTime()}, nil
+}
+
+// readData reads the pod manifest in the working directory and the image
+// manifests of its apps, taking those of the apps old knew under the same
+// image from old.
+func readData(old *podData) (*podData, error) {
+	st, err := manifestStamp()
+	if err != nil {
+		return nil, err
+	}
 	pm, err := safefile.ReadFileAt(".", pod.ManifestFile, pod.MaxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: read pod manifest: %w", err)
@@ -126,11 +199,38 @@ func ForPod(uuid string) (*Service, error) {
 	images := map[string][]byte{}
 	for _, ra := range m.Apps {
 		name := ra.Name.String()
+		if old != nil {
+			if a, ok := old.apps[name]; ok && a.id == ra.Image.ID.String() {
+				images[name] = a.manifest
+				continue
+			}
+		}
 		if images[name], err = safefile.ReadFileAt(".", pod.AppManifest(name), pod.MaxManifestSize); err != nil {
 			return nil, fmt.Errorf("metadata: read image manifest of %s: %w", name, err)
 		}
 	}
-	return New(uuid, pm, images)
+	d, err := newData(pm, images)
+	if err != nil {
+		return nil, err
+	}
+	d.stamp = st
+	return d, nil
+}
+
+// current returns what the service says now: for ForPod's, read again if
+// the pod manifest changed since (on a failure to, the last good read).
+func (s *Service) current() *podData {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.follow {
+		return s.data
+	}
+	if st, err := manifestStamp(); err == nil && st != s.data.stamp {
+		if d, err := readData(s.data); err == nil {
+			s.data = d
+		}
+	}
+	return s.data
 }
 
 // URL is AC_METADATA_URL for a service listening at addr (host:port).
@@ -164,20 +264,21 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	d := s.current()
 	switch p {
 	case "pod/manifest":
-		s.get(w, r, typeJSON, s.manifest)
+		s.get(w, r, typeJSON, d.manifest)
 	case "pod/uuid":
 		s.get(w, r, typeText, []byte(s.uuid))
 	case "pod/annotations":
-		s.get(w, r, typeJSON, s.podAnn)
+		s.get(w, r, typeJSON, d.podAnn)
 	case "pod/hmac/sign":
 		s.sign(w, r)
 	case "pod/hmac/verify":
 		s.verify(w, r)
 	default:
 		name, what, ok := strings.Cut(strings.TrimPrefix(p, "apps/"), "/")
-		a, found := s.apps[name]
+		a, found := d.apps[name]
 		if !ok || !strings.HasPrefix(p, "apps/") || !found {
 			http.NotFound(w, r)
 			return

@@ -229,3 +229,67 @@ func TestForPod(t *testing.T) {
 		t.Errorf("bare's image manifest: %q", w.Body)
 	}
 }
+
+// TestForPodFollows checks that ForPod's service follows the pod manifest
+// stage0 replaces (app add, app rm) without reading again what it knew: an
+// image manifest of a known app changed on disk afterwards (by the pod) is
+// not what it says.
+func TestForPodFollows(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	write := func(p string, b []byte) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// As stage0 does: a new file renamed into place.
+		if err := os.WriteFile(p+".new", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".new", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(pod.ManifestFile, []byte(testPod))
+	write(pod.AppManifest("web"), testImages["web"])
+	write(pod.AppManifest("bare"), testImages["bare"])
+	s, err := ForPod(testUUID)
+	if err != nil {
+		t.Fatalf("ForPod: %v", err)
+	}
+	get := func(p string) (int, string) {
+		w := do(s, "GET", "/"+s.token+Prefix+p, nil)
+		return w.Code, w.Body.String()
+	}
+	added := `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/added"}`
+	write(pod.AppManifest("added"), []byte(added))
+	write(pod.AppManifest("web"), []byte(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/forged"}`))
+	withAdded := strings.Replace(testPod, `"apps":[`, `"apps":[{"name":"added","image":{"name":"example.com/added","id":"`+testID+`"}},`, 1)
+	write(pod.ManifestFile, []byte(withAdded))
+
+	steps := []struct {
+		name, path string
+		code       int
+		body       string
+	}{
+		{"added app's image manifest", "/apps/added/image/manifest", 200, added},
+		{"added app's image id", "/apps/added/image/id", 200, testID},
+		{"pod manifest as replaced", "/pod/manifest", 200, withAdded},
+		{"a known app's manifest is not read again", "/apps/web/image/manifest", 200, string(testImages["web"])},
+	}
+	for _, st := range steps {
+		if code, body := get(st.path); code != st.code || body != st.body {
+			t.Errorf("%s: %d %q, want %d %q", st.name, code, body, st.code, st.body)
+		}
+	}
+	// app rm of bare; then a manifest that does not parse keeps the last good one.
+	write(pod.ManifestFile, []byte(strings.Replace(withAdded, `,
+  {"name":"bare","image":{"name":"example.com/bare","id":"`+testID+`"}}`, "", 1)))
+	if code, _ := get("/apps/bare/image/id"); code != 404 {
+		t.Errorf("removed app: %d, want 404", code)
+	}
+	write(pod.ManifestFile, []byte("{"))
+	if code, body := get("/apps/added/image/id"); code != 200 || body != testID {
+		t.Errorf("after a bad manifest: %d %q, want the last good one", code, body)
+	}
+}

@@ -1,11 +1,14 @@
 package podunit
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
+	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // The app sandbox's side of the app entrypoints that does not depend on
@@ -72,4 +75,34 @@ func ClearStatus(name string) error {
 		return fmt.Errorf("clear status of %s: %w", name, err)
 	}
 	return nil
+}
+
+// AppOptionsFile, in the pod directory (out of the pod's reach), keeps the
+// bundle options a sandbox's run used, AC_METADATA_URL among them, for the
+// apps added later.
+const AppOptionsFile = "stage1-app-options.json"
+
+// WriteAppOptions records o for ReadAppOptions.
+func WriteAppOptions(o appspec.Options) error {
+	b, err := json.Marshal(o)
+	if err == nil {
+		err = os.WriteFile(AppOptionsFile, b, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("record app options: %w", err)
+	}
+	return nil
+}
+
+// ReadAppOptions returns the options WriteAppOptions recorded.
+func ReadAppOptions() (appspec.Options, error) {
+	var o appspec.Options
+	b, err := safefile.ReadFileAt(".", AppOptionsFile, pod.MaxStateFileSize)
+	if err == nil {
+		err = json.Unmarshal(b, &o)
+	}
+	if err != nil {
+		return o, fmt.Errorf("read app options: %w", err)
+	}
+	return o, nil
 }

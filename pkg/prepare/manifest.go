@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
@@ -48,7 +49,7 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		}
 		names[name] = true
 		for _, mp := range ra.App.MountPoints {
-			if mounted(ra.Mounts, mp.Name) {
+			if mounted(ra.Mounts, mp) {
 				continue
 			}
 			if !vols[mp.Name.String()] {
@@ -85,13 +86,36 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 	return pm, nil
 }
 
-func mounted(ms []schema.Mount, vol types.ACName) bool {
+// mounted says whether a mount satisfies mount point mp: one of its
+// volume's name (appc), or one at its path (--mount).
+func mounted(ms []schema.Mount, mp types.MountPoint) bool {
 	for _, m := range ms {
-		if m.Volume == vol {
+		if m.Volume == mp.Name || path.Clean(m.Path) == path.Clean(mp.Path) {
 			return true
 		}
 	}
 	return false
+}
+
+// mountTargets resolves the targets of --mount flags: a target that is not
+// an absolute path is the name of one of the image's mount points, whose
+// path it stands for, or else a path relative to the app's root (as rkt
+// took it).
+func mountTargets(ms []schema.Mount, mps []types.MountPoint) []schema.Mount {
+	var out []schema.Mount
+	for _, m := range ms {
+		if !strings.HasPrefix(m.Path, "/") {
+			p := "/" + m.Path
+			for _, mp := range mps {
+				if mp.Name.String() == m.Path {
+					p = mp.Path
+				}
+			}
+			m.Path = path.Clean(p)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.RuntimeApp, error) {
@@ -143,7 +167,7 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 		Image:          schema.RuntimeImage{Name: &im.Name, Labels: im.Labels},
 		App:            &app,
 		ReadOnlyRootFS: a.ReadOnly,
-		Mounts:         a.Mounts,
+		Mounts:         mountTargets(a.Mounts, app.MountPoints),
 	}
 	id := a.Image
 	if v, ok := im.Annotations.Get(oci.ManifestSHA512Annotation); ok && strings.HasPrefix(id, "sha256-") {
@@ -350,7 +374,8 @@ func ParseVolume(s string) (types.Volume, error) {
 	return *v, nil
 }
 
-// ParseMount parses rkt's --mount form: volume=NAME,target=PATH.
+// ParseMount parses rkt's --mount form: volume=NAME,target=PATH, or
+// target=NAME, an image mount point's name (resolved by Manifest).
 func ParseMount(s string) (schema.Mount, error) {
 	var m schema.Mount
 	for _, f := range strings.Split(s, ",") {
@@ -368,8 +393,8 @@ func ParseMount(s string) (schema.Mount, error) {
 			return m, fmt.Errorf("--mount %q: unknown key %q (want volume=NAME,target=PATH)", s, k)
 		}
 	}
-	if m.Volume == "" || !strings.HasPrefix(m.Path, "/") {
-		return m, fmt.Errorf("--mount %q: want volume=NAME,target=/ABSOLUTE/PATH", s)
+	if m.Volume == "" || m.Path == "" {
+		return m, fmt.Errorf("--mount %q: want volume=NAME,target=/PATH or target=MOUNT-POINT-NAME", s)
 	}
 	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 )
 
@@ -62,5 +63,34 @@ func TestEnvironment(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestMountTargets(t *testing.T) {
+	mps := []types.MountPoint{{Name: "data", Path: "/var/data"}, {Name: "logs", Path: "/var/log/app"}}
+	tests := []struct{ target, want string }{
+		{"/srv", "/srv"},
+		{"data", "/var/data"},              // a mount point's name
+		{"logs", "/var/log/app"},           // another's
+		{"dir1", "/dir1"},                  // no such mount point: relative to the root, as rkt
+		{"a/../../etc", "/etc"},            // and it stays in the root
+		{"/var/data/sub", "/var/data/sub"}, // nested: kept as given
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			got := mountTargets([]schema.Mount{{Volume: "v", Path: tt.target}}, mps)
+			if len(got) != 1 || got[0].Path != tt.want {
+				t.Errorf("target %q: %+v, want path %q", tt.target, got, tt.want)
+			}
+		})
+	}
+	// A mount point that a --mount targets by path or name needs no implicit volume.
+	for _, m := range []schema.Mount{{Volume: "other", Path: "/var/data"}, {Volume: "data", Path: "/elsewhere"}} {
+		if !mounted([]schema.Mount{m}, mps[0]) {
+			t.Errorf("mount %+v does not satisfy %+v", m, mps[0])
+		}
+	}
+	if mounted([]schema.Mount{{Volume: "other", Path: "/var/data/sub"}}, mps[0]) {
+		t.Error("a mount below a mount point satisfies it")
 	}
 }

@@ -25,6 +25,21 @@ func DefaultDirs() []string {
 	return append(dirs, SystemDir)
 }
 
+// FromDirs returns the path of the stage1 image file name in the first of
+// dirs that has it (rkt's --stage1-from-dir).
+func FromDirs(dirs []string, name string) (string, error) {
+	if name == "" || strings.Contains(name, "/") || name == "." || name == ".." {
+		return "", fmt.Errorf("stage1 file %q: want a file name", name)
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("stage1 file %s: not in %s", name, strings.Join(dirs, " or "))
+}
+
 // Resolver turns what --stage1 says (a short name such as ns or kvm, a
 // path, a name, a URL or an image ID) into a stage1 image in the store.
 type Resolver struct {

@@ -3,7 +3,6 @@ package guest
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -23,8 +22,8 @@ import (
 )
 
 // Agent is the guest side of enter, stop and the app entrypoints' systemctl, started by systemd in the
-// guest. It serves the control port one host connection at a time, one
-// request per connection, until the port goes away.
+// guest. It serves the control port (agent.Serve: one reader for the
+// port's life, sessions framed by messages) until the port goes away.
 func Agent(log *slog.Logger) error {
 	port, err := openPort("/", agent.ControlPortName)
 	if err != nil {
@@ -34,48 +33,25 @@ func Agent(log *slog.Logger) error {
 	serveForward(log)
 	// The apps start after this (the unit is Type=notify, the apps' After= it).
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	for {
-		c := agent.NewConn(port)
-		m, err := c.Recv()
-		if errors.Is(err, io.EOF) {
-			// No host client: virtio-serial reads return at once then, and
-			// there is no event for a client connecting.
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("agent: %w", err)
-		}
+	err = agent.Serve(port, log, func(s *agent.Session) agent.Message {
+		m := s.Req
 		log.Debug("request", "op", m.Op, "app", m.App, "args", m.Args)
-		msgs := make(chan agent.Message)
-		go func() {
-			defer close(msgs)
-			for {
-				m, err := c.Recv()
-				if err != nil {
-					return
-				}
-				msgs <- m
-			}
-		}()
 		switch m.Op {
 		case agent.OpPoweroff:
 			if err := podunit.Stopping("/"); err != nil {
 				log.Warn("poweroff", "err", err)
 			}
-			c.Send(agent.Message{Op: agent.OpOK})
+			s.Send(agent.Message{Op: agent.OpOK})
 			unix.Kill(1, podunit.SigPoweroff)
+			return agent.Message{Op: agent.OpOK} // dropped: the session ends with the guest
 		case agent.OpEnter:
-			c.Send(enter(c, m, msgs))
+			return enter(s)
 		case agent.OpRun:
-			c.Send(runSystemctl(m.Args))
-		default:
-			c.Send(Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op)))
+			return runSystemctl(m.Args)
 		}
-		// One request per connection: the host closes it after the reply.
-		for range msgs {
-		}
-	}
+		return Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op))
+	})
+	return fmt.Errorf("agent: %w", err)
 }
 
 // runSystemctl serves a run request: the host's app sandbox entrypoints
@@ -108,9 +84,10 @@ func openPort(root, name string) (*os.File, error) {
 // holds (those every app inherited; none today) and applies the app's
 // user, capabilities, no_new_privs and seccomp. stage2, the bundle and the
 // filters are passed as fds because none is visible from inside the app's
-// root. stdin comes from
-// msgs; stdout and stderr stream back. It returns the final reply.
-func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Message {
+// root. stdin comes from the session's
+// messages; stdout and stderr stream back. It returns the final reply.
+func enter(s *agent.Session) agent.Message {
+	m := s.Req
 	fail := func(err error) agent.Message {
 		return Codes.Failure(err) // the host says which app
 	}
@@ -178,8 +155,8 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 	if m.Term != "" {
 		cmd.Env = append(cmd.Env, "TERM="+m.Term) // stage2 exec gives it to the command
 	}
-	cmd.Stdout = stream{c, agent.OpStdout}
-	cmd.Stderr = stream{c, agent.OpStderr}
+	cmd.Stdout = stream{s, agent.OpStdout}
+	cmd.Stderr = stream{s, agent.OpStderr}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -189,7 +166,7 @@ func enter(c *agent.Conn, m agent.Message, msgs <-chan agent.Message) agent.Mess
 		return fail(err)
 	}
 	go func() {
-		for m := range msgs {
+		for m := range s.In {
 			if m.Op != agent.OpStdin {
 				continue
 			}
@@ -229,12 +206,14 @@ func inheritedFilters() (*os.File, error) {
 
 // stream sends what a command writes as messages of one kind.
 type stream struct {
-	c  *agent.Conn
+	s  *agent.Session
 	op string
 }
 
+// Once the host has left the session the output is dropped, and the
+// command runs on as it would with its terminal gone.
 func (s stream) Write(p []byte) (int, error) {
-	if err := s.c.Send(agent.Message{Op: s.op, Data: p}); err != nil {
+	if err := s.s.Send(agent.Message{Op: s.op, Data: p}); err != nil && !errors.Is(err, agent.ErrSessionEnded) {
 		return 0, err
 	}
 	return len(p), nil

@@ -1,27 +1,19 @@
 package kvm
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
-	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
 
 var _ stage1kit.AppIsolator = Isolator{}
-
-// appOptionsFile, in the pod directory (out of the guest's reach), keeps
-// the bundle options run used, for the apps added later.
-const appOptionsFile = "stage1-app-options.json"
 
 // sandboxMiB is what a sandbox's VM gets beyond the guest's own needs:
 // its apps come after the VM is sized.
@@ -39,12 +31,8 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 	unit := podunit.UnitName(a.App)
 	switch ep {
 	case pod.EntrypointAppAdd:
-		b, err := safefile.ReadFileAt(".", appOptionsFile, pod.MaxStateFileSize)
+		o, err := podunit.ReadAppOptions()
 		if err != nil {
-			return fmt.Errorf("add app %s: %w", a.App, err)
-		}
-		var o appspec.Options
-		if err := json.Unmarshal(b, &o); err != nil {
 			return fmt.Errorf("add app %s: %w", a.App, err)
 		}
 		bundle, err := podunit.AppBundle(o)
@@ -63,9 +51,9 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 	case pod.EntrypointAppStop:
 		return systemctl("stop", unit)
 	case pod.EntrypointAppRm:
-		// One request per entrypoint: the agent may miss a second
-		// connection made at once after the first (it reads ahead on the
-		// port). Stage0 removes only apps that do not run.
+		if systemctl("is-active", "--quiet", unit) == nil {
+			return fmt.Errorf("remove app %s: %w: it is running, stop it first", a.App, ErrUsage)
+		}
 		if err := podunit.RemoveApp(a.App); err != nil {
 			return err
 		}
@@ -74,26 +62,14 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 	return fmt.Errorf("%s: %w: unknown app entrypoint", ep, ErrUsage)
 }
 
-// writeAppOptions records o for App.
-func writeAppOptions(o appspec.Options) error {
-	b, err := json.Marshal(o)
-	if err == nil {
-		err = os.WriteFile(appOptionsFile, b, 0o600)
-	}
-	if err != nil {
-		return fmt.Errorf("record app options: %w", err)
-	}
-	return nil
-}
-
 // systemctl runs the guest's systemctl with args through the agent.
 func systemctl(args ...string) error {
-	c, conn, err := dialControl()
+	c, err := dialControl()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	defer c.close()
+	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	what := "systemctl " + strings.Join(args, " ")
 	if err := c.Send(agent.Message{Op: agent.OpRun, Args: append([]string{guest.SystemctlPath, "--no-ask-password"}, args...)}); err != nil {
 		return fmt.Errorf("%s: %w", what, err)

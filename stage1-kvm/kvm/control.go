@@ -55,29 +55,43 @@ func (Isolator) Stop(_ *slog.Logger, a pod.StopArgs) error {
 	return nil
 }
 
+// control is one session with the guest's agent.
+type control struct {
+	*agent.Conn
+	conn net.Conn
+}
+
+// close ends the session and then the connection: the guest sees one byte
+// stream whoever connects, so only OpEnd tells it this session is over
+// (agent.Serve).
+func (c control) close() {
+	c.Send(agent.Message{Op: agent.OpEnd})
+	c.conn.Close()
+}
+
 // dialControl connects to the guest's agent. qemu serves one client at a
 // time; a second waits until the first is done.
-func dialControl() (*agent.Conn, net.Conn, error) {
+func dialControl() (control, error) {
 	conn, err := net.Dial("unix", controlSocket)
 	for deadline := time.Now().Add(startTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 		conn, err = net.Dial("unix", controlSocket)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to the guest: %w: %w", ErrNotRunning, err)
+		return control{}, fmt.Errorf("connect to the guest: %w: %w", ErrNotRunning, err)
 	}
-	return agent.NewConn(conn), conn, nil
+	return control{agent.NewConn(conn), conn}, nil
 }
 
 // poweroff asks the guest for a clean poweroff and waits for its answer:
 // the agent may still be starting.
 func poweroff() error {
-	c, conn, err := dialControl()
+	c, err := dialControl()
 	if err != nil {
 		return fmt.Errorf("stop pod: %w", err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.close()
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := c.Send(agent.Message{Op: agent.OpPoweroff}); err != nil {
 		return fmt.Errorf("stop pod: %w", err)
 	}
@@ -121,11 +135,11 @@ func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
 
 func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	app := m.App
-	c, conn, err := dialControl()
+	c, err := dialControl()
 	if err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
-	defer conn.Close()
+	defer c.close()
 	if err := c.Send(m); err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}

@@ -72,7 +72,7 @@ func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []poduni
 		return nil, nil, err
 	}
 	if o.Mutable {
-		if err := writeAppOptions(opts); err != nil {
+		if err := podunit.WriteAppOptions(opts); err != nil {
 			return nil, nil, err
 		}
 	}

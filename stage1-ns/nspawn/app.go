@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
@@ -31,11 +30,14 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 	unit := podunit.UnitName(a.App)
 	switch ep {
 	case pod.EntrypointAppAdd:
-		host, err := hostname(init)
+		o, err := podunit.ReadAppOptions()
 		if err != nil {
+			return fmt.Errorf("add app %s: %w", a.App, err)
+		}
+		if o.Hostname, err = hostname(init); err != nil {
 			return err
 		}
-		bundle, err := podunit.AppBundle(appspec.Options{Hostname: host})
+		bundle, err := podunit.AppBundle(o)
 		if err != nil {
 			return err
 		}

@@ -79,6 +79,10 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 		}
 	}
 	if a.Mutable {
+		// For the apps added later: AC_METADATA_URL, capabilities withheld.
+		if err := podunit.WriteAppOptions(bopts); err != nil {
+			return nil, nil, err
+		}
 		if err := shareApps(); err != nil {
 			return nil, nil, err
 		}

@@ -7,9 +7,11 @@
 // order (when the init execs systemd instead, the hello is all it says).
 //
 // On the port named ControlPortName a guest-side server (stage1-kvm's
-// agent) answers one host client at a time: "poweroff", or "enter", after
-// which the host streams "stdin" (empty data: end of input) and the guest
-// streams "stdout" and "stderr" until its final "exit" or "error".
+// agent, Serve) answers one host client at a time: "poweroff", "run", or
+// "enter", after which the host streams "stdin" (empty data: end of input)
+// and the guest streams "stdout" and "stderr" until its final "exit" or
+// "error". The host then sends "end": connections do not frame sessions
+// for the guest, messages do (Serve).
 //
 // An "error" carries its text and, when it is one the other side acts on
 // (no such app, a usage error, ...), a typed code (ErrCode).
@@ -58,6 +60,7 @@ const (
 	OpStdin    = "stdin"    // host → guest: Data for the command's stdin
 	OpStdout   = "stdout"   // guest → host: Data the command wrote
 	OpStderr   = "stderr"   // guest → host: likewise
+	OpEnd      = "end"      // host → guest on the control port: the session is over (see Serve)
 )
 
 // Message is one line of the protocol.
@@ -118,7 +121,7 @@ func (c *Conn) Recv() (Message, error) {
 	for {
 		frag, err := c.r.ReadSlice('\n')
 		if len(line)+len(frag) > MaxLine {
-			return m, fmt.Errorf("receive: %w", ErrLineTooLong)
+			return m, fmt.Errorf("receive: %w: %w", ErrBadMessage, ErrLineTooLong)
 		}
 		line = append(line, frag...)
 		if err == bufio.ErrBufferFull {
@@ -130,7 +133,7 @@ func (c *Conn) Recv() (Message, error) {
 		break
 	}
 	if err := json.Unmarshal(line, &m); err != nil {
-		return m, fmt.Errorf("receive %.100q: %w", line, err)
+		return m, fmt.Errorf("receive %.100q: %w: %w", line, ErrBadMessage, err)
 	}
 	return m, nil
 }

@@ -9,6 +9,13 @@ import (
 // ErrLineTooLong means a message on the wire was longer than MaxLine.
 var ErrLineTooLong = errors.New("message longer than the limit")
 
+// ErrBadMessage means a line on the wire was no message: not JSON, or
+// longer than MaxLine.
+var ErrBadMessage = errors.New("bad message")
+
+// ErrSessionEnded means a Session's host ended it before the reply.
+var ErrSessionEnded = errors.New("session ended")
+
 // ErrUnknownOp means the peer does not know the requested operation.
 var ErrUnknownOp = errors.New("unknown operation")
 
