@@ -1,0 +1,232 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiffpod/skiff/pkg/imageref"
+	"github.com/skiffpod/skiff/pkg/podctl"
+	"github.com/skiffpod/skiff/pkg/store"
+)
+
+// The CRI names images as the kubelet does: docker references without a
+// transport ("busybox", "registry.k8s.io/pause:3.10", "x@sha256:..."),
+// or an image ID. An image's CRI ID is its config digest ("sha256:..."),
+// as containerd's; repo tags and digests are its docker references.
+
+// parseRef parses a CRI image name as a docker reference.
+func parseRef(name string) (imageref.Ref, error) {
+	if name == "" || strings.Contains(name, "://") {
+		return imageref.Ref{}, fmt.Errorf("image %q: %w", name, errInvalid)
+	}
+	r, err := imageref.Parse("docker://" + name)
+	if err != nil {
+		return imageref.Ref{}, fmt.Errorf("image %q: %w: %w", name, errInvalid, err)
+	}
+	return r, nil
+}
+
+// criID is the CRI's ID of a stored OCI image.
+func criID(img store.Image) string { return img.OCI.ConfigDigest }
+
+// findImage finds the stored OCI image the CRI names name: by CRI ID (or
+// its hex, or a unique prefix of at least 12 hex digits), by store ID, or
+// by reference.
+func findImage(s *store.Store, name string) (store.Image, error) {
+	imgs, err := s.List()
+	if err != nil {
+		return store.Image{}, err
+	}
+	hex := strings.TrimPrefix(name, "sha256:")
+	var found []store.Image
+	for _, img := range imgs {
+		if img.OCI == nil {
+			continue
+		}
+		id := strings.TrimPrefix(criID(img), "sha256:")
+		if img.ID == name || id == hex || len(hex) >= 12 && strings.HasPrefix(id, hex) && name == hex {
+			found = append(found, img)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	if r, err := parseRef(name); err == nil {
+		if img, ok, err := s.FindOCI(r); err != nil {
+			return store.Image{}, err
+		} else if ok {
+			return img, nil
+		}
+	}
+	return store.Image{}, fmt.Errorf("image %q: %w", name, errNoImage)
+}
+
+// repoTags and repoDigests of img, as containerd reports them.
+func repoTags(img store.Image) []string {
+	var tags []string
+	add := func(ref string) {
+		r, err := imageref.Parse(ref)
+		if err != nil || r.Tag == "" {
+			return
+		}
+		t := r.Registry + "/" + r.Repository + ":" + r.Tag
+		for _, x := range tags {
+			if x == t {
+				return
+			}
+		}
+		tags = append(tags, t)
+	}
+	add(img.OCI.Reference)
+	for _, t := range img.OCI.Tags {
+		add(t)
+	}
+	return tags
+}
+
+func repoDigests(img store.Image) []string {
+	r, err := imageref.Parse(img.OCI.Reference)
+	if err != nil || img.OCI.Digest == "" {
+		return nil
+	}
+	return []string{r.Registry + "/" + r.Repository + "@" + img.OCI.Digest}
+}
+
+func criImage(img store.Image) *runtimeapi.Image {
+	out := &runtimeapi.Image{
+		Id:          criID(img),
+		RepoTags:    repoTags(img),
+		RepoDigests: repoDigests(img),
+		Size:        uint64(img.Size),
+		Spec:        &runtimeapi.ImageSpec{Image: criID(img)},
+	}
+	if u := imageUser(img); u != "" {
+		out.Username = u
+	}
+	return out
+}
+
+// imageUser is the user the image's config names, unresolved.
+func imageUser(img store.Image) string { return "" }
+
+func (s *Server) ListImages(ctx context.Context, req *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+	st, err := s.Store()
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	imgs, err := st.List()
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	want := req.GetFilter().GetImage().GetImage()
+	out := &runtimeapi.ListImagesResponse{}
+	for _, img := range imgs {
+		if img.OCI == nil {
+			continue
+		}
+		if want != "" {
+			if f, err := findImage(st, want); err != nil || f.ID != img.ID {
+				continue
+			}
+		}
+		out.Images = append(out.Images, criImage(img))
+	}
+	return out, nil
+}
+
+func (s *Server) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
+	st, err := s.Store()
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	img, err := findImage(st, req.GetImage().GetImage())
+	if errors.Is(err, errNoImage) {
+		return &runtimeapi.ImageStatusResponse{}, nil // the CRI's "not present"
+	}
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &runtimeapi.ImageStatusResponse{Image: criImage(img)}, nil
+}
+
+func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
+	name := req.GetImage().GetImage()
+	if _, err := parseRef(name); err != nil {
+		return nil, grpcError(fmt.Errorf("pull image: %w", err))
+	}
+	st, err := s.Store()
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	id, err := s.Pull(ctx, st, name, req.GetAuth())
+	if err != nil {
+		if strings.Contains(err.Error(), "MANIFEST_UNKNOWN") || strings.Contains(err.Error(), "NAME_UNKNOWN") || strings.Contains(err.Error(), "not found") {
+			err = fmt.Errorf("%w: %w", errNoImage, err)
+		}
+		return nil, grpcError(fmt.Errorf("pull image %s: %w", name, err))
+	}
+	img, err := st.Get(id)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if img.OCI == nil {
+		return nil, grpcError(fmt.Errorf("pull image %s: %w: not an OCI image", name, errInvalid))
+	}
+	return &runtimeapi.PullImageResponse{ImageRef: criID(img)}, nil
+}
+
+func (s *Server) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+	st, err := s.Store()
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	img, err := findImage(st, req.GetImage().GetImage())
+	if errors.Is(err, errNoImage) {
+		return &runtimeapi.RemoveImageResponse{}, nil
+	}
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if err := st.Remove(img.ID, func() (map[string]string, error) { return podctl.Images(s.Dir) }); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return &runtimeapi.RemoveImageResponse{}, nil
+		}
+		return nil, grpcError(fmt.Errorf("remove image %s: %w", img.ID, err))
+	}
+	return &runtimeapi.RemoveImageResponse{}, nil
+}
+
+func (s *Server) ImageFsInfo(ctx context.Context, req *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+	dir := filepath.Join(s.Dir, "cas")
+	var bytes, inodes uint64
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		inodes++
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+					bytes += uint64(st.Blocks) * 512
+				}
+			}
+		}
+		return nil
+	})
+	now := time.Now().UnixNano()
+	u := &runtimeapi.FilesystemUsage{
+		Timestamp:  now,
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: dir},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: bytes},
+		InodesUsed: &runtimeapi.UInt64Value{Value: inodes},
+	}
+	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{u}, ContainerFilesystems: []*runtimeapi.FilesystemUsage{u}}, nil
+}

@@ -1,0 +1,307 @@
+//go:build e2e
+
+package tests
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crictlPath is where the suite keeps crictl v1.37.0, built once from the
+// module proxy (the critest harness uses the same cache).
+const crictlPath = "/var/cache/skiff-test/bin/crictl"
+
+var crictlOnce struct {
+	sync.Once
+	err error
+}
+
+// crictl returns crictl's path, installing it on first use.
+func crictl(t *testing.T) string {
+	t.Helper()
+	crictlOnce.Do(func() {
+		if _, err := os.Stat(crictlPath); err == nil {
+			return
+		}
+		c := exec.Command("go", "install", "sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0")
+		c.Env = append(os.Environ(), "GOBIN="+filepath.Dir(crictlPath), "CGO_ENABLED=0", "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
+		if out, err := c.CombinedOutput(); err != nil {
+			crictlOnce.err = fmt.Errorf("go install crictl: %v\n%s", err, out)
+		}
+	})
+	if crictlOnce.err != nil {
+		t.Fatal(crictlOnce.err)
+	}
+	return crictlPath
+}
+
+// criServer is one `skiff cri` on a temporary socket over env e.
+type criServer struct {
+	t    *testing.T
+	e    *env
+	sock string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+}
+
+func startCRI(t *testing.T, e *env, sock string) *criServer {
+	t.Helper()
+	c, out := e.start("--insecure-options=image,http", "cri", "--listen", sock)
+	waitFor(t, "skiff cri to listen on "+sock, 30*time.Second, func() bool {
+		conn, err := net.Dial("unix", sock)
+		if err == nil {
+			conn.Close()
+		}
+		if c.ProcessState != nil {
+			t.Fatalf("skiff cri ended: %s", out)
+		}
+		return err == nil
+	})
+	return &criServer{t: t, e: e, sock: sock, cmd: c, out: out}
+}
+
+// crictl runs crictl against the server; it returns stdout, stderr and
+// whether it succeeded.
+func (s *criServer) crictl(args ...string) (string, string, bool) {
+	s.t.Helper()
+	full := append([]string{"--runtime-endpoint=unix://" + s.sock, "--image-endpoint=unix://" + s.sock, "--timeout=3m"}, args...)
+	c := exec.Command(crictl(s.t), full...)
+	c.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	return strings.TrimSpace(out.String()), strings.TrimSpace(errb.String()), err == nil
+}
+
+func (s *criServer) must(args ...string) string {
+	s.t.Helper()
+	out, errs, ok := s.crictl(args...)
+	if !ok {
+		s.t.Fatalf("crictl %s: %s\n%s\nserver log:\n%s", strings.Join(args, " "), errs, out, s.out)
+	}
+	return out
+}
+
+// fails runs a crictl command that must fail with gRPC code.
+func (s *criServer) fails(code string, args ...string) string {
+	s.t.Helper()
+	out, errs, ok := s.crictl(args...)
+	if ok || !strings.Contains(errs, "code = "+code) {
+		s.t.Errorf("crictl %s: ok=%t, want code %s:\n%s\n%s", strings.Join(args, " "), ok, code, out, errs)
+	}
+	return errs
+}
+
+// kill kills the server with SIGKILL, as a crash would.
+func (s *criServer) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+// regexpCRILine is a full line of the CRI log format.
+var regexpCRILine = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) stdout F hello from web$`)
+
+// busyboxOCI pushes busybox (bin/images/busybox.aci's rootfs as one
+// layer) to the test registry and returns its name, without transport.
+func busyboxOCI(t *testing.T) string {
+	t.Helper()
+	addr, _, _ := registry(t)
+	f, err := os.Open(image(t, "busybox.aci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layer bytes.Buffer
+	tr, tw := tar.NewReader(zr), tar.NewWriter(&layer)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, ok := strings.CutPrefix(h.Name, "rootfs/")
+		if !ok || name == "" {
+			continue
+		}
+		h.Name = name
+		if h.Typeflag == tar.TypeLink {
+			h.Linkname = strings.TrimPrefix(h.Linkname, "rootfs/")
+		}
+		tw.WriteHeader(h)
+		io.Copy(tw, tr)
+	}
+	tw.Close()
+	dir := filepath.Join(t.TempDir(), "layout")
+	ociLayout(t, dir, "1", [][]byte{layer.Bytes()}, map[string]any{
+		"Cmd": []string{"/bin/sh"},
+		"Env": []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	})
+	skopeo(t, "oci:"+dir+":1", "docker://"+addr+"/skiff/cri-busybox:1")
+	return addr + "/skiff/cri-busybox:1"
+}
+
+// writeJSON writes v as JSON to a new file in dir and returns its path.
+func writeJSONFile(t *testing.T, dir, name string, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func podConfig(name, logDir string, hostPort int) map[string]any {
+	c := map[string]any{
+		"metadata":      map[string]any{"name": name, "namespace": "default", "uid": name + "-uid", "attempt": 0},
+		"log_directory": logDir,
+		"labels":        map[string]string{"test": name},
+	}
+	if hostPort != 0 {
+		c["port_mappings"] = []map[string]any{{"host_port": hostPort, "container_port": 8080, "protocol": 0}}
+	}
+	return c
+}
+
+// TestCRINS drives `skiff cri` with crictl on stage1-ns: a sandbox with a
+// published host port, a container from an OCI image in a registry, its
+// log, exec, then a SIGKILLed server and a new one that finds and stops
+// everything; and the bad inputs with their gRPC codes.
+func TestCRINS(t *testing.T) {
+	img := busyboxOCI(t)
+	e := newEnv(t)
+	base := t.TempDir()
+	sock := filepath.Join(base, "cri.sock")
+	srv := startCRI(t, e, sock)
+
+	// Images: pulled by the name the kubelet would use; listed and
+	// inspected by the config digest.
+	pulled := srv.must("pull", img)
+	if !strings.Contains(pulled, "sha256:") {
+		t.Fatalf("pull: %q, want an image ID sha256:...", pulled)
+	}
+	imgID := pulled[strings.Index(pulled, "sha256:"):]
+	if out := srv.must("images", "-q", "--no-trunc"); !strings.Contains(out, imgID) {
+		t.Errorf("images -q: %q, want %s", out, imgID)
+	}
+
+	logDir := filepath.Join(base, "logs")
+	hostPort := freePort(t)
+	podJSON := writeJSONFile(t, base, "pod.json", podConfig("web", logDir, hostPort))
+	sb := srv.must("runp", podJSON)
+	if out := srv.must("pods", "-q", "--no-trunc"); !strings.Contains(out, sb) {
+		t.Fatalf("pods: %q, want %s", out, sb)
+	}
+	if out, _, _ := e.run("list", "--no-legend"); !strings.Contains(out, sb[:8]) {
+		t.Errorf("skiff list does not show the sandbox %s:\n%s", sb, out)
+	}
+
+	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
+		"metadata": map[string]any{"name": "web"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && echo served > /www/index.html && echo hello from web && exec httpd -f -p 8080 -h /www"},
+		"log_path": "web/0.log",
+	})
+	ctr := srv.must("create", sb, ctrJSON, podJSON)
+	if out := srv.must("ps", "-a", "-q", "--no-trunc"); !strings.Contains(out, ctr) {
+		t.Fatalf("ps -a: %q, want %s", out, ctr)
+	}
+	srv.must("start", ctr)
+	if out := srv.must("exec", "-s", ctr, "echo", "exec works"); out != "exec works" {
+		t.Errorf("exec -s: %q", out)
+	}
+	if out := srv.must("exec", ctr, "cat", "/www/index.html"); out != "served" {
+		t.Errorf("exec: %q", out)
+	}
+	waitFor(t, "the container's log line", 30*time.Second, func() bool {
+		out, _, _ := srv.crictl("logs", ctr)
+		return strings.Contains(out, "hello from web")
+	})
+	raw, err := os.ReadFile(filepath.Join(logDir, "web/0.log"))
+	if err != nil || !regexpCRILine.Match(raw) {
+		t.Errorf("log file: %v\n%q, want CRI format lines", err, raw)
+	}
+	get := func() string {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", hostPort))
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	waitFor(t, "the host port to answer", 30*time.Second, func() bool { return get() == "served" })
+
+	// Bad input, each with its code, leaving nothing behind.
+	before, _, _ := e.run("list", "--no-legend")
+	badPod := writeJSONFile(t, base, "bad.json", podConfig("bad", logDir, 0))
+	srv.fails("InvalidArgument", "runp", "--runtime=bogus", badPod)
+	taken := writeJSONFile(t, base, "taken.json", podConfig("taken", logDir, hostPort))
+	srv.fails("AlreadyExists", "runp", taken)
+	srv.fails("NotFound", "create", "0123456789abcdef", ctrJSON, podJSON)
+	srv.fails("NotFound", "pull", strings.Replace(img, "cri-busybox", "no-such-image", 1))
+	if after, _, _ := e.run("list", "--no-legend"); after != before {
+		t.Errorf("bad input left pods behind:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// A crash of the server leaves the pod running; a new server finds
+	// the sandbox and the container and stops and removes them.
+	srv.kill()
+	if get() != "served" {
+		t.Fatalf("the pod died with the server")
+	}
+	srv = startCRI(t, e, sock)
+	if out := srv.must("pods", "--state=ready", "-q", "--no-trunc"); out != sb {
+		t.Errorf("pods after restart: %q, want %s", out, sb)
+	}
+	if out := srv.must("ps", "--state=running", "-q", "--no-trunc"); out != ctr {
+		t.Errorf("ps after restart: %q, want %s", out, ctr)
+	}
+	if out := srv.must("exec", "-s", ctr, "echo", "still here"); out != "still here" {
+		t.Errorf("exec after restart: %q", out)
+	}
+	srv.must("stop", ctr)
+	var st struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(srv.must("inspect", "-o", "json", ctr)), &st); err != nil || st.Status.State != "CONTAINER_EXITED" {
+		t.Errorf("inspect after stop: %+v %v", st, err)
+	}
+	srv.must("rm", ctr)
+	srv.must("stopp", sb)
+	srv.must("rmp", sb)
+	if out := srv.must("pods", "-q"); out != "" {
+		t.Errorf("pods after rmp: %q", out)
+	}
+	if out, _, _ := e.run("list", "--no-legend"); strings.Contains(out, sb[:8]) {
+		t.Errorf("skiff list still shows the sandbox:\n%s", out)
+	}
+	srv.fails("NotFound", "stopp", sb)
+}
