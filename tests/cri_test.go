@@ -237,6 +237,26 @@ func TestCRINS(t *testing.T) {
 	if out := srv.must("exec", ctr, "cat", "/www/index.html"); out != "served" {
 		t.Errorf("exec: %q", out)
 	}
+	// pid: POD (crictl's default) shares the pod's PID namespace, whose
+	// PID 1 is the pod's systemd; pid: CONTAINER (the kubelet's default)
+	// gives the container its own, where PID 1 is the container's process.
+	if out := srv.must("exec", "-s", ctr, "cat", "/proc/1/cmdline"); strings.Contains(out, "httpd") || out == "" {
+		t.Errorf("pid POD: /proc/1/cmdline %q, want the pod's init", out)
+	}
+	ownJSON := writeJSONFile(t, base, "own.json", map[string]any{
+		"metadata": map[string]any{"name": "own-pid"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"sleep", "1000"},
+		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": 1}}},
+		"log_path": "own/0.log",
+	})
+	own := srv.must("create", sb, ownJSON, podJSON)
+	srv.must("start", own)
+	if out := srv.must("exec", "-s", own, "cat", "/proc/1/cmdline"); out != "sleep\x001000\x00" && strings.ReplaceAll(out, "\x00", " ") != "sleep 1000 " {
+		t.Errorf("pid CONTAINER: /proc/1/cmdline %q, want the container's sleep 1000", out)
+	}
+	srv.must("stop", own)
+	srv.must("rm", own)
 	waitFor(t, "the container's log line", 30*time.Second, func() bool {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "hello from web")
@@ -304,4 +324,50 @@ func TestCRINS(t *testing.T) {
 		t.Errorf("skiff list still shows the sandbox:\n%s", out)
 	}
 	srv.fails("NotFound", "stopp", sb)
+}
+
+// TestCRIKVM runs a sandbox with the kvm runtime handler (stage1-kvm), a
+// container in it and an exec, and removes them.
+func TestCRIKVM(t *testing.T) {
+	img := busyboxOCI(t)
+	e := newEnv(t)
+	base := t.TempDir()
+	srv := startCRI(t, e, filepath.Join(base, "cri.sock"))
+	logDir := filepath.Join(base, "logs")
+	podJSON := writeJSONFile(t, base, "pod.json", podConfig("vm", logDir, 0))
+	sb := srv.must("runp", "--runtime=kvm", podJSON)
+	var ps struct {
+		Status struct {
+			RuntimeHandler string `json:"runtimeHandler"`
+			State          string `json:"state"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(srv.must("inspectp", "-o", "json", sb)), &ps); err != nil || ps.Status.RuntimeHandler != "kvm" || ps.Status.State != "SANDBOX_READY" {
+		t.Errorf("inspectp: %+v %v, want a ready kvm sandbox", ps, err)
+	}
+	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
+		"metadata": map[string]any{"name": "guest"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"/bin/sh", "-c", "echo in the vm; exec sleep 1000"},
+		"log_path": "guest.log",
+	})
+	srv.must("pull", img)
+	ctr := srv.must("create", sb, ctrJSON, podJSON)
+	srv.must("start", ctr)
+	if out := srv.must("exec", "-s", ctr, "uname", "-r"); out == "" || strings.Contains(out, "error") {
+		t.Errorf("exec uname -r in the VM: %q", out)
+	} else if host, _ := os.ReadFile("/proc/sys/kernel/osrelease"); strings.TrimSpace(string(host)) == out {
+		t.Errorf("exec ran on the host's kernel %s, want the guest's", out)
+	}
+	waitFor(t, "the container's log line", 60*time.Second, func() bool {
+		out, _, _ := srv.crictl("logs", ctr)
+		return strings.Contains(out, "in the vm")
+	})
+	srv.must("stop", ctr)
+	srv.must("rm", ctr)
+	srv.must("stopp", sb)
+	srv.must("rmp", sb)
+	if out := srv.must("pods", "-q"); out != "" {
+		t.Errorf("pods after rmp: %q", out)
+	}
 }

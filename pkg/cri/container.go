@@ -87,6 +87,14 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 	if len(a.CapsRetain) > 0 && len(a.CapsRemove) > 0 {
 		return a, fmt.Errorf("capabilities: both added and dropped: %w (skiff keeps or removes, docs/kubernetes.md)", errInvalid)
 	}
+	switch sc.GetNamespaceOptions().GetPid() {
+	case runtimeapi.NamespaceMode_CONTAINER:
+		a.PIDNamespace = true
+	case runtimeapi.NamespaceMode_NODE:
+		return a, fmt.Errorf("host PID namespace: %w: a skiff pod's PID 1 is its own systemd (docs/kubernetes.md)", errInvalid)
+	case runtimeapi.NamespaceMode_TARGET:
+		return a, fmt.Errorf("PID namespace of another container: %w (docs/kubernetes.md)", errInvalid)
+	}
 	if sc.GetPrivileged() {
 		return a, fmt.Errorf("privileged container: %w (docs/kubernetes.md)", errInvalid)
 	}
@@ -136,12 +144,22 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return "", err
 	}
-	if state, _ := s.sandboxState(sb.ID); state != runtimeapi.PodSandboxState_SANDBOX_READY {
+	state, p := s.sandboxState(sb.ID)
+	if state != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return "", fmt.Errorf("sandbox %s: %w: it is not ready", sb.ID, errPrecondition)
 	}
 	app, err := appOf(cfg)
 	if err != nil {
 		return "", err
+	}
+	if app.PIDNamespace {
+		s1, err := pod.ReadStage1(p.Path())
+		if err != nil {
+			return "", err
+		}
+		if !s1.Supports(pod.FeatureAppPIDNamespace) {
+			return "", fmt.Errorf("a container PID namespace: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureAppPIDNamespace)
+		}
 	}
 	st, err := s.Store()
 	if err != nil {

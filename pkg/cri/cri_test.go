@@ -118,10 +118,10 @@ func TestAppOf(t *testing.T) {
 		return &runtimeapi.ContainerConfig{Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: s}}
 	}
 	for _, tc := range []struct {
-		name string
-		cfg  *runtimeapi.ContainerConfig
+		name  string
+		cfg   *runtimeapi.ContainerConfig
 		check func(t *testing.T, exec, args, env []string, user, group, seccomp string, ro, nnp bool, retain, remove []string)
-		bad  bool
+		bad   bool
 	}{
 		{name: "command and args", cfg: &runtimeapi.ContainerConfig{Command: []string{"/bin/sh"}, Args: []string{"-c", "x"}, Envs: []*runtimeapi.KeyValue{{Key: "A", Value: []byte("b=c")}}},
 			check: func(t *testing.T, exec, args, env []string, _, _, _ string, _, _ bool, _, _ []string) {
