@@ -220,11 +220,18 @@ func TestCRINS(t *testing.T) {
 		t.Errorf("skiff list does not show the sandbox %s:\n%s", sb, out)
 	}
 
+	hostDir, hostFile := filepath.Join(base, "data"), filepath.Join(base, "greeting")
+	os.Mkdir(hostDir, 0o755)
+	os.WriteFile(hostFile, []byte("hi from the host\n"), 0o644)
 	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
 		"metadata": map[string]any{"name": "web"},
 		"image":    map[string]any{"image": img},
 		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && echo served > /www/index.html && echo hello from web && exec httpd -f -p 8080 -h /www"},
 		"log_path": "web/0.log",
+		"mounts": []map[string]any{
+			{"container_path": "/data", "host_path": hostDir},
+			{"container_path": "/etc/greeting", "host_path": hostFile, "readonly": true},
+		},
 	})
 	ctr := srv.must("create", sb, ctrJSON, podJSON)
 	if out := srv.must("ps", "-a", "-q", "--no-trunc"); !strings.Contains(out, ctr) {
@@ -236,6 +243,17 @@ func TestCRINS(t *testing.T) {
 	}
 	if out := srv.must("exec", ctr, "cat", "/www/index.html"); out != "served" {
 		t.Errorf("exec: %q", out)
+	}
+	// Host mounts: a directory, written through; a file, read-only.
+	if out := srv.must("exec", "-s", ctr, "cat", "/etc/greeting"); out != "hi from the host" {
+		t.Errorf("file mount: %q", out)
+	}
+	srv.must("exec", "-s", ctr, "sh", "-c", "echo written > /data/out")
+	if b, err := os.ReadFile(filepath.Join(hostDir, "out")); err != nil || string(b) != "written\n" {
+		t.Errorf("directory mount: host sees %q, %v", b, err)
+	}
+	if out, errs, ok := srv.crictl("exec", "-s", ctr, "sh", "-c", "echo x > /etc/greeting"); ok {
+		t.Errorf("read-only file mount was written: %s %s", out, errs)
 	}
 	// pid: POD (crictl's default) shares the pod's PID namespace, whose
 	// PID 1 is the pod's systemd; pid: CONTAINER (the kubelet's default)
@@ -324,6 +342,12 @@ func TestCRINS(t *testing.T) {
 		t.Errorf("skiff list still shows the sandbox:\n%s", out)
 	}
 	srv.fails("NotFound", "stopp", sb)
+	if ms := mountsUnder(e.dir); len(ms) > 0 {
+		t.Errorf("mounts left under the data dir: %v", ms)
+	}
+	if b, _ := os.ReadFile(hostFile); string(b) != "hi from the host\n" {
+		t.Errorf("host file changed: %q", b)
+	}
 }
 
 // TestCRIKVM runs a sandbox with the kvm runtime handler (stage1-kvm), a

@@ -113,10 +113,7 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 	if q, p := lin.GetResources().GetCpuQuota(), lin.GetResources().GetCpuPeriod(); q > 0 && p > 0 {
 		a.CPU = fmt.Sprintf("%dm", q*1000/p)
 	}
-	if len(cfg.GetMounts()) > 0 {
-		return a, fmt.Errorf("mounts: %w: host mounts into containers are not supported yet (docs/kubernetes.md)", errInvalid)
-	}
-	return a, nil
+	return a, checkMounts(cfg.GetMounts())
 }
 
 func capName(c string) string {
@@ -194,6 +191,9 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	if _, err := s.Pods.AppAdd(ctx, st, sb.ID, app, nil); err != nil {
 		return "", err
+	}
+	if err := bindMounts(p, app.Name, cfg.GetMounts()); err != nil {
+		return "", errors.Join(err, s.Pods.AppRm(sb.ID, app.Name))
 	}
 	st.Touch(img.ID)
 	if err := s.saveContainer(r); err != nil {

@@ -193,11 +193,10 @@ func (s *Server) copyLogLocked(r *containerRecord) error {
 	}()
 	args := journal.Args(len(files), journal.Options{App: r.App, Output: "json"})
 	cursor, _ := os.ReadFile(s.cursorPath(r.ID))
+	// An app's name holds its container's ID: its lines are its own. No
+	// time filter: a VM's clock need not agree with the host's.
 	if c := strings.TrimSpace(string(cursor)); c != "" {
 		args = append(args, "--after-cursor="+c)
-	} else if r.StartedAt != 0 {
-		// Lines of an earlier app of the same name are not this one's.
-		args = append(args, "--since=@"+strconv.FormatInt(r.CreatedAt/1e9, 10))
 	}
 	c := exec.Command("journalctl", args...)
 	c.ExtraFiles = files
