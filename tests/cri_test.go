@@ -244,6 +244,12 @@ func TestCRINS(t *testing.T) {
 	if out := srv.must("exec", ctr, "cat", "/www/index.html"); out != "served" {
 		t.Errorf("exec: %q", out)
 	}
+	// A sync exec past its timeout ends with DeadlineExceeded, at once.
+	start := time.Now()
+	srv.fails("DeadlineExceeded", "exec", "-s", "--timeout=1", ctr, "sleep", "60")
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("exec -s --timeout=1 took %s", d)
+	}
 	// Host mounts: a directory, written through; a file, read-only.
 	if out := srv.must("exec", "-s", ctr, "cat", "/etc/greeting"); out != "hi from the host" {
 		t.Errorf("file mount: %q", out)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -224,7 +225,15 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 		return nil, grpcError(fmt.Errorf("start container %s: %w: it is %s", r.ID, errPrecondition, st.state))
 	}
 	if r.LogPath != "" {
-		if err := os.MkdirAll(filepath.Dir(r.LogPath), 0o755); err != nil {
+		// The file is there from the start, as the kubelet expects.
+		err := os.MkdirAll(filepath.Dir(r.LogPath), 0o755)
+		if err == nil {
+			var f *os.File
+			if f, err = os.OpenFile(r.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640); err == nil {
+				f.Close()
+			}
+		}
+		if err != nil {
 			return nil, grpcError(fmt.Errorf("start container %s: log: %w", r.ID, err))
 		}
 	}
@@ -417,7 +426,13 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 func (s *Server) enterCmd(ctx context.Context, r *containerRecord, argv []string) *exec.Cmd {
 	args := append(append([]string{}, s.Skiff[1:]...), "enter", "--app="+r.App, r.SandboxID, "--")
 	args = append(args, argv...)
-	return exec.CommandContext(ctx, s.Skiff[0], args...)
+	c := exec.CommandContext(ctx, s.Skiff[0], args...)
+	// Ended by ctx, enter and the command it runs in the pod (a child of
+	// the stage1's enter, in enter's process group) are killed.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = time.Second
+	return c
 }
 
 func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
