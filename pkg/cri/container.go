@@ -386,6 +386,10 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		return nil, grpcError(fmt.Errorf("container status: %w", err))
 	}
 	st := s.containerState(r)
+	if st.state == runtimeapi.ContainerState_CONTAINER_EXITED {
+		// Whoever sees it exited reads its whole log next.
+		s.logs.complete(r)
+	}
 	out := &runtimeapi.ContainerStatus{
 		Id: r.ID, Metadata: r.Config.GetMetadata(), State: st.state,
 		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: st.finished, ExitCode: st.exitCode,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -100,7 +101,7 @@ func repoDigests(img store.Image) []string {
 	return []string{r.Registry + "/" + r.Repository + "@" + img.OCI.Digest}
 }
 
-func criImage(img store.Image) *runtimeapi.Image {
+func criImage(st *store.Store, img store.Image) *runtimeapi.Image {
 	out := &runtimeapi.Image{
 		Id:          criID(img),
 		RepoTags:    repoTags(img),
@@ -108,14 +109,17 @@ func criImage(img store.Image) *runtimeapi.Image {
 		Size:        uint64(img.Size),
 		Spec:        &runtimeapi.ImageSpec{Image: criID(img)},
 	}
-	if u := imageUser(img); u != "" {
-		out.Username = u
+	// The user the image's config names, as the kubelet wants it: a
+	// number as Uid, a name as Username.
+	if m, err := st.Manifest(img.ID); err == nil && m.App != nil && m.App.User != "" {
+		if n, err := strconv.ParseInt(m.App.User, 10, 64); err == nil {
+			out.Uid = &runtimeapi.Int64Value{Value: n}
+		} else {
+			out.Username = m.App.User
+		}
 	}
 	return out
 }
-
-// imageUser is the user the image's config names, unresolved.
-func imageUser(img store.Image) string { return "" }
 
 func (s *Server) ListImages(ctx context.Context, req *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
 	st, err := s.Store()
@@ -137,7 +141,7 @@ func (s *Server) ListImages(ctx context.Context, req *runtimeapi.ListImagesReque
 				continue
 			}
 		}
-		out.Images = append(out.Images, criImage(img))
+		out.Images = append(out.Images, criImage(st, img))
 	}
 	return out, nil
 }
@@ -154,7 +158,7 @@ func (s *Server) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusReq
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &runtimeapi.ImageStatusResponse{Image: criImage(img)}, nil
+	return &runtimeapi.ImageStatusResponse{Image: criImage(st, img)}, nil
 }
 
 func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {

@@ -79,12 +79,28 @@ type followers struct {
 	s       *Server
 	mu      sync.Mutex // guards running
 	running map[string]chan struct{}
-	copyMu  sync.Mutex // one copy at a time
+	// done holds containers whose log was copied to its end after they
+	// exited (a restarted server copies once more).
+	done   map[string]bool
+	copyMu sync.Mutex // one copy at a time
 }
 
 func (f *followers) init(s *Server) {
 	f.s = s
 	f.running = map[string]chan struct{}{}
+	f.done = map[string]bool{}
+}
+
+// complete copies the rest of exited container r's log, once.
+func (f *followers) complete(r *containerRecord) {
+	f.mu.Lock()
+	if f.done == nil || f.done[r.ID] {
+		f.mu.Unlock()
+		return
+	}
+	f.done[r.ID] = true
+	f.mu.Unlock()
+	f.s.finish(r)
 }
 
 // start follows r's log until it exits or stop is called.
