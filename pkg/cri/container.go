@@ -422,7 +422,14 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 		return nil, grpcError(fmt.Errorf("reopen container log %s: %w: it is not running", r.ID, errPrecondition))
 	}
 	// The log file is opened anew for every batch of lines copied: a
-	// rotated file is replaced at the next one.
+	// rotated file is replaced at the next one, and made now.
+	if r.LogPath != "" {
+		f, err := os.OpenFile(r.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("reopen container log %s: %w", r.ID, err))
+		}
+		f.Close()
+	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }
 

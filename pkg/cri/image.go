@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,11 +102,44 @@ func repoDigests(img store.Image) []string {
 	return []string{r.Registry + "/" + r.Repository + "@" + img.OCI.Digest}
 }
 
+// sameImage returns the stored OCI images that are img for the CRI: the
+// store keeps a record per reference pulled, the CRI one image per config
+// digest, with every tag.
+func sameImage(st *store.Store, img store.Image) []store.Image {
+	all, err := st.List()
+	if err != nil {
+		return []store.Image{img}
+	}
+	var out []store.Image
+	for _, o := range all {
+		if o.OCI != nil && criID(o) == criID(img) {
+			out = append(out, o)
+		}
+	}
+	if len(out) == 0 {
+		out = []store.Image{img}
+	}
+	return out
+}
+
 func criImage(st *store.Store, img store.Image) *runtimeapi.Image {
+	var tags, digests []string
+	for _, o := range sameImage(st, img) {
+		for _, t := range repoTags(o) {
+			if !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+		for _, d := range repoDigests(o) {
+			if !slices.Contains(digests, d) {
+				digests = append(digests, d)
+			}
+		}
+	}
 	out := &runtimeapi.Image{
 		Id:          criID(img),
-		RepoTags:    repoTags(img),
-		RepoDigests: repoDigests(img),
+		RepoTags:    tags,
+		RepoDigests: digests,
 		Size:        uint64(img.Size),
 		Spec:        &runtimeapi.ImageSpec{Image: criID(img)},
 	}
@@ -132,10 +166,12 @@ func (s *Server) ListImages(ctx context.Context, req *runtimeapi.ListImagesReque
 	}
 	want := req.GetFilter().GetImage().GetImage()
 	out := &runtimeapi.ListImagesResponse{}
+	seen := map[string]bool{}
 	for _, img := range imgs {
-		if img.OCI == nil {
+		if img.OCI == nil || seen[criID(img)] {
 			continue
 		}
+		seen[criID(img)] = true
 		if want != "" {
 			if f, err := findImage(st, want); err != nil || f.ID != img.ID {
 				continue
@@ -184,6 +220,13 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	if img.OCI == nil {
 		return nil, grpcError(fmt.Errorf("pull image %s: %w: not an OCI image", name, errInvalid))
 	}
+	// One image pulled by several tags keeps them all, as the CRI lists
+	// them (the store records the last reference it was fetched by).
+	if r, err := parseRef(name); err == nil && r.Digest == "" {
+		if err := st.Tag(id, r); err != nil {
+			return nil, grpcError(fmt.Errorf("pull image %s: %w", name, err))
+		}
+	}
 	return &runtimeapi.PullImageResponse{ImageRef: criID(img)}, nil
 }
 
@@ -199,11 +242,11 @@ func (s *Server) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageReq
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	if err := st.Remove(img.ID, func() (map[string]string, error) { return podctl.Images(s.Dir) }); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return &runtimeapi.RemoveImageResponse{}, nil
+	// Every tag goes: the CRI's image is the config digest.
+	for _, o := range sameImage(st, img) {
+		if err := st.Remove(o.ID, func() (map[string]string, error) { return podctl.Images(s.Dir) }); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, grpcError(fmt.Errorf("remove image %s: %w", o.ID, err))
 		}
-		return nil, grpcError(fmt.Errorf("remove image %s: %w", img.ID, err))
 	}
 	return &runtimeapi.RemoveImageResponse{}, nil
 }
