@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,9 +42,19 @@ func run(args []string) int {
 	default:
 		err = fmt.Errorf("unknown command %q (want run or exec)", args[0])
 	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
 	fmt.Fprintf(os.Stderr, "stage2 %s: %v\n", args[0], err)
 	return exitFailure
 }
+
+// exitStatus is an app's exit status, which stage2 exits with when it
+// waited for the app (runInPIDNamespace) rather than became it.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("app exited %d", int(e)) }
 
 func logger(debug bool) *slog.Logger {
 	level := slog.LevelInfo

@@ -49,6 +49,13 @@ func cmdRun(args []string) error {
 		return err
 	}
 	logger(*debug).Debug("run", "bundle", *bundle, "app", s.Annotations[appspec.AnnotationApp], "args", s.Process.Args, "handler", fs.Args())
+	if wantsPIDNamespace(s) {
+		code, err := runInPIDNamespace(append([]string{"run"}, args...))
+		if err != nil {
+			return fmt.Errorf("pid namespace: %w", err)
+		}
+		return exitStatus(code)
+	}
 	return launch.Run(*bundle, s, fs.Args())
 }
 

@@ -29,6 +29,8 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	podabi "github.com/skiffpod/skiff/pkg/pod"
 )
 
 const (
@@ -109,6 +111,9 @@ func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManif
 				"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 			},
 		},
+	}
+	if v, _ := ra.Annotations.Get(podabi.AnnotationPIDNamespace); v == "app" {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
 	if err := applyIsolators(s, app.Isolators, opts.Withheld); err != nil {
 		return nil, fmt.Errorf("build spec of app %s: %w", name, err)

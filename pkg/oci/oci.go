@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -43,6 +44,9 @@ type Options struct {
 	// file with an entry for it wins; missing files are skipped; none
 	// means anonymous.
 	AuthFiles []string
+	// Auth, when set, are credentials given with the request (the CRI's
+	// PullImage): used instead of the auth files, never written anywhere.
+	Auth *authn.AuthConfig
 	// PlainHTTP allows a registry over http (skiff's --insecure-options=http).
 	PlainHTTP bool
 	// SkipTLSVerify accepts any certificate (--insecure-options=tls).

@@ -163,6 +163,9 @@ func newRegistryFor(ctx context.Context, ref imageref.Ref, host, repo string, op
 	if err != nil {
 		return nil, err
 	}
+	if opts.Auth != nil {
+		auth = authn.FromConfig(*opts.Auth)
+	}
 	tr, err := connect(ctx, host, auth, []string{"repository:" + repo + ":" + actions}, opts)
 	if err != nil {
 		return nil, r.explain("connect", err)

@@ -51,6 +51,13 @@ const (
 	// FeaturePrivateUsers: run takes --private-users=UID:COUNT (a user
 	// namespace per pod, docs/user-namespaces.md).
 	FeaturePrivateUsers = "private-users"
+	// FeatureAppPIDNamespace: an app whose runtime app carries
+	// AnnotationPIDNamespace "app" runs in a PID namespace of its own
+	// (its /proc/1 is the app), below the pod's.
+	FeatureAppPIDNamespace = "app-pid-namespace"
+	// AnnotationPIDNamespace, on an app of the pod manifest: "app" asks
+	// for the app's own PID namespace (FeatureAppPIDNamespace).
+	AnnotationPIDNamespace = "skiff.dev/pid-namespace"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,6 +84,7 @@ func syncJournal(socket string) error {
 // then the app is not started, and entering it would enter the stage1's
 // root. A process that is gone is not launching.
 func Launching(root string, pid int) bool {
+	pid = AppProcess("/proc", pid)
 	exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return false
@@ -185,4 +187,27 @@ func touch(path string) error {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	return nil
+}
+
+// AppProcess returns the process that is the app of a unit whose main
+// process is pid, under the proc mount proc: pid itself, or, for an app
+// with a PID namespace of its own (pod.AnnotationPIDNamespace), the child
+// of pid in another PID namespace that stage2 started there.
+func AppProcess(proc string, pid int) int {
+	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "task", strconv.Itoa(pid), "children"))
+	if err != nil {
+		return pid
+	}
+	own, err := os.Readlink(filepath.Join(proc, strconv.Itoa(pid), "ns", "pid"))
+	if err != nil {
+		return pid
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if ns, err := os.Readlink(filepath.Join(proc, f, "ns", "pid")); err == nil && ns != own {
+			if c, err := strconv.Atoi(f); err == nil {
+				return c
+			}
+		}
+	}
+	return pid
 }

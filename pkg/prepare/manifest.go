@@ -181,6 +181,9 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 	if v, ok := im.Annotations.Get(oci.StopSignalAnnotation); ok {
 		ra.Annotations.Set(podunit.StopSignalAnnotation, v)
 	}
+	if a.PIDNamespace {
+		ra.Annotations.Set(pod.AnnotationPIDNamespace, "app")
+	}
 	return ra, nil
 }
 

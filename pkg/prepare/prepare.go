@@ -65,6 +65,9 @@ type App struct {
 	// Seccomp is "mode=retain|remove,errno=EPERM,syscall,..." (rkt's form).
 	Seccomp    string
 	NoNewPrivs bool
+	// PIDNamespace gives the app a PID namespace of its own
+	// (pod.AnnotationPIDNamespace), for a stage1 with that feature.
+	PIDNamespace bool
 }
 
 // Options describe the whole pod.

@@ -252,7 +252,8 @@ func appPid(proc, app string) (int, error) {
 	for _, f := range strings.Fields(string(b)) {
 		cg, err := os.ReadFile(filepath.Join(proc, f, "cgroup"))
 		if err == nil && strings.HasSuffix(unifiedCgroup(string(cg)), "/"+podunit.UnitName(app)) {
-			return strconv.Atoi(f)
+			pid, err := strconv.Atoi(f)
+			return podunit.AppProcess(proc, pid), err
 		}
 	}
 	return 0, fmt.Errorf("find app %s: %w", app, pod.ErrNoApp)

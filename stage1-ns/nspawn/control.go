@@ -281,7 +281,8 @@ func appPid(init int, app string) (int, error) {
 		}
 		for _, k := range []string{"name=systemd", ""} {
 			if strings.HasSuffix(cg[k], "/"+podunit.UnitName(app)) {
-				return strconv.Atoi(f)
+				pid, err := strconv.Atoi(f)
+				return podunit.AppProcess("/proc", pid), err
 			}
 		}
 	}

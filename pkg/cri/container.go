@@ -1,0 +1,480 @@
+package cri
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/prepare"
+)
+
+// newID is a container ID: 64 hex digits, as containerd's.
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// appName is the app name of container id named name: an appc name
+// (lower-case letters, digits, dashes) that stays readable in the pod's
+// journal and unique in the sandbox.
+func appName(name, id string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+		if b.Len() >= 40 {
+			break
+		}
+	}
+	n := strings.Trim(b.String(), "-")
+	if n == "" {
+		n = "c"
+	}
+	return n + "-" + id[:8]
+}
+
+// appOf maps a container config onto the app skiff adds to the sandbox.
+func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
+	a := prepare.App{Exec: cfg.GetCommand(), Args: cfg.GetArgs(), WorkDir: cfg.GetWorkingDir()}
+	if len(a.Exec) == 0 && a.Args == nil {
+		a.Args = nil
+	}
+	for _, kv := range cfg.GetEnvs() {
+		if kv.GetKey() == "" || strings.Contains(kv.GetKey(), "=") {
+			return a, fmt.Errorf("environment variable %q: %w", kv.GetKey(), errInvalid)
+		}
+		a.Env = append(a.Env, kv.GetKey()+"="+string(kv.GetValue()))
+	}
+	lin := cfg.GetLinux()
+	sc := lin.GetSecurityContext()
+	switch {
+	case sc.GetRunAsUser() != nil:
+		a.User = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10)
+	case sc.GetRunAsUsername() != "":
+		a.User = sc.GetRunAsUsername()
+	}
+	if sc.GetRunAsGroup() != nil {
+		a.Group = strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
+	}
+	a.ReadOnly = sc.GetReadonlyRootfs()
+	a.NoNewPrivs = sc.GetNoNewPrivs()
+	for _, c := range sc.GetCapabilities().GetAddCapabilities() {
+		if strings.EqualFold(c, "ALL") {
+			return a, fmt.Errorf("capabilities: add ALL: %w: name them", errInvalid)
+		}
+		a.CapsRetain = append(a.CapsRetain, capName(c))
+	}
+	for _, c := range sc.GetCapabilities().GetDropCapabilities() {
+		a.CapsRemove = append(a.CapsRemove, capName(c))
+	}
+	if len(a.CapsRetain) > 0 && len(a.CapsRemove) > 0 {
+		return a, fmt.Errorf("capabilities: both added and dropped: %w (skiff keeps or removes, docs/kubernetes.md)", errInvalid)
+	}
+	switch sc.GetNamespaceOptions().GetPid() {
+	case runtimeapi.NamespaceMode_CONTAINER:
+		a.PIDNamespace = true
+	case runtimeapi.NamespaceMode_NODE:
+		return a, fmt.Errorf("host PID namespace: %w: a skiff pod's PID 1 is its own systemd (docs/kubernetes.md)", errInvalid)
+	case runtimeapi.NamespaceMode_TARGET:
+		return a, fmt.Errorf("PID namespace of another container: %w (docs/kubernetes.md)", errInvalid)
+	}
+	if sc.GetPrivileged() {
+		return a, fmt.Errorf("privileged container: %w (docs/kubernetes.md)", errInvalid)
+	}
+	switch p := sc.GetSeccomp(); p.GetProfileType() {
+	case runtimeapi.SecurityProfile_RuntimeDefault:
+	case runtimeapi.SecurityProfile_Unconfined:
+		if p != nil {
+			a.Seccomp = "mode=retain,@appc.io/all"
+		}
+	case runtimeapi.SecurityProfile_Localhost:
+		return a, fmt.Errorf("seccomp profile %q: %w: localhost profiles are not supported (docs/kubernetes.md)", p.GetLocalhostRef(), errInvalid)
+	}
+	if m := lin.GetResources().GetMemoryLimitInBytes(); m > 0 {
+		a.Memory = strconv.FormatInt(m, 10)
+	}
+	if q, p := lin.GetResources().GetCpuQuota(), lin.GetResources().GetCpuPeriod(); q > 0 && p > 0 {
+		a.CPU = fmt.Sprintf("%dm", q*1000/p)
+	}
+	return a, checkMounts(cfg.GetMounts())
+}
+
+func capName(c string) string {
+	c = strings.ToUpper(c)
+	if !strings.HasPrefix(c, "CAP_") {
+		c = "CAP_" + c
+	}
+	return c
+}
+
+func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	id, err := s.createContainer(ctx, req)
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("create container: %w", err))
+	}
+	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (string, error) {
+	cfg := req.GetConfig()
+	if cfg.GetMetadata().GetName() == "" {
+		return "", fmt.Errorf("%w: no metadata name", errInvalid)
+	}
+	sb, err := s.sandbox(req.GetPodSandboxId())
+	if err != nil {
+		return "", err
+	}
+	state, p := s.sandboxState(sb.ID)
+	if state != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return "", fmt.Errorf("sandbox %s: %w: it is not ready", sb.ID, errPrecondition)
+	}
+	app, err := appOf(cfg)
+	if err != nil {
+		return "", err
+	}
+	if app.PIDNamespace {
+		s1, err := pod.ReadStage1(p.Path())
+		if err != nil {
+			return "", err
+		}
+		if !s1.Supports(pod.FeatureAppPIDNamespace) {
+			return "", fmt.Errorf("a container PID namespace: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureAppPIDNamespace)
+		}
+	}
+	st, err := s.Store()
+	if err != nil {
+		return "", err
+	}
+	release, err := st.Hold()
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	img, err := findImage(st, cfg.GetImage().GetImage())
+	if err != nil {
+		return "", err
+	}
+	if app.Layers, err = s.Admit(st, img.ID); err != nil {
+		return "", err
+	}
+	app.Image = img.ID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.containersOf(sb.ID) {
+		m := c.Config.GetMetadata()
+		if m.GetName() == cfg.GetMetadata().GetName() && m.GetAttempt() == cfg.GetMetadata().GetAttempt() {
+			return "", fmt.Errorf("container %q attempt %d in sandbox %s: %w (%s)", m.GetName(), m.GetAttempt(), sb.ID, errExists, c.ID)
+		}
+	}
+	id := newID()
+	app.Name = appName(cfg.GetMetadata().GetName(), id)
+	r := &containerRecord{ID: id, SandboxID: sb.ID, App: app.Name, ImageID: img.ID, ImageRef: criID(img), CreatedAt: time.Now().UnixNano(), Config: cfg}
+	if dir, p := sb.Config.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
+		r.LogPath = filepath.Join(dir, p)
+	}
+	if _, err := s.Pods.AppAdd(ctx, st, sb.ID, app, nil); err != nil {
+		return "", err
+	}
+	if err := bindMounts(p, app.Name, cfg.GetMounts()); err != nil {
+		return "", errors.Join(err, s.Pods.AppRm(sb.ID, app.Name))
+	}
+	st.Touch(img.ID)
+	if err := s.saveContainer(r); err != nil {
+		return "", errors.Join(err, s.Pods.AppRm(sb.ID, app.Name))
+	}
+	return id, nil
+}
+
+// containersOf returns the records of sandbox id's containers.
+func (s *Server) containersOf(id string) []*containerRecord {
+	all, _ := ids(s.containerDir())
+	var out []*containerRecord
+	for _, c := range all {
+		r, err := s.loadContainer(c)
+		if err == nil && r.SandboxID == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("start container: %w", err))
+	}
+	if st := s.containerState(r); st.state != runtimeapi.ContainerState_CONTAINER_CREATED {
+		return nil, grpcError(fmt.Errorf("start container %s: %w: it is %s", r.ID, errPrecondition, st.state))
+	}
+	if r.LogPath != "" {
+		// The file is there from the start, as the kubelet expects.
+		err := os.MkdirAll(filepath.Dir(r.LogPath), 0o755)
+		if err == nil {
+			var f *os.File
+			if f, err = os.OpenFile(r.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640); err == nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("start container %s: log: %w", r.ID, err))
+		}
+	}
+	s.mu.Lock()
+	r.StartedAt = time.Now().UnixNano()
+	err = s.saveContainer(r)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if err := s.Pods.AppStart(r.SandboxID, r.App); err != nil {
+		return nil, grpcError(fmt.Errorf("start container %s: %w", r.ID, err))
+	}
+	s.logs.start(r)
+	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("stop container: %w", err))
+	}
+	if err := s.stopContainer(r); err != nil {
+		return nil, grpcError(fmt.Errorf("stop container %s: %w", r.ID, err))
+	}
+	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+// stopContainer stops r if it runs and copies its log to the end.
+func (s *Server) stopContainer(r *containerRecord) error {
+	if st := s.containerState(r); st.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		if err := s.Pods.AppStop(r.SandboxID, r.App); err != nil {
+			return err
+		}
+	}
+	s.finish(r)
+	return nil
+}
+
+// finish copies what is left of r's log once it ended and records when.
+func (s *Server) finish(r *containerRecord) {
+	s.logs.stop(r.ID)
+	if r.StartedAt != 0 {
+		s.copyLog(r)
+	}
+}
+
+func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if errors.Is(err, errNoRecord) {
+		return &runtimeapi.RemoveContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("remove container: %w", err))
+	}
+	if err := s.stopContainer(r); err != nil {
+		return nil, grpcError(fmt.Errorf("remove container %s: %w", r.ID, err))
+	}
+	if state, _ := s.sandboxState(r.SandboxID); state == runtimeapi.PodSandboxState_SANDBOX_READY {
+		if err := s.Pods.AppRm(r.SandboxID, r.App); err != nil {
+			return nil, grpcError(fmt.Errorf("remove container %s: %w", r.ID, err))
+		}
+	}
+	if err := s.removeContainerRecord(r.ID); err != nil {
+		return nil, grpcError(err)
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+// cstate is a container's state as the CRI reports it.
+type cstate struct {
+	state    runtimeapi.ContainerState
+	exitCode int32
+	finished int64
+	reason   string
+}
+
+// containerState reads r's state from its pod: exited once the stage1
+// recorded its exit status (or its pod ended), running once started.
+func (s *Server) containerState(r *containerRecord) cstate {
+	created := cstate{state: runtimeapi.ContainerState_CONTAINER_CREATED}
+	p, err := pod.Load(s.Dir, r.SandboxID)
+	if err != nil {
+		if r.StartedAt == 0 {
+			return created
+		}
+		return cstate{state: runtimeapi.ContainerState_CONTAINER_EXITED, exitCode: 255, finished: r.StartedAt, reason: "Unknown"}
+	}
+	codes, _ := p.AppExitStatuses()
+	if code, ok := codes[r.App]; ok && r.StartedAt != 0 {
+		st := cstate{state: runtimeapi.ContainerState_CONTAINER_EXITED, exitCode: int32(code), reason: "Completed"}
+		if code != 0 {
+			st.reason = "Error"
+		}
+		if fi, err := os.Stat(p.File(filepath.Join(pod.AppStatusDir, r.App))); err == nil {
+			st.finished = fi.ModTime().UnixNano()
+		}
+		return st
+	}
+	if r.StartedAt == 0 {
+		return created
+	}
+	if ps, err := p.Status(); err == nil && ps.State == pod.PhaseRunning {
+		return cstate{state: runtimeapi.ContainerState_CONTAINER_RUNNING}
+	}
+	return cstate{state: runtimeapi.ContainerState_CONTAINER_EXITED, exitCode: 255, finished: r.StartedAt, reason: "Unknown"}
+}
+
+func (s *Server) criContainer(r *containerRecord, st cstate) *runtimeapi.Container {
+	return &runtimeapi.Container{
+		Id: r.ID, PodSandboxId: r.SandboxID, Metadata: r.Config.GetMetadata(),
+		Image: r.Config.GetImage(), ImageRef: r.ImageRef, ImageId: r.ImageRef,
+		State: st.state, CreatedAt: r.CreatedAt, Labels: r.Config.GetLabels(), Annotations: r.Config.GetAnnotations(),
+	}
+}
+
+func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	f := req.GetFilter()
+	all, err := ids(s.containerDir())
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &runtimeapi.ListContainersResponse{}
+	for _, id := range all {
+		if f.GetId() != "" && !strings.HasPrefix(id, f.GetId()) {
+			continue
+		}
+		r, err := s.loadContainer(id)
+		if err != nil {
+			continue
+		}
+		if f.GetPodSandboxId() != "" && !strings.HasPrefix(r.SandboxID, f.GetPodSandboxId()) {
+			continue
+		}
+		st := s.containerState(r)
+		if f.GetState() != nil && f.GetState().GetState() != st.state {
+			continue
+		}
+		if !labelsMatch(r.Config.GetLabels(), f.GetLabelSelector()) {
+			continue
+		}
+		out.Containers = append(out.Containers, s.criContainer(r, st))
+	}
+	return out, nil
+}
+
+func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("container status: %w", err))
+	}
+	st := s.containerState(r)
+	if st.state == runtimeapi.ContainerState_CONTAINER_EXITED {
+		// Whoever sees it exited reads its whole log next.
+		s.logs.complete(r)
+	}
+	out := &runtimeapi.ContainerStatus{
+		Id: r.ID, Metadata: r.Config.GetMetadata(), State: st.state,
+		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: st.finished, ExitCode: st.exitCode,
+		Image: r.Config.GetImage(), ImageRef: r.ImageRef, ImageId: r.ImageRef, Reason: st.reason,
+		Labels: r.Config.GetLabels(), Annotations: r.Config.GetAnnotations(), LogPath: r.LogPath,
+	}
+	if st.state == runtimeapi.ContainerState_CONTAINER_EXITED && st.finished < r.StartedAt {
+		out.FinishedAt = r.StartedAt
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: out}, nil
+}
+
+func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("update container resources: %w", err))
+	}
+	// Limits are set when the app is added; changing them in a running
+	// pod is not done yet: accepted as the kubelet's no-op update is.
+	_ = r
+	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("reopen container log: %w", err))
+	}
+	if st := s.containerState(r); st.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, grpcError(fmt.Errorf("reopen container log %s: %w: it is not running", r.ID, errPrecondition))
+	}
+	// The log file is opened anew for every batch of lines copied: a
+	// rotated file is replaced at the next one, and made now.
+	if r.LogPath != "" {
+		f, err := os.OpenFile(r.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("reopen container log %s: %w", r.ID, err))
+		}
+		f.Close()
+	}
+	return &runtimeapi.ReopenContainerLogResponse{}, nil
+}
+
+// enterCmd is the skiff enter command that runs argv in container r.
+func (s *Server) enterCmd(ctx context.Context, r *containerRecord, argv []string) *exec.Cmd {
+	args := append(append([]string{}, s.Skiff[1:]...), "enter", "--app="+r.App, r.SandboxID, "--")
+	args = append(args, argv...)
+	c := exec.CommandContext(ctx, s.Skiff[0], args...)
+	// Ended by ctx, enter and the command it runs in the pod (a child of
+	// the stage1's enter, in enter's process group) are killed.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = time.Second
+	return c
+}
+
+func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("exec sync: %w", err))
+	}
+	if len(req.GetCmd()) == 0 {
+		return nil, grpcError(fmt.Errorf("exec sync: %w: no command", errInvalid))
+	}
+	if st := s.containerState(r); st.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, grpcError(fmt.Errorf("exec sync in %s: %w: it is not running", r.ID, errPrecondition))
+	}
+	if t := req.GetTimeout(); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
+		defer cancel()
+	}
+	var stdout, stderr bytes.Buffer
+	c := s.enterCmd(ctx, r, req.GetCmd())
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err = c.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return nil, grpcError(fmt.Errorf("exec sync in %s: %w", r.ID, context.DeadlineExceeded))
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		return nil, grpcError(fmt.Errorf("exec sync in %s: %w", r.ID, err))
+	}
+	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+}

@@ -1,0 +1,285 @@
+package cri
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiffpod/skiff/pkg/cni"
+	"github.com/skiffpod/skiff/pkg/pod"
+)
+
+func TestWriteLine(t *testing.T) {
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		partial bool
+		msg     string
+		want    string
+	}{
+		{"line", false, "hello", "2026-01-02T03:04:05.000006Z stdout F hello\n"},
+		{"trailing newline", false, "hello\n", "2026-01-02T03:04:05.000006Z stdout F hello\n"},
+		{"empty", false, "", "2026-01-02T03:04:05.000006Z stdout F \n"},
+		{"partial", true, "abc", "2026-01-02T03:04:05.000006Z stdout P abc\n"},
+		{"two lines", true, "a\nb", "2026-01-02T03:04:05.000006Z stdout F a\n2026-01-02T03:04:05.000006Z stdout P b\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeLine(&b, ts, "stdout", tc.partial, []byte(tc.msg)); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Errorf("got %q, want %q", b.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestEntryMessage(t *testing.T) {
+	for _, tc := range []struct{ raw, want string }{
+		{`"text"`, "text"},
+		{`[104,105,255]`, "hi\xff"},
+	} {
+		if got := string((entry{Message: []byte(tc.raw)}).message()); got != tc.want {
+			t.Errorf("message(%s) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+func TestStage1Of(t *testing.T) {
+	for _, tc := range []struct {
+		handler, want string
+		ok            bool
+	}{
+		{"", "ns", true}, {"ns", "ns", true}, {"kvm", "kvm", true}, {"runc", "", false}, {"NS", "", false},
+	} {
+		got, err := stage1Of(tc.handler)
+		if got != tc.want || (err == nil) != tc.ok || err != nil && !errors.Is(err, errInvalid) {
+			t.Errorf("stage1Of(%q) = %q, %v; want %q, ok %t", tc.handler, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestSandboxArgs(t *testing.T) {
+	ns := func(n runtimeapi.NamespaceMode, pid runtimeapi.NamespaceMode) *runtimeapi.LinuxPodSandboxConfig {
+		return &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: n, Pid: pid}}}
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  *runtimeapi.PodSandboxConfig
+		want []string // beyond the common ones
+		bad  bool
+	}{
+		{"plain", &runtimeapi.PodSandboxConfig{}, nil, false},
+		{"hostname", &runtimeapi.PodSandboxConfig{Hostname: "web-1"}, []string{"--hostname=web-1"}, false},
+		{"bad hostname", &runtimeapi.PodSandboxConfig{Hostname: "-x"}, nil, true},
+		{"ports", &runtimeapi.PodSandboxConfig{PortMappings: []*runtimeapi.PortMapping{
+			{HostPort: 8080, ContainerPort: 80},
+			{HostPort: 53, ContainerPort: 53, Protocol: runtimeapi.Protocol_UDP, HostIp: "127.0.0.1"},
+			{ContainerPort: 9000}, // no host port: not published
+		}}, []string{"--publish=8080:80/tcp", "--publish=127.0.0.1:53:53/udp"}, false},
+		{"sctp", &runtimeapi.PodSandboxConfig{PortMappings: []*runtimeapi.PortMapping{{HostPort: 1, ContainerPort: 1, Protocol: runtimeapi.Protocol_SCTP}}}, nil, true},
+		{"dns", &runtimeapi.PodSandboxConfig{DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"10.0.0.10"}, Searches: []string{"svc.local"}, Options: []string{"ndots:5"}}},
+			[]string{"--dns=10.0.0.10", "--dns-search=svc.local", "--dns-opt=ndots:5"}, false},
+		{"host network", &runtimeapi.PodSandboxConfig{Linux: ns(runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_CONTAINER)}, []string{"--net=host"}, false},
+		{"host pid", &runtimeapi.PodSandboxConfig{Linux: ns(runtimeapi.NamespaceMode_POD, runtimeapi.NamespaceMode_NODE)}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sandboxArgs(tc.cfg, "ns", "/u")
+			if tc.bad {
+				if !errors.Is(err, errInvalid) {
+					t.Fatalf("got %q, %v; want errInvalid", got, err)
+				}
+				return
+			}
+			want := append([]string{"app", "sandbox", "--stage1=ns", "--uuid-file-save=/u"}, tc.want...)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("got %q, %v; want %q", got, err, want)
+			}
+		})
+	}
+}
+
+func TestAppOf(t *testing.T) {
+	sc := func(s *runtimeapi.LinuxContainerSecurityContext) *runtimeapi.ContainerConfig {
+		return &runtimeapi.ContainerConfig{Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: s}}
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   *runtimeapi.ContainerConfig
+		check func(t *testing.T, exec, args, env []string, user, group, seccomp string, ro, nnp bool, retain, remove []string)
+		bad   bool
+	}{
+		{name: "command and args", cfg: &runtimeapi.ContainerConfig{Command: []string{"/bin/sh"}, Args: []string{"-c", "x"}, Envs: []*runtimeapi.KeyValue{{Key: "A", Value: []byte("b=c")}}},
+			check: func(t *testing.T, exec, args, env []string, _, _, _ string, _, _ bool, _, _ []string) {
+				if !slices.Equal(exec, []string{"/bin/sh"}) || !slices.Equal(args, []string{"-c", "x"}) || !slices.Equal(env, []string{"A=b=c"}) {
+					t.Errorf("exec %q args %q env %q", exec, args, env)
+				}
+			}},
+		{name: "user", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{RunAsUser: &runtimeapi.Int64Value{Value: 1000}, RunAsGroup: &runtimeapi.Int64Value{Value: 2000}, ReadonlyRootfs: true, NoNewPrivs: true}),
+			check: func(t *testing.T, _, _, _ []string, user, group, _ string, ro, nnp bool, _, _ []string) {
+				if user != "1000" || group != "2000" || !ro || !nnp {
+					t.Errorf("user %q group %q ro %t nnp %t", user, group, ro, nnp)
+				}
+			}},
+		{name: "caps", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"NET_RAW", "CAP_CHOWN"}}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
+				if retain != nil || !slices.Equal(remove, []string{"CAP_NET_RAW", "CAP_CHOWN"}) {
+					t.Errorf("retain %q remove %q", retain, remove)
+				}
+			}},
+		{name: "unconfined", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, seccomp string, _, _ bool, _, _ []string) {
+				if seccomp != "mode=retain,@appc.io/all" {
+					t.Errorf("seccomp %q", seccomp)
+				}
+			}},
+		{name: "runtime default", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, seccomp string, _, _ bool, _, _ []string) {
+				if seccomp != "" {
+					t.Errorf("seccomp %q, want the default", seccomp)
+				}
+			}},
+		{name: "privileged", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Privileged: true}), bad: true},
+		{name: "localhost seccomp", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/p.json"}}), bad: true},
+		{name: "bad env", cfg: &runtimeapi.ContainerConfig{Envs: []*runtimeapi.KeyValue{{Key: "A=B"}}}, bad: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := appOf(tc.cfg)
+			if tc.bad {
+				if !errors.Is(err, errInvalid) {
+					t.Fatalf("got %v, want errInvalid", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, a.Exec, a.Args, a.Env, a.User, a.Group, a.Seccomp, a.ReadOnly, a.NoNewPrivs, a.CapsRetain, a.CapsRemove)
+		})
+	}
+}
+
+func TestAppName(t *testing.T) {
+	id := "0123456789abcdef"
+	for _, tc := range []struct{ name, want string }{
+		{"web", "web-01234567"},
+		{"My_App.v2", "my-app-v2-01234567"},
+		{"--", "c-01234567"},
+	} {
+		if got := appName(tc.name, id); got != tc.want {
+			t.Errorf("appName(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestGRPCError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want codes.Code
+	}{
+		{fmt.Errorf("sandbox %w", errNoRecord), codes.NotFound},
+		{fmt.Errorf("x: %w", pod.ErrNotExist), codes.NotFound},
+		{fmt.Errorf("x: %w", errNoImage), codes.NotFound},
+		{fmt.Errorf("x: %w", errInvalid), codes.InvalidArgument},
+		{fmt.Errorf("x: %w", errAmbiguous), codes.InvalidArgument},
+		{fmt.Errorf("x: %w", cni.ErrPortTaken), codes.AlreadyExists},
+		{fmt.Errorf("x: %w", errExists), codes.AlreadyExists},
+		{fmt.Errorf("x: %w", errPrecondition), codes.FailedPrecondition},
+		{errors.New("other"), codes.Unknown},
+		{status.Error(codes.Aborted, "kept"), codes.Aborted},
+	} {
+		if got := status.Code(grpcError(tc.err)); got != tc.want {
+			t.Errorf("grpcError(%v) = %s, want %s", tc.err, got, tc.want)
+		}
+	}
+}
+
+func newTestServer(t *testing.T) *Server {
+	s := &Server{Dir: t.TempDir(), Log: slog.New(slog.DiscardHandler)}
+	for _, d := range []string{s.criDir(), s.sandboxDir(), s.containerDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	s := newTestServer(t)
+	sb := &sandboxRecord{ID: "11111111-2222-3333-4444-555555555555", Handler: "kvm", CreatedAt: 42, Config: &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "n", Uid: "u", Attempt: 1},
+		Labels:   map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}, LogDirectory: "/var/log/pods/x",
+		PortMappings: []*runtimeapi.PortMapping{{HostPort: 80, ContainerPort: 8080}},
+	}}
+	if err := s.saveSandbox(sb); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.sandbox("11111111") // a unique prefix
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != sb.ID || got.Handler != "kvm" || got.CreatedAt != 42 || !proto.Equal(got.Config, sb.Config) {
+		t.Errorf("sandbox round trip: got %+v, want %+v", got, sb)
+	}
+	c := &containerRecord{ID: "abcdef", SandboxID: sb.ID, App: "web-abcdef", LogPath: "/l", CreatedAt: 1, StartedAt: 2,
+		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "web"}, Command: []string{"x"}}}
+	if err := s.saveContainer(c); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := s.container("abcdef")
+	if err != nil || gc.App != c.App || gc.StartedAt != 2 || !proto.Equal(gc.Config, c.Config) {
+		t.Errorf("container round trip: got %+v, %v", gc, err)
+	}
+	if cs := s.containersOf(sb.ID); len(cs) != 1 || cs[0].ID != "abcdef" {
+		t.Errorf("containersOf: %v", cs)
+	}
+	for _, id := range []string{"", "nope", "../x", "abc.json"} {
+		if _, err := s.container(id); !errors.Is(err, errNoRecord) {
+			t.Errorf("container(%q): %v, want errNoRecord", id, err)
+		}
+	}
+	if err := s.saveContainer(&containerRecord{ID: "abcxyz", Config: &runtimeapi.ContainerConfig{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.container("abc"); !errors.Is(err, errAmbiguous) {
+		t.Errorf("ambiguous prefix: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.containerDir(), "abcdef.json.tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left: %v", err)
+	}
+}
+
+// Removing a sandbox that does not exist succeeds, as containerd's does;
+// stopping one is NotFound.
+func TestMissingSandbox(t *testing.T) {
+	s := newTestServer(t)
+	if _, err := s.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: "gone"}); err != nil {
+		t.Errorf("RemovePodSandbox of a missing sandbox: %v", err)
+	}
+	if _, err := s.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: "gone"}); status.Code(err) != codes.NotFound {
+		t.Errorf("StopPodSandbox of a missing sandbox: %v, want NotFound", err)
+	}
+	if _, err := s.RemoveContainer(context.Background(), &runtimeapi.RemoveContainerRequest{ContainerId: "gone"}); err != nil {
+		t.Errorf("RemoveContainer of a missing container: %v", err)
+	}
+	if _, err := s.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: "gone"}); status.Code(err) != codes.NotFound {
+		t.Errorf("ContainerStatus of a missing container: %v, want NotFound", err)
+	}
+	if _, err := s.CreateContainer(context.Background(), &runtimeapi.CreateContainerRequest{PodSandboxId: "gone", Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "x"}}}); status.Code(err) != codes.NotFound {
+		t.Errorf("CreateContainer in a missing sandbox: %v, want NotFound", err)
+	}
+}

@@ -1,0 +1,117 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
+	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+
+	"github.com/skiffpod/skiff/pkg/netns"
+)
+
+// Exec, Attach and PortForward answer with a URL of the streaming server
+// (k8s.io/cri-streaming), which calls back streamRuntime.
+
+func (s *Server) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("exec: %w", err))
+	}
+	if len(req.GetCmd()) == 0 {
+		return nil, grpcError(fmt.Errorf("exec: %w: no command", errInvalid))
+	}
+	if st := s.containerState(r); st.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, grpcError(fmt.Errorf("exec in %s: %w: it is not running", r.ID, errPrecondition))
+	}
+	req.ContainerId = r.ID
+	return s.stream.GetExec(req)
+}
+
+func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "attach: not supported by skiff yet (docs/kubernetes.md)")
+}
+
+func (s *Server) PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
+	r, err := s.sandbox(req.GetPodSandboxId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("port forward: %w", err))
+	}
+	if state, _ := s.sandboxState(r.ID); state != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return nil, grpcError(fmt.Errorf("port forward to %s: %w: it is not ready", r.ID, errPrecondition))
+	}
+	req.PodSandboxId = r.ID
+	return s.stream.GetPortForward(req)
+}
+
+// streamRuntime is what the streaming server calls.
+type streamRuntime struct{ s *Server }
+
+var _ streaming.Runtime = streamRuntime{}
+
+func (rt streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	r, err := rt.s.container(id)
+	if err != nil {
+		return err
+	}
+	c := rt.s.enterCmd(ctx, r, cmd)
+	c.Stdin, c.Stdout, c.Stderr = in, out, errw
+	if tty {
+		c.Stderr = out
+	}
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return exitError{code: ee.ExitCode()}
+	}
+	return err
+}
+
+// exitError carries a command's exit status to the streaming server.
+type exitError struct{ code int }
+
+func (e exitError) Error() string   { return "command exited " + strconv.Itoa(e.code) }
+func (e exitError) String() string  { return e.Error() }
+func (e exitError) Exited() bool    { return true }
+func (e exitError) ExitStatus() int { return e.code }
+
+func (rt streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	return errors.New("attach: not supported")
+}
+
+// PortForward connects stream to port on the sandbox's loopback, from
+// inside the pod's network namespace (the host's, for a host-network pod).
+func (rt streamRuntime) PortForward(ctx context.Context, id string, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	var conn net.Conn
+	dial := func() (err error) {
+		conn, err = net.Dial("tcp", addr)
+		return err
+	}
+	var err error
+	if r, lerr := rt.s.sandbox(id); lerr == nil && r.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE {
+		err = dial()
+	} else {
+		err = netns.Do(filepath.Join("/run/skiff/netns", id), dial)
+	}
+	if err != nil {
+		return fmt.Errorf("port forward %s:%d: %w", id, port, err)
+	}
+	defer conn.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(conn, stream); conn.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { io.Copy(stream, conn); done <- struct{}{} }()
+	<-done
+	<-done
+	return nil
+}

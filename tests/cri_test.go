@@ -1,0 +1,403 @@
+//go:build e2e
+
+package tests
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crictlPath is where the suite keeps crictl v1.37.0, built once from the
+// module proxy (the critest harness uses the same cache).
+const crictlPath = "/var/cache/skiff-test/bin/crictl"
+
+var crictlOnce struct {
+	sync.Once
+	err error
+}
+
+// crictl returns crictl's path, installing it on first use.
+func crictl(t *testing.T) string {
+	t.Helper()
+	crictlOnce.Do(func() {
+		if _, err := os.Stat(crictlPath); err == nil {
+			return
+		}
+		c := exec.Command("go", "install", "sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0")
+		c.Env = append(os.Environ(), "GOBIN="+filepath.Dir(crictlPath), "CGO_ENABLED=0", "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
+		if out, err := c.CombinedOutput(); err != nil {
+			crictlOnce.err = fmt.Errorf("go install crictl: %v\n%s", err, out)
+		}
+	})
+	if crictlOnce.err != nil {
+		t.Fatal(crictlOnce.err)
+	}
+	return crictlPath
+}
+
+// criServer is one `skiff cri` on a temporary socket over env e.
+type criServer struct {
+	t    *testing.T
+	e    *env
+	sock string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+}
+
+func startCRI(t *testing.T, e *env, sock string) *criServer {
+	t.Helper()
+	c, out := e.start("--insecure-options=image,http", "cri", "--listen", sock)
+	waitFor(t, "skiff cri to listen on "+sock, 30*time.Second, func() bool {
+		conn, err := net.Dial("unix", sock)
+		if err == nil {
+			conn.Close()
+		}
+		if c.ProcessState != nil {
+			t.Fatalf("skiff cri ended: %s", out)
+		}
+		return err == nil
+	})
+	return &criServer{t: t, e: e, sock: sock, cmd: c, out: out}
+}
+
+// crictl runs crictl against the server; it returns stdout, stderr and
+// whether it succeeded.
+func (s *criServer) crictl(args ...string) (string, string, bool) {
+	s.t.Helper()
+	full := append([]string{"--runtime-endpoint=unix://" + s.sock, "--image-endpoint=unix://" + s.sock, "--timeout=3m"}, args...)
+	c := exec.Command(crictl(s.t), full...)
+	c.Env = append(os.Environ(), "CRI_CONFIG_FILE=/dev/null")
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	return strings.TrimSpace(out.String()), strings.TrimSpace(errb.String()), err == nil
+}
+
+func (s *criServer) must(args ...string) string {
+	s.t.Helper()
+	out, errs, ok := s.crictl(args...)
+	if !ok {
+		s.t.Fatalf("crictl %s: %s\n%s\nserver log:\n%s", strings.Join(args, " "), errs, out, s.out)
+	}
+	return out
+}
+
+// fails runs a crictl command that must fail with gRPC code.
+func (s *criServer) fails(code string, args ...string) string {
+	s.t.Helper()
+	out, errs, ok := s.crictl(args...)
+	if ok || !strings.Contains(errs, "code = "+code) {
+		s.t.Errorf("crictl %s: ok=%t, want code %s:\n%s\n%s", strings.Join(args, " "), ok, code, out, errs)
+	}
+	return errs
+}
+
+// kill kills the server with SIGKILL, as a crash would.
+func (s *criServer) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+// regexpCRILine is a full line of the CRI log format.
+var regexpCRILine = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) stdout F hello from web$`)
+
+// busyboxOCI pushes busybox (bin/images/busybox.aci's rootfs as one
+// layer) to the test registry and returns its name, without transport.
+func busyboxOCI(t *testing.T) string {
+	t.Helper()
+	addr, _, _ := registry(t)
+	f, err := os.Open(image(t, "busybox.aci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layer bytes.Buffer
+	tr, tw := tar.NewReader(zr), tar.NewWriter(&layer)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, ok := strings.CutPrefix(h.Name, "rootfs/")
+		if !ok || name == "" {
+			continue
+		}
+		h.Name = name
+		if h.Typeflag == tar.TypeLink {
+			h.Linkname = strings.TrimPrefix(h.Linkname, "rootfs/")
+		}
+		tw.WriteHeader(h)
+		io.Copy(tw, tr)
+	}
+	tw.Close()
+	dir := filepath.Join(t.TempDir(), "layout")
+	ociLayout(t, dir, "1", [][]byte{layer.Bytes()}, map[string]any{
+		"Cmd": []string{"/bin/sh"},
+		"Env": []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	})
+	skopeo(t, "oci:"+dir+":1", "docker://"+addr+"/skiff/cri-busybox:1")
+	return addr + "/skiff/cri-busybox:1"
+}
+
+// writeJSON writes v as JSON to a new file in dir and returns its path.
+func writeJSONFile(t *testing.T, dir, name string, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func podConfig(name, logDir string, hostPort int) map[string]any {
+	c := map[string]any{
+		"metadata":      map[string]any{"name": name, "namespace": "default", "uid": name + "-uid", "attempt": 0},
+		"log_directory": logDir,
+		"labels":        map[string]string{"test": name},
+	}
+	if hostPort != 0 {
+		c["port_mappings"] = []map[string]any{{"host_port": hostPort, "container_port": 8080, "protocol": 0}}
+	}
+	return c
+}
+
+// TestCRINS drives `skiff cri` with crictl on stage1-ns: a sandbox with a
+// published host port, a container from an OCI image in a registry, its
+// log, exec, then a SIGKILLed server and a new one that finds and stops
+// everything; and the bad inputs with their gRPC codes.
+func TestCRINS(t *testing.T) {
+	img := busyboxOCI(t)
+	e := newEnv(t)
+	base := t.TempDir()
+	sock := filepath.Join(base, "cri.sock")
+	srv := startCRI(t, e, sock)
+
+	// Images: pulled by the name the kubelet would use; listed and
+	// inspected by the config digest.
+	pulled := srv.must("pull", img)
+	if !strings.Contains(pulled, "sha256:") {
+		t.Fatalf("pull: %q, want an image ID sha256:...", pulled)
+	}
+	imgID := pulled[strings.Index(pulled, "sha256:"):]
+	if out := srv.must("images", "-q", "--no-trunc"); !strings.Contains(out, imgID) {
+		t.Errorf("images -q: %q, want %s", out, imgID)
+	}
+
+	logDir := filepath.Join(base, "logs")
+	hostPort := freePort(t)
+	podJSON := writeJSONFile(t, base, "pod.json", podConfig("web", logDir, hostPort))
+	sb := srv.must("runp", podJSON)
+	if out := srv.must("pods", "-q", "--no-trunc"); !strings.Contains(out, sb) {
+		t.Fatalf("pods: %q, want %s", out, sb)
+	}
+	if out, _, _ := e.run("list", "--no-legend"); !strings.Contains(out, sb[:8]) {
+		t.Errorf("skiff list does not show the sandbox %s:\n%s", sb, out)
+	}
+
+	hostDir, hostFile := filepath.Join(base, "data"), filepath.Join(base, "greeting")
+	os.Mkdir(hostDir, 0o755)
+	os.WriteFile(hostFile, []byte("hi from the host\n"), 0o644)
+	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
+		"metadata": map[string]any{"name": "web"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && echo served > /www/index.html && echo hello from web && exec httpd -f -p 8080 -h /www"},
+		"log_path": "web/0.log",
+		"mounts": []map[string]any{
+			{"container_path": "/data", "host_path": hostDir},
+			{"container_path": "/etc/greeting", "host_path": hostFile, "readonly": true},
+		},
+	})
+	ctr := srv.must("create", sb, ctrJSON, podJSON)
+	if out := srv.must("ps", "-a", "-q", "--no-trunc"); !strings.Contains(out, ctr) {
+		t.Fatalf("ps -a: %q, want %s", out, ctr)
+	}
+	srv.must("start", ctr)
+	if out := srv.must("exec", "-s", ctr, "echo", "exec works"); out != "exec works" {
+		t.Errorf("exec -s: %q", out)
+	}
+	if out := srv.must("exec", ctr, "cat", "/www/index.html"); out != "served" {
+		t.Errorf("exec: %q", out)
+	}
+	// A sync exec past its timeout ends with DeadlineExceeded, at once.
+	start := time.Now()
+	srv.fails("DeadlineExceeded", "exec", "-s", "--timeout=1", ctr, "sleep", "60")
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("exec -s --timeout=1 took %s", d)
+	}
+	// Host mounts: a directory, written through; a file, read-only.
+	if out := srv.must("exec", "-s", ctr, "cat", "/etc/greeting"); out != "hi from the host" {
+		t.Errorf("file mount: %q", out)
+	}
+	srv.must("exec", "-s", ctr, "sh", "-c", "echo written > /data/out")
+	if b, err := os.ReadFile(filepath.Join(hostDir, "out")); err != nil || string(b) != "written\n" {
+		t.Errorf("directory mount: host sees %q, %v", b, err)
+	}
+	if out, errs, ok := srv.crictl("exec", "-s", ctr, "sh", "-c", "echo x > /etc/greeting"); ok {
+		t.Errorf("read-only file mount was written: %s %s", out, errs)
+	}
+	// pid: POD (crictl's default) shares the pod's PID namespace, whose
+	// PID 1 is the pod's systemd; pid: CONTAINER (the kubelet's default)
+	// gives the container its own, where PID 1 is the container's process.
+	if out := srv.must("exec", "-s", ctr, "cat", "/proc/1/cmdline"); strings.Contains(out, "httpd") || out == "" {
+		t.Errorf("pid POD: /proc/1/cmdline %q, want the pod's init", out)
+	}
+	ownJSON := writeJSONFile(t, base, "own.json", map[string]any{
+		"metadata": map[string]any{"name": "own-pid"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"sleep", "1000"},
+		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": 1}}},
+		"log_path": "own/0.log",
+	})
+	own := srv.must("create", sb, ownJSON, podJSON)
+	srv.must("start", own)
+	if out := srv.must("exec", "-s", own, "cat", "/proc/1/cmdline"); out != "sleep\x001000\x00" && strings.ReplaceAll(out, "\x00", " ") != "sleep 1000 " {
+		t.Errorf("pid CONTAINER: /proc/1/cmdline %q, want the container's sleep 1000", out)
+	}
+	srv.must("stop", own)
+	srv.must("rm", own)
+	waitFor(t, "the container's log line", 30*time.Second, func() bool {
+		out, _, _ := srv.crictl("logs", ctr)
+		return strings.Contains(out, "hello from web")
+	})
+	raw, err := os.ReadFile(filepath.Join(logDir, "web/0.log"))
+	if err != nil || !regexpCRILine.Match(raw) {
+		t.Errorf("log file: %v\n%q, want CRI format lines", err, raw)
+	}
+	get := func() string {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", hostPort))
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	waitFor(t, "the host port to answer", 30*time.Second, func() bool { return get() == "served" })
+
+	// Bad input, each with its code, leaving nothing behind.
+	before, _, _ := e.run("list", "--no-legend")
+	badPod := writeJSONFile(t, base, "bad.json", podConfig("bad", logDir, 0))
+	srv.fails("InvalidArgument", "runp", "--runtime=bogus", badPod)
+	taken := writeJSONFile(t, base, "taken.json", podConfig("taken", logDir, hostPort))
+	srv.fails("AlreadyExists", "runp", taken)
+	srv.fails("NotFound", "create", "0123456789abcdef", ctrJSON, podJSON)
+	srv.fails("NotFound", "pull", strings.Replace(img, "cri-busybox", "no-such-image", 1))
+	if after, _, _ := e.run("list", "--no-legend"); after != before {
+		t.Errorf("bad input left pods behind:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// A crash of the server leaves the pod running; a new server finds
+	// the sandbox and the container and stops and removes them.
+	srv.kill()
+	if get() != "served" {
+		t.Fatalf("the pod died with the server")
+	}
+	srv = startCRI(t, e, sock)
+	if out := srv.must("pods", "--state=ready", "-q", "--no-trunc"); out != sb {
+		t.Errorf("pods after restart: %q, want %s", out, sb)
+	}
+	if out := srv.must("ps", "--state=running", "-q", "--no-trunc"); out != ctr {
+		t.Errorf("ps after restart: %q, want %s", out, ctr)
+	}
+	if out := srv.must("exec", "-s", ctr, "echo", "still here"); out != "still here" {
+		t.Errorf("exec after restart: %q", out)
+	}
+	srv.must("stop", ctr)
+	var st struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(srv.must("inspect", "-o", "json", ctr)), &st); err != nil || st.Status.State != "CONTAINER_EXITED" {
+		t.Errorf("inspect after stop: %+v %v", st, err)
+	}
+	srv.must("rm", ctr)
+	srv.must("stopp", sb)
+	srv.must("rmp", sb)
+	if out := srv.must("pods", "-q"); out != "" {
+		t.Errorf("pods after rmp: %q", out)
+	}
+	if out, _, _ := e.run("list", "--no-legend"); strings.Contains(out, sb[:8]) {
+		t.Errorf("skiff list still shows the sandbox:\n%s", out)
+	}
+	srv.fails("NotFound", "stopp", sb)
+	if ms := mountsUnder(e.dir); len(ms) > 0 {
+		t.Errorf("mounts left under the data dir: %v", ms)
+	}
+	if b, _ := os.ReadFile(hostFile); string(b) != "hi from the host\n" {
+		t.Errorf("host file changed: %q", b)
+	}
+}
+
+// TestCRIKVM runs a sandbox with the kvm runtime handler (stage1-kvm), a
+// container in it and an exec, and removes them.
+func TestCRIKVM(t *testing.T) {
+	img := busyboxOCI(t)
+	e := newEnv(t)
+	base := t.TempDir()
+	srv := startCRI(t, e, filepath.Join(base, "cri.sock"))
+	logDir := filepath.Join(base, "logs")
+	podJSON := writeJSONFile(t, base, "pod.json", podConfig("vm", logDir, 0))
+	sb := srv.must("runp", "--runtime=kvm", podJSON)
+	var ps struct {
+		Status struct {
+			RuntimeHandler string `json:"runtimeHandler"`
+			State          string `json:"state"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(srv.must("inspectp", "-o", "json", sb)), &ps); err != nil || ps.Status.RuntimeHandler != "kvm" || ps.Status.State != "SANDBOX_READY" {
+		t.Errorf("inspectp: %+v %v, want a ready kvm sandbox", ps, err)
+	}
+	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
+		"metadata": map[string]any{"name": "guest"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"/bin/sh", "-c", "echo in the vm; exec sleep 1000"},
+		"log_path": "guest.log",
+	})
+	srv.must("pull", img)
+	ctr := srv.must("create", sb, ctrJSON, podJSON)
+	srv.must("start", ctr)
+	if out := srv.must("exec", "-s", ctr, "uname", "-r"); out == "" || strings.Contains(out, "error") {
+		t.Errorf("exec uname -r in the VM: %q", out)
+	} else if host, _ := os.ReadFile("/proc/sys/kernel/osrelease"); strings.TrimSpace(string(host)) == out {
+		t.Errorf("exec ran on the host's kernel %s, want the guest's", out)
+	}
+	waitFor(t, "the container's log line", 60*time.Second, func() bool {
+		out, _, _ := srv.crictl("logs", ctr)
+		return strings.Contains(out, "in the vm")
+	})
+	srv.must("stop", ctr)
+	srv.must("rm", ctr)
+	srv.must("stopp", sb)
+	srv.must("rmp", sb)
+	if out := srv.must("pods", "-q"); out != "" {
+		t.Errorf("pods after rmp: %q", out)
+	}
+}
