@@ -85,8 +85,12 @@ func runCritest(t *testing.T, endpoint, handler, focus string) (passed, failed, 
 	defer cancel()
 	c := exec.CommandContext(ctx, criTool(t, "critest"), args...)
 	c.Dir, c.Stdout, c.Stderr = dir, logf, logf
+	shm := cri.ShmIDs()
 	start := time.Now()
 	runErr := c.Run()
+	if err := cri.RemoveShm(shm); err != nil {
+		t.Errorf("remove critest's shared memory segments: %v", err)
+	}
 	f, err := os.Open(report)
 	if err != nil {
 		t.Fatalf("critest %s: no report (%v; exit: %v); its output ends:\n%s", strings.Join(args, " "), err, runErr, cri.Tail(logPath, 40))

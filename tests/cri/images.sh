@@ -11,9 +11,9 @@
 # check (read pkg/validate of cri-tools): busybox-static with its applets (the
 # default image), the uid/user/group each test-image-* sets, distinct images for
 # test-image-1..3 and one for test-image-tags:1..3, a web server named nginx on
-# :80 (and :12003 for hostnet-nginx) that writes /var/run/nginx.pid, busybox
-# httpd that logs "httpd", a setuid-root nnp, and a pause image. IMAGEBIN is
-# tests/cri/imagebin built static: it plays nginx, nnp and pause.
+# :80 (and :12003 for hostnet-nginx) titled and with a pid file as nginx, busybox
+# httpd that logs "httpd", a setuid-root nnp, ipcs, pgrep, and a pause image. IMAGEBIN
+# is tests/cri/imagebin built static: it plays nginx, ipcs, pgrep, nnp and pause.
 set -eu
 out=$1 imagebin=$2
 L=$out/layout
@@ -40,10 +40,14 @@ push() { ref=$1; shift; for n in "$@"; do echo "$ref $n" >>"$out/images.txt"; do
 
 # The base: busybox-static, every applet a symlink in /bin, a few users.
 derive empty busybox
-mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/var/run" "$root/root" "$root/usr/sbin" "$root/usr/local/bin"
+mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/var/run" "$root/root" "$root/usr/bin" "$root/usr/sbin" "$root/usr/local/bin"
 chmod 1777 "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 for a in $("$root/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$root/bin/$a"; done
+# imagebin plays ipcs and pgrep here (Debian's busybox has neither) and nginx below.
+cp "$imagebin" "$root/usr/local/bin/imagebin"
+ln -s ../local/bin/imagebin "$root/usr/bin/ipcs"
+ln -s ../local/bin/imagebin "$root/usr/bin/pgrep"
 cat >"$root/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
@@ -93,7 +97,7 @@ push predefined-group gcr.io/k8s-staging-cri-tools/test-image-predefined-group:l
 
 # nginx and hostnet-nginx: the web server, on :80 and on :12003.
 derive busybox nginx
-cp "$imagebin" "$root/usr/sbin/nginx"
+ln -s ../local/bin/imagebin "$root/usr/sbin/nginx"
 finish
 umoci config --image "$L:nginx" --config.entrypoint /usr/sbin/nginx --clear config.cmd --config.exposedports 80/tcp
 push nginx registry.k8s.io/e2e-test-images/nginx:1.14-2
@@ -124,7 +128,10 @@ derive empty pause
 cp "$imagebin" "$root/pause"
 finish
 umoci config --image "$L:pause" --config.entrypoint /pause --config.user 65535:65535
-push pause registry.k8s.io/pause:3.9 k8s.gcr.io/pause:3.9 registry.k8s.io/pause:3.10.2
+push pause registry.k8s.io/pause:3.9 k8s.gcr.io/pause:3.9
+# The sandbox image is another image: critest counts pause:3.9's tags.
+umoci config --image "$L:pause" --tag pause-sandbox --config.label skiff.test/image=sandbox
+push pause-sandbox registry.k8s.io/pause:3.10.2
 
 umoci rm --image "$L:empty"
 umoci gc --layout "$L"

@@ -146,6 +146,13 @@ func StartContainerd(c Containerd) (*Daemon, error) {
 	}
 	_, err = os.Stat("/run/containerd")
 	hadRun := err == nil
+	// containerd puts its pods' cgroups below k8s.io in each hierarchy.
+	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/k8s.io")
+	if len(cgroups) > 0 {
+		cgroups = nil // there before: not ours to remove
+	} else {
+		cgroups = []string{"/sys/fs/cgroup/*/k8s.io", "/sys/fs/cgroup/k8s.io"}
+	}
 	cmd := exec.Command(bin, "--config", filepath.Join(c.Dir, "config.toml"))
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -156,8 +163,33 @@ func StartContainerd(c Containerd) (*Daemon, error) {
 		if !hadRun {
 			err = errors.Join(err, UnmountUnder("/run/containerd"), os.RemoveAll("/run/containerd"))
 		}
+		for _, pattern := range cgroups {
+			dirs, _ := filepath.Glob(pattern)
+			for _, d := range dirs {
+				err = errors.Join(err, removeCgroup(d))
+			}
+		}
 		return err
 	})
+}
+
+// removeCgroup removes the cgroup dir and those below it, deepest first
+// (a cgroup dir is removed with rmdir, its files are the kernel's).
+func removeCgroup(dir string) error {
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	var errs []error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := syscall.Rmdir(dirs[i]); err != nil && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dirs[i], err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // killShims kills the shims of the containerd at socket (their command
@@ -275,5 +307,33 @@ func PushImages(dir, addr string) error {
 		}()
 	}
 	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ShmIDs lists the host's System V shared memory segments. critest's
+// HostIpc specs make one each with ipcmk and never remove it: a run's
+// caller removes what was not there before (RemoveShm).
+func ShmIDs() map[string]bool {
+	ids := map[string]bool{}
+	b, _ := os.ReadFile("/proc/sysvipc/shm")
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range lines[min(1, len(lines)):] {
+		if f := strings.Fields(l); len(f) > 1 {
+			ids[f[1]] = true
+		}
+	}
+	return ids
+}
+
+// RemoveShm removes the segments not in before.
+func RemoveShm(before map[string]bool) error {
+	var errs []error
+	for id := range ShmIDs() {
+		if !before[id] {
+			if b, err := exec.Command("ipcrm", "-m", id).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("ipcrm -m %s: %w: %s", id, err, bytes.TrimSpace(b)))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
