@@ -58,7 +58,7 @@ func benchCRI(ctx context.Context, cfg config) error {
 	endpoints := []string{ctrd.Endpoint}
 	if out, err := exec.Command(cfg.skiff, "cri", "--help").CombinedOutput(); err != nil {
 		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		fmt.Printf("\ncri: skiff cri skipped: no cri command yet (%s); containerd + runc alone\n", first)
+		fmt.Printf("\ncri: skiff cri skipped: no cri command yet (%s --help: %v: %s); containerd + runc alone\n", cfg.skiff, err, first)
 	} else {
 		conf := filepath.Join(o.dir, "skiff-config")
 		if err := os.MkdirAll(conf, 0o755); err != nil {

@@ -35,7 +35,8 @@ func Tool(name string) (string, error) {
 	return p, nil
 }
 
-// Crictl runs the cached crictl against endpoint (unix:///PATH).
+// Crictl runs the cached crictl against endpoint (unix:///PATH) and returns
+// its standard output; its standard error (warnings) goes into the error.
 func Crictl(ctx context.Context, endpoint string, args ...string) (string, error) {
 	bin, err := Tool("crictl")
 	if err != nil {
@@ -44,11 +45,13 @@ func Crictl(ctx context.Context, endpoint string, args ...string) (string, error
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	full := append([]string{"--runtime-endpoint=" + endpoint, "--image-endpoint=" + endpoint, "--timeout=60s"}, args...)
-	b, err := exec.CommandContext(ctx, bin, full...).CombinedOutput()
-	if err != nil {
-		return string(b), fmt.Errorf("crictl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(b))
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, bin, full...)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("crictl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
 	}
-	return string(b), nil
+	return stdout.String(), nil
 }
 
 // Daemon is a CRI runtime started by Start; Stop undoes it.
