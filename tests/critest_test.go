@@ -198,3 +198,40 @@ func TestCritestSkiff(t *testing.T) {
 		})
 	}
 }
+
+// TestCritestImagesOnSkiff checks the critest images on skiff as it is
+// today, without the CRI server: pulled by their upstream names through the
+// mirrors of registries.conf, the default image runs the tools critest
+// execs in it (ipcs and pgrep come from imagebin), and the nginx image
+// serves and carries nginx's title.
+func TestCritestImagesOnSkiff(t *testing.T) {
+	e := newEnv(t)
+	if err := os.MkdirAll(e.config, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.config, "registries.conf"), []byte(cri.RegistriesConf(criRegistry(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := e.run("--insecure-options=image", "run", "--stage1=ns", "docker://registry.k8s.io/e2e-test-images/busybox:1.29-2",
+		"--exec=/bin/sh", "--", "-c", "ipcs -m; sleep 30 & echo pgrep=$(pgrep '^sleep$' | wc -l) $!=$(pgrep '^sleep$'); kill $!; id -un; ls /usr/sbin/nginx 2>&1; true")
+	if code != 0 {
+		t.Fatalf("skiff run busybox: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"------ Shared Memory Segments --------", "pgrep=1 ", "root", "No such file"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("busybox output lacks %q:\n%s%s", want, out, errs)
+		}
+	}
+	out, errs, code = e.run("--insecure-options=image", "run", "--stage1=ns",
+		"docker://registry.k8s.io/e2e-test-images/nginx:1.14-2", "--exec=/bin/sh", "--", "-c",
+		"/usr/sbin/nginx -p 8080 & for i in $(seq 50); do [ -f /var/run/nginx.pid ] && wget -qO- http://127.0.0.1:8080/ && break; sleep 0.1; done; "+
+			"tr '\\0' ' ' </proc/$(cat /var/run/nginx.pid)/cmdline; echo; pidof nginx")
+	if code != 0 {
+		t.Fatalf("skiff run nginx: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"Welcome to nginx", "nginx: master process /usr/sbin/nginx -p 8080"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("nginx output lacks %q:\n%s%s", want, out, errs)
+		}
+	}
+}
