@@ -60,7 +60,7 @@ func (k Kubelet) Config() string {
 // Args are the kubelet's flags besides its config.
 func (k Kubelet) Args() []string {
 	return []string{"--config=" + filepath.Join(k.Dir, "config.json"), "--root-dir=" + filepath.Join(k.Dir, "root"),
-		"--hostname-override=skiff-test-node", "--v=2"}
+		"--cert-dir=" + filepath.Join(k.Dir, "pki"), "--hostname-override=skiff-test-node", "--v=2"}
 }
 
 // kubeletSysctls are the host settings a kubelet changes when it starts
@@ -73,6 +73,7 @@ type HostState struct {
 	sysctls map[string]string
 	chains  map[string]bool // "iptables -t TABLE CHAIN" that existed
 	logDir  bool            // /var/log/containers existed
+	libDir  bool            // /var/lib/kubelet existed (the device plugins' socket goes there, whatever the root dir)
 }
 
 // iptablesTables are where the kubelet adds its KUBE-* chains.
@@ -93,6 +94,8 @@ func SaveHost() (*HostState, error) {
 	}
 	_, err := os.Stat("/var/log/containers")
 	h.logDir = err == nil
+	_, err = os.Stat("/var/lib/kubelet")
+	h.libDir = err == nil
 	return h, nil
 }
 
@@ -117,7 +120,8 @@ func kubeChains() []string {
 
 // Restore puts back what the kubelet changed: the sysctls, its iptables
 // chains (flushed, unlinked, deleted), the symlinks it left in
-// /var/log/containers to logs below dir (the dir itself if it was not there).
+// /var/log/containers to logs below dir (the dir itself if it was not there),
+// mounts below dir, and /var/lib/kubelet if it was not there.
 func (h *HostState) Restore(dir string) error {
 	var errs []string
 	for s, v := range h.sysctls {
@@ -159,6 +163,9 @@ func (h *HostState) Restore(dir string) error {
 	}
 	if err := UnmountUnder(dir); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if !h.libDir {
+		os.RemoveAll("/var/lib/kubelet")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("restore host: %s", strings.Join(errs, "; "))

@@ -290,22 +290,38 @@ func PushImages(dir, addr string) error {
 	if err != nil {
 		return err
 	}
-	lines := strings.Split(strings.TrimSpace(string(list)), "\n")
-	errs := make([]error, len(lines))
+	// One repository's tags go one after another: docker-registry 2.8
+	// loses blobs when the same image is pushed to one repository twice
+	// at once ("manifest blob unknown").
+	byRepo := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(list)), "\n") {
+		_, name, _ := strings.Cut(l, " ")
+		_, path, _ := strings.Cut(name, "/") // the repository here: k8s.gcr.io/pause and registry.k8s.io/pause are one
+		repo, _, _ := strings.Cut(path, ":")
+		byRepo[repo] = append(byRepo[repo], l)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
 	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, l := range lines {
-		ref, name, _ := strings.Cut(l, " ")
-		_, path, _ := strings.Cut(name, "/")
+	for _, lines := range byRepo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c := exec.Command("skopeo", "copy", "-q", "--dest-tls-verify=false",
-				"oci:"+filepath.Join(dir, "layout")+":"+ref, "docker://"+addr+"/"+path)
-			if b, err := c.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("push %s as %s: %w: %s", ref, name, err, b)
+			for _, l := range lines {
+				ref, name, _ := strings.Cut(l, " ")
+				_, path, _ := strings.Cut(name, "/")
+				c := exec.Command("skopeo", "copy", "-q", "--dest-tls-verify=false",
+					"oci:"+filepath.Join(dir, "layout")+":"+ref, "docker://"+addr+"/"+path)
+				if b, err := c.CombinedOutput(); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("push %s as %s: %w: %s", ref, name, err, b))
+					mu.Unlock()
+				}
 			}
 		}()
 	}
