@@ -13,6 +13,7 @@ pkgs=(
   iproute2 util-linux ca-certificates
   containernetworking-plugins iptables   # pod networks (pkg/cni: bridge, host-local, portmap, firewall)
   podman iperf3                   # the net benchmark: throughput against podman's bridge
+  gcc libc6-dev libseccomp-dev pkg-config  # runc from the module proxy (tests/cri/tools.sh): cgo + libseccomp
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,6 +20,9 @@
 //     serves for a second image sharing its base layer, `skiff run` of
 //     the OCI image vs the same rootfs as an ACI vs `podman run --rm`,
 //     and `skiff prepare` of the large image vs a small one.
+//   - cri (cri.go): a pod sandbox + container started to running through
+//     the CRI with crictl (runp, create, start), `skiff cri` against
+//     containerd 2.4.2 + runc built from the module proxy (make cri-tools).
 //
 // Contenders of one table run interleaved (A B C A B C ...), so that load
 // from other processes and drifting caches hit all of them alike; the table
@@ -68,7 +71,7 @@ func run() int {
 	flag.IntVar(&cfg.kvmN, "kvm-n", 10, "runs per contender for stage1-kvm")
 	flag.StringVar(&cfg.accel, "accel", "", "qemu accelerator for both kvm contenders: kvm or tcg (default: $SKIFF_KVM_ACCEL, else what skiff would choose)")
 	flag.IntVar(&cfg.pods, "pods", 1000, "pods in the store the pods section lists")
-	flag.StringVar(&only, "only", "ns,kvm,store,pods,net,oci", "comma-separated sections to run")
+	flag.StringVar(&only, "only", "ns,kvm,store,pods,net,oci,cri", "comma-separated sections to run")
 	flag.BoolVar(&keep, "keep", false, "keep the scratch directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -98,12 +101,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore, "pods": benchPodStore, "net": benchNet, "oci": benchOCI}
+	sections := map[string]func(context.Context, config) error{"ns": benchNS, "kvm": benchKVM, "store": benchStore, "pods": benchPodStore, "net": benchNet, "oci": benchOCI, "cri": benchCRI}
 	var errs []error
 	for _, name := range strings.Split(only, ",") {
 		f, ok := sections[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store, pods, net, oci)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown section %q (want ns, kvm, store, pods, net, oci, cri)\n", name)
 			return 2
 		}
 		if err := f(context.Background(), cfg); err != nil {
