@@ -45,6 +45,7 @@ import (
 // config is what every section needs; set once from the flags.
 type config struct {
 	skiff   string // bin/skiff; stage1 images are found beside it
+	base    string // an older skiff to compare with in the run rows, "" for none
 	images  string // bin/images
 	scratch string
 	n       int // runs per contender, stage1-ns and store
@@ -60,6 +61,7 @@ func run() int {
 	var only string
 	var keep bool
 	flag.StringVar(&cfg.skiff, "skiff", "bin/skiff", "skiff binary; stage1-ns.aci and stage1-kvm.aci are taken from its directory")
+	flag.StringVar(&cfg.base, "base", "", "an older skiff (its stage1 images beside it) whose --net=none run rows join the ns and kvm tables, interleaved")
 	flag.StringVar(&cfg.images, "images", "bin/images", "directory holding busybox.aci and redis.aci")
 	flag.StringVar(&cfg.scratch, "scratch", "/var/tmp/skiff-bench", "scratch directory (emptied first)")
 	flag.IntVar(&cfg.n, "n", 30, "runs per contender for stage1-ns and the store")
@@ -77,7 +79,10 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench: -n and -kvm-n must be at least 1")
 		return 2
 	}
-	for _, p := range []*string{&cfg.skiff, &cfg.images} {
+	for _, p := range []*string{&cfg.skiff, &cfg.images, &cfg.base} {
+		if *p == "" {
+			continue
+		}
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)

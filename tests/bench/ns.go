@@ -156,6 +156,18 @@ func benchNS(ctx context.Context, cfg config) error {
 			return timed(cmd)
 		}},
 	}
+	if cfg.base != "" {
+		if _, err := output(ctx, nil, cfg.base, noNet...); err != nil {
+			return err
+		}
+		cs = append(cs, contender{noNetRow + " (-base)", func() (time.Duration, error) {
+			d, err := timeCmd(ctx, nil, cfg.base, noNet...)
+			if err != nil {
+				return d, err
+			}
+			return d, p.gc(ctx, cfg)
+		}})
+	}
 	runs, err := interleave(cfg.n, cs)
 	if err != nil {
 		return err
