@@ -5,8 +5,6 @@ import (
 	"os"
 	"slices"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
@@ -34,36 +32,11 @@ func HookMain(args []string) int {
 	if len(args) == 1 && slices.Contains([]string{"poweroff", "halt", "reboot", "kexec"}, args[0]) {
 		err = QuietConsole()
 	} else {
-		err = podunit.Hook("/", args, End)
+		err = podunit.Hook("/", args, nil)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, stage+" hook:", err)
 		return 1
 	}
 	return 0
-}
-
-// End ends the pod once every app has ended and its status is written, as
-// systemd-poweroff.service with its poweroff-immediate drop-in did after
-// the poweroff's unit stops: it waits until journald has written
-// everything logged so far, quiets the console, syncs (the journal is
-// mmap'd over 9p: its pages reach the host only when written back) and
-// powers the guest off. That skips the poweroff's transaction, its units'
-// stops and a process, all slow under TCG (docs/benchmarks.md).
-// When journald has not drained within podunit.QuickDrain (a loud app
-// under emulation) or the power-off is refused, the hook asks systemd for
-// the poweroff, which waits longer for journald.
-func End() error {
-	if err := podunit.SyncJournal("/", podunit.QuickDrain); err != nil {
-		// Not an error: the poweroff syncs again. (The hook's output
-		// would land among the app's lines, in its journal.)
-		return podunit.Poweroff()
-	}
-	QuietConsole()
-	unix.Sync()
-	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
-		fmt.Fprintln(os.Stderr, stage+" hook: power off:", err)
-		return podunit.Poweroff()
-	}
-	return nil // not reached
 }
