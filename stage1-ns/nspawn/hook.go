@@ -26,7 +26,7 @@ func HookMain(args []string) int {
 // everything in it at once; nspawn reads its init's end as a poweroff.
 // systemd's own poweroff would stop the pod's units one by one, sync the
 // journal from a service, exec systemd-shutdown and signal what is left:
-// 100-250 ms more (docs/benchmarks.md). When journald has not drained
+// more CPU work (docs/benchmarks.md). When journald has not drained
 // within podunit.QuickDrain (a loud app; the hook runs under the app
 // unit's stop timeout), or the reboot is refused, the hook asks systemd
 // for that poweroff instead, which waits longer for journald.
