@@ -37,7 +37,7 @@ unit: ## run the unit tests (no root needed)
 	$(GO) test ./...
 
 e2e: build testhost deb ## run the end-to-end suite against real pods (as root)
-	$(GO) test -tags e2e -p 1 -count=1 -timeout 40m ./tests/... $(E2E_FLAGS)
+	$(GO) test -tags e2e -p 1 -count=1 -timeout 60m ./tests/... $(E2E_FLAGS)
 
 cri-tools: ## build crictl, critest, containerd and runc from the module proxy into /var/cache/skiff-test/bin (each once; as root)
 	@bash tests/cri/tools.sh
@@ -47,7 +47,7 @@ cri-test-tools: ## build crictl and critest only (what make test needs; each onc
 
 test: deps build testhost deb cri-test-tools ## everything a release needs: deps, build, the systemd test host, unit and end-to-end tests (as root)
 	$(GO) vet ./...
-	$(GO) test -tags e2e -p 1 -count=1 -timeout 50m ./... $(E2E_FLAGS)
+	$(GO) test -tags e2e -p 1 -count=1 -timeout 70m ./... $(E2E_FLAGS)
 
 test-kubelet: deps build cri-tools ## a standalone kubelet v1.37.2 (built once, ~6 min) running static pods on containerd and skiff cri (as root)
 	@bash tests/cri/tools.sh kubelet

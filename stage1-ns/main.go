@@ -14,5 +14,6 @@ import (
 )
 
 func main() {
-	os.Exit(stage1kit.Main(stage1kit.Stage1{Name: "stage1-ns", Isolator: nspawn.Isolator{}}, os.Args))
+	os.Exit(stage1kit.Main(stage1kit.Stage1{Name: "stage1-ns", Isolator: nspawn.Isolator{},
+		Entrypoints: map[string]func([]string) int{"hook": nspawn.HookMain}}, os.Args))
 }

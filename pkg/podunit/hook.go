@@ -22,16 +22,24 @@ import (
 // glibc's SIGRTMIN of 34 that systemd uses.
 const SigPoweroff = syscall.Signal(34 + 4)
 
+// Poweroff asks the pod's systemd (PID 1 where the hook runs) for a clean
+// poweroff.
+func Poweroff() error { return unix.Kill(1, SigPoweroff) }
+
 // Hook runs one of the hooks the pod's units call inside the container;
-// root is "/" there (tests pass a directory).
-func Hook(root string, args []string) error {
+// root is "/" there (tests pass a directory). end is what app-exited does
+// once every app has ended (see AppExited); nil means Poweroff.
+func Hook(root string, args []string, end func() error) error {
+	if end == nil {
+		end = Poweroff
+	}
 	switch {
 	case len(args) == 3 && args[0] == "app-exited":
 		n, err := strconv.Atoi(args[2])
 		if err != nil {
 			return fmt.Errorf("hook app-exited: %w: app count %q", ErrUsage, args[2])
 		}
-		return AppExited(root, args[1], n, os.Getenv, func() error { return unix.Kill(1, SigPoweroff) })
+		return AppExited(root, args[1], n, os.Getenv, Poweroff, end)
 	case len(args) == 1 && args[0] == "app-started":
 		pid, err := strconv.Atoi(os.Getenv("MAINPID"))
 		if err != nil {
@@ -50,7 +58,7 @@ func Hook(root string, args []string) error {
 	case len(args) == 1 && args[0] == "journal":
 		return touch(filepath.Join(root, JournalFlushed))
 	case len(args) == 1 && args[0] == "journal-sync":
-		return syncJournal(filepath.Join(root, journalVarlink))
+		return SyncJournal(root, JournalDrain)
 	}
 	return fmt.Errorf("hook %q: %w", args, ErrUsage)
 }
@@ -58,20 +66,40 @@ func Hook(root string, args []string) error {
 // journalVarlink is journald's varlink socket.
 const journalVarlink = "/run/systemd/journal/io.systemd.journal"
 
-// syncJournal waits, as journalctl --sync does, until journald has
-// processed everything logged so far, console forwarding included. The
-// poweroff runs it once the apps have stopped: what journald still had
-// queued would be lost, and with it the end of what run prints (a VM's
-// console under emulation lags far behind a loud app: 50 000 lines took
-// over a minute to drain under TCG, so the wait is up to 4 minutes, and
-// systemd-poweroff.service powers off when it fails too).
-func syncJournal(socket string) error {
-	conn, err := net.Dial("unix", socket)
+// JournalDrain is how long the poweroff waits for journald to drain
+// (SyncJournal); systemd-poweroff.service's TimeoutStartSec= is longer.
+const JournalDrain = 4 * time.Minute
+
+// QuickDrain is how long a hook that ends the pod itself waits for
+// journald (an app unit's ExecStopPost= has TimeoutStopSec=, 10 s): a
+// journal that is not synced by then is left to the poweroff.
+const QuickDrain = 5 * time.Second
+
+// SyncJournal waits, as journalctl --sync does, until journald has
+// processed everything logged so far, console forwarding included, or
+// until timeout has passed. The hook that ends the pod, or the poweroff,
+// runs it once the apps have stopped: what journald still had queued would
+// be lost, and with it the end of what run prints (a VM's console under
+// emulation lags far behind a loud app: 50 000 lines took over a minute to
+// drain under TCG, so the poweroff waits up to JournalDrain, and
+// systemd-poweroff.service powers off when it fails too). An app can end
+// before journald has started (socket activation holds its lines until
+// then): the wait includes journald's start. root is "/" in the pod.
+func SyncJournal(root string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var conn net.Conn
+	var err error
+	for ; ; time.Sleep(2 * time.Millisecond) {
+		conn, err = net.Dial("unix", filepath.Join(root, journalVarlink))
+		if err == nil || !(errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED)) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(4 * time.Minute))
+	conn.SetDeadline(deadline)
 	if _, err := conn.Write([]byte(`{"method":"io.systemd.Journal.Synchronize","parameters":{}}` + "\x00")); err != nil {
 		return err
 	}
@@ -95,11 +123,14 @@ func Launching(root string, pid int) bool {
 
 // AppExited records app's exit status from the environment systemd gives
 // ExecStopPost= (EXIT_CODE, EXIT_STATUS, SERVICE_RESULT), remembers the
-// first app that failed, and powers the pod off when an app failed or
-// every one of the napps apps has ended. napps 0 is an app of an app
-// sandbox (SandboxUnit): its status is recorded and nothing else, the
-// sandbox lives until it is stopped (docs/app-sandbox.md).
-func AppExited(root, app string, napps int, getenv func(string) string, poweroff func() error) error {
+// first app that failed, and ends the pod: with end once every one of the
+// napps apps has ended (their statuses are written by then: a stage1 may
+// end the pod at once), with poweroff when an app failed while others
+// still run (systemd stops them cleanly, and their hooks record them).
+// napps 0 is an app of an app sandbox (SandboxUnit): its status is
+// recorded and nothing else, the sandbox lives until it is stopped
+// (docs/app-sandbox.md).
+func AppExited(root, app string, napps int, getenv func(string) string, poweroff, end func() error) error {
 	st := appStatus(getenv("EXIT_CODE"), getenv("EXIT_STATUS"))
 	_, err := os.Stat(filepath.Join(root, StoppingFile))
 	stopping := err == nil
@@ -154,10 +185,14 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 			ended++
 		}
 	}
-	if failed || ended >= napps {
-		if err := poweroff(); err != nil {
-			return fmt.Errorf("power off pod: %w", err)
-		}
+	switch {
+	case ended >= napps:
+		err = end()
+	case failed:
+		err = poweroff()
+	}
+	if err != nil {
+		return fmt.Errorf("power off pod: %w", err)
 	}
 	return nil
 }

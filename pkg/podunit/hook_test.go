@@ -1,12 +1,15 @@
 package podunit
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,23 +42,23 @@ func TestAppExited(t *testing.T) {
 		napps     int  // 0: an app sandbox's apps (SandboxUnit)
 		stopping  bool // a clean stop was requested
 		exits     []exit
-		poweroffs int
+		ends      string // how the hooks ended the pod, in order: p (poweroff), e (end)
 		failed    string
 		podStatus int
 		statuses  map[string]string // recorded per app, where checked
 	}{
-		{"SIGTERM while starting, stop requested", 2, true, []exit{{"a", "killed", "TERM", "signal"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
-		{"SIGTERM while starting, no stop requested", 2, false, []exit{{"a", "killed", "TERM", "signal"}}, 1, "a", 143, nil},
-		{"all succeed", 2, false, []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
-		{"first failure wins", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, 2, "a", 3, nil},
-		{"stopped by SIGTERM", 2, false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, nil},
-		{"killed", 2, false, []exit{{"a", "killed", "KILL", "signal"}}, 1, "a", 137, map[string]string{"a": "137"}},
-		{"sibling stopped for a failure", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "TERM", "success"}}, 2, "a", 3, map[string]string{"a": "3", "b": "0"}},
-		{"stopped on request", 2, true, []exit{{"a", "killed", "TERM", "success"}, {"b", "killed", "TERM", "success"}}, 1, "", 0, map[string]string{"a": "0", "b": "0"}},
-		{"killed by KILL after a failure", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "KILL", "signal"}}, 2, "a", 3, map[string]string{"b": "137"}},
-		{"sandbox: a failure neither fails nor ends the pod", 0, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "0", "success"}}, 0, "", 0, map[string]string{"a": "3", "b": "0"}},
-		{"sandbox: app stopped by SIGTERM", 0, false, []exit{{"a", "killed", "TERM", "success"}}, 0, "", 0, map[string]string{"a": "143"}},
-		{"SIGTERM on its own", 2, false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, 1, "", 0, map[string]string{"a": "143"}},
+		{"SIGTERM while starting, stop requested", 2, true, []exit{{"a", "killed", "TERM", "signal"}, {"b", "exited", "0", "success"}}, "e", "", 0, nil},
+		{"SIGTERM while starting, no stop requested", 2, false, []exit{{"a", "killed", "TERM", "signal"}}, "p", "a", 143, nil},
+		{"all succeed", 2, false, []exit{{"a", "exited", "0", "success"}, {"b", "exited", "0", "success"}}, "e", "", 0, nil},
+		{"first failure wins", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "5", "exit-code"}}, "pe", "a", 3, nil},
+		{"stopped by SIGTERM", 2, false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, "e", "", 0, nil},
+		{"killed", 2, false, []exit{{"a", "killed", "KILL", "signal"}}, "p", "a", 137, map[string]string{"a": "137"}},
+		{"sibling stopped for a failure", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "TERM", "success"}}, "pe", "a", 3, map[string]string{"a": "3", "b": "0"}},
+		{"stopped on request", 2, true, []exit{{"a", "killed", "TERM", "success"}, {"b", "killed", "TERM", "success"}}, "e", "", 0, map[string]string{"a": "0", "b": "0"}},
+		{"killed by KILL after a failure", 2, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "killed", "KILL", "signal"}}, "pe", "a", 3, map[string]string{"b": "137"}},
+		{"sandbox: a failure neither fails nor ends the pod", 0, false, []exit{{"a", "exited", "3", "exit-code"}, {"b", "exited", "0", "success"}}, "", "", 0, map[string]string{"a": "3", "b": "0"}},
+		{"sandbox: app stopped by SIGTERM", 0, false, []exit{{"a", "killed", "TERM", "success"}}, "", "", 0, map[string]string{"a": "143"}},
+		{"SIGTERM on its own", 2, false, []exit{{"a", "killed", "TERM", "success"}, {"b", "exited", "0", "success"}}, "e", "", 0, map[string]string{"a": "143"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,17 +69,17 @@ func TestAppExited(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			poweroffs := 0
+			ends := ""
 			for _, e := range tt.exits {
 				env := map[string]string{"EXIT_CODE": e.code, "EXIT_STATUS": e.status, "SERVICE_RESULT": e.result}
 				err := AppExited(root, e.app, tt.napps, func(k string) string { return env[k] },
-					func() error { poweroffs++; return nil })
+					func() error { ends += "p"; return nil }, func() error { ends += "e"; return nil })
 				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			if poweroffs != tt.poweroffs {
-				t.Errorf("poweroffs = %d, want %d", poweroffs, tt.poweroffs)
+			if ends != tt.ends {
+				t.Errorf("ends = %q, want %q", ends, tt.ends)
 			}
 			b, _ := os.ReadFile(filepath.Join(root, FailedFile))
 			if string(b) != tt.failed {
@@ -123,7 +126,7 @@ func TestAppStarted(t *testing.T) {
 	defer func() { launcher.Process.Kill(); launcher.Wait() }()
 	t.Setenv("MAINPID", strconv.Itoa(launcher.Process.Pid))
 	start := time.Now()
-	if err := Hook(root, []string{"app-started"}); err != nil {
+	if err := Hook(root, []string{"app-started"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < setup/2 {
@@ -136,7 +139,7 @@ func TestAppStarted(t *testing.T) {
 	launcher.Process.Kill()
 	launcher.Wait()
 	done := make(chan error, 1)
-	go func() { done <- Hook(root, []string{"app-started"}) }()
+	go func() { done <- Hook(root, []string{"app-started"}, nil) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -146,7 +149,7 @@ func TestAppStarted(t *testing.T) {
 		t.Fatal("app-started waits for a process that is gone")
 	}
 	t.Setenv("MAINPID", "")
-	if err := Hook(root, []string{"app-started"}); !errors.Is(err, ErrUsage) {
+	if err := Hook(root, []string{"app-started"}, nil); !errors.Is(err, ErrUsage) {
 		t.Errorf("app-started without MAINPID: %v, want a usage error", err)
 	}
 }
@@ -181,4 +184,77 @@ func TestPodExit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSyncJournal checks that the sync waits for journald's socket when
+// the last app ended before journald started, and returns once journald
+// answered the Synchronize call; a path that cannot become the socket is
+// an error at once.
+func TestSyncJournal(t *testing.T) {
+	t.Run("journald starts late", func(t *testing.T) {
+		root := t.TempDir()
+		sock := filepath.Join(root, journalVarlink)
+		if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			l, err := net.Listen("unix", sock)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			defer l.Close()
+			c, err := l.Accept()
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			defer c.Close()
+			req, _ := bufio.NewReader(c).ReadBytes(0)
+			c.Write([]byte("{}\x00"))
+			got <- string(req)
+		}()
+		if err := SyncJournal(root, 10*time.Second); err != nil {
+			t.Fatalf("SyncJournal: %v", err)
+		}
+		if req := <-got; !strings.Contains(req, "io.systemd.Journal.Synchronize") {
+			t.Errorf("journald got %q, want a Synchronize call", req)
+		}
+	})
+	t.Run("journald never answers", func(t *testing.T) {
+		root := t.TempDir()
+		sock := filepath.Join(root, journalVarlink)
+		os.MkdirAll(filepath.Dir(sock), 0o755)
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		start := time.Now()
+		if err := SyncJournal(root, 200*time.Millisecond); err == nil {
+			t.Error("SyncJournal with a silent journald succeeded")
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("SyncJournal with a 200 ms timeout took %v", d)
+		}
+	})
+	t.Run("no journal directory", func(t *testing.T) {
+		root := t.TempDir()
+		// A file where journald's runtime directory belongs: not a wait, an error.
+		dir := filepath.Dir(filepath.Join(root, journalVarlink))
+		os.MkdirAll(filepath.Dir(dir), 0o755)
+		os.WriteFile(dir, nil, 0o644)
+		done := make(chan error, 1)
+		go func() { done <- SyncJournal(root, time.Minute) }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("SyncJournal without a journal directory succeeded")
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("SyncJournal without a journal directory still waits after 5 s")
+		}
+	})
 }

@@ -177,7 +177,7 @@ func (s Stage1) app(ep string, argv []string) int {
 
 // hook runs inside the pod, called by its systemd units.
 func (s Stage1) hook(argv []string) int {
-	if err := podunit.Hook("/", argv); err != nil {
+	if err := podunit.Hook("/", argv, nil); err != nil {
 		fmt.Fprintln(os.Stderr, s.Name+" hook:", err)
 		return 1
 	}

@@ -32,7 +32,7 @@ func HookMain(args []string) int {
 	if len(args) == 1 && slices.Contains([]string{"poweroff", "halt", "reboot", "kexec"}, args[0]) {
 		err = QuietConsole()
 	} else {
-		err = podunit.Hook("/", args)
+		err = podunit.Hook("/", args, nil)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, stage+" hook:", err)

@@ -231,6 +231,29 @@ func TestRunOneApp(t *testing.T) {
 	}
 }
 
+// TestJournalKeepsLastLines checks that a pod whose app logs and exits at
+// once, before journald may have started, ends only once journald has
+// written every line: the hook ends the pod by reboot(2), which would kill
+// a journald still reading the app's output.
+func TestJournalKeepsLastLines(t *testing.T) {
+	requirePods(t)
+	for i := range 3 {
+		p := newPod(t, testApp{name: "quick", script: "seq 1 500 | sed 's/^/line-/'"})
+		if st, _ := p.run(t); st != 0 {
+			t.Fatalf("pod %d: run exit status = %d, want 0", i, st)
+		}
+		jdir := filepath.Join(p.dir, pod.Stage1Rootfs, "var/log/journal", pod.MachineID(p.uuid))
+		j, err := exec.Command("journalctl", "--directory="+jdir, "-o", "cat", "SYSLOG_IDENTIFIER=quick").Output()
+		if err != nil {
+			t.Fatalf("pod %d: journalctl --directory=%s: %v", i, jdir, err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(j)), "\n")
+		if len(lines) != 500 || lines[499] != "line-500" {
+			t.Errorf("pod %d: journal has %d lines ending %q, want 500 ending line-500", i, len(lines), lines[len(lines)-1])
+		}
+	}
+}
+
 func TestRunThreeAppsOneFails(t *testing.T) {
 	requirePods(t)
 	p := newPod(t,

@@ -102,7 +102,7 @@ func iperf(ctx context.Context, cfg config, p pods) error {
 	if err := writeACI(ctx, dir, aciFile, "skiff.local/bench-iperf3"); err != nil {
 		return err
 	}
-	if err := podmanImport(ctx, root); err != nil {
+	if err := podmanImport(ctx, root, podmanImage); err != nil {
 		return err
 	}
 	defer output(context.Background(), nil, "podman", "rmi", "-f", podmanImage)
@@ -274,9 +274,9 @@ func writeACI(ctx context.Context, dir, file, name string) error {
 	return err
 }
 
-// podmanImport imports root as podmanImage.
-func podmanImport(ctx context.Context, root string) error {
-	cmd, cancel := command(ctx, nil, "sh", "-c", `tar -C "$1" -c . | podman import - "$2"`, "sh", root, podmanImage)
+// podmanImport imports root as image into podman's default storage.
+func podmanImport(ctx context.Context, root, image string) error {
+	cmd, cancel := command(ctx, nil, "sh", "-c", `tar -C "$1" -c . | podman import - "$2"`, "sh", root, image)
 	defer cancel()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("podman import: %w: %s", err, tail(string(out)))

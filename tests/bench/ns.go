@@ -49,19 +49,33 @@ func (p pods) gc(ctx context.Context, cfg config) error {
 }
 
 func benchNS(ctx context.Context, cfg config) error {
-	if err := needTools(map[string]string{"systemd-nspawn": "systemd-container", "crun": "crun", "runc": "runc", "strace": "strace"}); err != nil {
+	if err := needTools(map[string]string{"systemd-nspawn": "systemd-container", "crun": "crun", "runc": "runc", "strace": "strace", "podman": "podman"}); err != nil {
 		return err
 	}
 	p, err := setupPods(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	// Issue 16's rows: no network for skiff nor podman (the network's
+	// cost is the net section's row), podman with runc and the rootfs
+	// skiff runs, imported.
+	if err := podmanImport(ctx, p.rootfs, podmanBusybox); err != nil {
+		return err
+	}
+	defer output(context.Background(), nil, "podman", "rmi", "-f", podmanBusybox)
+	podmanRun := append(append([]string{"run", "--rm"}, podmanFlags...), "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
+		"--network=none", podmanBusybox, "/bin/true")
+	noNet := p.skiff("run", "--net=none", filepath.Join(cfg.images, "busybox.aci"), "--exec=/bin/true")
 	skiffRun := p.skiff("run", filepath.Join(cfg.images, "busybox.aci"), "--exec=/bin/true")
 	hostNet := p.skiff("run", "--net=host", filepath.Join(cfg.images, "busybox.aci"), "--exec=/bin/true")
 	byName := p.skiff("run", "skiff.local/busybox", "--exec=/bin/true")
 	privateUsers := p.skiff("run", "--private-users", filepath.Join(cfg.images, "busybox.aci"), "--exec=/bin/true")
-	// Warm-up: imports and renders the stage1 image.
+	// Warm-up: imports and renders the stage1 image; podman's first run
+	// sets up its storage.
 	if _, err := output(ctx, nil, cfg.skiff, skiffRun...); err != nil {
+		return err
+	}
+	if _, err := output(ctx, nil, "podman", podmanRun...); err != nil {
 		return err
 	}
 	bundles := map[string]string{}
@@ -86,8 +100,15 @@ func benchNS(ctx context.Context, cfg config) error {
 		}
 	}
 	cs := []contender{
+		{noNetRow, func() (time.Duration, error) {
+			d, err := timeCmd(ctx, nil, cfg.skiff, noNet...)
+			if err != nil {
+				return d, err
+			}
+			return d, p.gc(ctx, cfg)
+		}},
 		// The default network's setup is in the time; its teardown (gc) is not.
-		{"skiff run (stage1-ns, --net=default)", func() (time.Duration, error) {
+		{defaultRow, func() (time.Duration, error) {
 			d, err := timeCmd(ctx, nil, cfg.skiff, skiffRun...)
 			if err != nil {
 				return d, err
@@ -121,6 +142,8 @@ func benchNS(ctx context.Context, cfg config) error {
 		{"systemd-nspawn", func() (time.Duration, error) {
 			return timeCmd(ctx, nil, "systemd-nspawn", "--register=no", "--keep-unit", "-q", "-D", p.rootfs, "/bin/true")
 		}},
+		// --rm: the container's removal is in podman's time.
+		{podmanRow, func() (time.Duration, error) { return timeCmd(ctx, nil, "podman", podmanRun...) }},
 		{"crun run", oci("crun")},
 		{"runc run", oci("runc")},
 		{"unshare+chroot (floor)", func() (time.Duration, error) {
@@ -133,6 +156,18 @@ func benchNS(ctx context.Context, cfg config) error {
 			return timed(cmd)
 		}},
 	}
+	if cfg.base != "" {
+		if _, err := output(ctx, nil, cfg.base, noNet...); err != nil {
+			return err
+		}
+		cs = append(cs, contender{noNetRow + " (-base)", func() (time.Duration, error) {
+			d, err := timeCmd(ctx, nil, cfg.base, noNet...)
+			if err != nil {
+				return d, err
+			}
+			return d, p.gc(ctx, cfg)
+		}})
+	}
 	runs, err := interleave(cfg.n, cs)
 	if err != nil {
 		return err
@@ -140,21 +175,19 @@ func benchNS(ctx context.Context, cfg config) error {
 	// The reference is bare nspawn, wherever rows were added above it.
 	ref := slices.IndexFunc(cs, func(c contender) bool { return c.name == "systemd-nspawn" })
 	sums := printTable(os.Stdout, "stage1-ns: /bin/true in busybox", cs, runs, ref)
-	r := ratio(sums[0].median, sums[ref].median)
-	verdict := "MET"
-	if r > 3 {
-		verdict = "NOT MET"
-	}
-	fmt.Printf("target skiff run ≤ 3× bare systemd-nspawn: %s (%.2f×)\n", verdict, r)
+	pm := slices.IndexFunc(cs, func(c contender) bool { return c.name == podmanRow })
+	target(os.Stdout, "skiff run --net=none ≤ 2.0× bare systemd-nspawn", ratio(sums[0].median, sums[ref].median), 2.0)
+	target(os.Stdout, "skiff run --net=none ≤ 0.5× podman run --rm --network=none", ratio(sums[0].median, sums[pm].median), 0.5)
+	def := slices.IndexFunc(cs, func(c contender) bool { return c.name == defaultRow })
 	pu := slices.IndexFunc(cs, func(c contender) bool { return c.name == privateUsersRow })
-	extra := sums[pu].median - sums[0].median
-	verdict = "MET"
+	extra := sums[pu].median - sums[def].median
+	verdict := "MET"
 	if extra > privateUsersTarget {
 		verdict = "NOT MET"
 	}
 	fmt.Printf("target skiff run --private-users ≤ skiff run + %s: %s (%+.1f ms)\n", ms(privateUsersTarget), verdict, float64(extra)/1e6)
 
-	evs, err := traceRun(ctx, p.dir, nil, cfg.skiff, skiffRun...)
+	evs, err := traceRun(ctx, p.dir, nil, cfg.skiff, noNet...)
 	if err != nil {
 		return err
 	}
@@ -163,6 +196,10 @@ func benchNS(ctx context.Context, cfg config) error {
 }
 
 const (
+	noNetRow           = "skiff run --net=none"
+	defaultRow         = "skiff run (stage1-ns, --net=default)"
+	podmanRow          = "podman run --rm --network=none (runc)"
+	podmanBusybox      = "localhost/skiff-bench-busybox"
 	privateUsersRow    = "skiff run --private-users"
 	privateUsersTarget = 10 * time.Millisecond
 )
