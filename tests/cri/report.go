@@ -19,6 +19,9 @@ type Report struct {
 	// Failures names each failed spec (or suite node) with the first line
 	// of its failure message.
 	Failures []string
+	// FailedNames names each failed spec or suite node alone, in the order
+	// of Failures; PassedNames each passed spec.
+	FailedNames, PassedNames []string
 }
 
 func (r Report) String() string {
@@ -56,6 +59,7 @@ func ParseJUnit(r io.Reader) (Report, error) {
 			case c.Status == "passed":
 				if spec {
 					rep.Passed++
+					rep.PassedNames = append(rep.PassedNames, strings.TrimPrefix(c.Name, "[It] "))
 				}
 			case c.Status == "skipped" || c.Status == "pending":
 				if spec {
@@ -69,7 +73,9 @@ func ParseJUnit(r io.Reader) (Report, error) {
 				if c.Failure != nil && c.Failure.Message != "" {
 					msg, _, _ = strings.Cut(strings.TrimSpace(c.Failure.Message), "\n")
 				}
-				rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %s", strings.TrimPrefix(c.Name, "[It] "), msg))
+				name := strings.TrimPrefix(c.Name, "[It] ")
+				rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %s", name, msg))
+				rep.FailedNames = append(rep.FailedNames, name)
 			}
 		}
 	}

@@ -24,14 +24,17 @@ func TestParseJUnit(t *testing.T) {
 		want: Report{Passed: 1, Failed: 2, Skipped: 2, Failures: []string{
 			"[sig-node] Container runtime should support removing container [Conformance]: Timed out after 60s.",
 			"[sig-node] Streaming runtime should support exec: timedout",
-		}},
+		}, FailedNames: []string{
+			"[sig-node] Container runtime should support removing container [Conformance]",
+			"[sig-node] Streaming runtime should support exec",
+		}, PassedNames: []string{"[sig-node] Runtime info runtime should support returning runtime info [Conformance]"}},
 	}, {
 		name: "suite node failed",
 		xml: `<testsuites><testsuite>
 <testcase name="[BeforeSuite]" status="failed"><failure message="connect: no such file"></failure></testcase>
 <testcase name="[It] a" status="skipped"></testcase>
 </testsuite></testsuites>`,
-		want: Report{Skipped: 1, Failures: []string{"[BeforeSuite]: connect: no such file"}},
+		want: Report{Skipped: 1, Failures: []string{"[BeforeSuite]: connect: no such file"}, FailedNames: []string{"[BeforeSuite]"}},
 	}, {
 		name: "empty",
 		xml:  `<testsuites></testsuites>`,
