@@ -68,7 +68,7 @@ func runCritest(t *testing.T, endpoint, handler, focus string) cri.Report {
 	args := []string{
 		"--runtime-endpoint=" + endpoint, "--image-endpoint=" + endpoint,
 		"--ginkgo.skip=" + cri.Skip, "--ginkgo.junit-report=" + report,
-		"--ginkgo.no-color", "--ginkgo.timeout=50m",
+		"--ginkgo.no-color", "--ginkgo.timeout=50m", "--ginkgo.flake-attempts=2",
 	}
 	if handler != "" {
 		args = append(args, "--runtime-handler="+handler)
