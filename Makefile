@@ -36,22 +36,22 @@ completion: skiff ## write the bash, zsh and fish completion scripts to bin/comp
 unit: ## run the unit tests (no root needed)
 	$(GO) test ./...
 
-e2e: build testhost deb ## run the end-to-end suite against real pods (as root)
-	$(GO) test -tags e2e -p 1 -count=1 -timeout 60m ./tests/... $(E2E_FLAGS)
+e2e: build testhost deb cri-test-tools ## run the end-to-end suite against real pods (as root)
+	SKIFF_KUBELET=1 $(GO) test -tags e2e -p 1 -count=1 -timeout 60m ./tests/... $(E2E_FLAGS)
 
 cri-tools: ## build crictl, critest, containerd and runc from the module proxy into /var/cache/skiff-test/bin (each once; as root)
 	@bash tests/cri/tools.sh
 
-cri-test-tools: ## build crictl and critest only (what make test needs; each once; as root)
+cri-test-tools: ## build crictl, critest and the kubelet (what make test needs; each once; as root)
 	@bash tests/cri/tools.sh test
+	@bash tests/cri/tools.sh kubelet
 
 test: deps build testhost deb cri-test-tools ## everything a release needs: deps, build, the systemd test host, unit and end-to-end tests (as root)
 	$(GO) vet ./...
-	$(GO) test -tags e2e -p 1 -count=1 -timeout 70m ./... $(E2E_FLAGS)
+	SKIFF_KUBELET=1 $(GO) test -tags e2e -p 1 -count=1 -timeout 70m ./... $(E2E_FLAGS)
 
-test-kubelet: deps build cri-tools ## a standalone kubelet v1.37.2 (built once, ~6 min) running static pods on containerd and skiff cri (as root)
-	@bash tests/cri/tools.sh kubelet
-	SKIFF_KUBELET=1 $(GO) test -tags e2e -p 1 -count=1 -timeout 30m -run 'TestKubelet' ./tests/ $(E2E_FLAGS)
+test-kubelet: deps build cri-tools cri-test-tools ## the kubelet checks alone, on containerd (the reference) and skiff cri (as root)
+	SKIFF_KUBELET=1 SKIFF_CRI_REFERENCE=1 $(GO) test -tags e2e -p 1 -count=1 -timeout 30m -run 'TestKubelet' ./tests/ $(E2E_FLAGS)
 
 bench: deps build cri-tools ## benchmarks: skiff vs bare systemd-nspawn, crun, qemu, side by side (as root)
 	$(GO) run ./tests/bench
