@@ -113,6 +113,14 @@ func (s *criServer) kill() {
 	s.cmd.Wait()
 }
 
+// statValue reads a CRI stats value as crictl prints it ({"value": "N"}).
+func statValue(v any) uint64 {
+	m, _ := v.(map[string]any)
+	var n uint64
+	fmt.Sscan(fmt.Sprint(m["value"]), &n)
+	return n
+}
+
 // regexpCRILine is a full line of the CRI log format.
 var regexpCRILine = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) stdout F hello from web$`)
 
@@ -260,6 +268,23 @@ func TestCRINS(t *testing.T) {
 	}
 	if out, errs, ok := srv.crictl("exec", "-s", ctr, "sh", "-c", "echo x > /etc/greeting"); ok {
 		t.Errorf("read-only file mount was written: %s %s", out, errs)
+	}
+	// Stats: the app unit's CPU time and memory, the writable layer (the
+	// app's overlay upper dir, which holds /www/index.html); the sandbox's
+	// stats list the container.
+	var cs struct {
+		Stats []map[string]map[string]any `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(srv.must("stats", "-o", "json", ctr)), &cs); err != nil || len(cs.Stats) != 1 {
+		t.Fatalf("stats: %v %+v", err, cs)
+	}
+	for _, f := range []struct{ group, value string }{{"cpu", "usageCoreNanoSeconds"}, {"memory", "workingSetBytes"}, {"writableLayer", "usedBytes"}} {
+		if v := statValue(cs.Stats[0][f.group][f.value]); v == 0 {
+			t.Errorf("stats %s.%s = 0, want some: %+v", f.group, f.value, cs.Stats[0])
+		}
+	}
+	if out := srv.must("statsp", "-o", "json", sb); !strings.Contains(out, ctr) || !strings.Contains(out, "usageCoreNanoSeconds") {
+		t.Errorf("statsp: want the container %s and the pod's CPU:\n%s", ctr, out)
 	}
 	// pid: POD (crictl's default) shares the pod's PID namespace, whose
 	// PID 1 is the pod's systemd; pid: CONTAINER (the kubelet's default)
