@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // crictlPath is where the suite keeps crictl v1.37.0, built once from the
@@ -105,6 +112,17 @@ func (s *criServer) fails(code string, args ...string) string {
 		s.t.Errorf("crictl %s: ok=%t, want code %s:\n%s\n%s", strings.Join(args, " "), ok, code, out, errs)
 	}
 	return errs
+}
+
+// client is a CRI runtime client on the server's socket, as critest's.
+func (s *criServer) client() runtimeapi.RuntimeServiceClient {
+	s.t.Helper()
+	conn, err := grpc.NewClient("unix://"+s.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { conn.Close() })
+	return runtimeapi.NewRuntimeServiceClient(conn)
 }
 
 // kill kills the server with SIGKILL, as a crash would.
@@ -257,6 +275,15 @@ func TestCRINS(t *testing.T) {
 	srv.fails("DeadlineExceeded", "exec", "-s", "--timeout=1", ctr, "sleep", "60")
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("exec -s --timeout=1 took %s", d)
+	}
+	// ... and the command is gone once it answers: critest's check, a
+	// pgrep right after, through the CRI client as critest calls it.
+	cl := srv.client()
+	if _, err := cl.ExecSync(context.Background(), &runtimeapi.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"sleep", "4321"}, Timeout: 1}); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("ExecSync past its timeout: %v, want DeadlineExceeded", err)
+	}
+	if r, err := cl.ExecSync(context.Background(), &runtimeapi.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"sh", "-c", "pgrep sleep || true"}, Timeout: 30}); err != nil || len(bytes.TrimSpace(r.Stdout)) != 0 {
+		t.Errorf("the timed-out command is still in the container: %v, pgrep: %q", err, r.GetStdout())
 	}
 	// Host mounts: a directory, written through; a file, read-only.
 	if out := srv.must("exec", "-s", ctr, "cat", "/etc/greeting"); out != "hi from the host" {

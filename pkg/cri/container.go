@@ -467,6 +467,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	c.Stdout, c.Stderr = &stdout, &stderr
 	err = c.Run()
 	if ctx.Err() == context.DeadlineExceeded {
+		// Answer once the command is gone from the pod, not just killed.
+		if !waitGroupGone(c.Process.Pid, 5*time.Second) {
+			s.Log.Warn("exec sync: a timed-out command outlives its kill", "container", r.ID)
+		}
 		return nil, grpcError(fmt.Errorf("exec sync in %s: %w", r.ID, context.DeadlineExceeded))
 	}
 	code := 0
