@@ -72,6 +72,9 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 		a.User = sc.GetRunAsUsername()
 	}
 	if sc.GetRunAsGroup() != nil {
+		if a.User == "" {
+			return a, fmt.Errorf("run_as_group without run_as_user or run_as_username: %w", errInvalid)
+		}
 		a.Group = strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
 	}
 	a.ReadOnly = sc.GetReadonlyRootfs()
@@ -253,6 +256,9 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 
 func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
 	r, err := s.container(req.GetContainerId())
+	if errors.Is(err, errNoRecord) {
+		return &runtimeapi.StopContainerResponse{}, nil // stopped: the CRI's stops are idempotent
+	}
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("stop container: %w", err))
 	}

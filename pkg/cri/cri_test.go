@@ -155,6 +155,7 @@ func TestAppOf(t *testing.T) {
 			}},
 		{name: "privileged", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Privileged: true}), bad: true},
 		{name: "localhost seccomp", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/p.json"}}), bad: true},
+		{name: "group without user", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 2000}}), bad: true},
 		{name: "bad env", cfg: &runtimeapi.ContainerConfig{Envs: []*runtimeapi.KeyValue{{Key: "A=B"}}}, bad: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -263,15 +264,19 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// Removing a sandbox that does not exist succeeds, as containerd's does;
-// stopping one is NotFound.
+// Removing or stopping a sandbox or container that does not exist
+// succeeds, as containerd's does (the CRI's stops and removes are
+// idempotent: critest's Idempotence specs).
 func TestMissingSandbox(t *testing.T) {
 	s := newTestServer(t)
 	if _, err := s.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: "gone"}); err != nil {
 		t.Errorf("RemovePodSandbox of a missing sandbox: %v", err)
 	}
-	if _, err := s.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: "gone"}); status.Code(err) != codes.NotFound {
-		t.Errorf("StopPodSandbox of a missing sandbox: %v, want NotFound", err)
+	if _, err := s.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: "gone"}); err != nil {
+		t.Errorf("StopPodSandbox of a missing sandbox: %v", err)
+	}
+	if _, err := s.StopContainer(context.Background(), &runtimeapi.StopContainerRequest{ContainerId: "gone"}); err != nil {
+		t.Errorf("StopContainer of a missing container: %v", err)
 	}
 	if _, err := s.RemoveContainer(context.Background(), &runtimeapi.RemoveContainerRequest{ContainerId: "gone"}); err != nil {
 		t.Errorf("RemoveContainer of a missing container: %v", err)

@@ -261,6 +261,9 @@ func (s *Server) runFailed(uuidFile string, werr error) error {
 
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	r, err := s.sandbox(req.GetPodSandboxId())
+	if errors.Is(err, errNoRecord) {
+		return &runtimeapi.StopPodSandboxResponse{}, nil // stopped: the CRI's stops are idempotent
+	}
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("stop pod sandbox: %w", err))
 	}
