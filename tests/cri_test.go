@@ -334,12 +334,13 @@ func TestCRINS(t *testing.T) {
 	srv.must("stop", own)
 	srv.must("rm", own)
 	// A capability the pod's defaults lack (CAP_NET_ADMIN, bit 12) added
-	// to a container of a running sandbox: the container holds it.
+	// to a container of a running sandbox, the others dropped (ALL): the
+	// container holds it and nothing else.
 	capJSON := writeJSONFile(t, base, "cap.json", map[string]any{
 		"metadata": map[string]any{"name": "netadmin"},
 		"image":    map[string]any{"image": img},
 		"command":  []string{"sleep", "1000"},
-		"linux":    map[string]any{"security_context": map[string]any{"capabilities": map[string]any{"add_capabilities": []string{"NET_ADMIN"}}}},
+		"linux":    map[string]any{"security_context": map[string]any{"capabilities": map[string]any{"drop_capabilities": []string{"ALL"}, "add_capabilities": []string{"NET_ADMIN"}}}},
 		"log_path": "cap/0.log",
 	})
 	capCtr := srv.must("create", sb, capJSON, podJSON)
@@ -348,8 +349,8 @@ func TestCRINS(t *testing.T) {
 	if out := srv.must("exec", "-s", capCtr, "grep", "CapEff", "/proc/self/status"); func() bool {
 		_, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(out, "CapEff:")), "%x", &capEff)
 		return err != nil
-	}() || capEff&(1<<12) == 0 {
-		t.Errorf("added NET_ADMIN: %q, want bit 12 set", out)
+	}() || capEff != 1<<12 {
+		t.Errorf("drop ALL, add NET_ADMIN: %q, want only bit 12 set", out)
 	}
 	srv.must("stop", capCtr)
 	srv.must("rm", capCtr)

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/capability"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -79,14 +81,26 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 	}
 	a.ReadOnly = sc.GetReadonlyRootfs()
 	a.NoNewPrivs = sc.GetNoNewPrivs()
-	for _, c := range sc.GetCapabilities().GetAddCapabilities() {
-		if strings.EqualFold(c, "ALL") {
-			return a, fmt.Errorf("capabilities: add ALL: %w: name them", errInvalid)
+	add, drop := sc.GetCapabilities().GetAddCapabilities(), sc.GetCapabilities().GetDropCapabilities()
+	isAll := func(c string) bool { return strings.EqualFold(c, "ALL") }
+	switch {
+	case slices.ContainsFunc(add, isAll):
+		// Every capability the host lets skiff hold: a pod cannot hold more.
+		a.CapsRetain = heldCaps()
+	case slices.ContainsFunc(drop, isAll) && len(add) > 0:
+		// Kubernetes' usual "drop ALL, add a few": keep just those.
+		for _, c := range add {
+			a.CapsRetain = append(a.CapsRetain, capName(c))
 		}
-		a.CapsRetain = append(a.CapsRetain, capName(c))
-	}
-	for _, c := range sc.GetCapabilities().GetDropCapabilities() {
-		a.CapsRemove = append(a.CapsRemove, capName(c))
+	case slices.ContainsFunc(drop, isAll):
+		a.CapsRemove = heldCaps()
+	default:
+		for _, c := range add {
+			a.CapsRetain = append(a.CapsRetain, capName(c))
+		}
+		for _, c := range drop {
+			a.CapsRemove = append(a.CapsRemove, capName(c))
+		}
 	}
 	if len(a.CapsRetain) > 0 && len(a.CapsRemove) > 0 {
 		return a, fmt.Errorf("capabilities: both added and dropped: %w (skiff keeps or removes, docs/kubernetes.md)", errInvalid)
@@ -118,6 +132,22 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 		a.CPU = fmt.Sprintf("%dm", q*1000/p)
 	}
 	return a, checkMounts(cfg.GetMounts())
+}
+
+// heldCaps lists the capabilities in this process's bounding set, by
+// name (CAP_...): what "ALL" can mean on this host.
+func heldCaps() []string {
+	var out []string
+	caps, err := capability.NewPid2(0)
+	if err == nil {
+		err = caps.Load()
+	}
+	for _, c := range capability.ListKnown() {
+		if err != nil || caps.Get(capability.BOUNDING, c) {
+			out = append(out, capName(c.String()))
+		}
+	}
+	return out
 }
 
 func capName(c string) string {

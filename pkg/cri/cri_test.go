@@ -141,6 +141,24 @@ func TestAppOf(t *testing.T) {
 					t.Errorf("retain %q remove %q", retain, remove)
 				}
 			}},
+		{name: "add ALL: every held capability", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"ALL"}}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
+				if !slices.Contains(retain, "CAP_CHOWN") || slices.Contains(retain, "CAP_ALL") || remove != nil {
+					t.Errorf("retain %q remove %q", retain, remove)
+				}
+			}},
+		{name: "drop ALL", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"ALL"}}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
+				if retain != nil || !slices.Contains(remove, "CAP_CHOWN") || slices.Contains(remove, "CAP_ALL") {
+					t.Errorf("retain %q remove %q", retain, remove)
+				}
+			}},
+		{name: "drop ALL, add one", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"all"}, AddCapabilities: []string{"NET_BIND_SERVICE"}}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
+				if !slices.Equal(retain, []string{"CAP_NET_BIND_SERVICE"}) || remove != nil {
+					t.Errorf("retain %q remove %q", retain, remove)
+				}
+			}},
 		{name: "unconfined", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}),
 			check: func(t *testing.T, _, _, _ []string, _, _, seccomp string, _, _ bool, _, _ []string) {
 				if seccomp != "mode=retain,@appc.io/all" {
