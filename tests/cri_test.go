@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -340,7 +341,8 @@ func TestCRINS(t *testing.T) {
 		"metadata": map[string]any{"name": "netadmin"},
 		"image":    map[string]any{"image": img},
 		"command":  []string{"sleep", "1000"},
-		"linux":    map[string]any{"security_context": map[string]any{"capabilities": map[string]any{"drop_capabilities": []string{"ALL"}, "add_capabilities": []string{"NET_ADMIN"}}}},
+		"linux": map[string]any{"security_context": map[string]any{"capabilities": map[string]any{"drop_capabilities": []string{"ALL"}, "add_capabilities": []string{"NET_ADMIN"}},
+			"supplemental_groups": []int{1234}}},
 		"log_path": "cap/0.log",
 	})
 	capCtr := srv.must("create", sb, capJSON, podJSON)
@@ -351,6 +353,9 @@ func TestCRINS(t *testing.T) {
 		return err != nil
 	}() || capEff != 1<<12 {
 		t.Errorf("drop ALL, add NET_ADMIN: %q, want only bit 12 set", out)
+	}
+	if out := srv.must("exec", "-s", capCtr, "id", "-G"); !slices.Contains(strings.Fields(out), "1234") {
+		t.Errorf("supplemental group 1234: id -G %q", out)
 	}
 	srv.must("stop", capCtr)
 	srv.must("rm", capCtr)

@@ -79,6 +79,9 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 		}
 		a.Group = strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
 	}
+	for _, g := range sc.GetSupplementalGroups() {
+		a.SupplementaryGIDs = append(a.SupplementaryGIDs, int(g))
+	}
 	a.ReadOnly = sc.GetReadonlyRootfs()
 	a.NoNewPrivs = sc.GetNoNewPrivs()
 	add, drop := sc.GetCapabilities().GetAddCapabilities(), sc.GetCapabilities().GetDropCapabilities()

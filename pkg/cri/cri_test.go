@@ -306,3 +306,12 @@ func TestMissingSandbox(t *testing.T) {
 		t.Errorf("CreateContainer in a missing sandbox: %v, want NotFound", err)
 	}
 }
+
+// Supplemental groups reach the app (appc's supplementaryGIDs).
+func TestSupplementalGroups(t *testing.T) {
+	a, err := appOf(&runtimeapi.ContainerConfig{Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		RunAsUser: &runtimeapi.Int64Value{Value: 1000}, SupplementalGroups: []int64{1234, 5678}}}})
+	if err != nil || !slices.Equal(a.SupplementaryGIDs, []int{1234, 5678}) {
+		t.Errorf("appOf: %v, supplementary %v; want [1234 5678]", err, a.SupplementaryGIDs)
+	}
+}
