@@ -238,7 +238,10 @@ func TestCRINS(t *testing.T) {
 
 	logDir := filepath.Join(base, "logs")
 	hostPort := freePort(t)
-	podJSON := writeJSONFile(t, base, "pod.json", podConfig("web", logDir, hostPort))
+	webPod := podConfig("web", logDir, hostPort)
+	// Namespaced sysctls: one of the pod's IPC namespace, one of its network.
+	webPod["linux"] = map[string]any{"sysctls": map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.tcp_keepalive_time": "321"}}
+	podJSON := writeJSONFile(t, base, "pod.json", webPod)
 	sb := srv.must("runp", podJSON)
 	if out := srv.must("pods", "-q", "--no-trunc"); !strings.Contains(out, sb) {
 		t.Fatalf("pods: %q, want %s", out, sb)
@@ -265,6 +268,9 @@ func TestCRINS(t *testing.T) {
 		t.Fatalf("ps -a: %q, want %s", out, ctr)
 	}
 	srv.must("start", ctr)
+	if out := srv.must("exec", "-s", ctr, "cat", "/proc/sys/kernel/shm_rmid_forced", "/proc/sys/net/ipv4/tcp_keepalive_time"); out != "1\n321" {
+		t.Errorf("sysctls in the container: %q, want 1 and 321", out)
+	}
 	if out := srv.must("exec", "-s", ctr, "echo", "exec works"); out != "exec works" {
 		t.Errorf("exec -s: %q", out)
 	}
@@ -382,6 +388,9 @@ func TestCRINS(t *testing.T) {
 	before, _, _ := e.run("list", "--no-legend")
 	badPod := writeJSONFile(t, base, "bad.json", podConfig("bad", logDir, 0))
 	srv.fails("InvalidArgument", "runp", "--runtime=bogus", badPod)
+	hostWide := podConfig("hostwide", logDir, 0)
+	hostWide["linux"] = map[string]any{"sysctls": map[string]string{"kernel.panic": "1"}}
+	srv.fails("InvalidArgument", "runp", writeJSONFile(t, base, "hostwide.json", hostWide))
 	taken := writeJSONFile(t, base, "taken.json", podConfig("taken", logDir, hostPort))
 	srv.fails("AlreadyExists", "runp", taken)
 	srv.fails("NotFound", "create", "0123456789abcdef", ctrJSON, podJSON)

@@ -315,3 +315,27 @@ func TestSupplementalGroups(t *testing.T) {
 		t.Errorf("appOf: %v, supplementary %v; want [1234 5678]", err, a.SupplementaryGIDs)
 	}
 }
+
+func TestCheckSysctls(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     map[string]string
+		stage1  string
+		hostNet bool
+		ok      bool
+	}{
+		{"ipc and net", map[string]string{"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "kernel.sem": "1 2 3 4", "net.ipv4.ip_forward": "1"}, "ns", false, true},
+		{"host-wide", map[string]string{"kernel.panic": "1"}, "ns", false, false},
+		{"vm", map[string]string{"kernel.shm_rmid_forced": "1"}, "kvm", false, false},
+		{"net on the host's network", map[string]string{"net.ipv4.ip_forward": "1"}, "ns", true, false},
+		{"ipc on the host's network", map[string]string{"kernel.msgmax": "10000"}, "ns", true, true},
+		{"malformed", map[string]string{"net.ipv4/../../kernel/panic": "1"}, "ns", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkSysctls(tc.cfg, tc.stage1, tc.hostNet)
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, errInvalid)) {
+				t.Errorf("checkSysctls(%v) = %v, want ok=%t", tc.cfg, err, tc.ok)
+			}
+		})
+	}
+}
