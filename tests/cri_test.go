@@ -292,7 +292,11 @@ func TestCRINS(t *testing.T) {
 	if r, err := cl.ExecSync(context.Background(), &runtimeapi.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"sh", "-c", "pgrep sleep || true"}, Timeout: 30}); err != nil || len(bytes.TrimSpace(r.Stdout)) != 0 {
 		t.Errorf("the timed-out command is still in the container: %v, pgrep: %q", err, r.GetStdout())
 	}
-	// Host mounts: a directory, written through; a file, read-only.
+	// Host mounts: listed in the status (critest checks that), a
+	// directory written through, a file read-only.
+	if out := srv.must("inspect", ctr); !strings.Contains(out, `"containerPath": "/etc/greeting"`) {
+		t.Errorf("inspect: the mounts are not in the status:\n%s", out)
+	}
 	if out := srv.must("exec", "-s", ctr, "cat", "/etc/greeting"); out != "hi from the host" {
 		t.Errorf("file mount: %q", out)
 	}

@@ -434,6 +434,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: st.finished, ExitCode: st.exitCode,
 		Image: r.Config.GetImage(), ImageRef: r.ImageRef, ImageId: r.ImageRef, Reason: st.reason,
 		Labels: r.Config.GetLabels(), Annotations: r.Config.GetAnnotations(), LogPath: r.LogPath,
+		Mounts: r.Config.GetMounts(),
 	}
 	if st.state == runtimeapi.ContainerState_CONTAINER_EXITED && st.finished < r.StartedAt {
 		out.FinishedAt = r.StartedAt

@@ -339,3 +339,16 @@ func TestCheckSysctls(t *testing.T) {
 		})
 	}
 }
+
+// A container's status lists the mounts it was created with.
+func TestStatusMounts(t *testing.T) {
+	s := newTestServer(t)
+	mounts := []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/srv/data", Readonly: true}}
+	if err := s.saveContainer(&containerRecord{ID: "m1", SandboxID: "gone", App: "m", Config: &runtimeapi.ContainerConfig{Mounts: mounts}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: "m1"})
+	if err != nil || len(r.GetStatus().GetMounts()) != 1 || !proto.Equal(r.GetStatus().GetMounts()[0], mounts[0]) {
+		t.Errorf("ContainerStatus mounts: %v, %v; want %v", r.GetStatus().GetMounts(), err, mounts)
+	}
+}
