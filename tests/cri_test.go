@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,11 +16,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // crictlPath is where the suite keeps crictl v1.37.0, built once from the
@@ -107,10 +115,29 @@ func (s *criServer) fails(code string, args ...string) string {
 	return errs
 }
 
+// client is a CRI runtime client on the server's socket, as critest's.
+func (s *criServer) client() runtimeapi.RuntimeServiceClient {
+	s.t.Helper()
+	conn, err := grpc.NewClient("unix://"+s.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { conn.Close() })
+	return runtimeapi.NewRuntimeServiceClient(conn)
+}
+
 // kill kills the server with SIGKILL, as a crash would.
 func (s *criServer) kill() {
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	s.cmd.Wait()
+}
+
+// statValue reads a CRI stats value as crictl prints it ({"value": "N"}).
+func statValue(v any) uint64 {
+	m, _ := v.(map[string]any)
+	var n uint64
+	fmt.Sscan(fmt.Sprint(m["value"]), &n)
+	return n
 }
 
 // regexpCRILine is a full line of the CRI log format.
@@ -211,7 +238,10 @@ func TestCRINS(t *testing.T) {
 
 	logDir := filepath.Join(base, "logs")
 	hostPort := freePort(t)
-	podJSON := writeJSONFile(t, base, "pod.json", podConfig("web", logDir, hostPort))
+	webPod := podConfig("web", logDir, hostPort)
+	// Namespaced sysctls: one of the pod's IPC namespace, one of its network.
+	webPod["linux"] = map[string]any{"sysctls": map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.tcp_keepalive_time": "321"}}
+	podJSON := writeJSONFile(t, base, "pod.json", webPod)
 	sb := srv.must("runp", podJSON)
 	if out := srv.must("pods", "-q", "--no-trunc"); !strings.Contains(out, sb) {
 		t.Fatalf("pods: %q, want %s", out, sb)
@@ -238,6 +268,9 @@ func TestCRINS(t *testing.T) {
 		t.Fatalf("ps -a: %q, want %s", out, ctr)
 	}
 	srv.must("start", ctr)
+	if out := srv.must("exec", "-s", ctr, "cat", "/proc/sys/kernel/shm_rmid_forced", "/proc/sys/net/ipv4/tcp_keepalive_time"); out != "1\n321" {
+		t.Errorf("sysctls in the container: %q, want 1 and 321", out)
+	}
 	if out := srv.must("exec", "-s", ctr, "echo", "exec works"); out != "exec works" {
 		t.Errorf("exec -s: %q", out)
 	}
@@ -250,7 +283,20 @@ func TestCRINS(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("exec -s --timeout=1 took %s", d)
 	}
-	// Host mounts: a directory, written through; a file, read-only.
+	// ... and the command is gone once it answers: critest's check, a
+	// pgrep right after, through the CRI client as critest calls it.
+	cl := srv.client()
+	if _, err := cl.ExecSync(context.Background(), &runtimeapi.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"sleep", "4321"}, Timeout: 1}); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("ExecSync past its timeout: %v, want DeadlineExceeded", err)
+	}
+	if r, err := cl.ExecSync(context.Background(), &runtimeapi.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"sh", "-c", "pgrep sleep || true"}, Timeout: 30}); err != nil || len(bytes.TrimSpace(r.Stdout)) != 0 {
+		t.Errorf("the timed-out command is still in the container: %v, pgrep: %q", err, r.GetStdout())
+	}
+	// Host mounts: listed in the status (critest checks that), a
+	// directory written through, a file read-only.
+	if out := srv.must("inspect", ctr); !strings.Contains(out, `"containerPath": "/etc/greeting"`) {
+		t.Errorf("inspect: the mounts are not in the status:\n%s", out)
+	}
 	if out := srv.must("exec", "-s", ctr, "cat", "/etc/greeting"); out != "hi from the host" {
 		t.Errorf("file mount: %q", out)
 	}
@@ -260,6 +306,23 @@ func TestCRINS(t *testing.T) {
 	}
 	if out, errs, ok := srv.crictl("exec", "-s", ctr, "sh", "-c", "echo x > /etc/greeting"); ok {
 		t.Errorf("read-only file mount was written: %s %s", out, errs)
+	}
+	// Stats: the app unit's CPU time and memory, the writable layer (the
+	// app's overlay upper dir, which holds /www/index.html); the sandbox's
+	// stats list the container.
+	var cs struct {
+		Stats []map[string]map[string]any `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(srv.must("stats", "-o", "json", ctr)), &cs); err != nil || len(cs.Stats) != 1 {
+		t.Fatalf("stats: %v %+v", err, cs)
+	}
+	for _, f := range []struct{ group, value string }{{"cpu", "usageCoreNanoSeconds"}, {"memory", "workingSetBytes"}, {"writableLayer", "usedBytes"}} {
+		if v := statValue(cs.Stats[0][f.group][f.value]); v == 0 {
+			t.Errorf("stats %s.%s = 0, want some: %+v", f.group, f.value, cs.Stats[0])
+		}
+	}
+	if out := srv.must("statsp", "-o", "json", sb); !strings.Contains(out, ctr) || !strings.Contains(out, "usageCoreNanoSeconds") {
+		t.Errorf("statsp: want the container %s and the pod's CPU:\n%s", ctr, out)
 	}
 	// pid: POD (crictl's default) shares the pod's PID namespace, whose
 	// PID 1 is the pod's systemd; pid: CONTAINER (the kubelet's default)
@@ -281,6 +344,31 @@ func TestCRINS(t *testing.T) {
 	}
 	srv.must("stop", own)
 	srv.must("rm", own)
+	// A capability the pod's defaults lack (CAP_NET_ADMIN, bit 12) added
+	// to a container of a running sandbox, the others dropped (ALL): the
+	// container holds it and nothing else.
+	capJSON := writeJSONFile(t, base, "cap.json", map[string]any{
+		"metadata": map[string]any{"name": "netadmin"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"sleep", "1000"},
+		"linux": map[string]any{"security_context": map[string]any{"capabilities": map[string]any{"drop_capabilities": []string{"ALL"}, "add_capabilities": []string{"NET_ADMIN"}},
+			"supplemental_groups": []int{1234}}},
+		"log_path": "cap/0.log",
+	})
+	capCtr := srv.must("create", sb, capJSON, podJSON)
+	srv.must("start", capCtr)
+	var capEff uint64
+	if out := srv.must("exec", "-s", capCtr, "grep", "CapEff", "/proc/self/status"); func() bool {
+		_, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(out, "CapEff:")), "%x", &capEff)
+		return err != nil
+	}() || capEff != 1<<12 {
+		t.Errorf("drop ALL, add NET_ADMIN: %q, want only bit 12 set", out)
+	}
+	if out := srv.must("exec", "-s", capCtr, "id", "-G"); !slices.Contains(strings.Fields(out), "1234") {
+		t.Errorf("supplemental group 1234: id -G %q", out)
+	}
+	srv.must("stop", capCtr)
+	srv.must("rm", capCtr)
 	waitFor(t, "the container's log line", 30*time.Second, func() bool {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "hello from web")
@@ -304,6 +392,9 @@ func TestCRINS(t *testing.T) {
 	before, _, _ := e.run("list", "--no-legend")
 	badPod := writeJSONFile(t, base, "bad.json", podConfig("bad", logDir, 0))
 	srv.fails("InvalidArgument", "runp", "--runtime=bogus", badPod)
+	hostWide := podConfig("hostwide", logDir, 0)
+	hostWide["linux"] = map[string]any{"sysctls": map[string]string{"kernel.panic": "1"}}
+	srv.fails("InvalidArgument", "runp", writeJSONFile(t, base, "hostwide.json", hostWide))
 	taken := writeJSONFile(t, base, "taken.json", podConfig("taken", logDir, hostPort))
 	srv.fails("AlreadyExists", "runp", taken)
 	srv.fails("NotFound", "create", "0123456789abcdef", ctrJSON, podJSON)
@@ -347,7 +438,7 @@ func TestCRINS(t *testing.T) {
 	if out, _, _ := e.run("list", "--no-legend"); strings.Contains(out, sb[:8]) {
 		t.Errorf("skiff list still shows the sandbox:\n%s", out)
 	}
-	srv.fails("NotFound", "stopp", sb)
+	srv.must("stopp", sb) // idempotent, as the CRI wants
 	if ms := mountsUnder(e.dir); len(ms) > 0 {
 		t.Errorf("mounts left under the data dir: %v", ms)
 	}

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/capability"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -72,18 +74,36 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 		a.User = sc.GetRunAsUsername()
 	}
 	if sc.GetRunAsGroup() != nil {
+		if a.User == "" {
+			return a, fmt.Errorf("run_as_group without run_as_user or run_as_username: %w", errInvalid)
+		}
 		a.Group = strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
+	}
+	for _, g := range sc.GetSupplementalGroups() {
+		a.SupplementaryGIDs = append(a.SupplementaryGIDs, int(g))
 	}
 	a.ReadOnly = sc.GetReadonlyRootfs()
 	a.NoNewPrivs = sc.GetNoNewPrivs()
-	for _, c := range sc.GetCapabilities().GetAddCapabilities() {
-		if strings.EqualFold(c, "ALL") {
-			return a, fmt.Errorf("capabilities: add ALL: %w: name them", errInvalid)
+	add, drop := sc.GetCapabilities().GetAddCapabilities(), sc.GetCapabilities().GetDropCapabilities()
+	isAll := func(c string) bool { return strings.EqualFold(c, "ALL") }
+	switch {
+	case slices.ContainsFunc(add, isAll):
+		// Every capability the host lets skiff hold: a pod cannot hold more.
+		a.CapsRetain = heldCaps()
+	case slices.ContainsFunc(drop, isAll) && len(add) > 0:
+		// Kubernetes' usual "drop ALL, add a few": keep just those.
+		for _, c := range add {
+			a.CapsRetain = append(a.CapsRetain, capName(c))
 		}
-		a.CapsRetain = append(a.CapsRetain, capName(c))
-	}
-	for _, c := range sc.GetCapabilities().GetDropCapabilities() {
-		a.CapsRemove = append(a.CapsRemove, capName(c))
+	case slices.ContainsFunc(drop, isAll):
+		a.CapsRemove = heldCaps()
+	default:
+		for _, c := range add {
+			a.CapsRetain = append(a.CapsRetain, capName(c))
+		}
+		for _, c := range drop {
+			a.CapsRemove = append(a.CapsRemove, capName(c))
+		}
 	}
 	if len(a.CapsRetain) > 0 && len(a.CapsRemove) > 0 {
 		return a, fmt.Errorf("capabilities: both added and dropped: %w (skiff keeps or removes, docs/kubernetes.md)", errInvalid)
@@ -115,6 +135,22 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 		a.CPU = fmt.Sprintf("%dm", q*1000/p)
 	}
 	return a, checkMounts(cfg.GetMounts())
+}
+
+// heldCaps lists the capabilities in this process's bounding set, by
+// name (CAP_...): what "ALL" can mean on this host.
+func heldCaps() []string {
+	var out []string
+	caps, err := capability.NewPid2(0)
+	if err == nil {
+		err = caps.Load()
+	}
+	for _, c := range capability.ListKnown() {
+		if err != nil || caps.Get(capability.BOUNDING, c) {
+			out = append(out, capName(c.String()))
+		}
+	}
+	return out
 }
 
 func capName(c string) string {
@@ -253,6 +289,9 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 
 func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
 	r, err := s.container(req.GetContainerId())
+	if errors.Is(err, errNoRecord) {
+		return &runtimeapi.StopContainerResponse{}, nil // stopped: the CRI's stops are idempotent
+	}
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("stop container: %w", err))
 	}
@@ -395,6 +434,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: st.finished, ExitCode: st.exitCode,
 		Image: r.Config.GetImage(), ImageRef: r.ImageRef, ImageId: r.ImageRef, Reason: st.reason,
 		Labels: r.Config.GetLabels(), Annotations: r.Config.GetAnnotations(), LogPath: r.LogPath,
+		Mounts: r.Config.GetMounts(),
 	}
 	if st.state == runtimeapi.ContainerState_CONTAINER_EXITED && st.finished < r.StartedAt {
 		out.FinishedAt = r.StartedAt
@@ -467,6 +507,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	c.Stdout, c.Stderr = &stdout, &stderr
 	err = c.Run()
 	if ctx.Err() == context.DeadlineExceeded {
+		// Answer once the command is gone from the pod, not just killed.
+		if !waitGroupGone(c.Process.Pid, 5*time.Second) {
+			s.Log.Warn("exec sync: a timed-out command outlives its kill", "container", r.ID)
+		}
 		return nil, grpcError(fmt.Errorf("exec sync in %s: %w", r.ID, context.DeadlineExceeded))
 	}
 	code := 0

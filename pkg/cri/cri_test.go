@@ -141,6 +141,24 @@ func TestAppOf(t *testing.T) {
 					t.Errorf("retain %q remove %q", retain, remove)
 				}
 			}},
+		{name: "add ALL: every held capability", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"ALL"}}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
+				if !slices.Contains(retain, "CAP_CHOWN") || slices.Contains(retain, "CAP_ALL") || remove != nil {
+					t.Errorf("retain %q remove %q", retain, remove)
+				}
+			}},
+		{name: "drop ALL", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"ALL"}}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
+				if retain != nil || !slices.Contains(remove, "CAP_CHOWN") || slices.Contains(remove, "CAP_ALL") {
+					t.Errorf("retain %q remove %q", retain, remove)
+				}
+			}},
+		{name: "drop ALL, add one", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"all"}, AddCapabilities: []string{"NET_BIND_SERVICE"}}}),
+			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
+				if !slices.Equal(retain, []string{"CAP_NET_BIND_SERVICE"}) || remove != nil {
+					t.Errorf("retain %q remove %q", retain, remove)
+				}
+			}},
 		{name: "unconfined", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}),
 			check: func(t *testing.T, _, _, _ []string, _, _, seccomp string, _, _ bool, _, _ []string) {
 				if seccomp != "mode=retain,@appc.io/all" {
@@ -155,6 +173,7 @@ func TestAppOf(t *testing.T) {
 			}},
 		{name: "privileged", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Privileged: true}), bad: true},
 		{name: "localhost seccomp", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/p.json"}}), bad: true},
+		{name: "group without user", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 2000}}), bad: true},
 		{name: "bad env", cfg: &runtimeapi.ContainerConfig{Envs: []*runtimeapi.KeyValue{{Key: "A=B"}}}, bad: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -263,15 +282,19 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// Removing a sandbox that does not exist succeeds, as containerd's does;
-// stopping one is NotFound.
+// Removing or stopping a sandbox or container that does not exist
+// succeeds, as containerd's does (the CRI's stops and removes are
+// idempotent: critest's Idempotence specs).
 func TestMissingSandbox(t *testing.T) {
 	s := newTestServer(t)
 	if _, err := s.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: "gone"}); err != nil {
 		t.Errorf("RemovePodSandbox of a missing sandbox: %v", err)
 	}
-	if _, err := s.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: "gone"}); status.Code(err) != codes.NotFound {
-		t.Errorf("StopPodSandbox of a missing sandbox: %v, want NotFound", err)
+	if _, err := s.StopPodSandbox(context.Background(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: "gone"}); err != nil {
+		t.Errorf("StopPodSandbox of a missing sandbox: %v", err)
+	}
+	if _, err := s.StopContainer(context.Background(), &runtimeapi.StopContainerRequest{ContainerId: "gone"}); err != nil {
+		t.Errorf("StopContainer of a missing container: %v", err)
 	}
 	if _, err := s.RemoveContainer(context.Background(), &runtimeapi.RemoveContainerRequest{ContainerId: "gone"}); err != nil {
 		t.Errorf("RemoveContainer of a missing container: %v", err)
@@ -281,5 +304,51 @@ func TestMissingSandbox(t *testing.T) {
 	}
 	if _, err := s.CreateContainer(context.Background(), &runtimeapi.CreateContainerRequest{PodSandboxId: "gone", Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "x"}}}); status.Code(err) != codes.NotFound {
 		t.Errorf("CreateContainer in a missing sandbox: %v, want NotFound", err)
+	}
+}
+
+// Supplemental groups reach the app (appc's supplementaryGIDs).
+func TestSupplementalGroups(t *testing.T) {
+	a, err := appOf(&runtimeapi.ContainerConfig{Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		RunAsUser: &runtimeapi.Int64Value{Value: 1000}, SupplementalGroups: []int64{1234, 5678}}}})
+	if err != nil || !slices.Equal(a.SupplementaryGIDs, []int{1234, 5678}) {
+		t.Errorf("appOf: %v, supplementary %v; want [1234 5678]", err, a.SupplementaryGIDs)
+	}
+}
+
+func TestCheckSysctls(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     map[string]string
+		stage1  string
+		hostNet bool
+		ok      bool
+	}{
+		{"ipc and net", map[string]string{"kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "kernel.sem": "1 2 3 4", "net.ipv4.ip_forward": "1"}, "ns", false, true},
+		{"host-wide", map[string]string{"kernel.panic": "1"}, "ns", false, false},
+		{"vm", map[string]string{"kernel.shm_rmid_forced": "1"}, "kvm", false, false},
+		{"net on the host's network", map[string]string{"net.ipv4.ip_forward": "1"}, "ns", true, false},
+		{"ipc on the host's network", map[string]string{"kernel.msgmax": "10000"}, "ns", true, true},
+		{"malformed", map[string]string{"net.ipv4/../../kernel/panic": "1"}, "ns", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkSysctls(tc.cfg, tc.stage1, tc.hostNet)
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, errInvalid)) {
+				t.Errorf("checkSysctls(%v) = %v, want ok=%t", tc.cfg, err, tc.ok)
+			}
+		})
+	}
+}
+
+// A container's status lists the mounts it was created with.
+func TestStatusMounts(t *testing.T) {
+	s := newTestServer(t)
+	mounts := []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/srv/data", Readonly: true}}
+	if err := s.saveContainer(&containerRecord{ID: "m1", SandboxID: "gone", App: "m", Config: &runtimeapi.ContainerConfig{Mounts: mounts}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: "m1"})
+	if err != nil || len(r.GetStatus().GetMounts()) != 1 || !proto.Equal(r.GetStatus().GetMounts()[0], mounts[0]) {
+		t.Errorf("ContainerStatus mounts: %v, %v; want %v", r.GetStatus().GetMounts(), err, mounts)
 	}
 }

@@ -154,6 +154,10 @@ func (s *Server) runPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err := checkHostPorts(cfg); err != nil {
 		return "", err
 	}
+	hostNet := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
+	if err := checkSysctls(cfg.GetLinux().GetSysctls(), stage1, hostNet); err != nil {
+		return "", err
+	}
 	if d := cfg.GetLogDirectory(); d != "" {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return "", fmt.Errorf("log directory: %w", err)
@@ -189,6 +193,22 @@ func (s *Server) runPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		}
 		os.Remove(tmp + ".log")
 		return "", err
+	}
+	if sc := cfg.GetLinux().GetSysctls(); len(sc) > 0 {
+		err := fmt.Errorf("sysctls: %w", pod.ErrNotExist)
+		if p, lerr := pod.Load(s.Dir, id); lerr == nil {
+			if pid, perr := p.Pid(); perr == nil {
+				err = applySysctls(sc, pid, id)
+			} else {
+				err = perr
+			}
+		}
+		if err != nil {
+			s.Pods.Stop(id, true, stopWait)
+			s.Pods.Remove(id)
+			os.Remove(tmp + ".log")
+			return "", err
+		}
 	}
 	// The run process's output stays beside its record.
 	os.Rename(tmp+".log", filepath.Join(s.sandboxDir(), id+".log"))
@@ -261,6 +281,9 @@ func (s *Server) runFailed(uuidFile string, werr error) error {
 
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	r, err := s.sandbox(req.GetPodSandboxId())
+	if errors.Is(err, errNoRecord) {
+		return &runtimeapi.StopPodSandboxResponse{}, nil // stopped: the CRI's stops are idempotent
+	}
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("stop pod sandbox: %w", err))
 	}

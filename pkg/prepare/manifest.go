@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -151,6 +152,7 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 	if a.Group != "" {
 		app.Group = a.Group
 	}
+	app.SupplementaryGIDs = slices.Concat(app.SupplementaryGIDs, a.SupplementaryGIDs)
 	if a.WorkDir != "" {
 		app.WorkingDirectory = a.WorkDir
 	}

@@ -3,6 +3,7 @@ package prepare
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/appc/spec/schema"
@@ -92,5 +93,20 @@ func TestMountTargets(t *testing.T) {
 	}
 	if mounted([]schema.Mount{{Volume: "other", Path: "/var/data/sub"}}, mps[0]) {
 		t.Error("a mount below a mount point satisfies it")
+	}
+}
+
+// An app's supplementary GIDs are added to the image's.
+func TestSupplementaryGIDs(t *testing.T) {
+	im := &schema.ImageManifest{App: &types.App{Exec: types.Exec{"/bin/true"}, User: "0", Group: "0", SupplementaryGIDs: []int{7}}}
+	ra, err := runtimeApp(im, App{Name: "a", Image: "sha512-" + strings.Repeat("0", 128), SupplementaryGIDs: []int{1234, 5678}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ra.App.SupplementaryGIDs; len(got) != 3 || got[0] != 7 || got[1] != 1234 || got[2] != 5678 {
+		t.Errorf("supplementary GIDs %v, want [7 1234 5678]", got)
+	}
+	if len(im.App.SupplementaryGIDs) != 1 {
+		t.Errorf("the image's manifest changed: %v", im.App.SupplementaryGIDs)
 	}
 }

@@ -47,21 +47,23 @@ type App struct {
 	// Layers are the IDs of Image and its dependencies, top first (Image
 	// itself first), as the caller resolved and checked them against the
 	// run policy: exactly these are mounted, never a fresh resolution.
-	Layers     []string
-	Name       string   // app name; derived from the image name when empty
-	Exec       []string // replaces the image's exec when set
-	Args       []string // appended to the exec
-	User       string
-	Group      string
-	WorkDir    string
-	Env        []string // KEY=VALUE, highest precedence
-	EnvFiles   []string // files of KEY=VALUE lines, below Env
-	Mounts     []schema.Mount
-	ReadOnly   bool
-	Memory     string // appc resource quantity, e.g. 128M
-	CPU        string // e.g. 500m
-	CapsRetain []string
-	CapsRemove []string
+	Layers   []string
+	Name     string   // app name; derived from the image name when empty
+	Exec     []string // replaces the image's exec when set
+	Args     []string // appended to the exec
+	User     string
+	Group    string
+	WorkDir  string
+	Env      []string // KEY=VALUE, highest precedence
+	EnvFiles []string // files of KEY=VALUE lines, below Env
+	Mounts   []schema.Mount
+	ReadOnly bool
+	// SupplementaryGIDs are added to the image's (appc's supplementaryGIDs).
+	SupplementaryGIDs []int
+	Memory            string // appc resource quantity, e.g. 128M
+	CPU               string // e.g. 500m
+	CapsRetain        []string
+	CapsRemove        []string
 	// Seccomp is "mode=retain|remove,errno=EPERM,syscall,..." (rkt's form).
 	Seccomp    string
 	NoNewPrivs bool

@@ -127,7 +127,12 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 	var args []string
 	if err == nil {
 		opts := append(volBinds, cgBinds...)
-		if caps := podunit.RetainedCaps(apps); len(caps) > 0 {
+		if caps := podunit.RetainedCaps(apps); a.Mutable {
+			// An app sandbox's apps come later, with capabilities not known
+			// yet: the pod's init holds every one, and stage2 gives each app
+			// only its own (docs/app-sandbox.md).
+			opts = append(opts, "--capability=all")
+		} else if len(caps) > 0 {
 			// nspawn's default set lacks some (CAP_NET_ADMIN without a private
 			// network, CAP_SYS_TIME, ...); stage2 cannot give more than init has.
 			opts = append(opts, "--capability="+strings.Join(caps, ","))
