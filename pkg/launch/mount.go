@@ -196,16 +196,24 @@ func bindDevices(root int, devs []specs.LinuxDevice) error {
 
 // mtab makes /etc/mtab a symlink to /proc/self/mounts when the image has
 // no /etc/mtab, as rkt did: mount, df and older libcs read it. One the
-// image has (file or symlink, even dangling) is left alone, and so is a
-// read-only /etc (a volume).
+// image has (file or symlink, even dangling) is left alone, and so is an
+// /etc where no link can be made: read-only (a volume), or not a real
+// directory (a hostile image's /proc links to /etc, and procfs lands there).
 func mtab(root int) error {
 	etc, err := target(root, "/etc", true)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("/etc/mtab: %w", err)
 	}
 	defer unix.Close(etc)
 	err = unix.Symlinkat("../proc/self/mounts", etc, "mtab")
-	if err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.EROFS) {
+	switch {
+	case errors.Is(err, unix.EEXIST), errors.Is(err, unix.EROFS), errors.Is(err, unix.ENOENT),
+		errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return nil
+	case err != nil:
 		return fmt.Errorf("/etc/mtab: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -68,6 +69,13 @@ func (k Kubelet) Args() []string {
 var kubeletSysctls = []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"}
 
+// bridgeSysctls exist once br_netfilter is loaded (a Kubernetes host loads
+// it). Bridged traffic through iptables breaks the CNI portmap's DNAT from
+// the host (pkg/cni TestPublishedPorts), so what the kubelet run turned on
+// is turned off again: to its value before, or 0 where the module was not
+// loaded then.
+var bridgeSysctls = []string{"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"}
+
 // HostState is what a kubelet changes on the host, as it was before.
 type HostState struct {
 	sysctls map[string]string
@@ -88,6 +96,12 @@ func SaveHost() (*HostState, error) {
 			return nil, fmt.Errorf("save sysctl %s: %w", s, err)
 		}
 		h.sysctls[s] = strings.TrimSpace(string(b))
+	}
+	for _, s := range bridgeSysctls {
+		h.sysctls[s] = "0"
+		if b, err := os.ReadFile("/proc/sys/" + s); err == nil {
+			h.sysctls[s] = strings.TrimSpace(string(b))
+		}
 	}
 	for _, c := range kubeChains() {
 		h.chains[c] = true
@@ -125,6 +139,9 @@ func kubeChains() []string {
 func (h *HostState) Restore(dir string) error {
 	var errs []string
 	for s, v := range h.sysctls {
+		if _, err := os.Stat("/proc/sys/" + s); err != nil && slices.Contains(bridgeSysctls, s) {
+			continue // br_netfilter still not loaded
+		}
 		if err := os.WriteFile("/proc/sys/"+s, []byte(v), 0o644); err != nil {
 			errs = append(errs, fmt.Sprintf("restore sysctl %s: %v", s, err))
 		}
