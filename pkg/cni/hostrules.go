@@ -19,9 +19,8 @@ import (
 // Every Setup also makes sure of the loopback guard (loopbackGuard).
 //
 // Each rule carries a comment that names it; a rule is there when its
-// comment is in its table (read once per Setup, beside the plugins: one
-// netlink dump with iptables' nf_tables backend, nftrules.go, else one
-// iptables-save).
+// comment is in its table (one iptables-save per Setup, run beside the
+// plugins).
 
 // NetworkRulesKey is the conflist's top-level key asking for network-wide
 // host rules.
@@ -79,8 +78,8 @@ func (n *Network) hostRules() []hostRule {
 }
 
 // ensureRules adds the loopback guard and the network-wide rules of nets
-// that are missing. Nothing missing (the usual case) costs one read of the
-// rules.
+// that are missing. Nothing missing (the usual case) costs one
+// iptables-save.
 func ensureRules(nets []*Network) error {
 	want := []hostRule{loopbackGuard}
 	for _, n := range nets {
@@ -109,33 +108,11 @@ func ensureRules(nets []*Network) error {
 // missingRules returns the rules of want whose comment is not in their
 // table.
 func missingRules(want []hostRule) ([]hostRule, error) {
-	var have map[string]bool // table + " " + comment
-	var err error
-	if iptablesNFT() {
-		have, err = nftComments()
-	} else {
-		have, err = savedComments()
-	}
-	if err != nil {
-		return nil, err
-	}
-	var missing []hostRule
-	for _, r := range want {
-		if !have[r.table+" "+r.comment] {
-			missing = append(missing, r)
-		}
-	}
-	return missing, nil
-}
-
-// savedComments returns table+" "+comment for every commented rule
-// iptables-save prints.
-func savedComments() (map[string]bool, error) {
 	out, err := exec.Command("iptables-save").Output()
 	if err != nil {
 		return nil, fmt.Errorf("host rules: iptables-save: %w", err)
 	}
-	have := map[string]bool{}
+	have := map[string]bool{} // table + " " + comment
 	table := ""
 	for _, l := range strings.Split(string(out), "\n") {
 		if t, ok := strings.CutPrefix(l, "*"); ok {
@@ -149,7 +126,13 @@ func savedComments() (map[string]bool, error) {
 			have[table+" "+c] = true
 		}
 	}
-	return have, nil
+	var missing []hostRule
+	for _, r := range want {
+		if !have[r.table+" "+r.comment] {
+			missing = append(missing, r)
+		}
+	}
+	return missing, nil
 }
 
 // RemoveNetworkRules deletes n's network-wide host rules (`skiff network
