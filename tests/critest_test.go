@@ -150,14 +150,9 @@ func TestCritestContainerd(t *testing.T) {
 
 // skiffCRI starts `skiff cri` on a socket in a fresh skiff env whose
 // registries.conf mirrors every registry critest uses to criRegistry, and
-// returns its endpoint. It skips the test, saying why, while skiff has no
-// cri command (the server lands on its own branch).
+// returns its endpoint.
 func skiffCRI(t *testing.T) string {
 	t.Helper()
-	if out, err := exec.Command(skiffBin, "cri", "--help").CombinedOutput(); err != nil {
-		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		t.Skipf("skiff cri does not exist yet (skiff cri --help: %v: %s); this runs once the CRI server is merged (issue 17)", err, first)
-	}
 	e := newEnv(t)
 	if err := os.MkdirAll(e.config, 0o755); err != nil {
 		t.Fatal(err)
