@@ -56,6 +56,7 @@ type podFlags struct {
 // appFlags are the flags that may follow each image.
 type appFlags struct {
 	name, exec, user, group, workDir, memory, cpu, seccomp string
+	cpuShares, oomScoreAdj                                 string
 	env, envFiles, mounts, capsRetain, capsRemove          []string
 	readOnly, noNewPrivs                                   bool
 }
@@ -102,6 +103,8 @@ func (a *appFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&a.mounts, "mount", a.mounts, "mount a pod volume into the app: volume=NAME,target=/PATH, or target=NAME of one of the image's mount points")
 	fs.StringVar(&a.memory, "memory", a.memory, "memory limit, e.g. 128M or 1G")
 	fs.StringVar(&a.cpu, "cpu", a.cpu, "CPU limit in cores, e.g. 500m or 2")
+	fs.StringVar(&a.cpuShares, "cpu-shares", a.cpuShares, "the app's CPU time weight, 2 to 262144 (1024: the default weight)")
+	fs.StringVar(&a.oomScoreAdj, "oom-score-adj", a.oomScoreAdj, "the app's OOM score adjustment, -1000 to 1000 (raised to the lowest the host allows, with a warning)")
 	fs.StringSliceVar(&a.capsRetain, "caps-retain", a.capsRetain, "keep only these capabilities, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN")
 	fs.StringSliceVar(&a.capsRemove, "caps-remove", a.capsRemove, "remove these capabilities from the default set")
 	fs.StringVar(&a.seccomp, "seccomp", a.seccomp, "seccomp filter replacing the default profile: mode=retain|remove[,errno=EPERM],SYSCALL,... (mode=retain,@appc.io/all: none)")
@@ -203,6 +206,9 @@ func (a appArg) toApp(imageID string) (prepare.App, error) {
 	}
 	if f.exec != "" {
 		out.Exec = []string{f.exec}
+	}
+	if err := out.ParseIsolators(f.cpuShares, f.oomScoreAdj); err != nil {
+		return out, usageError{err}
 	}
 	for _, m := range f.mounts {
 		pm, err := prepare.ParseMount(m)

@@ -43,6 +43,8 @@ App flags:
       --set-env-file FILE       KEY=VALUE lines (below --set-env)
       --mount volume=NAME,target=/PATH
       --memory 128M --cpu 500m  resource limits
+      --cpu-shares 2048         CPU weight (1024 is the default's)
+      --oom-score-adj N         -1000..1000 (raised to the lowest the host allows)
       --caps-retain CAPS / --caps-remove CAPS
       --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...  (replaces the default profile;
                                 mode=retain,@appc.io/all turns it off)

@@ -17,6 +17,8 @@ type App struct {
 	PostStop [][]string // post-stop event handlers, likewise
 	Memory   int64      // memory limit in bytes, 0 for none
 	CPU      int64      // CPU limit in millicores, 0 for none
+	// CPUShares is the app's CPU weight (os/linux/cpu-shares), 0 for the default.
+	CPUShares int64
 	// StopSignal stops the app (KillSignal=); 0 means systemd's SIGTERM.
 	StopSignal int
 	// Retain is the app's capabilities-retain-set isolator (--caps-retain):
@@ -75,6 +77,8 @@ func AppsOf(pm *schema.PodManifest) ([]App, error) {
 				if l := v.Limit(); l != nil {
 					a.CPU = l.MilliValue()
 				}
+			case *types.LinuxCPUShares:
+				a.CPUShares = int64(*v)
 			case *types.LinuxCapabilitiesRetainSet:
 				a.Retain = nil
 				for _, c := range v.Set() {
@@ -86,6 +90,10 @@ func AppsOf(pm *schema.PodManifest) ([]App, error) {
 	}
 	return apps, nil
 }
+
+// Limited says whether the app has a memory or CPU limit or CPU shares:
+// a cgroup of its own to set up where the pod's systemd cannot.
+func (a App) Limited() bool { return a.Memory > 0 || a.CPU > 0 || a.CPUShares > 0 }
 
 // RetainedCaps is the union of the apps' Retain sets, sorted: the
 // capabilities a stage1 grants the pod beyond its defaults, as rkt's
@@ -173,6 +181,10 @@ func appUnit(a App, napps int, interactive bool) string {
 	}
 	if a.CPU > 0 {
 		fmt.Fprintf(&b, "CPUQuota=%d%%\n", (a.CPU+9)/10)
+	}
+	if a.CPUShares > 0 {
+		// systemd turns it into CPUWeight= on cgroup v2, as rkt relied on.
+		fmt.Fprintf(&b, "CPUShares=%d\n", a.CPUShares)
 	}
 	if a.StopSignal > 0 {
 		fmt.Fprintf(&b, "KillSignal=%d\n", a.StopSignal)

@@ -28,7 +28,7 @@ func TestExecLine(t *testing.T) {
 
 func TestUnits(t *testing.T) {
 	apps := []App{
-		{Name: "web", Memory: 64 << 20, CPU: 500, PreStart: [][]string{{"/bin/prep"}}, PostStop: [][]string{{"/bin/clean", "x"}}},
+		{Name: "web", Memory: 64 << 20, CPU: 500, CPUShares: 2048, PreStart: [][]string{{"/bin/prep"}}, PostStop: [][]string{{"/bin/clean", "x"}}},
 		{Name: "db", StopSignal: 3},
 	}
 	units := Units(apps, false)
@@ -43,9 +43,9 @@ func TestUnits(t *testing.T) {
 			`ExecStartPost="/skiff/hook" "app-started"`,
 			`ExecStopPost=-"/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/clean" "x"`,
 			`ExecStopPost="/skiff/hook" "app-exited" "web" "2"`,
-			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%",
+			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%", "CPUShares=2048",
 		}, []string{"TTYPath", "KillSignal"}},
-		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db"`, "KillSignal=3"}, []string{"MemoryMax", "CPUQuota", "ExecStartPre"}},
+		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db"`, "KillSignal=3"}, []string{"MemoryMax", "CPUQuota", "CPUShares", "ExecStartPre"}},
 		{"skiff-ready.service", []string{"After=skiff-app-web.service skiff-app-db.service systemd-journald.service", `ExecStart=/skiff/hook ready`}, nil},
 		{"default.target", []string{"Wants=systemd-journald.service skiff-app-web.service skiff-app-db.service skiff-ready.service"}, nil},
 	}

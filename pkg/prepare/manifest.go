@@ -293,6 +293,12 @@ func isolators(app *types.App, a App) error {
 		}
 		replace(c.AsIsolator(), types.ResourceCPUName)
 	}
+	if a.CPUShares != nil {
+		replace(a.CPUShares.AsIsolator(), types.LinuxCPUSharesName)
+	}
+	if a.OOMScoreAdj != nil {
+		replace(a.OOMScoreAdj.AsIsolator(), types.LinuxOOMScoreAdjName)
+	}
 	if a.NoNewPrivs {
 		var iso types.Isolator
 		if err := json.Unmarshal([]byte(`{"name":"`+types.LinuxNoNewPrivilegesName+`","value":true}`), &iso); err != nil {
@@ -306,6 +312,30 @@ func isolators(app *types.App, a App) error {
 			return fmt.Errorf("--seccomp: %w", err)
 		}
 		replace(*iso, types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName)
+	}
+	return nil
+}
+
+// ParseIsolators sets CPUShares and OOMScoreAdj from rkt's --cpu-shares
+// and --oom-score-adj values; an empty value leaves its isolator unset.
+func (a *App) ParseIsolators(cpuShares, oomScoreAdj string) error {
+	if cpuShares != "" {
+		n, err := strconv.Atoi(cpuShares)
+		if err == nil {
+			a.CPUShares, err = types.NewLinuxCPUShares(n)
+		}
+		if err != nil {
+			return fmt.Errorf("--cpu-shares=%s: %w", cpuShares, err)
+		}
+	}
+	if oomScoreAdj != "" {
+		n, err := strconv.Atoi(oomScoreAdj)
+		if err == nil {
+			a.OOMScoreAdj, err = types.NewLinuxOOMScoreAdj(n)
+		}
+		if err != nil {
+			return fmt.Errorf("--oom-score-adj=%s: %w", oomScoreAdj, err)
+		}
 	}
 	return nil
 }

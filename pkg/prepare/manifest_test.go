@@ -110,3 +110,49 @@ func TestSupplementaryGIDs(t *testing.T) {
 		t.Errorf("the image's manifest changed: %v", im.App.SupplementaryGIDs)
 	}
 }
+
+// rkt's --cpu-shares and --oom-score-adj: checked ranges, and isolators
+// that replace the image's of the same name.
+func TestParseIsolators(t *testing.T) {
+	tests := []struct {
+		shares, oom string
+		wantErr     bool
+	}{
+		{"", "", false},
+		{"2048", "-500", false},
+		{"2", "1000", false},
+		{"1", "", true},
+		{"262145", "", true},
+		{"x", "", true},
+		{"", "1001", true},
+		{"", "-1001", true},
+		{"", "1.5", true},
+	}
+	for _, tt := range tests {
+		var a App
+		err := a.ParseIsolators(tt.shares, tt.oom)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseIsolators(%q, %q) = %v, want error %v", tt.shares, tt.oom, err, tt.wantErr)
+		}
+	}
+	oom, _ := types.NewLinuxOOMScoreAdj(99)
+	im := &schema.ImageManifest{App: &types.App{Exec: types.Exec{"/bin/true"}, User: "0", Group: "0", Isolators: types.Isolators{oom.AsIsolator()}}}
+	a := App{Name: "a", Image: "sha512-" + strings.Repeat("0", 128)}
+	if err := a.ParseIsolators("12345", "42"); err != nil {
+		t.Fatal(err)
+	}
+	ra, err := runtimeApp(im, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[types.ACIdentifier]string{}
+	for _, iso := range ra.App.Isolators {
+		if _, dup := got[iso.Name]; dup {
+			t.Errorf("isolator %s twice", iso.Name)
+		}
+		got[iso.Name] = string(*iso.ValueRaw)
+	}
+	if got[types.LinuxCPUSharesName] != "12345" || got[types.LinuxOOMScoreAdjName] != "42" {
+		t.Errorf("isolators %v, want cpu-shares 12345 and oom-score-adj 42 (the flag over the image's 99)", got)
+	}
+}

@@ -67,6 +67,11 @@ type App struct {
 	// Seccomp is "mode=retain|remove,errno=EPERM,syscall,..." (rkt's form).
 	Seccomp    string
 	NoNewPrivs bool
+	// CPUShares and OOMScoreAdj are the os/linux/cpu-shares and
+	// os/linux/oom-score-adj isolators (rkt's --cpu-shares and
+	// --oom-score-adj), when set.
+	CPUShares   *types.LinuxCPUShares
+	OOMScoreAdj *types.LinuxOOMScoreAdj
 	// PIDNamespace gives the app a PID namespace of its own
 	// (pod.AnnotationPIDNamespace), for a stage1 with that feature.
 	PIDNamespace bool

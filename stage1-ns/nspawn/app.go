@@ -42,8 +42,8 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 			return err
 		}
 		app, err := podunit.AddApp(a.App, bundle)
-		if err == nil && (app.Memory > 0 || app.CPU > 0) && cgroupV1() {
-			err = fmt.Errorf("add app %s: memory and cpu limits of an added app need a cgroup v2 host", a.App)
+		if err == nil && app.Limited() && cgroupV1() {
+			err = fmt.Errorf("add app %s: memory and cpu limits and shares of an added app need a cgroup v2 host", a.App)
 			podunit.RemoveApp(a.App)
 		}
 		if err != nil {

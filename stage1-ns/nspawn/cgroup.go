@@ -74,9 +74,14 @@ func setupCgroups(uuid string, apps []podunit.App) (binds []string, leave func()
 				if _, err := os.Stat(filepath.Join(pod, "memory.memsw.limit_in_bytes")); err == nil {
 					files["memory.memsw.limit_in_bytes"] = a.Memory
 				}
-			case ctrl == "cpu" && a.CPU > 0:
-				files["cpu.cfs_period_us"] = cfsPeriod
-				files["cpu.cfs_quota_us"] = a.CPU * cfsPeriod / 1000
+			case ctrl == "cpu" && (a.CPU > 0 || a.CPUShares > 0):
+				if a.CPU > 0 {
+					files["cpu.cfs_period_us"] = cfsPeriod
+					files["cpu.cfs_quota_us"] = a.CPU * cfsPeriod / 1000
+				}
+				if a.CPUShares > 0 {
+					files["cpu.shares"] = a.CPUShares
+				}
 			default:
 				continue
 			}
@@ -86,7 +91,7 @@ func setupCgroups(uuid string, apps []podunit.App) (binds []string, leave func()
 			}
 			// In this order: the kernel checks the quota against the period
 			// and memsw against the memory limit.
-			for _, f := range []string{"cpu.cfs_period_us", "cpu.cfs_quota_us", "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
+			for _, f := range []string{"cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.shares", "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
 				if v, ok := files[f]; ok {
 					if err := os.WriteFile(filepath.Join(dir, f), []byte(strconv.FormatInt(v, 10)), 0); err != nil {
 						return nil, leave, fmt.Errorf("limit app %s: %w", a.Name, err)

@@ -156,7 +156,7 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 
 func limited(apps []podunit.App) bool {
 	for _, a := range apps {
-		if a.Memory > 0 || a.CPU > 0 {
+		if a.Limited() {
 			return true
 		}
 	}

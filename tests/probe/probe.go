@@ -29,6 +29,7 @@ import (
 type options struct {
 	env                                            envFlag
 	user, caps, nnp, seccomp, memlimit, cwd        bool
+	cpushares                                      bool
 	hostname, pid, args, mounts, listenFDs, notify bool
 	readFile, writeFile, content, masked, stat     string
 	httpGet, serve                                 string
@@ -76,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.BoolVar(&o.nnp, "print-nnp", false, "print NoNewPrivs")
 	f.BoolVar(&o.seccomp, "print-seccomp", false, "print the seccomp mode")
 	f.BoolVar(&o.memlimit, "print-memlimit", false, "print the cgroup memory limit")
+	f.BoolVar(&o.cpushares, "print-cpushares", false, "print the cgroup CPU weight (v1 cpu.shares, else v2 cpu.weight)")
 	f.BoolVar(&o.cwd, "print-cwd", false, "print the working directory")
 	f.BoolVar(&o.hostname, "print-hostname", false, "print the hostname")
 	f.BoolVar(&o.pid, "print-pid", false, "print pid and parent pid")
@@ -119,7 +121,8 @@ func probe(o *options, args []string, w io.Writer) error {
 		{o.caps, func() error { return printStatus(w, "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb") }},
 		{o.nnp, func() error { return printStatus(w, "NoNewPrivs") }},
 		{o.seccomp, func() error { return printSeccomp(w) }},
-		{o.memlimit, func() error { return printMemLimit(w) }},
+		{o.memlimit, func() error { return printLimit(w, "MEMLIMIT", "memory", "memory.limit_in_bytes", "memory.max") }},
+		{o.cpushares, func() error { return printLimit(w, "CPUSHARES", "cpu", "cpu.shares", "cpu.weight") }},
 		{o.cwd, func() error { return printf(w, "CWD", os.Getwd) }},
 		{o.hostname, func() error { return printf(w, "HOSTNAME", os.Hostname) }},
 		{o.pid, func() error { _, err := fmt.Fprintf(w, "PID=%d\nPPID=%d\n", os.Getpid(), os.Getppid()); return err }},
@@ -284,26 +287,30 @@ func capNames(hex string) ([]string, error) {
 	return names, nil
 }
 
-func printMemLimit(w io.Writer) error {
+// printLimit prints the value of a cgroup file of controller ctrl as
+// NAME= and the file as NAME_FILE=: v1File in the v1 hierarchy, else
+// v2File in the unified one.
+func printLimit(w io.Writer, name, ctrl, v1File, v2File string) error {
 	data, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return fmt.Errorf("print memory limit: %w", err)
+		return fmt.Errorf("print %s: %w", ctrl, err)
 	}
-	for _, p := range memLimitFiles(string(data)) {
+	for _, p := range limitFiles(string(data), ctrl, v1File, v2File) {
 		v, err := os.ReadFile(p)
 		if err != nil {
 			continue
 		}
-		_, err = fmt.Fprintf(w, "MEMLIMIT=%s\nMEMLIMIT_FILE=%s\n", strings.TrimSpace(string(v)), p)
+		_, err = fmt.Fprintf(w, "%s=%s\n%s_FILE=%s\n", name, strings.TrimSpace(string(v)), name, p)
 		return err
 	}
-	return fmt.Errorf("print memory limit: no memory cgroup file for %q", strings.TrimSpace(string(data)))
+	return fmt.Errorf("print %s: no %s cgroup file for %q", name, ctrl, strings.TrimSpace(string(data)))
 }
 
-// memLimitFiles lists where the memory limit may be, most specific first: the
-// cgroup's own path (no cgroup namespace) before the mount root (namespaced),
-// v1 before v2 because on hybrid hosts the memory controller is on v1.
-func memLimitFiles(procCgroup string) []string {
+// limitFiles lists where a controller's file may be, most specific first:
+// the cgroup's own path (no cgroup namespace) before the mount root
+// (namespaced), v1 before v2 because on hybrid hosts the controllers are
+// on v1.
+func limitFiles(procCgroup, ctrl, v1File, v2File string) []string {
 	var v1, v2 []string
 	for _, line := range strings.Split(procCgroup, "\n") {
 		parts := strings.SplitN(line, ":", 3)
@@ -312,10 +319,10 @@ func memLimitFiles(procCgroup string) []string {
 		}
 		switch {
 		case parts[0] == "0" && parts[1] == "":
-			v2 = append(v2, filepath.Join("/sys/fs/cgroup", parts[2], "memory.max"), "/sys/fs/cgroup/memory.max")
-		case slices.Contains(strings.Split(parts[1], ","), "memory"):
-			v1 = append(v1, filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"),
-				"/sys/fs/cgroup/memory/memory.limit_in_bytes")
+			v2 = append(v2, filepath.Join("/sys/fs/cgroup", parts[2], v2File), filepath.Join("/sys/fs/cgroup", v2File))
+		case slices.Contains(strings.Split(parts[1], ","), ctrl):
+			v1 = append(v1, filepath.Join("/sys/fs/cgroup", ctrl, parts[2], v1File),
+				filepath.Join("/sys/fs/cgroup", ctrl, v1File))
 		}
 	}
 	return slices.Compact(append(v1, v2...))

@@ -52,10 +52,18 @@ func TestMemLimitFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := memLimitFiles(tt.cgroup); !slices.Equal(got, tt.want) {
-				t.Errorf("memLimitFiles = %q, want %q", got, tt.want)
+			if got := limitFiles(tt.cgroup, "memory", "memory.limit_in_bytes", "memory.max"); !slices.Equal(got, tt.want) {
+				t.Errorf("limitFiles = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCPUSharesFiles(t *testing.T) {
+	got := limitFiles("3:cpuacct:/a\n2:cpu:/b\n0::/c\n", "cpu", "cpu.shares", "cpu.weight")
+	want := []string{"/sys/fs/cgroup/cpu/b/cpu.shares", "/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/c/cpu.weight", "/sys/fs/cgroup/cpu.weight"}
+	if !slices.Equal(got, want) {
+		t.Errorf("limitFiles = %q, want %q", got, want)
 	}
 }
 
