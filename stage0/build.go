@@ -111,7 +111,7 @@ func (bf *buildFlags) run(ctx context.Context, g *globals) error {
 		defer os.RemoveAll(tmp)
 		o.BaseDir = filepath.Join(tmp, "rootfs")
 		if err := withImage(g, s.Base, func(st *store.Store, id string) error {
-			return st.ExtractRootfs(ctx, id, o.BaseDir)
+			return st.Extract(ctx, id, o.BaseDir, store.Extraction{RootfsOnly: true})
 		}); err != nil {
 			return fmt.Errorf("build: base %s: %w (fetch it first with skiff fetch)", s.Base, err)
 		}

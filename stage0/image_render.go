@@ -9,12 +9,19 @@ import (
 )
 
 func newImageRenderCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "render IMAGE",
-		Short: "Render an image and its dependencies in the store; prints the tree directories",
-		Args:  cobra.ExactArgs(1),
+	var rootfsOnly bool
+	cmd := &cobra.Command{
+		Use:   "render IMAGE [DIR]",
+		Short: "Render an image and its dependencies in the store and print the tree directories; with DIR, write the merged tree there (DIR/manifest and DIR/rootfs, as rkt)",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if rootfsOnly && len(args) == 1 {
+				return usagef("--rootfs-only needs DIR")
+			}
 			return withImage(g, args[0], func(s *store.Store, id string) error {
+				if len(args) == 2 {
+					return s.Extract(cmd.Context(), id, args[1], store.Extraction{Dependencies: true, RootfsOnly: rootfsOnly})
+				}
 				dirs, err := s.LowerDirs(cmd.Context(), id)
 				if err != nil {
 					return err
@@ -26,4 +33,6 @@ func newImageRenderCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&rootfsOnly, "rootfs-only", false, "write only the merged rootfs, as DIR itself (rkt's flag)")
+	return cmd
 }

@@ -91,7 +91,7 @@ func TestOCIRoundTrip(t *testing.T) {
 	}
 	// extract merges the layers: whiteout and opaque dir applied.
 	dir := filepath.Join(t.TempDir(), "rootfs")
-	e.mustRun("image", "extract", id, dir)
+	e.mustRun("image", "extract", "--rootfs-only", id, dir)
 	if b, err := os.ReadFile(filepath.Join(dir, "marker")); err != nil || string(b) != "rt" {
 		t.Errorf("extract: marker %q %v", b, err)
 	}

@@ -121,7 +121,7 @@ func TestExtractNotReachable(t *testing.T) {
 	reachable(t, e)
 	e.mustRun("--insecure-options=image", "fetch", suidImage(t))
 	out := filepath.Join(filepath.Dir(e.dir), "extracted")
-	e.mustRun("image", "extract", "skiff.local/suid", out)
+	e.mustRun("image", "extract", "--rootfs-only", "skiff.local/suid", out)
 	bin := filepath.Join(out, "probe-suid")
 	fi, err := os.Stat(bin)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,10 +143,24 @@ func TestImageCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dirs[0], "bin", "busybox")); err != nil {
 		t.Errorf("rendered tree lacks bin/busybox: %v", err)
 	}
-	dst := filepath.Join(t.TempDir(), "x")
-	e.mustRun("image", "extract", id, dst)
-	if _, err := os.Stat(filepath.Join(dst, "bin", "busybox")); err != nil {
-		t.Errorf("extracted tree lacks bin/busybox: %v", err)
+	// As rkt's: DIR/manifest and DIR/rootfs, or (--rootfs-only) the tree as DIR;
+	// render DIR merges the dependencies in (busybox has none).
+	for _, args := range [][]string{{"extract"}, {"extract", "--rootfs-only"}, {"render"}, {"render", "--rootfs-only"}} {
+		dst := filepath.Join(t.TempDir(), "x")
+		e.mustRun(append(append([]string{"image"}, args...), id, dst)...)
+		rootfs, manifest := filepath.Join(dst, "rootfs"), true
+		if slices.Contains(args, "--rootfs-only") {
+			rootfs, manifest = dst, false
+		}
+		if _, err := os.Stat(filepath.Join(rootfs, "bin", "busybox")); err != nil {
+			t.Errorf("image %v: the tree lacks bin/busybox: %v", args, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dst, "manifest")); manifest != (err == nil) || manifest && !strings.Contains(string(b), `"skiff.local/busybox"`) {
+			t.Errorf("image %v: manifest %.40q, %v; want one: %v", args, b, err, manifest)
+		}
+	}
+	if _, errs, code := e.run("image", "render", "--rootfs-only", id); code != 2 {
+		t.Errorf("render --rootfs-only without DIR: exit %d, want 2:\n%s", code, errs)
 	}
 	// verify: clean, then a flipped byte is found and repaired.
 	if out := e.mustRun("image", "verify"); !strings.Contains(out, "consistent") {

@@ -414,7 +414,7 @@ func TestOCIExportExtractTag(t *testing.T) {
 	}
 
 	dst := filepath.Join(t.TempDir(), "x")
-	if err := s.ExtractRootfs(context.Background(), id, dst); err != nil {
+	if err := s.Extract(context.Background(), id, dst, Extraction{RootfsOnly: true}); err != nil {
 		t.Fatalf("extract: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dst, "opq", "new")); err != nil {

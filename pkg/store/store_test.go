@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appc/spec/schema"
 	"github.com/ulikunitz/xz"
 
 	"github.com/skiffpod/skiff/pkg/aci"
@@ -495,15 +497,49 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-func TestExtractRootfsAndTouch(t *testing.T) {
+func TestExtractAndTouch(t *testing.T) {
 	s := newStore(t)
-	id := importTar(t, s, acitest.Image(t, "example.com/app", map[string]string{"etc/hostname": "pod"}))
-	dst := filepath.Join(t.TempDir(), "out")
-	if err := s.ExtractRootfs(ctx, id, dst); err != nil {
-		t.Fatal(err)
+	importTar(t, s, acitest.Image(t, "example.com/base", map[string]string{"etc/base": "base", "etc/hostname": "base"}))
+	id := importTar(t, s, acitest.Image(t, "example.com/app", map[string]string{"etc/hostname": "pod"}, deps(dep("example.com/base"))))
+	// rkt's image extract and render, each with and without --rootfs-only.
+	tests := []struct {
+		name   string
+		how    Extraction
+		rootfs string // where the tree lands below dst
+		base   bool   // the dependency's file is there
+	}{
+		{"extract", Extraction{}, "rootfs", false},
+		{"extract rootfs only", Extraction{RootfsOnly: true}, "", false},
+		{"render", Extraction{Dependencies: true}, "rootfs", true},
+		{"render rootfs only", Extraction{Dependencies: true, RootfsOnly: true}, "", true},
 	}
-	if data, err := os.ReadFile(filepath.Join(dst, "etc/hostname")); string(data) != "pod" {
-		t.Errorf("extracted file = %q, %v", data, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "out")
+			if err := s.Extract(ctx, id, dst, tt.how); err != nil {
+				t.Fatal(err)
+			}
+			if data, err := os.ReadFile(filepath.Join(dst, tt.rootfs, "etc/hostname")); string(data) != "pod" {
+				t.Errorf("extracted file = %q, %v", data, err)
+			}
+			if _, err := os.Stat(filepath.Join(dst, tt.rootfs, "etc/base")); (err == nil) != tt.base {
+				t.Errorf("the dependency's file: %v, want it there: %v", err, tt.base)
+			}
+			b, err := os.ReadFile(filepath.Join(dst, "manifest"))
+			if tt.how.RootfsOnly {
+				if err == nil {
+					t.Error("a manifest beside a rootfs-only tree")
+				}
+				return
+			}
+			var m schema.ImageManifest
+			if err != nil || json.Unmarshal(b, &m) != nil || m.Name != "example.com/app" {
+				t.Errorf("manifest %s, %v: want example.com/app's", b, err)
+			}
+			if ents, _ := os.ReadDir(dst); len(ents) != 2 {
+				t.Errorf("dst holds %d entries, want manifest and rootfs", len(ents))
+			}
+		})
 	}
 	if err := s.Touch(id); err != nil {
 		t.Fatal(err)

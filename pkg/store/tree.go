@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha512"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
@@ -293,10 +295,28 @@ func depString(d types.Dependency) string {
 	return s
 }
 
-// ExtractRootfs extracts the rootfs of image id (not its dependencies) into
-// dst, which must not exist or be an empty directory. dst is made private
-// (root's alone when run as root).
-func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
+// Extraction says what Extract writes.
+type Extraction struct {
+	// Dependencies merges the image's dependencies below it (rkt's image
+	// render); without it the image's own rootfs alone (image extract).
+	Dependencies bool
+	// RootfsOnly makes dst the rootfs itself; else dst holds the image
+	// manifest as "manifest" and the tree as "rootfs", as an ACI does.
+	RootfsOnly bool
+}
+
+// Extract writes image id into dst, which must not exist or be an empty
+// directory: its rootfs (merged with its dependencies' when asked) and,
+// unless RootfsOnly, its manifest beside it. dst is made private (root's
+// alone when run as root).
+func (s *Store) Extract(ctx context.Context, id, dst string, how Extraction) error {
+	var lowers []string
+	if how.Dependencies {
+		var err error
+		if lowers, err = s.LowerDirs(ctx, id); err != nil {
+			return fmt.Errorf("render image %s: %w", id, err)
+		}
+	}
 	unlock, err := s.lock(unix.LOCK_SH)
 	if err != nil {
 		return err
@@ -311,10 +331,14 @@ func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 		return fmt.Errorf("extract image %s: %w", id, err)
 	}
 	defer os.RemoveAll(tmp)
-	if rec.OCI != nil {
-		err = s.extractOCI(rec, filepath.Join(tmp, "rootfs"))
-	} else {
-		err = s.extractBlob(ctx, id, tmp)
+	rootfs := filepath.Join(tmp, "rootfs")
+	switch {
+	case how.Dependencies:
+		err = mergeLayers(rootfs, slices.Backward(lowers))
+	case rec.OCI != nil:
+		err = s.extractOCI(rec, rootfs)
+	default:
+		err = s.extractBlob(ctx, id, tmp) // manifest and rootfs, as in the ACI
 	}
 	if err != nil {
 		return fmt.Errorf("extract image %s: %w", id, err)
@@ -322,11 +346,31 @@ func (s *Store) ExtractRootfs(ctx context.Context, id, dst string) error {
 	// Owners and setuid bits are kept, so the tree is root's alone, as
 	// the store's trees are: otherwise any host user could run an image's
 	// setuid-root binary from it.
-	if err := perm.Private(filepath.Join(tmp, "rootfs")); err != nil {
+	if err := perm.Private(rootfs); err != nil {
 		return fmt.Errorf("extract image %s: %w", id, err)
 	}
-	if err := os.Rename(filepath.Join(tmp, "rootfs"), dst); err != nil {
+	out := tmp
+	if how.RootfsOnly {
+		out = rootfs
+	} else if _, err := os.Lstat(filepath.Join(tmp, "manifest")); err != nil {
+		m, err := s.manifest(id)
+		if err == nil {
+			err = writeManifest(filepath.Join(tmp, "manifest"), m)
+		}
+		if err != nil {
+			return fmt.Errorf("extract image %s: %w", id, err)
+		}
+	}
+	if err := os.Rename(out, dst); err != nil {
 		return fmt.Errorf("extract image %s: %w", id, err)
 	}
 	return nil
+}
+
+func writeManifest(path string, m *schema.ImageManifest) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }

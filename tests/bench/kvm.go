@@ -48,7 +48,7 @@ func benchKVM(ctx context.Context, cfg config) error {
 	}
 	guest := filepath.Join(p.dir, "stage1-kvm")
 	if _, err := os.Stat(guest); err != nil {
-		if _, err := output(ctx, nil, cfg.skiff, p.skiff("image", "extract", "skiff.dev/stage1-kvm", guest)...); err != nil {
+		if _, err := output(ctx, nil, cfg.skiff, p.skiff("image", "extract", "--rootfs-only", "skiff.dev/stage1-kvm", guest)...); err != nil {
 			return err
 		}
 	}

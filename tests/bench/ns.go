@@ -38,7 +38,7 @@ func setupPods(ctx context.Context, cfg config) (pods, error) {
 	if _, err := output(ctx, nil, cfg.skiff, p.skiff("fetch", filepath.Join(cfg.images, "busybox.aci"))...); err != nil {
 		return p, err
 	}
-	_, err := output(ctx, nil, cfg.skiff, p.skiff("image", "extract", "skiff.local/busybox", p.rootfs)...)
+	_, err := output(ctx, nil, cfg.skiff, p.skiff("image", "extract", "--rootfs-only", "skiff.local/busybox", p.rootfs)...)
 	return p, err
 }
 
