@@ -41,6 +41,7 @@ type podFlags struct {
 	privateUsers string // "auto" or "no"
 	pidsLimit    int64
 	uuidFileSave string
+	ipc          string // auto, private or parent (rkt's --ipc)
 	pullPolicy   string
 	signatures   []string
 	// netReq is the network flags (--net, --publish, --dns, ...).
@@ -246,6 +247,7 @@ func (f *podFlags) registerNet(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.netReq.DNSSearch, "dns-search", nil, "a search domain for the pod's resolv.conf (repeat)")
 	fs.StringArrayVar(&f.netReq.DNSOpts, "dns-opt", nil, "a resolv.conf option, e.g. ndots:2 (repeat)")
 	fs.StringArrayVar(&f.netReq.HostsEntries, "hosts-entry", nil, "add IP=NAME to every app's /etc/hosts (repeat)")
+	fs.StringVar(&f.ipc, "ipc", "auto", "the pod's IPC namespace: auto or private (its own), parent (the host's; stage1 ns)")
 }
 
 func (f *podFlags) check() error {
@@ -255,8 +257,13 @@ func (f *podFlags) check() error {
 	if err := f.checkStage1(); err != nil {
 		return err
 	}
-	if f.prepareOnly && (f.netReq.Net != "default" || f.netReq.Extra()) {
-		return usagef("prepare: give --net, --publish, --port, --dns and --hosts-entry to run-prepared")
+	if f.prepareOnly && (f.netReq.Net != "default" || f.netReq.Extra() || f.ipc != "" && f.ipc != "auto") {
+		return usagef("prepare: give --net, --publish, --port, --dns, --hosts-entry and --ipc to run-prepared")
+	}
+	switch f.ipc {
+	case "", "auto", "private", "parent":
+	default:
+		return usagef("--ipc=%s: want auto, private or parent", f.ipc)
 	}
 	switch f.pullPolicy {
 	case "new", "update", "never":

@@ -73,6 +73,7 @@ func TestPrepareRefusesRunOptions(t *testing.T) {
 	for _, f := range []podFlags{
 		{prepareOnly: true, netReq: podnet.Request{Net: "host"}},
 		{prepareOnly: true, netReq: podnet.Request{Net: "default", Publish: []string{"8080:80"}}},
+		{prepareOnly: true, netReq: podnet.Request{Net: "default"}, ipc: "parent"},
 	} {
 		if err := f.check(); err == nil || !strings.Contains(err.Error(), "run-prepared") {
 			t.Errorf("%+v: err = %v, want one pointing to run-prepared", f, err)
@@ -80,6 +81,16 @@ func TestPrepareRefusesRunOptions(t *testing.T) {
 	}
 	if err := (&podFlags{prepareOnly: true, netReq: podnet.Request{Net: "default"}, pullPolicy: "new"}).check(); err != nil {
 		t.Errorf("prepare without run options: %v", err)
+	}
+}
+
+// rkt's --ipc values; anything else is a usage error.
+func TestIPCFlag(t *testing.T) {
+	for ipc, ok := range map[string]bool{"auto": true, "private": true, "parent": true, "host": false, "supercalifragilisticexpialidocious": false} {
+		err := (&podFlags{netReq: podnet.Request{Net: "default"}, pullPolicy: "new", ipc: ipc}).check()
+		if (err == nil) != ok || err != nil && (!strings.Contains(err.Error(), "--ipc="+ipc) || !errors.As(err, new(usageError))) {
+			t.Errorf("--ipc=%s: err = %v, want ok %v or a usage error naming it", ipc, err, ok)
+		}
 	}
 }
 

@@ -234,6 +234,16 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 		hostname = preparedHostname(p)
 	}
 	o := stage1.RunOptions{Net: f.netReq.Net, Hostname: hostname, Interactive: f.interactive, Mutable: f.sandbox}
+	if f.ipc == "parent" {
+		o.IPC = f.ipc
+		s1, err := pod.ReadStage1(p.Path())
+		if err == nil && !s1.Supports(pod.FeatureIPCParent) {
+			err = usagef("--ipc=parent: stage1 %s cannot share the host's IPC namespace (stage1 ns can)", s1.Name)
+		}
+		if err != nil {
+			return discardPod(g, p, err)
+		}
+	}
 	if r, ok, err := prepare.PrivateUsers(p); err != nil {
 		p.Unlock()
 		return err
@@ -245,13 +255,8 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 		o.Net, o.NetNS = "", netns
 	}
 	if err != nil {
-		// A pod that cannot get its network is not started: run removes
-		// it, run-prepared leaves it prepared.
-		if p.State == pod.Preparing && p.Transition(pod.Garbage) == nil {
-			err = errors.Join(err, g.pods().Delete(p))
-		}
-		p.Unlock()
-		return err
+		// A pod that cannot get its network is not started.
+		return discardPod(g, p, err)
 	}
 	if err := p.Transition(pod.Running); err != nil {
 		err = errors.Join(err, g.podNet().Detach(p))
@@ -260,6 +265,16 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	}
 	g.log.Debug("exec stage1", "pod", p.UUID, "tree", in.Tree)
 	err = in.Exec(o)
+	p.Unlock()
+	return err
+}
+
+// discardPod ends a run that failed before the stage1 started: run removes
+// its pod, run-prepared leaves it prepared. It returns err.
+func discardPod(g *globals, p *pod.Pod, err error) error {
+	if p.State == pod.Preparing && p.Transition(pod.Garbage) == nil {
+		err = errors.Join(err, g.pods().Delete(p))
+	}
 	p.Unlock()
 	return err
 }

@@ -51,6 +51,10 @@ const (
 	// FeaturePrivateUsers: run takes --private-users=UID:COUNT (a user
 	// namespace per pod, docs/user-namespaces.md).
 	FeaturePrivateUsers = "private-users"
+	// FeatureIPCParent: run takes --ipc=parent, which keeps the pod in
+	// the host's IPC namespace (rkt's --ipc=parent); without it the pod
+	// has one of its own, as with --ipc=private.
+	FeatureIPCParent = "ipc-parent"
 	// FeatureAppPIDNamespace: an app whose runtime app carries
 	// AnnotationPIDNamespace "app" runs in a PID namespace of its own
 	// (its /proc/1 is the app), below the pod's.

@@ -25,7 +25,10 @@ type RunArgs struct {
 	// PrivateUsers, with FeaturePrivateUsers: UID:COUNT, the host uids of
 	// the pod's user namespace; its image trees are already idmapped to it.
 	PrivateUsers string
-	UUID         string
+	// IPC, with FeatureIPCParent: "parent" keeps the pod in the host's
+	// IPC namespace; "", "auto" and "private" give it its own.
+	IPC  string
+	UUID string
 }
 
 func (a *RunArgs) flags(fs *flag.FlagSet) {
@@ -36,6 +39,7 @@ func (a *RunArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.Interactive, "interactive", false, "")
 	fs.BoolVar(&a.Mutable, "mutable", false, "")
 	fs.StringVar(&a.PrivateUsers, "private-users", "", "")
+	fs.StringVar(&a.IPC, "ipc", "", "")
 }
 
 // Argv returns the arguments stage0 passes to run.
@@ -53,6 +57,9 @@ func (a *RunArgs) Parse(argv []string) error {
 	}
 	if err == nil && a.Mutable && a.Interactive {
 		err = fmt.Errorf("%s: %w: --mutable with --interactive", EntrypointRun, ErrUsage)
+	}
+	if err == nil && a.IPC != "" && a.IPC != "auto" && a.IPC != "private" && a.IPC != "parent" {
+		err = fmt.Errorf("%s: %w: --ipc=%q", EntrypointRun, ErrUsage, a.IPC)
 	}
 	if err == nil && a.NetNS != "" && a.Net != "" {
 		err = fmt.Errorf("%s: %w: --netns with --net=%s", EntrypointRun, ErrUsage, a.Net)

@@ -41,6 +41,7 @@ func TestRunArgsRoundTrip(t *testing.T) {
 		{"netns (version 2)", RunArgs{NetNS: "/run/skiff/netns/u", UUID: "u"}, []string{"--netns=/run/skiff/netns/u", "u"}},
 		{"private users (feature)", RunArgs{PrivateUsers: "268435456:65536", UUID: "u"}, []string{"--private-users=268435456:65536", "u"}},
 		{"value with spaces and =", RunArgs{Hostname: "a b=c", UUID: "u"}, []string{"--hostname=a b=c", "u"}},
+		{"ipc parent (feature)", RunArgs{IPC: "parent", UUID: "u"}, []string{"--ipc=parent", "u"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*RunArgs).Parse) })
@@ -115,6 +116,7 @@ func TestArgsParseRejects(t *testing.T) {
 		{EntrypointRun, []string{"--force", "u"}}, // stop's flag
 		{EntrypointRun, []string{""}},
 		{EntrypointRun, []string{"--net=host", "--netns=/run/skiff/netns/u", "u"}}, // two networks
+		{EntrypointRun, []string{"--ipc=host", "u"}},
 		{EntrypointEnter, []string{"--no-such-flag", "--app=a", "u", "--", "x"}},
 		{EntrypointEnter, []string{"u", "--", "x"}}, // no --app
 		{EntrypointEnter, []string{"--app=a", "u", "x"}},

@@ -56,6 +56,9 @@ type RunOptions struct {
 	// PrivateUsers is the pod's uid range, UID:COUNT, for a stage1 with
 	// pod.FeaturePrivateUsers.
 	PrivateUsers string
+	// IPC "parent" keeps the pod in the host's IPC namespace, for a
+	// stage1 with pod.FeatureIPCParent.
+	IPC string
 }
 
 // Exec replaces the calling process with the run entrypoint. The pod's
@@ -65,7 +68,7 @@ func (in Invocation) Exec(o RunOptions) error {
 	if lock == nil {
 		return fmt.Errorf("run pod %s: %w: lock not held", in.Pod.UUID, pod.ErrState)
 	}
-	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, NetNS: o.NetNS, Hostname: o.Hostname, Interactive: o.Interactive, Mutable: o.Mutable, PrivateUsers: o.PrivateUsers, UUID: in.Pod.UUID}
+	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, NetNS: o.NetNS, Hostname: o.Hostname, Interactive: o.Interactive, Mutable: o.Mutable, PrivateUsers: o.PrivateUsers, IPC: o.IPC, UUID: in.Pod.UUID}
 	path, argv, env, err := in.command(pod.EntrypointRun, args.Argv())
 	if err != nil {
 		return err

@@ -45,6 +45,9 @@ func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []poduni
 	if o.Interactive {
 		return nil, nil, fmt.Errorf("run: %w: --interactive is not supported by stage1-kvm", ErrUsage)
 	}
+	if o.IPC == "parent" {
+		return nil, nil, fmt.Errorf("run: %w: --ipc=parent: a VM cannot share the host's IPC namespace", ErrUsage)
+	}
 	switch {
 	case o.NetNS != "":
 		// The pod's CNI network, through a tap (joinTap, after Prepare).

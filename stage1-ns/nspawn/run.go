@@ -282,8 +282,14 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, args []string, pass []*o
 	// nspawn's own READY=1 would come too early and from the wrong pid.
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
 		k, _, _ := strings.Cut(e, "=")
-		return k == "NOTIFY_SOCKET" || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "LISTEN_FDNAMES"
+		return k == "NOTIFY_SOCKET" || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "LISTEN_FDNAMES" ||
+			strings.HasPrefix(k, "SYSTEMD_NSPAWN_SHARE_")
 	})
+	if o.IPC == "parent" {
+		// nspawn's way (since 233, when --share-system went) to leave the
+		// pod in its own IPC namespace, as rkt's stage1 did.
+		cmd.Env = append(cmd.Env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=true")
+	}
 	if len(pass) > 0 {
 		// nspawn hands fds 3.. to the pod's systemd when LISTEN_PID names
 		// nspawn itself, a pid known only after the fork: a shell sets it
