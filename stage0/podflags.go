@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
@@ -41,6 +42,7 @@ type podFlags struct {
 	privateUsers string // "auto" or "no"
 	pidsLimit    int64
 	uuidFileSave string
+	podManifest  string // rkt's --pod-manifest: the apps come from this file
 	ipc          string // auto, private or parent (rkt's --ipc)
 	pullPolicy   string
 	signatures   []string
@@ -119,6 +121,8 @@ type appArg struct {
 	flags appFlags
 	args  []string
 	set   map[string]bool // flags given after this image
+	// runtime is the app as --pod-manifest gave it.
+	runtime *schema.RuntimeApp
 }
 
 // parseApps splits what follows the pod flags into apps, as rkt's

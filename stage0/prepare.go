@@ -29,5 +29,6 @@ func newPrepareCmd(g *globals) *cobra.Command {
 		}),
 	}
 	f.register(cmd.Flags())
+	f.registerPodManifest(cmd.Flags())
 	return cmd
 }

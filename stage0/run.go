@@ -67,6 +67,7 @@ that failed (0 when every app succeeded); skiff's own failures exit 254.
 		RunE:               prepareThen(g, &f, func(p *pod.Pod) error { return execPod(g, p, &f) }),
 	}
 	f.register(cmd.Flags())
+	f.registerPodManifest(cmd.Flags())
 	return cmd
 }
 
@@ -110,6 +111,9 @@ func parseRunArgs(cmd *cobra.Command, f *podFlags, args []string) ([]appArg, boo
 	}
 	if err := f.check(); err != nil {
 		return nil, false, err
+	}
+	if f.podManifest != "" {
+		return nil, false, f.checkPodManifest(fs)
 	}
 	if f.sandbox {
 		if fs.NArg() > 0 {
@@ -171,6 +175,15 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		return nil, err
 	}
 	defer release()
+	if f.podManifest != "" {
+		apps, err = podManifestApps(f.podManifest, &o)
+		if err != nil {
+			return nil, err
+		}
+		if f.interactive && len(apps) != 1 {
+			return nil, usagef("--interactive needs exactly one app, got %d", len(apps))
+		}
+	}
 	if o.Apps, err = resolveApps(ctx, g, s, fe, pol, apps, f.signatures); err != nil {
 		return nil, err
 	}
@@ -215,6 +228,7 @@ func resolveApps(ctx context.Context, g *globals, s *store.Store, fe *fetch.Fetc
 		if err != nil {
 			return nil, err
 		}
+		app.Runtime = a.runtime
 		app.Layers = layers
 		out = append(out, app)
 	}

@@ -206,7 +206,9 @@ func bind(src, dst string, ro bool) specs.Mount {
 
 // volumeMounts binds the pod's volumes: first the runtime app's mounts,
 // then every mount point of the app that no mount covers, from the volume
-// of the same name. Read-only wins: from the volume or the mount point.
+// of the same name. Read-only as the volume says when it says (rkt's rule:
+// a pod manifest's readOnly false overrides an image's read-only mount
+// point), else as the mount point says.
 func volumeMounts(pm *schema.PodManifest, ra *schema.RuntimeApp, app *types.App, dir string) ([]specs.Mount, error) {
 	vols := map[types.ACName]types.Volume{}
 	for _, v := range pm.Volumes {
@@ -214,7 +216,9 @@ func volumeMounts(pm *schema.PodManifest, ra *schema.RuntimeApp, app *types.App,
 	}
 	var out []specs.Mount
 	add := func(v types.Volume, target string, ro bool) {
-		ro = ro || (v.ReadOnly != nil && *v.ReadOnly)
+		if v.ReadOnly != nil {
+			ro = *v.ReadOnly
+		}
 		m := bind(path.Join(dir, v.Name.String()), path.Clean("/"+target), ro)
 		if v.Recursive == nil || *v.Recursive {
 			m.Options[0] = "rbind"

@@ -234,9 +234,10 @@ func TestBuild(t *testing.T) {
 			name: "volumes and mount points",
 			app: appJSON("0", "0", `,"mountPoints":[
 				{"name":"data","path":"/var/data"},{"name":"conf","path":"/etc/app","readOnly":true},
-				{"name":"logs","path":"/var/log"}]`),
+				{"name":"logs","path":"/var/log"},{"name":"over","path":"/over","readOnly":true}]`),
 			extra: `{"volumes":[
 				{"name":"data","kind":"host","source":"/srv/data"},
+				{"name":"over","kind":"host","source":"/o","readOnly":false},
 				{"name":"conf","kind":"empty"},
 				{"name":"cache","kind":"host","source":"/c","readOnly":true,"recursive":false}],
 				"ra":{"mounts":[{"volume":"cache","path":"/var/log"}]}}`,
@@ -246,6 +247,7 @@ func TestBuild(t *testing.T) {
 					{Destination: "/var/log", Type: "bind", Source: "/vols/cache", Options: []string{"bind", "ro"}},
 					{Destination: "/var/data", Type: "bind", Source: "/vols/data", Options: []string{"rbind"}},
 					{Destination: "/etc/app", Type: "bind", Source: "/vols/conf", Options: []string{"rbind", "ro"}},
+					{Destination: "/over", Type: "bind", Source: "/vols/over", Options: []string{"rbind"}}, // the volume's readOnly false wins
 					{Destination: "/etc/hostname", Type: "bind", Source: HostnameFile, Options: []string{"bind"}},
 				} {
 					eq(t, want.Destination, findMount(s, want.Destination), &want)

@@ -17,11 +17,9 @@ import (
 )
 
 // portMappings parses --publish and resolves --port NAME:[HOSTIP:]HOSTPORT
-// against the appc ports of the pod's apps.
+// and the pod manifest's own ports (--pod-manifest's) against the appc
+// ports of the pod's apps.
 func (n Request) portMappings(p *pod.Pod) ([]cni.PortMapping, error) {
-	if len(n.Publish)+len(n.Ports) == 0 {
-		return nil, nil
-	}
 	b, err := p.ReadFile(pod.ManifestFile, pod.MaxManifestSize)
 	if err != nil {
 		return nil, err
@@ -29,6 +27,16 @@ func (n Request) portMappings(p *pod.Pod) ([]cni.PortMapping, error) {
 	pm, err := pod.ParseManifest(b)
 	if err != nil {
 		return nil, err
+	}
+	for _, ep := range pm.Ports {
+		host := ""
+		if ep.HostIP != nil {
+			host = ep.HostIP.String() + ":"
+		}
+		n.Ports = append(n.Ports, fmt.Sprintf("%s:%s%d", ep.Name, host, ep.HostPort))
+	}
+	if len(n.Publish)+len(n.Ports) == 0 {
+		return nil, nil
 	}
 	var known []types.Port
 	for _, ra := range pm.Apps {

@@ -24,6 +24,13 @@ import (
 // image mount point the user left unsatisfied (as rkt did).
 func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 	pm := schema.BlankPodManifest()
+	for _, a := range o.Annotations {
+		if strings.HasPrefix(a.Name.String(), "skiff.dev/") {
+			return nil, fmt.Errorf("pod annotation %s: the skiff.dev/ prefix is skiff's own", a.Name)
+		}
+		pm.Annotations.Set(a.Name, a.Value)
+	}
+	pm.Ports = o.Ports
 	vols := map[string]bool{}
 	for _, v := range o.Volumes {
 		if vols[v.Name.String()] {
@@ -57,8 +64,10 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 				// An image mount point nobody satisfied gets an empty volume,
 				// shared by every app that declares the same name.
 				// appc wants an empty volume's mode and owner: rkt's defaults.
-				ro, mode, uid, gid := mp.ReadOnly, "0755", 0, 0
-				pm.Volumes = append(pm.Volumes, types.Volume{Name: mp.Name, Kind: "empty", ReadOnly: &ro, Mode: &mode, UID: &uid, GID: &gid})
+				// No readOnly: each app's mount point says (a volume's
+				// readOnly would decide for all of them).
+				mode, uid, gid := "0755", 0, 0
+				pm.Volumes = append(pm.Volumes, types.Volume{Name: mp.Name, Kind: "empty", Mode: &mode, UID: &uid, GID: &gid})
 				vols[mp.Name.String()] = true
 			}
 			ra.Mounts = append(ra.Mounts, schema.Mount{Volume: mp.Name, Path: mp.Path})
@@ -120,6 +129,9 @@ func mountTargets(ms []schema.Mount, mps []types.MountPoint) []schema.Mount {
 }
 
 func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.RuntimeApp, error) {
+	if a.Runtime != nil {
+		return givenApp(im, a)
+	}
 	name := a.Name
 	if name == "" {
 		name = AppName(im.Name.String())
@@ -171,15 +183,9 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 		ReadOnlyRootFS: a.ReadOnly,
 		Mounts:         mountTargets(a.Mounts, app.MountPoints),
 	}
-	id := a.Image
-	if v, ok := im.Annotations.Get(oci.ManifestSHA512Annotation); ok && strings.HasPrefix(id, "sha256-") {
-		id = v // an OCI image: appc wants a sha512
+	if err := imageID(ra, im, a.Image); err != nil {
+		return nil, err
 	}
-	h, err := types.NewHash(id)
-	if err != nil {
-		return nil, fmt.Errorf("app %s: image id %q: %w", name, a.Image, err)
-	}
-	ra.Image.ID = *h
 	if v, ok := im.Annotations.Get(oci.StopSignalAnnotation); ok {
 		ra.Annotations.Set(podunit.StopSignalAnnotation, v)
 	}
@@ -187,6 +193,50 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 		ra.Annotations.Set(pod.AnnotationPIDNamespace, "app")
 	}
 	return ra, nil
+}
+
+// imageID sets ra's image ID to id, the store's: an OCI image's is its
+// sha512 form, as appc wants.
+func imageID(ra *schema.RuntimeApp, im *schema.ImageManifest, id string) error {
+	if v, ok := im.Annotations.Get(oci.ManifestSHA512Annotation); ok && strings.HasPrefix(id, "sha256-") {
+		id = v
+	}
+	h, err := types.NewHash(id)
+	if err != nil {
+		return fmt.Errorf("app %s: image id %q: %w", ra.Name, id, err)
+	}
+	ra.Image.ID = *h
+	return nil
+}
+
+// givenApp is the runtime app a user's pod manifest gave (--pod-manifest),
+// as given, with the image's app section where it has none (as rkt) and
+// the image named as the store has it.
+func givenApp(im *schema.ImageManifest, a App) (*schema.RuntimeApp, error) {
+	ra := *a.Runtime
+	ra.Mounts, ra.Annotations = slices.Clone(ra.Mounts), slices.Clone(ra.Annotations)
+	app := ra.App
+	if app == nil {
+		app = im.App
+	}
+	if app == nil {
+		return nil, fmt.Errorf("app %s: no app section in the pod manifest or the image manifest", ra.Name)
+	}
+	// Copy through JSON so the pod never aliases the caller's or the image's.
+	b, _ := json.Marshal(app)
+	ra.App = new(types.App)
+	if err := json.Unmarshal(b, ra.App); err != nil {
+		return nil, fmt.Errorf("app %s: %w", ra.Name, err)
+	}
+	if len(ra.App.Exec) == 0 {
+		return nil, fmt.Errorf("app %s: no exec in the pod manifest or the image manifest", ra.Name)
+	}
+	ra.Image = schema.RuntimeImage{Name: &im.Name, Labels: im.Labels}
+	if err := imageID(&ra, im, a.Image); err != nil {
+		return nil, err
+	}
+	ra.Mounts = mountTargets(ra.Mounts, ra.App.MountPoints)
+	return &ra, nil
 }
 
 // environment applies appc's precedence: inherited host env, then the

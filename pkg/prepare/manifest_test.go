@@ -156,3 +156,47 @@ func TestParseIsolators(t *testing.T) {
 		t.Errorf("isolators %v, want cpu-shares 12345 and oom-score-adj 42 (the flag over the image's 99)", got)
 	}
 }
+
+// An app from a user's pod manifest is taken as given, with the image's
+// app section where it has none (rkt); skiff.dev/ pod annotations are
+// refused.
+func TestGivenApp(t *testing.T) {
+	id := "sha512-" + strings.Repeat("0", 128)
+	im := &schema.ImageManifest{Name: "x.com/img", App: &types.App{Exec: types.Exec{"/image"}, User: "0", Group: "0"}}
+	given := &types.App{Exec: types.Exec{"/given", "'\"$"}, User: "1000", Group: "100"}
+	tests := []struct {
+		name     string
+		app      *types.App
+		image    *types.App
+		wantExec string // "" for an error
+	}{
+		{"its own app section", given, im.App, "/given '\"$"},
+		{"the image's", nil, im.App, "/image"},
+		{"neither", nil, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := *im
+			im.App = tt.image
+			ra := &schema.RuntimeApp{Name: "a", App: tt.app, ReadOnlyRootFS: true}
+			got, err := runtimeApp(&im, App{Image: id, Runtime: ra, Exec: []string{"/ignored"}}, nil)
+			if tt.wantExec == "" {
+				if err == nil {
+					t.Errorf("got %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := strings.Join(got.App.Exec, " "); e != tt.wantExec || !got.ReadOnlyRootFS || got.Image.ID.String() != id || got.Image.Name.String() != "x.com/img" {
+				t.Errorf("got exec %q, %+v; want exec %q, read-only, the image's ID and name", e, got, tt.wantExec)
+			}
+		})
+	}
+	var ann types.Annotations
+	ann.Set("skiff.dev/app-sandbox", "true")
+	if _, err := Manifest(nil, Options{Annotations: ann}); err == nil || !strings.Contains(err.Error(), "skiff.dev/") {
+		t.Errorf("a skiff.dev/ pod annotation: %v, want refused", err)
+	}
+}

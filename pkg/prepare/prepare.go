@@ -75,6 +75,10 @@ type App struct {
 	// PIDNamespace gives the app a PID namespace of its own
 	// (pod.AnnotationPIDNamespace), for a stage1 with that feature.
 	PIDNamespace bool
+	// Runtime is the app as a user's pod manifest gave it (--pod-manifest):
+	// it is taken as it is, with the image's app section where it has
+	// none; the fields above but Image and Layers are then unused.
+	Runtime *schema.RuntimeApp
 }
 
 // Options describe the whole pod.
@@ -100,7 +104,10 @@ type Options struct {
 	// Sandbox makes the pod an app sandbox (AnnotationSandbox): it may
 	// have no apps.
 	Sandbox bool
-	Log     *slog.Logger
+	// Ports and Annotations are a user's pod manifest's (--pod-manifest).
+	Ports       []types.ExposedPort
+	Annotations types.Annotations
+	Log         *slog.Logger
 }
 
 // AnnotationHostname is the pod manifest annotation that holds the pod's
