@@ -451,7 +451,7 @@ func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []
 		return "", err
 	}
 	// The store's error names the operation; ours (fetch REF) the source.
-	return f.Store.Import(ctx, img, store.ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name})
+	return f.Store.Import(ctx, img, store.ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name, Platform: f.OCI.Platform})
 }
 
 // matches reports whether manifest m is the image ref asked for: the same

@@ -95,7 +95,14 @@ type Options struct {
 	// Sandbox makes the pod an app sandbox (AnnotationSandbox): it may
 	// have no apps.
 	Sandbox bool
-	Log     *slog.Logger
+	// Insecure are the run-time protections --insecure-options turns off
+	// (capabilities, paths, seccomp), recorded for the stage1
+	// (pod.AnnotationInsecureOptions).
+	Insecure []string
+	// Platform is the os/arch[/variant] every app's image must be for
+	// (--platform); "" means this host's.
+	Platform string
+	Log      *slog.Logger
 }
 
 // AnnotationHostname is the pod manifest annotation that holds the pod's
