@@ -15,7 +15,7 @@ import (
 )
 
 // rkt's security flags (issue 14 item 5): seccomp groups, the run-time
-// --insecure-options and os/arch labels, from rkt's
+// --insecure-options, os/arch labels and the device cgroup, from rkt's
 // tests/rkt_seccomp_test.go and rkt_os_arch_test.go and rkt's stage1.
 
 // TestRktSeccompGroups: rkt's groups in --seccomp, one app each in one
@@ -119,6 +119,37 @@ func TestRktInsecureOptions(t *testing.T) {
 	out, errs, code := e.run("--insecure-options=image,bogus", "run", "--stage1=ns", probe)
 	if code != 2 || out != "" || !strings.HasPrefix(errs, `skiff: --insecure-options: unknown option "bogus"`) {
 		t.Errorf("unknown option: exit %d, %q %q; want 2 and the option named", code, out, errs)
+	}
+}
+
+// TestRktDeviceCgroup: on stage1-ns an app may mknod a node for one of
+// the host's block devices but not open it (the pod's device cgroup, as
+// rkt's DevicePolicy=closed); a device given as a host volume opens;
+// --insecure-options=paths turns the cgroup off, as in rkt.
+func TestRktDeviceCgroup(t *testing.T) {
+	blocks, err := os.ReadDir("/sys/dev/block")
+	if err != nil || len(blocks) == 0 {
+		t.Fatalf("no block device on this host to try: %v", err)
+	}
+	majMin := strings.Split(blocks[0].Name(), ":")
+	given := "/dev/null"
+	if _, err := os.Stat("/dev/loop0"); err == nil {
+		given = "/dev/loop0"
+	}
+	e := newEnv(t)
+	script := `mknod /dev/disk0 b ` + majMin[0] + ` ` + majMin[1] + ` && echo mknod=ok; ` +
+		`head -c 1 /dev/disk0 >/dev/null && echo open=ok || echo open=refused; ` +
+		`head -c 1 /dev/given >/dev/null && echo given=ok || echo given=refused`
+	for _, tt := range []struct{ opts, open string }{{"", "refused"}, {"paths", "ok"}} {
+		args := []string{"run", "--stage1=ns", "--volume=given,kind=host,source=" + given + ",readOnly=true"}
+		if tt.opts != "" {
+			args = append([]string{"--insecure-options=" + tt.opts}, args...)
+		}
+		out, errs, code := e.run(append(args, image(t, "busybox.aci"), "--mount=volume=given,target=/dev/given", "--exec=/bin/sh", "--", "-c", script)...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d\n%s%s", tt.opts, code, out, errs)
+		}
+		mustContain(t, out+errs, "mknod=ok\n", "open="+tt.open+"\n", "given=ok\n")
 	}
 }
 

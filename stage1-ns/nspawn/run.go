@@ -105,6 +105,10 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 			leavePids, err = setupPids(log, a.UUID, limit)
 		}
 	}
+	leaveDevices := func() {}
+	if err == nil {
+		leaveDevices, err = setupDevices(log, a.UUID, pm)
+	}
 	leaveTracking := func() {}
 	if err == nil && !stage1kit.Machined() {
 		// nspawn runs with --keep-unit: the pod gets our cgroup.
@@ -114,6 +118,7 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 		stopMetadata()
 		leave()
 		leavePids()
+		leaveDevices()
 		leaveTracking()
 		// What is left once nspawn has gone: it was killed, not the pod.
 		if err := killPod(a.UUID); err != nil {
