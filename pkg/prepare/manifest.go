@@ -102,9 +102,13 @@ type platformer interface {
 }
 
 // checkPlatform refuses an app image for another os or arch than want.
+// Only a manifest without the labels (an OCI image's, or an ACI's that
+// has none) needs the store's answer.
 func checkPlatform(imgs Images, id string, im *schema.ImageManifest, want string) error {
+	_, hasOS := im.Labels.Get("os")
+	_, hasArch := im.Labels.Get("arch")
 	p, ok := imgs.(platformer)
-	if !ok {
+	if !ok || hasOS || hasArch {
 		return aci.CheckPlatform(im, want)
 	}
 	os, arch, err := p.Platform(id)
