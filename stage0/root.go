@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -62,15 +63,39 @@ type globals struct {
 	stderr      io.Writer
 }
 
+// insecureGroups are the --insecure-options that stand for several, as
+// rkt's all-fetch, all-run and all; ondisk is accepted and means nothing,
+// as in rkt (skiff never rehashes a tree at run: docs/security.md).
+var insecureGroups = map[string][]string{
+	"all-fetch": {"image", "http", "tls"},
+	"all-run":   {"capabilities", "paths", "seccomp", "ondisk"},
+	"all":       {"image", "http", "tls", "capabilities", "paths", "seccomp", "ondisk"},
+}
+
+// insecureOptionNames lists every option --insecure-options takes.
+const insecureOptionNames = "image, http, tls, capabilities, paths, seccomp, ondisk, all-fetch, all-run or all"
+
 func (g *globals) insecureOpt(name string) bool {
 	for _, o := range g.insecure {
 		for _, o := range strings.Split(o, ",") {
-			if o == name || o == "all" {
+			if o == name || slices.Contains(insecureGroups[o], name) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// insecureRun lists the run-time protections --insecure-options turns off
+// (capabilities, paths, seccomp), for the pod manifest.
+func (g *globals) insecureRun() []string {
+	var out []string
+	for _, o := range []string{"capabilities", "paths", "seccomp"} {
+		if g.insecureOpt(o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -105,9 +130,11 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 			for _, o := range g.insecure {
 				for _, o := range strings.Split(o, ",") {
 					switch o {
-					case "image", "http", "tls", "all", "":
+					case "image", "http", "tls", "capabilities", "paths", "seccomp", "ondisk", "":
 					default:
-						return usagef("--insecure-options: unknown option %q (want image, http, tls or all)", o)
+						if insecureGroups[o] == nil {
+							return usagef("--insecure-options: unknown option %q (want %s)", o, insecureOptionNames)
+						}
 					}
 				}
 			}
@@ -123,7 +150,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 	pf.StringVar(&g.dir, "dir", "/var/lib/skiff", "data directory: the image store and the pods")
 	pf.StringVar(&g.localConfig, "local-config", "/etc/skiff", "local configuration directory (trusted keys)")
 	pf.BoolVar(&g.debug, "debug", false, "print debug messages, and pass --debug to stage1")
-	pf.StringSliceVar(&g.insecure, "insecure-options", nil, "turn off security features: image (signature checks), http (plain http fetches), tls (registry certificates), all")
+	pf.StringSliceVar(&g.insecure, "insecure-options", nil, "turn off security features: image (signature checks), http (plain http fetches), tls (registry certificates), all-fetch (those three); capabilities (apps get every one), paths (no masked or read-only /proc and /sys paths, no device cgroup), seccomp (no filter), all-run (those three); all")
 	pf.StringVar(&g.authfile, "authfile", "", "registry auth file (default $REGISTRY_AUTH_FILE, else LOCAL-CONFIG/auth.json; then ~/.docker/config.json)")
 	pf.StringVar(&g.platform, "platform", "", "platform of OCI images to fetch from an index: os/arch[/variant] (default the host's)")
 	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as 'skiff version') and exit")

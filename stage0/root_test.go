@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
@@ -26,5 +29,45 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("run(%q) = %d, want %d", tt.args, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestInsecureOptions: rkt's run-time options and groups are accepted
+// and mean what rkt's do; ondisk is accepted and turns nothing off.
+func TestInsecureOptions(t *testing.T) {
+	tests := []struct {
+		flags   []string
+		on, off []string
+		run     []string // insecureRun, for the pod manifest
+	}{
+		{nil, nil, []string{"image", "seccomp"}, nil},
+		{[]string{"image,tls"}, []string{"image", "tls"}, []string{"http", "seccomp"}, nil},
+		{[]string{"seccomp", "paths"}, []string{"seccomp", "paths"}, []string{"capabilities", "image"}, []string{"paths", "seccomp"}},
+		{[]string{"all-run"}, []string{"capabilities", "paths", "seccomp", "ondisk"}, []string{"image", "http"}, []string{"capabilities", "paths", "seccomp"}},
+		{[]string{"all-fetch"}, []string{"image", "http", "tls"}, []string{"seccomp"}, nil},
+		{[]string{"all"}, []string{"image", "http", "tls", "capabilities", "paths", "seccomp"}, nil, []string{"capabilities", "paths", "seccomp"}},
+		{[]string{"ondisk"}, []string{"ondisk"}, []string{"image", "seccomp", "paths", "capabilities"}, nil},
+	}
+	for _, tt := range tests {
+		g := &globals{insecure: tt.flags}
+		for _, o := range tt.on {
+			if !g.insecureOpt(o) {
+				t.Errorf("%q: %s not turned off", tt.flags, o)
+			}
+		}
+		for _, o := range tt.off {
+			if g.insecureOpt(o) {
+				t.Errorf("%q: %s turned off", tt.flags, o)
+			}
+		}
+		if got := g.insecureRun(); !slices.Equal(got, tt.run) {
+			t.Errorf("%q: insecureRun() = %q, want %q", tt.flags, got, tt.run)
+		}
+	}
+	dir := t.TempDir()
+	for _, o := range []string{"image,seccomp,capabilities,paths,ondisk,all-run", "all-fetch", "all"} {
+		if got := run([]string{"--dir=" + dir, "--insecure-options=" + o, "list"}); got != exitOK {
+			t.Errorf("--insecure-options=%s: exit %d, want %d", o, got, exitOK)
+		}
 	}
 }

@@ -47,7 +47,8 @@ App flags:
       --oom-score-adj N         -1000..1000 (raised to the lowest the host allows)
       --caps-retain CAPS / --caps-remove CAPS
       --seccomp mode=retain|remove[,errno=EPERM],SYSCALL,...  (replaces the default profile;
-                                mode=retain,@appc.io/all turns it off)
+                                mode=retain,@appc.io/all turns it off; rkt's groups
+                                @rkt/default-whitelist, @docker/default-blacklist, ...)
       --readonly-rootfs --no-new-privileges`
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -167,7 +168,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Sandbox: f.sandbox, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PrivateUsers: f.privateUsers == "auto", PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Sandbox: f.sandbox, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PrivateUsers: f.privateUsers == "auto", PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Insecure: g.insecureRun(), Platform: g.platform, Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()

@@ -115,7 +115,10 @@ func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManif
 	if v, _ := ra.Annotations.Get(podabi.AnnotationPIDNamespace); v == "app" {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
-	if err := applyIsolators(s, app.Isolators, opts.Withheld); err != nil {
+	if Insecure(pm, "paths") {
+		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+	}
+	if err := applyIsolators(s, app.Isolators, opts.Withheld, Insecure(pm, "capabilities"), Insecure(pm, "seccomp")); err != nil {
 		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
 	}
 	vols, err := volumeMounts(pm, ra, app, opts.VolumesDir)

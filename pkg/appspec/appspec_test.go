@@ -214,9 +214,9 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
-			name: "seccomp group refused",
+			name: "unknown seccomp group refused",
 			app: appJSON("0", "0", `,"isolators":[`+
-				isolator("os/linux/seccomp-remove-set", `{"set":["@rkt/default-blacklist"]}`)+`]`),
+				isolator("os/linux/seccomp-remove-set", `{"set":["@systemd/mount"]}`)+`]`),
 			wantErr: ErrIsolator,
 		},
 		{

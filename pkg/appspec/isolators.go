@@ -19,16 +19,28 @@ var DefaultCaps = []string{
 }
 
 // applyIsolators fills the parts of s that appc isolators decide. The
-// process's user must already be set.
-func applyIsolators(s *specs.Spec, isolators types.Isolators, withheld []string) error {
-	caps := slices.DeleteFunc(slices.Clone(DefaultCaps), func(c string) bool { return slices.Contains(withheld, c) })
+// process's user must already be set. allCaps and noSeccomp are
+// --insecure-options=capabilities and seccomp: every capability this
+// process holds (but the withheld ones), whatever the isolators say, and
+// no seccomp filter at all.
+func applyIsolators(s *specs.Spec, isolators types.Isolators, withheld []string, allCaps, noSeccomp bool) error {
+	caps := slices.Clone(DefaultCaps)
+	if allCaps {
+		caps = HeldCaps()
+	}
+	caps = slices.DeleteFunc(caps, func(c string) bool { return slices.Contains(withheld, c) })
 	retained := false
 	for i := range isolators {
 		iso := &isolators[i]
 		switch v := iso.Value().(type) {
 		case *types.LinuxCapabilitiesRetainSet:
-			caps, retained = capNames(v.Set()), true
+			if !allCaps {
+				caps, retained = capNames(v.Set()), true
+			}
 		case *types.LinuxCapabilitiesRevokeSet:
+			if allCaps {
+				break
+			}
 			drop := capNames(v.Set())
 			caps = slices.DeleteFunc(caps, func(c string) bool { return slices.Contains(drop, c) })
 		case *types.LinuxNoNewPrivileges:
@@ -37,12 +49,18 @@ func applyIsolators(s *specs.Spec, isolators types.Isolators, withheld []string)
 			n := int(*v)
 			s.Process.OOMScoreAdj = &n
 		case *types.LinuxSeccompRetainSet:
+			if noSeccomp {
+				break
+			}
 			sc, err := seccomp(v, true)
 			if err != nil {
 				return err
 			}
 			s.Linux.Seccomp = sc
 		case *types.LinuxSeccompRemoveSet:
+			if noSeccomp {
+				break
+			}
 			sc, err := seccomp(v, false)
 			if err != nil {
 				return err
@@ -76,7 +94,7 @@ func applyIsolators(s *specs.Spec, isolators types.Isolators, withheld []string)
 	// Without an isolator, the default profile, made for the capabilities
 	// the app may hold. It does not imply no_new_privs: what it refuses,
 	// it refuses to setuid binaries too, and they keep working in a pod.
-	if s.Linux.Seccomp == nil {
+	if s.Linux.Seccomp == nil && !noSeccomp {
 		s.Linux.Seccomp = DefaultSeccomp(caps)
 	}
 	c := &specs.LinuxCapabilities{Bounding: caps}
@@ -107,7 +125,8 @@ func capNames(set []types.LinuxCapability) []string {
 }
 
 // seccomp translates an appc seccomp set. Without an errno, appc (like
-// systemd) kills the process on a filtered call.
+// systemd) kills the process on a filtered call. A nil profile means the
+// default one.
 func seccomp(v types.LinuxSeccompSet, retain bool) (*specs.LinuxSeccomp, error) {
 	deny := specs.ActKillProcess
 	var errno *uint
@@ -120,17 +139,27 @@ func seccomp(v types.LinuxSeccompSet, retain bool) (*specs.LinuxSeccomp, error) 
 	}
 	var names []string
 	for _, e := range v.Set() {
+		s := string(e)
 		switch {
-		// appc's well-known groups for "everything" and "nothing": a
-		// retain set of every call, or a remove set of none, turns the
-		// default profile off (docs/seccomp.md).
-		case retain && e == "@appc.io/all", !retain && e == "@appc.io/empty":
+		// appc's well-known groups for "everything" and "nothing", as rkt
+		// read them: a retain set of every call turns filtering off, a
+		// remove set of none asks for the default profile (docs/seccomp.md).
+		case retain && s == "@appc.io/all":
 			return &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}, nil
-		case strings.HasPrefix(string(e), "@"):
-			return nil, fmt.Errorf("seccomp set %q: %w: syscall groups are not supported", e, ErrIsolator)
+		case !retain && s == "@appc.io/empty":
+			return nil, nil
+		case strings.HasPrefix(s, "@"):
+			calls, ok := seccompGroup(s)
+			if !ok {
+				return nil, fmt.Errorf("seccomp set %q: %w: %s", s, ErrIsolator, UnknownGroup)
+			}
+			names = append(names, known(slices.Clone(calls))...)
+		default:
+			names = append(names, s)
 		}
-		names = append(names, string(e))
 	}
+	slices.Sort(names)
+	names = slices.Compact(names)
 	sc := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
 	rule := specs.LinuxSyscall{Names: names, Action: deny, ErrnoRet: errno}
 	if retain {
@@ -140,6 +169,9 @@ func seccomp(v types.LinuxSeccompSet, retain bool) (*specs.LinuxSeccomp, error) 
 	sc.Syscalls = []specs.LinuxSyscall{rule}
 	return sc, nil
 }
+
+// UnknownGroup says which seccomp groups there are.
+const UnknownGroup = "unknown syscall group (want @appc.io/all, @appc.io/empty, @rkt/default-whitelist, @rkt/default-blacklist, @docker/default-whitelist or @docker/default-blacklist)"
 
 // errnoAliases are errno names that share a number with another name.
 var errnoAliases = map[string]unix.Errno{"ENOTSUP": unix.ENOTSUP, "EWOULDBLOCK": unix.EWOULDBLOCK, "EDEADLOCK": unix.EDEADLOCK}

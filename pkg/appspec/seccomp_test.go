@@ -24,6 +24,8 @@ func TestSeccompProfile(t *testing.T) {
 		wantNNP   bool
 		denies    []string // calls the first rule must refuse
 		allows    []string // calls it must not name
+		retains   []string // calls a retain set's rule must allow
+		refuses   []string // calls a retain set's rule must leave out
 	}{
 		{name: "default", want: DefaultSeccomp(DefaultCaps),
 			denies: []string{"keyctl", "add_key", "request_key", "mount", "ptrace", "bpf", "kexec_load"}},
@@ -36,9 +38,21 @@ func TestSeccompProfile(t *testing.T) {
 		{name: "retain everything turns it off",
 			isolators: `[` + isolator("os/linux/seccomp-retain-set", `{"set":["@appc.io/all"]}`) + `]`,
 			want:      &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}, wantNNP: true},
-		{name: "remove nothing turns it off",
+		{name: "remove nothing is the default, as in rkt",
 			isolators: `[` + isolator("os/linux/seccomp-remove-set", `{"set":["@appc.io/empty"]}`) + `]`,
-			want:      &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}, wantNNP: true},
+			want:      DefaultSeccomp(DefaultCaps)},
+		{name: "rkt's blacklist group, with a call of its own",
+			isolators: `[` + isolator("os/linux/seccomp-remove-set", `{"set":["@rkt/default-blacklist","mkdir","mount"],"errno":"EXFULL"}`) + `]`,
+			wantNNP:   true, denies: []string{"mkdir", "mount", "umount2", "unshare", "keyctl", "ptrace", "reboot"}, allows: []string{"read", "umount", "vm86"}},
+		{name: "docker's blacklist group",
+			isolators: `[` + isolator("os/linux/seccomp-remove-set", `{"set":["@docker/default-blacklist"]}`) + `]`,
+			wantNNP:   true, denies: []string{"mount", "keyctl"}, allows: []string{"read"}},
+		{name: "rkt's whitelist group, 32-bit calls left out",
+			isolators: `[` + isolator("os/linux/seccomp-retain-set", `{"set":["@rkt/default-whitelist"],"errno":"EXFULL"}`) + `]`,
+			wantNNP:   true, retains: []string{"read", "execve", "clone", "openat"}, refuses: []string{"mount", "keyctl", "chown32", "unshare"}},
+		{name: "docker's whitelist group",
+			isolators: `[` + isolator("os/linux/seccomp-retain-set", `{"set":["@docker/default-whitelist"]}`) + `]`,
+			wantNNP:   true, retains: []string{"read"}, refuses: []string{"mount"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +89,12 @@ func TestSeccompProfile(t *testing.T) {
 					t.Errorf("%s not refused: %+v", c, sc.Syscalls)
 				}
 			}
-			for _, c := range tt.allows {
+			for _, c := range tt.retains {
+				if !slices.Contains(named, c) || sc.Syscalls[0].Action != specs.ActAllow {
+					t.Errorf("%s not retained: %+v", c, sc.Syscalls)
+				}
+			}
+			for _, c := range append(tt.allows, tt.refuses...) {
 				if slices.Contains(named, c) {
 					t.Errorf("%s refused: %v", c, named)
 				}

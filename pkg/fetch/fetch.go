@@ -19,12 +19,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 
 	"github.com/skiffpod/skiff/pkg/discovery"
 	"github.com/skiffpod/skiff/pkg/safefile"
@@ -75,8 +77,26 @@ func ParsePolicy(s string) (Policy, error) {
 	return 0, fmt.Errorf("parse pull policy %q: want one of %s", s, strings.Join(policyNames, ", "))
 }
 
-// defaultLabels fill in what a name reference leaves out.
-var defaultLabels = map[string]string{"os": "linux", "arch": "amd64"}
+// platformLabels are the os and arch labels, in appc's names, that fill
+// in what a name reference leaves out (as rkt did): the platform's the
+// fetch is for, "os/arch[/variant]" in Go's names, "" this host's.
+func platformLabels(platform string) map[string]string {
+	goOS, goArch, variant := runtime.GOOS, runtime.GOARCH, ""
+	if f := strings.Split(platform, "/"); len(f) >= 2 {
+		goOS, goArch = f[0], f[1]
+		if len(f) > 2 {
+			variant = strings.TrimPrefix(f[2], "v")
+		}
+	}
+	if goArch == "arm" && variant == "" {
+		variant = "7"
+	}
+	os, arch, err := types.ToAppcOSArch(goOS, goArch, variant)
+	if err != nil {
+		os, arch = goOS, goArch
+	}
+	return map[string]string{"os": os, "arch": arch}
+}
 
 // Fetcher fetches images into Store. Set the fields, then call Fetch;
 // a Fetcher may be used by one goroutine at a time.
@@ -309,7 +329,7 @@ func (f *Fetcher) fetchName(ctx context.Context, s, sigLoc string) (string, erro
 }
 
 func (f *Fetcher) fetchRef(ctx context.Context, ref discovery.Ref, sigLoc string) (string, error) {
-	for k, v := range defaultLabels {
+	for k, v := range platformLabels(f.OCI.Platform) {
 		if _, ok := ref.Labels[k]; !ok {
 			ref.Labels[k] = v
 		}
@@ -451,7 +471,7 @@ func (f *Fetcher) verifyAndImport(ctx context.Context, img io.ReadSeeker, sig []
 		return "", err
 	}
 	// The store's error names the operation; ours (fetch REF) the source.
-	return f.Store.Import(ctx, img, store.ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name})
+	return f.Store.Import(ctx, img, store.ImportOptions{Source: source, Signer: signer, Prefix: prefix, ExpectName: name, Platform: f.OCI.Platform})
 }
 
 // matches reports whether manifest m is the image ref asked for: the same

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -909,5 +910,26 @@ func TestFetchDependencies(t *testing.T) {
 				t.Errorf("a second fetch downloaded %q", got)
 			}
 		})
+	}
+}
+
+// TestPlatformLabels: a name reference asks discovery and the store for
+// the platform's os and arch, in appc's names.
+func TestPlatformLabels(t *testing.T) {
+	host := platformLabels("")
+	if host["os"] != runtime.GOOS || host["arch"] == "" {
+		t.Errorf("host labels %v", host)
+	}
+	for _, tt := range []struct{ platform, os, arch string }{
+		{"linux/amd64", "linux", "amd64"},
+		{"linux/arm64", "linux", "aarch64"},
+		{"linux/386", "linux", "i386"},
+		{"linux/arm/v6", "linux", "armv6l"},
+		{"linux/arm", "linux", "armv7l"},
+		{"linux/riscv64", "linux", "riscv64"}, // appc has no name: Go's
+	} {
+		if got := platformLabels(tt.platform); got["os"] != tt.os || got["arch"] != tt.arch {
+			t.Errorf("platformLabels(%q) = %v, want %s/%s", tt.platform, got, tt.os, tt.arch)
+		}
 	}
 }

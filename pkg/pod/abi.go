@@ -62,6 +62,11 @@ const (
 	// AnnotationPIDNamespace, on an app of the pod manifest: "app" asks
 	// for the app's own PID namespace (FeatureAppPIDNamespace).
 	AnnotationPIDNamespace = "skiff.dev/pid-namespace"
+	// AnnotationInsecureOptions, on the pod manifest: the protections
+	// `--insecure-options` turned off for the pod's apps, a comma list of
+	// "capabilities" (every capability), "paths" (no masked or read-only
+	// /proc and /sys paths, no device cgroup) and "seccomp" (no filter).
+	AnnotationInsecureOptions = "skiff.dev/insecure-options"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.

@@ -13,6 +13,8 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/skiffpod/skiff/pkg/aci"
+	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/oci"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
@@ -44,6 +46,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		im, err := imgs.Manifest(a.Image)
 		if err != nil {
 			return nil, fmt.Errorf("app image %s: %w", a.Image, err)
+		}
+		if err := checkPlatform(imgs, a.Image, im, o.Platform); err != nil {
+			return nil, err
 		}
 		ra, err := runtimeApp(im, a, o.InheritEnv)
 		if err != nil {
@@ -87,6 +92,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		limit = 0 // the annotation's "no limit"
 	}
 	pm.Annotations.Set(podunit.AnnotationPidsLimit, strconv.FormatInt(limit, 10))
+	if len(o.Insecure) > 0 {
+		pm.Annotations.Set(pod.AnnotationInsecureOptions, strings.Join(o.Insecure, ","))
+	}
 	if o.Hostname != "" {
 		pm.Annotations.Set(AnnotationHostname, o.Hostname)
 	}
@@ -94,6 +102,29 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 		pm.Annotations.Set(pod.AnnotationSandbox, "true")
 	}
 	return pm, nil
+}
+
+// platformer knows the platform of an OCI image, whose synthesized
+// manifest has no labels (store.Store.Platform).
+type platformer interface {
+	Platform(id string) (os, arch string, err error)
+}
+
+// checkPlatform refuses an app image for another os or arch than want.
+// Only a manifest without the labels (an OCI image's, or an ACI's that
+// has none) needs the store's answer.
+func checkPlatform(imgs Images, id string, im *schema.ImageManifest, want string) error {
+	_, hasOS := im.Labels.Get("os")
+	_, hasArch := im.Labels.Get("arch")
+	p, ok := imgs.(platformer)
+	if !ok || hasOS || hasArch {
+		return aci.CheckPlatform(im, want)
+	}
+	os, arch, err := p.Platform(id)
+	if err != nil {
+		return err
+	}
+	return aci.CheckOSArch(string(im.Name), os, arch, want)
 }
 
 // mounted says whether a mount satisfies mount point mp: one of its
@@ -418,6 +449,8 @@ func seccompIsolator(s string) (*types.Isolator, error) {
 			mode = strings.TrimPrefix(f, "mode=")
 		case strings.HasPrefix(f, "errno="):
 			errno = strings.TrimPrefix(f, "errno=")
+		case strings.HasPrefix(f, "@") && !appspec.SeccompGroupKnown(f):
+			return nil, fmt.Errorf("%s: %s", f, appspec.UnknownGroup)
 		case f != "":
 			calls = append(calls, f)
 		}

@@ -1,6 +1,7 @@
 package prepare
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,3 +201,49 @@ func TestGivenApp(t *testing.T) {
 		t.Errorf("a skiff.dev/ pod annotation: %v, want refused", err)
 	}
 }
+
+// TestSeccompFlag: rkt's groups pass --seccomp, an unknown group does not.
+func TestSeccompFlag(t *testing.T) {
+	for _, tt := range []struct {
+		flag string
+		ok   bool
+	}{
+		{"mode=retain,errno=EXFULL,@rkt/default-whitelist", true},
+		{"mode=remove,@rkt/default-blacklist,mkdir", true},
+		{"mode=retain,@docker/default-whitelist", true},
+		{"mode=remove,@docker/default-blacklist", true},
+		{"mode=remove,@appc.io/empty", true},
+		{"mode=remove,@systemd/mount", false},
+		{"mode=retain,@rkt/whitelist", false},
+	} {
+		_, err := seccompIsolator(tt.flag)
+		if (err == nil) != tt.ok {
+			t.Errorf("--seccomp=%s: err %v, want ok=%v", tt.flag, err, tt.ok)
+		}
+	}
+}
+
+// TestManifestPlatform: an app image for another platform is refused,
+// naming both; one for the platform asked for is taken.
+func TestManifestPlatform(t *testing.T) {
+	im := schema.BlankImageManifest()
+	im.Name = "example.com/arm"
+	im.App = &types.App{Exec: types.Exec{"/bin/true"}, User: "0", Group: "0"}
+	im.Labels = types.Labels{{Name: "os", Value: "linux"}, {Name: "arch", Value: "aarch64"}}
+	id := "sha512-" + strings.Repeat("0", 128)
+	imgs := manifests{id: im}
+	o := Options{Apps: []App{{Image: id}}, Platform: "linux/amd64"}
+	if _, err := Manifest(imgs, o); err == nil || !strings.Contains(err.Error(), "example.com/arm is for linux/aarch64, want linux/amd64") {
+		t.Errorf("Manifest = %v, want the platforms named", err)
+	}
+	o.Platform = "linux/arm64"
+	if _, err := Manifest(imgs, o); err != nil {
+		t.Errorf("--platform=linux/arm64: %v", err)
+	}
+}
+
+// manifests is an Images of manifests only.
+type manifests map[string]*schema.ImageManifest
+
+func (m manifests) Manifest(id string) (*schema.ImageManifest, error) { return m[id], nil }
+func (m manifests) Trees(context.Context, []string) ([]string, error) { return nil, nil }

@@ -107,7 +107,14 @@ type Options struct {
 	// Ports and Annotations are a user's pod manifest's (--pod-manifest).
 	Ports       []types.ExposedPort
 	Annotations types.Annotations
-	Log         *slog.Logger
+	// Insecure are the run-time protections --insecure-options turns off
+	// (capabilities, paths, seccomp), recorded for the stage1
+	// (pod.AnnotationInsecureOptions).
+	Insecure []string
+	// Platform is the os/arch[/variant] every app's image must be for
+	// (--platform); "" means this host's.
+	Platform string
+	Log      *slog.Logger
 }
 
 // AnnotationHostname is the pod manifest annotation that holds the pod's

@@ -480,20 +480,9 @@ func (s *Store) unpackLayer(ctx context.Context, r io.Reader, img *oci.Image, i 
 // wants numbers or names with a group, and an absolute exec.
 func (s *Store) synthesize(rec *record) (*schema.ImageManifest, error) {
 	info := rec.OCI
-	cfgHex, err := digestHex(info.ConfigDigest)
+	cfg, err := s.ociConfig(info)
 	if err != nil {
 		return nil, err
-	}
-	raw, err := safefile.ReadFile(s.ociBlobPath(cfgHex), oci.MaxConfigSize)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != cfgHex {
-		return nil, fmt.Errorf("%w: config blob %s", ErrCorrupt, info.ConfigDigest)
-	}
-	var cfg ocispec.Image
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	ac, err := oci.App(cfg.Config, oci.Override{})
 	if err != nil {
@@ -541,6 +530,51 @@ func (s *Store) synthesize(rec *record) (*schema.ImageManifest, error) {
 	}
 	m.Annotations.Set(oci.ManifestSHA512Annotation, sum512)
 	return m, nil
+}
+
+// ociConfig reads an OCI image's config from its blob, checked against
+// its digest.
+func (s *Store) ociConfig(info *OCIInfo) (*ocispec.Image, error) {
+	cfgHex, err := digestHex(info.ConfigDigest)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := safefile.ReadFile(s.ociBlobPath(cfgHex), oci.MaxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != cfgHex {
+		return nil, fmt.Errorf("%w: config blob %s", ErrCorrupt, info.ConfigDigest)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	return &cfg, nil
+}
+
+// Platform returns the os and arch image id is for: an OCI image's from
+// its config (Go's names), an ACI's from its labels (appc's; "" where it
+// has none). aci.CheckOSArch compares them.
+func (s *Store) Platform(id string) (os, arch string, err error) {
+	rec, err := s.readRecord(id)
+	if err != nil {
+		return "", "", fmt.Errorf("image platform: %w", err)
+	}
+	if rec.OCI != nil {
+		cfg, err := s.ociConfig(rec.OCI)
+		if err != nil {
+			return "", "", fmt.Errorf("image platform: %s: %w", id, err)
+		}
+		return cfg.OS, cfg.Architecture, nil
+	}
+	m, err := s.Manifest(id)
+	if err != nil {
+		return "", "", err
+	}
+	os, _ = m.Labels.Get("os")
+	arch, _ = m.Labels.Get("arch")
+	return os, arch, nil
 }
 
 // layerDirs returns the rootfs directories of an OCI image's layers, top

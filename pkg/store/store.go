@@ -130,6 +130,9 @@ type ImportOptions struct {
 	Provenance Provenance // "": verified if Signer is set, else insecure
 	ExpectName string     // when set, an image of another name is refused
 	MaxBytes   int64      // bound on the uncompressed size; 0 means aci.DefaultMaxBytes
+	// Platform is the os/arch[/variant] the image must be for
+	// (aci.CheckPlatform); "" means this host's.
+	Platform string
 }
 
 // RemoteRecord remembers what was fetched under a key, for pull policies
@@ -359,6 +362,9 @@ func (s *Store) importImage(ctx context.Context, r io.Reader, opts ImportOptions
 	}
 	if opts.ExpectName != "" && string(m.Name) != opts.ExpectName {
 		return "", fmt.Errorf("%w: got %q, want %q", ErrNameMismatch, m.Name, opts.ExpectName)
+	}
+	if err := aci.CheckPlatform(m, opts.Platform); err != nil {
+		return "", err
 	}
 	size, err := tmp.Seek(0, io.SeekCurrent)
 	if err != nil {

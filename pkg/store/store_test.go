@@ -155,6 +155,7 @@ func TestImportRefused(t *testing.T) {
 		{"bomb", gzipped(t, acitest.Tar(t, good, E{Name: "rootfs/zeros", Body: strings.Repeat("\x00", 1<<20)})), ImportOptions{MaxBytes: 64 << 10}, aci.ErrTooLarge},
 		{"not an image", []byte("hello, I am a text file, not a tar at all, but long enough......"), ImportOptions{}, aci.ErrUnknownFormat},
 		{"wrong name", acitest.Tar(t, good, E{Name: "rootfs/"}), ImportOptions{ExpectName: "example.com/other"}, ErrNameMismatch},
+		{"other platform", acitest.Tar(t, E{Name: "manifest", Body: acitest.Manifest("example.com/app", `"labels":[{"name":"os","value":"linux"},{"name":"arch","value":"s390x"}]`)}, E{Name: "rootfs/"}), ImportOptions{Platform: "linux/amd64"}, aci.ErrPlatform},
 	}
 	s := newStore(t)
 	importTar(t, s, acitest.Image(t, "example.com/existing", map[string]string{"a": "b"}))

@@ -294,7 +294,7 @@ func procCgroups(pid string) (map[string]string, error) {
 // pod's init has died (killPod). Missing ones are fine.
 func removeCgroups(uuid string) error {
 	var errs []error
-	for _, ctrl := range append(append([]string{}, v1Controllers...), append(trackingHierarchies(), "pids")...) {
+	for _, ctrl := range append(append([]string{}, v1Controllers...), append(trackingHierarchies(), "pids", "devices")...) {
 		errs = append(errs, removeTree(podCgroup(ctrl, uuid)))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -105,6 +105,10 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 			leavePids, err = setupPids(log, a.UUID, limit)
 		}
 	}
+	leaveDevices := func() {}
+	if err == nil {
+		leaveDevices, err = setupDevices(log, a.UUID, pm)
+	}
 	leaveTracking := func() {}
 	if err == nil && !stage1kit.Machined() {
 		// nspawn runs with --keep-unit: the pod gets our cgroup.
@@ -114,6 +118,7 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 		stopMetadata()
 		leave()
 		leavePids()
+		leaveDevices()
 		leaveTracking()
 		// What is left once nspawn has gone: it was killed, not the pod.
 		if err := killPod(a.UUID); err != nil {
@@ -127,10 +132,11 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 	var args []string
 	if err == nil {
 		opts := append(volBinds, cgBinds...)
-		if caps := podunit.RetainedCaps(apps); a.Mutable {
+		if caps := podunit.RetainedCaps(apps); a.Mutable || appspec.Insecure(pm, "capabilities") {
 			// An app sandbox's apps come later, with capabilities not known
 			// yet: the pod's init holds every one, and stage2 gives each app
-			// only its own (docs/app-sandbox.md).
+			// only its own (docs/app-sandbox.md). --insecure-options=capabilities
+			// gives the apps every one.
 			opts = append(opts, "--capability=all")
 		} else if len(caps) > 0 {
 			// nspawn's default set lacks some (CAP_NET_ADMIN without a private
