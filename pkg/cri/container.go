@@ -55,7 +55,8 @@ func appName(name, id string) string {
 
 // appOf maps a container config onto the app skiff adds to the sandbox.
 func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
-	a := prepare.App{Exec: cfg.GetCommand(), Args: cfg.GetArgs(), WorkDir: cfg.GetWorkingDir()}
+	a := prepare.App{Exec: cfg.GetCommand(), Args: cfg.GetArgs(), WorkDir: cfg.GetWorkingDir(),
+		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce()}
 	if len(a.Exec) == 0 && a.Args == nil {
 		a.Args = nil
 	}
@@ -474,11 +475,15 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 }
 
 // enterCmd is the skiff enter command that runs argv in container r.
-func (s *Server) enterCmd(ctx context.Context, r *containerRecord, argv []string) *exec.Cmd {
-	args := append(append([]string{}, s.Skiff[1:]...), "enter", "--app="+r.App, r.SandboxID, "--")
-	args = append(args, argv...)
-	c := exec.CommandContext(ctx, s.Skiff[0], args...)
-	// Ended by ctx, enter and the command it runs in the pod (a child of
+func (s *Server) enterCmd(ctx context.Context, r *containerRecord, argv []string, flags ...string) *exec.Cmd {
+	args := append(append([]string{"enter", "--app=" + r.App}, flags...), r.SandboxID, "--")
+	return s.skiffCmd(ctx, append(args, argv...)...)
+}
+
+// skiffCmd is the command skiff args, with the server's global flags.
+func (s *Server) skiffCmd(ctx context.Context, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, s.Skiff[0], append(append([]string{}, s.Skiff[1:]...), args...)...)
+	// Ended by ctx, skiff and the command it runs in the pod (a child of
 	// the stage1's enter, in enter's process group) are killed.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }

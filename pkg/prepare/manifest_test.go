@@ -8,6 +8,8 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // TestEnvironment: precedence (inherited < image < files in order <
@@ -108,5 +110,23 @@ func TestSupplementaryGIDs(t *testing.T) {
 	}
 	if len(im.App.SupplementaryGIDs) != 1 {
 		t.Errorf("the image's manifest changed: %v", im.App.SupplementaryGIDs)
+	}
+}
+
+func TestStdinAnnotations(t *testing.T) {
+	for _, tt := range []struct {
+		stdin, once         bool
+		wantStdin, wantOnce string
+	}{{false, false, "", ""}, {true, false, "true", ""}, {true, true, "true", "true"}, {false, true, "", ""}} {
+		im := &schema.ImageManifest{App: &types.App{Exec: types.Exec{"/bin/sh"}, User: "0", Group: "0"}}
+		ra, err := runtimeApp(im, App{Name: "a", Image: "sha512-" + strings.Repeat("0", 128), Stdin: tt.stdin, StdinOnce: tt.once}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := ra.Annotations.Get(pod.AnnotationStdin)
+		o, _ := ra.Annotations.Get(pod.AnnotationStdinOnce)
+		if s != tt.wantStdin || o != tt.wantOnce {
+			t.Errorf("stdin %v once %v: annotations %q %q, want %q %q", tt.stdin, tt.once, s, o, tt.wantStdin, tt.wantOnce)
+		}
 	}
 }

@@ -70,6 +70,10 @@ type App struct {
 	// PIDNamespace gives the app a PID namespace of its own
 	// (pod.AnnotationPIDNamespace), for a stage1 with that feature.
 	PIDNamespace bool
+	// Stdin gives the app a stdin that skiff attach reaches
+	// (pod.AnnotationStdin); StdinOnce closes it when the first attach
+	// ends it (pod.AnnotationStdinOnce).
+	Stdin, StdinOnce bool
 }
 
 // Options describe the whole pod.
