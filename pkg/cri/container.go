@@ -187,14 +187,17 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return "", err
 	}
-	if app.PIDNamespace {
+	if app.PIDNamespace || app.Stdin {
 		s1, err := pod.ReadStage1(p.Path())
 		if err != nil {
 			return "", err
 		}
-		if !s1.Supports(pod.FeatureAppPIDNamespace) {
+		if app.PIDNamespace && !s1.Supports(pod.FeatureAppPIDNamespace) {
 			return "", fmt.Errorf("a container PID namespace: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureAppPIDNamespace)
 		}
+		// Without the feature the container runs as before, stdin /dev/null;
+		// Attach says why it cannot attach.
+		app.Stdin = app.Stdin && s1.Supports(pod.FeatureAttach)
 	}
 	st, err := s.Store()
 	if err != nil {

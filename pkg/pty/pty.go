@@ -147,38 +147,50 @@ func Run(c *exec.Cmd, ptmx string, in io.Reader, out io.Writer, size Size, resiz
 // RunOnCaller runs c on a new pseudo-terminal of ptmx (Run) for the
 // calling process: its stdin and stdout are copied, and when its stdin is
 // a terminal that terminal is in raw mode meanwhile (the keys are the
-// command's, ^C included) and its size, at the start and on every
-// SIGWINCH, is the new terminal's.
+// command's, ^C included) and its size is the new terminal's (Caller).
 func RunOnCaller(c *exec.Cmd, ptmx string) error {
+	size, resize, restore := Caller()
+	defer restore()
+	return Run(c, ptmx, os.Stdin, os.Stdout, size, resize)
+}
+
+// Caller puts the calling process's terminal, when its stdin is one, in
+// raw mode and returns its size and a channel of its sizes on every
+// SIGWINCH; restore puts it back and stops the channel. With no
+// terminal, the size is zero and the channel nil.
+func Caller() (size Size, resize <-chan Size, restore func()) {
 	in := os.Stdin
-	var size Size
-	var resize chan Size
-	if term.IsTerminal(int(in.Fd())) {
-		if st, err := term.MakeRaw(int(in.Fd())); err == nil {
-			defer term.Restore(int(in.Fd()), st)
-		}
-		size, _ = GetSize(in)
-		resize = make(chan Size, 1)
-		winch := make(chan os.Signal, 1)
-		signal.Notify(winch, unix.SIGWINCH)
-		defer signal.Stop(winch)
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			for {
-				select {
-				case <-winch:
-					if s, err := GetSize(in); err == nil {
-						select {
-						case resize <- s:
-						default:
-						}
-					}
-				case <-stop:
-					return
-				}
-			}
-		}()
+	if !term.IsTerminal(int(in.Fd())) {
+		return Size{}, nil, func() {}
 	}
-	return Run(c, ptmx, in, os.Stdout, size, resize)
+	var undo []func()
+	if st, err := term.MakeRaw(int(in.Fd())); err == nil {
+		undo = append(undo, func() { term.Restore(int(in.Fd()), st) })
+	}
+	size, _ = GetSize(in)
+	ch := make(chan Size, 1)
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, unix.SIGWINCH)
+	stop := make(chan struct{})
+	undo = append(undo, func() { signal.Stop(winch); close(stop) })
+	go func() {
+		for {
+			select {
+			case <-winch:
+				if s, err := GetSize(in); err == nil {
+					select {
+					case ch <- s:
+					default:
+					}
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return size, ch, func() {
+		for _, f := range undo {
+			f()
+		}
+	}
 }
