@@ -10,6 +10,7 @@ import (
 
 func newEnterCmd(g *globals) *cobra.Command {
 	var app string
+	var tty bool
 	var uf uuidFile
 	cmd := &cobra.Command{
 		Use:   "enter UUID [--app NAME] [-- CMD [ARGS...]] | enter --uuid-file=FILE [--app NAME] [-- CMD [ARGS...]]",
@@ -17,7 +18,10 @@ func newEnterCmd(g *globals) *cobra.Command {
 		Long: `Run a command inside an app of a running pod. The command gets the same
 restrictions as the app: its namespaces, root, user, capabilities, cgroup,
 no_new_privs and seccomp. Without CMD, runs /bin/sh. --app is needed when the
-pod has more than one app. With --uuid-file, CMD must follow "--".`,
+pod has more than one app. With --uuid-file, CMD must follow "--".
+With -t, CMD runs on a terminal of its own (as podman exec -t): skiff copies
+its stdin and stdout to and from it and passes on the size of its own
+terminal, which is in raw mode meanwhile.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// With --uuid-file, everything after "--" is the command and
 			// anything before it a UUID too many.
@@ -54,7 +58,7 @@ pod has more than one app. With --uuid-file, CMD must follow "--".`,
 			if err != nil {
 				return err
 			}
-			code, err := in.Enter(app, command, stage1.EnterOptions{})
+			code, err := in.Enter(app, command, stage1.EnterOptions{TTY: tty})
 			if err != nil {
 				return err
 			}
@@ -66,5 +70,6 @@ pod has more than one app. With --uuid-file, CMD must follow "--".`,
 	}
 	uf.register(cmd.Flags())
 	cmd.Flags().StringVar(&app, "app", "", "the app to enter")
+	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "run the command on a terminal of its own")
 	return cmd
 }

@@ -158,7 +158,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 	root.AddCommand(
 		newRunCmd(g), newPrepareCmd(g), newRunPreparedCmd(g),
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g), newNetworkCmd(g),
-		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newDebugCmd(g), newStopCmd(g),
+		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newAttachCmd(g), newDebugCmd(g), newStopCmd(g),
 		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newExportCmd(g), newLogsCmd(g), newVersionCmd(g), newConfigCmd(g), newFsckCmd(g),
 		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g), newAppCmd(g), newCRICmd(g),
 	)

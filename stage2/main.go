@@ -39,6 +39,8 @@ func run(args []string) int {
 		err = cmdRun(args[1:])
 	case "exec":
 		err = cmdExec(args[1:])
+	case "relay":
+		err = cmdRelay(args[1:])
 	default:
 		err = fmt.Errorf("unknown command %q (want run or exec)", args[0])
 	}

@@ -13,7 +13,8 @@ import (
 	"github.com/skiffpod/skiff/pkg/launch"
 )
 
-// cmdRun: stage2 run --bundle=DIR [--cgroups=DIR] [-- CMD [ARGS...]].
+// cmdRun: stage2 run --bundle=DIR [--cgroups=DIR] [--attach=SOCK
+// [--stdin-once]] [-- CMD [ARGS...]].
 // The bundle holds spec.json, the app's rootfs and the files the spec's
 // bind mounts name relatively. --cgroups names a directory whose
 // subdirectories are cgroups (one per controller) to join first: where the
@@ -21,6 +22,7 @@ import (
 // With CMD, CMD runs in the app's place, in its root and with its
 // restrictions: the pod's units run the app's event handlers (appc's
 // pre-start and post-stop) so, each in a mount namespace of its own.
+// --attach gives the app stdio that enter --attach reaches (setupAttach).
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -28,6 +30,8 @@ func cmdRun(args []string) error {
 	cgroups := fs.String("cgroups", "", "join each cgroup DIR/*/ first")
 	debug := fs.Bool("debug", false, "log what is done")
 	stdin := fs.String("stdin", "", "the app's stdin: a file (a FIFO) opened before anything else")
+	sock := fs.String("attach", "", "give the app stdio that enter --attach reaches through this socket")
+	once := fs.Bool("stdin-once", false, "with --attach: close the app's stdin when the first attach ends it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,6 +40,11 @@ func cmdRun(args []string) error {
 	}
 	if *stdin != "" {
 		if err := openStdin(*stdin); err != nil {
+			return err
+		}
+	}
+	if *sock != "" {
+		if err := setupAttach(*sock, *once); err != nil {
 			return err
 		}
 	}

@@ -480,6 +480,17 @@ func TestCRIKVM(t *testing.T) {
 	} else if host, _ := os.ReadFile("/proc/sys/kernel/osrelease"); strings.TrimSpace(string(host)) == out {
 		t.Errorf("exec ran on the host's kernel %s, want the guest's", out)
 	}
+	// exec -it: the terminal is the guest's, its size the test's, typed
+	// input reaches it (stage1-kvm's enter --tty through the agent).
+	c := exec.Command(crictl(t), "--runtime-endpoint=unix://"+srv.sock, "exec", "-it", ctr,
+		"sh", "-c", `test -t 0 && test -t 1 && echo on-a-tty; stty size; echo ready; read x; echo "got $x"`)
+	c.Env = []string{"CRI_CONFIG_FILE=/dev/null", "PATH=/usr/bin:/bin"}
+	out, err := onTerminal(t, c, 27, 91, "ready", "typed\r")
+	for _, want := range []string{"on-a-tty", "27 91", "got typed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec -it in the VM: output lacks %q (%v):\n%s", want, err, out)
+		}
+	}
 	waitFor(t, "the container's log line", 60*time.Second, func() bool {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "in the vm")

@@ -55,7 +55,8 @@ func appName(name, id string) string {
 
 // appOf maps a container config onto the app skiff adds to the sandbox.
 func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
-	a := prepare.App{Exec: cfg.GetCommand(), Args: cfg.GetArgs(), WorkDir: cfg.GetWorkingDir()}
+	a := prepare.App{Exec: cfg.GetCommand(), Args: cfg.GetArgs(), WorkDir: cfg.GetWorkingDir(),
+		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce()}
 	if len(a.Exec) == 0 && a.Args == nil {
 		a.Args = nil
 	}
@@ -186,14 +187,17 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return "", err
 	}
-	if app.PIDNamespace {
+	if app.PIDNamespace || app.Stdin {
 		s1, err := pod.ReadStage1(p.Path())
 		if err != nil {
 			return "", err
 		}
-		if !s1.Supports(pod.FeatureAppPIDNamespace) {
+		if app.PIDNamespace && !s1.Supports(pod.FeatureAppPIDNamespace) {
 			return "", fmt.Errorf("a container PID namespace: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureAppPIDNamespace)
 		}
+		// Without the feature the container runs as before, stdin /dev/null;
+		// Attach says why it cannot attach.
+		app.Stdin = app.Stdin && s1.Supports(pod.FeatureAttach)
 	}
 	st, err := s.Store()
 	if err != nil {
@@ -474,11 +478,15 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 }
 
 // enterCmd is the skiff enter command that runs argv in container r.
-func (s *Server) enterCmd(ctx context.Context, r *containerRecord, argv []string) *exec.Cmd {
-	args := append(append([]string{}, s.Skiff[1:]...), "enter", "--app="+r.App, r.SandboxID, "--")
-	args = append(args, argv...)
-	c := exec.CommandContext(ctx, s.Skiff[0], args...)
-	// Ended by ctx, enter and the command it runs in the pod (a child of
+func (s *Server) enterCmd(ctx context.Context, r *containerRecord, argv []string, flags ...string) *exec.Cmd {
+	args := append(append([]string{"enter", "--app=" + r.App}, flags...), r.SandboxID, "--")
+	return s.skiffCmd(ctx, append(args, argv...)...)
+}
+
+// skiffCmd is the command skiff args, with the server's global flags.
+func (s *Server) skiffCmd(ctx context.Context, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, s.Skiff[0], append(append([]string{}, s.Skiff[1:]...), args...)...)
+	// Ended by ctx, skiff and the command it runs in the pod (a child of
 	// the stage1's enter, in enter's process group) are killed.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }

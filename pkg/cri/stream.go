@@ -17,6 +17,7 @@ import (
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"github.com/skiffpod/skiff/pkg/netns"
+	"github.com/skiffpod/skiff/pkg/pty"
 )
 
 // Exec, Attach and PortForward answer with a URL of the streaming server
@@ -38,7 +39,21 @@ func (s *Server) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtim
 }
 
 func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "attach: not supported by skiff yet (docs/kubernetes.md)")
+	r, err := s.container(req.GetContainerId())
+	if err != nil {
+		return nil, grpcError(fmt.Errorf("attach: %w", err))
+	}
+	if st := s.containerState(r); st.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, grpcError(fmt.Errorf("attach to %s: %w: it is not running", r.ID, errPrecondition))
+	}
+	if !r.Config.GetStdin() {
+		return nil, grpcError(fmt.Errorf("attach to %s: %w: it was created without stdin (docs/kubernetes.md)", r.ID, errPrecondition))
+	}
+	if req.GetTty() || r.Config.GetTty() {
+		return nil, status.Error(codes.Unimplemented, "attach with a terminal: not supported by skiff yet (docs/kubernetes.md)")
+	}
+	req.ContainerId = r.ID
+	return s.stream.GetAttach(req)
 }
 
 func (s *Server) PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
@@ -63,12 +78,67 @@ func (rt streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io
 	if err != nil {
 		return err
 	}
-	c := rt.s.enterCmd(ctx, r, cmd)
-	c.Stdin, c.Stdout, c.Stderr = in, out, errw
 	if tty {
-		c.Stderr = out
+		// skiff enter -t runs the command on a terminal of its own and
+		// passes this one's size on (SIGWINCH), which follows resize.
+		c := rt.s.enterCmd(ctx, r, cmd, "--tty")
+		return exitStatus(pty.Run(c, "/dev/ptmx", in, out, pty.Size{}, sizes(ctx, resize)))
 	}
-	err = c.Run()
+	c := rt.s.enterCmd(ctx, r, cmd)
+	c.Stdout, c.Stderr = out, errw
+	return exitStatus(runWithStdin(c, in))
+}
+
+// runWithStdin runs c with in as its stdin, which ends c's stdin when it
+// ends; c's end does not wait for in (a client's stdin may stay open).
+func runWithStdin(c *exec.Cmd, in io.Reader) error {
+	if in == nil {
+		return c.Run()
+	}
+	w, err := c.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	go func() {
+		io.Copy(w, in)
+		w.Close()
+	}()
+	return c.Wait()
+}
+
+// sizes passes the streaming server's terminal sizes on as pty's.
+func sizes(ctx context.Context, resize <-chan remotecommandserver.TerminalSize) <-chan pty.Size {
+	if resize == nil {
+		return nil
+	}
+	ch := make(chan pty.Size)
+	go func() {
+		defer close(ch)
+		for {
+			select {
+			case s, ok := <-resize:
+				if !ok {
+					return
+				}
+				select {
+				case ch <- pty.Size{Rows: s.Height, Cols: s.Width}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// exitStatus turns the exit of a command into what the streaming server
+// reports.
+func exitStatus(err error) error {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return exitError{code: ee.ExitCode()}
@@ -84,8 +154,26 @@ func (e exitError) String() string  { return e.Error() }
 func (e exitError) Exited() bool    { return true }
 func (e exitError) ExitStatus() int { return e.code }
 
+// Attach runs skiff attach (the stage1's enter --attach) for the
+// container: the app's output from now on, and in to its stdin.
 func (rt streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	return errors.New("attach: not supported")
+	r, err := rt.s.container(id)
+	if err != nil {
+		return err
+	}
+	args := []string{"attach", "--app=" + r.App}
+	if in == nil {
+		args = append(args, "--no-stdin")
+	}
+	c := rt.s.skiffCmd(ctx, append(args, r.SandboxID)...)
+	c.Stdout, c.Stderr = out, errw
+	if out == nil {
+		c.Stdout = io.Discard
+	}
+	if errw == nil {
+		c.Stderr = io.Discard
+	}
+	return exitStatus(runWithStdin(c, in))
 }
 
 // PortForward connects stream to port on the sandbox's loopback, from

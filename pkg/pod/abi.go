@@ -48,6 +48,19 @@ const (
 	// for the command (docs/debug.md): in the app's /dev, a tmpfs that is
 	// no part of the app's image.
 	DebugMountPoint = "/dev/.skiff-debug"
+	// FeatureTTY: enter takes --tty (the command on a pseudo-terminal of
+	// its own, docs/stage1-abi.md).
+	FeatureTTY = "tty"
+	// FeatureAttach: an app with AnnotationStdin "true" reads its stdin
+	// from, and writes its output also to, whoever attaches with enter
+	// --attach (docs/stage1-abi.md).
+	FeatureAttach = "attach"
+	// AnnotationStdin, on an app of the pod manifest: "true" gives the
+	// app a stdin that enter --attach reaches (FeatureAttach);
+	// AnnotationStdinOnce "true" closes it when the first attach with
+	// stdin ends.
+	AnnotationStdin     = "skiff.dev/stdin"
+	AnnotationStdinOnce = "skiff.dev/stdin-once"
 	// FeaturePrivateUsers: run takes --private-users=UID:COUNT (a user
 	// namespace per pod, docs/user-namespaces.md).
 	FeaturePrivateUsers = "private-users"

@@ -77,8 +77,17 @@ type EnterArgs struct {
 	// beyond the app's.
 	MountImage string
 	CapAdd     string
-	UUID       string
-	Cmd        []string // after "--"
+	// With FeatureTTY: Cmd runs on a pseudo-terminal of its own, the
+	// caller's stdio copied to and from it, the caller's terminal size
+	// passed on.
+	TTY bool
+	// With FeatureAttach, and no Cmd: connect the caller's stdio to the
+	// main process of the app, which was created with stdin
+	// (AnnotationStdin); Stdin says whether the caller's stdin goes to it.
+	Attach bool
+	Stdin  bool
+	UUID   string
+	Cmd    []string // after "--"
 }
 
 func (a *EnterArgs) flags(fs *flag.FlagSet) {
@@ -86,6 +95,9 @@ func (a *EnterArgs) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.App, "app", "", "")
 	fs.StringVar(&a.MountImage, "mount-image", "", "")
 	fs.StringVar(&a.CapAdd, "cap-add", "", "")
+	fs.BoolVar(&a.TTY, "tty", false, "")
+	fs.BoolVar(&a.Attach, "attach", false, "")
+	fs.BoolVar(&a.Stdin, "stdin", false, "")
 }
 
 // Argv returns the arguments stage0 passes to enter.
@@ -106,6 +118,12 @@ func (a *EnterArgs) Parse(argv []string) error {
 	}
 	if err == nil && a.App == "" {
 		err = fmt.Errorf("%s: %w: no --app", EntrypointEnter, ErrUsage)
+	}
+	if err == nil && a.Attach && (len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "") {
+		err = fmt.Errorf("%s: %w: --attach takes no command, --tty, --mount-image or --cap-add", EntrypointEnter, ErrUsage)
+	}
+	if err == nil && a.Stdin && !a.Attach {
+		err = fmt.Errorf("%s: %w: --stdin without --attach", EntrypointEnter, ErrUsage)
 	}
 	return err
 }

@@ -61,6 +61,8 @@ func TestEnterArgsRoundTrip(t *testing.T) {
 		{"no command", EnterArgs{App: "a", UUID: "u"}, []string{"--app=a", "u"}},
 		{"debug", EnterArgs{App: "a", MountImage: "/t/rootfs", CapAdd: "CAP_SYS_PTRACE", UUID: "u", Cmd: []string{"sh"}},
 			[]string{"--app=a", "--cap-add=CAP_SYS_PTRACE", "--mount-image=/t/rootfs", "u", "--", "sh"}},
+		{"tty", EnterArgs{App: "a", TTY: true, UUID: "u", Cmd: []string{"sh"}}, []string{"--app=a", "--tty", "u", "--", "sh"}},
+		{"attach", EnterArgs{App: "a", Attach: true, Stdin: true, UUID: "u"}, []string{"--app=a", "--attach", "--stdin", "u"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*EnterArgs).Parse) })
@@ -122,6 +124,9 @@ func TestArgsParseRejects(t *testing.T) {
 		{EntrypointEnter, []string{"--app=a", "u", "x"}},
 		{EntrypointEnter, []string{"--app=a", "u", "--"}},
 		{EntrypointEnter, []string{"--app=a"}},
+		{EntrypointEnter, []string{"--app=a", "--attach", "u", "--", "x"}}, // attach runs no command
+		{EntrypointEnter, []string{"--app=a", "--attach", "--tty", "u"}},
+		{EntrypointEnter, []string{"--app=a", "--stdin", "u", "--", "x"}}, // stdin is attach's
 		{EntrypointStop, []string{"--no-such-flag", "u"}},
 		{EntrypointStop, []string{"--app=a", "u"}}, // enter's flag
 		{EntrypointStop, []string{}},

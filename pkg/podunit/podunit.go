@@ -13,6 +13,7 @@
 //	/skiff/failed                       name of the first app that failed
 //	/skiff/ready                        created once every app's process runs
 //	/skiff/stopping                     created when the pod is asked to stop
+//	/skiff/attach/<app>                 the socket of an attachable app's relay (stage2)
 //	/skiff/cgroup/<app>/<controller>    the app's host cgroup (stage1-ns on cgroup v1 hosts)
 //	/skiff/volumes/<name>               the pod's volumes
 //	/opt/stage2/<app>/spec.json         the app's OCI runtime spec
@@ -34,6 +35,7 @@ const (
 	// not a terminal (see PipedStdin).
 	StdinFIFO  = "/skiff/stdin"
 	CgroupDir  = "/skiff/cgroup"
+	AttachDir  = "/skiff/attach"
 	VolumesDir = "/skiff/volumes"
 	UnitDir    = "/etc/systemd/system"
 	JournalDir = "/var/log/journal"
@@ -44,6 +46,10 @@ const (
 
 // Bundle is the in-pod bundle directory of app.
 func Bundle(app string) string { return pod.InPodAppDir(app) }
+
+// AttachSocket is where the relay of app, created with a stdin to
+// attach to, listens (pkg/attach).
+func AttachSocket(app string) string { return AttachDir + "/" + app }
 
 // UnitName is the systemd unit that runs app.
 func UnitName(app string) string { return "skiff-app-" + app + ".service" }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // App is what the units of one app are made from.
@@ -28,6 +30,11 @@ type App struct {
 	// Stdin, when set, is the app's standard input: a file of the stage1
 	// rootfs (StdinFIFO for a piped interactive pod).
 	Stdin string
+	// Attach gives the app stdio that enter --attach reaches (its pod
+	// manifest entry has pod.AnnotationStdin "true"): stage2 starts a
+	// relay listening on AttachSocket; StdinOnce (pod.AnnotationStdinOnce)
+	// closes the app's stdin when the first attach ends it.
+	Attach, StdinOnce bool
 }
 
 // StopSignalAnnotation, on an app of the pod manifest, names the signal
@@ -58,6 +65,11 @@ func AppsOf(pm *schema.PodManifest) ([]App, error) {
 				return nil, fmt.Errorf("app %s: %s %q is not a signal number", a.Name, StopSignalAnnotation, v)
 			}
 			a.StopSignal = n
+		}
+		if v, _ := ra.Annotations.Get(pod.AnnotationStdin); v == "true" {
+			a.Attach = true
+			v, _ = ra.Annotations.Get(pod.AnnotationStdinOnce)
+			a.StdinOnce = v == "true"
 		}
 		for _, h := range ra.App.EventHandlers {
 			switch h.Name {
@@ -156,6 +168,12 @@ func appUnit(a App, napps int, interactive bool) string {
 		// would open a StandardInput=file:, the hooks after the app too,
 		// and a FIFO whose writer is gone blocks them.
 		start = append(start, "--stdin="+a.Stdin)
+	}
+	if a.Attach {
+		start = append(start, "--attach="+AttachSocket(a.Name))
+		if a.StdinOnce {
+			start = append(start, "--stdin-once")
+		}
 	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", execLine(start))
 	// The unit counts as started (and the pod as ready) only once the

@@ -8,6 +8,8 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 func TestExecLine(t *testing.T) {
@@ -101,6 +103,37 @@ func TestAppsOfLimit(t *testing.T) {
 		apps, err := AppsOf(pm)
 		if tt.wantErr != errors.Is(err, ErrTooManyApps) || (err == nil && len(apps) != tt.n) {
 			t.Errorf("%d apps: AppsOf = %d apps, %v; want error %v", tt.n, len(apps), err, tt.wantErr)
+		}
+	}
+}
+
+func TestAppsOfAttach(t *testing.T) {
+	for _, tt := range []struct {
+		stdin, once string
+		want        string // in the app's ExecStart
+		not         string
+	}{
+		{"true", "true", `"--attach=/skiff/attach/web" "--stdin-once"`, ""},
+		{"true", "", `"--attach=/skiff/attach/web"` + "\n", "--stdin-once"},
+		{"", "true", `"--cgroups=/skiff/cgroup/web"` + "\n", "--attach"},
+		{"false", "", `"--cgroups=/skiff/cgroup/web"` + "\n", "--attach"},
+	} {
+		pm := schema.BlankPodManifest()
+		ra := schema.RuntimeApp{Name: "web", App: &types.App{Exec: types.Exec{"/x"}, User: "0", Group: "0"}}
+		if tt.stdin != "" {
+			ra.Annotations.Set(pod.AnnotationStdin, tt.stdin)
+		}
+		if tt.once != "" {
+			ra.Annotations.Set(pod.AnnotationStdinOnce, tt.once)
+		}
+		pm.Apps = append(pm.Apps, ra)
+		apps, err := AppsOf(pm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := SandboxUnit(apps[0])
+		if !strings.Contains(u, tt.want) || tt.not != "" && strings.Contains(u, tt.not) {
+			t.Errorf("stdin %q, once %q: unit has no %q (or has %q):\n%s", tt.stdin, tt.once, tt.want, tt.not, u)
 		}
 	}
 }

@@ -223,6 +223,12 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 	if a.PIDNamespace {
 		ra.Annotations.Set(pod.AnnotationPIDNamespace, "app")
 	}
+	if a.Stdin {
+		ra.Annotations.Set(pod.AnnotationStdin, "true")
+		if a.StdinOnce {
+			ra.Annotations.Set(pod.AnnotationStdinOnce, "true")
+		}
+	}
 	return ra, nil
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // TestEnvironment: precedence (inherited < image < files in order <
@@ -247,3 +249,20 @@ type manifests map[string]*schema.ImageManifest
 
 func (m manifests) Manifest(id string) (*schema.ImageManifest, error) { return m[id], nil }
 func (m manifests) Trees(context.Context, []string) ([]string, error) { return nil, nil }
+func TestStdinAnnotations(t *testing.T) {
+	for _, tt := range []struct {
+		stdin, once         bool
+		wantStdin, wantOnce string
+	}{{false, false, "", ""}, {true, false, "true", ""}, {true, true, "true", "true"}, {false, true, "", ""}} {
+		im := &schema.ImageManifest{App: &types.App{Exec: types.Exec{"/bin/sh"}, User: "0", Group: "0"}}
+		ra, err := runtimeApp(im, App{Name: "a", Image: "sha512-" + strings.Repeat("0", 128), Stdin: tt.stdin, StdinOnce: tt.once}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := ra.Annotations.Get(pod.AnnotationStdin)
+		o, _ := ra.Annotations.Get(pod.AnnotationStdinOnce)
+		if s != tt.wantStdin || o != tt.wantOnce {
+			t.Errorf("stdin %v once %v: annotations %q %q, want %q %q", tt.stdin, tt.once, s, o, tt.wantStdin, tt.wantOnce)
+		}
+	}
+}

@@ -79,6 +79,10 @@ type App struct {
 	// it is taken as it is, with the image's app section where it has
 	// none; the fields above but Image and Layers are then unused.
 	Runtime *schema.RuntimeApp
+	// Stdin gives the app a stdin that skiff attach reaches
+	// (pod.AnnotationStdin); StdinOnce closes it when the first attach
+	// ends it (pod.AnnotationStdinOnce).
+	Stdin, StdinOnce bool
 }
 
 // Options describe the whole pod.

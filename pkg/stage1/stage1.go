@@ -87,26 +87,54 @@ func (in Invocation) Exec(o RunOptions) error {
 	return nil
 }
 
-// EnterOptions are enter's flags for skiff debug (pod.FeatureDebug).
+// EnterOptions are enter's flags: for skiff debug (pod.FeatureDebug),
+// and a terminal for the command (pod.FeatureTTY).
 type EnterOptions struct {
 	MountImage string // a host directory mounted read-only at pod.DebugMountPoint for CMD
 	CapAdd     string // capabilities CMD gets beyond the app's, comma-separated
+	TTY        bool   // CMD on a pseudo-terminal of its own
 }
 
 // Enter runs CMD inside app of the running pod and returns its exit
-// status. Options need a stage1 that supports pod.FeatureDebug.
+// status. Options need a stage1 that supports their feature.
 func (in Invocation) Enter(app string, cmd []string, o EnterOptions) (int, error) {
-	if o != (EnterOptions{}) {
-		s1, err := pod.ReadStage1(in.Pod.Path())
-		if err != nil {
+	if o.MountImage != "" || o.CapAdd != "" {
+		if err := in.supports(pod.FeatureDebug, "debug"); err != nil {
 			return 0, err
 		}
-		if !s1.Supports(pod.FeatureDebug) {
-			return 0, fmt.Errorf("stage1 %s: %w: debug (its manifest has no feature %s)", s1.Name, pod.ErrUnsupported, pod.FeatureDebug)
+	}
+	if o.TTY {
+		if err := in.supports(pod.FeatureTTY, "enter with a terminal"); err != nil {
+			return 0, err
 		}
 	}
-	args := pod.EnterArgs{Debug: in.Debug, App: app, MountImage: o.MountImage, CapAdd: o.CapAdd, UUID: in.Pod.UUID, Cmd: cmd}
+	args := pod.EnterArgs{Debug: in.Debug, App: app, MountImage: o.MountImage, CapAdd: o.CapAdd, TTY: o.TTY, UUID: in.Pod.UUID, Cmd: cmd}
 	return in.call(pod.EntrypointEnter, args.Argv())
+}
+
+// Attach connects the caller's stdio to app's main process (created with
+// pod.AnnotationStdin), the caller's stdin only with stdin, until the app
+// ends or, with stdin, the caller's stdin does. It needs a stage1 with
+// pod.FeatureAttach.
+func (in Invocation) Attach(app string, stdin bool) (int, error) {
+	if err := in.supports(pod.FeatureAttach, "attach"); err != nil {
+		return 0, err
+	}
+	args := pod.EnterArgs{Debug: in.Debug, App: app, Attach: true, Stdin: stdin, UUID: in.Pod.UUID}
+	return in.call(pod.EntrypointEnter, args.Argv())
+}
+
+// supports fails with pod.ErrUnsupported, naming what, unless the pod's
+// stage1 offers feature.
+func (in Invocation) supports(feature, what string) error {
+	s1, err := pod.ReadStage1(in.Pod.Path())
+	if err != nil {
+		return err
+	}
+	if !s1.Supports(feature) {
+		return fmt.Errorf("stage1 %s: %w: %s (its manifest has no feature %s)", s1.Name, pod.ErrUnsupported, what, feature)
+	}
+	return nil
 }
 
 // App runs app entrypoint ep (pod.AppEntrypoints) for app of the running

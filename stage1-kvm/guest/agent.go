@@ -3,6 +3,7 @@ package guest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/pty"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
 
@@ -155,9 +157,12 @@ func enter(s *agent.Session) agent.Message {
 	if m.Term != "" {
 		cmd.Env = append(cmd.Env, "TERM="+m.Term) // stage2 exec gives it to the command
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}
+	if m.TTY {
+		return onTerminal(s, cmd, fail)
+	}
 	cmd.Stdout = stream{s, agent.OpStdout}
 	cmd.Stderr = stream{s, agent.OpStderr}
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fail(err)
@@ -179,6 +184,36 @@ func enter(s *agent.Session) agent.Message {
 		stdin.Close()
 	}()
 	exit := agent.Exit(cmd.Wait())
+	if exit.Op == agent.OpError {
+		return fail(errors.New(exit.Error))
+	}
+	return exit
+}
+
+// onTerminal runs cmd on a pseudo-terminal of the guest's devpts, for an
+// enter with TTY: the session's stdin is typed on it (its end ends
+// nothing: a terminal has none), its resizes set its size, and its output
+// streams back as stdout.
+func onTerminal(s *agent.Session, cmd *exec.Cmd, fail func(error) agent.Message) agent.Message {
+	in, typed := io.Pipe()
+	resize := make(chan pty.Size, 1)
+	go func() {
+		defer typed.Close()
+		for m := range s.In {
+			switch {
+			case m.Op == agent.OpResize:
+				select {
+				case <-resize: // only the latest size matters
+				default:
+				}
+				resize <- pty.Size{Rows: m.Rows, Cols: m.Cols}
+			case len(m.Data) > 0:
+				typed.Write(m.Data) // fails once the command has ended; keep draining
+			}
+		}
+	}()
+	exit := agent.Exit(pty.Run(cmd, "/dev/ptmx", in, stream{s, agent.OpStdout}, pty.Size{Rows: s.Req.Rows, Cols: s.Req.Cols}, resize))
+	in.Close()
 	if exit.Op == agent.OpError {
 		return fail(errors.New(exit.Error))
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/pty"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/stage1-kvm/guest"
@@ -113,7 +114,17 @@ func poweroff() error {
 // into the shared tree for the time of the command, and the agent mounts
 // it into the app as stage1-ns does (docs/debug.md).
 func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
-	m := agent.Message{Op: agent.OpEnter, App: a.App, Args: a.Cmd, CapAdd: a.CapAdd, Term: os.Getenv("TERM")}
+	m := agent.Message{Op: agent.OpEnter, App: a.App, Args: a.Cmd, CapAdd: a.CapAdd, Term: os.Getenv("TERM"), TTY: a.TTY}
+	var resize <-chan pty.Size
+	if a.TTY {
+		// The terminal is allocated in the guest; this one's keys and
+		// sizes go there.
+		var size pty.Size
+		var restore func()
+		size, resize, restore = pty.Caller()
+		defer restore()
+		m.Rows, m.Cols = size.Rows, size.Cols
+	}
 	if len(a.Cmd) == 0 {
 		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
@@ -127,13 +138,13 @@ func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
 		defer signal.Stop(sigs)
-		code, err := enter(m, os.Stdin, os.Stdout, os.Stderr)
+		code, err := enter(m, os.Stdin, os.Stdout, os.Stderr, resize)
 		return code, errors.Join(err, undo())
 	}
-	return enter(m, os.Stdin, os.Stdout, os.Stderr)
+	return enter(m, os.Stdin, os.Stdout, os.Stderr, resize)
 }
 
-func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-chan pty.Size) (int, error) {
 	app := m.App
 	c, err := dialControl()
 	if err != nil {
@@ -142,6 +153,15 @@ func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer) (int, err
 	defer c.close()
 	if err := c.Send(m); err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
+	}
+	if resize != nil {
+		go func() {
+			for s := range resize {
+				if c.Send(agent.Message{Op: agent.OpResize, Rows: s.Rows, Cols: s.Cols}) != nil {
+					return
+				}
+			}
+		}()
 	}
 	go func() {
 		buf := make([]byte, 32<<10)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -18,9 +19,11 @@ import (
 	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/attach"
 	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
+	"github.com/skiffpod/skiff/pkg/pty"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
 )
 
@@ -106,12 +109,19 @@ func (Isolator) GC(_ *slog.Logger, a pod.GCArgs) error {
 // the image there in a mount namespace of cmd's own, and Enter removes
 // the mount point again when cmd has ended (docs/debug.md). --cap-add
 // passes capabilities on to stage2, which adds them to the app's.
+//
+// With --tty it also runs cmd as a child, on a pseudo-terminal of the
+// host's devpts, copying the caller's stdio to and from it. With --attach
+// it connects the caller's stdio to the app's relay instead (attachApp).
 func (Isolator) Enter(log *slog.Logger, a pod.EnterArgs) (int, error) {
 	return enter(log, a)
 }
 
 func enter(log *slog.Logger, a pod.EnterArgs) (int, error) {
 	app, cmd := a.App, a.Cmd
+	if a.Attach {
+		return 0, attachApp(a)
+	}
 	if len(cmd) == 0 {
 		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
@@ -188,14 +198,38 @@ func enter(log *slog.Logger, a pod.EnterArgs) (int, error) {
 	if err := boundLike(init); err != nil {
 		return 0, errors.Join(fmt.Errorf("enter %s: %w", app, err), call(remove))
 	}
-	if remove == nil {
+	if remove == nil && !a.TTY {
 		return 0, fmt.Errorf("enter %s: exec nsenter: %w", app, unix.Exec(nsenter, argv, os.Environ()))
 	}
-	code, err := wait(nsenter, argv)
+	code, err := wait(nsenter, argv, a.TTY)
 	if err != nil {
 		err = fmt.Errorf("enter %s: %w", app, err)
 	}
-	return code, errors.Join(err, remove())
+	return code, errors.Join(err, call(remove))
+}
+
+// attachApp connects the caller's stdio to app's relay (pkg/attach), whose
+// socket stage2 made in the stage1 rootfs, the pod's root.
+func attachApp(a pod.EnterArgs) error {
+	if _, err := podInit(); err != nil {
+		return err
+	}
+	conn, err := attach.Dial(pod.Stage1Rootfs, strings.TrimPrefix(podunit.AttachSocket(a.App), "/"))
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("attach %s: %w: it does not run, or was not created with a stdin to attach to", a.App, ErrNoApp)
+	}
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", a.App, err)
+	}
+	defer conn.Close()
+	var in io.Reader
+	if a.Stdin {
+		in = os.Stdin
+	}
+	if err := attach.Attach(conn, in, os.Stdout, os.Stderr); err != nil {
+		return fmt.Errorf("attach %s: %w", a.App, err)
+	}
+	return nil
 }
 
 func call(f func() error) error {
@@ -205,18 +239,26 @@ func call(f func() error) error {
 	return f()
 }
 
-// wait runs argv (from path) with the caller's stdio and returns its exit
+// wait runs argv (from path) with the caller's stdio, or with tty on a
+// pseudo-terminal of its own (pty.RunOnCaller), and returns its exit
 // status, 128+signal when it was killed. A terminal's ^C or ^\ is for the
 // command: this process catches them rather than die and leave the mount
 // point behind.
-func wait(path string, argv []string) (int, error) {
+func wait(path string, argv []string, tty bool) (int, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
 	defer signal.Stop(sigs)
 	c := exec.Command(path, argv[1:]...)
 	c.Args[0] = argv[0]
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := c.Run()
+	var err error
+	if tty {
+		// The host's devpts: the command holds the terminal as it would
+		// hold the caller's without --tty.
+		err = pty.RunOnCaller(c, "/dev/ptmx")
+	} else {
+		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+		err = c.Run()
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {

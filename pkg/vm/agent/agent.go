@@ -9,8 +9,8 @@
 // On the port named ControlPortName a guest-side server (stage1-kvm's
 // agent, Serve) answers one host client at a time: "poweroff", "run", or
 // "enter", after which the host streams "stdin" (empty data: end of input)
-// and the guest streams "stdout" and "stderr" until its final "exit" or
-// "error". The host then sends "end": connections do not frame sessions
+// and "resize" (an enter with a terminal) and the guest streams "stdout"
+// and "stderr" until its final "exit" or "error". The host then sends "end": connections do not frame sessions
 // for the guest, messages do (Serve).
 //
 // An "error" carries its text and, when it is one the other side acts on
@@ -61,6 +61,7 @@ const (
 	OpStdout   = "stdout"   // guest → host: Data the command wrote
 	OpStderr   = "stderr"   // guest → host: likewise
 	OpEnd      = "end"      // host → guest on the control port: the session is over (see Serve)
+	OpResize   = "resize"   // host → guest: the terminal of an enter with TTY is now Rows x Cols
 )
 
 // Message is one line of the protocol.
@@ -73,12 +74,18 @@ type Message struct {
 	// With OpEnter, for skiff debug: a directory of the shared tree (a
 	// path in the guest) to mount for the command alone, and capabilities
 	// to add (pod.EnterArgs's MountImage and CapAdd).
-	MountImage string  `json:"mountImage,omitempty"`
-	CapAdd     string  `json:"capAdd,omitempty"`
-	Data       []byte  `json:"data,omitempty"`
-	Code       int     `json:"code"`
-	Error      string  `json:"error,omitempty"`
-	ErrCode    ErrCode `json:"errcode,omitempty"` // with OpError: the sentinel Error stands for (see Failure, Err)
+	MountImage string `json:"mountImage,omitempty"`
+	CapAdd     string `json:"capAdd,omitempty"`
+	// With OpEnter: run the command on a terminal of its own (stdout
+	// carries its output, nothing comes on stderr), of Rows x Cols when
+	// not zero; OpResize changes the size.
+	TTY     bool    `json:"tty,omitempty"`
+	Rows    uint16  `json:"rows,omitempty"`
+	Cols    uint16  `json:"cols,omitempty"`
+	Data    []byte  `json:"data,omitempty"`
+	Code    int     `json:"code"`
+	Error   string  `json:"error,omitempty"`
+	ErrCode ErrCode `json:"errcode,omitempty"` // with OpError: the sentinel Error stands for (see Failure, Err)
 }
 
 // Conn reads and writes messages on a stream. Send is safe for concurrent

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -18,7 +19,7 @@ func line(m Message) string {
 }
 
 // echo serves the test's requests: run replies with the number of its
-// args; enter echoes stdin until its end, then exits 7; hang waits for its
+// args; enter echoes stdin (and a resize as ROWSxCOLS) until its end, then exits 7; hang waits for its
 // session to end and replies what must never reach the host.
 func echo(s *Session) Message {
 	switch s.Req.Op {
@@ -26,6 +27,10 @@ func echo(s *Session) Message {
 		return Message{Op: OpExit, Code: len(s.Req.Args)}
 	case OpEnter:
 		for m := range s.In {
+			if m.Op == OpResize {
+				s.Send(Message{Op: OpStdout, Data: []byte(fmt.Sprintf("%dx%d", m.Rows, m.Cols))})
+				continue
+			}
 			if len(m.Data) == 0 {
 				return Message{Op: OpExit, Code: 7}
 			}
@@ -73,6 +78,8 @@ func TestServeSessions(t *testing.T) {
 		{"end and the next request in one write", end + run("a"), []Message{exit(1)}},
 		{"stdin to its session", end + line(Message{Op: OpEnter}) + line(Message{Op: OpStdin, Data: []byte("hi")}) +
 			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("hi")}, exit(7)}},
+		{"a resize to its session, not a request", end + line(Message{Op: OpEnter, TTY: true}) + line(Message{Op: OpResize, Rows: 12, Cols: 34}) +
+			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("12x34")}, exit(7)}},
 		{"stdin after the reply or the end is dropped", strings.Repeat(line(Message{Op: OpStdin, Data: []byte("late")}), 100) +
 			end + line(Message{Op: OpStdin, Data: []byte("later")}) + run("x", "y", "z"), []Message{exit(3)}},
 		{"a session the host left without end", end + line(Message{Op: "hang"}), nil},
