@@ -4,10 +4,12 @@ package cni
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -679,5 +681,164 @@ func TestTeardownPluginGone(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), `plugin \"bridge\" of network gone is gone`) {
 		t.Errorf("no warning naming the plugin: %s", logged.String())
+	}
+}
+
+// TestInprocAttach: a network made like the built-in one is added
+// in-process (no plugin runs for ADD) and leaves what the bridge and
+// host-local plugins would: a veth whose host end is a hairpin port of the
+// bridge, the gateway on the bridge, host-local's lease files; the
+// plugins' DEL removes all of it; a full range is refused with
+// host-local's message and rolled back. A pod publishing ports still runs
+// the plugins.
+func TestInprocAttach(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	ipam := t.TempDir()
+	n, err := BridgeNetwork("inproc", "skifftest3", "172.16.31.0/29", ipam)
+	if err != nil || n.inproc == nil {
+		t.Fatalf("BridgeNetwork: %+v, %v; want a network added in-process", n, err)
+	}
+	ctx := context.Background()
+	leaseDir := filepath.Join(ipam, "inproc")
+	leases := func() []string {
+		var out []string
+		ents, _ := os.ReadDir(leaseDir)
+		for _, e := range ents {
+			if _, err := netip.ParseAddr(e.Name()); err == nil { // not lock, last_reserved_ip.0
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	// A /29 has five addresses for pods (.1 is the gateway, .7 broadcast).
+	var pods []Pod
+	var hostVeths []string
+	for i := range 5 {
+		pod := newPod(t, p, n)
+		r, err := p.Setup(ctx, pod)
+		if err != nil {
+			t.Fatalf("setup pod %d: %v", i, err)
+		}
+		if len(r) != 1 || len(r[0].IPs) != 1 || r[0].Gateway != netip.MustParseAddr("172.16.31.1") || r[0].Interface != "eth0" {
+			t.Fatalf("result %+v", r)
+		}
+		lease, err := os.ReadFile(filepath.Join(leaseDir, r[0].IPs[0].Addr().String()))
+		if err != nil || string(lease) != pod.ID+"\r\neth0" {
+			t.Errorf("lease of %s: %q, %v; want host-local's %q", r[0].IPs[0], lease, err, pod.ID+"\r\neth0")
+		}
+		recs, _ := records(pod.CacheDir)
+		a, _ := readRecord(recs[0])
+		var res struct {
+			Interfaces []struct{ Name, Sandbox string }
+		}
+		json.Unmarshal(a.Result, &res)
+		if len(res.Interfaces) != 3 || res.Interfaces[0].Name != "skifftest3" || res.Interfaces[2].Sandbox != pod.NetNS {
+			t.Fatalf("recorded result %s", a.Result)
+		}
+		host := res.Interfaces[1].Name
+		out, _ := exec.Command("ip", "-d", "link", "show", host).Output()
+		if !strings.Contains(string(out), "master skifftest3") || !strings.Contains(string(out), "hairpin on") {
+			t.Errorf("host end %s: want a hairpin port of skifftest3:\n%s", host, out)
+		}
+		pods, hostVeths = append(pods, pod), append(hostVeths, host)
+	}
+	if out, _ := exec.Command("ip", "-4", "addr", "show", "skifftest3").Output(); !strings.Contains(string(out), "172.16.31.1/29") {
+		t.Errorf("bridge without the gateway address:\n%s", out)
+	}
+	r0, _, _ := Cached(pods[0].CacheDir)
+	serve(t, listenIn(t, pods[0], ":8080"), "from 0")
+	if got, err := fetch(pods[4], netip.AddrPortFrom(r0[0].IPs[0].Addr(), 8080).String()); err != nil || got != "from 0" {
+		t.Errorf("pod 4 -> pod 0: %q, %v", got, err)
+	}
+	hl, err := net.Listen("tcp4", "172.16.31.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, hl, "from host")
+	if got, err := fetch(pods[2], hl.Addr().String()); err != nil || got != "from host" {
+		t.Errorf("pod -> host bridge address: %q, %v", got, err)
+	}
+	// The range is full: refused, rolled back (no lease, no veth, no record).
+	links := func() int { l, _ := net.Interfaces(); return len(l) }
+	before, nLeases := links(), len(leases())
+	full := newPod(t, p, n)
+	if _, err := p.Setup(ctx, full); err == nil || !strings.Contains(err.Error(), "network inproc: failed to allocate for range 0: no IP addresses available in range set: 172.16.31.1-172.16.31.6") {
+		t.Errorf("setup in a full range: %v", err)
+	}
+	if recs, _ := records(full.CacheDir); len(recs) != 0 || len(leases()) != nLeases || links() != before {
+		t.Errorf("a refused setup left records %v, leases %v", recs, leases())
+	}
+	// The plugins' DEL takes back what the in-process ADD made.
+	for _, pod := range pods {
+		if err := p.Teardown(ctx, pod.CacheDir); err != nil {
+			t.Fatalf("teardown: %v", err)
+		}
+	}
+	if l := leases(); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	for _, v := range hostVeths {
+		if _, err := net.InterfaceByName(v); err == nil {
+			t.Errorf("veth %s left", v)
+		}
+	}
+	// Ports: the plugins (portmap needs the chain's result), as before.
+	pod := newPod(t, p, n)
+	pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+	if _, err := p.Setup(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); !strings.Contains(string(out), pod.ID) {
+		t.Errorf("no portmap rule for a pod publishing a port")
+	}
+}
+
+// TestRuleCommentsAsSaved: the comments read from nftables over netlink
+// are those iptables-save prints.
+func TestRuleCommentsAsSaved(t *testing.T) {
+	requireNet(t)
+	if !iptablesNFT() {
+		t.Skip("iptables is not the nf_tables one: comments are read with iptables-save")
+	}
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	warm(t, p, n, ipam) // skiff's rules and portmap's are there
+	nft, err := nftComments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := savedComments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// iptables-save escapes a comment's quotes, which savedComments does
+	// not undo (skiff's comments have none).
+	for _, m := range []map[string]bool{nft, saved} {
+		maps.DeleteFunc(m, func(k string, _ bool) bool { return strings.ContainsAny(k, `"\`) })
+	}
+	if !reflect.DeepEqual(nft, saved) || !nft["filter "+loopbackGuard.comment] {
+		t.Errorf("netlink: %v\niptables-save: %v", nft, saved)
+	}
+}
+
+// TestRulesRepaired: a host rule removed since (a flushed ruleset) is
+// found missing by the rules check and added again by the next pod's
+// setup, once.
+func TestRulesRepaired(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	warm(t, p, n, ipam)
+	if out, err := exec.Command("iptables", loopbackGuard.args("-D")...).CombinedOutput(); err != nil {
+		t.Fatalf("remove the loopback guard: %v\n%s", err, out)
+	}
+	pod := newPod(t, p, n)
+	if _, err := p.Setup(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("iptables-save", "-t", "filter").Output()
+	if c := strings.Count(string(out), loopbackGuard.comment); c != 1 {
+		t.Errorf("the loopback guard is there %d times after the next setup, want once:\n%s", c, out)
 	}
 }

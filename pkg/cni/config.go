@@ -38,6 +38,9 @@ type Network struct {
 	list    *libcni.NetworkConfigList
 	// networkRules: the conflist asks for network-wide host rules.
 	networkRules bool
+	// inproc: the conflist is BridgeNetwork's, added in-process
+	// (inproc.go); nil for any other.
+	inproc *inprocBridge
 }
 
 // DefaultNetwork returns the built-in network: a bridge with host-local
@@ -52,6 +55,19 @@ func DefaultNetwork(bridge, subnet, ipamDir string) (*Network, error) {
 // BridgeNetwork returns a network named name made like the built-in one
 // (`skiff network create`).
 func BridgeNetwork(name, bridge, subnet, ipamDir string) (*Network, error) {
+	b, err := bridgeConflist(name, bridge, subnet, ipamDir)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", name, err)
+	}
+	n, err := parse(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// bridgeConflist is the conflist of BridgeNetwork.
+func bridgeConflist(name, bridge, subnet, ipamDir string) ([]byte, error) {
 	conf := map[string]any{
 		"cniVersion":    "1.0.0",
 		"name":          name,
@@ -69,15 +85,7 @@ func BridgeNetwork(name, bridge, subnet, ipamDir string) (*Network, error) {
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
-	b, err := json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("network %s: %w", name, err)
-	}
-	n, err := parse(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("network %s: %w", name, err)
-	}
-	return n, nil
+	return json.MarshalIndent(conf, "", "  ")
 }
 
 // Bytes returns the network's configuration list, as loaded.
@@ -256,6 +264,7 @@ func parse(b []byte, pluginDirs []string) (*Network, error) {
 			n.Subnets = append(n.Subnets, p)
 		}
 	}
+	n.inproc = inprocConf(list.Name, b, n)
 	return n, nil
 }
 
