@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/skiffpod/skiff/pkg/netns"
 )
 
@@ -781,6 +783,23 @@ func TestInprocAttach(t *testing.T) {
 	for _, v := range hostVeths {
 		if _, err := net.InterfaceByName(v); err == nil {
 			t.Errorf("veth %s left", v)
+		}
+	}
+	// On two such networks: both attached; the first network's default
+	// route wins (as with the plugins, the second's is no error).
+	def, defIPAM := defaultNet(t)
+	warm(t, p, def, defIPAM)
+	two := newPod(t, p, n, def)
+	if r, err := p.Setup(ctx, two); err != nil || len(r) != 2 || r[1].Interface != "eth1" {
+		t.Errorf("setup on two in-process networks: %+v, %v", r, err)
+	}
+	var routes []netlink.Route
+	netns.Do(two.NetNS, func() (err error) { routes, err = netlink.RouteList(nil, netlink.FAMILY_V4); return err })
+	for _, rt := range routes {
+		if rt.Dst == nil || rt.Dst.String() == "0.0.0.0/0" {
+			if rt.Gw.String() != "172.16.31.1" {
+				t.Errorf("default route via %s, want the first network's gateway 172.16.31.1", rt.Gw)
+			}
 		}
 	}
 	// Ports: the plugins (portmap needs the chain's result), as before.

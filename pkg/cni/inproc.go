@@ -303,7 +303,9 @@ func configure(ifName string, addr netip.Prefix, gw netip.Addr) (net.HardwareAdd
 	if err := netlink.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("%s up: %w", ifName, err)
 	}
-	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, Gw: gw.AsSlice()}); err != nil {
+	// A default route another network of the pod added first wins, as
+	// with the plugins.
+	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, Gw: gw.AsSlice()}); err != nil && !errors.Is(err, syscall.EEXIST) {
 		return nil, fmt.Errorf("default route via %s: %w", gw, err)
 	}
 	mac := link.Attrs().HardwareAddr
