@@ -861,3 +861,42 @@ func TestRulesRepaired(t *testing.T) {
 		t.Errorf("the loopback guard is there %d times after the next setup, want once:\n%s", c, out)
 	}
 }
+
+// TestRuleCommentsWhileChanging: rules read while others change the
+// ruleset (a dump the kernel marks interrupted is read again, or by
+// iptables-save) still find the rules that are there, with no error.
+func TestRuleCommentsWhileChanging(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	warm(t, p, n, ipam)
+	const chain = "SKIFF-TEST-CHURN"
+	exec.Command("iptables", "-w", "-N", chain).Run()
+	defer func() {
+		exec.Command("iptables", "-w", "-F", chain).Run()
+		exec.Command("iptables", "-w", "-X", chain).Run()
+	}()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			exec.Command("iptables", "-w", "-A", chain, "-j", "RETURN").Run()
+			exec.Command("iptables", "-w", "-D", chain, "-j", "RETURN").Run()
+		}
+	}()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		missing, err := missingRules([]hostRule{loopbackGuard})
+		if err != nil || len(missing) != 0 {
+			t.Errorf("rules read while the ruleset changes: missing %v, %v", missing, err)
+			break
+		}
+	}
+	close(stop)
+	<-done
+}

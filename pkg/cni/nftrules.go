@@ -3,6 +3,7 @@ package cni
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -50,9 +51,21 @@ func iptablesNFT() bool {
 // nftComments returns table+" "+comment for every commented rule of
 // family ip, as missingRules wants them.
 func nftComments() (map[string]bool, error) {
-	req := nl.NewNetlinkRequest(nfnlSubsysNFTables<<8|nftMsgGetRule, unix.NLM_F_DUMP)
-	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.NFPROTO_IPV4, Version: nl.NFNETLINK_V0})
-	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	// A dump the ruleset changed under (another pod's portmap rules, say)
+	// is marked interrupted and may miss rules: read again; if it keeps
+	// changing, iptables-save, which copes with that itself.
+	var msgs [][]byte
+	var err error
+	for range 5 {
+		req := nl.NewNetlinkRequest(nfnlSubsysNFTables<<8|nftMsgGetRule, unix.NLM_F_DUMP)
+		req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.NFPROTO_IPV4, Version: nl.NFNETLINK_V0})
+		if msgs, err = req.Execute(unix.NETLINK_NETFILTER, 0); !errors.Is(err, nl.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if errors.Is(err, nl.ErrDumpInterrupted) {
+		return savedComments()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("host rules: read nftables rules: %w", err)
 	}
