@@ -169,6 +169,7 @@ func (c *Plugins) Setup(ctx context.Context, p Pod) ([]Result, error) {
 		if r, err = c.add(ctx, p, i, n); err != nil {
 			break
 		}
+		forgetNeighbours(c.log, r.IPs)
 		results = append(results, r)
 	}
 	if rerr := <-rules; err == nil && rerr != nil {

@@ -900,3 +900,61 @@ func TestRuleCommentsWhileChanging(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// TestReusedAddressFromHost: a pod given an address an earlier pod had
+// answers the host at once, though the host's neighbour entry for that
+// address still names the earlier pod's MAC as reachable (the state a
+// pod's teardown and the next pod's setup within half a minute leave; a
+// gratuitous ARP from the new pod is not enough: the plugins send none and
+// the bridge drops one sent before its new port forwards).
+func TestReusedAddressFromHost(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, err := BridgeNetwork("reuse", "skifftest4", "172.16.32.0/29", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 6 { // more pods than the /29 holds: addresses given again
+		pod := newPod(t, p, n)
+		viaPlugins := i%2 == 1
+		if viaPlugins { // a published port: the plugins' ADD
+			pod.Ports = []PortMapping{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+		}
+		if i > 0 {
+			// What an earlier pod on each address left: an entry the
+			// host believes, for a MAC that is gone.
+			br, err := netlink.LinkByName("skifftest4")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for a := netip.MustParseAddr("172.16.32.2"); a.Compare(netip.MustParseAddr("172.16.32.6")) <= 0; a = a.Next() {
+				stale := &netlink.Neigh{LinkIndex: br.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_REACHABLE,
+					IP: a.AsSlice(), HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, byte(i)}}
+				if err := netlink.NeighSet(stale); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		r, err := p.Setup(ctx, pod)
+		if err != nil {
+			t.Fatalf("setup pod %d: %v", i, err)
+		}
+		l := listenIn(t, pod, ":80")
+		serve(t, l, "web")
+		addrs := []string{netip.AddrPortFrom(r[0].IPs[0].Addr(), 80).String()}
+		if viaPlugins {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", pod.Ports[0].HostPort))
+		}
+		for _, addr := range addrs {
+			if got, err := fetch(Pod{}, addr); err != nil || got != "web" {
+				out, _ := exec.Command("ip", "neigh", "show", "dev", "skifftest4").Output()
+				t.Errorf("pod %d (plugins %v): host -> %s (%s): %q, %v; neighbours:\n%s", i, viaPlugins, addr, r[0].IPs[0], got, err, out)
+			}
+		}
+		l.Close()
+		if err := p.Teardown(ctx, pod.CacheDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
