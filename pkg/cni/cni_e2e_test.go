@@ -61,6 +61,9 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// testPodPrefix starts the ID of every pod of this test binary.
+var testPodPrefix = fmt.Sprintf("cnitest-%d-", os.Getpid())
+
 func requireNet(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -100,7 +103,10 @@ func takeSnapshot(ipamDir string) snapshot {
 	if ipamDir != "" {
 		filepath.WalkDir(ipamDir, func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
-				if _, perr := netip.ParseAddr(d.Name()); perr == nil {
+				// Only the test's pods' (others' come and go on a
+				// shared host).
+				b, _ := os.ReadFile(p)
+				if _, perr := netip.ParseAddr(d.Name()); perr == nil && strings.HasPrefix(string(b), testPodPrefix) {
 					s.leases = append(s.leases, p)
 				}
 			}
@@ -203,7 +209,7 @@ func restoreHost() {
 func newPod(t *testing.T, p *Plugins, nets ...*Network) Pod {
 	t.Helper()
 	dir := t.TempDir()
-	id := fmt.Sprintf("%08x-test", time.Now().UnixNano()&0xffffffff)
+	id := fmt.Sprintf("%s%08x", testPodPrefix, time.Now().UnixNano()&0xffffffff)
 	pod := Pod{ID: id, NetNS: filepath.Join(dir, "netns"), CacheDir: filepath.Join(dir, "net"), Networks: nets}
 	if err := netns.Create(pod.NetNS); err != nil {
 		t.Fatal(err)
@@ -230,12 +236,13 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 func defaultNet(t *testing.T) (*Network, string) {
 	t.Helper()
-	ipam := t.TempDir()
-	n, err := DefaultNetwork(DefaultBridge, DefaultSubnet, ipam)
+	// The host's leases, as skiff's: a test pod on skiff0 never takes the
+	// address of a pod that runs there.
+	n, err := DefaultNetwork(DefaultBridge, DefaultSubnet, LeaseDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n, ipam
+	return n, LeaseDir
 }
 
 // warmed is set once a pod was set up and torn down on the default network.

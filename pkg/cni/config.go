@@ -24,6 +24,11 @@ const (
 	DefaultName   = "default"
 	DefaultBridge = "skiff0"
 	DefaultSubnet = "172.16.28.0/24"
+	// LeaseDir holds the host-local leases of skiff's bridge networks, in
+	// LeaseDir/NETWORK: host-wide, as the bridges are, so pods of two data
+	// dirs on one bridge never get the same address; in /run, which a
+	// reboot clears with the links the leases account for.
+	LeaseDir = "/run/skiff/networks"
 	// PluginDir is where Debian's containernetworking-plugins installs.
 	PluginDir = "/usr/lib/cni"
 	// maxConfSize bounds a conflist read from disk.
