@@ -16,10 +16,10 @@ import (
 // that pod's traffic, stays believed for up to 45 s (base_reachable_time
 // 30 s, randomised), then costs 5 s of delay and 3 failed probes more. In
 // that time the host's packets to the new pod, a published port's DNAT
-// included, go to a MAC that is gone. Neither announcement helps: the
-// bridge plugin sends no gratuitous ARP, and one sent as the pod's end
-// comes up is dropped by the bridge, whose new port is not forwarding yet.
-// Without the entry the host asks again, and the pod answers.
+// included, go to a MAC that is gone. Announcements did not help (the
+// bridge plugin's arp_notify, the in-process gratuitous ARP): sent as the
+// pod's end comes up, before the bridge's new port forwards. Without the
+// entry the host asks again, and the pod answers.
 func forgetNeighbours(log *slog.Logger, ips []netip.Prefix) {
 	for _, p := range ips {
 		a := p.Addr()
