@@ -911,9 +911,9 @@ func TestRuleCommentsWhileChanging(t *testing.T) {
 // TestReusedAddressFromHost: a pod given an address an earlier pod had
 // answers the host at once, though the host's neighbour entry for that
 // address still names the earlier pod's MAC as reachable (the state a
-// pod's teardown and the next pod's setup within half a minute leave; a
-// gratuitous ARP from the new pod is not enough: the plugins send none and
-// the bridge drops one sent before its new port forwards).
+// pod's teardown and the next pod's setup within half a minute leave; the
+// new pod's announcement, the plugin's arp_notify or the in-process
+// gratuitous ARP, did not correct it).
 func TestReusedAddressFromHost(t *testing.T) {
 	requireNet(t)
 	p := testPlugins(t)
