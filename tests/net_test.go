@@ -284,6 +284,17 @@ func TestNetDefault(t *testing.T) {
 				t.Errorf("port of another pod: exit %d: %s", code, errs)
 			}
 		}
+		// Two data dirs, one bridge: the leases are host-wide, so a pod
+		// of another data dir gets an address of its own, leased where
+		// this data dir's are.
+		other := newEnv(t)
+		c := server(t, other)
+		if ipC := other.status(c).podIP(t); ipC == ipA || ipC == ipB {
+			t.Errorf("a pod of another data dir got %s, an address in use (%s, %s)", ipC, ipA, ipB)
+		} else if b, err := os.ReadFile(filepath.Join(leasesDir, "default", ipC)); err != nil || !strings.HasPrefix(string(b), c) {
+			t.Errorf("lease of %s: %q, %v; want the pod %s's", ipC, b, err, c)
+		}
+		other.mustRun("stop", c)
 		// stop releases the address at once, before gc.
 		e.mustRun("stop", a)
 		if _, err := os.Stat(filepath.Join(leasesDir, "default", ipA)); !os.IsNotExist(err) {

@@ -169,6 +169,7 @@ func (c *Plugins) Setup(ctx context.Context, p Pod) ([]Result, error) {
 		if r, err = c.add(ctx, p, i, n); err != nil {
 			break
 		}
+		forgetNeighbours(c.log, r.IPs)
 		results = append(results, r)
 	}
 	if rerr := <-rules; err == nil && rerr != nil {
@@ -225,8 +226,27 @@ func (c *Plugins) add(ctx context.Context, p Pod, i int, n *Network) (Result, er
 	}
 	a.Config = list.Bytes // what DEL runs is what ADD ran
 	k := c.newKeeper(filepath.Join(p.CacheDir, fmt.Sprintf("attach-%03d-%s.json", i, n.Name)), &a)
-	if err := writeRecord(k.file, a); err != nil {
+	inproc := n.inproc != nil && len(a.Ports) == 0
+	// An in-process attachment whose leases are on a tmpfs is all in the
+	// kernel and in memory: what a power loss could tear in its record, the
+	// reboot clears on the host too (Teardown forgets an empty record), so
+	// its record is not synced (1–70 ms of a pod's start on a loaded host).
+	sync := !inproc || !n.inproc.volatile()
+	if err := writeRecord(k.file, a, sync); err != nil {
 		return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if inproc {
+		c.log.Debug("add in-process", "network", n.Name, "pod", p.ID, "if", a.IfName)
+		res, err := n.inproc.add(ctx, n.Name, p.ID, p.NetNS, a.IfName)
+		if err == nil {
+			if a.Result, err = json.Marshal(res); err == nil {
+				err = writeRecord(k.file, a, sync)
+			}
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("network %s: %w", n.Name, err)
+		}
+		return convert(n.Name, a.IfName, res)
 	}
 	c.log.Debug("cni add", "network", n.Name, "pod", p.ID, "if", a.IfName)
 	cfg := libcni.NewCNIConfigWithCacheDir(c.dirs, p.CacheDir, k)
@@ -262,7 +282,13 @@ func (c *Plugins) Teardown(ctx context.Context, cacheDir string) error {
 	for _, f := range slices.Backward(recs) {
 		err := c.del(ctx, cacheDir, f)
 		var gone pluginGone
-		if errors.As(err, &gone) {
+		if fi, serr := os.Stat(f); serr == nil && fi.Size() == 0 {
+			// Only a crash of the host between the rename and the data
+			// reaching the disk leaves an empty record: one not synced,
+			// whose attachment the reboot cleared.
+			c.log.Warn(fmt.Sprintf("network teardown: %s is empty (the host crashed after it was written): forgetting it", f))
+			err = os.Remove(f)
+		} else if errors.As(err, &gone) {
 			// DEL cannot run, now or ever: forgetting the attachment is
 			// what lets the pod be collected at all.
 			c.log.Warn(fmt.Sprintf("network teardown: %v: forgetting the pod's attachment (what the plugin made for it on the host, such as its address lease and rules, is left)", gone))
@@ -368,7 +394,7 @@ func (k *keeper) ExecPlugin(ctx context.Context, path string, stdin []byte, env 
 		out, err := k.DefaultExec.ExecPlugin(ctx, path, stdin, env)
 		if err == nil && json.Valid(out) {
 			k.a.Result = out
-			err = writeRecord(k.file, k.a)
+			err = writeRecord(k.file, k.a, true)
 		}
 		return out, err
 	}
@@ -409,8 +435,9 @@ func Cached(cacheDir string) ([]Result, []PortMapping, error) {
 }
 
 // writeRecord writes v as JSON to path through a temporary file, so a crash
-// leaves either no record or a whole one.
-func writeRecord(path string, v any) error {
+// of the process leaves either no record or a whole one; synced, also a
+// crash of the host.
+func writeRecord(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -421,7 +448,7 @@ func writeRecord(path string, v any) error {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -4,10 +4,12 @@ package cni
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -20,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/skiffpod/skiff/pkg/netns"
 )
@@ -56,6 +60,9 @@ func testMain(m *testing.M) int {
 	}
 	return m.Run()
 }
+
+// testPodPrefix starts the ID of every pod of this test binary.
+var testPodPrefix = fmt.Sprintf("cnitest-%d-", os.Getpid())
 
 func requireNet(t *testing.T) {
 	t.Helper()
@@ -96,7 +103,10 @@ func takeSnapshot(ipamDir string) snapshot {
 	if ipamDir != "" {
 		filepath.WalkDir(ipamDir, func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
-				if _, perr := netip.ParseAddr(d.Name()); perr == nil {
+				// Only the test's pods' (others' come and go on a
+				// shared host).
+				b, _ := os.ReadFile(p)
+				if _, perr := netip.ParseAddr(d.Name()); perr == nil && strings.HasPrefix(string(b), testPodPrefix) {
 					s.leases = append(s.leases, p)
 				}
 			}
@@ -199,7 +209,7 @@ func restoreHost() {
 func newPod(t *testing.T, p *Plugins, nets ...*Network) Pod {
 	t.Helper()
 	dir := t.TempDir()
-	id := fmt.Sprintf("%08x-test", time.Now().UnixNano()&0xffffffff)
+	id := fmt.Sprintf("%s%08x", testPodPrefix, time.Now().UnixNano()&0xffffffff)
 	pod := Pod{ID: id, NetNS: filepath.Join(dir, "netns"), CacheDir: filepath.Join(dir, "net"), Networks: nets}
 	if err := netns.Create(pod.NetNS); err != nil {
 		t.Fatal(err)
@@ -226,12 +236,13 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 func defaultNet(t *testing.T) (*Network, string) {
 	t.Helper()
-	ipam := t.TempDir()
-	n, err := DefaultNetwork(DefaultBridge, DefaultSubnet, ipam)
+	// The host's leases, as skiff's: a test pod on skiff0 never takes the
+	// address of a pod that runs there.
+	n, err := DefaultNetwork(DefaultBridge, DefaultSubnet, LeaseDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n, ipam
+	return n, LeaseDir
 }
 
 // warmed is set once a pod was set up and torn down on the default network.
@@ -679,5 +690,278 @@ func TestTeardownPluginGone(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), `plugin \"bridge\" of network gone is gone`) {
 		t.Errorf("no warning naming the plugin: %s", logged.String())
+	}
+}
+
+// TestInprocAttach: a network made like the built-in one is added
+// in-process (no plugin runs for ADD) and leaves what the bridge and
+// host-local plugins would: a veth whose host end is a hairpin port of the
+// bridge, the gateway on the bridge, host-local's lease files; the
+// plugins' DEL removes all of it; a full range is refused with
+// host-local's message and rolled back. A pod publishing ports still runs
+// the plugins.
+func TestInprocAttach(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	ipam := t.TempDir()
+	n, err := BridgeNetwork("inproc", "skifftest3", "172.16.31.0/29", ipam)
+	if err != nil || n.inproc == nil {
+		t.Fatalf("BridgeNetwork: %+v, %v; want a network added in-process", n, err)
+	}
+	ctx := context.Background()
+	leaseDir := filepath.Join(ipam, "inproc")
+	leases := func() []string {
+		var out []string
+		ents, _ := os.ReadDir(leaseDir)
+		for _, e := range ents {
+			if _, err := netip.ParseAddr(e.Name()); err == nil { // not lock, last_reserved_ip.0
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	// A /29 has five addresses for pods (.1 is the gateway, .7 broadcast).
+	var pods []Pod
+	var hostVeths []string
+	for i := range 5 {
+		pod := newPod(t, p, n)
+		r, err := p.Setup(ctx, pod)
+		if err != nil {
+			t.Fatalf("setup pod %d: %v", i, err)
+		}
+		if len(r) != 1 || len(r[0].IPs) != 1 || r[0].Gateway != netip.MustParseAddr("172.16.31.1") || r[0].Interface != "eth0" {
+			t.Fatalf("result %+v", r)
+		}
+		lease, err := os.ReadFile(filepath.Join(leaseDir, r[0].IPs[0].Addr().String()))
+		if err != nil || string(lease) != pod.ID+"\r\neth0" {
+			t.Errorf("lease of %s: %q, %v; want host-local's %q", r[0].IPs[0], lease, err, pod.ID+"\r\neth0")
+		}
+		recs, _ := records(pod.CacheDir)
+		a, _ := readRecord(recs[0])
+		var res struct {
+			Interfaces []struct{ Name, Sandbox string }
+		}
+		json.Unmarshal(a.Result, &res)
+		if len(res.Interfaces) != 3 || res.Interfaces[0].Name != "skifftest3" || res.Interfaces[2].Sandbox != pod.NetNS {
+			t.Fatalf("recorded result %s", a.Result)
+		}
+		host := res.Interfaces[1].Name
+		out, _ := exec.Command("ip", "-d", "link", "show", host).Output()
+		if !strings.Contains(string(out), "master skifftest3") || !strings.Contains(string(out), "hairpin on") {
+			t.Errorf("host end %s: want a hairpin port of skifftest3:\n%s", host, out)
+		}
+		pods, hostVeths = append(pods, pod), append(hostVeths, host)
+	}
+	if out, _ := exec.Command("ip", "-4", "addr", "show", "skifftest3").Output(); !strings.Contains(string(out), "172.16.31.1/29") {
+		t.Errorf("bridge without the gateway address:\n%s", out)
+	}
+	r0, _, _ := Cached(pods[0].CacheDir)
+	serve(t, listenIn(t, pods[0], ":8080"), "from 0")
+	if got, err := fetch(pods[4], netip.AddrPortFrom(r0[0].IPs[0].Addr(), 8080).String()); err != nil || got != "from 0" {
+		t.Errorf("pod 4 -> pod 0: %q, %v", got, err)
+	}
+	hl, err := net.Listen("tcp4", "172.16.31.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, hl, "from host")
+	if got, err := fetch(pods[2], hl.Addr().String()); err != nil || got != "from host" {
+		t.Errorf("pod -> host bridge address: %q, %v", got, err)
+	}
+	// The range is full: refused, rolled back (no lease, no veth, no record).
+	links := func() int { l, _ := net.Interfaces(); return len(l) }
+	before, nLeases := links(), len(leases())
+	full := newPod(t, p, n)
+	if _, err := p.Setup(ctx, full); err == nil || !strings.Contains(err.Error(), "network inproc: failed to allocate for range 0: no IP addresses available in range set: 172.16.31.1-172.16.31.6") {
+		t.Errorf("setup in a full range: %v", err)
+	}
+	if recs, _ := records(full.CacheDir); len(recs) != 0 || len(leases()) != nLeases || links() != before {
+		t.Errorf("a refused setup left records %v, leases %v", recs, leases())
+	}
+	// The plugins' DEL takes back what the in-process ADD made.
+	for _, pod := range pods {
+		if err := p.Teardown(ctx, pod.CacheDir); err != nil {
+			t.Fatalf("teardown: %v", err)
+		}
+	}
+	if l := leases(); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	for _, v := range hostVeths {
+		if _, err := net.InterfaceByName(v); err == nil {
+			t.Errorf("veth %s left", v)
+		}
+	}
+	// On two such networks: both attached; the first network's default
+	// route wins (as with the plugins, the second's is no error).
+	def, defIPAM := defaultNet(t)
+	warm(t, p, def, defIPAM)
+	two := newPod(t, p, n, def)
+	if r, err := p.Setup(ctx, two); err != nil || len(r) != 2 || r[1].Interface != "eth1" {
+		t.Errorf("setup on two in-process networks: %+v, %v", r, err)
+	}
+	var routes []netlink.Route
+	netns.Do(two.NetNS, func() (err error) { routes, err = netlink.RouteList(nil, netlink.FAMILY_V4); return err })
+	for _, rt := range routes {
+		if rt.Dst == nil || rt.Dst.String() == "0.0.0.0/0" {
+			if rt.Gw.String() != "172.16.31.1" {
+				t.Errorf("default route via %s, want the first network's gateway 172.16.31.1", rt.Gw)
+			}
+		}
+	}
+	// Ports: the plugins (portmap needs the chain's result), as before.
+	pod := newPod(t, p, n)
+	pod.Ports = []PortMapping{{HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+	if _, err := p.Setup(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := exec.Command("iptables-save", "-t", "nat").Output(); !strings.Contains(string(out), pod.ID) {
+		t.Errorf("no portmap rule for a pod publishing a port")
+	}
+}
+
+// TestRuleCommentsAsSaved: the comments read from nftables over netlink
+// are those iptables-save prints.
+func TestRuleCommentsAsSaved(t *testing.T) {
+	requireNet(t)
+	if !iptablesNFT() {
+		t.Skip("iptables is not the nf_tables one: comments are read with iptables-save")
+	}
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	warm(t, p, n, ipam) // skiff's rules and portmap's are there
+	nft, err := nftComments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := savedComments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// iptables-save escapes a comment's quotes, which savedComments does
+	// not undo (skiff's comments have none).
+	for _, m := range []map[string]bool{nft, saved} {
+		maps.DeleteFunc(m, func(k string, _ bool) bool { return strings.ContainsAny(k, `"\`) })
+	}
+	if !reflect.DeepEqual(nft, saved) || !nft["filter "+loopbackGuard.comment] {
+		t.Errorf("netlink: %v\niptables-save: %v", nft, saved)
+	}
+}
+
+// TestRulesRepaired: a host rule removed since (a flushed ruleset) is
+// found missing by the rules check and added again by the next pod's
+// setup, once.
+func TestRulesRepaired(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	warm(t, p, n, ipam)
+	if out, err := exec.Command("iptables", loopbackGuard.args("-D")...).CombinedOutput(); err != nil {
+		t.Fatalf("remove the loopback guard: %v\n%s", err, out)
+	}
+	pod := newPod(t, p, n)
+	if _, err := p.Setup(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("iptables-save", "-t", "filter").Output()
+	if c := strings.Count(string(out), loopbackGuard.comment); c != 1 {
+		t.Errorf("the loopback guard is there %d times after the next setup, want once:\n%s", c, out)
+	}
+}
+
+// TestRuleCommentsWhileChanging: rules read while others change the
+// ruleset (a dump the kernel marks interrupted is read again, or by
+// iptables-save) still find the rules that are there, with no error.
+func TestRuleCommentsWhileChanging(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, ipam := defaultNet(t)
+	warm(t, p, n, ipam)
+	const chain = "SKIFF-TEST-CHURN"
+	exec.Command("iptables", "-w", "-N", chain).Run()
+	defer func() {
+		exec.Command("iptables", "-w", "-F", chain).Run()
+		exec.Command("iptables", "-w", "-X", chain).Run()
+	}()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			exec.Command("iptables", "-w", "-A", chain, "-j", "RETURN").Run()
+			exec.Command("iptables", "-w", "-D", chain, "-j", "RETURN").Run()
+		}
+	}()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		missing, err := missingRules([]hostRule{loopbackGuard})
+		if err != nil || len(missing) != 0 {
+			t.Errorf("rules read while the ruleset changes: missing %v, %v", missing, err)
+			break
+		}
+	}
+	close(stop)
+	<-done
+}
+
+// TestReusedAddressFromHost: a pod given an address an earlier pod had
+// answers the host at once, though the host's neighbour entry for that
+// address still names the earlier pod's MAC as reachable (the state a
+// pod's teardown and the next pod's setup within half a minute leave; the
+// new pod's announcement, the plugin's arp_notify or the in-process
+// gratuitous ARP, did not correct it).
+func TestReusedAddressFromHost(t *testing.T) {
+	requireNet(t)
+	p := testPlugins(t)
+	n, err := BridgeNetwork("reuse", "skifftest4", "172.16.32.0/29", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 6 { // more pods than the /29 holds: addresses given again
+		pod := newPod(t, p, n)
+		viaPlugins := i%2 == 1
+		if viaPlugins { // a published port: the plugins' ADD
+			pod.Ports = []PortMapping{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: freePort(t), PodPort: 80, Protocol: "tcp"}}
+		}
+		if i > 0 {
+			// What an earlier pod on each address left: an entry the
+			// host believes, for a MAC that is gone.
+			br, err := netlink.LinkByName("skifftest4")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for a := netip.MustParseAddr("172.16.32.2"); a.Compare(netip.MustParseAddr("172.16.32.6")) <= 0; a = a.Next() {
+				stale := &netlink.Neigh{LinkIndex: br.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_REACHABLE,
+					IP: a.AsSlice(), HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, byte(i)}}
+				if err := netlink.NeighSet(stale); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		r, err := p.Setup(ctx, pod)
+		if err != nil {
+			t.Fatalf("setup pod %d: %v", i, err)
+		}
+		l := listenIn(t, pod, ":80")
+		serve(t, l, "web")
+		addrs := []string{netip.AddrPortFrom(r[0].IPs[0].Addr(), 80).String()}
+		if viaPlugins {
+			addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", pod.Ports[0].HostPort))
+		}
+		for _, addr := range addrs {
+			if got, err := fetch(Pod{}, addr); err != nil || got != "web" {
+				out, _ := exec.Command("ip", "neigh", "show", "dev", "skifftest4").Output()
+				t.Errorf("pod %d (plugins %v): host -> %s (%s): %q, %v; neighbours:\n%s", i, viaPlugins, addr, r[0].IPs[0], got, err, out)
+			}
+		}
+		l.Close()
+		if err := p.Teardown(ctx, pod.CacheDir); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -24,6 +24,11 @@ const (
 	DefaultName   = "default"
 	DefaultBridge = "skiff0"
 	DefaultSubnet = "172.16.28.0/24"
+	// LeaseDir holds the host-local leases of skiff's bridge networks, in
+	// LeaseDir/NETWORK: host-wide, as the bridges are, so pods of two data
+	// dirs on one bridge never get the same address; in /run, which a
+	// reboot clears with the links the leases account for.
+	LeaseDir = "/run/skiff/networks"
 	// PluginDir is where Debian's containernetworking-plugins installs.
 	PluginDir = "/usr/lib/cni"
 	// maxConfSize bounds a conflist read from disk.
@@ -38,6 +43,9 @@ type Network struct {
 	list    *libcni.NetworkConfigList
 	// networkRules: the conflist asks for network-wide host rules.
 	networkRules bool
+	// inproc: the conflist is BridgeNetwork's, added in-process
+	// (inproc.go); nil for any other.
+	inproc *inprocBridge
 }
 
 // DefaultNetwork returns the built-in network: a bridge with host-local
@@ -52,6 +60,19 @@ func DefaultNetwork(bridge, subnet, ipamDir string) (*Network, error) {
 // BridgeNetwork returns a network named name made like the built-in one
 // (`skiff network create`).
 func BridgeNetwork(name, bridge, subnet, ipamDir string) (*Network, error) {
+	b, err := bridgeConflist(name, bridge, subnet, ipamDir)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", name, err)
+	}
+	n, err := parse(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// bridgeConflist is the conflist of BridgeNetwork.
+func bridgeConflist(name, bridge, subnet, ipamDir string) ([]byte, error) {
 	conf := map[string]any{
 		"cniVersion":    "1.0.0",
 		"name":          name,
@@ -69,15 +90,7 @@ func BridgeNetwork(name, bridge, subnet, ipamDir string) (*Network, error) {
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
-	b, err := json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("network %s: %w", name, err)
-	}
-	n, err := parse(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("network %s: %w", name, err)
-	}
-	return n, nil
+	return json.MarshalIndent(conf, "", "  ")
 }
 
 // Bytes returns the network's configuration list, as loaded.
@@ -256,6 +269,7 @@ func parse(b []byte, pluginDirs []string) (*Network, error) {
 			n.Subnets = append(n.Subnets, p)
 		}
 	}
+	n.inproc = inprocConf(list.Name, b, n)
 	return n, nil
 }
 

@@ -19,8 +19,9 @@ import (
 // Every Setup also makes sure of the loopback guard (loopbackGuard).
 //
 // Each rule carries a comment that names it; a rule is there when its
-// comment is in its table (one iptables-save per Setup, run beside the
-// plugins).
+// comment is in its table (read once per Setup, beside the plugins: one
+// netlink dump with iptables' nf_tables backend, nftrules.go, else one
+// iptables-save).
 
 // NetworkRulesKey is the conflist's top-level key asking for network-wide
 // host rules.
@@ -78,8 +79,8 @@ func (n *Network) hostRules() []hostRule {
 }
 
 // ensureRules adds the loopback guard and the network-wide rules of nets
-// that are missing. Nothing missing (the usual case) costs one
-// iptables-save.
+// that are missing. Nothing missing (the usual case) costs one read of the
+// rules.
 func ensureRules(nets []*Network) error {
 	want := []hostRule{loopbackGuard}
 	for _, n := range nets {
@@ -108,11 +109,33 @@ func ensureRules(nets []*Network) error {
 // missingRules returns the rules of want whose comment is not in their
 // table.
 func missingRules(want []hostRule) ([]hostRule, error) {
+	var have map[string]bool // table + " " + comment
+	var err error
+	if iptablesNFT() {
+		have, err = nftComments()
+	} else {
+		have, err = savedComments()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var missing []hostRule
+	for _, r := range want {
+		if !have[r.table+" "+r.comment] {
+			missing = append(missing, r)
+		}
+	}
+	return missing, nil
+}
+
+// savedComments returns table+" "+comment for every commented rule
+// iptables-save prints.
+func savedComments() (map[string]bool, error) {
 	out, err := exec.Command("iptables-save").Output()
 	if err != nil {
 		return nil, fmt.Errorf("host rules: iptables-save: %w", err)
 	}
-	have := map[string]bool{} // table + " " + comment
+	have := map[string]bool{}
 	table := ""
 	for _, l := range strings.Split(string(out), "\n") {
 		if t, ok := strings.CutPrefix(l, "*"); ok {
@@ -126,13 +149,7 @@ func missingRules(want []hostRule) ([]hostRule, error) {
 			have[table+" "+c] = true
 		}
 	}
-	var missing []hostRule
-	for _, r := range want {
-		if !have[r.table+" "+r.comment] {
-			missing = append(missing, r)
-		}
-	}
-	return missing, nil
+	return have, nil
 }
 
 // RemoveNetworkRules deletes n's network-wide host rules (`skiff network

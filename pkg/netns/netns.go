@@ -163,6 +163,10 @@ func Check(path string) error {
 	return f.Close()
 }
 
+// Open opens the network namespace file at path (ErrNotNetns if it is
+// not one), for DoFile or to name the namespace to netlink.
+func Open(path string) (*os.File, error) { return open(path) }
+
 // open opens path and checks that it is a network namespace.
 func open(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

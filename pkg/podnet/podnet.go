@@ -26,8 +26,8 @@ import (
 // which a reboot clears together with the links and iptables rules they
 // account for; the leases are host-wide because the bridge is.
 const (
-	netnsDir = "/run/skiff/netns"    // one namespace file per pod, by UUID
-	IPAMDir  = "/run/skiff/networks" // host-local leases of the built-in network (and of those `skiff network create` makes)
+	netnsDir = "/run/skiff/netns" // one namespace file per pod, by UUID
+	IPAMDir  = cni.LeaseDir       // host-local leases of the built-in network (and of those `skiff network create` makes)
 	// netDirName is the directory of named networks in --local-config.
 	netDirName = "net.d"
 	// maxResolvConf bounds the host's resolv.conf copied into a pod.
