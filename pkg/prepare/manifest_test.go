@@ -8,6 +8,8 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // TestEnvironment: precedence (inherited < image < files in order <
@@ -108,5 +110,36 @@ func TestSupplementaryGIDs(t *testing.T) {
 	}
 	if len(im.App.SupplementaryGIDs) != 1 {
 		t.Errorf("the image's manifest changed: %v", im.App.SupplementaryGIDs)
+	}
+}
+
+// The CRI's security context reaches the runtime app as annotations;
+// an app without it carries none.
+func TestSecurityAnnotations(t *testing.T) {
+	im := &schema.ImageManifest{App: &types.App{Exec: types.Exec{"/bin/true"}, User: "0", Group: "0"}}
+	id := "sha512-" + strings.Repeat("0", 128)
+	for _, tt := range []struct {
+		name string
+		app  App
+		want map[string]string
+	}{
+		{"none", App{}, map[string]string{}},
+		{"all", App{SeccompProfile: "unconfined", Privileged: true, MaskedPaths: []string{"/a"}, ReadonlyPaths: []string{"/b", "/c"}},
+			map[string]string{pod.AnnotationSeccomp: "unconfined", pod.AnnotationPrivileged: "true",
+				pod.AnnotationMaskedPaths: `["/a"]`, pod.AnnotationReadonlyPaths: `["/b","/c"]`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.app.Name, tt.app.Image = "a", id
+			ra, err := runtimeApp(im, tt.app, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{pod.AnnotationSeccomp, pod.AnnotationPrivileged, pod.AnnotationMaskedPaths, pod.AnnotationReadonlyPaths} {
+				got, _ := ra.Annotations.Get(k)
+				if got != tt.want[k] {
+					t.Errorf("%s = %q, want %q", k, got, tt.want[k])
+				}
+			}
+		})
 	}
 }

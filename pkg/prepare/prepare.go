@@ -70,6 +70,15 @@ type App struct {
 	// PIDNamespace gives the app a PID namespace of its own
 	// (pod.AnnotationPIDNamespace), for a stage1 with that feature.
 	PIDNamespace bool
+	// The CRI's security context (pod.FeatureAppSecurity), each the
+	// annotation of that name on the app: SeccompProfile replaces Seccomp
+	// and the default profile (pod.AnnotationSeccomp: "unconfined" or an
+	// OCI linux.seccomp document), Privileged, and paths masked or made
+	// read-only in addition to skiff's.
+	SeccompProfile string
+	Privileged     bool
+	MaskedPaths    []string
+	ReadonlyPaths  []string
 }
 
 // Options describe the whole pod.
