@@ -447,6 +447,140 @@ func TestCRINS(t *testing.T) {
 	}
 }
 
+// TestCRISecurityContext checks a container's security context on
+// stage1-ns (critest's Security Context specs, and the refusals around
+// them): seccomp unconfined (explicit or a nil profile) is no filter at
+// all, RuntimeDefault skiff's profile, a Localhost profile that file's
+// filter; readonly and masked paths; a privileged container, in a
+// privileged sandbox only, with every capability, no filter and /sys
+// writable.
+func TestCRISecurityContext(t *testing.T) {
+	img := busyboxOCI(t)
+	e := newEnv(t)
+	base := t.TempDir()
+	srv := startCRI(t, e, filepath.Join(base, "cri.sock"))
+	srv.must("pull", img)
+	logDir := filepath.Join(base, "logs")
+	chmod := filepath.Join(base, "block-chmod.json")
+	hostname := filepath.Join(base, "block-hostname.json")
+	os.WriteFile(chmod, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod","fchmodat"],"action":"SCMP_ACT_ERRNO"}]}`), 0o600)
+	os.WriteFile(hostname, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}`), 0o600)
+	n := 0
+	ctr := func(sb, podJSON string, sc map[string]any) (string, string, bool) {
+		n++
+		c := map[string]any{"metadata": map[string]any{"name": fmt.Sprintf("c%d", n)}, "image": map[string]any{"image": img},
+			"command": []string{"sleep", "1000"}, "log_path": fmt.Sprintf("c%d.log", n)}
+		if sc != nil {
+			c["linux"] = map[string]any{"security_context": sc}
+		}
+		return srv.crictl("create", sb, writeJSONFile(t, base, fmt.Sprintf("c%d.json", n), c), podJSON)
+	}
+	run := func(sb, podJSON string, sc map[string]any) string {
+		t.Helper()
+		id, errs, ok := ctr(sb, podJSON, sc)
+		if !ok {
+			t.Fatalf("create %v: %s\nserver log:\n%s", sc, errs, srv.out)
+		}
+		srv.must("start", id)
+		return id
+	}
+	seccompMode := func(id string) string {
+		t.Helper()
+		return strings.Join(strings.Fields(srv.must("exec", "-s", id, "grep", "Seccomp:", "/proc/self/status")), " ")
+	}
+
+	podJSON := writeJSONFile(t, base, "pod.json", podConfig("plain", logDir, 0))
+	sb := srv.must("runp", podJSON)
+	// A container that fails at once (critest's ReadOnlyRootfs spec; an
+	// unconfined one starts quickly) started all the same: it exited 1.
+	roJSON := writeJSONFile(t, base, "ro.json", map[string]any{"metadata": map[string]any{"name": "ro"}, "image": map[string]any{"image": img},
+		"command": []string{"sh", "-c", "touch test.go && echo Found"}, "log_path": "ro.log",
+		"linux": map[string]any{"security_context": map[string]any{"readonly_rootfs": true}}})
+	ro := srv.must("create", sb, roJSON, podJSON)
+	srv.must("start", ro)
+	waitFor(t, "the read-only container to exit", 30*time.Second, func() bool {
+		return strings.Contains(srv.must("inspect", ro), `"exitCode": 1,`)
+	})
+	localhost := func(path string) map[string]any {
+		return map[string]any{"seccomp": map[string]any{"profile_type": 2, "localhost_ref": path}}
+	}
+	for _, tc := range []struct {
+		name string
+		sc   map[string]any
+		want string
+	}{
+		{"no security context", nil, "Seccomp: 0"},
+		{"unconfined", map[string]any{"seccomp": map[string]any{"profile_type": 1}}, "Seccomp: 0"},
+		{"runtime default", map[string]any{"seccomp": map[string]any{"profile_type": 0}}, "Seccomp: 2"},
+		{"localhost", localhost(chmod), "Seccomp: 2"},
+	} {
+		if got := seccompMode(run(sb, podJSON, tc.sc)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The Localhost profile is the filter: chmod refused.
+	id := run(sb, podJSON, localhost(chmod))
+	if out, errs, ok := srv.crictl("exec", "-s", id, "chmod", "400", "/"); ok || !strings.Contains(out+errs, "Operation not permitted") {
+		t.Errorf("chmod under the Localhost profile: ok=%t %s %s, want Operation not permitted", ok, out, errs)
+	}
+	// Read-only and masked paths, on top of skiff's own.
+	id = run(sb, podJSON, map[string]any{"readonly_paths": []string{"/tmp"}, "masked_paths": []string{"/home/user"}})
+	if out, errs, ok := srv.crictl("exec", "-s", id, "touch", "/tmp/test"); ok || !strings.Contains(out+errs, "Read-only file system") {
+		t.Errorf("touch in a read-only path: ok=%t %s %s", ok, out, errs)
+	}
+	if out := srv.must("exec", "-s", id, "grep", " /home/user ", "/proc/mounts"); !strings.HasPrefix(out, "tmpfs /home/user tmpfs ro") {
+		t.Errorf("masked /home/user: %q, want an empty read-only tmpfs", out)
+	}
+	if out, _, _ := srv.crictl("exec", "-s", id, "head", "-c4", "/proc/kcore"); strings.Contains(out, "ELF") {
+		t.Errorf("skiff's masked /proc/kcore is readable: %q", out)
+	}
+	// Refused, with nothing left: a profile file that is not there or not
+	// a profile, a privileged container in a sandbox that is not.
+	os.WriteFile(filepath.Join(base, "text.json"), []byte("allow all"), 0o600)
+	before := srv.must("ps", "-a", "-q")
+	for _, sc := range []map[string]any{localhost(filepath.Join(base, "none.json")), localhost(filepath.Join(base, "text.json")), {"privileged": true}} {
+		if _, errs, ok := ctr(sb, podJSON, sc); ok || !strings.Contains(errs, "code = InvalidArgument") {
+			t.Errorf("create %v: ok=%t %s, want InvalidArgument", sc, ok, errs)
+		}
+	}
+	if _, errs, _ := ctr(sb, podJSON, localhost(filepath.Join(base, "none.json"))); !strings.Contains(errs, "none.json") {
+		t.Errorf("a missing profile: the error does not name it: %s", errs)
+	}
+	if after := srv.must("ps", "-a", "-q"); after != before {
+		t.Errorf("refused containers left behind:\n%s\nwas:\n%s", after, before)
+	}
+
+	// Privileged: every capability, no filter even with a profile, /sys
+	// writable, nothing masked; it may make a bridge and set the hostname.
+	privPod := podConfig("priv", logDir, 0)
+	privPod["linux"] = map[string]any{"security_context": map[string]any{"privileged": true}}
+	privJSON := writeJSONFile(t, base, "priv.json", privPod)
+	psb := srv.must("runp", privJSON)
+	id = run(psb, privJSON, map[string]any{"privileged": true, "seccomp": map[string]any{"profile_type": 2, "localhost_ref": hostname}})
+	if got := seccompMode(id); got != "Seccomp: 0" {
+		t.Errorf("privileged: %q, want Seccomp: 0", got)
+	}
+	// Every capability is every one the host lets skiff hold.
+	host := regexp.MustCompile(`CapBnd:\s*(\S+)`).FindStringSubmatch(func() string { b, _ := os.ReadFile("/proc/self/status"); return string(b) }())
+	if out := srv.must("exec", "-s", id, "grep", "CapBnd", "/proc/self/status"); host == nil || !strings.HasSuffix(out, host[1]) {
+		t.Errorf("privileged: %q, want every capability, %v", out, host)
+	}
+	srv.must("exec", "-s", id, "brctl", "addbr", "foobar")
+	srv.must("exec", "-s", id, "hostname", "ANewHostName")
+	if out := srv.must("exec", "-s", id, "grep", " /sys\\| /proc/sys ", "/proc/mounts"); !strings.Contains(out, " /sys sysfs rw") || strings.Contains(out, "/proc/sys") {
+		t.Errorf("privileged: /sys not writable or /proc/sys read-only:\n%s", out)
+	}
+	// Without privileged, the same container may not.
+	id = run(psb, privJSON, nil)
+	if out, errs, ok := srv.crictl("exec", "-s", id, "brctl", "addbr", "foobaz"); ok {
+		t.Errorf("brctl addbr in an unprivileged container succeeded: %s %s", out, errs)
+	}
+	for _, s := range []string{sb, psb} {
+		srv.must("stopp", s)
+		srv.must("rmp", s)
+	}
+}
+
 // TestCRIKVM runs a sandbox with the kvm runtime handler (stage1-kvm), a
 // container in it and an exec, and removes them.
 func TestCRIKVM(t *testing.T) {

@@ -16,6 +16,9 @@
 //     so stage2 works under a device cgroup and in a user namespace.
 //   - Capabilities: see applyIsolators. A seccomp isolator implies
 //     no_new_privs, as in systemd and rkt.
+//   - The CRI's security context comes as annotations of the app
+//     (applySecurity) and wins over the isolators: its seccomp filter
+//     replaces theirs, its masked and read-only paths add to skiff's.
 package appspec
 
 import (
@@ -126,6 +129,9 @@ func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManif
 		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
 	}
 	s.Mounts = mounts(s, vols, opts)
+	if err := applySecurity(s, ra.Annotations); err != nil {
+		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
+	}
 	return s, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,10 +18,14 @@ import (
 	"time"
 
 	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiffpod/skiff/pkg/appspec"
+	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/prepare"
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // newID is a container ID: 64 hex digits, as containerd's.
@@ -118,17 +123,18 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 		return a, fmt.Errorf("PID namespace of another container: %w (docs/kubernetes.md)", errInvalid)
 	}
 	if sc.GetPrivileged() {
-		return a, fmt.Errorf("privileged container: %w (docs/kubernetes.md)", errInvalid)
+		// Every capability and no filter (applied by the stage1 from
+		// the annotation): what it asks for besides is moot.
+		a.Privileged, a.CapsRetain, a.CapsRemove = true, heldCaps(), nil
+	} else if err := seccompOf(&a, sc); err != nil {
+		return a, err
 	}
-	switch p := sc.GetSeccomp(); p.GetProfileType() {
-	case runtimeapi.SecurityProfile_RuntimeDefault:
-	case runtimeapi.SecurityProfile_Unconfined:
-		if p != nil {
-			a.Seccomp = "mode=retain,@appc.io/all"
+	for _, p := range slices.Concat(sc.GetMaskedPaths(), sc.GetReadonlyPaths()) {
+		if !filepath.IsAbs(p) {
+			return a, fmt.Errorf("masked or read-only path %q: %w: not absolute", p, errInvalid)
 		}
-	case runtimeapi.SecurityProfile_Localhost:
-		return a, fmt.Errorf("seccomp profile %q: %w: localhost profiles are not supported (docs/kubernetes.md)", p.GetLocalhostRef(), errInvalid)
 	}
+	a.MaskedPaths, a.ReadonlyPaths = sc.GetMaskedPaths(), sc.GetReadonlyPaths()
 	if m := lin.GetResources().GetMemoryLimitInBytes(); m > 0 {
 		a.Memory = strconv.FormatInt(m, 10)
 	}
@@ -136,6 +142,71 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 		a.CPU = fmt.Sprintf("%dm", q*1000/p)
 	}
 	return a, checkMounts(cfg.GetMounts())
+}
+
+// seccompOf sets a's seccomp filter from sc's profile, or from the
+// deprecated profile path when there is none ("" is unconfined, as the CRI
+// says).
+func seccompOf(a *prepare.App, sc *runtimeapi.LinuxContainerSecurityContext) error {
+	p := sc.GetSeccomp()
+	if p == nil {
+		p = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
+		switch path := sc.GetSeccompProfilePath(); {
+		case path == "runtime/default" || path == "docker/default":
+			p.ProfileType = runtimeapi.SecurityProfile_RuntimeDefault
+		case strings.HasPrefix(path, "localhost/"):
+			p.ProfileType, p.LocalhostRef = runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(path, "localhost")
+		case path != "" && path != "unconfined":
+			return fmt.Errorf("seccomp profile path %q: %w", path, errInvalid)
+		}
+	}
+	switch p.GetProfileType() {
+	case runtimeapi.SecurityProfile_Unconfined:
+		a.SeccompProfile = pod.SeccompUnconfined
+	case runtimeapi.SecurityProfile_Localhost:
+		f, err := localProfile(p.GetLocalhostRef(), boundingSet(*a))
+		if err != nil {
+			return fmt.Errorf("seccomp profile %q: %w: %w", p.GetLocalhostRef(), errInvalid, err)
+		}
+		b, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		a.SeccompProfile = string(b)
+	}
+	return nil
+}
+
+// maxProfileSize bounds a Localhost seccomp profile (Docker's default
+// profile is 20 kB).
+const maxProfileSize = 1 << 20
+
+// localProfile reads the seccomp profile file at path, for an app whose
+// bounding set is caps, and checks that stage2 can load it.
+func localProfile(path string, caps []string) (*specs.LinuxSeccomp, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("not an absolute path")
+	}
+	b, err := safefile.ReadFile(path, maxProfileSize)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := appspec.ParseSeccompProfile(b, caps)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := launch.Compile(sc); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// boundingSet is the bounding set the app a gets (appspec's rules).
+func boundingSet(a prepare.App) []string {
+	if len(a.CapsRetain) > 0 {
+		return a.CapsRetain
+	}
+	return slices.DeleteFunc(slices.Clone(appspec.DefaultCaps), func(c string) bool { return slices.Contains(a.CapsRemove, c) })
 }
 
 // heldCaps lists the capabilities in this process's bounding set, by
@@ -186,6 +257,18 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	app, err := appOf(cfg)
 	if err != nil {
 		return "", err
+	}
+	if app.Privileged && !sb.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+		return "", fmt.Errorf("privileged container: %w: sandbox %s is not privileged", errInvalid, sb.ID)
+	}
+	if app.SeccompProfile != "" || app.Privileged || len(app.MaskedPaths)+len(app.ReadonlyPaths) > 0 {
+		s1, err := pod.ReadStage1(p.Path())
+		if err != nil {
+			return "", err
+		}
+		if !s1.Supports(pod.FeatureAppSecurity) {
+			return "", fmt.Errorf("a security context: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureAppSecurity)
+		}
 	}
 	if app.PIDNamespace || app.Stdin {
 		s1, err := pod.ReadStage1(p.Path())
@@ -285,7 +368,12 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 		return nil, grpcError(err)
 	}
 	if err := s.Pods.AppStart(r.SandboxID, r.App); err != nil {
-		return nil, grpcError(fmt.Errorf("start container %s: %w", r.ID, err))
+		// An app that fails at once (an unconfined one is quick) fails its
+		// unit's start with it, yet it ran: the exit status it recorded
+		// says so, unless it is stage2's own. Started, then exited.
+		if st := s.containerState(r); st.state != runtimeapi.ContainerState_CONTAINER_EXITED || st.exitCode == pod.ExitFailure {
+			return nil, grpcError(fmt.Errorf("start container %s: %w", r.ID, err))
+		}
 	}
 	s.logs.start(r)
 	return &runtimeapi.StartContainerResponse{}, nil

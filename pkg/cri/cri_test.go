@@ -19,6 +19,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/cni"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/prepare"
 )
 
 func TestWriteLine(t *testing.T) {
@@ -117,62 +118,105 @@ func TestAppOf(t *testing.T) {
 	sc := func(s *runtimeapi.LinuxContainerSecurityContext) *runtimeapi.ContainerConfig {
 		return &runtimeapi.ContainerConfig{Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: s}}
 	}
+	dir := t.TempDir()
+	profile := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	chmod := profile("chmod.json", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod","fchmodat"],"action":"SCMP_ACT_ERRNO"}]}`)
+	admin := profile("admin.json", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO","includes":{"caps":["CAP_SYS_ADMIN"]}}]}`)
+	badAction := profile("action.json", `{"defaultAction":"SCMP_ACT_NOTIFY"}`)
+	notJSON := profile("text.json", `allow everything`)
+	localhost := func(path string) *runtimeapi.SecurityProfile {
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: path}
+	}
+	seccomp := func(want string) func(t *testing.T, a prepare.App) {
+		return func(t *testing.T, a prepare.App) {
+			if a.SeccompProfile != want || a.Seccomp != "" {
+				t.Errorf("seccomp profile %q (isolator %q), want %q", a.SeccompProfile, a.Seccomp, want)
+			}
+		}
+	}
 	for _, tc := range []struct {
 		name  string
 		cfg   *runtimeapi.ContainerConfig
-		check func(t *testing.T, exec, args, env []string, user, group, seccomp string, ro, nnp bool, retain, remove []string)
+		check func(t *testing.T, a prepare.App)
 		bad   bool
 	}{
 		{name: "command and args", cfg: &runtimeapi.ContainerConfig{Command: []string{"/bin/sh"}, Args: []string{"-c", "x"}, Envs: []*runtimeapi.KeyValue{{Key: "A", Value: []byte("b=c")}}},
-			check: func(t *testing.T, exec, args, env []string, _, _, _ string, _, _ bool, _, _ []string) {
-				if !slices.Equal(exec, []string{"/bin/sh"}) || !slices.Equal(args, []string{"-c", "x"}) || !slices.Equal(env, []string{"A=b=c"}) {
-					t.Errorf("exec %q args %q env %q", exec, args, env)
+			check: func(t *testing.T, a prepare.App) {
+				if !slices.Equal(a.Exec, []string{"/bin/sh"}) || !slices.Equal(a.Args, []string{"-c", "x"}) || !slices.Equal(a.Env, []string{"A=b=c"}) {
+					t.Errorf("exec %q args %q env %q", a.Exec, a.Args, a.Env)
 				}
 			}},
 		{name: "user", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{RunAsUser: &runtimeapi.Int64Value{Value: 1000}, RunAsGroup: &runtimeapi.Int64Value{Value: 2000}, ReadonlyRootfs: true, NoNewPrivs: true}),
-			check: func(t *testing.T, _, _, _ []string, user, group, _ string, ro, nnp bool, _, _ []string) {
-				if user != "1000" || group != "2000" || !ro || !nnp {
-					t.Errorf("user %q group %q ro %t nnp %t", user, group, ro, nnp)
+			check: func(t *testing.T, a prepare.App) {
+				if a.User != "1000" || a.Group != "2000" || !a.ReadOnly || !a.NoNewPrivs {
+					t.Errorf("user %q group %q ro %t nnp %t", a.User, a.Group, a.ReadOnly, a.NoNewPrivs)
 				}
 			}},
 		{name: "caps", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"NET_RAW", "CAP_CHOWN"}}}),
-			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
-				if retain != nil || !slices.Equal(remove, []string{"CAP_NET_RAW", "CAP_CHOWN"}) {
-					t.Errorf("retain %q remove %q", retain, remove)
+			check: func(t *testing.T, a prepare.App) {
+				if a.CapsRetain != nil || !slices.Equal(a.CapsRemove, []string{"CAP_NET_RAW", "CAP_CHOWN"}) {
+					t.Errorf("retain %q remove %q", a.CapsRetain, a.CapsRemove)
 				}
 			}},
 		{name: "add ALL: every held capability", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"ALL"}}}),
-			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
-				if !slices.Contains(retain, "CAP_CHOWN") || slices.Contains(retain, "CAP_ALL") || remove != nil {
-					t.Errorf("retain %q remove %q", retain, remove)
+			check: func(t *testing.T, a prepare.App) {
+				if !slices.Contains(a.CapsRetain, "CAP_CHOWN") || slices.Contains(a.CapsRetain, "CAP_ALL") || a.CapsRemove != nil {
+					t.Errorf("retain %q remove %q", a.CapsRetain, a.CapsRemove)
 				}
 			}},
 		{name: "drop ALL", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"ALL"}}}),
-			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
-				if retain != nil || !slices.Contains(remove, "CAP_CHOWN") || slices.Contains(remove, "CAP_ALL") {
-					t.Errorf("retain %q remove %q", retain, remove)
+			check: func(t *testing.T, a prepare.App) {
+				if a.CapsRetain != nil || !slices.Contains(a.CapsRemove, "CAP_CHOWN") || slices.Contains(a.CapsRemove, "CAP_ALL") {
+					t.Errorf("retain %q remove %q", a.CapsRetain, a.CapsRemove)
 				}
 			}},
 		{name: "drop ALL, add one", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"all"}, AddCapabilities: []string{"NET_BIND_SERVICE"}}}),
-			check: func(t *testing.T, _, _, _ []string, _, _, _ string, _, _ bool, retain, remove []string) {
-				if !slices.Equal(retain, []string{"CAP_NET_BIND_SERVICE"}) || remove != nil {
-					t.Errorf("retain %q remove %q", retain, remove)
+			check: func(t *testing.T, a prepare.App) {
+				if !slices.Equal(a.CapsRetain, []string{"CAP_NET_BIND_SERVICE"}) || a.CapsRemove != nil {
+					t.Errorf("retain %q remove %q", a.CapsRetain, a.CapsRemove)
 				}
 			}},
 		{name: "unconfined", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}),
-			check: func(t *testing.T, _, _, _ []string, _, _, seccomp string, _, _ bool, _, _ []string) {
-				if seccomp != "mode=retain,@appc.io/all" {
-					t.Errorf("seccomp %q", seccomp)
-				}
-			}},
+			check: seccomp("unconfined")},
+		{name: "nil profile: unconfined", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{}), check: seccomp("unconfined")},
+		{name: "no security context: unconfined", cfg: &runtimeapi.ContainerConfig{}, check: seccomp("unconfined")},
 		{name: "runtime default", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}),
-			check: func(t *testing.T, _, _, _ []string, _, _, seccomp string, _, _ bool, _, _ []string) {
-				if seccomp != "" {
-					t.Errorf("seccomp %q, want the default", seccomp)
+			check: seccomp("")},
+		{name: "deprecated path runtime/default", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{SeccompProfilePath: "runtime/default"}), check: seccomp("")},
+		{name: "deprecated path localhost", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{SeccompProfilePath: "localhost/" + chmod}),
+			check: seccomp(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod","fchmodat"],"action":"SCMP_ACT_ERRNO"}]}`)},
+		{name: "deprecated path unknown", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{SeccompProfilePath: "strict"}), bad: true},
+		{name: "localhost", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: localhost(chmod)}),
+			check: seccomp(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod","fchmodat"],"action":"SCMP_ACT_ERRNO"}]}`)},
+		{name: "localhost: rules for the container's capabilities", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: localhost(admin),
+			Capabilities: &runtimeapi.Capability{AddCapabilities: []string{"SYS_ADMIN"}}}),
+			check: seccomp(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}`)},
+		{name: "localhost: without them", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: localhost(admin)}),
+			check: seccomp(`{"defaultAction":"SCMP_ACT_ALLOW"}`)},
+		{name: "localhost missing", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: localhost(filepath.Join(dir, "none.json"))}), bad: true},
+		{name: "localhost relative", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: localhost("chmod.json")}), bad: true},
+		{name: "localhost not JSON", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: localhost(notJSON)}), bad: true},
+		{name: "localhost action stage2 cannot load", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: localhost(badAction)}), bad: true},
+		{name: "privileged: every capability, the profile ignored", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Privileged: true, Seccomp: localhost(filepath.Join(dir, "none.json")),
+			Capabilities: &runtimeapi.Capability{DropCapabilities: []string{"ALL"}}}),
+			check: func(t *testing.T, a prepare.App) {
+				if !a.Privileged || !slices.Contains(a.CapsRetain, "CAP_CHOWN") || a.CapsRemove != nil || a.SeccompProfile != "" {
+					t.Errorf("privileged %t retain %q remove %q seccomp %q", a.Privileged, a.CapsRetain, a.CapsRemove, a.SeccompProfile)
 				}
 			}},
-		{name: "privileged", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Privileged: true}), bad: true},
-		{name: "localhost seccomp", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/p.json"}}), bad: true},
+		{name: "masked and read-only paths", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{MaskedPaths: []string{"/bin/ls"}, ReadonlyPaths: []string{"/tmp"}}),
+			check: func(t *testing.T, a prepare.App) {
+				if !slices.Equal(a.MaskedPaths, []string{"/bin/ls"}) || !slices.Equal(a.ReadonlyPaths, []string{"/tmp"}) {
+					t.Errorf("masked %q read-only %q", a.MaskedPaths, a.ReadonlyPaths)
+				}
+			}},
+		{name: "relative read-only path", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{ReadonlyPaths: []string{"tmp"}}), bad: true},
 		{name: "group without user", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 2000}}), bad: true},
 		{name: "bad env", cfg: &runtimeapi.ContainerConfig{Envs: []*runtimeapi.KeyValue{{Key: "A=B"}}}, bad: true},
 	} {
@@ -187,7 +231,7 @@ func TestAppOf(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc.check(t, a.Exec, a.Args, a.Env, a.User, a.Group, a.Seccomp, a.ReadOnly, a.NoNewPrivs, a.CapsRetain, a.CapsRemove)
+			tc.check(t, a)
 		})
 	}
 }

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 func testFilters() []Filter {
 	var out []Filter
 	for _, call := range []string{"mkdirat", "keyctl"} {
-		f, err := filter(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{call}, Action: specs.ActErrno}}})
+		f, err := Compile(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{call}, Action: specs.ActErrno}}})
 		if err != nil {
 			panic(err)
 		}

@@ -153,7 +153,7 @@ func Exec(s *specs.Spec, argv []string, inherited []Filter) error {
 	var prog Filter
 	if s.Linux != nil && s.Linux.Seccomp != nil {
 		var err error
-		if prog, err = filter(s.Linux.Seccomp); err != nil {
+		if prog, err = Compile(s.Linux.Seccomp); err != nil {
 			return err
 		}
 	}

@@ -133,7 +133,7 @@ func TestFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prog, err := filter(tt.sc)
+			prog, err := Compile(tt.sc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +159,7 @@ func TestFilter(t *testing.T) {
 			}
 		})
 	}
-	if _, err := filter(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+	if _, err := Compile(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
 		{Names: []string{"no_such_call"}, Action: specs.ActErrno}}}); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("unknown syscall: err = %v", err)
 	}

@@ -96,7 +96,7 @@ func TestDefaultProfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prog, err := filter(appspec.DefaultSeccomp(tt.caps))
+			prog, err := Compile(appspec.DefaultSeccomp(tt.caps))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +112,7 @@ func TestDefaultProfile(t *testing.T) {
 }
 
 func TestFiltersRoundTrip(t *testing.T) {
-	a, err := filter(appspec.DefaultSeccomp(appspec.DefaultCaps))
+	a, err := Compile(appspec.DefaultSeccomp(appspec.DefaultCaps))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestArgRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prog, err := filter(tt.sc)
+			prog, err := Compile(tt.sc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +183,7 @@ func TestArgRules(t *testing.T) {
 	} {
 		sc := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{
 			Names: []string{"socket"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{a}}}}
-		if _, err := filter(sc); !errors.Is(err, ErrUnsupported) {
+		if _, err := Compile(sc); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("condition %+v: err = %v, want ErrUnsupported", a, err)
 		}
 	}

@@ -19,12 +19,13 @@ var goRuntime = []string{
 	"nanosleep", "getpid", "gettid", "tgkill", "exit", "exit_group",
 }
 
-// filter assembles a seccomp program from the spec. It is built here
+// Compile assembles a seccomp program from the spec (stage0 uses it to
+// check a profile before a pod gets it). It is built here
 // rather than by go-seccomp-bpf's Policy (whose syscall tables it uses)
 // because that one applies the default action to other architectures,
 // which would let a 32-bit syscall slip past a deny-list: here a foreign
 // architecture is killed and an x32 call fails with ENOSYS.
-func filter(sc *specs.LinuxSeccomp) (Filter, error) {
+func Compile(sc *specs.LinuxSeccomp) (Filter, error) {
 	info, err := arch.GetInfo("")
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)

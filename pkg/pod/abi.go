@@ -80,6 +80,25 @@ const (
 	// "capabilities" (every capability), "paths" (no masked or read-only
 	// /proc and /sys paths, no device cgroup) and "seccomp" (no filter).
 	AnnotationInsecureOptions = "skiff.dev/insecure-options"
+	// FeatureAppSecurity: a stage1 honours the annotations below on an
+	// app of the pod manifest (the CRI's security context,
+	// docs/kubernetes.md). Stage0 sets them only for a stage1 with it.
+	FeatureAppSecurity = "app-security"
+	// AnnotationSeccomp: the app's seccomp filter, replacing its seccomp
+	// isolators and skiff's default profile: SeccompUnconfined for none
+	// at all, or an OCI runtime-spec linux.seccomp object in JSON.
+	AnnotationSeccomp = "skiff.dev/seccomp"
+	// SeccompUnconfined is the AnnotationSeccomp value for no filter.
+	SeccompUnconfined = "unconfined"
+	// AnnotationPrivileged "true": the app gets what a privileged
+	// container gets (docs/kubernetes.md): no seccomp filter, no masked
+	// or read-only paths, /sys writable.
+	AnnotationPrivileged = "skiff.dev/privileged"
+	// AnnotationMaskedPaths and AnnotationReadonlyPaths: JSON arrays of
+	// absolute paths masked, or made read-only, in the app, in addition
+	// to skiff's own.
+	AnnotationMaskedPaths   = "skiff.dev/masked-paths"
+	AnnotationReadonlyPaths = "skiff.dev/readonly-paths"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.

@@ -229,6 +229,20 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 			ra.Annotations.Set(pod.AnnotationStdinOnce, "true")
 		}
 	}
+	if a.SeccompProfile != "" {
+		ra.Annotations.Set(pod.AnnotationSeccomp, a.SeccompProfile)
+	}
+	if a.Privileged {
+		ra.Annotations.Set(pod.AnnotationPrivileged, "true")
+	}
+	if len(a.MaskedPaths) > 0 {
+		b, _ := json.Marshal(a.MaskedPaths)
+		ra.Annotations.Set(pod.AnnotationMaskedPaths, string(b))
+	}
+	if len(a.ReadonlyPaths) > 0 {
+		b, _ := json.Marshal(a.ReadonlyPaths)
+		ra.Annotations.Set(pod.AnnotationReadonlyPaths, string(b))
+	}
 	return ra, nil
 }
 

@@ -249,6 +249,8 @@ type manifests map[string]*schema.ImageManifest
 
 func (m manifests) Manifest(id string) (*schema.ImageManifest, error) { return m[id], nil }
 func (m manifests) Trees(context.Context, []string) ([]string, error) { return nil, nil }
+
+// TestStdinAnnotations: attach's annotations, stdin-once only with stdin.
 func TestStdinAnnotations(t *testing.T) {
 	for _, tt := range []struct {
 		stdin, once         bool
@@ -264,5 +266,36 @@ func TestStdinAnnotations(t *testing.T) {
 		if s != tt.wantStdin || o != tt.wantOnce {
 			t.Errorf("stdin %v once %v: annotations %q %q, want %q %q", tt.stdin, tt.once, s, o, tt.wantStdin, tt.wantOnce)
 		}
+	}
+}
+
+// The CRI's security context reaches the runtime app as annotations;
+// an app without it carries none.
+func TestSecurityAnnotations(t *testing.T) {
+	im := &schema.ImageManifest{App: &types.App{Exec: types.Exec{"/bin/true"}, User: "0", Group: "0"}}
+	id := "sha512-" + strings.Repeat("0", 128)
+	for _, tt := range []struct {
+		name string
+		app  App
+		want map[string]string
+	}{
+		{"none", App{}, map[string]string{}},
+		{"all", App{SeccompProfile: "unconfined", Privileged: true, MaskedPaths: []string{"/a"}, ReadonlyPaths: []string{"/b", "/c"}},
+			map[string]string{pod.AnnotationSeccomp: "unconfined", pod.AnnotationPrivileged: "true",
+				pod.AnnotationMaskedPaths: `["/a"]`, pod.AnnotationReadonlyPaths: `["/b","/c"]`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.app.Name, tt.app.Image = "a", id
+			ra, err := runtimeApp(im, tt.app, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{pod.AnnotationSeccomp, pod.AnnotationPrivileged, pod.AnnotationMaskedPaths, pod.AnnotationReadonlyPaths} {
+				got, _ := ra.Annotations.Get(k)
+				if got != tt.want[k] {
+					t.Errorf("%s = %q, want %q", k, got, tt.want[k])
+				}
+			}
+		})
 	}
 }

@@ -83,6 +83,15 @@ type App struct {
 	// (pod.AnnotationStdin); StdinOnce closes it when the first attach
 	// ends it (pod.AnnotationStdinOnce).
 	Stdin, StdinOnce bool
+	// The CRI's security context (pod.FeatureAppSecurity), each the
+	// annotation of that name on the app: SeccompProfile replaces Seccomp
+	// and the default profile (pod.AnnotationSeccomp: "unconfined" or an
+	// OCI linux.seccomp document), Privileged, and paths masked or made
+	// read-only in addition to skiff's.
+	SeccompProfile string
+	Privileged     bool
+	MaskedPaths    []string
+	ReadonlyPaths  []string
 }
 
 // Options describe the whole pod.

@@ -264,6 +264,31 @@ func nspawnArgs(o pod.RunArgs, binds []string) ([]string, error) {
 	return args, nil
 }
 
+// nspawnEnv is systemd-nspawn's environment, from run's. The service
+// manager's variables are for run, the unit's main process: nspawn's own
+// READY=1 would come too early and from the wrong pid. SYSTEMD_SECCOMP
+// is skiff's to set: only an app sandbox (mutable) runs without nspawn's
+// filter, whose apps each get exactly their own from stage2 (the default
+// profile unless asked otherwise, none for an unconfined or privileged
+// CRI container); nspawn's, on the whole pod, would be on top of every
+// one (docs/seccomp.md). Any other pod keeps it, whatever run inherited.
+func nspawnEnv(environ []string, mutable bool, ipc string) []string {
+	env := slices.DeleteFunc(slices.Clone(environ), func(e string) bool {
+		k, _, _ := strings.Cut(e, "=")
+		return k == "NOTIFY_SOCKET" || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "LISTEN_FDNAMES" || k == "SYSTEMD_SECCOMP" ||
+			strings.HasPrefix(k, "SYSTEMD_NSPAWN_SHARE_")
+	})
+	if mutable {
+		env = append(env, "SYSTEMD_SECCOMP=0")
+	}
+	if ipc == "parent" {
+		// nspawn's way (since 233, when --share-system went) to leave the
+		// pod in the host's IPC namespace, as rkt's stage1 did.
+		env = append(env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=true")
+	}
+	return env
+}
+
 // container is a running systemd-nspawn, run's child.
 type container struct {
 	log     *slog.Logger
@@ -284,18 +309,7 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, args []string, pass []*o
 		bin = "systemd-nspawn"
 	}
 	cmd := exec.Command(bin, args...)
-	// The service manager's variables are for run, the unit's main process:
-	// nspawn's own READY=1 would come too early and from the wrong pid.
-	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
-		k, _, _ := strings.Cut(e, "=")
-		return k == "NOTIFY_SOCKET" || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "LISTEN_FDNAMES" ||
-			strings.HasPrefix(k, "SYSTEMD_NSPAWN_SHARE_")
-	})
-	if o.IPC == "parent" {
-		// nspawn's way (since 233, when --share-system went) to leave the
-		// pod in its own IPC namespace, as rkt's stage1 did.
-		cmd.Env = append(cmd.Env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=true")
-	}
+	cmd.Env = nspawnEnv(os.Environ(), o.Mutable, o.IPC)
 	if len(pass) > 0 {
 		// nspawn hands fds 3.. to the pod's systemd when LISTEN_PID names
 		// nspawn itself, a pid known only after the fork: a shell sets it

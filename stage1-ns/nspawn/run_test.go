@@ -124,3 +124,25 @@ func TestCatches(t *testing.T) {
 		}
 	}
 }
+
+// TestNspawnEnv: only an app sandbox runs without nspawn's seccomp filter,
+// whatever run inherited; the service manager's variables stay run's.
+func TestNspawnEnv(t *testing.T) {
+	inherited := []string{"PATH=/bin", "SYSTEMD_SECCOMP=0", "NOTIFY_SOCKET=/run/n", "LISTEN_FDS=1", "LISTEN_PID=7", "LISTEN_FDNAMES=x"}
+	for _, tt := range []struct {
+		name    string
+		environ []string
+		mutable bool
+		want    []string
+	}{
+		{"plain pod keeps the filter", inherited, false, []string{"PATH=/bin"}},
+		{"sandbox", inherited, true, []string{"PATH=/bin", "SYSTEMD_SECCOMP=0"}},
+		{"sandbox, nothing inherited", nil, true, []string{"SYSTEMD_SECCOMP=0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nspawnEnv(tt.environ, tt.mutable, ""); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
