@@ -151,7 +151,7 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 			log.Debug("not registering the pod with systemd-machined: the host's PID 1 is not systemd")
 		}
 		log.Debug("start pod", "args", args)
-		c, err = start(log, i.Nspawn, a, args, pass, cleanup)
+		c, err = start(log, i.Nspawn, a, a.Mutable || appspec.Insecure(pm, "seccomp"), args, pass, cleanup)
 	}
 	if err != nil {
 		cleanup()
@@ -267,18 +267,18 @@ func nspawnArgs(o pod.RunArgs, binds []string) ([]string, error) {
 // nspawnEnv is systemd-nspawn's environment, from run's. The service
 // manager's variables are for run, the unit's main process: nspawn's own
 // READY=1 would come too early and from the wrong pid. SYSTEMD_SECCOMP
-// is skiff's to set: only an app sandbox (mutable) runs without nspawn's
-// filter, whose apps each get exactly their own from stage2 (the default
+// is skiff's to set: only an app sandbox (noFilter) runs without nspawn's
+// filter (and a pod run with --insecure-options=seccomp, which asked for none), whose apps each get exactly their own from stage2 (the default
 // profile unless asked otherwise, none for an unconfined or privileged
 // CRI container); nspawn's, on the whole pod, would be on top of every
 // one (docs/seccomp.md). Any other pod keeps it, whatever run inherited.
-func nspawnEnv(environ []string, mutable bool, ipc string) []string {
+func nspawnEnv(environ []string, noFilter bool, ipc string) []string {
 	env := slices.DeleteFunc(slices.Clone(environ), func(e string) bool {
 		k, _, _ := strings.Cut(e, "=")
 		return k == "NOTIFY_SOCKET" || k == "LISTEN_FDS" || k == "LISTEN_PID" || k == "LISTEN_FDNAMES" || k == "SYSTEMD_SECCOMP" ||
 			strings.HasPrefix(k, "SYSTEMD_NSPAWN_SHARE_")
 	})
-	if mutable {
+	if noFilter {
 		env = append(env, "SYSTEMD_SECCOMP=0")
 	}
 	if ipc == "parent" {
@@ -304,12 +304,12 @@ var _ stage1kit.Pod = (*container)(nil)
 
 // start starts systemd-nspawn with args as run's child, handing the pod
 // the sockets in pass, and records the pod's init pid once it runs.
-func start(log *slog.Logger, bin string, o pod.RunArgs, args []string, pass []*os.File, cleanup func()) (*container, error) {
+func start(log *slog.Logger, bin string, o pod.RunArgs, noFilter bool, args []string, pass []*os.File, cleanup func()) (*container, error) {
 	if bin == "" {
 		bin = "systemd-nspawn"
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = nspawnEnv(os.Environ(), o.Mutable, o.IPC)
+	cmd.Env = nspawnEnv(os.Environ(), noFilter, o.IPC)
 	if len(pass) > 0 {
 		// nspawn hands fds 3.. to the pod's systemd when LISTEN_PID names
 		// nspawn itself, a pid known only after the fork: a shell sets it
