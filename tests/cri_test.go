@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -256,7 +257,7 @@ func TestCRINS(t *testing.T) {
 	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
 		"metadata": map[string]any{"name": "web"},
 		"image":    map[string]any{"image": img},
-		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && echo served > /www/index.html && echo hello from web && exec httpd -f -p 8080 -h /www"},
+		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && echo served > /www/index.html && echo hello from web && echo oops on stderr >&2 && exec httpd -f -p 8080 -h /www"},
 		"log_path": "web/0.log",
 		"mounts": []map[string]any{
 			{"container_path": "/data", "host_path": hostDir},
@@ -334,13 +335,18 @@ func TestCRINS(t *testing.T) {
 		"metadata": map[string]any{"name": "own-pid"},
 		"image":    map[string]any{"image": img},
 		"command":  []string{"sleep", "1000"},
-		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": 1}}},
+		"linux": map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": 1}},
+			"resources": map[string]any{"oom_score_adj": 300}},
 		"log_path": "own/0.log",
 	})
 	own := srv.must("create", sb, ownJSON, podJSON)
 	srv.must("start", own)
 	if out := srv.must("exec", "-s", own, "cat", "/proc/1/cmdline"); out != "sleep\x001000\x00" && strings.ReplaceAll(out, "\x00", " ") != "sleep 1000 " {
 		t.Errorf("pid CONTAINER: /proc/1/cmdline %q, want the container's sleep 1000", out)
+	}
+	// The container's OOM score: raised as asked.
+	if out := srv.must("exec", "-s", own, "cat", "/proc/1/oom_score_adj"); out != "300" {
+		t.Errorf("oom_score_adj 300: the container has %q", out)
 	}
 	srv.must("stop", own)
 	srv.must("rm", own)
@@ -352,7 +358,8 @@ func TestCRINS(t *testing.T) {
 		"image":    map[string]any{"image": img},
 		"command":  []string{"sleep", "1000"},
 		"linux": map[string]any{"security_context": map[string]any{"capabilities": map[string]any{"drop_capabilities": []string{"ALL"}, "add_capabilities": []string{"NET_ADMIN"}},
-			"supplemental_groups": []int{1234}}},
+			"supplemental_groups": []int{1234}},
+			"resources": map[string]any{"oom_score_adj": -900}},
 		"log_path": "cap/0.log",
 	})
 	capCtr := srv.must("create", sb, capJSON, podJSON)
@@ -367,15 +374,41 @@ func TestCRINS(t *testing.T) {
 	if out := srv.must("exec", "-s", capCtr, "id", "-G"); !slices.Contains(strings.Fields(out), "1234") {
 		t.Errorf("supplemental group 1234: id -G %q", out)
 	}
+	// A lower OOM score than the server's is clamped to it where the
+	// host withholds CAP_SYS_RESOURCE (the test machines).
+	wantOOM := "-900"
+	if !holdsCap(t, 24) { // CAP_SYS_RESOURCE
+		b, _ := os.ReadFile("/proc/self/oom_score_adj")
+		if cur, _ := strconv.Atoi(strings.TrimSpace(string(b))); cur > -900 {
+			wantOOM = strconv.Itoa(cur)
+		}
+	}
+	if out := srv.must("exec", "-s", capCtr, "sh", "-c", "cat /proc/$(pidof sleep)/oom_score_adj"); out != wantOOM {
+		t.Errorf("oom_score_adj -900: the container has %q, want %s", out, wantOOM)
+	}
 	srv.must("stop", capCtr)
 	srv.must("rm", capCtr)
 	waitFor(t, "the container's log line", 30*time.Second, func() bool {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "hello from web")
 	})
-	raw, err := os.ReadFile(filepath.Join(logDir, "web/0.log"))
+	// stdout and stderr apart: stage2 gives each a journal stream.
+	var raw []byte
+	var err error
+	for range 100 {
+		raw, err = os.ReadFile(filepath.Join(logDir, "web/0.log"))
+		if bytes.Contains(raw, []byte(" stderr F oops on stderr\n")) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	if err != nil || !regexpCRILine.Match(raw) {
 		t.Errorf("log file: %v\n%q, want CRI format lines", err, raw)
+	}
+	for _, want := range []string{" stdout F hello from web\n", " stderr F oops on stderr\n"} {
+		if !bytes.Contains(raw, []byte(want)) {
+			t.Errorf("log file: no line %q in\n%s", want, raw)
+		}
 	}
 	get := func() string {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", hostPort))
@@ -491,4 +524,21 @@ func TestCRIKVM(t *testing.T) {
 	if out := srv.must("pods", "-q"); out != "" {
 		t.Errorf("pods after rmp: %q", out)
 	}
+}
+
+// holdsCap reports whether the test process holds capability bit in its
+// effective set.
+func holdsCap(t *testing.T, bit uint) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n&(1<<bit) != 0
+		}
+	}
+	return false
 }

@@ -137,6 +137,41 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 	return a, checkMounts(cfg.GetMounts())
 }
 
+// oomScoreFloor is the lowest OOM score adjustment a container can get.
+// Lowering a score below a process's current one needs CAP_SYS_RESOURCE,
+// which some hosts withhold even from root (the test machines); a pod's
+// apps start from the server's score (the sandbox's process is started by
+// the server), so without it the server's own score is the floor, as
+// containerd's restrict_oom_score_adj does.
+func oomScoreFloor() int {
+	caps, err := capability.NewPid2(0)
+	if err == nil {
+		err = caps.Load()
+	}
+	if err == nil && caps.Get(capability.EFFECTIVE, capability.CAP_SYS_RESOURCE) {
+		return -1000
+	}
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return -1000 // stage2 clamps again to what it finds
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1000
+	}
+	return n
+}
+
+// clampOOMScore is want within [floor, 1000] (and never below -1000), and
+// whether that changed it.
+func clampOOMScore(want int64, floor int) (int, bool) {
+	n := int(max(min(want, 1000), -1000))
+	if n < floor {
+		return floor, true
+	}
+	return n, int64(n) != want
+}
+
 // heldCaps lists the capabilities in this process's bounding set, by
 // name (CAP_...): what "ALL" can mean on this host.
 func heldCaps() []string {
@@ -185,6 +220,14 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	app, err := appOf(cfg)
 	if err != nil {
 		return "", err
+	}
+	if r := cfg.GetLinux().GetResources(); r != nil {
+		want := r.GetOomScoreAdj()
+		n, clamped := clampOOMScore(want, oomScoreFloor())
+		if clamped {
+			s.Log.Warn("container OOM score clamped: this host does not let skiff lower it (no CAP_SYS_RESOURCE)", "container", cfg.GetMetadata().GetName(), "want", want, "set", n)
+		}
+		app.OOMScoreAdj = &n
 	}
 	if app.PIDNamespace {
 		s1, err := pod.ReadStage1(p.Path())

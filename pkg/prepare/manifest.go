@@ -293,6 +293,13 @@ func isolators(app *types.App, a App) error {
 		}
 		replace(c.AsIsolator(), types.ResourceCPUName)
 	}
+	if a.OOMScoreAdj != nil {
+		l, err := types.NewLinuxOOMScoreAdj(*a.OOMScoreAdj)
+		if err != nil {
+			return fmt.Errorf("oom score: %w", err)
+		}
+		replace(l.AsIsolator(), types.LinuxOOMScoreAdjName)
+	}
 	if a.NoNewPrivs {
 		var iso types.Isolator
 		if err := json.Unmarshal([]byte(`{"name":"`+types.LinuxNoNewPrivilegesName+`","value":true}`), &iso); err != nil {

@@ -110,3 +110,32 @@ func TestSupplementaryGIDs(t *testing.T) {
 		t.Errorf("the image's manifest changed: %v", im.App.SupplementaryGIDs)
 	}
 }
+
+// An app's OOM score adjustment becomes its os/linux/oom-score-adj
+// isolator, replacing the image's; out of range is refused.
+func TestOOMScoreAdj(t *testing.T) {
+	n := func(i int) *int { return &i }
+	for _, tc := range []struct {
+		set     *int
+		want    string // the isolator's value, "" for none
+		wantErr bool
+	}{
+		{nil, "", false},
+		{n(-500), "-500", false},
+		{n(1000), "1000", false},
+		{n(1001), "", true},
+	} {
+		app := &types.App{}
+		err := isolators(app, App{OOMScoreAdj: tc.set})
+		if (err != nil) != tc.wantErr {
+			t.Fatalf("%v: error %v, want %v", tc.set, err, tc.wantErr)
+		}
+		got := ""
+		if iso := app.Isolators.GetByName(types.LinuxOOMScoreAdjName); iso != nil {
+			got = string(*iso.ValueRaw)
+		}
+		if !tc.wantErr && got != tc.want {
+			t.Errorf("%v: isolator %q, want %q", tc.set, got, tc.want)
+		}
+	}
+}

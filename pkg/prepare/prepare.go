@@ -70,6 +70,8 @@ type App struct {
 	// PIDNamespace gives the app a PID namespace of its own
 	// (pod.AnnotationPIDNamespace), for a stage1 with that feature.
 	PIDNamespace bool
+	// OOMScoreAdj, when set, is the app's os/linux/oom-score-adj.
+	OOMScoreAdj *int
 }
 
 // Options describe the whole pod.
