@@ -388,6 +388,50 @@ func TestCRINS(t *testing.T) {
 	}
 	srv.must("stop", capCtr)
 	srv.must("rm", capCtr)
+	// A memory limit on an added app (on this hybrid host: a v1 memory
+	// cgroup of its own): past it, the kernel kills it; exit 137, reason
+	// OOMKilled (critest's Container OOM spec).
+	oomJSON := writeJSONFile(t, base, "oom.json", map[string]any{
+		"metadata": map[string]any{"name": "oom"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"sh", "-c", "dd if=/dev/zero of=/dev/null bs=20M"},
+		"linux":    map[string]any{"resources": map[string]any{"memory_limit_in_bytes": 15 << 20, "memory_swap_limit_in_bytes": 15 << 20}},
+		"log_path": "oom/0.log",
+	})
+	oom := srv.must("create", sb, oomJSON, podJSON)
+	srv.must("start", oom)
+	var oomSt struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"status"`
+	}
+	waitFor(t, "the OOM-killed container to exit", 60*time.Second, func() bool {
+		json.Unmarshal([]byte(srv.must("inspect", oom)), &oomSt)
+		return oomSt.Status.State == "CONTAINER_EXITED"
+	})
+	if oomSt.Status.ExitCode != 137 || oomSt.Status.Reason != "OOMKilled" {
+		t.Errorf("memory hog: exit %d, reason %q; want 137, OOMKilled", oomSt.Status.ExitCode, oomSt.Status.Reason)
+	}
+	srv.must("rm", oom)
+	// Resources of a running container: applied to its app's cgroups;
+	// what cannot be applied is an error.
+	srv.must("update", "--memory=67108864", "--cpu-quota=50000", "--cpu-period=100000", ctr)
+	if v1 := "/sys/fs/cgroup/memory/skiff/" + sb; fileExists(v1) {
+		app := "web-" + ctr[:8]
+		for f, want := range map[string]string{
+			"memory/skiff/" + sb + "/" + app + "/memory.limit_in_bytes": "67108864",
+			"cpu/skiff/" + sb + "/" + app + "/cpu.cfs_quota_us":         "50000",
+		} {
+			if b, err := os.ReadFile("/sys/fs/cgroup/" + f); err != nil || strings.TrimSpace(string(b)) != want {
+				t.Errorf("after crictl update: %s = %q, %v; want %s", f, b, err, want)
+			}
+		}
+	} else {
+		t.Logf("cgroup v1 memory hierarchy absent: the limits crictl update set are not read back")
+	}
+	srv.fails("InvalidArgument", "update", "--cpuset-cpus=0", ctr)
 	waitFor(t, "the container's log line", 30*time.Second, func() bool {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "hello from web")
@@ -541,4 +585,9 @@ func holdsCap(t *testing.T, bit uint) bool {
 		}
 	}
 	return false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/moby/sys/capability"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiffpod/skiff/pkg/cglimit"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/prepare"
 )
 
@@ -410,6 +412,9 @@ func (s *Server) containerState(r *containerRecord) cstate {
 		if code != 0 {
 			st.reason = "Error"
 		}
+		if _, err := os.Stat(p.File(filepath.Join(pod.AppOOMDir, r.App))); err == nil {
+			st.reason = "OOMKilled"
+		}
 		if fi, err := os.Stat(p.File(filepath.Join(pod.AppStatusDir, r.App))); err == nil {
 			st.finished = fi.ModTime().UnixNano()
 		}
@@ -490,10 +495,73 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("update container resources: %w", err))
 	}
-	// Limits are set when the app is added; changing them in a running
-	// pod is not done yet: accepted as the kubelet's no-op update is.
-	_ = r
+	if err := s.updateResources(r, req.GetLinux()); err != nil {
+		return nil, grpcError(fmt.Errorf("update container resources: %w", err))
+	}
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+// updateResources sets res's memory limit, CPU quota and shares on r's
+// running app: its own cgroups (stage1-ns makes v1 memory and cpu cgroups
+// per added app; on a cgroup v2 host, its unit's group). What it cannot
+// apply is an error, and the record is updated only once applied.
+func (s *Server) updateResources(r *containerRecord, res *runtimeapi.LinuxContainerResources) error {
+	if res == nil {
+		return nil
+	}
+	if res.GetCpusetCpus() != "" || res.GetCpusetMems() != "" || len(res.GetHugepageLimits()) > 0 || len(res.GetUnified()) > 0 {
+		return fmt.Errorf("%w: cpuset, hugepage and unified limits are not supported (docs/kubernetes.md)", errInvalid)
+	}
+	l := cglimit.Limits{Memory: res.GetMemoryLimitInBytes(), CPUQuota: res.GetCpuQuota(), CPUPeriod: res.GetCpuPeriod(), CPUShares: res.GetCpuShares()}
+	if l.CPUQuota > 0 && l.CPUPeriod == 0 {
+		l.CPUPeriod = 100000 // the kernel's default
+	}
+	if l != (cglimit.Limits{}) {
+		sb, err := s.loadSandbox(r.SandboxID)
+		if err != nil {
+			return err
+		}
+		if sb.Handler == "kvm" {
+			return fmt.Errorf("%w: a KVM pod's apps are in the guest; their limits cannot be changed yet (docs/kubernetes.md)", errInvalid)
+		}
+		pid, err := s.appPid(r)
+		if err != nil {
+			return err
+		}
+		own := func(_, path string) bool {
+			b := filepath.Base(path)
+			return b == r.App || b == podunit.UnitName(r.App)
+		}
+		if err := cglimit.Apply("/sys/fs/cgroup", pid, own, l); err != nil {
+			return fmt.Errorf("%w: %w", errPrecondition, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.loadContainer(r.ID)
+	if err != nil {
+		return err
+	}
+	if r.Config.Linux == nil {
+		r.Config.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	r.Config.Linux.Resources = res
+	return s.saveContainer(r)
+}
+
+// appPid is a process of r's running app: the first of its unit's group.
+func (s *Server) appPid(r *containerRecord) (int, error) {
+	p, err := pod.Load(s.Dir, r.SandboxID)
+	if err != nil {
+		return 0, err
+	}
+	if podcg, ok := podCgroup(p); ok {
+		b, _ := os.ReadFile(filepath.Join(appCgroup(podcg, r.App), "cgroup.procs"))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			return strconv.Atoi(f[0])
+		}
+	}
+	return 0, fmt.Errorf("container %s: %w: it does not run", r.ID, errPrecondition)
 }
 
 func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
