@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -388,6 +389,37 @@ func TestCRINS(t *testing.T) {
 	}
 	srv.must("stop", capCtr)
 	srv.must("rm", capCtr)
+	// A read-only mount is read-only at its top only (as runc's): a
+	// tmpfs mounted below the host path stays writable; and the host
+	// can remove the host path while the container runs (critest's
+	// cleanup: the copy is in the pod's mount namespace, not the host's).
+	roDir := filepath.Join(base, "ro")
+	os.MkdirAll(filepath.Join(roDir, "tmpfs"), 0o755)
+	if err := unix.Mount("none", filepath.Join(roDir, "tmpfs"), "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(filepath.Join(roDir, "tmpfs"), unix.MNT_DETACH) })
+	roJSON := writeJSONFile(t, base, "ro.json", map[string]any{
+		"metadata": map[string]any{"name": "ro"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"sleep", "1000"},
+		"mounts":   []map[string]any{{"container_path": "/mnt", "host_path": roDir, "readonly": true}},
+		"log_path": "ro/0.log",
+	})
+	ro := srv.must("create", sb, roJSON, podJSON)
+	srv.must("start", ro)
+	srv.must("exec", "-s", ro, "touch", "/mnt/tmpfs/file")
+	if out, errs, ok := srv.crictl("exec", "-s", ro, "touch", "/mnt/file"); ok {
+		t.Errorf("the read-only mount's top was written: %s %s", out, errs)
+	}
+	if err := unix.Unmount(filepath.Join(roDir, "tmpfs"), unix.MNT_DETACH); err != nil {
+		t.Error(err)
+	}
+	if err := os.RemoveAll(roDir); err != nil {
+		t.Errorf("the host path of a running container's mount cannot be removed: %v", err)
+	}
+	srv.must("stop", ro)
+	srv.must("rm", ro)
 	// A memory limit on an added app (on this hybrid host: a v1 memory
 	// cgroup of its own): past it, the kernel kills it; exit 137, reason
 	// OOMKilled (critest's Container OOM spec).

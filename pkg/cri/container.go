@@ -274,7 +274,7 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if _, err := s.Pods.AppAdd(ctx, st, sb.ID, app, nil); err != nil {
 		return "", err
 	}
-	if err := bindMounts(p, app.Name, cfg.GetMounts()); err != nil {
+	if err := bindMounts(p, app.Name, cfg.GetMounts(), sb.Handler != "kvm"); err != nil {
 		return "", errors.Join(err, s.Pods.AppRm(sb.ID, app.Name))
 	}
 	st.Touch(img.ID)
