@@ -418,8 +418,20 @@ func TestCRINS(t *testing.T) {
 	if err := os.RemoveAll(roDir); err != nil {
 		t.Errorf("the host path of a running container's mount cannot be removed: %v", err)
 	}
+	podNS := podMountNSPid(t, filepath.Join(e.dir, "pods", "run", sb))
+	roMnt := "/opt/stage2/ro-" + ro[:8] + "/rootfs/mnt "
+	if mi := readFile(t, "/proc/"+podNS+"/mountinfo"); !strings.Contains(mi, roMnt) {
+		t.Errorf("the container's mount is not in the pod's mount table:\n%s", mi)
+	}
+	if mi := readFile(t, "/proc/self/mountinfo"); strings.Contains(mi, roMnt) {
+		t.Errorf("the container's mount is on the host:\n%s", mi)
+	}
 	srv.must("stop", ro)
 	srv.must("rm", ro)
+	// ... and the copy goes with the container, in the pod too.
+	if mi := readFile(t, "/proc/"+podNS+"/mountinfo"); strings.Contains(mi, "/opt/stage2/ro-") {
+		t.Errorf("the removed container's mounts are left in the pod:\n%s", mi)
+	}
 	// A memory limit on an added app (on this hybrid host: a v1 memory
 	// cgroup of its own): past it, the kernel kills it; exit 137, reason
 	// OOMKilled (critest's Container OOM spec).
@@ -622,4 +634,25 @@ func holdsCap(t *testing.T, bit uint) bool {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// podMountNSPid is a process in the mount namespace of the pod at podDir:
+// its pid file's process, or that one's child when the pid file names a
+// process still in the host's namespace (nspawn).
+func podMountNSPid(t *testing.T, podDir string) string {
+	t.Helper()
+	pid := strings.TrimSpace(readFile(t, filepath.Join(podDir, "pid")))
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	for range 3 {
+		if ns, _ := os.Readlink("/proc/" + pid + "/ns/mnt"); ns != self {
+			return pid
+		}
+		kids := strings.Fields(readFile(t, "/proc/"+pid+"/task/"+pid+"/children"))
+		if len(kids) == 0 {
+			break
+		}
+		pid = kids[0]
+	}
+	t.Fatalf("no process of pod %s in a mount namespace of its own", podDir)
+	return ""
 }
