@@ -78,14 +78,24 @@ func testAppSandbox(t *testing.T, stage1 string) {
 	bad("does not exist", "app", "add", "00000000-0000-0000-0000-000000000000", busybox, "--exec=/bin/true")
 	bad("no app", "app", "status", uuid, "--app=nope")
 	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.limit_in_bytes"); err == nil && stage1 == "ns" {
-		// The stage1's app-add refuses limits on a cgroup v1 host: stage0
-		// takes the app out again.
-		bad("cgroup v2", "app", "add", uuid, busybox, "--name=limited", "--memory=64M", "--exec=/bin/true")
-		if _, err := os.Lstat(filepath.Join(podDir, "stage1/rootfs/opt/stage2/limited")); !os.IsNotExist(err) {
-			t.Errorf("a refused app left its dir: %v", err)
+		// On a cgroup v1 host an added app gets v1 memory and cpu cgroups
+		// of its own below the pod's, with its limits; its process is in
+		// them; app rm removes them.
+		e.mustRun("app", "add", uuid, busybox, "--name=limited", "--memory=64M", "--exec=/bin/sleep", "--", "1000")
+		e.mustRun("app", "start", uuid, "--app=limited")
+		cg := "/sys/fs/cgroup/memory/skiff/" + uuid + "/limited"
+		if got := strings.TrimSpace(readFile(t, cg+"/memory.limit_in_bytes")); got != "64000000" {
+			t.Errorf("added app's memory limit: %s", got)
 		}
-		if l := e.mustRun("app", "list", "--no-legend", uuid); strings.Contains(l, "limited") {
-			t.Errorf("a refused app is listed: %q", l)
+		if procs := strings.TrimSpace(readFile(t, cg+"/cgroup.procs")); procs == "" {
+			t.Errorf("the added app is not in its memory cgroup %s", cg)
+		}
+		e.mustRun("app", "stop", uuid, "--app=limited")
+		e.mustRun("app", "rm", uuid, "--app=limited")
+		for _, p := range []string{cg, "/sys/fs/cgroup/cpu/skiff/" + uuid + "/limited", filepath.Join(podDir, "stage1/rootfs/skiff/cgroup/limited")} {
+			if _, err := os.Lstat(p); !os.IsNotExist(err) {
+				t.Errorf("%s left after app rm: %v", p, err)
+			}
 		}
 	}
 

@@ -17,12 +17,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -256,7 +258,7 @@ func TestCRINS(t *testing.T) {
 	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
 		"metadata": map[string]any{"name": "web"},
 		"image":    map[string]any{"image": img},
-		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && echo served > /www/index.html && echo hello from web && exec httpd -f -p 8080 -h /www"},
+		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && echo served > /www/index.html && echo hello from web && echo oops on stderr >&2 && exec httpd -f -p 8080 -h /www"},
 		"log_path": "web/0.log",
 		"mounts": []map[string]any{
 			{"container_path": "/data", "host_path": hostDir},
@@ -334,13 +336,18 @@ func TestCRINS(t *testing.T) {
 		"metadata": map[string]any{"name": "own-pid"},
 		"image":    map[string]any{"image": img},
 		"command":  []string{"sleep", "1000"},
-		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": 1}}},
+		"linux": map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": 1}},
+			"resources": map[string]any{"oom_score_adj": 300}},
 		"log_path": "own/0.log",
 	})
 	own := srv.must("create", sb, ownJSON, podJSON)
 	srv.must("start", own)
 	if out := srv.must("exec", "-s", own, "cat", "/proc/1/cmdline"); out != "sleep\x001000\x00" && strings.ReplaceAll(out, "\x00", " ") != "sleep 1000 " {
 		t.Errorf("pid CONTAINER: /proc/1/cmdline %q, want the container's sleep 1000", out)
+	}
+	// The container's OOM score: raised as asked.
+	if out := srv.must("exec", "-s", own, "cat", "/proc/1/oom_score_adj"); out != "300" {
+		t.Errorf("oom_score_adj 300: the container has %q", out)
 	}
 	srv.must("stop", own)
 	srv.must("rm", own)
@@ -352,7 +359,8 @@ func TestCRINS(t *testing.T) {
 		"image":    map[string]any{"image": img},
 		"command":  []string{"sleep", "1000"},
 		"linux": map[string]any{"security_context": map[string]any{"capabilities": map[string]any{"drop_capabilities": []string{"ALL"}, "add_capabilities": []string{"NET_ADMIN"}},
-			"supplemental_groups": []int{1234}}},
+			"supplemental_groups": []int{1234}},
+			"resources": map[string]any{"oom_score_adj": -900}},
 		"log_path": "cap/0.log",
 	})
 	capCtr := srv.must("create", sb, capJSON, podJSON)
@@ -367,15 +375,128 @@ func TestCRINS(t *testing.T) {
 	if out := srv.must("exec", "-s", capCtr, "id", "-G"); !slices.Contains(strings.Fields(out), "1234") {
 		t.Errorf("supplemental group 1234: id -G %q", out)
 	}
+	// A lower OOM score than the server's is clamped to it where the
+	// host withholds CAP_SYS_RESOURCE (the test machines).
+	wantOOM := "-900"
+	if !holdsCap(t, 24) { // CAP_SYS_RESOURCE
+		b, _ := os.ReadFile("/proc/self/oom_score_adj")
+		if cur, _ := strconv.Atoi(strings.TrimSpace(string(b))); cur > -900 {
+			wantOOM = strconv.Itoa(cur)
+		}
+	}
+	if out := srv.must("exec", "-s", capCtr, "sh", "-c", "cat /proc/$(pidof sleep)/oom_score_adj"); out != wantOOM {
+		t.Errorf("oom_score_adj -900: the container has %q, want %s", out, wantOOM)
+	}
 	srv.must("stop", capCtr)
 	srv.must("rm", capCtr)
+	// A read-only mount is read-only at its top only (as runc's): a
+	// tmpfs mounted below the host path stays writable; and the host
+	// can remove the host path while the container runs (critest's
+	// cleanup: the copy is in the pod's mount namespace, not the host's).
+	roDir := filepath.Join(base, "ro")
+	os.MkdirAll(filepath.Join(roDir, "tmpfs"), 0o755)
+	if err := unix.Mount("none", filepath.Join(roDir, "tmpfs"), "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(filepath.Join(roDir, "tmpfs"), unix.MNT_DETACH) })
+	roJSON := writeJSONFile(t, base, "ro.json", map[string]any{
+		"metadata": map[string]any{"name": "ro"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"sleep", "1000"},
+		"mounts":   []map[string]any{{"container_path": "/mnt", "host_path": roDir, "readonly": true}},
+		"log_path": "ro/0.log",
+	})
+	ro := srv.must("create", sb, roJSON, podJSON)
+	srv.must("start", ro)
+	srv.must("exec", "-s", ro, "touch", "/mnt/tmpfs/file")
+	if out, errs, ok := srv.crictl("exec", "-s", ro, "touch", "/mnt/file"); ok {
+		t.Errorf("the read-only mount's top was written: %s %s", out, errs)
+	}
+	if err := unix.Unmount(filepath.Join(roDir, "tmpfs"), unix.MNT_DETACH); err != nil {
+		t.Error(err)
+	}
+	if err := os.RemoveAll(roDir); err != nil {
+		t.Errorf("the host path of a running container's mount cannot be removed: %v", err)
+	}
+	podNS := podMountNSPid(t, filepath.Join(e.dir, "pods", "run", sb))
+	roMnt := "/opt/stage2/ro-" + ro[:8] + "/rootfs/mnt "
+	if mi := readFile(t, "/proc/"+podNS+"/mountinfo"); !strings.Contains(mi, roMnt) {
+		t.Errorf("the container's mount is not in the pod's mount table:\n%s", mi)
+	}
+	if mi := readFile(t, "/proc/self/mountinfo"); strings.Contains(mi, roMnt) {
+		t.Errorf("the container's mount is on the host:\n%s", mi)
+	}
+	srv.must("stop", ro)
+	srv.must("rm", ro)
+	// ... and the copy goes with the container, in the pod too.
+	if mi := readFile(t, "/proc/"+podNS+"/mountinfo"); strings.Contains(mi, "/opt/stage2/ro-") {
+		t.Errorf("the removed container's mounts are left in the pod:\n%s", mi)
+	}
+	// A memory limit on an added app (on this hybrid host: a v1 memory
+	// cgroup of its own): past it, the kernel kills it; exit 137, reason
+	// OOMKilled (critest's Container OOM spec).
+	oomJSON := writeJSONFile(t, base, "oom.json", map[string]any{
+		"metadata": map[string]any{"name": "oom"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"sh", "-c", "dd if=/dev/zero of=/dev/null bs=20M"},
+		"linux":    map[string]any{"resources": map[string]any{"memory_limit_in_bytes": 15 << 20, "memory_swap_limit_in_bytes": 15 << 20}},
+		"log_path": "oom/0.log",
+	})
+	oom := srv.must("create", sb, oomJSON, podJSON)
+	srv.must("start", oom)
+	var oomSt struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"status"`
+	}
+	waitFor(t, "the OOM-killed container to exit", 60*time.Second, func() bool {
+		json.Unmarshal([]byte(srv.must("inspect", oom)), &oomSt)
+		return oomSt.Status.State == "CONTAINER_EXITED"
+	})
+	if oomSt.Status.ExitCode != 137 || oomSt.Status.Reason != "OOMKilled" {
+		t.Errorf("memory hog: exit %d, reason %q; want 137, OOMKilled", oomSt.Status.ExitCode, oomSt.Status.Reason)
+	}
+	srv.must("rm", oom)
+	// Resources of a running container: applied to its app's cgroups;
+	// what cannot be applied is an error.
+	srv.must("update", "--memory=67108864", "--cpu-quota=50000", "--cpu-period=100000", ctr)
+	if v1 := "/sys/fs/cgroup/memory/skiff/" + sb; fileExists(v1) {
+		app := "web-" + ctr[:8]
+		for f, want := range map[string]string{
+			"memory/skiff/" + sb + "/" + app + "/memory.limit_in_bytes": "67108864",
+			"cpu/skiff/" + sb + "/" + app + "/cpu.cfs_quota_us":         "50000",
+		} {
+			if b, err := os.ReadFile("/sys/fs/cgroup/" + f); err != nil || strings.TrimSpace(string(b)) != want {
+				t.Errorf("after crictl update: %s = %q, %v; want %s", f, b, err, want)
+			}
+		}
+	} else {
+		t.Logf("cgroup v1 memory hierarchy absent: the limits crictl update set are not read back")
+	}
+	srv.fails("InvalidArgument", "update", "--cpuset-cpus=0", ctr)
 	waitFor(t, "the container's log line", 30*time.Second, func() bool {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "hello from web")
 	})
-	raw, err := os.ReadFile(filepath.Join(logDir, "web/0.log"))
+	// stdout and stderr apart: stage2 gives each a journal stream.
+	var raw []byte
+	var err error
+	for range 100 {
+		raw, err = os.ReadFile(filepath.Join(logDir, "web/0.log"))
+		if bytes.Contains(raw, []byte(" stderr F oops on stderr\n")) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	if err != nil || !regexpCRILine.Match(raw) {
 		t.Errorf("log file: %v\n%q, want CRI format lines", err, raw)
+	}
+	for _, want := range []string{" stdout F hello from web\n", " stderr F oops on stderr\n"} {
+		if !bytes.Contains(raw, []byte(want)) {
+			t.Errorf("log file: no line %q in\n%s", want, raw)
+		}
 	}
 	get := func() string {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", hostPort))
@@ -636,4 +757,47 @@ func TestCRIKVM(t *testing.T) {
 	if out := srv.must("pods", "-q"); out != "" {
 		t.Errorf("pods after rmp: %q", out)
 	}
+}
+
+// holdsCap reports whether the test process holds capability bit in its
+// effective set.
+func holdsCap(t *testing.T, bit uint) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n&(1<<bit) != 0
+		}
+	}
+	return false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// podMountNSPid is a process in the mount namespace of the pod at podDir:
+// its pid file's process, or that one's child when the pid file names a
+// process still in the host's namespace (nspawn).
+func podMountNSPid(t *testing.T, podDir string) string {
+	t.Helper()
+	pid := strings.TrimSpace(readFile(t, filepath.Join(podDir, "pid")))
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	for range 3 {
+		if ns, _ := os.Readlink("/proc/" + pid + "/ns/mnt"); ns != self {
+			return pid
+		}
+		kids := strings.Fields(readFile(t, "/proc/"+pid+"/task/"+pid+"/children"))
+		if len(kids) == 0 {
+			break
+		}
+		pid = kids[0]
+	}
+	t.Fatalf("no process of pod %s in a mount namespace of its own", podDir)
+	return ""
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/skiffpod/skiff/pkg/netns"
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // An Attacher connects a pod's network namespace to networks (Setup) and
@@ -442,25 +443,7 @@ func writeRecord(path string, v any, sync bool) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return safefile.WriteFile(path, b, 0o600, sync)
 }
 
 // convert turns a plugin's result into a Result for the pod's interface.

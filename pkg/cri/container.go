@@ -17,13 +17,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/appc/spec/schema/types"
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
+	"github.com/skiffpod/skiff/pkg/cglimit"
 	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/prepare"
 	"github.com/skiffpod/skiff/pkg/safefile"
 )
@@ -209,6 +212,41 @@ func boundingSet(a prepare.App) []string {
 	return slices.DeleteFunc(slices.Clone(appspec.DefaultCaps), func(c string) bool { return slices.Contains(a.CapsRemove, c) })
 }
 
+// oomScoreFloor is the lowest OOM score adjustment a container can get.
+// Lowering a score below a process's current one needs CAP_SYS_RESOURCE,
+// which some hosts withhold even from root (the test machines); a pod's
+// apps start from the server's score (the sandbox's process is started by
+// the server), so without it the server's own score is the floor, as
+// containerd's restrict_oom_score_adj does.
+func oomScoreFloor() int {
+	caps, err := capability.NewPid2(0)
+	if err == nil {
+		err = caps.Load()
+	}
+	if err == nil && caps.Get(capability.EFFECTIVE, capability.CAP_SYS_RESOURCE) {
+		return -1000
+	}
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return -1000 // stage2 clamps again to what it finds
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1000
+	}
+	return n
+}
+
+// clampOOMScore is want within [floor, 1000] (and never below -1000), and
+// whether that changed it.
+func clampOOMScore(want int64, floor int) (int, bool) {
+	n := int(max(min(want, 1000), -1000))
+	if n < floor {
+		return floor, true
+	}
+	return n, int64(n) != want
+}
+
 // heldCaps lists the capabilities in this process's bounding set, by
 // name (CAP_...): what "ALL" can mean on this host.
 func heldCaps() []string {
@@ -260,6 +298,18 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	if app.Privileged && !sb.Config.GetLinux().GetSecurityContext().GetPrivileged() {
 		return "", fmt.Errorf("privileged container: %w: sandbox %s is not privileged", errInvalid, sb.ID)
+	}
+	if r := cfg.GetLinux().GetResources(); r != nil {
+		want := r.GetOomScoreAdj()
+		n, clamped := clampOOMScore(want, oomScoreFloor())
+		if clamped {
+			s.Log.Warn("container OOM score clamped: this host does not let skiff lower it (no CAP_SYS_RESOURCE)", "container", cfg.GetMetadata().GetName(), "want", want, "set", n)
+		}
+		l, err := types.NewLinuxOOMScoreAdj(n)
+		if err != nil {
+			return "", fmt.Errorf("oom score: %w: %w", errInvalid, err)
+		}
+		app.OOMScoreAdj = l
 	}
 	if app.SeccompProfile != "" || app.Privileged || len(app.MaskedPaths)+len(app.ReadonlyPaths) > 0 {
 		s1, err := pod.ReadStage1(p.Path())
@@ -316,7 +366,7 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if _, err := s.Pods.AppAdd(ctx, st, sb.ID, app, nil); err != nil {
 		return "", err
 	}
-	if err := bindMounts(p, app.Name, cfg.GetMounts()); err != nil {
+	if err := bindMounts(p, app.Name, cfg.GetMounts(), sb.Handler != "kvm"); err != nil {
 		return "", errors.Join(err, s.Pods.AppRm(sb.ID, app.Name))
 	}
 	st.Touch(img.ID)
@@ -459,6 +509,9 @@ func (s *Server) containerState(r *containerRecord) cstate {
 		if code != 0 {
 			st.reason = "Error"
 		}
+		if _, err := os.Stat(p.File(filepath.Join(pod.AppOOMDir, r.App))); err == nil {
+			st.reason = "OOMKilled"
+		}
 		if fi, err := os.Stat(p.File(filepath.Join(pod.AppStatusDir, r.App))); err == nil {
 			st.finished = fi.ModTime().UnixNano()
 		}
@@ -539,10 +592,73 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if err != nil {
 		return nil, grpcError(fmt.Errorf("update container resources: %w", err))
 	}
-	// Limits are set when the app is added; changing them in a running
-	// pod is not done yet: accepted as the kubelet's no-op update is.
-	_ = r
+	if err := s.updateResources(r, req.GetLinux()); err != nil {
+		return nil, grpcError(fmt.Errorf("update container resources: %w", err))
+	}
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+// updateResources sets res's memory limit, CPU quota and shares on r's
+// running app: its own cgroups (stage1-ns makes v1 memory and cpu cgroups
+// per added app; on a cgroup v2 host, its unit's group). What it cannot
+// apply is an error, and the record is updated only once applied.
+func (s *Server) updateResources(r *containerRecord, res *runtimeapi.LinuxContainerResources) error {
+	if res == nil {
+		return nil
+	}
+	if res.GetCpusetCpus() != "" || res.GetCpusetMems() != "" || len(res.GetHugepageLimits()) > 0 || len(res.GetUnified()) > 0 {
+		return fmt.Errorf("%w: cpuset, hugepage and unified limits are not supported (docs/kubernetes.md)", errInvalid)
+	}
+	l := cglimit.Limits{Memory: res.GetMemoryLimitInBytes(), CPUQuota: res.GetCpuQuota(), CPUPeriod: res.GetCpuPeriod(), CPUShares: res.GetCpuShares()}
+	if l.CPUQuota > 0 && l.CPUPeriod == 0 {
+		l.CPUPeriod = 100000 // the kernel's default
+	}
+	if l != (cglimit.Limits{}) {
+		sb, err := s.loadSandbox(r.SandboxID)
+		if err != nil {
+			return err
+		}
+		if sb.Handler == "kvm" {
+			return fmt.Errorf("%w: a KVM pod's apps are in the guest; their limits cannot be changed yet (docs/kubernetes.md)", errInvalid)
+		}
+		pid, err := s.appPid(r)
+		if err != nil {
+			return err
+		}
+		own := func(_, path string) bool {
+			b := filepath.Base(path)
+			return b == r.App || b == podunit.UnitName(r.App)
+		}
+		if err := cglimit.Apply("/sys/fs/cgroup", pid, own, l); err != nil {
+			return fmt.Errorf("%w: %w", errPrecondition, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.loadContainer(r.ID)
+	if err != nil {
+		return err
+	}
+	if r.Config.Linux == nil {
+		r.Config.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	r.Config.Linux.Resources = res
+	return s.saveContainer(r)
+}
+
+// appPid is a process of r's running app: the first of its unit's group.
+func (s *Server) appPid(r *containerRecord) (int, error) {
+	p, err := pod.Load(s.Dir, r.SandboxID)
+	if err != nil {
+		return 0, err
+	}
+	if podcg, ok := podCgroup(p); ok {
+		b, _ := os.ReadFile(filepath.Join(appCgroup(podcg, r.App), "cgroup.procs"))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			return strconv.Atoi(f[0])
+		}
+	}
+	return 0, fmt.Errorf("container %s: %w: it does not run", r.ID, errPrecondition)
 }
 
 func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {

@@ -3,6 +3,7 @@ package cri
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,44 @@ func TestEntryMessage(t *testing.T) {
 	} {
 		if got := string((entry{Message: []byte(tc.raw)}).message()); got != tc.want {
 			t.Errorf("message(%s) = %q, want %q", tc.raw, got, tc.want)
+		}
+	}
+}
+
+func TestEntryStream(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{`{"MESSAGE":"out","PRIORITY":"6"}`, "stdout"},
+		{`{"MESSAGE":"touch: /x: Read-only file system","PRIORITY":"3"}`, "stderr"},
+		{`{"MESSAGE":"no priority"}`, "stdout"},
+		{`{"MESSAGE":"warning","PRIORITY":"4"}`, "stdout"},
+	} {
+		var e entry
+		if err := json.Unmarshal([]byte(tc.line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.stream(); got != tc.want {
+			t.Errorf("stream(%s) = %s, want %s", tc.line, got, tc.want)
+		}
+	}
+}
+
+func TestClampOOMScore(t *testing.T) {
+	for _, tc := range []struct {
+		want       int64
+		floor, got int
+		clamped    bool
+	}{
+		{500, 0, 500, false},
+		{-997, 0, 0, true},
+		{-997, -1000, -997, false},
+		{0, 0, 0, false},
+		{-5, 200, 200, true},
+		{2000, -1000, 1000, true},
+		{-2000, -1000, -1000, true},
+	} {
+		got, clamped := clampOOMScore(tc.want, tc.floor)
+		if got != tc.got || clamped != tc.clamped {
+			t.Errorf("clampOOMScore(%d, %d) = %d, %v; want %d, %v", tc.want, tc.floor, got, clamped, tc.got, tc.clamped)
 		}
 	}
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 )
 
-// A container's log is copied from its pod's journal, where the pod's
-// systemd puts the app's stdout and stderr tagged with the app's name,
+// A container's log is copied from its pod's journal, where stage2 puts
+// the app's stdout and stderr (priority 6 and 3) tagged with the app's name,
 // into the CRI log file, a batch at a time. How far the copy got is the
 // journal cursor kept beside the container's record (<id>.cursor): a
 // restarted server goes on from there. A line copied just before a crash
@@ -36,6 +36,16 @@ type entry struct {
 	Realtime  string          `json:"__REALTIME_TIMESTAMP"` // microseconds
 	Message   json.RawMessage `json:"MESSAGE"`              // a string, or an array of bytes
 	LineBreak string          `json:"_LINE_BREAK"`          // "line-max": a long line's part
+	Priority  string          `json:"PRIORITY"`             // "3": the app's stderr
+}
+
+// stream is the CRI stream the entry came from: stage2 gives an app's
+// stderr a journal stream of its own with priority 3 (err), its stdout 6.
+func (e entry) stream() string {
+	if e.Priority == strconv.Itoa(journal.PriorityStderr) {
+		return "stderr"
+	}
+	return "stdout"
 }
 
 // message is the entry's text: MESSAGE is a JSON string, or an array of
@@ -235,7 +245,7 @@ func (s *Server) copyLogLocked(r *containerRecord) error {
 			continue
 		}
 		us, _ := strconv.ParseInt(e.Realtime, 10, 64)
-		writeLine(w, time.UnixMicro(us), "stdout", e.LineBreak == "line-max", e.message())
+		writeLine(w, time.UnixMicro(us), e.stream(), e.LineBreak == "line-max", e.message())
 		last = e.Cursor
 	}
 	err = w.Flush()

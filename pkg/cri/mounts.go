@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -38,18 +39,33 @@ func checkMounts(ms []*runtimeapi.Mount) error {
 	return nil
 }
 
-// bindMounts mounts ms into app's rootfs in pod p.
-func bindMounts(p *pod.Pod, app string, ms []*runtimeapi.Mount) error {
+// bindMounts mounts ms into app's rootfs in pod p. With inPod (stage1-ns,
+// whose pod has a mount namespace of its own) each is attached in the
+// pod's mount namespace only, not on the host: a copy attached on the
+// host would keep the host path's mount points busy there (rmdir of a
+// directory mounted on below the copy fails with EBUSY in the namespace
+// that has the copy; in another namespace the kernel detaches it).
+func bindMounts(p *pod.Pod, app string, ms []*runtimeapi.Mount, inPod bool) error {
 	root := p.File(filepath.Join(pod.AppDir(app), "rootfs"))
+	pid := 0
+	if inPod {
+		var err error
+		if pid, err = p.Pid(); err != nil {
+			return fmt.Errorf("mounts of %s: %w", app, err)
+		}
+	}
 	for _, m := range ms {
-		if err := bindMount(root, m); err != nil {
+		if err := bindMount(root, m, pid, pod.InPodAppsDir+"/"+app+"/rootfs"); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.GetHostPath(), m.GetContainerPath(), err)
 		}
 	}
 	return nil
 }
 
-func bindMount(root string, m *runtimeapi.Mount) error {
+// bindMount mounts m beneath root, the app's rootfs on the host; with pid
+// not 0, in the mount namespace of process pid, where the rootfs is at
+// inPodRoot.
+func bindMount(root string, m *runtimeapi.Mount, pid int, inPodRoot string) error {
 	src := m.GetHostPath()
 	fi, err := os.Stat(src)
 	if errors.Is(err, os.ErrNotExist) {
@@ -94,10 +110,56 @@ func bindMount(root string, m *runtimeapi.Mount) error {
 	}
 	defer unix.Close(tree)
 	if m.GetReadonly() {
+		// The top mount only, as runc's read-only bind; the mounts below
+		// it too with recursive_read_only.
+		flags := unix.AT_EMPTY_PATH
+		if m.GetRecursiveReadOnly() {
+			flags |= unix.AT_RECURSIVE
+		}
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		if err := unix.MountSetattr(tree, "", uint(flags), &attr); err != nil {
 			return fmt.Errorf("make read-only: %w", err)
 		}
 	}
+	if pid != 0 {
+		return attachIn(pid, tree, inPodRoot, rel)
+	}
 	return unix.MoveMount(tree, "", t, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// attachIn attaches the detached mount tree at rel beneath dir, both as
+// the mount namespace of process pid sees them, from a thread that joins
+// that namespace and is thrown away after.
+func attachIn(pid, tree int, dir, rel string) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		ch <- func() error {
+			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+			if err != nil {
+				return fmt.Errorf("pod mount namespace: %w", err)
+			}
+			defer ns.Close()
+			// setns into a mount namespace needs a thread that shares
+			// no filesystem context (root, cwd) with the others.
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return fmt.Errorf("pod mount namespace: %w", err)
+			}
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNS); err != nil {
+				return fmt.Errorf("pod mount namespace: %w", err)
+			}
+			d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open %s in the pod: %w", dir, err)
+			}
+			defer unix.Close(d)
+			t, err := unix.Openat2(d, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+			if err != nil {
+				return fmt.Errorf("open target in the pod: %w", err)
+			}
+			defer unix.Close(t)
+			return unix.MoveMount(tree, "", t, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+		}()
+	}()
+	return <-ch
 }

@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiffpod/skiff/pkg/perm"
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // What the CRI adds to skiff's pods lives in DIR/cri: one record per
@@ -69,23 +70,7 @@ func writeRecord(dir, id string, v any) error {
 
 // writeAtomic replaces path with data: temp file, fsync, rename.
 func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := safefile.WriteFile(path, data, 0o600, true); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

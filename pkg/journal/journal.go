@@ -1,4 +1,5 @@
-// Package journal reads a pod's journal. Pods run journald inside; it keeps
+// Package journal reads a pod's journal, and connects an app's output to
+// it (Stream). Pods run journald inside; it keeps
 // the journal in the pod's own tree, so the host needs no journald, no
 // machined and no systemd as PID 1 to read it — only journalctl.
 package journal

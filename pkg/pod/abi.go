@@ -107,9 +107,10 @@ const (
 	EnvDebug = "SKIFF_DEBUG"
 
 	// Paths inside the stage1 rootfs, as the pod's init sees them.
-	InPodAppsDir   = "/opt/stage2"   // one directory per app: <app>/rootfs, <app>/manifest
-	InPodStatusDir = "/skiff/status" // written by stage1: <app> holds the decimal exit status
-	InPodReadyFile = "/skiff/ready"  // created by stage1 once every app has started
+	InPodAppsDir   = "/opt/stage2"       // one directory per app: <app>/rootfs, <app>/manifest
+	InPodStatusDir = "/skiff/status"     // written by stage1: <app> holds the decimal exit status
+	InPodReadyFile = "/skiff/ready"      // created by stage1 once every app has started
+	InPodOOMDir    = "/skiff/oom-killed" // written by stage1: <app> exists when the kernel's OOM killer ended the app
 
 	// Files and directories inside the pod directory.
 	ManifestFile      = "pod"                         // appc pod manifest, written by stage0
@@ -122,6 +123,7 @@ const (
 	PpidFile          = "ppid"                        // or: host pid whose only child is the pod's init
 	AppStatusDir      = Stage1Rootfs + InPodStatusDir // InPodStatusDir seen from the pod directory
 	ReadyFile         = Stage1Rootfs + InPodReadyFile // InPodReadyFile seen from the pod directory
+	AppOOMDir         = Stage1Rootfs + InPodOOMDir    // InPodOOMDir seen from the pod directory
 	ExitedGarbageMark = "gc-marked"                   // timestamp of the move to exited-garbage
 	CreatedFile       = "created"                     // stage0's: timestamp of the pod's creation
 	StartedFile       = "started"                     // stage0's: timestamp of the move to run (stage1 started)

@@ -159,6 +159,11 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 	if err := os.Rename(tmp, filepath.Join(dir, app)); err != nil {
 		return fmt.Errorf("record exit of %s: %w", app, err)
 	}
+	if OOMKilled(root, app, st, getenv) {
+		if err := touchIn(filepath.Join(root, pod.InPodOOMDir), app); err != nil {
+			return fmt.Errorf("record exit of %s: %w", app, err)
+		}
+	}
 	// systemd counts death by SIGTERM (how a stopping pod ends its apps) as
 	// success; anything else that is not success is a failure.
 	failed := getenv("SERVICE_RESULT") != "success" && !cleanStop
@@ -195,6 +200,39 @@ func AppExited(root, app string, napps int, getenv func(string) string, poweroff
 		return fmt.Errorf("power off pod: %w", err)
 	}
 	return nil
+}
+
+// OOMKilled reports whether the kernel's OOM killer ended app, whose exit
+// status is st: systemd says so (SERVICE_RESULT=oom-kill, where the pod's
+// systemd owns the memory controller: cgroup v2, a VM), or the app died of
+// SIGKILL (137) and its v1 memory cgroup, which stage1-ns links at
+// CgroupDir/<app>/memory, counts an OOM kill.
+func OOMKilled(root, app string, st int, getenv func(string) string) bool {
+	if getenv("SERVICE_RESULT") == "oom-kill" {
+		return true
+	}
+	if st != 128+int(unix.SIGKILL) {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(root, CgroupDir, app, "memory", "memory.oom_control"))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if n, ok := strings.CutPrefix(l, "oom_kill "); ok {
+			k, err := strconv.Atoi(strings.TrimSpace(n))
+			return err == nil && k > 0
+		}
+	}
+	return false
+}
+
+// touchIn creates the empty file name in dir, and dir if need be.
+func touchIn(dir, name string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return touch(filepath.Join(dir, name))
 }
 
 // appStatus turns systemd's EXIT_CODE/EXIT_STATUS into a shell-style

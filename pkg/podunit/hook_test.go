@@ -258,3 +258,41 @@ func TestSyncJournal(t *testing.T) {
 		}
 	})
 }
+
+// TestOOMKilled: systemd's oom-kill result, or SIGKILL with an OOM kill
+// counted in the app's v1 memory cgroup; AppExited records it.
+func TestOOMKilled(t *testing.T) {
+	tests := []struct {
+		name       string
+		code       string // EXIT_CODE
+		status     string // EXIT_STATUS
+		result     string // SERVICE_RESULT
+		oomControl string // memory.oom_control, "" for none
+		want       bool
+	}{
+		{"systemd says so", "killed", "KILL", "oom-kill", "", true},
+		{"v1 count", "killed", "KILL", "signal", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n", true},
+		{"shell's status 137, v1 count", "exited", "137", "exit-code", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", true},
+		{"killed, no OOM kill", "killed", "KILL", "signal", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n", false},
+		{"killed, no memory cgroup", "killed", "KILL", "signal", "", false},
+		{"exited 1 after an OOM kill of a child", "exited", "1", "exit-code", "oom_kill 1\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tt.oomControl != "" {
+				dir := filepath.Join(root, CgroupDir, "a", "memory")
+				os.MkdirAll(dir, 0o755)
+				os.WriteFile(filepath.Join(dir, "memory.oom_control"), []byte(tt.oomControl), 0o644)
+			}
+			env := map[string]string{"EXIT_CODE": tt.code, "EXIT_STATUS": tt.status, "SERVICE_RESULT": tt.result}
+			if err := AppExited(root, "a", 0, func(k string) string { return env[k] }, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := os.Stat(filepath.Join(root, pod.InPodOOMDir, "a"))
+			if got := err == nil; got != tt.want {
+				t.Errorf("recorded OOM kill: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

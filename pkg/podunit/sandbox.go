@@ -71,8 +71,10 @@ func ClearStatus(name string) error {
 		return fmt.Errorf("clear status of %s: %w", name, err)
 	}
 	defer root.Close()
-	if err := ignoreNotExist(root.Remove(rel(pod.InPodStatusDir) + "/" + name)); err != nil {
-		return fmt.Errorf("clear status of %s: %w", name, err)
+	for _, d := range []string{pod.InPodStatusDir, pod.InPodOOMDir} {
+		if err := ignoreNotExist(root.Remove(rel(d) + "/" + name)); err != nil {
+			return fmt.Errorf("clear status of %s: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -175,6 +175,12 @@ func appUnit(a App, napps int, interactive bool) string {
 			start = append(start, "--stdin-once")
 		}
 	}
+	if !interactive {
+		// stage2 gives the app's stdout and stderr journal streams of
+		// their own (priority 6 and 3): systemd's one stream for both
+		// would not let the CRI's log tell them apart.
+		start = append(start, "--journal="+a.Name)
+	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", execLine(start))
 	// The unit counts as started (and the pod as ready) only once the
 	// app itself runs, not stage2 that becomes it.

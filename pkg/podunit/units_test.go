@@ -41,13 +41,13 @@ func TestUnits(t *testing.T) {
 	}{
 		{"skiff-app-web.service", []string{
 			`ExecStartPre="/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/prep"`,
-			`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--cgroups=/skiff/cgroup/web"`,
+			`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--cgroups=/skiff/cgroup/web" "--journal=web"`,
 			`ExecStartPost="/skiff/hook" "app-started"`,
 			`ExecStopPost=-"/skiff/stage2" "run" "--bundle=/opt/stage2/web" "--" "/bin/clean" "x"`,
 			`ExecStopPost="/skiff/hook" "app-exited" "web" "2"`,
 			"StandardOutput=journal+console", "SyslogIdentifier=web", "MemoryMax=67108864", "CPUQuota=50%", "CPUShares=2048",
 		}, []string{"TTYPath", "KillSignal"}},
-		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db"`, "KillSignal=3"}, []string{"MemoryMax", "CPUQuota", "CPUShares", "ExecStartPre"}},
+		{"skiff-app-db.service", []string{`ExecStart="/skiff/stage2" "run" "--bundle=/opt/stage2/db" "--cgroups=/skiff/cgroup/db" "--journal=db"`, "KillSignal=3"}, []string{"MemoryMax", "CPUQuota", "CPUShares", "ExecStartPre"}},
 		{"skiff-ready.service", []string{"After=skiff-app-web.service skiff-app-db.service systemd-journald.service", `ExecStart=/skiff/hook ready`}, nil},
 		{"default.target", []string{"Wants=systemd-journald.service skiff-app-web.service skiff-app-db.service skiff-ready.service"}, nil},
 	}
@@ -69,8 +69,8 @@ func TestUnits(t *testing.T) {
 			}
 		})
 	}
-	if u := Units(apps[1:], true)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") {
-		t.Errorf("interactive unit has no tty input:\n%s", u)
+	if u := Units(apps[1:], true)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") || strings.Contains(u, "--journal") {
+		t.Errorf("interactive unit has no tty input, or journal streams:\n%s", u)
 	}
 }
 
@@ -113,10 +113,10 @@ func TestAppsOfAttach(t *testing.T) {
 		want        string // in the app's ExecStart
 		not         string
 	}{
-		{"true", "true", `"--attach=/skiff/attach/web" "--stdin-once"`, ""},
-		{"true", "", `"--attach=/skiff/attach/web"` + "\n", "--stdin-once"},
-		{"", "true", `"--cgroups=/skiff/cgroup/web"` + "\n", "--attach"},
-		{"false", "", `"--cgroups=/skiff/cgroup/web"` + "\n", "--attach"},
+		{"true", "true", `"--attach=/skiff/attach/web" "--stdin-once" "--journal=web"` + "\n", ""},
+		{"true", "", `"--attach=/skiff/attach/web" "--journal=web"` + "\n", "--stdin-once"},
+		{"", "true", `"--cgroups=/skiff/cgroup/web" "--journal=web"` + "\n", "--attach"},
+		{"false", "", `"--cgroups=/skiff/cgroup/web" "--journal=web"` + "\n", "--attach"},
 	} {
 		pm := schema.BlankPodManifest()
 		ra := schema.RuntimeApp{Name: "web", App: &types.App{Exec: types.Exec{"/x"}, User: "0", Group: "0"}}

@@ -164,8 +164,11 @@ func readFile(f *os.File, limit int64) ([]byte, error) {
 // path that is not a regular file (a symlink, FIFO, device) is refused, so
 // nothing is written through a symlink an attacker planted and nothing
 // blocks on a FIFO. The content goes to a temporary file in the same
-// directory that is renamed over path only once complete: a reader never
-// sees half a file and a failure leaves path as it was.
+// directory, synced, that is renamed over path only once complete, and the
+// directory is synced after: a reader never sees half a file, a failure
+// leaves path as it was, and a crash leaves either file whole. The
+// records skiff keeps (the CRI server's, CNI attachments, trusted keys)
+// are written with it.
 func Write(path string, perm fs.FileMode, overwrite bool, fill func(io.Writer) error) error {
 	if err := CheckOutput(path, overwrite); err != nil {
 		return err
@@ -187,6 +190,10 @@ func Write(path string, perm fs.FileMode, overwrite bool, fill func(io.Writer) e
 		tmp.Close()
 		return err
 	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
@@ -202,7 +209,12 @@ func Write(path string, perm fs.FileMode, overwrite bool, fill func(io.Writer) e
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp.Name(), unix.AT_FDCWD, path, flags); err != nil {
 		return &fs.PathError{Op: "write", Path: path, Err: err}
 	}
-	return nil
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // WriteFile is Write with fixed content.

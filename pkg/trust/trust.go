@@ -38,6 +38,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/skiffpod/skiff/pkg/imageref"
+	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
 // DefaultConfigDir is where skiff keeps its configuration, keys included.
@@ -401,33 +402,7 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return safefile.WriteFile(filepath.Join(dir, name), data, 0o644, true)
 }
 
 func keyOf(prefix string, e *openpgp.Entity) Key {

@@ -2,6 +2,7 @@ package nspawn
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,12 +43,18 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 			return err
 		}
 		app, err := podunit.AddApp(a.App, bundle)
-		if err == nil && app.Limited() && cgroupV1() {
-			err = fmt.Errorf("add app %s: memory and cpu limits and shares of an added app need a cgroup v2 host", a.App)
-			podunit.RemoveApp(a.App)
-		}
 		if err != nil {
 			return err
+		}
+		if cgroupV1() {
+			// A pod booted without cgroups of its own can take added
+			// apps, but not their limits.
+			err := withRootfs(func(root *os.Root) error { return addAppCgroups(root, a.UUID, app) })
+			if err != nil && (app.Memory > 0 || app.CPU > 0 || !errors.Is(err, ErrNoPodCgroups)) {
+				withRootfs(func(root *os.Root) error { return removeAppCgroups(root, a.UUID, a.App) })
+				podunit.RemoveApp(a.App)
+				return err
+			}
 		}
 		return systemctl(init, "daemon-reload")
 	case pod.EntrypointAppStart:
@@ -64,9 +71,22 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 		if err := podunit.RemoveApp(a.App); err != nil {
 			return err
 		}
+		if err := withRootfs(func(root *os.Root) error { return removeAppCgroups(root, a.UUID, a.App) }); err != nil {
+			return err
+		}
 		return systemctl(init, "daemon-reload")
 	}
 	return fmt.Errorf("%s: %w: unknown app entrypoint", ep, ErrUsage)
+}
+
+// withRootfs calls f with the pod's stage1 rootfs (cwd is the pod dir).
+func withRootfs(f func(*os.Root) error) error {
+	root, err := os.OpenRoot(pod.Stage1Rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return f(root)
 }
 
 // systemctl runs the pod's systemctl with args in the pod's mount

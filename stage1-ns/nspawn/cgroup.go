@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/cglimit"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
@@ -42,11 +43,23 @@ func cgroupV1() bool {
 
 func podCgroup(ctrl, uuid string) string { return filepath.Join(cgroupRoot, ctrl, "skiff", uuid) }
 
+// podCgroupMount is where, in an app sandbox (mutable), run binds the
+// pod's own v1 cgroup of each controller (<podCgroupMount>/<ctrl>): app-add
+// makes an added app's cgroups below it (addAppCgroups), which nspawn's
+// read-only /sys/fs/cgroup would not let the pod join.
+const podCgroupMount = podunit.CgroupDir + "/.pod"
+
+// appLimits are app a's limits in cgroup terms.
+func appLimits(a podunit.App) cglimit.Limits {
+	return cglimit.Limits{Memory: a.Memory, CPUQuota: a.CPU * cfsPeriod / 1000, CPUPeriod: cfsPeriod, CPUShares: a.CPUShares}
+}
+
 // setupCgroups creates the pod's v1 cgroups, joins them and returns the
-// nspawn --bind arguments that hand each limited app its cgroup, and a
-// function that moves the caller back where it was, so that the pod's
-// cgroups can be removed once the pod has ended.
-func setupCgroups(uuid string, apps []podunit.App) (binds []string, leave func(), err error) {
+// nspawn --bind arguments that hand each limited app its cgroup (and, for
+// a mutable pod, the pod's own at podCgroupMount), and a function that
+// moves the caller back where it was, so that the pod's cgroups can be
+// removed once the pod has ended.
+func setupCgroups(uuid string, apps []podunit.App, mutable bool) (binds []string, leave func(), err error) {
 	leave = func() {}
 	if !cgroupV1() {
 		return nil, leave, nil
@@ -66,39 +79,20 @@ func setupCgroups(uuid string, apps []podunit.App) (binds []string, leave func()
 			return nil, leave, fmt.Errorf("create cgroup: %w", err)
 		}
 		for _, a := range apps {
-			files := map[string]int64{}
-			switch {
-			case ctrl == "memory" && a.Memory > 0:
-				files["memory.limit_in_bytes"] = a.Memory
-				// Swap too, where the kernel accounts it, or the limit leaks into swap.
-				if _, err := os.Stat(filepath.Join(pod, "memory.memsw.limit_in_bytes")); err == nil {
-					files["memory.memsw.limit_in_bytes"] = a.Memory
-				}
-			case ctrl == "cpu" && (a.CPU > 0 || a.CPUShares > 0):
-				if a.CPU > 0 {
-					files["cpu.cfs_period_us"] = cfsPeriod
-					files["cpu.cfs_quota_us"] = a.CPU * cfsPeriod / 1000
-				}
-				if a.CPUShares > 0 {
-					files["cpu.shares"] = a.CPUShares
-				}
-			default:
+			if !(ctrl == "memory" && a.Memory > 0 || ctrl == "cpu" && (a.CPU > 0 || a.CPUShares > 0)) {
 				continue
 			}
 			dir := filepath.Join(pod, a.Name)
 			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 				return nil, leave, fmt.Errorf("create cgroup: %w", err)
 			}
-			// In this order: the kernel checks the quota against the period
-			// and memsw against the memory limit.
-			for _, f := range []string{"cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.shares", "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
-				if v, ok := files[f]; ok {
-					if err := os.WriteFile(filepath.Join(dir, f), []byte(strconv.FormatInt(v, 10)), 0); err != nil {
-						return nil, leave, fmt.Errorf("limit app %s: %w", a.Name, err)
-					}
-				}
+			if err := cglimit.WriteV1(dir, ctrl, appLimits(a)); err != nil {
+				return nil, leave, fmt.Errorf("limit app %s: %w", a.Name, err)
 			}
 			binds = append(binds, "--bind="+escapeBind(dir)+":"+podunit.CgroupDir+"/"+a.Name+"/"+ctrl)
+		}
+		if mutable {
+			binds = append(binds, "--bind="+escapeBind(pod)+":"+podCgroupMount+"/"+ctrl)
 		}
 		if err := os.WriteFile(filepath.Join(pod, "cgroup.procs"), []byte("0"), 0); err != nil {
 			return nil, leave, fmt.Errorf("join cgroup %s: %w", pod, err)
@@ -323,6 +317,49 @@ func ignoreNotExist(err error) error {
 		return nil
 	}
 	return err
+}
+
+// addAppCgroups gives app a, added to the running sandbox uuid whose
+// stage1 rootfs is root, cgroups of its own below the pod's in the v1
+// memory and cpu hierarchies, with its limits, and links them where its
+// unit's stage2 joins them (/skiff/cgroup/<app>/<ctrl> ->
+// podCgroupMount/<ctrl>/<app>). Cgroups of its own even without limits,
+// so that limits can be set while it runs (UpdateContainerResources).
+// ErrNoPodCgroups when the pod booted without podCgroupMount.
+func addAppCgroups(root *os.Root, uuid string, a podunit.App) error {
+	for _, ctrl := range v1Controllers {
+		if _, err := root.Stat(strings.TrimPrefix(podCgroupMount+"/"+ctrl, "/")); err != nil {
+			return fmt.Errorf("add app %s: %w", a.Name, ErrNoPodCgroups)
+		}
+		dir := filepath.Join(podCgroup(ctrl, uuid), a.Name)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("add app %s: create cgroup: %w", a.Name, err)
+		}
+		if err := cglimit.WriteV1(dir, ctrl, appLimits(a)); err != nil {
+			return fmt.Errorf("add app %s: %w", a.Name, err)
+		}
+		link := strings.TrimPrefix(podunit.CgroupDir+"/"+a.Name+"/"+ctrl, "/")
+		if err := root.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			return fmt.Errorf("add app %s: %w", a.Name, err)
+		}
+		if err := root.Symlink(podCgroupMount+"/"+ctrl+"/"+a.Name, link); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("add app %s: %w", a.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeAppCgroups undoes addAppCgroups (of a stopped app: its cgroups
+// are empty); missing ones are fine.
+func removeAppCgroups(root *os.Root, uuid, app string) error {
+	errs := []error{ignoreNotExist(root.RemoveAll(strings.TrimPrefix(podunit.CgroupDir+"/"+app, "/")))}
+	for _, ctrl := range v1Controllers {
+		errs = append(errs, ignoreNotExist(os.Remove(filepath.Join(podCgroup(ctrl, uuid), app))))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove cgroups of %s: %w", app, err)
+	}
+	return nil
 }
 
 // escapeBind escapes a path for nspawn's colon-separated --bind syntax.

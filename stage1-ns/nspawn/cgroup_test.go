@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // TestSetupPids runs setupPids against a fake cgroup root: the pod's pids
@@ -121,6 +122,59 @@ func TestGCRefusesBadUUID(t *testing.T) {
 		err := Isolator{}.GC(slog.New(slog.DiscardHandler), pod.GCArgs{UUID: u})
 		if !errors.Is(err, ErrUsage) {
 			t.Errorf("GC(%q) = %v, want a usage error", u, err)
+		}
+	}
+}
+
+// TestAddAppCgroups runs addAppCgroups and removeAppCgroups against a fake
+// cgroup root and stage1 rootfs: the added app's cgroups below the pod's,
+// with its limits, linked where stage2 joins them; refused without the
+// pod's cgroups mounted in the pod; gone again after removal.
+func TestAddAppCgroups(t *testing.T) {
+	old := cgroupRoot
+	defer func() { cgroupRoot = old }()
+	cgroupRoot = t.TempDir()
+	rootfs := t.TempDir()
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	app := podunit.App{Name: "web", Memory: 15 << 20, CPU: 500}
+	if err := addAppCgroups(root, "u1", app); !errors.Is(err, ErrNoPodCgroups) {
+		t.Fatalf("without the pod's cgroups in the pod: %v, want ErrNoPodCgroups", err)
+	}
+	for _, ctrl := range v1Controllers {
+		os.MkdirAll(filepath.Join(rootfs, podCgroupMount, ctrl), 0o755)
+		os.MkdirAll(podCgroup(ctrl, "u1"), 0o755)
+	}
+	if err := addAppCgroups(root, "u1", app); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]string{
+		"memory/skiff/u1/web/memory.limit_in_bytes": "15728640",
+		"cpu/skiff/u1/web/cpu.cfs_quota_us":         "50000",
+	} {
+		if b, err := os.ReadFile(filepath.Join(cgroupRoot, f)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %s", f, b, err, want)
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(rootfs, podunit.CgroupDir, "web", "memory")); err != nil || l != podCgroupMount+"/memory/web" {
+		t.Errorf("link = %q, %v", l, err)
+	}
+	// A cgroupfs directory goes with its files; a fake one must be emptied.
+	for _, ctrl := range v1Controllers {
+		ents, _ := os.ReadDir(filepath.Join(podCgroup(ctrl, "u1"), "web"))
+		for _, e := range ents {
+			os.Remove(filepath.Join(podCgroup(ctrl, "u1"), "web", e.Name()))
+		}
+	}
+	if err := removeAppCgroups(root, "u1", "web"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(rootfs, podunit.CgroupDir, "web"), filepath.Join(cgroupRoot, "cpu/skiff/u1/web")} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left: %v", p, err)
 		}
 	}
 }

@@ -95,8 +95,17 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 	// hierarchies are read-only (inside a container, as on a systemd test host).
 	var cgBinds []string
 	leave := func() {}
-	if limited(apps) {
-		cgBinds, leave, err = setupCgroups(a.UUID, apps)
+	switch {
+	case limited(apps):
+		cgBinds, leave, err = setupCgroups(a.UUID, apps, a.Mutable)
+	case a.Mutable && cgroupV1():
+		// For the limits of apps added later (addAppCgroups); where the
+		// hierarchies are read-only, added apps cannot have limits.
+		if cgBinds, leave, err = setupCgroups(a.UUID, apps, true); err != nil {
+			log.Warn("added apps cannot have memory or cpu limits: the pod has no v1 cgroups of its own", "err", err)
+			leave()
+			cgBinds, leave, err = nil, func() {}, nil
+		}
 	}
 	leavePids := func() {}
 	if err == nil {
