@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -378,13 +379,13 @@ func copyTrees(p *pod.Pod, records []mountRecord) error {
 	return perm.WriteFile(p.File("copied"), nil, true)
 }
 
-var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
+var nonName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9-]+`) })
 
 // AppName derives an app name from an image name: its last path element,
 // lowercased, with anything not allowed in an appc ACName replaced.
 func AppName(image string) string {
 	base := image[strings.LastIndex(image, "/")+1:]
-	n := strings.Trim(nonName.ReplaceAllString(strings.ToLower(base), "-"), "-")
+	n := strings.Trim(nonName().ReplaceAllString(strings.ToLower(base), "-"), "-")
 	if n == "" {
 		n = "app"
 	}
