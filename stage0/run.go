@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/fetch"
+	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/policy"
@@ -236,13 +237,26 @@ func resolveApps(ctx context.Context, g *globals, s *store.Store, fe *fetch.Fetc
 	return out, nil
 }
 
-// execPod moves a locked pod to run and execs its stage1. It returns only
-// on failure.
+// execPod mounts a locked pod's trees, moves it to run and execs its
+// stage1. It returns only on failure; a pod that is not started is left
+// as it was found (run-prepared: prepared, nothing mounted) or removed
+// (run: the pod it just prepared).
 func execPod(g *globals, p *pod.Pod, f *podFlags) error {
-	in, err := g.pods().Invocation(p)
-	if err != nil {
+	undo := func(err error) error {
+		switch p.State {
+		case pod.Preparing:
+			if p.Transition(pod.Garbage) == nil {
+				err = errors.Join(err, g.pods().Delete(p))
+			}
+		case pod.Prepared:
+			err = errors.Join(err, mount.UnmountAll(p.Path()))
+		}
 		p.Unlock()
 		return err
+	}
+	in, err := g.pods().Invocation(p)
+	if err != nil {
+		return undo(err)
 	}
 	hostname := f.hostname
 	if hostname == "" {
@@ -256,14 +270,17 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 			err = usagef("--ipc=parent: stage1 %s cannot share the host's IPC namespace (stage1 ns can)", s1.Name)
 		}
 		if err != nil {
-			return discardPod(g, p, err)
+			return undo(err)
 		}
 	}
 	if r, ok, err := prepare.PrivateUsers(p); err != nil {
-		p.Unlock()
-		return err
+		return undo(err)
 	} else if ok {
 		o.PrivateUsers = r.String()
+	}
+	// A pod's trees are mounted only to run it (docs/pod-lifecycle.md).
+	if err := prepare.Mount(p); err != nil {
+		return undo(err)
 	}
 	netns, err := g.podNet().Attach(context.Background(), p, f.netReq, hostname)
 	if netns != "" {
@@ -271,25 +288,13 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	}
 	if err != nil {
 		// A pod that cannot get its network is not started.
-		return discardPod(g, p, err)
+		return undo(err)
 	}
 	if err := p.Transition(pod.Running); err != nil {
-		err = errors.Join(err, g.podNet().Detach(p))
-		p.Unlock()
-		return err
+		return undo(errors.Join(err, g.podNet().Detach(p)))
 	}
 	g.log.Debug("exec stage1", "pod", p.UUID, "tree", in.Tree)
 	err = in.Exec(o)
-	p.Unlock()
-	return err
-}
-
-// discardPod ends a run that failed before the stage1 started: run removes
-// its pod, run-prepared leaves it prepared. It returns err.
-func discardPod(g *globals, p *pod.Pod, err error) error {
-	if p.State == pod.Preparing && p.Transition(pod.Garbage) == nil {
-		err = errors.Join(err, g.pods().Delete(p))
-	}
 	p.Unlock()
 	return err
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/prepare"
 )
 
 func newRunPreparedCmd(g *globals) *cobra.Command {
@@ -29,10 +28,6 @@ func newRunPreparedCmd(g *globals) *cobra.Command {
 			if p.State != pod.Prepared {
 				p.Unlock()
 				return fmt.Errorf("run-prepared %s: %w: it is %s, not prepared", p.UUID, pod.ErrState, p.State)
-			}
-			if err := prepare.Mount(p); err != nil {
-				p.Unlock()
-				return err
 			}
 			return execPod(g, p, &f)
 		},

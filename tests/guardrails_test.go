@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -156,5 +157,57 @@ func TestPackageDocs(t *testing.T) {
 		if p.name != "" && !p.doc {
 			t.Errorf("package %s (%s) has no doc comment: add `// Package %s ...` (or `// Command ...`) above its package clause", p.name, dir, p.name)
 		}
+	}
+}
+
+// TestNoRegexpAtInit: every skiff command starts the whole binary, and its
+// package initialisation is a large part of a short command's time (rm,
+// list): a package-level regexp.MustCompile compiles at every start, for
+// every command. Compile it when first used (sync.OnceValue).
+func TestNoRegexpAtInit(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			// tests/ holds no part of a skiff binary.
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata" || n == "vendor" || n == "bin" || path == filepath.Join(root, "tests")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			g, ok := decl.(*ast.GenDecl)
+			if !ok || g.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range g.Specs {
+				for _, v := range spec.(*ast.ValueSpec).Values {
+					c, ok := v.(*ast.CallExpr)
+					if !ok {
+						continue
+					}
+					if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "MustCompile" {
+						if x, ok := sel.X.(*ast.Ident); ok && x.Name == "regexp" {
+							t.Errorf("%s: a package-level regexp.MustCompile runs at every start of the binary: use sync.OnceValue", fset.Position(c.Pos()))
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

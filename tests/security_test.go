@@ -274,17 +274,23 @@ func TestSetuidInPod(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// The host side: every mount of image content is nosuid,nodev,
-				// and no unprivileged user can reach the binary anyway.
-				for _, m := range []string{p.File(pod.Stage1Rootfs), p.File(pod.AppRootfs("suid"))} {
-					opts := "," + mountOptions(t, m) + ","
-					if !strings.Contains(opts, ",nosuid,") || !strings.Contains(opts, ",nodev,") {
-						t.Errorf("host mount %s has options %s, want nosuid,nodev", m, opts)
-					}
+				// A prepared pod holds no mount (its trees are mounted to run
+				// it); its copy, if any, is where no unprivileged user reaches.
+				if m := mountsUnder(p.Path()); len(m) > 0 {
+					t.Errorf("mounts of a prepared pod: %v", m)
 				}
 				bin := filepath.Join(p.File(pod.AppRootfs("suid")), "probe-suid")
-				if out, code := as(t, outsiderUID, nil, bin, "-print-user"); code == 0 || strings.Contains(out, "EUID=0") {
-					t.Errorf("host user ran the pod's setuid binary: exit %d:\n%s", code, out)
+				outsider := func(when string) {
+					t.Helper()
+					if _, err := os.Stat(bin); err != nil {
+						t.Fatalf("%s: %v", when, err)
+					}
+					if out, code := as(t, outsiderUID, nil, bin, "-print-user"); code == 0 || strings.Contains(out, "EUID=0") {
+						t.Errorf("%s: host user ran the pod's setuid binary: exit %d:\n%s", when, code, out)
+					}
+				}
+				if name == "copy" {
+					outsider("prepared")
 				}
 				// Inside the pod it works as in any Linux root.
 				out, errs, code := e.run("run-prepared", uuid)
@@ -292,6 +298,21 @@ func TestSetuidInPod(t *testing.T) {
 					t.Fatalf("run-prepared: exit %d:\n%s%s", code, out, errs)
 				}
 				mustContain(t, out+errs, "UID=65534", "EUID=0")
+				// The host side of a pod that ran (its mounts are held until
+				// rm): every mount of image content is nosuid,nodev, and no
+				// unprivileged user can reach the binary anyway.
+				p, err = pod.Load(e.dir, uuid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bin = filepath.Join(p.File(pod.AppRootfs("suid")), "probe-suid")
+				for _, m := range []string{p.File(pod.Stage1Rootfs), p.File(pod.AppRootfs("suid"))} {
+					opts := "," + mountOptions(t, m) + ","
+					if !strings.Contains(opts, ",nosuid,") || !strings.Contains(opts, ",nodev,") {
+						t.Errorf("host mount %s has options %s, want nosuid,nodev", m, opts)
+					}
+				}
+				outsider("exited")
 				e.mustRun("rm", uuid)
 			})
 		}
@@ -413,9 +434,14 @@ func TestFsck(t *testing.T) {
 
 	t.Run("leftover mounts", func(t *testing.T) {
 		// A removal that died between moving the pod to garbage and
-		// unmounting it.
-		out := e.mustRun("prepare", "--stage1="+stubACI, id)
-		p, err := pod.Load(e.dir, uuidsIn(out)[0])
+		// unmounting it: a pod that ran (a prepared one holds no mount).
+		save := filepath.Join(t.TempDir(), "uuid")
+		e.mustRun("run", "--stage1="+stubACI, "--uuid-file-save="+save, id)
+		b, err := os.ReadFile(save)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := pod.Load(e.dir, strings.TrimSpace(string(b)))
 		if err != nil {
 			t.Fatal(err)
 		}

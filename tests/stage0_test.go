@@ -31,6 +31,10 @@ func TestPodLifecycle(t *testing.T) {
 	if out := e.mustRun("status", uuid); !strings.Contains(out, "state=prepared") {
 		t.Errorf("status after prepare:\n%s", out)
 	}
+	// A prepared pod holds no mount: its trees are mounted to run it.
+	if m := mountsUnder(e.dir); len(m) > 0 {
+		t.Errorf("mounts of a prepared pod: %v", m)
+	}
 	e.mustRun("run-prepared", uuid)
 	out := e.mustRun("status", uuid)
 	for _, want := range []string{"state=exited", "app-probe=0"} {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Package is one Debian package of a build, as the lock file records it.
@@ -31,7 +32,7 @@ func ParseLock(b []byte) (Lock, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 2 || !debName.MatchString(f[0]) || !debVersion.MatchString(f[1]) {
+		if len(f) != 2 || !debName().MatchString(f[0]) || !debVersion().MatchString(f[1]) {
 			return nil, fmt.Errorf("lock line %d: %q is not NAME VERSION", n, line)
 		}
 		l = append(l, Package{f[0], f[1]})
@@ -50,8 +51,8 @@ func (l Lock) Bytes() []byte {
 }
 
 var (
-	debVersion = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~:-]*$`)
-	instLine   = regexp.MustCompile(`^Inst (\S+) \((\S+) `)
+	debVersion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9][A-Za-z0-9.+~:-]*$`) })
+	instLine   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Inst (\S+) \((\S+) `) })
 )
 
 // resolvePackages returns the packages to install for debs: with
@@ -69,7 +70,7 @@ func resolvePackages(ctx context.Context, debs []string, depends bool) (Lock, er
 	}
 	var l Lock
 	for _, line := range strings.Split(out, "\n") {
-		m := instLine.FindStringSubmatch(line)
+		m := instLine().FindStringSubmatch(line)
 		if m == nil || (!depends && !want[m[1]]) {
 			continue
 		}

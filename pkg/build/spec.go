@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -62,7 +63,7 @@ type Owner struct {
 // prunedDirs are dropped from packages unless Keep names them.
 var prunedDirs = []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian", "usr/share/bug"}
 
-var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found`)
+var unknownField = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+): field (\S+) not found`) })
 
 // ParseSpec reads a YAML spec strictly: an unknown key, a second
 // document or a value of the wrong type is an error naming it.
@@ -73,7 +74,7 @@ func ParseSpec(b []byte) (*Spec, error) {
 	if err := d.Decode(&s); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) && len(te.Errors) > 0 {
-			if m := unknownField.FindStringSubmatch(te.Errors[0]); m != nil {
+			if m := unknownField().FindStringSubmatch(te.Errors[0]); m != nil {
 				return nil, fmt.Errorf("%w: line %s: unknown key %q", ErrSpec, m[1], m[2])
 			}
 			return nil, fmt.Errorf("%w: %s", ErrSpec, te.Errors[0])
@@ -91,17 +92,17 @@ func ParseSpec(b []byte) (*Spec, error) {
 }
 
 var (
-	debName  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$`)
-	userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	portSpec = regexp.MustCompile(`^[0-9]{1,5}(/(tcp|udp|sctp))?$`)
+	debName  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$`) })
+	userName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`) })
+	envName  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	portSpec = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{1,5}(/(tcp|udp|sctp))?$`) })
 )
 
 // Validate checks the spec before anything is downloaded.
 func (s *Spec) Validate() error {
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrSpec}, a...)...) }
 	for _, p := range s.Debs {
-		if !debName.MatchString(p) {
+		if !debName().MatchString(p) {
 			return bad("debs: %q is not a Debian package name", p)
 		}
 	}
@@ -115,29 +116,29 @@ func (s *Spec) Validate() error {
 	}
 	users := map[string]bool{"root": true}
 	for _, u := range s.Users {
-		if !userName.MatchString(u.Name) {
+		if !userName().MatchString(u.Name) {
 			return bad("users: %q is not a user name", u.Name)
 		}
 		users[u.Name] = true
 	}
 	for _, g := range s.Groups {
-		if !userName.MatchString(g.Name) {
+		if !userName().MatchString(g.Name) {
 			return bad("groups: %q is not a group name", g.Name)
 		}
 	}
-	if s.User != "" && !userName.MatchString(s.User) {
+	if s.User != "" && !userName().MatchString(s.User) {
 		if _, err := strconv.Atoi(s.User); err != nil {
 			return bad("user: %q is neither a name nor a number", s.User)
 		}
 	}
 	for _, e := range s.Env {
 		k, _, ok := strings.Cut(e, "=")
-		if !ok || !envName.MatchString(k) {
+		if !ok || !envName().MatchString(k) {
 			return bad("env: %q is not NAME=VALUE", e)
 		}
 	}
 	for _, p := range s.Ports {
-		if !portSpec.MatchString(p) {
+		if !portSpec().MatchString(p) {
 			return bad("ports: %q is not PORT[/tcp|udp|sctp]", p)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/net/html"
@@ -242,10 +243,10 @@ func (c *Client) get(ctx context.Context, url string) (string, error) {
 	return string(b), nil
 }
 
-var placeholder = regexp.MustCompile(`\{[^{}]*\}`)
+var placeholder = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{[^{}]*\}`) })
 
 func render(tpl string, vars map[string]string, ext string) (string, error) {
-	out := placeholder.ReplaceAllStringFunc(tpl, func(ph string) string {
+	out := placeholder().ReplaceAllStringFunc(tpl, func(ph string) string {
 		k := ph[1 : len(ph)-1]
 		if k == "ext" {
 			return ext
@@ -255,7 +256,7 @@ func render(tpl string, vars map[string]string, ext string) (string, error) {
 		}
 		return ph
 	})
-	if left := placeholder.FindString(out); left != "" {
+	if left := placeholder().FindString(out); left != "" {
 		return "", fmt.Errorf("no value for %s", left)
 	}
 	return out, nil

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Transport says where an image comes from.
@@ -40,14 +41,16 @@ const (
 
 var (
 	// One path component of a repository name (distribution/reference).
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	componentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`) })
 	// A registry host: DNS labels, or an IPv6 literal in brackets, then an
 	// optional port.
-	registryRE = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]{1,5})?$`)
-	tagRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestRE   = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+	registryRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]{1,5})?$`)
+	})
+	tagRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
+	digestRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[a-f0-9]{64}$`) })
 	// The OCI layout's org.opencontainers.image.ref.name grammar.
-	layoutRefRE = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[+._-]|/)[A-Za-z0-9]+)*$`)
+	layoutRefRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[+._-]|/)[A-Za-z0-9]+)*$`) })
 )
 
 // Ref is a parsed, normalized reference. Registry, Repository, Tag and
@@ -105,7 +108,7 @@ func parseDocker(s string) (Ref, error) {
 	r := Ref{Transport: Docker}
 	name := s
 	if n, d, ok := strings.Cut(s, "@"); ok {
-		if !digestRE.MatchString(d) {
+		if !digestRE().MatchString(d) {
 			return Ref{}, fmt.Errorf("digest %q is not sha256: and 64 lower-case hex digits", d)
 		}
 		name, r.Digest = n, d
@@ -114,7 +117,7 @@ func parseDocker(s string) (Ref, error) {
 	// comes before a slash).
 	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
 		name, r.Tag = name[:i], name[i+1:]
-		if !tagRE.MatchString(r.Tag) {
+		if !tagRE().MatchString(r.Tag) {
 			return Ref{}, fmt.Errorf("tag %q: want [A-Za-z0-9_][A-Za-z0-9_.-]*, at most %d characters", r.Tag, maxTagLen)
 		}
 	}
@@ -123,7 +126,7 @@ func parseDocker(s string) (Ref, error) {
 	}
 	first, remainder, hasSlash := strings.Cut(name, "/")
 	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
-		if !registryRE.MatchString(first) {
+		if !registryRE().MatchString(first) {
 			return Ref{}, fmt.Errorf("registry %q is not a host[:port]", first)
 		}
 		r.Registry, name = first, remainder
@@ -143,7 +146,7 @@ func parseDocker(s string) (Ref, error) {
 		return Ref{}, fmt.Errorf("repository name longer than %d characters", maxNameLen)
 	}
 	for c := range strings.SplitSeq(name, "/") {
-		if !componentRE.MatchString(c) {
+		if !componentRE().MatchString(c) {
 			if strings.ToLower(c) != c {
 				return Ref{}, fmt.Errorf("repository name %q must be lower case", name)
 			}
@@ -161,7 +164,7 @@ func parseLayout(tr Transport, s string) (Ref, error) {
 	if err := checkPath(p); err != nil {
 		return Ref{}, err
 	}
-	if tag != "" && (len(tag) > maxTagLen || !layoutRefRE.MatchString(tag)) {
+	if tag != "" && (len(tag) > maxTagLen || !layoutRefRE().MatchString(tag)) {
 		return Ref{}, fmt.Errorf("layout reference name %q is not [A-Za-z0-9] words joined by '+', '.', '_', '-' or '/', at most %d characters", tag, maxTagLen)
 	}
 	return Ref{Transport: tr, Path: p, Tag: tag}, nil
@@ -213,11 +216,11 @@ func (r Ref) String() string {
 // a registry host or a repository component, so no ".." or "," passes.
 func CheckPrefix(s string) error {
 	parts := strings.Split(s, "/")
-	if !registryRE.MatchString(parts[0]) || len(s) > maxNameLen {
+	if !registryRE().MatchString(parts[0]) || len(s) > maxNameLen {
 		return fmt.Errorf("%w: %q is not REGISTRY[/NAME]", ErrInvalid, s)
 	}
 	for _, c := range parts[1:] {
-		if !componentRE.MatchString(c) {
+		if !componentRE().MatchString(c) {
 			return fmt.Errorf("%w: %q is not REGISTRY[/NAME]", ErrInvalid, s)
 		}
 	}

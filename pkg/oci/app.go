@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/appc/spec/schema/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -148,7 +149,7 @@ func ports(exposed map[string]struct{}) ([]types.Port, error) {
 	return out, nil
 }
 
-var notNameChars = regexp.MustCompile(`[^a-z0-9]+`)
+var notNameChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9]+`) })
 
 // mountPoints maps Volumes paths onto named mount points; names come from
 // the path ("/var/lib/data" → "volume-var-lib-data"), made unique.
@@ -165,7 +166,7 @@ func mountPoints(vols map[string]struct{}) ([]types.MountPoint, error) {
 	used := map[string]bool{}
 	var out []types.MountPoint
 	for _, p := range paths {
-		base := "volume-" + strings.Trim(notNameChars.ReplaceAllString(strings.ToLower(p), "-"), "-")
+		base := "volume-" + strings.Trim(notNameChars().ReplaceAllString(strings.ToLower(p), "-"), "-")
 		base = strings.TrimSuffix(base, "-")
 		name := base
 		for i := 2; used[name]; i++ {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/prepare"
 )
 
 // TestExport: only an exited pod's app exports, as the app left it (the
@@ -32,6 +33,10 @@ func TestExport(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sp := newStubPods(t)
 			p := sp.prepare(t)
+			// The app ran in its tree, and changed it.
+			if err := prepare.Mount(p); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(p.File(pod.AppRootfs("hello"))+"/changed", []byte("by the app"), 0o644); err != nil {
 				t.Fatal(err)
 			}

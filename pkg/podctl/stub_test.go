@@ -119,11 +119,12 @@ func (sp *stubPods) gcRan() []string {
 	return strings.Fields(string(b))
 }
 
-// Pod states a test starts from, from a pod prepare just returned.
+// Pod states a test starts from, from a pod prepare just returned. A pod
+// that ran has its trees mounted, as stage0 mounts them to run it.
 var (
-	exited = func(p *pod.Pod) { p.Transition(pod.Running); p.Unlock() }
+	exited = func(p *pod.Pod) { prepare.Mount(p); p.Transition(pod.Running); p.Unlock() }
 	// running is held by the test, as stage1 holds a running pod.
-	running        = func(p *pod.Pod) { p.Transition(pod.Running) }
+	running        = func(p *pod.Pod) { prepare.Mount(p); p.Transition(pod.Running) }
 	prepared       = func(p *pod.Pod) { p.Transition(pod.Prepared); p.Unlock() }
 	abortedPrepare = func(p *pod.Pod) { p.Unlock() }
 )

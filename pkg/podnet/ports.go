@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/appc/spec/schema/types"
@@ -139,7 +140,9 @@ func lockPublish() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-var dnatRule = regexp.MustCompile(`-p (tcp|udp) .*id: \\"([^\\]*)\\".*--dports ([0-9,]+)`)
+var dnatRule = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`-p (tcp|udp) .*id: \\"([^\\]*)\\".*--dports ([0-9,]+)`)
+})
 
 // hostDNAT returns the host ports portmap publishes for anyone on this
 // host (other data dirs, other CNI users): "tcp/8080" -> container ID.
@@ -153,7 +156,7 @@ func hostDNAT() map[string]string {
 
 func parseDNAT(rules string) map[string]string {
 	taken := map[string]string{}
-	for _, m := range dnatRule.FindAllStringSubmatch(rules, -1) {
+	for _, m := range dnatRule().FindAllStringSubmatch(rules, -1) {
 		for _, port := range strings.Split(m[3], ",") {
 			taken[m[1]+"/"+port] = m[2]
 		}

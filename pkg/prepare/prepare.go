@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -152,7 +153,10 @@ const maxMountsFileSize = 16 << 20
 // the store's read-only tree rather than from anything the pod could write.
 const Stage1ImageFile = "stage1-image"
 
-// Prepare creates a pod and fills it. The pod is returned locked and in the
+// Prepare creates a pod and fills it. It mounts nothing: Mount mounts the
+// pod's trees when it is about to run, so that a prepared pod costs no
+// mount and its removal no unmount (an overlay's unmount syncs the
+// filesystem of its upper dir). The pod is returned locked and in the
 // Preparing state; the caller moves it to Prepared or Running. On error the
 // pod is moved to garbage and unlocked.
 func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error) {
@@ -190,7 +194,6 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 	}
 	defer func() {
 		if err != nil {
-			mount.UnmountAll(p.Path())
 			if err := ReleasePrivateUsers(p); err != nil {
 				o.Log.Warn("release uid range", "pod", p.UUID, "err", err)
 			}
@@ -238,16 +241,19 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 		return p, fmt.Errorf("prepare pod: %w", err)
 	}
 	if o.NoOverlay {
-		err = copyTrees(p, records)
-	} else {
-		err = Mount(p)
+		if err := copyTrees(p, records); err != nil {
+			return p, err
+		}
 	}
-	if err != nil {
-		return p, err
+	// The apps' image manifests belong in the stage1's tree: its copy, or
+	// the upper dir of its overlay, not mounted yet.
+	s1tree := records[0].Upper
+	if o.NoOverlay {
+		s1tree = pod.Stage1Rootfs
 	}
 	for i, ra := range pm.Apps {
 		im, _ := imgs.Manifest(o.Apps[i].Image)
-		if err := writeJSON(p.File(pod.AppManifest(ra.Name.String())), im, false); err != nil {
+		if err := writeJSON(p.File(s1tree+strings.TrimPrefix(pod.AppManifest(ra.Name.String()), pod.Stage1Rootfs)), im, false); err != nil {
 			return p, err
 		}
 	}
@@ -268,8 +274,8 @@ func trees(ctx context.Context, imgs Images, id string, layers []string, noOverl
 	return imgs.Trees(ctx, layers)
 }
 
-// Mount mounts the pod's overlays that are not mounted yet (after a reboot,
-// or for a prepared pod). Pods prepared with a copy get their copies bound
+// Mount mounts the pod's overlays that are not mounted yet: before a pod
+// runs (Prepare mounts nothing), after a reboot, for an export. Pods prepared with a copy get their copies bound
 // on themselves, nosuid and nodev, as overlays are.
 func Mount(p *pod.Pod) error {
 	records, err := readMounts(p)
@@ -402,19 +408,16 @@ func copyTrees(p *pod.Pod, records []mountRecord) error {
 			}
 		}
 	}
-	if err := perm.WriteFile(p.File("copied"), nil, true); err != nil {
-		return err
-	}
-	return Mount(p)
+	return perm.WriteFile(p.File("copied"), nil, true)
 }
 
-var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
+var nonName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9-]+`) })
 
 // AppName derives an app name from an image name: its last path element,
 // lowercased, with anything not allowed in an appc ACName replaced.
 func AppName(image string) string {
 	base := image[strings.LastIndex(image, "/")+1:]
-	n := strings.Trim(nonName.ReplaceAllString(strings.ToLower(base), "-"), "-")
+	n := strings.Trim(nonName().ReplaceAllString(strings.ToLower(base), "-"), "-")
 	if n == "" {
 		n = "app"
 	}

@@ -83,8 +83,9 @@ func AddApp(ctx context.Context, imgs Images, p *pod.Pod, a App, inherit []strin
 	}
 	if copied {
 		err = copyTrees(p, []mountRecord{rec})
-	} else {
-		err = Mount(p)
+	}
+	if err == nil {
+		err = Mount(p) // the pod runs
 	}
 	if err != nil {
 		return name, err

@@ -38,7 +38,8 @@ func testMain(m *testing.M) int {
 }
 
 // Prepare fills a pod for the stub stage1 as docs/stage1-abi.md says, by
-// overlay or by copy, and Mount mounts nothing twice.
+// overlay or by copy, mounting nothing, and Mount mounts its trees, none
+// twice.
 func TestPrepareStub(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("prepare mounts: needs root")
@@ -97,8 +98,20 @@ func TestPrepareStub(t *testing.T) {
 			if ids := ImageIDs(p); !slices.Contains(ids, s1) || !slices.Contains(ids, app) || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != 2 {
 				t.Errorf("ImageIDs = %q, want the stage1 %s and the app %s", ids, s1, app)
 			}
+			// Prepare mounts nothing (a prepared pod's removal unmounts
+			// nothing); Mount mounts the trees for a run.
+			if mounted, err := mount.Under(p.Path()); err != nil || len(mounted) != 0 {
+				t.Fatalf("mounts under the prepared pod = %q, %v; want none", mounted, err)
+			}
+			if err := Mount(p); err != nil {
+				t.Fatal(err)
+			}
 			if b, err := os.ReadFile(p.File(pod.AppRootfs("hello") + "/hello")); err != nil || string(b) != "world" {
 				t.Errorf("app rootfs /hello = %q, %v; want world", b, err)
+			}
+			// Written before the stage1's tree was mounted, seen in it.
+			if b, err := os.ReadFile(p.File(pod.AppManifest("hello"))); err != nil || !bytes.Contains(b, []byte(`"example.com/hello"`)) {
+				t.Errorf("app manifest in the stage1 tree = %q, %v; want hello's image manifest", b, err)
 			}
 			if _, err := os.Lstat(p.File(pod.Stage1Rootfs + "/" + pod.EntrypointRun)); err != nil {
 				t.Errorf("stage1 rootfs has no run entrypoint: %v", err)

@@ -117,9 +117,14 @@ func benchPodStore(ctx context.Context, cfg config) error {
 		}
 	}
 	// rm returns when nothing of the pod remains and nothing is mounted.
+	// The pod is prepared by the binary that removes it: what a prepared
+	// pod holds (mounts or none) is that build's.
 	rm := func(bin, store string) func() (time.Duration, error) {
 		return func() (time.Duration, error) {
-			uuid, err := run(skiff(store, "prepare", "skiff.local/busybox", "--exec=/bin/true")...)
+			var uuid string
+			var err error
+			ns.do(func() { uuid, err = output(ctx, nil, bin, skiff(store, "prepare", "skiff.local/busybox", "--exec=/bin/true")...) })
+			uuid = strings.TrimSpace(uuid)
 			if err != nil {
 				return 0, err
 			}
