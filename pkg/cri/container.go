@@ -98,14 +98,14 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 	switch {
 	case slices.ContainsFunc(add, isAll):
 		// Every capability the host lets skiff hold: a pod cannot hold more.
-		a.CapsRetain = heldCaps()
+		a.CapsRetain = appspec.HeldCaps()
 	case slices.ContainsFunc(drop, isAll) && len(add) > 0:
 		// Kubernetes' usual "drop ALL, add a few": keep just those.
 		for _, c := range add {
 			a.CapsRetain = append(a.CapsRetain, capName(c))
 		}
 	case slices.ContainsFunc(drop, isAll):
-		a.CapsRemove = heldCaps()
+		a.CapsRemove = appspec.HeldCaps()
 	default:
 		for _, c := range add {
 			a.CapsRetain = append(a.CapsRetain, capName(c))
@@ -128,7 +128,7 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 	if sc.GetPrivileged() {
 		// Every capability and no filter (applied by the stage1 from
 		// the annotation): what it asks for besides is moot.
-		a.Privileged, a.CapsRetain, a.CapsRemove = true, heldCaps(), nil
+		a.Privileged, a.CapsRetain, a.CapsRemove = true, appspec.HeldCaps(), nil
 	} else if err := seccompOf(&a, sc); err != nil {
 		return a, err
 	}
@@ -247,22 +247,8 @@ func clampOOMScore(want int64, floor int) (int, bool) {
 	return n, int64(n) != want
 }
 
-// heldCaps lists the capabilities in this process's bounding set, by
-// name (CAP_...): what "ALL" can mean on this host.
-func heldCaps() []string {
-	var out []string
-	caps, err := capability.NewPid2(0)
-	if err == nil {
-		err = caps.Load()
-	}
-	for _, c := range capability.ListKnown() {
-		if err != nil || caps.Get(capability.BOUNDING, c) {
-			out = append(out, capName(c.String()))
-		}
-	}
-	return out
-}
-
+// capName is a CRI capability name (with or without CAP_, any case) as
+// skiff spells it: CAP_NAME.
 func capName(c string) string {
 	c = strings.ToUpper(c)
 	if !strings.HasPrefix(c, "CAP_") {

@@ -123,7 +123,9 @@ func benchPodStore(ctx context.Context, cfg config) error {
 		return func() (time.Duration, error) {
 			var uuid string
 			var err error
-			ns.do(func() { uuid, err = output(ctx, nil, bin, skiff(store, "prepare", "skiff.local/busybox", "--exec=/bin/true")...) })
+			ns.do(func() {
+				uuid, err = output(ctx, nil, bin, skiff(store, "prepare", "skiff.local/busybox", "--exec=/bin/true")...)
+			})
 			uuid = strings.TrimSpace(uuid)
 			if err != nil {
 				return 0, err
