@@ -1,8 +1,6 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/spf13/cobra"
 )
 
@@ -23,11 +21,8 @@ created with stdin-once then sees the end of its stdin too.`,
 			if err != nil {
 				return err
 			}
-			if app == "" {
-				if len(st.AppList) != 1 {
-					return usagef("pod %s has %d apps (%s): pick one with --app", p.UUID, len(st.AppList), strings.Join(st.AppList, ", "))
-				}
-				app = st.AppList[0]
+			if app, err = onlyApp(p, st, app); err != nil {
+				return err
 			}
 			in, err := g.pods().Invocation(p)
 			if err != nil {

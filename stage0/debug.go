@@ -51,13 +51,11 @@ CAP_SYS_PTRACE on top of the app's, for strace. See docs/debug.md.`,
 			if err != nil {
 				return err
 			}
-			switch {
-			case app == "" && len(st.AppList) != 1:
-				return usagef("pod %s has %d apps (%s): pick one with --app", p.UUID, len(st.AppList), strings.Join(st.AppList, ", "))
-			case app == "":
-				app = st.AppList[0]
-			case !slices.Contains(st.AppList, app):
+			if app != "" && !slices.Contains(st.AppList, app) {
 				return fmt.Errorf("debug pod %s: %w: %q (it has %s)", p.UUID, pod.ErrNoApp, app, strings.Join(st.AppList, ", "))
+			}
+			if app, err = onlyApp(p, st, app); err != nil {
+				return err
 			}
 			if image == "" {
 				if image, err = toolsimage.Default(stage1.DefaultDirs()); err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/stage1"
 )
 
@@ -45,11 +46,8 @@ terminal, which is in raw mode meanwhile.`,
 			if err != nil {
 				return err
 			}
-			if app == "" {
-				if len(st.AppList) != 1 {
-					return usagef("pod %s has %d apps (%s): pick one with --app", p.UUID, len(st.AppList), strings.Join(st.AppList, ", "))
-				}
-				app = st.AppList[0]
+			if app, err = onlyApp(p, st, app); err != nil {
+				return err
 			}
 			if len(command) == 0 {
 				command = []string{"/bin/sh"}
@@ -72,4 +70,16 @@ terminal, which is in raw mode meanwhile.`,
 	cmd.Flags().StringVar(&app, "app", "", "the app to enter")
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "run the command on a terminal of its own")
 	return cmd
+}
+
+// onlyApp is app, or when it is "" the pod's one app; a pod with several
+// needs --app.
+func onlyApp(p *pod.Pod, st pod.Status, app string) (string, error) {
+	if app != "" {
+		return app, nil
+	}
+	if len(st.AppList) != 1 {
+		return "", usagef("pod %s has %d apps (%s): pick one with --app", p.UUID, len(st.AppList), strings.Join(st.AppList, ", "))
+	}
+	return st.AppList[0], nil
 }
