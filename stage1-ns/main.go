@@ -15,5 +15,5 @@ import (
 
 func main() {
 	os.Exit(stage1kit.Main(stage1kit.Stage1{Name: "stage1-ns", Isolator: nspawn.Isolator{},
-		Entrypoints: map[string]func([]string) int{"hook": nspawn.HookMain}}, os.Args))
+		Entrypoints: map[string]func([]string) int{"hook": nspawn.HookMain, "systemd": nspawn.InitMain}}, os.Args))
 }

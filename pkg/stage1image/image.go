@@ -49,6 +49,11 @@ type ImageOptions struct {
 	// Apps, when set, links and announces the app sandbox's entrypoints
 	// (pod.AppEntrypoints) as /skiff/<name>.
 	Apps bool
+	// Init, when set, is where the pod's systemd goes instead of
+	// /usr/lib/systemd/systemd, which then is a link to /skiff/run: the
+	// stage1's own first step as the pod's init (stage1-ns: nspawn's
+	// filter, stage1-ns/nspawn/filter.go).
+	Init string
 
 	// Omit, when set, leaves out the entries it reports, by tar name
 	// (directories end in "/").
@@ -204,6 +209,11 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	// drops the oldest entries beyond it (docs/stage1-ns.md).
 	t.file("rootfs/etc/systemd/journald.conf.d/skiff.conf", 0o644, []byte(JournaldConf))
 	for _, f := range append(bins, libs...) {
+		if f == systemdFiles[0] && o.Init != "" {
+			t.hostFile("rootfs"+o.Init, filepath.Join(o.HostRoot, f), 0o755)
+			t.symlink("rootfs/"+usrPath(f), "/skiff/run")
+			continue
+		}
 		t.hostFile("rootfs/"+usrPath(f), filepath.Join(o.HostRoot, f), 0o755)
 	}
 	units := map[string]string{}

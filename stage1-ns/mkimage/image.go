@@ -5,6 +5,7 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/stage1image"
+	"github.com/skiffpod/skiff/stage1-ns/nspawn"
 )
 
 // ImageName is the name of the stage1-ns image.
@@ -24,5 +25,6 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 	return stage1image.BuildImage(w, stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
 		Features: []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeaturePrivateUsers, pod.FeatureAppPIDNamespace, pod.FeatureIPCParent, pod.FeatureTTY, pod.FeatureAttach, pod.FeatureAppSecurity}, Apps: true,
+		Init: nspawn.PodSystemd,
 	})
 }

@@ -13,6 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/seccompcopy"
 )
 
 // These tests run real pods: the stage1-ns image is built from this tree
@@ -422,5 +426,63 @@ func untar(b []byte, dir string) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// TestNspawnFilterLearned: the first pod of a shape runs under the filter
+// nspawn compiles, which run learns from its init; the next pod's nspawn
+// compiles none (SYSTEMD_SECCOMP=0) and its init installs the learned one:
+// the pods' inits hold the very same filters.
+func TestNspawnFilterLearned(t *testing.T) {
+	requirePods(t)
+	// filters returns the filters of a running pod's init and whether its
+	// nspawn compiled them.
+	filters := func(p *testPod) ([]seccompcopy.Filter, bool) {
+		t.Helper()
+		p.waitReady(t)
+		b, err := os.ReadFile(filepath.Join(p.dir, pod.PidFile))
+		must(t, err)
+		pid, err := strconv.Atoi(string(b))
+		must(t, err)
+		fs, err := seccompcopy.Read(pid)
+		must(t, err)
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		must(t, err)
+		ppid := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))[1]
+		env, err := os.ReadFile("/proc/" + ppid + "/environ")
+		must(t, err)
+		return fs, !slices.Contains(strings.Split(string(env), "\x00"), "SYSTEMD_SECCOMP=0")
+	}
+	runPod := func() ([]seccompcopy.Filter, bool) {
+		t.Helper()
+		p := newPod(t, testApp{name: "sleeper", script: "exec sleep 100"})
+		c := p.start(t, io.Discard)
+		fs, compiled := filters(p)
+		must(t, p.entrypoint("stop", "--force").Run())
+		c.Wait()
+		return fs, compiled
+	}
+	var learned []seccompcopy.Filter
+	for attempt := 1; ; attempt++ {
+		// Another test's pod of the same shape may learn it in between.
+		must(t, os.RemoveAll(filterDir))
+		fs, compiled := runPod()
+		if compiled {
+			learned = fs
+			break
+		}
+		if attempt == 3 {
+			t.Fatal("no pod ran under nspawn's own filter: something keeps learning it")
+		}
+	}
+	if len(learned) == 0 {
+		t.Fatal("the first pod's init has no seccomp filter")
+	}
+	fs, compiled := runPod()
+	if compiled {
+		t.Fatal("the second pod's nspawn compiled its filter again (no SYSTEMD_SECCOMP=0): not learned")
+	}
+	if !reflect.DeepEqual(fs, learned) {
+		t.Fatalf("the second pod's init has %d filters, not the %d nspawn installed in the first", len(fs), len(learned))
 	}
 }

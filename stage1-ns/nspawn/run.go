@@ -276,8 +276,10 @@ func nspawnArgs(o pod.RunArgs, binds []string) ([]string, error) {
 // nspawnEnv is systemd-nspawn's environment, from run's. The service
 // manager's variables are for run, the unit's main process: nspawn's own
 // READY=1 would come too early and from the wrong pid. SYSTEMD_SECCOMP
-// is skiff's to set: only an app sandbox (noFilter) runs without nspawn's
-// filter (and a pod run with --insecure-options=seccomp, which asked for none), whose apps each get exactly their own from stage2 (the default
+// is skiff's to set: only an app sandbox runs without nspawn's filter
+// (and a pod run with --insecure-options=seccomp, which asked for none),
+// besides a pod whose init installs nspawn's filter itself (filter.go);
+// an app sandbox's apps each get exactly their own from stage2 (the default
 // profile unless asked otherwise, none for an unconfined or privileged
 // CRI container); nspawn's, on the whole pod, would be on top of every
 // one (docs/seccomp.md). Any other pod keeps it, whatever run inherited.
@@ -317,8 +319,12 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, noFilter bool, args []st
 	if bin == "" {
 		bin = "systemd-nspawn"
 	}
+	var plan filterPlan
+	if !noFilter {
+		plan = planFilter(log, bin, args)
+	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = nspawnEnv(os.Environ(), noFilter, o.IPC)
+	cmd.Env = nspawnEnv(os.Environ(), noFilter || plan.cached, o.IPC)
 	if len(pass) > 0 {
 		// nspawn hands fds 3.. to the pod's systemd when LISTEN_PID names
 		// nspawn itself, a pid known only after the fork: a shell sets it
@@ -356,12 +362,13 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, noFilter bool, args []st
 		c.err = cmd.Wait()
 		close(c.done)
 	}()
-	go c.recordInit()
+	go c.recordInit(plan.learn)
 	return c, nil
 }
 
-// recordInit finds the pod's init and writes the pid file.
-func (c *container) recordInit() {
+// recordInit finds the pod's init and writes the pid file, then learns
+// nspawn's filter from it into the file learn names, if any.
+func (c *container) recordInit(learn string) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -374,6 +381,9 @@ func (c *container) recordInit() {
 			c.init.Store(int64(pid))
 			if err := stage1kit.WritePid(pid); err != nil {
 				c.log.Error(err.Error())
+			}
+			if learn != "" {
+				learnFilter(c.log, c.cmd.Process.Pid, pid, learn, c.done)
 			}
 			return
 		}
@@ -455,8 +465,14 @@ func (d *dropLine) Flush() error {
 
 // catches reports whether process pid blocks or catches sig, so that the
 // signal is not dropped: systemd blocks the signals it reads from a signalfd.
+// catches reports whether the pod's init pid catches or blocks sig. Until
+// it is systemd it is stage1's InitMain, whose Go runtime catches every
+// signal and would lose one sent before its exec: not yet.
 func catches(pid int, sig syscall.Signal) bool {
 	if pid <= 0 {
+		return false
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || strings.HasSuffix(exe, "/skiff/run") {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
