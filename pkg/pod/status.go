@@ -184,8 +184,9 @@ func stampOf(b []byte, err error) time.Time {
 
 // mtimeOf returns the mtime of the regular file name below the pod dir d,
 // which stamp sets to the time it writes: one stat instead of an open, a
-// read and a close (pods stamped by skiffs before it have an mtime a few
-// microseconds after the stamp). The zero time when there is no such file.
+// read and a close (pods stamped by skiffs before it have the kernel's
+// coarse time of the write: up to a clock tick, a few milliseconds, off
+// the stamp). The zero time when there is no such file.
 func mtimeOf(d int, name string) time.Time {
 	var fi unix.Stat_t
 	if unix.Fstatat(d, name, &fi, unix.AT_SYMLINK_NOFOLLOW) != nil || fi.Mode&unix.S_IFMT != unix.S_IFREG {
