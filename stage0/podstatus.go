@@ -24,6 +24,9 @@ type netStatus struct {
 
 func withNet(p *pod.Pod, st pod.Status) podStatus {
 	ps := podStatus{Status: st}
+	if !st.Networked {
+		return ps
+	}
 	res, ports, err := cni.Cached(p.File(pod.NetDir))
 	if err != nil {
 		return ps // removed or torn down while we looked

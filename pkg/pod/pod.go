@@ -364,10 +364,14 @@ func (p *Pod) Transition(to State) error {
 }
 
 // stamp writes the time now into the pod's file name, in nanoseconds since
-// the epoch, readable by the skiff group (list shows it).
+// the epoch, readable by the skiff group (list shows it), and makes it the
+// file's mtime too: list reads that, one stat instead of a read.
 func (p *Pod) stamp(name string) error {
-	ts := strconv.FormatInt(time.Now().UnixNano(), 10)
-	return perm.WriteFile(p.File(name), []byte(ts), true)
+	now := time.Now()
+	if err := perm.WriteFile(p.File(name), []byte(strconv.FormatInt(now.UnixNano(), 10)), true); err != nil {
+		return err
+	}
+	return os.Chtimes(p.File(name), now, now)
 }
 
 // stampTime reads a time stamp; the zero time when the file is missing

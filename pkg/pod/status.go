@@ -60,6 +60,10 @@ type Status struct {
 	// PrivateUsers is the pod's host uid range, UID:COUNT, when it has a
 	// user namespace of its own (--private-users).
 	PrivateUsers string `json:"privateUsers,omitempty"`
+	// Networked says the pod has stage0's network cache (NetDir), which
+	// the caller reads if it shows networks: probed on the descriptor
+	// status holds, a lookup of one name, where most pods have none.
+	Networked bool `json:"-"`
 }
 
 // Status reads the pod's state and what stage1 wrote.
@@ -100,6 +104,8 @@ func (p *Pod) status(full bool) (Status, error) {
 	read := func(name string, limit int64) ([]byte, error) {
 		return safefile.ReadFileFD(d, path, name, limit)
 	}
+	var fi unix.Stat_t
+	st.Networked = unix.Fstatat(d, NetDir, &fi, unix.AT_SYMLINK_NOFOLLOW) == nil
 	rec, recorded := recordedApps(d, path)
 	if recorded {
 		st.AppList, st.Images, st.Names = rec.names, rec.images, rec.imageNames
@@ -112,14 +118,13 @@ func (p *Pod) status(full bool) (Status, error) {
 		st.Created = stampOf(read(CreatedFile, MaxStateFileSize))
 	}
 	if st.Created.IsZero() {
-		var fi unix.Stat_t
 		if err := unix.Fstat(d, &fi); err != nil {
 			return st, fmt.Errorf("stat pod %s: %w", p.UUID, err)
 		}
 		st.Created = time.Unix(fi.Mtim.Unix())
 	}
 	if p.State == Running || p.State == ExitedGarbage || p.State == Garbage {
-		st.Started = stampOf(read(StartedFile, MaxStateFileSize))
+		st.Started = mtimeOf(d, StartedFile)
 	}
 	if full {
 		if b, err := read(PrivateUsersFile, MaxStateFileSize); err == nil {
@@ -175,6 +180,19 @@ func stampOf(b []byte, err error) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n)
+}
+
+// mtimeOf returns the mtime of the regular file name below the pod dir d,
+// which stamp sets to the time it writes: one stat instead of an open, a
+// read and a close (pods stamped by skiffs before it have the kernel's
+// coarse time of the write: up to a clock tick, a few milliseconds, off
+// the stamp). The zero time when there is no such file.
+func mtimeOf(d int, name string) time.Time {
+	var fi unix.Stat_t
+	if unix.Fstatat(d, name, &fi, unix.AT_SYMLINK_NOFOLLOW) != nil || fi.Mode&unix.S_IFMT != unix.S_IFREG {
+		return time.Time{}
+	}
+	return time.Unix(fi.Mtim.Unix())
 }
 
 // apps reads the names of the pod's apps and their image IDs from its

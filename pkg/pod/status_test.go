@@ -164,6 +164,20 @@ func TestStatusTimes(t *testing.T) {
 	if !st2.Created.Equal(st.Created) || st2.Started.Before(after) || st2.Started.After(time.Now()) {
 		t.Errorf("after the move to run: created %v (want %v), started %v", st2.Created, st.Created, st2.Started)
 	}
+	// Read as the file's mtime, which is the stamp written in it.
+	if stamp := p.stampTime(StartedFile); !st2.Started.Equal(stamp) {
+		t.Errorf("started %v, want the stamp's %v", st2.Started, stamp)
+	}
+	// A started stamp the pod replaced by a symlink is not followed.
+	if err := os.Remove(p.File(StartedFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(p.File(CreatedFile), p.File(StartedFile)); err != nil {
+		t.Fatal(err)
+	}
+	if st3, err := p.Status(); err != nil || !st3.Started.IsZero() {
+		t.Errorf("started through a symlink: %v, %v; want zero", st3.Started, err)
+	}
 }
 
 // TestValidName: the hand-written checks accept exactly what appc's
@@ -263,9 +277,10 @@ func TestStatusAppStatusDirSymlink(t *testing.T) {
 	}
 }
 
-// TestAppsRecord: list reads the apps record while it is of the manifest
-// there; a record of another manifest (rewritten, or torn by a crash), a
-// missing or an invalid one sends it to the manifest itself.
+// TestAppsRecord: list reads the apps record when there is one, which
+// every writer of the manifest removes before and writes again after; a
+// missing one (a crash between the two) or an invalid one sends it to the
+// manifest itself.
 func TestAppsRecord(t *testing.T) {
 	id := "sha512-" + strings.Repeat("ab", 64)
 	one := `{"apps":[{"name":"web","image":{"name":"example.com/web","id":"` + id + `"}}]}`
@@ -278,11 +293,17 @@ func TestAppsRecord(t *testing.T) {
 	}{
 		{"recorded", func(t *testing.T, p *Pod) {}, []string{"web"}},
 		{"manifest rewritten", func(t *testing.T, p *Pod) {
-			writeRename(t, p.File(ManifestFile), two)
+			rewrite(t, p, two, true)
 		}, []string{"web", "db"}},
 		{"rewritten, same size", func(t *testing.T, p *Pod) {
-			writeRename(t, p.File(ManifestFile), strings.Replace(one, `"web"`, `"bew"`, 1))
+			rewrite(t, p, strings.Replace(one, `"web"`, `"bew"`, 1), true)
 		}, []string{"bew"}},
+		{"crash before the record", func(t *testing.T, p *Pod) {
+			rewrite(t, p, two, false)
+		}, []string{"web", "db"}},
+		{"rewritten behind the writers' back", func(t *testing.T, p *Pod) {
+			writeRename(t, p.File(ManifestFile), two)
+		}, []string{"web"}}, // the record is trusted, not checked against the manifest
 		{"no record", func(t *testing.T, p *Pod) { os.Remove(p.File(AppsFile)) }, []string{"web"}},
 		{"invalid record", func(t *testing.T, p *Pod) {
 			writeRename(t, p.File(AppsFile), recordHead(t, p)+"Web\x1b[2J\t\t\n")
@@ -326,6 +347,22 @@ func TestAppsRecord(t *testing.T) {
 	}
 }
 
+// rewrite writes the pod's manifest as stage0 does (ForgetApps, the
+// manifest, RecordApps), or as a crash before the record would leave it.
+func rewrite(t *testing.T, p *Pod, manifest string, record bool) {
+	t.Helper()
+	if err := p.ForgetApps(); err != nil {
+		t.Fatal(err)
+	}
+	writeRename(t, p.File(ManifestFile), manifest)
+	if !record {
+		return
+	}
+	if err := p.RecordApps(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // recordHead returns the first two lines of the pod's apps record: the
 // manifest's identity and the created stamp.
 func recordHead(t *testing.T, p *Pod) string {
@@ -346,5 +383,30 @@ func writeRename(t *testing.T, path, data string) {
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNetworked: status says whether the pod has a network cache, so that
+// list reads none for the pods (most) that have none.
+func TestNetworked(t *testing.T) {
+	for _, has := range []bool{false, true} {
+		p, err := Create(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has {
+			if err := os.Mkdir(p.File(NetDir), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range []func() (Status, error){p.Brief, p.Status} {
+			st, err := f()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Networked != has {
+				t.Errorf("Networked %v, want %v", st.Networked, has)
+			}
+		}
 	}
 }

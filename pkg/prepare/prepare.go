@@ -257,6 +257,7 @@ func Prepare(ctx context.Context, imgs Images, o Options) (p *pod.Pod, err error
 			return p, err
 		}
 	}
+	// A new pod: no apps record to forget (pod.ForgetApps) yet.
 	if err := writeJSON(p.File(pod.ManifestFile), pm, true); err != nil {
 		return p, err
 	}

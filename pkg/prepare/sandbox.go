@@ -136,17 +136,22 @@ func removeApp(p *pod.Pod, name string) error {
 	return nil
 }
 
-// writeManifest replaces the pod manifest in one rename.
+// writeManifest replaces the pod manifest in one rename, its apps record
+// removed before and written again after (pod.ForgetApps).
 func writeManifest(p *pod.Pod, pm *schema.PodManifest) error {
 	tmp := p.File(pod.ManifestFile + ".new")
 	if err := writeJSON(tmp, pm, true); err != nil {
 		return err
 	}
+	if err := p.ForgetApps(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
 	if err := os.Rename(tmp, p.File(pod.ManifestFile)); err != nil {
 		return fmt.Errorf("write pod manifest: %w", err)
 	}
-	// The manifest is written: should the record fail, it names the old
-	// manifest, and list reads the new one instead. Not worth failing for.
+	// The manifest is written: should the record fail, there is none,
+	// and list reads the manifest instead. Not worth failing for.
 	_ = p.RecordApps()
 	return nil
 }

@@ -44,6 +44,10 @@ func (s Stage1) runPod(log *slog.Logger, a pod.RunArgs) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The pod is started: run mostly waits from here on.
+	if err := PageOutBinary(); err != nil {
+		log.Debug("idle", "err", err)
+	}
 	werr := loop(log, p, sigs, os.Getenv("NOTIFY_SOCKET") != "", pod.ReadyFile)
 	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)
 	if err != nil {
