@@ -15,8 +15,11 @@ import (
 
 // applySecurity applies the CRI's security context, which stage0 put in
 // the app's annotations (pod.FeatureAppSecurity), over what the isolators
-// decided. s.Mounts must be set.
+// decided. s.Mounts must be set. The paths whose mounts stay shared
+// (pod.AnnotationSharedMounts) go to the spec's annotation of that name,
+// checked and cleaned.
 func applySecurity(s *specs.Spec, an types.Annotations) error {
+	var shared []string
 	if v, ok := an.Get(podabi.AnnotationSeccomp); ok {
 		s.Linux.Seccomp = nil
 		if v != podabi.SeccompUnconfined {
@@ -30,7 +33,7 @@ func applySecurity(s *specs.Spec, an types.Annotations) error {
 	for _, p := range []struct {
 		name string
 		dst  *[]string
-	}{{podabi.AnnotationMaskedPaths, &s.Linux.MaskedPaths}, {podabi.AnnotationReadonlyPaths, &s.Linux.ReadonlyPaths}} {
+	}{{podabi.AnnotationMaskedPaths, &s.Linux.MaskedPaths}, {podabi.AnnotationReadonlyPaths, &s.Linux.ReadonlyPaths}, {podabi.AnnotationSharedMounts, &shared}} {
 		v, ok := an.Get(p.name)
 		if !ok {
 			continue
@@ -47,6 +50,11 @@ func applySecurity(s *specs.Spec, an types.Annotations) error {
 				*p.dst = append(*p.dst, path.Clean(x))
 			}
 		}
+	}
+	if len(shared) > 0 {
+		// stage2 reads it there (launch.SharedMounts).
+		b, _ := json.Marshal(shared)
+		s.Annotations[podabi.AnnotationSharedMounts] = string(b)
 	}
 	if v, _ := an.Get(podabi.AnnotationPrivileged); v == "true" {
 		// What runc gives a privileged container: no filter, nothing

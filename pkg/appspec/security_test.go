@@ -75,6 +75,18 @@ func TestSecurityAnnotations(t *testing.T) {
 					}
 				}
 			}},
+		{name: "shared mounts, cleaned", annotations: map[string]string{podabi.AnnotationSharedMounts: `["/mnt/a/","/b"]`},
+			check: func(t *testing.T, s *specs.Spec) {
+				if got, want := s.Annotations[podabi.AnnotationSharedMounts], `["/mnt/a","/b"]`; got != want {
+					t.Errorf("spec annotation %s = %q, want %q", podabi.AnnotationSharedMounts, got, want)
+				}
+			}},
+		{name: "no shared mounts", check: func(t *testing.T, s *specs.Spec) {
+			if v, ok := s.Annotations[podabi.AnnotationSharedMounts]; ok {
+				t.Errorf("spec annotation %s = %q, want none", podabi.AnnotationSharedMounts, v)
+			}
+		}},
+		{name: "relative shared mount", annotations: map[string]string{podabi.AnnotationSharedMounts: `["mnt"]`}, wantErr: true},
 		{name: "relative path", annotations: map[string]string{podabi.AnnotationReadonlyPaths: `["tmp"]`}, wantErr: true},
 		{name: "bad profile", annotations: map[string]string{podabi.AnnotationSeccomp: `{`}, wantErr: true},
 	}

@@ -255,6 +255,17 @@ func TestAppOf(t *testing.T) {
 					t.Errorf("masked %q read-only %q", a.MaskedPaths, a.ReadonlyPaths)
 				}
 			}},
+		{name: "bidirectional mount in a privileged container: shared", cfg: &runtimeapi.ContainerConfig{
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Privileged: true}},
+			Mounts: []*runtimeapi.Mount{{HostPath: "/a", ContainerPath: "/b/", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+				{HostPath: "/c", ContainerPath: "/d", Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}}},
+			check: func(t *testing.T, a prepare.App) {
+				if !slices.Equal(a.SharedMounts, []string{"/b"}) {
+					t.Errorf("shared mounts %q, want [/b]", a.SharedMounts)
+				}
+			}},
+		{name: "bidirectional mount, not privileged", cfg: &runtimeapi.ContainerConfig{
+			Mounts: []*runtimeapi.Mount{{HostPath: "/a", ContainerPath: "/b", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}}, bad: true},
 		{name: "relative read-only path", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{ReadonlyPaths: []string{"tmp"}}), bad: true},
 		{name: "group without user", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 2000}}), bad: true},
 		{name: "bad env", cfg: &runtimeapi.ContainerConfig{Envs: []*runtimeapi.KeyValue{{Key: "A=B"}}}, bad: true},

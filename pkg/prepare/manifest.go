@@ -243,6 +243,10 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 		b, _ := json.Marshal(a.ReadonlyPaths)
 		ra.Annotations.Set(pod.AnnotationReadonlyPaths, string(b))
 	}
+	if len(a.SharedMounts) > 0 {
+		b, _ := json.Marshal(a.SharedMounts)
+		ra.Annotations.Set(pod.AnnotationSharedMounts, string(b))
+	}
 	return ra, nil
 }
 

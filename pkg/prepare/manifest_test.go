@@ -280,9 +280,9 @@ func TestSecurityAnnotations(t *testing.T) {
 		want map[string]string
 	}{
 		{"none", App{}, map[string]string{}},
-		{"all", App{SeccompProfile: "unconfined", Privileged: true, MaskedPaths: []string{"/a"}, ReadonlyPaths: []string{"/b", "/c"}},
+		{"all", App{SeccompProfile: "unconfined", Privileged: true, MaskedPaths: []string{"/a"}, ReadonlyPaths: []string{"/b", "/c"}, SharedMounts: []string{"/d"}},
 			map[string]string{pod.AnnotationSeccomp: "unconfined", pod.AnnotationPrivileged: "true",
-				pod.AnnotationMaskedPaths: `["/a"]`, pod.AnnotationReadonlyPaths: `["/b","/c"]`}},
+				pod.AnnotationMaskedPaths: `["/a"]`, pod.AnnotationReadonlyPaths: `["/b","/c"]`, pod.AnnotationSharedMounts: `["/d"]`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.app.Name, tt.app.Image = "a", id
@@ -290,7 +290,7 @@ func TestSecurityAnnotations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{pod.AnnotationSeccomp, pod.AnnotationPrivileged, pod.AnnotationMaskedPaths, pod.AnnotationReadonlyPaths} {
+			for _, k := range []string{pod.AnnotationSeccomp, pod.AnnotationPrivileged, pod.AnnotationMaskedPaths, pod.AnnotationReadonlyPaths, pod.AnnotationSharedMounts} {
 				got, _ := ra.Annotations.Get(k)
 				if got != tt.want[k] {
 					t.Errorf("%s = %q, want %q", k, got, tt.want[k])

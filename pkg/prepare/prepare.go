@@ -93,6 +93,9 @@ type App struct {
 	Privileged     bool
 	MaskedPaths    []string
 	ReadonlyPaths  []string
+	// SharedMounts are the app's paths whose mounts stay shared with
+	// their peers (pod.AnnotationSharedMounts, pod.FeatureSharedMounts).
+	SharedMounts []string
 }
 
 // Options describe the whole pod.
