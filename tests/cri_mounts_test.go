@@ -123,6 +123,10 @@ func TestCRIMountPropagation(t *testing.T) {
 			}
 			srv.must("stop", id)
 			srv.must("rm", id)
+			// Removing the container unmounts its copy, not the host's mounts.
+			if p := filepath.Join(master, "from-host"); !hostMounted(t, p) {
+				t.Errorf("%s is no longer mounted on the host after the container's rm", p)
+			}
 		})
 	}
 
