@@ -180,3 +180,56 @@ func TestParseSeccompProfile(t *testing.T) {
 		})
 	}
 }
+
+// TestHostDevices: a privileged app of a privileged pod gets the devices
+// of pod.AnnotationHostDevices after its own; any other app is refused.
+func TestHostDevices(t *testing.T) {
+	root, err := os.OpenRoot("testdata/rootfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	devs := `[{"path":"/dev/kmsg","type":"c","major":1,"minor":11},{"path":"/dev/null","type":"c","major":1,"minor":3}]`
+	for _, tt := range []struct {
+		name             string
+		podPriv, appPriv bool
+		devices          string
+		want             int // devices added to the default ones; -1: an error
+	}{
+		{"privileged", true, true, devs, 1},
+		{"none asked", true, true, "", 0},
+		{"pod not privileged", false, true, devs, -1},
+		{"app not privileged", true, false, devs, -1},
+		{"not a device", true, true, `[{"path":"/dev/x","type":"p"}]`, -1},
+		{"relative", true, true, `[{"path":"dev/x","type":"c"}]`, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pm, ra := pod(t, appJSON("0", "0", ""), "")
+			if tt.podPriv {
+				pm.Annotations.Set(podabi.AnnotationPrivileged, "true")
+			}
+			if tt.appPriv {
+				ra.Annotations.Set(podabi.AnnotationPrivileged, "true")
+			}
+			if tt.devices != "" {
+				ra.Annotations.Set(podabi.AnnotationHostDevices, tt.devices)
+			}
+			s, err := Build(pm, ra, &schema.ImageManifest{}, root, Options{})
+			if tt.want < 0 {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(s.Linux.Devices) - len(devices()); got != tt.want {
+				t.Errorf("%d devices added, want %d: %+v", got, tt.want, s.Linux.Devices)
+			}
+			if tt.want == 1 && s.Linux.Devices[len(s.Linux.Devices)-1].Path != "/dev/kmsg" {
+				t.Errorf("devices %+v: /dev/kmsg not last", s.Linux.Devices)
+			}
+		})
+	}
+}

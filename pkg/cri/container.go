@@ -311,6 +311,19 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 			return "", fmt.Errorf("a security context: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureAppSecurity)
 		}
 	}
+	if app.Privileged {
+		// In a privileged sandbox (above): the host's devices, as
+		// containerd gives, where the stage1 can (not in a VM's guest).
+		s1, err := pod.ReadStage1(p.Path())
+		if err != nil {
+			return "", err
+		}
+		if s1.Supports(pod.FeatureHostDevices) {
+			if app.HostDevices, err = hostDevices("/dev"); err != nil {
+				return "", fmt.Errorf("the host's devices: %w", err)
+			}
+		}
+	}
 	if len(app.SharedMounts) > 0 {
 		s1, err := pod.ReadStage1(p.Path())
 		if err != nil {

@@ -135,6 +135,8 @@ func TestSandboxArgs(t *testing.T) {
 		{"dns", &runtimeapi.PodSandboxConfig{DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"10.0.0.10"}, Searches: []string{"svc.local"}, Options: []string{"ndots:5"}}},
 			[]string{"--dns=10.0.0.10", "--dns-search=svc.local", "--dns-opt=ndots:5"}, false},
 		{"host network", &runtimeapi.PodSandboxConfig{Linux: ns(runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_CONTAINER)}, []string{"--net=host"}, false},
+		{"privileged", &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: true}}},
+			[]string{"--privileged"}, false},
 		{"host pid", &runtimeapi.PodSandboxConfig{Linux: ns(runtimeapi.NamespaceMode_POD, runtimeapi.NamespaceMode_NODE)}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -108,6 +108,15 @@ const (
 	// below them reach their peers, the host's included (the CRI's
 	// Bidirectional mount propagation).
 	AnnotationSharedMounts = "skiff.dev/shared-mounts"
+	// FeatureHostDevices: a stage1 honours AnnotationHostDevices on a
+	// privileged app (AnnotationPrivileged) of a privileged pod (the pod
+	// manifest's AnnotationPrivileged "true", skiff app sandbox
+	// --privileged).
+	FeatureHostDevices = "host-devices"
+	// AnnotationHostDevices, on an app of the pod manifest: a JSON array
+	// of OCI runtime-spec linux devices, the host's device nodes, which
+	// the app gets in its /dev and may use.
+	AnnotationHostDevices = "skiff.dev/host-devices"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.
