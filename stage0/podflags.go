@@ -52,6 +52,8 @@ type podFlags struct {
 	prepareOnly bool
 	// sandbox: the command is app sandbox, a pod with no apps run with --mutable.
 	sandbox bool
+	// privileged (app sandbox only): privileged apps may have the host's devices.
+	privileged bool
 	// Per-app flags given before the first image apply to every app.
 	defaults appFlags
 }
@@ -70,6 +72,9 @@ func (f *podFlags) register(fs *pflag.FlagSet) {
 		f.stage1 = "ns"
 	}
 	fs.Lookup("stage1").DefValue = "ns"
+	if f.sandbox {
+		fs.BoolVar(&f.privileged, "privileged", false, "a privileged sandbox: its privileged apps may have the host's devices (stage1 feature host-devices; skiff cri's privileged sandboxes)")
+	}
 	f.stage1By = map[string]*string{}
 	for _, k := range []struct{ kind, help string }{
 		{"name", "a stage1 image by name[:version] (rkt's flag)"},

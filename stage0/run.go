@@ -169,7 +169,7 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 	if err != nil {
 		return nil, err
 	}
-	o := prepare.Options{DataDir: g.dir, Sandbox: f.sandbox, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PrivateUsers: f.privateUsers == "auto", PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Insecure: g.insecureRun(), Platform: g.platform, Log: g.log}
+	o := prepare.Options{DataDir: g.dir, Sandbox: f.sandbox, Privileged: f.privileged, Volumes: vols, InheritEnv: inheritedEnv(f.inheritEnv), NoOverlay: f.noOverlay, PrivateUsers: f.privateUsers == "auto", PidsLimit: pidsLimit(f.pidsLimit), Hostname: f.hostname, Insecure: g.insecureRun(), Platform: g.platform, Log: g.log}
 	// From resolving the images until the pod has recorded its trees, an
 	// image gc must wait (it could remove an image or a tree in between).
 	release, err := s.Hold()

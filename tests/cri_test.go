@@ -691,10 +691,25 @@ func TestCRISecurityContext(t *testing.T) {
 	if out := srv.must("exec", "-s", id, "grep", " /sys\\| /proc/sys ", "/proc/mounts"); !strings.Contains(out, " /sys sysfs rw") || strings.Contains(out, "/proc/sys") {
 		t.Errorf("privileged: /sys not writable or /proc/sys read-only:\n%s", out)
 	}
-	// Without privileged, the same container may not.
+	// The host's devices (stage1-ns, in a privileged sandbox): /dev/kmsg
+	// (1:11) and /dev/loop-control (10:237), usable.
+	if out := srv.must("exec", "-s", id, "ls", "-l", "/dev/kmsg", "/dev/loop-control"); !strings.Contains(out, "1,  11") || !strings.Contains(out, "10, 237") {
+		t.Errorf("privileged: the host's devices:\n%s", out)
+	}
+	if out := srv.must("exec", "-s", id, "dd", "if=/dev/kmsg", "bs=8192", "count=1"); out == "" {
+		t.Error("privileged: read nothing from /dev/kmsg")
+	}
+	// Without privileged, the same container may not: no such nodes, and
+	// one it makes itself is refused by the pod's device cgroup.
 	id = run(psb, privJSON, nil)
 	if out, errs, ok := srv.crictl("exec", "-s", id, "brctl", "addbr", "foobaz"); ok {
 		t.Errorf("brctl addbr in an unprivileged container succeeded: %s %s", out, errs)
+	}
+	if out, errs, ok := srv.crictl("exec", "-s", id, "ls", "/dev/kmsg"); ok {
+		t.Errorf("/dev/kmsg in an unprivileged container: %s %s", out, errs)
+	}
+	if out, errs, ok := srv.crictl("exec", "-s", id, "sh", "-c", "mknod /dev/k c 1 11 && dd if=/dev/k bs=8192 count=1"); ok || !strings.Contains(out+errs, "not permitted") {
+		t.Errorf("reading a /dev/kmsg node an unprivileged container made: ok=%t %s %s, want Operation not permitted", ok, out, errs)
 	}
 	for _, s := range []string{sb, psb} {
 		srv.must("stopp", s)

@@ -132,6 +132,9 @@ func Build(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManif
 	if err := applySecurity(s, ra.Annotations); err != nil {
 		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
 	}
+	if err := hostDevices(s, pm, ra.Annotations); err != nil {
+		return nil, fmt.Errorf("build spec of app %s: %w", name, err)
+	}
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 
+	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -15,8 +16,11 @@ import (
 
 // applySecurity applies the CRI's security context, which stage0 put in
 // the app's annotations (pod.FeatureAppSecurity), over what the isolators
-// decided. s.Mounts must be set.
+// decided. s.Mounts must be set. The paths whose mounts stay shared
+// (pod.AnnotationSharedMounts) go to the spec's annotation of that name,
+// checked and cleaned.
 func applySecurity(s *specs.Spec, an types.Annotations) error {
+	var shared []string
 	if v, ok := an.Get(podabi.AnnotationSeccomp); ok {
 		s.Linux.Seccomp = nil
 		if v != podabi.SeccompUnconfined {
@@ -30,7 +34,7 @@ func applySecurity(s *specs.Spec, an types.Annotations) error {
 	for _, p := range []struct {
 		name string
 		dst  *[]string
-	}{{podabi.AnnotationMaskedPaths, &s.Linux.MaskedPaths}, {podabi.AnnotationReadonlyPaths, &s.Linux.ReadonlyPaths}} {
+	}{{podabi.AnnotationMaskedPaths, &s.Linux.MaskedPaths}, {podabi.AnnotationReadonlyPaths, &s.Linux.ReadonlyPaths}, {podabi.AnnotationSharedMounts, &shared}} {
 		v, ok := an.Get(p.name)
 		if !ok {
 			continue
@@ -47,6 +51,11 @@ func applySecurity(s *specs.Spec, an types.Annotations) error {
 				*p.dst = append(*p.dst, path.Clean(x))
 			}
 		}
+	}
+	if len(shared) > 0 {
+		// stage2 reads it there (launch.SharedMounts).
+		b, _ := json.Marshal(shared)
+		s.Annotations[podabi.AnnotationSharedMounts] = string(b)
 	}
 	if v, _ := an.Get(podabi.AnnotationPrivileged); v == "true" {
 		// What runc gives a privileged container: no filter, nothing
@@ -131,4 +140,36 @@ func ParseSeccompProfile(b []byte, caps []string) (*specs.LinuxSeccomp, error) {
 
 func all(s []string, f func(string) bool) bool {
 	return !slices.ContainsFunc(s, func(x string) bool { return !f(x) })
+}
+
+// hostDevices adds the host's device nodes that a privileged app of a
+// privileged pod gets (pod.AnnotationHostDevices) to the spec's devices,
+// after those it has.
+func hostDevices(s *specs.Spec, pm *schema.PodManifest, an types.Annotations) error {
+	v, ok := an.Get(podabi.AnnotationHostDevices)
+	if !ok {
+		return nil
+	}
+	if p, _ := an.Get(podabi.AnnotationPrivileged); p != "true" || !privilegedPod(pm) {
+		return fmt.Errorf("annotation %s: the app is not privileged in a privileged pod", podabi.AnnotationHostDevices)
+	}
+	var devs []specs.LinuxDevice
+	if err := json.Unmarshal([]byte(v), &devs); err != nil {
+		return fmt.Errorf("annotation %s: %w", podabi.AnnotationHostDevices, err)
+	}
+	for _, d := range devs {
+		if !path.IsAbs(d.Path) || (d.Type != "c" && d.Type != "b") {
+			return fmt.Errorf("annotation %s: device %q of type %q", podabi.AnnotationHostDevices, d.Path, d.Type)
+		}
+		d.Path = path.Clean(d.Path)
+		if !slices.ContainsFunc(s.Linux.Devices, func(o specs.LinuxDevice) bool { return o.Path == d.Path }) {
+			s.Linux.Devices = append(s.Linux.Devices, d)
+		}
+	}
+	return nil
+}
+
+func privilegedPod(pm *schema.PodManifest) bool {
+	v, _ := pm.Annotations.Get(podabi.AnnotationPrivileged)
+	return v == "true"
 }

@@ -75,6 +75,18 @@ func TestSecurityAnnotations(t *testing.T) {
 					}
 				}
 			}},
+		{name: "shared mounts, cleaned", annotations: map[string]string{podabi.AnnotationSharedMounts: `["/mnt/a/","/b"]`},
+			check: func(t *testing.T, s *specs.Spec) {
+				if got, want := s.Annotations[podabi.AnnotationSharedMounts], `["/mnt/a","/b"]`; got != want {
+					t.Errorf("spec annotation %s = %q, want %q", podabi.AnnotationSharedMounts, got, want)
+				}
+			}},
+		{name: "no shared mounts", check: func(t *testing.T, s *specs.Spec) {
+			if v, ok := s.Annotations[podabi.AnnotationSharedMounts]; ok {
+				t.Errorf("spec annotation %s = %q, want none", podabi.AnnotationSharedMounts, v)
+			}
+		}},
+		{name: "relative shared mount", annotations: map[string]string{podabi.AnnotationSharedMounts: `["mnt"]`}, wantErr: true},
 		{name: "relative path", annotations: map[string]string{podabi.AnnotationReadonlyPaths: `["tmp"]`}, wantErr: true},
 		{name: "bad profile", annotations: map[string]string{podabi.AnnotationSeccomp: `{`}, wantErr: true},
 	}
@@ -164,6 +176,59 @@ func TestParseSeccompProfile(t *testing.T) {
 				for i := range got.Syscalls {
 					t.Logf("rule %d: %+v", i, got.Syscalls[i])
 				}
+			}
+		})
+	}
+}
+
+// TestHostDevices: a privileged app of a privileged pod gets the devices
+// of pod.AnnotationHostDevices after its own; any other app is refused.
+func TestHostDevices(t *testing.T) {
+	root, err := os.OpenRoot("testdata/rootfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	devs := `[{"path":"/dev/kmsg","type":"c","major":1,"minor":11},{"path":"/dev/null","type":"c","major":1,"minor":3}]`
+	for _, tt := range []struct {
+		name             string
+		podPriv, appPriv bool
+		devices          string
+		want             int // devices added to the default ones; -1: an error
+	}{
+		{"privileged", true, true, devs, 1},
+		{"none asked", true, true, "", 0},
+		{"pod not privileged", false, true, devs, -1},
+		{"app not privileged", true, false, devs, -1},
+		{"not a device", true, true, `[{"path":"/dev/x","type":"p"}]`, -1},
+		{"relative", true, true, `[{"path":"dev/x","type":"c"}]`, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pm, ra := pod(t, appJSON("0", "0", ""), "")
+			if tt.podPriv {
+				pm.Annotations.Set(podabi.AnnotationPrivileged, "true")
+			}
+			if tt.appPriv {
+				ra.Annotations.Set(podabi.AnnotationPrivileged, "true")
+			}
+			if tt.devices != "" {
+				ra.Annotations.Set(podabi.AnnotationHostDevices, tt.devices)
+			}
+			s, err := Build(pm, ra, &schema.ImageManifest{}, root, Options{})
+			if tt.want < 0 {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(s.Linux.Devices) - len(devices()); got != tt.want {
+				t.Errorf("%d devices added, want %d: %+v", got, tt.want, s.Linux.Devices)
+			}
+			if tt.want == 1 && s.Linux.Devices[len(s.Linux.Devices)-1].Path != "/dev/kmsg" {
+				t.Errorf("devices %+v: /dev/kmsg not last", s.Linux.Devices)
 			}
 		})
 	}

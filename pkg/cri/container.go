@@ -144,7 +144,12 @@ func appOf(cfg *runtimeapi.ContainerConfig) (prepare.App, error) {
 	if q, p := lin.GetResources().GetCpuQuota(), lin.GetResources().GetCpuPeriod(); q > 0 && p > 0 {
 		a.CPU = fmt.Sprintf("%dm", q*1000/p)
 	}
-	return a, checkMounts(cfg.GetMounts())
+	for _, m := range cfg.GetMounts() {
+		if m.GetPropagation() == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL {
+			a.SharedMounts = append(a.SharedMounts, filepath.Clean(m.GetContainerPath()))
+		}
+	}
+	return a, checkMounts(cfg.GetMounts(), a.Privileged)
 }
 
 // seccompOf sets a's seccomp filter from sc's profile, or from the
@@ -304,6 +309,28 @@ func (s *Server) createContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 		if !s1.Supports(pod.FeatureAppSecurity) {
 			return "", fmt.Errorf("a security context: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureAppSecurity)
+		}
+	}
+	if app.Privileged {
+		// In a privileged sandbox (above): the host's devices, as
+		// containerd gives, where the stage1 can (not in a VM's guest).
+		s1, err := pod.ReadStage1(p.Path())
+		if err != nil {
+			return "", err
+		}
+		if s1.Supports(pod.FeatureHostDevices) {
+			if app.HostDevices, err = hostDevices("/dev"); err != nil {
+				return "", fmt.Errorf("the host's devices: %w", err)
+			}
+		}
+	}
+	if len(app.SharedMounts) > 0 {
+		s1, err := pod.ReadStage1(p.Path())
+		if err != nil {
+			return "", err
+		}
+		if !s1.Supports(pod.FeatureSharedMounts) {
+			return "", fmt.Errorf("bidirectional mount propagation: %w: stage1 %s has no feature %s", errInvalid, s1.Name, pod.FeatureSharedMounts)
 		}
 	}
 	if app.PIDNamespace || app.Stdin {

@@ -135,6 +135,8 @@ func TestSandboxArgs(t *testing.T) {
 		{"dns", &runtimeapi.PodSandboxConfig{DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"10.0.0.10"}, Searches: []string{"svc.local"}, Options: []string{"ndots:5"}}},
 			[]string{"--dns=10.0.0.10", "--dns-search=svc.local", "--dns-opt=ndots:5"}, false},
 		{"host network", &runtimeapi.PodSandboxConfig{Linux: ns(runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_CONTAINER)}, []string{"--net=host"}, false},
+		{"privileged", &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Privileged: true}}},
+			[]string{"--privileged"}, false},
 		{"host pid", &runtimeapi.PodSandboxConfig{Linux: ns(runtimeapi.NamespaceMode_POD, runtimeapi.NamespaceMode_NODE)}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,6 +257,17 @@ func TestAppOf(t *testing.T) {
 					t.Errorf("masked %q read-only %q", a.MaskedPaths, a.ReadonlyPaths)
 				}
 			}},
+		{name: "bidirectional mount in a privileged container: shared", cfg: &runtimeapi.ContainerConfig{
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Privileged: true}},
+			Mounts: []*runtimeapi.Mount{{HostPath: "/a", ContainerPath: "/b/", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+				{HostPath: "/c", ContainerPath: "/d", Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}}},
+			check: func(t *testing.T, a prepare.App) {
+				if !slices.Equal(a.SharedMounts, []string{"/b"}) {
+					t.Errorf("shared mounts %q, want [/b]", a.SharedMounts)
+				}
+			}},
+		{name: "bidirectional mount, not privileged", cfg: &runtimeapi.ContainerConfig{
+			Mounts: []*runtimeapi.Mount{{HostPath: "/a", ContainerPath: "/b", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}}, bad: true},
 		{name: "relative read-only path", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{ReadonlyPaths: []string{"tmp"}}), bad: true},
 		{name: "group without user", cfg: sc(&runtimeapi.LinuxContainerSecurityContext{RunAsGroup: &runtimeapi.Int64Value{Value: 2000}}), bad: true},
 		{name: "bad env", cfg: &runtimeapi.ContainerConfig{Envs: []*runtimeapi.KeyValue{{Key: "A=B"}}}, bad: true},

@@ -23,9 +23,14 @@ import (
 // and stage1-kvm's 9p share crosses mounts, so the app sees them; stage2
 // binds the rootfs recursively. app rm unmounts everything below the app.
 
-// checkMounts refuses mounts skiff cannot make.
-func checkMounts(ms []*runtimeapi.Mount) error {
+// checkMounts refuses mounts skiff cannot make, and Bidirectional
+// propagation in a container that is not privileged (as the kubelet's
+// validation does: such a mount lets the container mount on the host).
+func checkMounts(ms []*runtimeapi.Mount, privileged bool) error {
 	for _, m := range ms {
+		if m.GetPropagation() == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL && !privileged {
+			return fmt.Errorf("mount %q: %w: Bidirectional propagation needs a privileged container", m.GetHostPath(), errInvalid)
+		}
 		if !filepath.IsAbs(m.GetContainerPath()) || !filepath.IsAbs(m.GetHostPath()) {
 			return fmt.Errorf("mount %q on %q: %w: paths must be absolute", m.GetHostPath(), m.GetContainerPath(), errInvalid)
 		}
@@ -77,6 +82,10 @@ func bindMount(root string, m *runtimeapi.Mount, pid int, inPodRoot string) erro
 	if err != nil {
 		return err
 	}
+	prop, err := propagation(src, m.GetPropagation())
+	if err != nil {
+		return err
+	}
 	rel := strings.TrimPrefix(filepath.Clean(m.GetContainerPath()), "/")
 	parent, err := mount.MkdirAllBeneath(root, filepath.Dir(rel))
 	if err != nil {
@@ -121,10 +130,42 @@ func bindMount(root string, m *runtimeapi.Mount, pid int, inPodRoot string) erro
 			return fmt.Errorf("make read-only: %w", err)
 		}
 	}
+	if prop != 0 {
+		attr := unix.MountAttr{Propagation: prop}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+			return fmt.Errorf("set propagation: %w", err)
+		}
+	}
 	if pid != 0 {
 		return attachIn(pid, tree, inPodRoot, rel)
 	}
 	return unix.MoveMount(tree, "", t, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// propagation is how the copy of host path src propagates, for a mount
+// that asks for p, as containerd does: None (rprivate) receives nothing;
+// HostToContainer (rslave) receives the host's mounts below src, which
+// must be on a shared or slave mount; Bidirectional (rshared) is a peer of
+// src's mount, which must be shared, so mounts reach it from the host and
+// the host from it. The copy is a clone of the host's mount, in its peer
+// group: 0 leaves it so.
+func propagation(src string, p runtimeapi.MountPropagation) (uint64, error) {
+	if p == runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+		return unix.MS_PRIVATE, nil
+	}
+	shared, slave, err := mount.Propagation(src)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case p == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL && !shared:
+		return 0, fmt.Errorf("%w: Bidirectional propagation: %s is not on a shared mount", errInvalid, src)
+	case p == runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER && !shared && !slave:
+		return 0, fmt.Errorf("%w: HostToContainer propagation: %s is not on a shared or slave mount", errInvalid, src)
+	case p == runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		return unix.MS_SLAVE, nil
+	}
+	return 0, nil
 }
 
 // attachIn attaches the detached mount tree at rel beneath dir, both as

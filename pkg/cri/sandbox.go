@@ -50,6 +50,9 @@ func sandboxArgs(cfg *runtimeapi.PodSandboxConfig, stage1, uuidFile string) ([]s
 		}
 		args = append(args, "--hostname="+cfg.GetHostname())
 	}
+	if cfg.GetLinux().GetSecurityContext().GetPrivileged() {
+		args = append(args, "--privileged")
+	}
 	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	if ns.GetPid() == runtimeapi.NamespaceMode_NODE {
 		return nil, fmt.Errorf("host PID namespace: %w: a skiff pod's PID 1 is its own systemd (docs/kubernetes.md)", errInvalid)

@@ -2,8 +2,9 @@
 // written by pkg/appspec) into a running app inside a pod whose pid, net,
 // ipc and uts namespaces stage1 already set up.
 //
-// Run gives the app its own mount namespace and root: it binds the rootfs
-// onto itself, performs the spec's mounts inside it (resolving every
+// Run gives the app its own mount namespace and root, every mount in it a
+// slave of the pod's except those of the shared mounts (shared.go): it
+// binds the rootfs onto itself, performs the spec's mounts inside it (resolving every
 // target with RESOLVE_IN_ROOT, see mount.go), binds device nodes, pivots
 // into it, masks and write-protects /proc and /sys paths, and makes the
 // root read-only if asked. Run and Exec then apply the process's
@@ -28,22 +29,29 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffpod/skiff/pkg/pod"
 )
 
 // Run sets up the root of the app described by s, whose bundle directory
 // is bundle, and execs the app, or argv in its place when argv is not
 // empty (the app's event handlers run so). It returns only on failure.
 func Run(bundle string, s *specs.Spec, argv []string) error {
+	rootfs := s.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	shared, err := cloneShared(rootfs, s.Annotations[pod.AnnotationSharedMounts])
+	if err != nil {
+		return err
+	}
+	defer closeAll(shared)
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
 	// Nothing we mount may reach the stage1; its unmounts still reach us.
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make mounts slave: %w", err)
-	}
-	rootfs := s.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(bundle, rootfs)
 	}
 	// pivot_root needs the new root to be a mount point.
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -52,6 +60,9 @@ func Run(bundle string, s *specs.Spec, argv []string) error {
 	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open rootfs: %w", err)
+	}
+	if err := attachShared(root, shared); err != nil {
+		return err
 	}
 	for _, m := range s.Mounts {
 		if err := mount(root, bundle, m); err != nil {

@@ -173,11 +173,18 @@ func mount(root int, bundle string, m specs.Mount) error {
 }
 
 // bindDevices binds each device node of the spec from the stage1's /dev
-// (a device cgroup or a user namespace may forbid mknod), then adds the
-// usual /dev symlinks.
+// (a device cgroup or a user namespace may forbid mknod), or makes it
+// with mknod where the stage1's /dev has no such node (the host's devices
+// of a privileged app), then adds the usual /dev symlinks.
 func bindDevices(root int, devs []specs.LinuxDevice) error {
 	for _, d := range devs {
-		if err := mount(root, "/", specs.Mount{Destination: d.Path, Source: d.Path, Type: "bind"}); err != nil {
+		var err error
+		if inStage1(d) {
+			err = mount(root, "/", specs.Mount{Destination: d.Path, Source: d.Path, Type: "bind"})
+		} else {
+			err = mknod(root, d)
+		}
+		if err != nil {
 			return fmt.Errorf("device: %w", err)
 		}
 	}
@@ -190,6 +197,58 @@ func bindDevices(root int, devs []specs.LinuxDevice) error {
 		if err := unix.Symlinkat(to, dev, name); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("symlink /dev/%s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// inStage1 says whether the stage1's node at d's path is device d.
+func inStage1(d specs.LinuxDevice) bool {
+	var st unix.Stat_t
+	if unix.Stat(d.Path, &st) != nil {
+		return false
+	}
+	kind := map[string]uint32{"c": unix.S_IFCHR, "b": unix.S_IFBLK}[d.Type]
+	return st.Mode&unix.S_IFMT == kind && unix.Major(st.Rdev) == uint32(d.Major) && unix.Minor(st.Rdev) == uint32(d.Minor)
+}
+
+// mknod makes device node d inside root, its parents first, owned and
+// with the mode it names (0666 root's where it names none).
+func mknod(root int, d specs.LinuxDevice) error {
+	dir, err := target(root, path.Dir(d.Path), true)
+	if err != nil {
+		return fmt.Errorf("mknod %s: %w", d.Path, err)
+	}
+	defer unix.Close(dir)
+	kind := map[string]uint32{"c": unix.S_IFCHR, "b": unix.S_IFBLK}[d.Type]
+	if kind == 0 {
+		return fmt.Errorf("mknod %s: type %q", d.Path, d.Type)
+	}
+	perm := uint32(0o666)
+	if d.FileMode != nil {
+		perm = uint32(d.FileMode.Perm())
+	}
+	name := path.Base(d.Path)
+	// The parent is an O_PATH handle, which mknodat and fchownat do not
+	// take as a directory: go through its /proc/self/fd path.
+	p := fdPath(dir) + "/" + name
+	if err := unix.Mknod(p, kind|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil
+		}
+		return fmt.Errorf("mknod %s: %w", d.Path, err)
+	}
+	if err := unix.Chmod(p, perm); err != nil { // past the umask
+		return fmt.Errorf("mknod %s: %w", d.Path, err)
+	}
+	uid, gid := 0, 0
+	if d.UID != nil {
+		uid = int(*d.UID)
+	}
+	if d.GID != nil {
+		gid = int(*d.GID)
+	}
+	if err := unix.Lchown(p, uid, gid); err != nil {
+		return fmt.Errorf("mknod %s: %w", d.Path, err)
 	}
 	return nil
 }

@@ -99,6 +99,24 @@ const (
 	// to skiff's own.
 	AnnotationMaskedPaths   = "skiff.dev/masked-paths"
 	AnnotationReadonlyPaths = "skiff.dev/readonly-paths"
+	// FeatureSharedMounts: a stage1 honours AnnotationSharedMounts.
+	FeatureSharedMounts = "shared-mounts"
+	// AnnotationSharedMounts, on an app of the pod manifest: a JSON array
+	// of absolute paths in the app whose mounts, as the pod sees them when
+	// the app starts, stay in their peer groups in the app's mount
+	// namespace (every other mount there is a slave): mounts the app makes
+	// below them reach their peers, the host's included (the CRI's
+	// Bidirectional mount propagation).
+	AnnotationSharedMounts = "skiff.dev/shared-mounts"
+	// FeatureHostDevices: a stage1 honours AnnotationHostDevices on a
+	// privileged app (AnnotationPrivileged) of a privileged pod (the pod
+	// manifest's AnnotationPrivileged "true", skiff app sandbox
+	// --privileged).
+	FeatureHostDevices = "host-devices"
+	// AnnotationHostDevices, on an app of the pod manifest: a JSON array
+	// of OCI runtime-spec linux devices, the host's device nodes, which
+	// the app gets in its /dev and may use.
+	AnnotationHostDevices = "skiff.dev/host-devices"
 
 	// EnvLockFD names the environment variable that carries the number of
 	// the inherited file descriptor holding the pod's exclusive lock.

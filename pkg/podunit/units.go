@@ -35,6 +35,10 @@ type App struct {
 	// relay listening on AttachSocket; StdinOnce (pod.AnnotationStdinOnce)
 	// closes the app's stdin when the first attach ends it.
 	Attach, StdinOnce bool
+	// HostDevices: the app may use the host's devices (a privileged app
+	// with pod.AnnotationHostDevices in a privileged pod): a devices
+	// cgroup of its own that allows every device.
+	HostDevices bool
 }
 
 // StopSignalAnnotation, on an app of the pod manifest, names the signal
@@ -71,6 +75,8 @@ func AppsOf(pm *schema.PodManifest) ([]App, error) {
 			v, _ = ra.Annotations.Get(pod.AnnotationStdinOnce)
 			a.StdinOnce = v == "true"
 		}
+		_, devs := ra.Annotations.Get(pod.AnnotationHostDevices)
+		a.HostDevices = devs && privileged(pm.Annotations) && privileged(ra.Annotations)
 		for _, h := range ra.App.EventHandlers {
 			switch h.Name {
 			case "pre-start":
@@ -101,6 +107,11 @@ func AppsOf(pm *schema.PodManifest) ([]App, error) {
 		apps = append(apps, a)
 	}
 	return apps, nil
+}
+
+func privileged(an types.Annotations) bool {
+	v, _ := an.Get(pod.AnnotationPrivileged)
+	return v == "true"
 }
 
 // Limited says whether the app has a memory or CPU limit or CPU shares:

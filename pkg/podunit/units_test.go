@@ -137,3 +137,37 @@ func TestAppsOfAttach(t *testing.T) {
 		}
 	}
 }
+
+func TestAppsOfHostDevices(t *testing.T) {
+	for _, tt := range []struct {
+		name                            string
+		podPriv, appPriv, devices, want bool
+	}{
+		{"privileged app in a privileged pod", true, true, true, true},
+		{"no devices asked", true, true, false, false},
+		{"pod not privileged", false, true, true, false},
+		{"app not privileged", true, false, true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pm := schema.BlankPodManifest()
+			if tt.podPriv {
+				pm.Annotations.Set(pod.AnnotationPrivileged, "true")
+			}
+			ra := schema.RuntimeApp{Name: "web", App: &types.App{Exec: types.Exec{"/x"}, User: "0", Group: "0"}}
+			if tt.appPriv {
+				ra.Annotations.Set(pod.AnnotationPrivileged, "true")
+			}
+			if tt.devices {
+				ra.Annotations.Set(pod.AnnotationHostDevices, `[]`)
+			}
+			pm.Apps = append(pm.Apps, ra)
+			apps, err := AppsOf(pm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if apps[0].HostDevices != tt.want {
+				t.Errorf("HostDevices = %t, want %t", apps[0].HostDevices, tt.want)
+			}
+		})
+	}
+}

@@ -98,6 +98,9 @@ func Manifest(imgs Images, o Options) (*schema.PodManifest, error) {
 	if o.Hostname != "" {
 		pm.Annotations.Set(AnnotationHostname, o.Hostname)
 	}
+	if o.Privileged {
+		pm.Annotations.Set(pod.AnnotationPrivileged, "true")
+	}
 	if o.Sandbox {
 		pm.Annotations.Set(pod.AnnotationSandbox, "true")
 	}
@@ -242,6 +245,14 @@ func runtimeApp(im *schema.ImageManifest, a App, inherit []string) (*schema.Runt
 	if len(a.ReadonlyPaths) > 0 {
 		b, _ := json.Marshal(a.ReadonlyPaths)
 		ra.Annotations.Set(pod.AnnotationReadonlyPaths, string(b))
+	}
+	if len(a.HostDevices) > 0 {
+		b, _ := json.Marshal(a.HostDevices)
+		ra.Annotations.Set(pod.AnnotationHostDevices, string(b))
+	}
+	if len(a.SharedMounts) > 0 {
+		b, _ := json.Marshal(a.SharedMounts)
+		ra.Annotations.Set(pod.AnnotationSharedMounts, string(b))
 	}
 	return ra, nil
 }

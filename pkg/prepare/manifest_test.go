@@ -9,6 +9,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 )
@@ -280,9 +281,10 @@ func TestSecurityAnnotations(t *testing.T) {
 		want map[string]string
 	}{
 		{"none", App{}, map[string]string{}},
-		{"all", App{SeccompProfile: "unconfined", Privileged: true, MaskedPaths: []string{"/a"}, ReadonlyPaths: []string{"/b", "/c"}},
+		{"all", App{SeccompProfile: "unconfined", Privileged: true, MaskedPaths: []string{"/a"}, ReadonlyPaths: []string{"/b", "/c"}, SharedMounts: []string{"/d"}, HostDevices: []specs.LinuxDevice{{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11}}},
 			map[string]string{pod.AnnotationSeccomp: "unconfined", pod.AnnotationPrivileged: "true",
-				pod.AnnotationMaskedPaths: `["/a"]`, pod.AnnotationReadonlyPaths: `["/b","/c"]`}},
+				pod.AnnotationMaskedPaths: `["/a"]`, pod.AnnotationReadonlyPaths: `["/b","/c"]`, pod.AnnotationSharedMounts: `["/d"]`,
+				pod.AnnotationHostDevices: `[{"path":"/dev/kmsg","type":"c","major":1,"minor":11}]`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.app.Name, tt.app.Image = "a", id
@@ -290,7 +292,7 @@ func TestSecurityAnnotations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{pod.AnnotationSeccomp, pod.AnnotationPrivileged, pod.AnnotationMaskedPaths, pod.AnnotationReadonlyPaths} {
+			for _, k := range []string{pod.AnnotationSeccomp, pod.AnnotationPrivileged, pod.AnnotationMaskedPaths, pod.AnnotationReadonlyPaths, pod.AnnotationSharedMounts, pod.AnnotationHostDevices} {
 				got, _ := ra.Annotations.Get(k)
 				if got != tt.want[k] {
 					t.Errorf("%s = %q, want %q", k, got, tt.want[k])

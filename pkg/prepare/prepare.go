@@ -19,6 +19,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiffpod/skiff/pkg/mount"
 	"github.com/skiffpod/skiff/pkg/perm"
@@ -93,6 +94,12 @@ type App struct {
 	Privileged     bool
 	MaskedPaths    []string
 	ReadonlyPaths  []string
+	// SharedMounts are the app's paths whose mounts stay shared with
+	// their peers (pod.AnnotationSharedMounts, pod.FeatureSharedMounts).
+	SharedMounts []string
+	// HostDevices are the host's device nodes the app gets
+	// (pod.AnnotationHostDevices, pod.FeatureHostDevices).
+	HostDevices []specs.LinuxDevice
 }
 
 // Options describe the whole pod.
@@ -118,6 +125,9 @@ type Options struct {
 	// Sandbox makes the pod an app sandbox (AnnotationSandbox): it may
 	// have no apps.
 	Sandbox bool
+	// Privileged marks a sandbox privileged (pod.AnnotationPrivileged on
+	// the pod manifest): its privileged apps may have the host's devices.
+	Privileged bool
 	// Ports and Annotations are a user's pod manifest's (--pod-manifest).
 	Ports       []types.ExposedPort
 	Annotations types.Annotations

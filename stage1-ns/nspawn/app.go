@@ -56,6 +56,11 @@ func (Isolator) App(_ *slog.Logger, ep string, a pod.AppArgs) error {
 				return err
 			}
 		}
+		if err := withRootfs(func(root *os.Root) error { return addAppDevices(root, a.UUID, app) }); err != nil {
+			withRootfs(func(root *os.Root) error { return removeAppCgroups(root, a.UUID, a.App) })
+			podunit.RemoveApp(a.App)
+			return err
+		}
 		return systemctl(init, "daemon-reload")
 	case pod.EntrypointAppStart:
 		if err := podunit.ClearStatus(a.App); err != nil {

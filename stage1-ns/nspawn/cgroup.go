@@ -353,7 +353,7 @@ func addAppCgroups(root *os.Root, uuid string, a podunit.App) error {
 // are empty); missing ones are fine.
 func removeAppCgroups(root *os.Root, uuid, app string) error {
 	errs := []error{ignoreNotExist(root.RemoveAll(strings.TrimPrefix(podunit.CgroupDir+"/"+app, "/")))}
-	for _, ctrl := range v1Controllers {
+	for _, ctrl := range append([]string{"devices"}, v1Controllers...) {
 		errs = append(errs, ignoreNotExist(os.Remove(filepath.Join(podCgroup(ctrl, uuid), app))))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/appspec"
+	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
 // defaultDevices is what a pod may use of the host's devices (docs/stage1-ns.md):
@@ -27,15 +30,20 @@ var defaultDevices = []string{
 // setupDevices creates the pod's cgroup in the v1 devices hierarchy,
 // allows defaultDevices and the devices the pod's host volumes name,
 // and moves the caller (and so nspawn and the whole pod) into it; the
-// returned function moves the caller back. nspawn run with --keep-unit
+// returned function moves the caller back. In a privileged sandbox (the
+// pod manifest's pod.AnnotationPrivileged) the pod's cgroup allows every
+// device and those rules are its child ".pod"'s, which the caller joins;
+// the pod's cgroup is bound at podCgroupMount/devices (the returned
+// binds), where app-add gives an app with the host's devices a cgroup of
+// its own below it (addAppDevices). nspawn run with --keep-unit
 // sets no device policy of its own, and the pod's systemd cannot (the v1
 // hierarchies are read-only in the pod). --insecure-options=paths, a host
 // without the hierarchy, or one where it is read-only (inside a
 // container), leave devices alone; the last says so.
-func setupDevices(log *slog.Logger, uuid string, pm *schema.PodManifest) (leave func(), err error) {
+func setupDevices(log *slog.Logger, uuid string, pm *schema.PodManifest) (binds []string, leave func(), err error) {
 	leave = func() {}
 	if _, err := os.Stat(filepath.Join(cgroupRoot, "devices", "devices.allow")); err != nil || appspec.Insecure(pm, "paths") {
-		return leave, nil
+		return nil, leave, nil
 	}
 	rules := append([]string{}, defaultDevices...)
 	for _, v := range pm.Volumes {
@@ -63,28 +71,58 @@ func setupDevices(log *slog.Logger, uuid string, pm *schema.PodManifest) (leave 
 	}
 	origin, err := ownCgroups()
 	if err != nil {
-		return leave, err
+		return nil, leave, err
 	}
 	dir := podCgroup("devices", uuid)
+	if v, _ := pm.Annotations.Get(pod.AnnotationPrivileged); v == "true" {
+		binds = []string{"--bind=" + escapeBind(dir) + ":" + podCgroupMount + "/devices"}
+		dir = filepath.Join(dir, ".pod") // no app is named so
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			log.Warn("no device cgroup for the pod: the devices hierarchy is read-only", "err", err)
-			return leave, nil
+			return nil, leave, nil
 		}
-		return leave, fmt.Errorf("create devices cgroup: %w", err)
+		return nil, leave, fmt.Errorf("create devices cgroup: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "devices.deny"), []byte("a"), 0); err != nil {
-		return leave, fmt.Errorf("restrict pod devices: %w", err)
+		return nil, leave, fmt.Errorf("restrict pod devices: %w", err)
 	}
 	for _, r := range rules {
 		if err := os.WriteFile(filepath.Join(dir, "devices.allow"), []byte(r), 0); err != nil {
-			return leave, fmt.Errorf("allow pod device %q: %w", r, err)
+			return nil, leave, fmt.Errorf("allow pod device %q: %w", r, err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0"), 0); err != nil {
-		return leave, fmt.Errorf("join cgroup %s: %w", dir, err)
+		return nil, leave, fmt.Errorf("join cgroup %s: %w", dir, err)
 	}
-	return func() {
+	return binds, func() {
 		os.WriteFile(filepath.Join(cgroupRoot, "devices", origin["devices"], "cgroup.procs"), []byte("0"), 0)
 	}, nil
+}
+
+// addAppDevices gives app a, added to the running privileged sandbox
+// uuid whose stage1 rootfs is root, a devices cgroup of its own that
+// allows every device (a child of the pod's, which does: setupDevices)
+// and links it where its unit's stage2 joins it. Nothing for an app
+// without the host's devices, or a pod without its devices cgroup bound.
+func addAppDevices(root *os.Root, uuid string, a podunit.App) error {
+	if !a.HostDevices {
+		return nil
+	}
+	if _, err := root.Stat(strings.TrimPrefix(podCgroupMount+"/devices", "/")); err != nil {
+		return fmt.Errorf("add app %s: the host's devices: the pod has no devices cgroup of its own: %w", a.Name, err)
+	}
+	dir := filepath.Join(podCgroup("devices", uuid), a.Name)
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("add app %s: create devices cgroup: %w", a.Name, err)
+	}
+	link := strings.TrimPrefix(podunit.CgroupDir+"/"+a.Name+"/devices", "/")
+	if err := root.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		return fmt.Errorf("add app %s: %w", a.Name, err)
+	}
+	if err := root.Symlink(podCgroupMount+"/devices/"+a.Name, link); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("add app %s: %w", a.Name, err)
+	}
+	return nil
 }

@@ -116,7 +116,9 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 	}
 	leaveDevices := func() {}
 	if err == nil {
-		leaveDevices, err = setupDevices(log, a.UUID, pm)
+		var devBinds []string
+		devBinds, leaveDevices, err = setupDevices(log, a.UUID, pm)
+		cgBinds = append(cgBinds, devBinds...)
 	}
 	leaveTracking := func() {}
 	if err == nil && !stage1kit.Machined() {
