@@ -168,10 +168,8 @@ func Exec(s *specs.Spec, argv []string, inherited []Filter) error {
 			return err
 		}
 	}
-	for _, f := range inherited {
-		if err := loadFilter(f); err != nil {
-			return err
-		}
+	if err := LoadFilters(inherited); err != nil {
+		return err
 	}
 	early := prog != nil && !p.NoNewPrivileges
 	if early {

@@ -171,6 +171,18 @@ func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
 	return 0, fmt.Errorf("seccomp action %q: %w", a, ErrUnsupported)
 }
 
+// LoadFilters installs filters, the first first, on the calling thread
+// (lock it, and exec from it). The caller has set no_new_privs or holds
+// CAP_SYS_ADMIN.
+func LoadFilters(filters []Filter) error {
+	for _, f := range filters {
+		if err := loadFilter(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // loadFilter installs the program on the calling thread. The caller has
 // set no_new_privs or holds CAP_SYS_ADMIN.
 func loadFilter(f Filter) error {

@@ -26,8 +26,8 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/seccompcopy"
 )
 
 // These tests run real pods: the stage1-ns image is built from this tree
@@ -437,14 +437,14 @@ func TestNspawnFilterLearned(t *testing.T) {
 	requirePods(t)
 	// filters returns the filters of a running pod's init and whether its
 	// nspawn compiled them.
-	filters := func(p *testPod) ([]seccompcopy.Filter, bool) {
+	filters := func(p *testPod) ([]launch.Filter, bool) {
 		t.Helper()
 		p.waitReady(t)
 		b, err := os.ReadFile(filepath.Join(p.dir, pod.PidFile))
 		must(t, err)
 		pid, err := strconv.Atoi(string(b))
 		must(t, err)
-		fs, err := seccompcopy.Read(pid)
+		fs, err := launch.Filters(pid)
 		must(t, err)
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		must(t, err)
@@ -453,16 +453,22 @@ func TestNspawnFilterLearned(t *testing.T) {
 		must(t, err)
 		return fs, !slices.Contains(strings.Split(string(env), "\x00"), "SYSTEMD_SECCOMP=0")
 	}
-	runPod := func() ([]seccompcopy.Filter, bool) {
+	runPod := func() ([]launch.Filter, bool) {
 		t.Helper()
 		p := newPod(t, testApp{name: "sleeper", script: "exec sleep 100"})
 		c := p.start(t, io.Discard)
 		fs, compiled := filters(p)
+		// Used up: a systemd re-exec through the init goes straight on.
+		for _, f := range []string{podFilter, podLearn} {
+			if _, err := os.Lstat(filepath.Join(p.dir, pod.Stage1Rootfs, "skiff", f)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("/skiff/%s still in the running pod: %v", f, err)
+			}
+		}
 		must(t, p.entrypoint("stop", "--force").Run())
 		c.Wait()
 		return fs, compiled
 	}
-	var learned []seccompcopy.Filter
+	var learned []launch.Filter
 	for attempt := 1; ; attempt++ {
 		// Another test's pod of the same shape may learn it in between.
 		must(t, os.RemoveAll(filterDir))

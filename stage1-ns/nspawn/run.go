@@ -321,12 +321,16 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, noFilter bool, args []st
 	if bin == "" {
 		bin = "systemd-nspawn"
 	}
+	env := nspawnEnv(os.Environ(), noFilter, o.IPC)
 	var plan filterPlan
 	if !noFilter {
-		plan = planFilter(log, bin, args)
+		if plan = planFilter(log, bin, args, env); plan.sum != "" {
+			env = nspawnEnv(os.Environ(), true, o.IPC)
+			args = append([]string{"--setenv=" + filterEnv + "=" + plan.sum}, args...)
+		}
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = nspawnEnv(os.Environ(), noFilter || plan.cached, o.IPC)
+	cmd.Env = env
 	if len(pass) > 0 {
 		// nspawn hands fds 3.. to the pod's systemd when LISTEN_PID names
 		// nspawn itself, a pid known only after the fork: a shell sets it
@@ -465,16 +469,12 @@ func (d *dropLine) Flush() error {
 	return err
 }
 
-// catches reports whether process pid blocks or catches sig, so that the
-// signal is not dropped: systemd blocks the signals it reads from a signalfd.
-// catches reports whether the pod's init pid catches or blocks sig. Until
-// it is systemd it is stage1's InitMain, whose Go runtime catches every
-// signal and would lose one sent before its exec: not yet.
+// catches reports whether the pod's init pid blocks or catches sig, so
+// that the signal is not dropped: systemd blocks the signals it reads from
+// a signalfd. Until the init is systemd it is stage1's InitMain, which
+// drops every signal: not yet.
 func catches(pid int, sig syscall.Signal) bool {
-	if pid <= 0 {
-		return false
-	}
-	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || strings.HasSuffix(exe, "/skiff/run") {
+	if pid <= 0 || isInit(pid) {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
