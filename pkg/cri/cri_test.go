@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,16 +100,34 @@ func TestClampOOMScore(t *testing.T) {
 }
 
 func TestStage1Of(t *testing.T) {
+	kvm := map[string]string{HandlerAnnotation: "kvm"}
 	for _, tc := range []struct {
-		handler, want string
-		ok            bool
+		handler     string
+		annotations map[string]string
+		want        string
+		ok          bool
 	}{
-		{"", "ns", true}, {"ns", "ns", true}, {"kvm", "kvm", true}, {"runc", "", false}, {"NS", "", false},
+		{"", nil, "ns", true}, {"ns", nil, "ns", true}, {"kvm", nil, "kvm", true}, {"runc", nil, "", false}, {"NS", nil, "", false},
+		// A static pod's annotation, when the request names no handler.
+		{"", kvm, "kvm", true},
+		{"", map[string]string{HandlerAnnotation: "ns", "other": "kvm"}, "ns", true},
+		{"", map[string]string{HandlerAnnotation: ""}, "ns", true},
+		{"", map[string]string{"other": "kvm"}, "ns", true},
+		{"", map[string]string{HandlerAnnotation: "gvisor"}, "", false},
+		{"", map[string]string{HandlerAnnotation: "KVM"}, "", false},
+		// An explicit handler wins, and is checked itself.
+		{"ns", kvm, "ns", true},
+		{"kvm", map[string]string{HandlerAnnotation: "gvisor"}, "kvm", true},
+		{"runc", kvm, "", false},
 	} {
-		got, err := stage1Of(tc.handler)
+		got, err := stage1Of(tc.handler, tc.annotations)
 		if got != tc.want || (err == nil) != tc.ok || err != nil && !errors.Is(err, errInvalid) {
-			t.Errorf("stage1Of(%q) = %q, %v; want %q, ok %t", tc.handler, got, err, tc.want, tc.ok)
+			t.Errorf("stage1Of(%q, %v) = %q, %v; want %q, ok %t", tc.handler, tc.annotations, got, err, tc.want, tc.ok)
 		}
+	}
+	_, err := stage1Of("", map[string]string{HandlerAnnotation: "gvisor"})
+	if err == nil || !strings.Contains(err.Error(), HandlerAnnotation) {
+		t.Errorf("an unknown annotated handler: %v, want an error naming %s", err, HandlerAnnotation)
 	}
 }
 
