@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -452,5 +453,23 @@ func TestStatusMounts(t *testing.T) {
 	r, err := s.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: "m1"})
 	if err != nil || len(r.GetStatus().GetMounts()) != 1 || !proto.Equal(r.GetStatus().GetMounts()[0], mounts[0]) {
 		t.Errorf("ContainerStatus mounts: %v, %v; want %v", r.GetStatus().GetMounts(), err, mounts)
+	}
+}
+
+func TestTimed(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Server{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/RunPodSandbox"}
+	want := errors.New("no pod")
+	resp, err := s.timed(context.Background(), "req", info, func(ctx context.Context, req any) (any, error) {
+		return "resp", want
+	})
+	if resp != "resp" || err != want {
+		t.Errorf("timed = %v, %v; want the handler's resp, %v", resp, err, want)
+	}
+	for _, w := range []string{"method=RunPodSandbox", "took=", `err="no pod"`} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("debug log %q lacks %q", buf.String(), w)
+		}
 	}
 }
