@@ -227,3 +227,40 @@ func TestAppSandboxRefused(t *testing.T) {
 		t.Errorf("a refused sandbox left a pod: %s", l)
 	}
 }
+
+// TestAppSandboxUnitCache: stage1-ns adds an app without a daemon-reload
+// (systemd loads a unit it does not know at its start). Where systemd's
+// cache of the unit directory looks as new as the directory (a file
+// written in the same clock tick as systemd's last look, made here by
+// setting the directory's mtime back), the start reloads and starts again.
+func TestAppSandboxUnitCache(t *testing.T) {
+	e := newEnv(t)
+	save := filepath.Join(t.TempDir(), "uuid")
+	sandbox, out := e.start("app", "sandbox", "--stage1=ns", "--net=none", "--uuid-file-save="+save)
+	var uuid string
+	waitFor(t, "the sandbox's uuid", 60*time.Second, func() bool {
+		b, _ := os.ReadFile(save)
+		uuid = strings.TrimSpace(string(b))
+		return uuid != ""
+	})
+	units := filepath.Join(e.dir, "pods", "run", uuid, "stage1", "rootfs", "etc", "systemd", "system")
+	busybox := image(t, "busybox.aci")
+	e.mustRun("app", "add", uuid, busybox, "--name=a", "--exec=/bin/sleep", "--", "1000")
+	e.mustRun("app", "start", uuid, "--app=a") // systemd looks at the directory
+	fi, err := os.Stat(units)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("app", "add", uuid, busybox, "--name=b", "--exec=/bin/sleep", "--", "1000")
+	if err := os.Chtimes(units, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("app", "start", uuid, "--app=b")
+	if st := e.mustRun("app", "status", uuid, "--app=b"); st != "name=b\nstate=running\n" {
+		t.Errorf("app status b = %q, want running", st)
+	}
+	e.mustRun("stop", uuid)
+	if err := sandbox.Wait(); err != nil {
+		t.Errorf("the sandbox's run: %v\n%s", err, out)
+	}
+}

@@ -23,7 +23,9 @@ import (
 // `tests/cri/tools.sh kubelet`, which make test-kubelet runs) drives a CRI
 // runtime: a two-container pod with a hostPort reached from the host, an
 // exec readiness probe and an HTTP liveness probe; a crashing container
-// the kubelet restarts; a pod removed when its manifest is. Gated by
+// the kubelet restarts; a pod removed when its manifest is; on skiff, a
+// static pod on stage1-kvm by annotation (no API server, so no
+// RuntimeClass). Gated by
 // SKIFF_KUBELET=1, which make test and make test-kubelet set once the
 // kubelet is built (minutes, the first time; cached after).
 
@@ -43,15 +45,16 @@ func TestKubelet(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		start func(*testing.T) string
+		kvm   bool
 	}{
-		{"containerd", startContainerd},
-		{"skiff", skiffCRI},
+		{"containerd", startContainerd, false},
+		{"skiff", skiffCRI, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "containerd" && os.Getenv("SKIFF_CRI_REFERENCE") != "1" {
 				t.Skip("the reference runtime: set SKIFF_CRI_REFERENCE=1 (make test-kubelet does)")
 			}
-			kubeletChecks(t, kubelet, tc.start(t))
+			kubeletChecks(t, kubelet, tc.start(t), tc.kvm)
 		})
 	}
 }
@@ -161,11 +164,28 @@ func writeManifest(t *testing.T, k cri.Kubelet, name, body string) {
 	}
 }
 
-// kubeletChecks runs the kubelet against the CRI runtime at endpoint.
-func kubeletChecks(t *testing.T, bin, endpoint string) {
+// kubeletChecks runs the kubelet against the CRI runtime at endpoint;
+// with kvm, also a static pod on skiff's kvm handler.
+func kubeletChecks(t *testing.T, bin, endpoint string, kvm bool) {
 	k := startKubelet(t, bin, endpoint)
 	hostPort := freePort(t)
 	const node = "skiff-test-node"
+	if kvm {
+		// Written first: the VM boots (seconds under TCG) while the
+		// other checks run.
+		writeManifest(t, k, "vm", `apiVersion: v1
+kind: Pod
+metadata:
+  name: vm
+  namespace: default
+  annotations: {skiff.dev/runtime-handler: kvm}
+spec:
+  containers:
+  - name: vm
+    image: registry.k8s.io/e2e-test-images/busybox:1.29-2
+    command: [sh, -c, "echo in a vm; exec sleep 3600"]
+`)
+	}
 
 	writeManifest(t, k, "web", fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -260,5 +280,46 @@ spec:
 			r.Body.Close()
 			t.Errorf("hostPort %d still answers after the pod was removed", hostPort)
 		}
+	})
+	if !kvm {
+		return
+	}
+	t.Run("kvm", func(t *testing.T) {
+		var id string
+		waitFor(t, "pod vm Running with its container", 6*time.Minute, func() bool {
+			p := kubeletPods(t, k)["vm-"+node]
+			out, err := cri.Crictl(context.Background(), endpoint, "ps", "-q", "--state", "running", "--label", "io.kubernetes.pod.name=vm-"+node)
+			id = strings.TrimSpace(out)
+			return p.Status.Phase == "Running" && err == nil && id != "" && !strings.Contains(id, "\n")
+		})
+		pods, err := cri.Crictl(context.Background(), endpoint, "pods", "-o", "json", "--label", "io.kubernetes.pod.name=vm-"+node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(pods, `"runtimeHandler": "kvm"`) {
+			t.Errorf("crictl pods: sandbox of vm not on the kvm handler:\n%s", pods)
+		}
+		// In a VM: the container sees the guest's kernel, not the host's.
+		host, err := exec.Command("uname", "-r").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		guest, err := cri.Crictl(context.Background(), endpoint, "exec", id, "uname", "-r")
+		if err != nil {
+			t.Fatalf("crictl exec uname -r: %v", err)
+		}
+		if g, h := strings.TrimSpace(guest), strings.TrimSpace(string(host)); g == "" || g == h {
+			t.Errorf("kernel in pod vm %q, host's %q: want the guest's own", g, h)
+		}
+		if err := os.Remove(filepath.Join(k.Manifests(), "vm.yaml")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "pod vm gone from the kubelet and its sandbox stopped", 3*time.Minute, func() bool {
+			if _, ok := kubeletPods(t, k)["vm-"+node]; ok {
+				return false
+			}
+			out, err := cri.Crictl(context.Background(), endpoint, "pods", "-q", "--state", "ready", "--label", "io.kubernetes.pod.name=vm-"+node)
+			return err == nil && strings.TrimSpace(out) == ""
+		})
 	})
 }

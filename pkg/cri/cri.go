@@ -15,8 +15,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -109,7 +111,7 @@ func (s *Server) Serve(ctx context.Context, listen string) error {
 	s.logs.init(s)
 	s.resumeLogs()
 
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.UnaryInterceptor(s.timed))
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)
 	errc := make(chan error, 1)
@@ -127,6 +129,15 @@ func (s *Server) Serve(ctx context.Context, listen string) error {
 		}
 		return fmt.Errorf("cri: serve: %w", err)
 	}
+}
+
+// timed logs each call's method, duration and error at debug level
+// (skiff --debug cri): where a kubelet's time goes.
+func (s *Server) timed(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	s.Log.Debug("call", "method", path.Base(info.FullMethod), "took", time.Since(start), "err", err)
+	return resp, err
 }
 
 // startStreaming starts the exec/attach/port-forward server on

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -99,16 +101,34 @@ func TestClampOOMScore(t *testing.T) {
 }
 
 func TestStage1Of(t *testing.T) {
+	kvm := map[string]string{HandlerAnnotation: "kvm"}
 	for _, tc := range []struct {
-		handler, want string
-		ok            bool
+		handler     string
+		annotations map[string]string
+		want        string
+		ok          bool
 	}{
-		{"", "ns", true}, {"ns", "ns", true}, {"kvm", "kvm", true}, {"runc", "", false}, {"NS", "", false},
+		{"", nil, "ns", true}, {"ns", nil, "ns", true}, {"kvm", nil, "kvm", true}, {"runc", nil, "", false}, {"NS", nil, "", false},
+		// A static pod's annotation, when the request names no handler.
+		{"", kvm, "kvm", true},
+		{"", map[string]string{HandlerAnnotation: "ns", "other": "kvm"}, "ns", true},
+		{"", map[string]string{HandlerAnnotation: ""}, "ns", true},
+		{"", map[string]string{"other": "kvm"}, "ns", true},
+		{"", map[string]string{HandlerAnnotation: "gvisor"}, "", false},
+		{"", map[string]string{HandlerAnnotation: "KVM"}, "", false},
+		// An explicit handler wins, and is checked itself.
+		{"ns", kvm, "ns", true},
+		{"kvm", map[string]string{HandlerAnnotation: "gvisor"}, "kvm", true},
+		{"runc", kvm, "", false},
 	} {
-		got, err := stage1Of(tc.handler)
+		got, err := stage1Of(tc.handler, tc.annotations)
 		if got != tc.want || (err == nil) != tc.ok || err != nil && !errors.Is(err, errInvalid) {
-			t.Errorf("stage1Of(%q) = %q, %v; want %q, ok %t", tc.handler, got, err, tc.want, tc.ok)
+			t.Errorf("stage1Of(%q, %v) = %q, %v; want %q, ok %t", tc.handler, tc.annotations, got, err, tc.want, tc.ok)
 		}
+	}
+	_, err := stage1Of("", map[string]string{HandlerAnnotation: "gvisor"})
+	if err == nil || !strings.Contains(err.Error(), HandlerAnnotation) {
+		t.Errorf("an unknown annotated handler: %v, want an error naming %s", err, HandlerAnnotation)
 	}
 }
 
@@ -446,5 +466,23 @@ func TestStatusMounts(t *testing.T) {
 	r, err := s.ContainerStatus(context.Background(), &runtimeapi.ContainerStatusRequest{ContainerId: "m1"})
 	if err != nil || len(r.GetStatus().GetMounts()) != 1 || !proto.Equal(r.GetStatus().GetMounts()[0], mounts[0]) {
 		t.Errorf("ContainerStatus mounts: %v, %v; want %v", r.GetStatus().GetMounts(), err, mounts)
+	}
+}
+
+func TestTimed(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Server{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/RunPodSandbox"}
+	want := errors.New("no pod")
+	resp, err := s.timed(context.Background(), "req", info, func(ctx context.Context, req any) (any, error) {
+		return "resp", want
+	})
+	if resp != "resp" || err != want {
+		t.Errorf("timed = %v, %v; want the handler's resp, %v", resp, err, want)
+	}
+	for _, w := range []string{"method=RunPodSandbox", "took=", `err="no pod"`} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("debug log %q lacks %q", buf.String(), w)
+		}
 	}
 }

@@ -29,15 +29,25 @@ const sandboxStartWait = 3 * time.Minute
 // stopWait is how long a sandbox stop waits for the pod to end.
 const stopWait = 60 * time.Second
 
-// stage1Of maps a runtime handler onto skiff's --stage1.
-func stage1Of(handler string) (string, error) {
+// HandlerAnnotation is the pod annotation that picks the runtime handler
+// when the request names none: a kubelet without an API server cannot
+// resolve a RuntimeClass, so its static pods say it this way.
+const HandlerAnnotation = "skiff.dev/runtime-handler"
+
+// stage1Of maps a sandbox's runtime handler onto skiff's --stage1: the
+// request's handler, else the pod's HandlerAnnotation, else ns.
+func stage1Of(handler string, annotations map[string]string) (string, error) {
+	what := "runtime handler"
+	if a, ok := annotations[HandlerAnnotation]; ok && handler == "" {
+		handler, what = a, "annotation "+HandlerAnnotation
+	}
 	switch handler {
 	case "", "ns":
 		return "ns", nil
 	case "kvm":
 		return "kvm", nil
 	}
-	return "", fmt.Errorf("runtime handler %q: %w (skiff has ns and kvm)", handler, errInvalid)
+	return "", fmt.Errorf("%s %q: %w (skiff has ns and kvm)", what, handler, errInvalid)
 }
 
 // sandboxArgs is the skiff command line (after Skiff) that runs the
@@ -144,7 +154,7 @@ func (s *Server) runPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if cfg.GetMetadata().GetName() == "" {
 		return "", fmt.Errorf("%w: no metadata name", errInvalid)
 	}
-	stage1, err := stage1Of(req.GetRuntimeHandler())
+	stage1, err := stage1Of(req.GetRuntimeHandler(), cfg.GetAnnotations())
 	if err != nil {
 		return "", err
 	}

@@ -142,3 +142,19 @@ func benchOverlay(b *testing.B, mapped bool) {
 		}
 	}
 }
+
+func TestOverlaySupported(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount (run as root, as make test does)")
+	}
+	dir := t.TempDir()
+	if err := OverlaySupported(dir); err != nil {
+		t.Fatalf("OverlaySupported(%s) = %v, want nil (overlayfs on the test's filesystem)", dir, err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the probe left %v in %s", left, dir)
+	}
+	if ms, _ := Under(dir); len(ms) != 0 {
+		t.Errorf("the probe left mounts: %v", ms)
+	}
+}

@@ -18,10 +18,14 @@ import (
 // through the CRI, driven by crictl as a kubelet drives a runtime (runp,
 // create, start, then until the container is listed running), containerd
 // 2.4.2 + runc (tests/cri/tools.sh) against `skiff cri` on stage1-ns, with
-// stage1-kvm (runtime handler kvm) reported beside them. Both pull busybox
+// stage1-kvm (runtime handler kvm) reported beside them, and -base's
+// `skiff cri` on stage1-ns when given. Both pull busybox
 // from one local registry through per-registry mirrors; the pull happens
 // once, before the runs. Removing the pod is not timed.
-var criN = flag.Int("cri-n", 10, "runs per contender for the cri section")
+var (
+	criN   = flag.Int("cri-n", 10, "runs per contender for the cri section")
+	criKVM = flag.Bool("cri-kvm", true, "time the kvm handler in the cri section too")
+)
 
 const criImage = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 
@@ -56,30 +60,43 @@ func benchCRI(ctx context.Context, cfg config) error {
 	defer ctrd.Stop()
 	cs := []contender{{"containerd + runc", criStart(ctx, o.dir, ctrd.Endpoint, "")}}
 	endpoints := []string{ctrd.Endpoint}
-	if out, err := exec.Command(cfg.skiff, "cri", "--help").CombinedOutput(); err != nil {
-		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		fmt.Printf("\ncri: skiff cri skipped: no cri command yet (%s --help: %v: %s); containerd + runc alone\n", cfg.skiff, err, first)
-	} else {
-		conf := filepath.Join(o.dir, "skiff-config")
+	kvm := -1 // the index of the kvm row, if any
+	bins, suffixes := cfg.binaries()
+	for i, bin := range bins {
+		if out, err := exec.Command(bin, "cri", "--help").CombinedOutput(); err != nil {
+			first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			fmt.Printf("\ncri: %s skipped: no cri command (--help: %v: %s)\n", bin, err, first)
+			continue
+		}
+		// The base's store is a directory of its own beside cri/store
+		// (cleanup finds both as scratch/*/store).
+		dir := o.dir
+		if i > 0 {
+			dir = filepath.Join(cfg.scratch, "cri-base")
+		}
+		conf := filepath.Join(dir, "skiff-config")
 		if err := os.MkdirAll(conf, 0o755); err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(conf, "registries.conf"), []byte(cri.RegistriesConf(o.addr)), 0o644); err != nil {
 			return err
 		}
-		sock := filepath.Join(o.dir, "skiff-cri.sock")
-		c := exec.Command(cfg.skiff, "--dir="+filepath.Join(o.dir, "store"), "--local-config="+conf, "--insecure-options=image", "cri", "--listen", sock)
+		sock := filepath.Join(dir, "skiff-cri.sock")
+		c := exec.Command(bin, "--dir="+filepath.Join(dir, "store"), "--local-config="+conf, "--insecure-options=image", "cri", "--listen", sock)
 		if cfg.accel != "" {
 			c.Env = append(os.Environ(), "SKIFF_KVM_ACCEL="+cfg.accel)
 		}
-		d, err := cri.Start(c, "unix://"+sock, filepath.Join(o.dir, "skiff-cri.log"))
+		d, err := cri.Start(c, "unix://"+sock, filepath.Join(dir, "skiff-cri.log"))
 		if err != nil {
 			return err
 		}
 		defer d.Stop()
 		endpoints = append(endpoints, d.Endpoint)
-		cs = append(cs, contender{"skiff cri (ns)", criStart(ctx, o.dir, d.Endpoint, "")},
-			contender{"skiff cri (kvm)", criStart(ctx, o.dir, d.Endpoint, "kvm")})
+		cs = append(cs, contender{"skiff cri (ns)" + suffixes[i], criStart(ctx, o.dir, d.Endpoint, "")})
+		if i == 0 && *criKVM {
+			cs = append(cs, contender{"skiff cri (kvm)", criStart(ctx, o.dir, d.Endpoint, "kvm")})
+			kvm = len(cs) - 1
+		}
 	}
 	for _, ep := range endpoints {
 		if _, err := cri.Crictl(ctx, ep, "pull", criImage); err != nil {
@@ -91,9 +108,13 @@ func benchCRI(ctx context.Context, cfg config) error {
 		return err
 	}
 	sums := printTable(os.Stdout, "cri: pod sandbox + container to running through the CRI (crictl runp, create, start)", cs, runs, 0)
-	if len(cs) > 1 {
-		target(os.Stdout, "skiff cri (ns) ≤ 1.0× containerd + runc", ratio(sums[1].median, sums[0].median), 1.0)
-		fmt.Printf("skiff cri (kvm, %s): %.2f× containerd + runc (no target)\n", accelName(cfg.accel), ratio(sums[2].median, sums[0].median))
+	for i, c := range cs[1:] {
+		if strings.HasPrefix(c.name, "skiff cri (ns)") {
+			target(os.Stdout, c.name+" ≤ 1.0× containerd + runc", ratio(sums[i+1].median, sums[0].median), 1.0)
+		}
+	}
+	if kvm > 0 {
+		fmt.Printf("skiff cri (kvm, %s): %.2f× containerd + runc (no target)\n", accelName(cfg.accel), ratio(sums[kvm].median, sums[0].median))
 	}
 	return nil
 }

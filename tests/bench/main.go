@@ -48,7 +48,7 @@ import (
 // config is what every section needs; set once from the flags.
 type config struct {
 	skiff   string // bin/skiff; stage1 images are found beside it
-	base    string // another skiff, timed beside skiff in every section that has base rows (ns, kvm, store, pods, net); "" for none
+	base    string // another skiff, timed beside skiff in every section that has base rows (ns, kvm, store, pods, net, cri); "" for none
 	images  string // bin/images
 	scratch string
 	n       int // runs per contender, stage1-ns and store
@@ -64,7 +64,7 @@ func run() int {
 	var only string
 	var keep bool
 	flag.StringVar(&cfg.skiff, "skiff", "bin/skiff", "skiff binary; stage1-ns.aci and stage1-kvm.aci are taken from its directory")
-	flag.StringVar(&cfg.base, "base", "", "a second skiff binary (a build of main, its stage1 images beside it), timed beside -skiff, interleaved, in the ns, kvm, store, pods and net sections")
+	flag.StringVar(&cfg.base, "base", "", "a second skiff binary (a build of main, its stage1 images beside it), timed beside -skiff, interleaved, in the ns, kvm, store, pods, net and cri sections")
 	flag.StringVar(&cfg.images, "images", "bin/images", "directory holding busybox.aci and redis.aci")
 	flag.StringVar(&cfg.scratch, "scratch", "/var/tmp/skiff-bench", "scratch directory (emptied first)")
 	flag.IntVar(&cfg.n, "n", 30, "runs per contender for stage1-ns and the store")
