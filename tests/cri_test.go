@@ -735,6 +735,15 @@ func TestCRIKVM(t *testing.T) {
 	} else if host, _ := os.ReadFile("/proc/sys/kernel/osrelease"); strings.TrimSpace(string(host)) == out {
 		t.Errorf("exec ran on the host's kernel %s, want the guest's", out)
 	}
+	// ExecSync past its timeout: the command in the guest is killed (the
+	// server's SIGTERM to enter is passed on to the guest), and gone
+	// before the answer, which is an error.
+	if out, _, ok := srv.crictl("exec", "-s", "--timeout=2", ctr, "sleep", "61"); ok {
+		t.Errorf("exec -s --timeout=2 sleep 61: no error (%q)", out)
+	}
+	if out := srv.must("exec", "-s", ctr, "ps"); strings.Contains(out, "sleep 61") {
+		t.Errorf("the timed-out exec's command still runs in the guest:\n%s", out)
+	}
 	// exec -it: the terminal is the guest's, its size the test's, typed
 	// input reaches it (stage1-kvm's enter --tty through the agent).
 	c := exec.Command(crictl(t), "--runtime-endpoint=unix://"+srv.sock, "exec", "-it", ctr,

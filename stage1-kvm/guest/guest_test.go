@@ -3,8 +3,11 @@ package guest
 import (
 	"errors"
 	"fmt"
+	"os/exec"
+	"syscall"
 	"testing"
 
+	"github.com/skiffpod/skiff/pkg/pgroup"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
@@ -32,5 +35,34 @@ func TestRunSystemctlOnly(t *testing.T) {
 		if m := runSystemctl(args); m.Op != agent.OpError {
 			t.Errorf("run %q: %+v, want a refusal", args, m)
 		}
+	}
+}
+
+// TestGroup checks an entered command's group as the agent drives it: a
+// signal reaches every process of the group, the reply waits until the
+// grandchild is reaped too, and nothing is signalled once the command
+// ended (its process group ID may be another's by then).
+func TestGroup(t *testing.T) {
+	c := exec.Command("sh", "-c", "sleep 60 & wait")
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g := &group{}
+	g.started(c.Process.Pid)
+	g.signal(syscall.SIGTERM)
+	reaped := make(chan struct{})
+	go func() { c.Wait(); close(reaped) }()
+	<-reaped
+	want := agent.Message{Op: agent.OpExit, Code: 143}
+	if got := g.done(want); got.Op != want.Op || got.Code != want.Code {
+		t.Errorf("done = %+v, want %+v", got, want)
+	}
+	if pgroup.Exists(c.Process.Pid) {
+		t.Error("done returned while a process of the signalled group was left")
+	}
+	g.signal(syscall.SIGKILL) // after done: must not reach a reused group
+	if g.signalled && g.pgid != 0 {
+		t.Error("signal after done reached the group")
 	}
 }

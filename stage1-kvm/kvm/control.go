@@ -128,23 +128,37 @@ func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
 	if len(a.Cmd) == 0 {
 		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
+	// Without a terminal the command's signals come through enter (on
+	// stage1-ns the command is in enter's process group): SIGINT, SIGQUIT,
+	// SIGTERM and SIGHUP are passed on to its group in the guest, and
+	// enter returns when it has ended. On a terminal they are its keys.
+	sigs := make(chan os.Signal, 4)
+	if !a.TTY {
+		signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP)
+		defer signal.Stop(sigs)
+	}
 	if a.MountImage != "" {
 		guest, undo, err := shareTools(a.MountImage)
 		if err != nil {
 			return 0, fmt.Errorf("enter %s: %w", a.App, err)
 		}
 		m.MountImage = guest
-		// ^C and ^\ are for the command: dying here would leave the bind.
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
-		defer signal.Stop(sigs)
-		code, err := enter(m, os.Stdin, os.Stdout, os.Stderr, resize)
+		if a.TTY {
+			// ^C and ^\ are for the command: dying here would leave the bind.
+			signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
+			defer signal.Stop(sigs)
+			sigs = nil
+		}
+		code, err := enter(m, os.Stdin, os.Stdout, os.Stderr, resize, sigs)
 		return code, errors.Join(err, undo())
 	}
-	return enter(m, os.Stdin, os.Stdout, os.Stderr, resize)
+	if a.TTY {
+		sigs = nil
+	}
+	return enter(m, os.Stdin, os.Stdout, os.Stderr, resize, sigs)
 }
 
-func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-chan pty.Size) (int, error) {
+func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-chan pty.Size, sigs <-chan os.Signal) (int, error) {
 	app := m.App
 	c, err := dialControl()
 	if err != nil {
@@ -154,6 +168,13 @@ func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-
 	if err := c.Send(m); err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
+	go func() {
+		for sig := range sigs {
+			if c.Send(agent.Message{Op: agent.OpSignal, Code: int(sig.(unix.Signal))}) != nil {
+				return
+			}
+		}
+	}()
 	if resize != nil {
 		go func() {
 			for s := range resize {

@@ -8,10 +8,11 @@
 //
 // On the port named ControlPortName a guest-side server (stage1-kvm's
 // agent, Serve) answers one host client at a time: "poweroff", "run", or
-// "enter", after which the host streams "stdin" (empty data: end of input)
-// and "resize" (an enter with a terminal) and the guest streams "stdout"
-// and "stderr" until its final "exit" or "error". The host then sends "end": connections do not frame sessions
-// for the guest, messages do (Serve).
+// "enter", after which the host streams "stdin" (empty data: end of
+// input), "resize" (an enter with a terminal) and "signal" (a signal the
+// host's enter got, for the command) and the guest streams "stdout" and
+// "stderr" until its final "exit" or "error". The host then sends "end":
+// connections do not frame sessions for the guest, messages do (Serve).
 //
 // An "error" carries its text and, when it is one the other side acts on
 // (no such app, a usage error, ...), a typed code (ErrCode).
@@ -62,6 +63,7 @@ const (
 	OpStderr   = "stderr"   // guest → host: likewise
 	OpEnd      = "end"      // host → guest on the control port: the session is over (see Serve)
 	OpResize   = "resize"   // host → guest: the terminal of an enter with TTY is now Rows x Cols
+	OpSignal   = "signal"   // host → guest: send signal Code to the entered command's process group
 )
 
 // Message is one line of the protocol.

@@ -97,7 +97,7 @@ func Serve(rw io.ReadWriter, log *slog.Logger, handle func(*Session) Message) er
 		switch m.Op {
 		case OpEnd:
 			srv.end()
-		case OpStdin, OpResize:
+		case OpStdin, OpResize, OpSignal:
 			srv.deliver(m, log)
 		default:
 			srv.end()
