@@ -744,6 +744,30 @@ func TestCRIKVM(t *testing.T) {
 	if out := srv.must("exec", "-s", ctr, "ps"); strings.Contains(out, "sleep 61") {
 		t.Errorf("the timed-out exec's command still runs in the guest:\n%s", out)
 	}
+	// Stats: the app's CPU and memory, which the guest's agent reads from
+	// the guest's cgroups (enter --stats).
+	var st struct {
+		Stats []struct {
+			CPU struct {
+				Timestamp string `json:"timestamp"`
+				Usage     struct {
+					Value string `json:"value"`
+				} `json:"usageCoreNanoSeconds"`
+			} `json:"cpu"`
+			Memory struct {
+				Timestamp  string `json:"timestamp"`
+				WorkingSet struct {
+					Value string `json:"value"`
+				} `json:"workingSetBytes"`
+			} `json:"memory"`
+		} `json:"stats"`
+	}
+	if out := srv.must("stats", "-o", "json", "--id", ctr); json.Unmarshal([]byte(out), &st) != nil || len(st.Stats) != 1 {
+		t.Errorf("stats of the kvm container: %s, want one", out)
+	} else if c := st.Stats[0]; c.CPU.Timestamp == "" || c.Memory.Timestamp == "" || c.CPU.Usage.Value == "" || c.CPU.Usage.Value == "0" ||
+		c.Memory.WorkingSet.Value == "" || c.Memory.WorkingSet.Value == "0" {
+		t.Errorf("stats of the kvm container: %s, want CPU and memory used, with timestamps", out)
+	}
 	// exec -it: the terminal is the guest's, its size the test's, typed
 	// input reaches it (stage1-kvm's enter --tty through the agent).
 	c := exec.Command(crictl(t), "--runtime-endpoint=unix://"+srv.sock, "exec", "-it", ctr,

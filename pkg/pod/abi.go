@@ -55,6 +55,10 @@ const (
 	// from, and writes its output also to, whoever attaches with enter
 	// --attach (docs/stage1-abi.md).
 	FeatureAttach = "attach"
+	// FeatureStats: enter takes --stats (no command): the app's CPU and
+	// memory use as one JSON AppStats on stdout, for a stage1 whose apps'
+	// cgroups the host cannot read (stage1-kvm: they are in the guest).
+	FeatureStats = "stats"
 	// AnnotationStdin, on an app of the pod manifest: "true" gives the
 	// app a stdin that enter --attach reaches (FeatureAttach);
 	// AnnotationStdinOnce "true" closes it when the first attach with

@@ -86,8 +86,11 @@ type EnterArgs struct {
 	// (AnnotationStdin); Stdin says whether the caller's stdin goes to it.
 	Attach bool
 	Stdin  bool
-	UUID   string
-	Cmd    []string // after "--"
+	// With FeatureStats, and no Cmd: write the app's resource usage to
+	// stdout, one JSON AppStats.
+	Stats bool
+	UUID  string
+	Cmd   []string // after "--"
 }
 
 func (a *EnterArgs) flags(fs *flag.FlagSet) {
@@ -98,6 +101,7 @@ func (a *EnterArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.TTY, "tty", false, "")
 	fs.BoolVar(&a.Attach, "attach", false, "")
 	fs.BoolVar(&a.Stdin, "stdin", false, "")
+	fs.BoolVar(&a.Stats, "stats", false, "")
 }
 
 // Argv returns the arguments stage0 passes to enter.
@@ -121,6 +125,9 @@ func (a *EnterArgs) Parse(argv []string) error {
 	}
 	if err == nil && a.Attach && (len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "") {
 		err = fmt.Errorf("%s: %w: --attach takes no command, --tty, --mount-image or --cap-add", EntrypointEnter, ErrUsage)
+	}
+	if err == nil && a.Stats && (len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach) {
+		err = fmt.Errorf("%s: %w: --stats takes no command, --tty, --mount-image, --cap-add or --attach", EntrypointEnter, ErrUsage)
 	}
 	if err == nil && a.Stdin && !a.Attach {
 		err = fmt.Errorf("%s: %w: --stdin without --attach", EntrypointEnter, ErrUsage)
@@ -178,6 +185,16 @@ func (a *GCArgs) Parse(argv []string) error {
 		a.UUID, _, err = positional(EntrypointGC, rest, false)
 	}
 	return err
+}
+
+// AppStats is what enter --stats writes (FeatureStats): what the app's
+// processes use now. CPUNanos is their CPU time since the app started;
+// WorkingSetBytes their memory less what the kernel can reclaim at once
+// (the CRI's working set); RSSBytes their resident memory.
+type AppStats struct {
+	CPUNanos        uint64 `json:"cpuNanos"`
+	WorkingSetBytes uint64 `json:"workingSetBytes"`
+	RSSBytes        uint64 `json:"rssBytes"`
 }
 
 // AppArgs are the arguments of the app entrypoints (app-add, app-start,

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/cgstat"
 	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/pgroup"
 	"github.com/skiffpod/skiff/pkg/pod"
@@ -52,6 +54,8 @@ func Agent(log *slog.Logger) error {
 			return enter(s)
 		case agent.OpRun:
 			return runSystemctl(m.Args)
+		case agent.OpStats:
+			return appStats("/sys/fs/cgroup", m.App)
 		}
 		return Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op))
 	})
@@ -66,6 +70,23 @@ func runSystemctl(args []string) agent.Message {
 		return Codes.Failure(fmt.Errorf("%w: run %q", agent.ErrUnknownOp, args))
 	}
 	return agent.Exit(exec.Command(args[0], args[1:]...).Run())
+}
+
+// appStats serves a stats request: the usage of app's unit in the guest's
+// cgroup tree at root (cgroup v2: systemd's), where the host cannot look.
+func appStats(root, app string) agent.Message {
+	u, err := cgstat.Read(filepath.Join(root, "system.slice", podunit.UnitName(app)))
+	if errors.Is(err, os.ErrNotExist) {
+		err = fmt.Errorf("stats of app %s: %w: it does not run", app, pod.ErrNoApp)
+	}
+	if err != nil {
+		return Codes.Failure(err)
+	}
+	b, err := json.Marshal(pod.AppStats{CPUNanos: u.CPUNanos, WorkingSetBytes: u.WorkingSet, RSSBytes: u.RSS})
+	if err != nil {
+		return Codes.Failure(err)
+	}
+	return agent.Message{Op: agent.OpStats, Data: b}
 }
 
 // openPort finds a virtio-serial port by name under root's /sys and /dev

@@ -1,14 +1,18 @@
 package guest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/skiffpod/skiff/pkg/pgroup"
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 )
 
@@ -64,5 +68,35 @@ func TestGroup(t *testing.T) {
 	g.signal(syscall.SIGKILL) // after done: must not reach a reused group
 	if g.signalled && g.pgid != 0 {
 		t.Error("signal after done reached the group")
+	}
+}
+
+// TestAppStats reads an app's usage from a cgroup v2 tree as the guest's
+// systemd lays it out; an app without a group does not run.
+func TestAppStats(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "system.slice", podunit.UnitName("web"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{
+		"cpu.stat":       "usage_usec 1500\nuser_usec 1000\n",
+		"memory.current": "4096000\n",
+		"memory.stat":    "anon 3000000\ninactive_file 96000\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := appStats(root, "web")
+	var got pod.AppStats
+	if err := json.Unmarshal(m.Data, &got); m.Op != agent.OpStats || err != nil {
+		t.Fatalf("appStats = %+v (%v), want a stats reply", m, err)
+	}
+	if want := (pod.AppStats{CPUNanos: 1500000, WorkingSetBytes: 4000000, RSSBytes: 3000000}); got != want {
+		t.Errorf("appStats = %+v, want %+v", got, want)
+	}
+	if m := appStats(root, "gone"); !errors.Is(Codes.Err(m), pod.ErrNoApp) {
+		t.Errorf("appStats of an app without a group = %+v, want ErrNoApp", m)
 	}
 }

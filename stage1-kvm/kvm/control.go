@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/pty"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
@@ -114,6 +116,9 @@ func poweroff() error {
 // into the shared tree for the time of the command, and the agent mounts
 // it into the app as stage1-ns does (docs/debug.md).
 func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
+	if a.Stats {
+		return 0, stats(a.App)
+	}
 	m := agent.Message{Op: agent.OpEnter, App: a.App, Args: a.Cmd, CapAdd: a.CapAdd, Term: os.Getenv("TERM"), TTY: a.TTY}
 	var resize <-chan pty.Size
 	if a.TTY {
@@ -215,6 +220,36 @@ func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-
 			return 0, fmt.Errorf("enter %s: unexpected %q", app, m.Op)
 		}
 	}
+}
+
+// stats writes app's usage, which the guest's agent reads from the
+// guest's cgroups, to stdout (enter --stats). The reply is the guest's: it
+// is decoded and encoded again, never copied through.
+func stats(app string) error {
+	c, err := dialControl()
+	if err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	defer c.close()
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := c.Send(agent.Message{Op: agent.OpStats, App: app}); err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	m, err := c.Recv()
+	if err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	if m.Op != agent.OpStats {
+		if err = guest.Codes.Err(m); err == nil {
+			err = fmt.Errorf("unexpected %q", m.Op)
+		}
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	var st pod.AppStats
+	if err := strictjson.Unmarshal(m.Data, &st); err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	return json.NewEncoder(os.Stdout).Encode(st)
 }
 
 // GC undoes what run did on the host for an exited pod: a qemu left over

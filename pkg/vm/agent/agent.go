@@ -7,7 +7,8 @@
 // order (when the init execs systemd instead, the hello is all it says).
 //
 // On the port named ControlPortName a guest-side server (stage1-kvm's
-// agent, Serve) answers one host client at a time: "poweroff", "run", or
+// agent, Serve) answers one host client at a time: "poweroff", "run",
+// "stats" (an app's CPU and memory, from the guest's cgroups), or
 // "enter", after which the host streams "stdin" (empty data: end of
 // input), "resize" (an enter with a terminal) and "signal" (a signal the
 // host's enter got, for the command) and the guest streams "stdout" and
@@ -64,6 +65,7 @@ const (
 	OpEnd      = "end"      // host → guest on the control port: the session is over (see Serve)
 	OpResize   = "resize"   // host → guest: the terminal of an enter with TTY is now Rows x Cols
 	OpSignal   = "signal"   // host → guest: send signal Code to the entered command's process group
+	OpStats    = "stats"    // host → guest: App's resource use; the reply is OpStats, Data a JSON pod.AppStats
 )
 
 // Message is one line of the protocol.
