@@ -724,7 +724,8 @@ func TestCRIKVM(t *testing.T) {
 	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
 		"metadata": map[string]any{"name": "guest"},
 		"image":    map[string]any{"image": img},
-		"command":  []string{"/bin/sh", "-c", "echo in the vm; exec sleep 1000"},
+		"command": []string{"/bin/sh", "-c", "echo in the vm; echo forwarded into the vm > /tmp/index.html; " +
+			"httpd -p 127.0.0.1:8080 -h /tmp; exec sleep 1000"},
 		"log_path": "guest.log",
 	})
 	srv.must("pull", img)
@@ -767,6 +768,35 @@ func TestCRIKVM(t *testing.T) {
 	} else if c := st.Stats[0]; c.CPU.Timestamp == "" || c.Memory.Timestamp == "" || c.CPU.Usage.Value == "" || c.CPU.Usage.Value == "0" ||
 		c.Memory.WorkingSet.Value == "" || c.Memory.WorkingSet.Value == "0" {
 		t.Errorf("stats of the kvm container: %s, want CPU and memory used, with timestamps", out)
+	}
+	// port-forward: to a port that listens on the guest's loopback only
+	// (stage1-kvm's enter --port-forward, through run's dial.sock).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	pf := exec.Command(crictl(t), "--runtime-endpoint=unix://"+srv.sock, "port-forward", sb, fmt.Sprintf("%d:8080", local))
+	pf.Env = []string{"CRI_CONFIG_FILE=/dev/null", "PATH=/usr/bin:/bin"}
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var page string
+	waitFor(t, "an answer through crictl port-forward", 60*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", local))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		page = string(b)
+		return true
+	})
+	pf.Process.Kill()
+	pf.Wait()
+	if !strings.Contains(page, "forwarded into the vm") {
+		t.Errorf("port-forward to 8080 in the guest: %q", page)
 	}
 	// exec -it: the terminal is the guest's, its size the test's, typed
 	// input reaches it (stage1-kvm's enter --tty through the agent).

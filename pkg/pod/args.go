@@ -89,8 +89,11 @@ type EnterArgs struct {
 	// With FeatureStats, and no Cmd: write the app's resource usage to
 	// stdout, one JSON AppStats.
 	Stats bool
-	UUID  string
-	Cmd   []string // after "--"
+	// With FeaturePortForward, and no Cmd or App: connect the caller's
+	// stdin and stdout to this TCP port on the pod's loopback.
+	PortForward uint
+	UUID        string
+	Cmd         []string // after "--"
 }
 
 func (a *EnterArgs) flags(fs *flag.FlagSet) {
@@ -102,6 +105,7 @@ func (a *EnterArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.Attach, "attach", false, "")
 	fs.BoolVar(&a.Stdin, "stdin", false, "")
 	fs.BoolVar(&a.Stats, "stats", false, "")
+	fs.UintVar(&a.PortForward, "port-forward", 0, "")
 }
 
 // Argv returns the arguments stage0 passes to enter.
@@ -119,6 +123,12 @@ func (a *EnterArgs) Parse(argv []string) error {
 	rest, err := decode(EntrypointEnter, a.flags, argv)
 	if err == nil {
 		a.UUID, a.Cmd, err = positional(EntrypointEnter, rest, true)
+	}
+	if err == nil && a.PortForward != 0 {
+		if a.PortForward > 65535 || a.App != "" || len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach || a.Stats {
+			err = fmt.Errorf("%s: %w: --port-forward takes a port (1-65535) and no --app, command or other mode", EntrypointEnter, ErrUsage)
+		}
+		return err
 	}
 	if err == nil && a.App == "" {
 		err = fmt.Errorf("%s: %w: no --app", EntrypointEnter, ErrUsage)

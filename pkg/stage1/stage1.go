@@ -162,6 +162,40 @@ func (in Invocation) Stats(app string, timeout time.Duration) (pod.AppStats, err
 	return st, nil
 }
 
+// PortForward connects conn to port on the pod's loopback through the
+// stage1 (enter --port-forward, pod.FeaturePortForward) until the pod's
+// side of the connection ends or ctx does.
+func (in Invocation) PortForward(ctx context.Context, port uint16, conn io.ReadWriter) error {
+	if err := in.supports(pod.FeaturePortForward, "port forward"); err != nil {
+		return err
+	}
+	args := pod.EnterArgs{Debug: in.Debug, PortForward: uint(port), UUID: in.Pod.UUID}
+	path, argv, env, err := in.command(pod.EntrypointEnter, args.Argv())
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	c := exec.CommandContext(ctx, path, argv[1:]...)
+	c.Dir, c.Env = in.Pod.Path(), env
+	c.Stdout, c.Stderr = conn, &stderr
+	w, err := c.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("port forward %d: %w", port, err)
+	}
+	go func() {
+		io.Copy(w, conn)
+		w.Close()
+	}()
+	if err := c.Wait(); err != nil {
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		return fmt.Errorf("port forward %d: stage1: %w: %s", port, err, lines[len(lines)-1])
+	}
+	return nil
+}
+
 // supports fails with pod.ErrUnsupported, naming what, unless the pod's
 // stage1 offers feature.
 func (in Invocation) supports(feature, what string) error {

@@ -1,8 +1,11 @@
 package stage1
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -173,5 +176,32 @@ func TestStats(t *testing.T) {
 		if err := a.Parse(argv); err != nil || !a.Stats || a.App != "web" || len(a.Cmd) != 0 {
 			t.Errorf("enter %q parses to %+v, %v; want --stats for web", argv, a, err)
 		}
+	}
+}
+
+// PortForward asks only a stage1 with the feature, as enter
+// --port-forward, with the connection as its stdin and stdout.
+func TestPortForward(t *testing.T) {
+	var out bytes.Buffer
+	conn := struct {
+		io.Reader
+		io.Writer
+	}{strings.NewReader("request"), &out}
+	if err := newInvocation(t).PortForward(context.Background(), 8080, conn); !errors.Is(err, pod.ErrUnsupported) {
+		t.Errorf("PortForward without the feature: err = %v, want pod.ErrUnsupported", err)
+	}
+	in := newInvocation(t, pod.FeaturePortForward)
+	t.Setenv("OUT_enter", "answer")
+	if err := in.PortForward(context.Background(), 8080, conn); err != nil || out.String() != "answer" {
+		t.Errorf("PortForward = %v, wrote %q; want nil, %q", err, out.String(), "answer")
+	}
+	_, argv := recorded(t, in, pod.EntrypointEnter)
+	var a pod.EnterArgs
+	if err := a.Parse(argv); err != nil || a.PortForward != 8080 || a.App != "" {
+		t.Errorf("enter %q parses to %+v, %v; want --port-forward=8080", argv, a, err)
+	}
+	t.Setenv("EXIT_enter", "254")
+	if err := in.PortForward(context.Background(), 8080, conn); err == nil {
+		t.Error("PortForward with a failing enter: no error")
 	}
 }

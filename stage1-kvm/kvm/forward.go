@@ -3,6 +3,7 @@ package kvm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -97,6 +98,56 @@ func startForward(log *slog.Logger, v *vm.VM, s *forward.Session, ls []forward.L
 			}
 		}
 	}()
+}
+
+// serveDial listens on dial.sock in the pod directory, where enter
+// --port-forward connects: each connection names a loopback address of
+// the guest and is joined to a stream of s to it (forward.ServeDial). A
+// socket left by a crashed run is replaced.
+func serveDial(log *slog.Logger, v *vm.VM, s *forward.Session) (net.Listener, error) {
+	os.Remove(dialSocket)
+	l, err := net.Listen("unix", dialSocket)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	go func() {
+		if err := s.ServeDial(l); err != nil {
+			select {
+			case <-v.Done(): // closed as the pod ended
+			default:
+				log.Warn("port forward", "err", err)
+			}
+		}
+	}()
+	return l, nil
+}
+
+// portForward connects stdin and stdout to port on the guest's loopback,
+// where the apps listen (enter --port-forward), through run's dial.sock
+// and the skiff.fwd port; it returns when both directions have ended. A
+// port nothing listens on in the guest is a connection closed at once.
+func portForward(port uint, stdin io.Reader, stdout io.Writer) error {
+	conn, err := net.Dial("unix", dialSocket)
+	for deadline := time.Now().Add(startTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		conn, err = net.Dial("unix", dialSocket)
+	}
+	if err != nil {
+		return fmt.Errorf("port forward %d: %w: %w", port, ErrNotRunning, err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "127.0.0.1:%d\n", port); err != nil {
+		return fmt.Errorf("port forward %d: %w", port, err)
+	}
+	go func() {
+		io.Copy(conn, stdin)
+		conn.(*net.UnixConn).CloseWrite()
+	}()
+	if _, err := io.Copy(stdout, conn); err != nil {
+		return fmt.Errorf("port forward %d: %w", port, err)
+	}
+	// The guest's side ended; the caller's stdin may stay open.
+	return nil
 }
 
 // awaitReady waits until the guest has written the ready marker into the

@@ -8,7 +8,8 @@
 // then on the stream carries the connection's bytes both ways, each
 // direction ending on its own (half-close). yamux's per-stream windows
 // keep a slow reader on one connection from stalling the others. The
-// guest side only connects to loopback addresses. The other way, the
+// guest side only connects to loopback addresses. The host's own
+// connections (a port-forward) go in the same way (ServeDial). The other way, the
 // guest opens a stream per connection to its back listener (the metadata
 // service's address in the guest); the host serves those streams itself
 // (Session is a net.Listener) and never connects them anywhere.
@@ -116,6 +117,40 @@ func (s *Session) Forward(ls []Listener) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// ServeDial serves the host's own connections into the guest (stage1-kvm:
+// a port-forward, enter --port-forward): each connection accepted on l
+// first names, in one line as a stream does, the loopback address in the
+// guest to connect to; from then on it is joined to a stream to that
+// address. It returns when l fails (the caller closes it).
+func (s *Session) ServeDial(l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+		go func() {
+			addr, err := header(c)
+			var st net.Conn
+			if err == nil {
+				st, err = s.OpenStream()
+			}
+			if err == nil {
+				_, err = fmt.Fprintf(st, "%s\n", addr)
+			}
+			if err != nil {
+				s.log.Warn("forward", "err", err)
+				c.Close()
+				if st != nil {
+					st.Close()
+				}
+				return
+			}
+			s.log.Debug("forward", "to", addr)
+			join(c, st)
+		}()
+	}
 }
 
 // Guest serves conn's streams: each one is joined to a TCP connection to

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -247,6 +248,50 @@ func TestHeader(t *testing.T) {
 		}
 		if err != nil || got.String() != tt.want {
 			t.Errorf("header(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestServeDial: a host connection that names a loopback address in its
+// first line is joined to that address in the guest; one that names
+// anything else is closed.
+func TestServeDial(t *testing.T) {
+	_, g := echoUpper(t)
+	host, guest := net.Pipe()
+	go Guest(quiet(), guest, nil)
+	hs, err := Host(quiet(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "dial.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go hs.ServeDial(l)
+	dial := func(header, msg string) (string, error) {
+		c, err := net.Dial("unix", l.Addr().String())
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, header+msg); err != nil {
+			return "", err
+		}
+		c.(*net.UnixConn).CloseWrite()
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	for _, tt := range []struct{ name, header, want string }{
+		{"loopback", g.String() + "\n", "HELLO from ::1"},
+		{"not loopback", "192.0.2.1:80\n", ""},
+		{"not an address", "web:80\n", ""},
+	} {
+		// A refused connection is closed, its input unread: a reset is fine.
+		if got, err := dial(tt.header, "hello"); got != tt.want || (err != nil && tt.want != "") {
+			t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
 		}
 	}
 }
