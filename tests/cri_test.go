@@ -813,6 +813,31 @@ func TestCRIKVM(t *testing.T) {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "in the vm")
 	})
+	// attach -i to a stdin_once shell in the guest: its relay there, the
+	// agent connecting to it (stage1-kvm's enter --attach); stdout and
+	// stderr apart, and the end of input ends the shell.
+	shJSON := writeJSONFile(t, base, "sh.json", map[string]any{
+		"metadata": map[string]any{"name": "sh"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"/bin/sh"},
+		"stdin":    true, "stdin_once": true,
+		"log_path": "sh.log",
+	})
+	sh := srv.must("create", sb, shJSON, podJSON)
+	srv.must("start", sh)
+	att := exec.Command(crictl(t), "--runtime-endpoint=unix://"+srv.sock, "attach", "-i", sh)
+	att.Env = []string{"CRI_CONFIG_FILE=/dev/null"}
+	att.Stdin = strings.NewReader("echo -n hello; echo oops >&2; echo\n")
+	var aout, aerr bytes.Buffer
+	att.Stdout, att.Stderr = &aout, &aerr
+	if err := att.Run(); err != nil || aout.String() != "hello\n" || !strings.Contains(aerr.String(), "oops") {
+		t.Errorf("attach -i in the VM: %v, stdout %q, stderr %q; want hello, oops", err, aout.String(), aerr.String())
+	}
+	waitFor(t, "the attached shell to exit", time.Minute, func() bool {
+		out, _, _ := srv.crictl("inspect", "-o", "go-template", "--template", "{{.status.state}} {{.status.exitCode}}", sh)
+		return out == "CONTAINER_EXITED 0"
+	})
+	srv.must("rm", sh)
 	srv.must("stop", ctr)
 	srv.must("rm", ctr)
 	srv.must("stopp", sb)

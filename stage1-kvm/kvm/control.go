@@ -122,6 +122,9 @@ func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
 	if a.PortForward != 0 {
 		return 0, portForward(a.PortForward, os.Stdin, os.Stdout)
 	}
+	if a.Attach {
+		return 0, attachApp(a)
+	}
 	m := agent.Message{Op: agent.OpEnter, App: a.App, Args: a.Cmd, CapAdd: a.CapAdd, Term: os.Getenv("TERM"), TTY: a.TTY}
 	var resize <-chan pty.Size
 	if a.TTY {
