@@ -699,8 +699,10 @@ func (s *Server) skiffCmd(ctx context.Context, args ...string) *exec.Cmd {
 }
 
 // killGrace is how long a cancelled skiff command has between SIGTERM and
-// SIGKILL.
-const killGrace = 2 * time.Second
+// SIGKILL: longer than stage1-kvm's guest waits for a signalled command's
+// group to be gone (5 s) before it answers, so that its enter ends with
+// the command rather than before.
+const killGrace = 10 * time.Second
 
 func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
 	r, err := s.container(req.GetContainerId())

@@ -83,7 +83,9 @@ func dialControl() (control, error) {
 	if err != nil {
 		return control{}, fmt.Errorf("connect to the guest: %w: %w", ErrNotRunning, err)
 	}
-	return control{agent.NewConn(conn), conn}, nil
+	c := agent.NewConn(conn)
+	c.SetSession()
+	return control{c, conn}, nil
 }
 
 // poweroff asks the guest for a clean poweroff and waits for its answer:

@@ -21,6 +21,8 @@ package agent
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,12 +92,19 @@ type Message struct {
 	Code    int     `json:"code"`
 	Error   string  `json:"error,omitempty"`
 	ErrCode ErrCode `json:"errcode,omitempty"` // with OpError: the sentinel Error stands for (see Failure, Err)
+	// Session names the host client a message is of: the host sets it on
+	// what it sends, and the guest's server on every message of that
+	// client's session (Serve). A reply of an earlier session can reach the
+	// next client (its host died before the reply, and the reply went out
+	// before the guest read the next request): the client drops it (Recv).
+	Session string `json:"session,omitempty"`
 }
 
 // Conn reads and writes messages on a stream. Send is safe for concurrent
 // use (a streaming command writes stdout and stderr at once); Recv is not.
 type Conn struct {
-	r *bufio.Reader
+	r       *bufio.Reader
+	session string // set by SetSession
 
 	mu sync.Mutex // serialises writes of whole lines
 	w  io.Writer
@@ -106,8 +115,20 @@ func NewConn(rw io.ReadWriter) *Conn {
 	return &Conn{r: bufio.NewReader(rw), w: rw}
 }
 
+// SetSession makes c a host client of its own session: a random name is
+// put on every message it sends, and Recv drops messages of another
+// session. Call it before the first Send.
+func (c *Conn) SetSession() {
+	b := make([]byte, 8)
+	rand.Read(b)
+	c.session = hex.EncodeToString(b)
+}
+
 // Send writes m as one line.
 func (c *Conn) Send(m Message) error {
+	if c.session != "" {
+		m.Session = c.session
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", m.Op, err)
@@ -125,8 +146,19 @@ func (c *Conn) Send(m Message) error {
 // output goes in chunks of at most 32 KiB (44 KiB as base64).
 const MaxLine = 1 << 20
 
-// Recv reads the next message.
+// Recv reads the next message; with SetSession, the next one that is not
+// another session's.
 func (c *Conn) Recv() (Message, error) {
+	for {
+		m, err := c.recv()
+		if err == nil && c.session != "" && m.Session != "" && m.Session != c.session {
+			continue // a reply for a host that left before it came
+		}
+		return m, err
+	}
+}
+
+func (c *Conn) recv() (Message, error) {
 	var m Message
 	var line []byte
 	for {

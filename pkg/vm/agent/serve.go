@@ -41,6 +41,7 @@ func (s *Session) Send(m Message) error {
 	if s.ended {
 		return ErrSessionEnded
 	}
+	m.Session = s.Req.Session
 	return s.srv.c.Send(m)
 }
 

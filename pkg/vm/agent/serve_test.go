@@ -84,6 +84,7 @@ func TestServeSessions(t *testing.T) {
 			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("hi")}, exit(7)}},
 		{"a resize to its session, not a request", end + line(Message{Op: OpEnter, TTY: true}) + line(Message{Op: OpResize, Rows: 12, Cols: 34}) +
 			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("12x34")}, exit(7)}},
+		{"replies carry the request's session", end + line(Message{Op: OpRun, Session: "s1"}), []Message{{Op: OpExit, Session: "s1"}}},
 		{"a signal to its session, not a request", end + line(Message{Op: OpEnter}) + line(Message{Op: OpSignal, Code: 15}) +
 			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("signal 15")}, exit(7)}},
 		{"stdin after the reply or the end is dropped", strings.Repeat(line(Message{Op: OpStdin, Data: []byte("late")}), 100) +
