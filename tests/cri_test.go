@@ -739,7 +739,8 @@ func TestCRIKVM(t *testing.T) {
 	ctrJSON := writeJSONFile(t, base, "ctr.json", map[string]any{
 		"metadata": map[string]any{"name": "guest"},
 		"image":    map[string]any{"image": img},
-		"command":  []string{"/bin/sh", "-c", "echo in the vm; exec sleep 1000"},
+		"command": []string{"/bin/sh", "-c", "echo in the vm; echo forwarded into the vm > /tmp/index.html; " +
+			"httpd -p 127.0.0.1:8080 -h /tmp; exec sleep 1000"},
 		"log_path": "guest.log",
 	})
 	srv.must("pull", img)
@@ -749,6 +750,68 @@ func TestCRIKVM(t *testing.T) {
 		t.Errorf("exec uname -r in the VM: %q", out)
 	} else if host, _ := os.ReadFile("/proc/sys/kernel/osrelease"); strings.TrimSpace(string(host)) == out {
 		t.Errorf("exec ran on the host's kernel %s, want the guest's", out)
+	}
+	// ExecSync past its timeout: the command in the guest is killed (the
+	// server's SIGTERM to enter is passed on to the guest), and gone
+	// before the answer, which is an error.
+	if out, _, ok := srv.crictl("exec", "-s", "--timeout=2", ctr, "sleep", "61"); ok {
+		t.Errorf("exec -s --timeout=2 sleep 61: no error (%q)", out)
+	}
+	if out := srv.must("exec", "-s", ctr, "ps"); strings.Contains(out, "sleep 61") {
+		t.Errorf("the timed-out exec's command still runs in the guest:\n%s", out)
+	}
+	// Stats: the app's CPU and memory, which the guest's agent reads from
+	// the guest's cgroups (enter --stats).
+	var st struct {
+		Stats []struct {
+			CPU struct {
+				Timestamp string `json:"timestamp"`
+				Usage     struct {
+					Value string `json:"value"`
+				} `json:"usageCoreNanoSeconds"`
+			} `json:"cpu"`
+			Memory struct {
+				Timestamp  string `json:"timestamp"`
+				WorkingSet struct {
+					Value string `json:"value"`
+				} `json:"workingSetBytes"`
+			} `json:"memory"`
+		} `json:"stats"`
+	}
+	if out := srv.must("stats", "-o", "json", "--id", ctr); json.Unmarshal([]byte(out), &st) != nil || len(st.Stats) != 1 {
+		t.Errorf("stats of the kvm container: %s, want one", out)
+	} else if c := st.Stats[0]; c.CPU.Timestamp == "" || c.Memory.Timestamp == "" || c.CPU.Usage.Value == "" || c.CPU.Usage.Value == "0" ||
+		c.Memory.WorkingSet.Value == "" || c.Memory.WorkingSet.Value == "0" {
+		t.Errorf("stats of the kvm container: %s, want CPU and memory used, with timestamps", out)
+	}
+	// port-forward: to a port that listens on the guest's loopback only
+	// (stage1-kvm's enter --port-forward, through run's dial.sock).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	pf := exec.Command(crictl(t), "--runtime-endpoint=unix://"+srv.sock, "port-forward", sb, fmt.Sprintf("%d:8080", local))
+	pf.Env = []string{"CRI_CONFIG_FILE=/dev/null", "PATH=/usr/bin:/bin"}
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var page string
+	waitFor(t, "an answer through crictl port-forward", 60*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", local))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		page = string(b)
+		return true
+	})
+	pf.Process.Kill()
+	pf.Wait()
+	if !strings.Contains(page, "forwarded into the vm") {
+		t.Errorf("port-forward to 8080 in the guest: %q", page)
 	}
 	// exec -it: the terminal is the guest's, its size the test's, typed
 	// input reaches it (stage1-kvm's enter --tty through the agent).
@@ -765,6 +828,31 @@ func TestCRIKVM(t *testing.T) {
 		out, _, _ := srv.crictl("logs", ctr)
 		return strings.Contains(out, "in the vm")
 	})
+	// attach -i to a stdin_once shell in the guest: its relay there, the
+	// agent connecting to it (stage1-kvm's enter --attach); stdout and
+	// stderr apart, and the end of input ends the shell.
+	shJSON := writeJSONFile(t, base, "sh.json", map[string]any{
+		"metadata": map[string]any{"name": "sh"},
+		"image":    map[string]any{"image": img},
+		"command":  []string{"/bin/sh"},
+		"stdin":    true, "stdin_once": true,
+		"log_path": "sh.log",
+	})
+	sh := srv.must("create", sb, shJSON, podJSON)
+	srv.must("start", sh)
+	att := exec.Command(crictl(t), "--runtime-endpoint=unix://"+srv.sock, "attach", "-i", sh)
+	att.Env = []string{"CRI_CONFIG_FILE=/dev/null"}
+	att.Stdin = strings.NewReader("echo -n hello; echo oops >&2; echo\n")
+	var aout, aerr bytes.Buffer
+	att.Stdout, att.Stderr = &aout, &aerr
+	if err := att.Run(); err != nil || aout.String() != "hello\n" || !strings.Contains(aerr.String(), "oops") {
+		t.Errorf("attach -i in the VM: %v, stdout %q, stderr %q; want hello, oops", err, aout.String(), aerr.String())
+	}
+	waitFor(t, "the attached shell to exit", time.Minute, func() bool {
+		out, _, _ := srv.crictl("inspect", "-o", "go-template", "--template", "{{.status.state}} {{.status.exitCode}}", sh)
+		return out == "CONTAINER_EXITED 0"
+	})
+	srv.must("rm", sh)
 	srv.must("stop", ctr)
 	srv.must("rm", ctr)
 	srv.must("stopp", sb)

@@ -25,6 +25,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/cglimit"
 	"github.com/skiffpod/skiff/pkg/launch"
+	"github.com/skiffpod/skiff/pkg/pgroup"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/prepare"
@@ -704,12 +705,31 @@ func (s *Server) enterCmd(ctx context.Context, r *containerRecord, argv []string
 func (s *Server) skiffCmd(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, s.Skiff[0], append(append([]string{}, s.Skiff[1:]...), args...)...)
 	// Ended by ctx, skiff and the command it runs in the pod (a child of
-	// the stage1's enter, in enter's process group) are killed.
+	// the stage1's enter, in enter's process group) get SIGTERM, and
+	// SIGKILL once killGrace has passed: a stage1 whose command is not on
+	// the host (stage1-kvm: in the guest) passes the SIGTERM on and ends
+	// the command there (docs/stage1-abi.md, enter), which a SIGKILL to
+	// enter could not.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
-	c.WaitDelay = time.Second
+	c.Cancel = func() error {
+		pgid := c.Process.Pid
+		err := syscall.Kill(-pgid, syscall.SIGTERM)
+		go func() {
+			if !pgroup.Gone(pgid, killGrace) {
+				syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+		}()
+		return err
+	}
+	c.WaitDelay = killGrace + time.Second
 	return c
 }
+
+// killGrace is how long a cancelled skiff command has between SIGTERM and
+// SIGKILL: longer than stage1-kvm's guest waits for a signalled command's
+// group to be gone (5 s) before it answers, so that its enter ends with
+// the command rather than before.
+const killGrace = 10 * time.Second
 
 func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
 	r, err := s.container(req.GetContainerId())
@@ -733,7 +753,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	err = c.Run()
 	if ctx.Err() == context.DeadlineExceeded {
 		// Answer once the command is gone from the pod, not just killed.
-		if !waitGroupGone(c.Process.Pid, 5*time.Second) {
+		if !pgroup.Gone(c.Process.Pid, killGrace+5*time.Second) {
 			s.Log.Warn("exec sync: a timed-out command outlives its kill", "container", r.ID)
 		}
 		return nil, grpcError(fmt.Errorf("exec sync in %s: %w", r.ID, context.DeadlineExceeded))

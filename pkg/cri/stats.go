@@ -40,8 +40,7 @@ func appCgroup(podcg, app string) string {
 }
 
 // usageStats turns the usage of the group at dir into CRI stats; nil, nil
-// when there is no such group (a container not running, a KVM pod's app,
-// which lives in the guest).
+// when there is no such group (a container not running).
 func usageStats(dir string, now int64) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage) {
 	u, err := cgstat.Read(dir)
 	if err != nil {
@@ -52,8 +51,31 @@ func usageStats(dir string, now int64) (*runtimeapi.CpuUsage, *runtimeapi.Memory
 			RssBytes: &runtimeapi.UInt64Value{Value: u.RSS}}
 }
 
-// containerStats reads r's stats: CPU and memory of its app's unit, the
-// writable layer from the app's overlay upper dir.
+// stage1StatsTimeout bounds the stage1's answer: stage1-kvm's guest agent
+// serves one request at a time, and an exec may hold it.
+const stage1StatsTimeout = 10 * time.Second
+
+// stage1Stats asks the stage1 for app's usage (enter --stats), for a pod
+// whose apps' groups the host cannot read (stage1-kvm: in the guest); nil,
+// nil when the app does not run or the stage1 does not answer.
+func (s *Server) stage1Stats(p *pod.Pod, app string, now int64) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage) {
+	in, err := s.Pods.Invocation(p)
+	if err != nil {
+		return nil, nil
+	}
+	st, err := in.Stats(app, stage1StatsTimeout)
+	if err != nil {
+		s.Log.Debug("container stats", "pod", p.UUID, "app", app, "err", err)
+		return nil, nil
+	}
+	return &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: st.CPUNanos}},
+		&runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{Value: st.WorkingSetBytes},
+			RssBytes: &runtimeapi.UInt64Value{Value: st.RSSBytes}}
+}
+
+// containerStats reads r's stats: CPU and memory of its app's unit (read
+// by the stage1 when it offers pod.FeatureStats), the writable layer from
+// the app's overlay upper dir.
 func (s *Server) containerStats(r *containerRecord) *runtimeapi.ContainerStats {
 	now := time.Now().UnixNano()
 	out := &runtimeapi.ContainerStats{Attributes: &runtimeapi.ContainerAttributes{
@@ -63,7 +85,11 @@ func (s *Server) containerStats(r *containerRecord) *runtimeapi.ContainerStats {
 	if err != nil {
 		return out
 	}
-	if cg, ok := podCgroup(p); ok {
+	if s1, err := pod.ReadStage1(p.Path()); err == nil && s1.Supports(pod.FeatureStats) {
+		if s.containerState(r).state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			out.Cpu, out.Memory = s.stage1Stats(p, r.App, now)
+		}
+	} else if cg, ok := podCgroup(p); ok {
 		out.Cpu, out.Memory = usageStats(appCgroup(cg, r.App), now)
 	}
 	upper := p.File(filepath.Join(pod.OverlayDir, "app-"+r.App, "upper"))

@@ -17,6 +17,7 @@ import (
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"github.com/skiffpod/skiff/pkg/netns"
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/pty"
 )
 
@@ -176,10 +177,25 @@ func (rt streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out
 	return exitStatus(runWithStdin(c, in))
 }
 
-// PortForward connects stream to port on the sandbox's loopback, from
-// inside the pod's network namespace (the host's, for a host-network pod).
+// PortForward connects stream to port on the sandbox's loopback: from
+// inside the pod's network namespace (the host's, for a host-network pod),
+// or through the stage1 for one with pod.FeaturePortForward.
 func (rt streamRuntime) PortForward(ctx context.Context, id string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("port forward %s:%d: %w: no such port", id, port, errInvalid)
+	}
+	// A pod whose apps the host cannot dial (stage1-kvm: they are in the
+	// guest): through the stage1.
+	if p, err := pod.Load(rt.s.Dir, id); err == nil {
+		if s1, err := pod.ReadStage1(p.Path()); err == nil && s1.Supports(pod.FeaturePortForward) {
+			in, err := rt.s.Pods.Invocation(p)
+			if err == nil {
+				err = in.PortForward(ctx, uint16(port), stream)
+			}
+			return err
+		}
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
 	var conn net.Conn
 	dial := func() (err error) {

@@ -55,6 +55,15 @@ const (
 	// from, and writes its output also to, whoever attaches with enter
 	// --attach (docs/stage1-abi.md).
 	FeatureAttach = "attach"
+	// FeatureStats: enter takes --stats (no command): the app's CPU and
+	// memory use as one JSON AppStats on stdout, for a stage1 whose apps'
+	// cgroups the host cannot read (stage1-kvm: they are in the guest).
+	FeatureStats = "stats"
+	// FeaturePortForward: enter takes --port-forward=PORT (no app, no
+	// command): the caller's stdin and stdout are a connection to PORT on
+	// the pod's loopback, for a stage1 whose pod the host cannot dial in
+	// its network namespace (stage1-kvm: the apps listen in the guest).
+	FeaturePortForward = "port-forward"
 	// AnnotationStdin, on an app of the pod manifest: "true" gives the
 	// app a stdin that enter --attach reaches (FeatureAttach);
 	// AnnotationStdinOnce "true" closes it when the first attach with

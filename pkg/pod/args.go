@@ -86,8 +86,14 @@ type EnterArgs struct {
 	// (AnnotationStdin); Stdin says whether the caller's stdin goes to it.
 	Attach bool
 	Stdin  bool
-	UUID   string
-	Cmd    []string // after "--"
+	// With FeatureStats, and no Cmd: write the app's resource usage to
+	// stdout, one JSON AppStats.
+	Stats bool
+	// With FeaturePortForward, and no Cmd or App: connect the caller's
+	// stdin and stdout to this TCP port on the pod's loopback.
+	PortForward uint
+	UUID        string
+	Cmd         []string // after "--"
 }
 
 func (a *EnterArgs) flags(fs *flag.FlagSet) {
@@ -98,6 +104,8 @@ func (a *EnterArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.TTY, "tty", false, "")
 	fs.BoolVar(&a.Attach, "attach", false, "")
 	fs.BoolVar(&a.Stdin, "stdin", false, "")
+	fs.BoolVar(&a.Stats, "stats", false, "")
+	fs.UintVar(&a.PortForward, "port-forward", 0, "")
 }
 
 // Argv returns the arguments stage0 passes to enter.
@@ -116,11 +124,20 @@ func (a *EnterArgs) Parse(argv []string) error {
 	if err == nil {
 		a.UUID, a.Cmd, err = positional(EntrypointEnter, rest, true)
 	}
+	if err == nil && a.PortForward != 0 {
+		if a.PortForward > 65535 || a.App != "" || len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach || a.Stats {
+			err = fmt.Errorf("%s: %w: --port-forward takes a port (1-65535) and no --app, command or other mode", EntrypointEnter, ErrUsage)
+		}
+		return err
+	}
 	if err == nil && a.App == "" {
 		err = fmt.Errorf("%s: %w: no --app", EntrypointEnter, ErrUsage)
 	}
 	if err == nil && a.Attach && (len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "") {
 		err = fmt.Errorf("%s: %w: --attach takes no command, --tty, --mount-image or --cap-add", EntrypointEnter, ErrUsage)
+	}
+	if err == nil && a.Stats && (len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach) {
+		err = fmt.Errorf("%s: %w: --stats takes no command, --tty, --mount-image, --cap-add or --attach", EntrypointEnter, ErrUsage)
 	}
 	if err == nil && a.Stdin && !a.Attach {
 		err = fmt.Errorf("%s: %w: --stdin without --attach", EntrypointEnter, ErrUsage)
@@ -178,6 +195,16 @@ func (a *GCArgs) Parse(argv []string) error {
 		a.UUID, _, err = positional(EntrypointGC, rest, false)
 	}
 	return err
+}
+
+// AppStats is what enter --stats writes (FeatureStats): what the app's
+// processes use now. CPUNanos is their CPU time since the app started;
+// WorkingSetBytes their memory less what the kernel can reclaim at once
+// (the CRI's working set); RSSBytes their resident memory.
+type AppStats struct {
+	CPUNanos        uint64 `json:"cpuNanos"`
+	WorkingSetBytes uint64 `json:"workingSetBytes"`
+	RSSBytes        uint64 `json:"rssBytes"`
 }
 
 // AppArgs are the arguments of the app entrypoints (app-add, app-start,

@@ -63,6 +63,8 @@ func TestEnterArgsRoundTrip(t *testing.T) {
 			[]string{"--app=a", "--cap-add=CAP_SYS_PTRACE", "--mount-image=/t/rootfs", "u", "--", "sh"}},
 		{"tty", EnterArgs{App: "a", TTY: true, UUID: "u", Cmd: []string{"sh"}}, []string{"--app=a", "--tty", "u", "--", "sh"}},
 		{"attach", EnterArgs{App: "a", Attach: true, Stdin: true, UUID: "u"}, []string{"--app=a", "--attach", "--stdin", "u"}},
+		{"stats", EnterArgs{App: "a", Stats: true, UUID: "u"}, []string{"--app=a", "--stats", "u"}},
+		{"port-forward", EnterArgs{PortForward: 8080, UUID: "u"}, []string{"--port-forward=8080", "u"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*EnterArgs).Parse) })
@@ -126,6 +128,13 @@ func TestArgsParseRejects(t *testing.T) {
 		{EntrypointEnter, []string{"--app=a"}},
 		{EntrypointEnter, []string{"--app=a", "--attach", "u", "--", "x"}}, // attach runs no command
 		{EntrypointEnter, []string{"--app=a", "--attach", "--tty", "u"}},
+		{EntrypointEnter, []string{"--app=a", "--stats", "u", "--", "x"}}, // stats runs no command
+		{EntrypointEnter, []string{"--app=a", "--stats", "--attach", "u"}},
+		{EntrypointEnter, []string{"--port-forward=70000", "u"}},
+		{EntrypointEnter, []string{"--port-forward=80", "--app=a", "u"}},
+		{EntrypointEnter, []string{"--port-forward=80", "u", "--", "x"}},
+		{EntrypointEnter, []string{"--port-forward=80", "--stats", "u"}},
+		{EntrypointEnter, []string{"--port-forward=-1", "u"}},
 		{EntrypointEnter, []string{"--app=a", "--stdin", "u", "--", "x"}}, // stdin is attach's
 		{EntrypointStop, []string{"--no-such-flag", "u"}},
 		{EntrypointStop, []string{"--app=a", "u"}}, // enter's flag

@@ -5,6 +5,7 @@ package stage1
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // Invocation is how stage0 calls one entrypoint of a pod's stage1.
@@ -122,6 +125,75 @@ func (in Invocation) Attach(app string, stdin bool) (int, error) {
 	}
 	args := pod.EnterArgs{Debug: in.Debug, App: app, Attach: true, Stdin: stdin, UUID: in.Pod.UUID}
 	return in.call(pod.EntrypointEnter, args.Argv())
+}
+
+// maxStats bounds what enter --stats may write.
+const maxStats = 4 << 10
+
+// Stats returns app's resource use as the stage1 reads it (enter --stats,
+// pod.FeatureStats); it gives up after timeout (a stage1 may serve one
+// request at a time).
+func (in Invocation) Stats(app string, timeout time.Duration) (pod.AppStats, error) {
+	var st pod.AppStats
+	if err := in.supports(pod.FeatureStats, "stats"); err != nil {
+		return st, err
+	}
+	args := pod.EnterArgs{Debug: in.Debug, App: app, Stats: true, UUID: in.Pod.UUID}
+	path, argv, env, err := in.command(pod.EntrypointEnter, args.Argv())
+	if err != nil {
+		return st, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, path, argv[1:]...)
+	c.Dir, c.Env = in.Pod.Path(), env
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		return st, fmt.Errorf("stats of %s: stage1: %w: %s", app, err, lines[len(lines)-1])
+	}
+	if stdout.Len() > maxStats {
+		return st, fmt.Errorf("stats of %s: stage1 wrote %d bytes", app, stdout.Len())
+	}
+	if err := strictjson.Unmarshal(stdout.Bytes(), &st); err != nil {
+		return st, fmt.Errorf("stats of %s: %w", app, err)
+	}
+	return st, nil
+}
+
+// PortForward connects conn to port on the pod's loopback through the
+// stage1 (enter --port-forward, pod.FeaturePortForward) until the pod's
+// side of the connection ends or ctx does.
+func (in Invocation) PortForward(ctx context.Context, port uint16, conn io.ReadWriter) error {
+	if err := in.supports(pod.FeaturePortForward, "port forward"); err != nil {
+		return err
+	}
+	args := pod.EnterArgs{Debug: in.Debug, PortForward: uint(port), UUID: in.Pod.UUID}
+	path, argv, env, err := in.command(pod.EntrypointEnter, args.Argv())
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	c := exec.CommandContext(ctx, path, argv[1:]...)
+	c.Dir, c.Env = in.Pod.Path(), env
+	c.Stdout, c.Stderr = conn, &stderr
+	w, err := c.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("port forward %d: %w", port, err)
+	}
+	go func() {
+		io.Copy(w, conn)
+		w.Close()
+	}()
+	if err := c.Wait(); err != nil {
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		return fmt.Errorf("port forward %d: stage1: %w: %s", port, err, lines[len(lines)-1])
+	}
+	return nil
 }
 
 // supports fails with pod.ErrUnsupported, naming what, unless the pod's

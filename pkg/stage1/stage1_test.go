@@ -1,13 +1,17 @@
 package stage1
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -16,16 +20,18 @@ import (
 )
 
 // recorder is an entrypoint that writes SKIFF_DEBUG and its arguments, one
-// a line, to NAME.argv in its working directory, and exits with $EXIT_NAME.
+// a line, to NAME.argv in its working directory, $OUT_NAME to stdout, and
+// exits with $EXIT_NAME.
 const recorder = `#!/bin/sh
 name=$(basename "$0")
 { printf '%s\n' "$SKIFF_DEBUG"; for a; do printf '%s\n' "$a"; done; } > "$name.argv"
+eval "printf '%s' \"\${OUT_$name}\""
 eval "exit \${EXIT_$name:-0}"
 `
 
 // newInvocation makes a pod whose stage1 offers enter, stop and gc, all
 // recorders, in a tree beside it.
-func newInvocation(t *testing.T) Invocation {
+func newInvocation(t *testing.T, features ...string) Invocation {
 	t.Helper()
 	dir := t.TempDir()
 	// stage0 makes the data dir (store.Open); pod.Create makes what is below it.
@@ -50,7 +56,7 @@ func newInvocation(t *testing.T) Invocation {
 	}
 	m := schema.BlankImageManifest()
 	m.Name = *types.MustACIdentifier("example.com/stage1-recorder")
-	m.Annotations = pod.Stage1Annotations(eps)
+	m.Annotations = pod.Stage1Annotations(eps, features...)
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
@@ -139,5 +145,63 @@ func TestEnterDebugNeedsFeature(t *testing.T) {
 	}
 	if _, err := os.Stat(in.Pod.File(pod.EntrypointEnter + ".argv")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("enter was called: %v", err)
+	}
+}
+
+// Stats asks only a stage1 with the feature, as enter --stats, and takes
+// nothing but one well-formed AppStats from it.
+func TestStats(t *testing.T) {
+	if _, err := newInvocation(t).Stats("web", time.Minute); !errors.Is(err, pod.ErrUnsupported) {
+		t.Errorf("Stats without the feature: err = %v, want pod.ErrUnsupported", err)
+	}
+	for _, tt := range []struct {
+		out, exit string
+		want      pod.AppStats
+		ok        bool
+	}{
+		{`{"cpuNanos":5,"workingSetBytes":6,"rssBytes":7}`, "0", pod.AppStats{CPUNanos: 5, WorkingSetBytes: 6, RSSBytes: 7}, true},
+		{`{"cpuNanos":5,"cpuNanos":6}`, "0", pod.AppStats{}, false},
+		{`not json`, "0", pod.AppStats{}, false},
+		{`{"cpuNanos":5}`, "254", pod.AppStats{}, false},
+	} {
+		in := newInvocation(t, pod.FeatureStats)
+		t.Setenv("OUT_enter", tt.out)
+		t.Setenv("EXIT_enter", tt.exit)
+		got, err := in.Stats("web", time.Minute)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("Stats with %q, exit %s = %+v, %v; want %+v, ok %t", tt.out, tt.exit, got, err, tt.want, tt.ok)
+		}
+		_, argv := recorded(t, in, pod.EntrypointEnter)
+		var a pod.EnterArgs
+		if err := a.Parse(argv); err != nil || !a.Stats || a.App != "web" || len(a.Cmd) != 0 {
+			t.Errorf("enter %q parses to %+v, %v; want --stats for web", argv, a, err)
+		}
+	}
+}
+
+// PortForward asks only a stage1 with the feature, as enter
+// --port-forward, with the connection as its stdin and stdout.
+func TestPortForward(t *testing.T) {
+	var out bytes.Buffer
+	conn := struct {
+		io.Reader
+		io.Writer
+	}{strings.NewReader("request"), &out}
+	if err := newInvocation(t).PortForward(context.Background(), 8080, conn); !errors.Is(err, pod.ErrUnsupported) {
+		t.Errorf("PortForward without the feature: err = %v, want pod.ErrUnsupported", err)
+	}
+	in := newInvocation(t, pod.FeaturePortForward)
+	t.Setenv("OUT_enter", "answer")
+	if err := in.PortForward(context.Background(), 8080, conn); err != nil || out.String() != "answer" {
+		t.Errorf("PortForward = %v, wrote %q; want nil, %q", err, out.String(), "answer")
+	}
+	_, argv := recorded(t, in, pod.EntrypointEnter)
+	var a pod.EnterArgs
+	if err := a.Parse(argv); err != nil || a.PortForward != 8080 || a.App != "" {
+		t.Errorf("enter %q parses to %+v, %v; want --port-forward=8080", argv, a, err)
+	}
+	t.Setenv("EXIT_enter", "254")
+	if err := in.PortForward(context.Background(), 8080, conn); err == nil {
+		t.Error("PortForward with a failing enter: no error")
 	}
 }

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +11,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/cgstat"
 	"github.com/skiffpod/skiff/pkg/launch"
+	"github.com/skiffpod/skiff/pkg/pgroup"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/pty"
@@ -50,6 +54,8 @@ func Agent(log *slog.Logger) error {
 			return enter(s)
 		case agent.OpRun:
 			return runSystemctl(m.Args)
+		case agent.OpStats:
+			return appStats("/sys/fs/cgroup", m.App)
 		}
 		return Codes.Failure(fmt.Errorf("%w %q", agent.ErrUnknownOp, m.Op))
 	})
@@ -64,6 +70,23 @@ func runSystemctl(args []string) agent.Message {
 		return Codes.Failure(fmt.Errorf("%w: run %q", agent.ErrUnknownOp, args))
 	}
 	return agent.Exit(exec.Command(args[0], args[1:]...).Run())
+}
+
+// appStats serves a stats request: the usage of app's unit in the guest's
+// cgroup tree at root (cgroup v2: systemd's), where the host cannot look.
+func appStats(root, app string) agent.Message {
+	u, err := cgstat.Read(filepath.Join(root, "system.slice", podunit.UnitName(app)))
+	if errors.Is(err, os.ErrNotExist) {
+		err = fmt.Errorf("stats of app %s: %w: it does not run", app, pod.ErrNoApp)
+	}
+	if err != nil {
+		return Codes.Failure(err)
+	}
+	b, err := json.Marshal(pod.AppStats{CPUNanos: u.CPUNanos, WorkingSetBytes: u.WorkingSet, RSSBytes: u.RSS})
+	if err != nil {
+		return Codes.Failure(err)
+	}
+	return agent.Message{Op: agent.OpStats, Data: b}
 }
 
 // openPort finds a virtio-serial port by name under root's /sys and /dev
@@ -157,10 +180,13 @@ func enter(s *agent.Session) agent.Message {
 	if m.Term != "" {
 		cmd.Env = append(cmd.Env, "TERM="+m.Term) // stage2 exec gives it to the command
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}
+	// A group of its own, which the host's signals reach (the terminal's
+	// session is one too).
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd()), Setpgid: !m.TTY}
 	if m.TTY {
-		return onTerminal(s, cmd, fail)
+		return onTerminal(s, cmd, fail) // the terminal's keys are its signals
 	}
+	g := &group{}
 	cmd.Stdout = stream{s, agent.OpStdout}
 	cmd.Stderr = stream{s, agent.OpStderr}
 	stdin, err := cmd.StdinPipe()
@@ -170,24 +196,74 @@ func enter(s *agent.Session) agent.Message {
 	if err := cmd.Start(); err != nil {
 		return fail(err)
 	}
+	g.started(cmd.Process.Pid)
 	go func() {
 		for m := range s.In {
-			if m.Op != agent.OpStdin {
-				continue
-			}
-			if len(m.Data) == 0 {
+			switch {
+			case m.Op == agent.OpSignal:
+				g.signal(syscall.Signal(m.Code))
+			case m.Op != agent.OpStdin:
+			case len(m.Data) == 0:
 				stdin.Close()
-			} else {
+			default:
 				stdin.Write(m.Data) // fails once the command has ended; keep draining
 			}
 		}
 		stdin.Close()
+		g.signal(syscall.SIGKILL) // the session ended: the host left before the command did
 	}()
 	exit := agent.Exit(cmd.Wait())
 	if exit.Op == agent.OpError {
 		return fail(errors.New(exit.Error))
 	}
-	return exit
+	return g.done(exit)
+}
+
+// group is an entered command's process group, which the host's signals
+// reach while the command runs. A host whose enter was terminated (the CRI
+// server ends a timed-out ExecSync so) forwards that signal; a session that
+// ends before its command (a host that left without waiting) kills the
+// group, so that no command outlives the host that ran it unseen.
+type group struct {
+	mu        sync.Mutex
+	pgid      int  // 0 before the command started and after it ended
+	signalled bool // a signal was sent to the group
+}
+
+// groupGoneTimeout bounds how long a signalled command's reply waits for
+// the rest of its group.
+const groupGoneTimeout = 5 * time.Second
+
+func (g *group) started(pid int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pgid = pid
+}
+
+// signal sends sig to the group while the command runs.
+func (g *group) signal(sig syscall.Signal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pgid != 0 && sig > 0 && sig < 65 {
+		unix.Kill(-g.pgid, sig)
+		g.signalled = true
+	}
+}
+
+// done marks the command ended and returns its reply; when it was
+// signalled, only once no process of its group is left, zombies included
+// (pgroup.Gone: the command nsenter ran is reparented to the pod's init,
+// which reaps it a moment later), so that the host's next command in the
+// pod finds none of it.
+func (g *group) done(reply agent.Message) agent.Message {
+	g.mu.Lock()
+	pgid, signalled := g.pgid, g.signalled
+	g.pgid = 0
+	g.mu.Unlock()
+	if signalled && pgid != 0 {
+		pgroup.Gone(pgid, groupGoneTimeout)
+	}
+	return reply
 }
 
 // onTerminal runs cmd on a pseudo-terminal of the guest's devpts, for an

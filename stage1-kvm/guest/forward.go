@@ -8,12 +8,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/pkg/vm/forward"
 )
 
 // serveForward, in the guest's agent, serves the skiff.fwd port: the
-// connections run forwards into the guest (socket activation), and those
+// connections run forwards into the guest (socket activation, port
+// forwards, attaches to the apps' relays), and those
 // to the metadata service's address, which go out to run. It returns once
 // that address listens, before the apps start (their units are ordered
 // after the agent's).
@@ -32,7 +34,7 @@ func serveForward(log *slog.Logger) {
 		back = nil
 	}
 	go func() {
-		if err := forward.Guest(log, port, back); err != nil {
+		if err := forward.Guest(log, port, back, podunit.AttachDir); err != nil {
 			log.Warn("forward connections", "err", err)
 		}
 	}()

@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/pty"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
+	"github.com/skiffpod/skiff/pkg/strictjson"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
@@ -81,7 +83,9 @@ func dialControl() (control, error) {
 	if err != nil {
 		return control{}, fmt.Errorf("connect to the guest: %w: %w", ErrNotRunning, err)
 	}
-	return control{agent.NewConn(conn), conn}, nil
+	c := agent.NewConn(conn)
+	c.SetSession()
+	return control{c, conn}, nil
 }
 
 // poweroff asks the guest for a clean poweroff and waits for its answer:
@@ -114,6 +118,15 @@ func poweroff() error {
 // into the shared tree for the time of the command, and the agent mounts
 // it into the app as stage1-ns does (docs/debug.md).
 func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
+	if a.Stats {
+		return 0, stats(a.App)
+	}
+	if a.PortForward != 0 {
+		return 0, portForward(a.PortForward, os.Stdin, os.Stdout)
+	}
+	if a.Attach {
+		return 0, attachApp(a)
+	}
 	m := agent.Message{Op: agent.OpEnter, App: a.App, Args: a.Cmd, CapAdd: a.CapAdd, Term: os.Getenv("TERM"), TTY: a.TTY}
 	var resize <-chan pty.Size
 	if a.TTY {
@@ -128,23 +141,37 @@ func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
 	if len(a.Cmd) == 0 {
 		return 0, fmt.Errorf("enter: %w: no command", ErrUsage)
 	}
+	// Without a terminal the command's signals come through enter (on
+	// stage1-ns the command is in enter's process group): SIGINT, SIGQUIT,
+	// SIGTERM and SIGHUP are passed on to its group in the guest, and
+	// enter returns when it has ended. On a terminal they are its keys.
+	sigs := make(chan os.Signal, 4)
+	if !a.TTY {
+		signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP)
+		defer signal.Stop(sigs)
+	}
 	if a.MountImage != "" {
 		guest, undo, err := shareTools(a.MountImage)
 		if err != nil {
 			return 0, fmt.Errorf("enter %s: %w", a.App, err)
 		}
 		m.MountImage = guest
-		// ^C and ^\ are for the command: dying here would leave the bind.
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
-		defer signal.Stop(sigs)
-		code, err := enter(m, os.Stdin, os.Stdout, os.Stderr, resize)
+		if a.TTY {
+			// ^C and ^\ are for the command: dying here would leave the bind.
+			signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT)
+			defer signal.Stop(sigs)
+			sigs = nil
+		}
+		code, err := enter(m, os.Stdin, os.Stdout, os.Stderr, resize, sigs)
 		return code, errors.Join(err, undo())
 	}
-	return enter(m, os.Stdin, os.Stdout, os.Stderr, resize)
+	if a.TTY {
+		sigs = nil
+	}
+	return enter(m, os.Stdin, os.Stdout, os.Stderr, resize, sigs)
 }
 
-func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-chan pty.Size) (int, error) {
+func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-chan pty.Size, sigs <-chan os.Signal) (int, error) {
 	app := m.App
 	c, err := dialControl()
 	if err != nil {
@@ -154,6 +181,13 @@ func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-
 	if err := c.Send(m); err != nil {
 		return 0, fmt.Errorf("enter %s: %w", app, err)
 	}
+	go func() {
+		for sig := range sigs {
+			if c.Send(agent.Message{Op: agent.OpSignal, Code: int(sig.(unix.Signal))}) != nil {
+				return
+			}
+		}
+	}()
 	if resize != nil {
 		go func() {
 			for s := range resize {
@@ -194,6 +228,36 @@ func enter(m agent.Message, stdin io.Reader, stdout, stderr io.Writer, resize <-
 			return 0, fmt.Errorf("enter %s: unexpected %q", app, m.Op)
 		}
 	}
+}
+
+// stats writes app's usage, which the guest's agent reads from the
+// guest's cgroups, to stdout (enter --stats). The reply is the guest's: it
+// is decoded and encoded again, never copied through.
+func stats(app string) error {
+	c, err := dialControl()
+	if err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	defer c.close()
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := c.Send(agent.Message{Op: agent.OpStats, App: app}); err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	m, err := c.Recv()
+	if err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	if m.Op != agent.OpStats {
+		if err = guest.Codes.Err(m); err == nil {
+			err = fmt.Errorf("unexpected %q", m.Op)
+		}
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	var st pod.AppStats
+	if err := strictjson.Unmarshal(m.Data, &st); err != nil {
+		return fmt.Errorf("stats of %s: %w", app, err)
+	}
+	return json.NewEncoder(os.Stdout).Encode(st)
 }
 
 // GC undoes what run did on the host for an exited pod: a qemu left over

@@ -3,6 +3,7 @@ package kvm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/skiffpod/skiff/pkg/attach"
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/vm"
 	"github.com/skiffpod/skiff/pkg/vm/forward"
@@ -97,6 +99,88 @@ func startForward(log *slog.Logger, v *vm.VM, s *forward.Session, ls []forward.L
 			}
 		}
 	}()
+}
+
+// serveDial listens on dial.sock in the pod directory, where enter
+// --port-forward connects: each connection names a loopback address of
+// the guest and is joined to a stream of s to it (forward.ServeDial). A
+// socket left by a crashed run is replaced.
+func serveDial(log *slog.Logger, v *vm.VM, s *forward.Session) (net.Listener, error) {
+	os.Remove(dialSocket)
+	l, err := net.Listen("unix", dialSocket)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	go func() {
+		if err := s.ServeDial(l); err != nil {
+			select {
+			case <-v.Done(): // closed as the pod ended
+			default:
+				log.Warn("port forward", "err", err)
+			}
+		}
+	}()
+	return l, nil
+}
+
+// portForward connects stdin and stdout to port on the guest's loopback,
+// where the apps listen (enter --port-forward), through run's dial.sock
+// and the skiff.fwd port; it returns when both directions have ended. A
+// port nothing listens on in the guest is a connection closed at once.
+func portForward(port uint, stdin io.Reader, stdout io.Writer) error {
+	conn, err := dialGuest(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return fmt.Errorf("port forward %d: %w", port, err)
+	}
+	defer conn.Close()
+	go func() {
+		io.Copy(conn, stdin)
+		conn.(*net.UnixConn).CloseWrite()
+	}()
+	if _, err := io.Copy(stdout, conn); err != nil {
+		return fmt.Errorf("port forward %d: %w", port, err)
+	}
+	// The guest's side ended; the caller's stdin may stay open.
+	return nil
+}
+
+// attachApp connects the caller's stdio to app's relay in the guest
+// (enter --attach): stage2's relay listens on podunit.AttachSocket in the
+// guest's tmpfs there, and the agent connects to it for a stream
+// "unix:APP" (forward.Guest); pkg/attach's protocol runs end to end. An
+// app without a relay is a stream closed at once: nothing comes, exit 0.
+func attachApp(a pod.EnterArgs) error {
+	conn, err := dialGuest("unix:" + a.App)
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", a.App, err)
+	}
+	defer conn.Close()
+	var in io.Reader
+	if a.Stdin {
+		in = os.Stdin
+	}
+	if err := attach.Attach(conn, in, os.Stdout, os.Stderr); err != nil {
+		return fmt.Errorf("attach %s: %w", a.App, err)
+	}
+	return nil
+}
+
+// dialGuest connects to run's dial.sock for a stream to target in the
+// guest (forward.ServeDial: a loopback address, or unix:NAME).
+func dialGuest(target string) (net.Conn, error) {
+	conn, err := net.Dial("unix", dialSocket)
+	for deadline := time.Now().Add(startTimeout); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		conn, err = net.Dial("unix", dialSocket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotRunning, err)
+	}
+	if _, err := fmt.Fprintf(conn, "%s\n", target); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // awaitReady waits until the guest has written the ready marker into the

@@ -13,6 +13,7 @@
 //	agent.sock     run listens, qemu connects: the guest init's hello
 //	control.sock   qemu listens: enter and stop talk to the guest's agent
 //	forward.sock   run listens, qemu connects: connections to passed sockets (forward.go)
+//	dial.sock      run listens: enter --port-forward's connections into the guest (forward.go)
 //
 // In the stage1 image, beside the entrypoints: /skiff/kvm/vmlinux and
 // /skiff/kvm/initramfs.cpio (stage1-kvm/guest), /skiff/agent (the guest's
@@ -32,6 +33,7 @@ const (
 	agentSocket   = "agent.sock"
 	controlSocket = "control.sock"
 	forwardSocket = "forward.sock"
+	dialSocket    = "dial.sock"
 )
 
 // guestInit is the guest's init, in the shared stage1 rootfs.

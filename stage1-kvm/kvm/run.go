@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -113,6 +114,11 @@ func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []poduni
 	if len(fwd) > 0 {
 		startForward(log, v, p.session, fwd)
 	}
+	if p.dial, err = serveDial(log, v, p.session); err != nil {
+		v.Kill()
+		p.Wait()
+		return nil, nil, err
+	}
 	return p, apps, nil
 }
 
@@ -169,6 +175,7 @@ type guestPod struct {
 	tap     *os.File           // the pod network's, nil without one
 	fwd     []forward.Listener // passed sockets forwarded into the guest
 	session *forward.Session   // the skiff.fwd stream, once booted
+	dial    net.Listener       // dial.sock, once booted
 }
 
 var _ stage1kit.Pod = (*guestPod)(nil)
@@ -184,6 +191,9 @@ func (p *guestPod) Wait() error {
 
 func (p *guestPod) cleanup() {
 	closeListeners(p.fwd)
+	if p.dial != nil {
+		p.dial.Close() // removes the socket file
+	}
 	if p.session != nil {
 		p.session.Close()
 	}

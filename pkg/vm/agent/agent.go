@@ -7,11 +7,13 @@
 // order (when the init execs systemd instead, the hello is all it says).
 //
 // On the port named ControlPortName a guest-side server (stage1-kvm's
-// agent, Serve) answers one host client at a time: "poweroff", "run", or
-// "enter", after which the host streams "stdin" (empty data: end of input)
-// and "resize" (an enter with a terminal) and the guest streams "stdout"
-// and "stderr" until its final "exit" or "error". The host then sends "end": connections do not frame sessions
-// for the guest, messages do (Serve).
+// agent, Serve) answers one host client at a time: "poweroff", "run",
+// "stats" (an app's CPU and memory, from the guest's cgroups), or
+// "enter", after which the host streams "stdin" (empty data: end of
+// input), "resize" (an enter with a terminal) and "signal" (a signal the
+// host's enter got, for the command) and the guest streams "stdout" and
+// "stderr" until its final "exit" or "error". The host then sends "end":
+// connections do not frame sessions for the guest, messages do (Serve).
 //
 // An "error" carries its text and, when it is one the other side acts on
 // (no such app, a usage error, ...), a typed code (ErrCode).
@@ -19,6 +21,8 @@ package agent
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +66,8 @@ const (
 	OpStderr   = "stderr"   // guest → host: likewise
 	OpEnd      = "end"      // host → guest on the control port: the session is over (see Serve)
 	OpResize   = "resize"   // host → guest: the terminal of an enter with TTY is now Rows x Cols
+	OpSignal   = "signal"   // host → guest: send signal Code to the entered command's process group
+	OpStats    = "stats"    // host → guest: App's resource use; the reply is OpStats, Data a JSON pod.AppStats
 )
 
 // Message is one line of the protocol.
@@ -86,12 +92,19 @@ type Message struct {
 	Code    int     `json:"code"`
 	Error   string  `json:"error,omitempty"`
 	ErrCode ErrCode `json:"errcode,omitempty"` // with OpError: the sentinel Error stands for (see Failure, Err)
+	// Session names the host client a message is of: the host sets it on
+	// what it sends, and the guest's server on every message of that
+	// client's session (Serve). A reply of an earlier session can reach the
+	// next client (its host died before the reply, and the reply went out
+	// before the guest read the next request): the client drops it (Recv).
+	Session string `json:"session,omitempty"`
 }
 
 // Conn reads and writes messages on a stream. Send is safe for concurrent
 // use (a streaming command writes stdout and stderr at once); Recv is not.
 type Conn struct {
-	r *bufio.Reader
+	r       *bufio.Reader
+	session string // set by SetSession
 
 	mu sync.Mutex // serialises writes of whole lines
 	w  io.Writer
@@ -102,8 +115,20 @@ func NewConn(rw io.ReadWriter) *Conn {
 	return &Conn{r: bufio.NewReader(rw), w: rw}
 }
 
+// SetSession makes c a host client of its own session: a random name is
+// put on every message it sends, and Recv drops messages of another
+// session. Call it before the first Send.
+func (c *Conn) SetSession() {
+	b := make([]byte, 8)
+	rand.Read(b)
+	c.session = hex.EncodeToString(b)
+}
+
 // Send writes m as one line.
 func (c *Conn) Send(m Message) error {
+	if c.session != "" {
+		m.Session = c.session
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", m.Op, err)
@@ -121,8 +146,19 @@ func (c *Conn) Send(m Message) error {
 // output goes in chunks of at most 32 KiB (44 KiB as base64).
 const MaxLine = 1 << 20
 
-// Recv reads the next message.
+// Recv reads the next message; with SetSession, the next one that is not
+// another session's.
 func (c *Conn) Recv() (Message, error) {
+	for {
+		m, err := c.recv()
+		if err == nil && c.session != "" && m.Session != "" && m.Session != c.session {
+			continue // a reply for a host that left before it came
+		}
+		return m, err
+	}
+}
+
+func (c *Conn) recv() (Message, error) {
 	var m Message
 	var line []byte
 	for {

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -121,5 +123,28 @@ func TestRecvBounded(t *testing.T) {
 	}
 	if _, err := NewConn(&buf).Recv(); err != nil {
 		t.Errorf("Recv of a %d-byte line: %v", buf.Len(), err)
+	}
+}
+
+// TestSessionRecv: a host client of its own session names it on what it
+// sends, and drops a reply of another session (a host that left before its
+// reply came), not one without any.
+func TestSessionRecv(t *testing.T) {
+	var wire bytes.Buffer
+	in := strings.NewReader(line(Message{Op: OpExit, Code: 143, Session: "earlier"}) + line(Message{Op: OpHello}))
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{in, &wire})
+	c.SetSession()
+	if err := c.Send(Message{Op: OpRun}); err != nil {
+		t.Fatal(err)
+	}
+	var sent Message
+	if err := json.Unmarshal(wire.Bytes(), &sent); err != nil || sent.Session == "" {
+		t.Fatalf("sent %q (%v), want a session named", wire.String(), err)
+	}
+	if m, err := c.Recv(); err != nil || m.Op != OpHello {
+		t.Errorf("Recv = %+v, %v; want the hello, the other session's exit dropped", m, err)
 	}
 }

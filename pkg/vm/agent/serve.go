@@ -41,6 +41,7 @@ func (s *Session) Send(m Message) error {
 	if s.ended {
 		return ErrSessionEnded
 	}
+	m.Session = s.Req.Session
 	return s.srv.c.Send(m)
 }
 
@@ -97,7 +98,7 @@ func Serve(rw io.ReadWriter, log *slog.Logger, handle func(*Session) Message) er
 		switch m.Op {
 		case OpEnd:
 			srv.end()
-		case OpStdin, OpResize:
+		case OpStdin, OpResize, OpSignal:
 			srv.deliver(m, log)
 		default:
 			srv.end()

@@ -19,7 +19,7 @@ func line(m Message) string {
 }
 
 // echo serves the test's requests: run replies with the number of its
-// args; enter echoes stdin (and a resize as ROWSxCOLS) until its end, then exits 7; hang waits for its
+// args; enter echoes stdin (a resize as ROWSxCOLS, a signal as "signal N") until its end, then exits 7; hang waits for its
 // session to end and replies what must never reach the host.
 func echo(s *Session) Message {
 	switch s.Req.Op {
@@ -29,6 +29,10 @@ func echo(s *Session) Message {
 		for m := range s.In {
 			if m.Op == OpResize {
 				s.Send(Message{Op: OpStdout, Data: []byte(fmt.Sprintf("%dx%d", m.Rows, m.Cols))})
+				continue
+			}
+			if m.Op == OpSignal {
+				s.Send(Message{Op: OpStdout, Data: []byte(fmt.Sprintf("signal %d", m.Code))})
 				continue
 			}
 			if len(m.Data) == 0 {
@@ -80,6 +84,9 @@ func TestServeSessions(t *testing.T) {
 			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("hi")}, exit(7)}},
 		{"a resize to its session, not a request", end + line(Message{Op: OpEnter, TTY: true}) + line(Message{Op: OpResize, Rows: 12, Cols: 34}) +
 			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("12x34")}, exit(7)}},
+		{"replies carry the request's session", end + line(Message{Op: OpRun, Session: "s1"}), []Message{{Op: OpExit, Session: "s1"}}},
+		{"a signal to its session, not a request", end + line(Message{Op: OpEnter}) + line(Message{Op: OpSignal, Code: 15}) +
+			line(Message{Op: OpStdin}), []Message{{Op: OpStdout, Data: []byte("signal 15")}, exit(7)}},
 		{"stdin after the reply or the end is dropped", strings.Repeat(line(Message{Op: OpStdin, Data: []byte("late")}), 100) +
 			end + line(Message{Op: OpStdin, Data: []byte("later")}) + run("x", "y", "z"), []Message{exit(3)}},
 		{"a session the host left without end", end + line(Message{Op: "hang"}), nil},

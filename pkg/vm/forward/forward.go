@@ -8,7 +8,9 @@
 // then on the stream carries the connection's bytes both ways, each
 // direction ending on its own (half-close). yamux's per-stream windows
 // keep a slow reader on one connection from stalling the others. The
-// guest side only connects to loopback addresses. The other way, the
+// guest side only connects to loopback addresses, and to the unix sockets
+// of one directory it was given ("unix:NAME"). The host's own
+// connections (a port-forward) go in the same way (ServeDial). The other way, the
 // guest opens a stream per connection to its back listener (the metadata
 // service's address in the guest); the host serves those streams itself
 // (Session is a net.Listener) and never connects them anywhere.
@@ -21,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -118,12 +121,47 @@ func (s *Session) Forward(ls []Listener) error {
 	return errors.Join(errs...)
 }
 
+// ServeDial serves the host's own connections into the guest (stage1-kvm:
+// a port-forward, enter --port-forward): each connection accepted on l
+// first names, in one line as a stream does, where in the guest to
+// connect to (a loopback address, or unix:NAME); from then on it is joined to a stream to that
+// address. It returns when l fails (the caller closes it).
+func (s *Session) ServeDial(l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+		go func() {
+			addr, err := header(c)
+			var st net.Conn
+			if err == nil {
+				st, err = s.OpenStream()
+			}
+			if err == nil {
+				_, err = fmt.Fprintf(st, "%s\n", addr)
+			}
+			if err != nil {
+				s.log.Warn("forward", "err", err)
+				c.Close()
+				if st != nil {
+					st.Close()
+				}
+				return
+			}
+			s.log.Debug("forward", "to", addr)
+			join(c, st)
+		}()
+	}
+}
+
 // Guest serves conn's streams: each one is joined to a TCP connection to
-// the loopback address its first line names. Each connection accepted on
+// the loopback address its first line names, or to the unix socket it
+// names in sockDir ("" refuses those: stage1-kvm's attach sockets). Each connection accepted on
 // back (when not nil) goes the other way, to the host, as a stream the
 // Session accepts. It returns when conn fails or closes, and closes it
 // and back.
-func Guest(log *slog.Logger, conn io.ReadWriteCloser, back net.Listener) error {
+func Guest(log *slog.Logger, conn io.ReadWriteCloser, back net.Listener, sockDir string) error {
 	s, err := yamux.Server(conn, config(log))
 	if err != nil {
 		conn.Close()
@@ -160,10 +198,16 @@ func Guest(log *slog.Logger, conn io.ReadWriteCloser, back net.Listener) error {
 			return fmt.Errorf("forward: %w", err)
 		}
 		go func() {
-			addr, err := header(st)
+			to, err := header(st)
 			var c net.Conn
-			if err == nil {
-				c, err = net.Dial("tcp", addr.String())
+			switch {
+			case err != nil:
+			case to.sock == "":
+				c, err = net.Dial("tcp", to.addr.String())
+			case sockDir == "":
+				err = fmt.Errorf("stream to %s: %w", to, ErrBadSocket)
+			default:
+				c, err = net.Dial("unix", filepath.Join(sockDir, to.sock))
 			}
 			if err != nil {
 				log.Warn("forward", "err", err)
@@ -175,24 +219,46 @@ func Guest(log *slog.Logger, conn io.ReadWriteCloser, back net.Listener) error {
 	}
 }
 
-// header reads the first line of a stream: a loopback address.
-func header(r io.Reader) (netip.AddrPort, error) {
+// target is where a stream goes in the guest: a loopback address, or a
+// unix socket named sock in the guest side's socket directory.
+type target struct {
+	addr netip.AddrPort
+	sock string
+}
+
+func (t target) String() string {
+	if t.sock != "" {
+		return "unix:" + t.sock
+	}
+	return t.addr.String()
+}
+
+// header reads the first line of a stream: a loopback address, or
+// "unix:NAME", one name (no "/", not "." or "..").
+func header(r io.Reader) (target, error) {
 	var b strings.Builder
 	one := make([]byte, 1)
 	for b.Len() <= maxHeader {
 		if _, err := io.ReadFull(r, one); err != nil {
-			return netip.AddrPort{}, fmt.Errorf("read stream header: %w", err)
+			return target{}, fmt.Errorf("read stream header: %w", err)
 		}
 		if one[0] == '\n' {
-			a, err := netip.ParseAddrPort(b.String())
-			if err != nil || !a.Addr().IsLoopback() {
-				return netip.AddrPort{}, fmt.Errorf("stream header %q: %w", b.String(), ErrNotLoopback)
+			line := b.String()
+			if name, ok := strings.CutPrefix(line, "unix:"); ok {
+				if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+					return target{}, fmt.Errorf("stream header %q: %w", line, ErrBadSocket)
+				}
+				return target{sock: name}, nil
 			}
-			return a, nil
+			a, err := netip.ParseAddrPort(line)
+			if err != nil || !a.Addr().IsLoopback() {
+				return target{}, fmt.Errorf("stream header %q: %w", line, ErrNotLoopback)
+			}
+			return target{addr: a}, nil
 		}
 		b.WriteByte(one[0])
 	}
-	return netip.AddrPort{}, fmt.Errorf("stream header: %w", ErrHeaderTooLong)
+	return target{}, fmt.Errorf("stream header: %w", ErrHeaderTooLong)
 }
 
 // join copies a to b and b to a until both directions ended, each

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +87,7 @@ func TestForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { hostDone <- hs.Forward(ls) }()
-	go func() { guestDone <- Guest(quiet(), guest, nil) }()
+	go func() { guestDone <- Guest(quiet(), guest, nil, "") }()
 
 	big := strings.Repeat("x", 1<<20) // more than a yamux window
 	tests := []struct {
@@ -141,7 +142,7 @@ func TestForward(t *testing.T) {
 // and closes a stream whose header is not one.
 func TestGuestRefuses(t *testing.T) {
 	host, guest := net.Pipe()
-	go Guest(quiet(), guest, nil)
+	go Guest(quiet(), guest, nil, "")
 	s, err := yamux.Client(host, config(quiet()))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +180,7 @@ func TestBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	guestDone := make(chan error, 1)
-	go func() { guestDone <- Guest(quiet(), guest, back) }()
+	go func() { guestDone <- Guest(quiet(), guest, back, "") }()
 	hs, err := Host(quiet(), host)
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +237,11 @@ func TestHeader(t *testing.T) {
 		{"10.0.0.1:80\n", "", ErrNotLoopback},
 		{strings.Repeat("9", 100), "", ErrHeaderTooLong},
 		{"127.0.0.1:80", "", io.ErrUnexpectedEOF},
+		{"unix:web\n", "unix:web", nil},
+		{"unix:\n", "", ErrBadSocket},
+		{"unix:..\n", "", ErrBadSocket},
+		{"unix:../x\n", "", ErrBadSocket},
+		{"unix:a/b\n", "", ErrBadSocket},
 	}
 	for _, tt := range tests {
 		got, err := header(bytes.NewBufferString(tt.in))
@@ -247,6 +253,73 @@ func TestHeader(t *testing.T) {
 		}
 		if err != nil || got.String() != tt.want {
 			t.Errorf("header(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestServeDial: a host connection that names a loopback address in its
+// first line is joined to that address in the guest; one that names
+// anything else is closed.
+func TestServeDial(t *testing.T) {
+	_, g := echoUpper(t)
+	// A unix socket of the guest side's directory, answering as echoUpper.
+	socks := t.TempDir()
+	ul, err := net.Listen("unix", filepath.Join(socks, "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	go func() {
+		for {
+			c, err := ul.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				io.WriteString(c, strings.ToUpper(string(b))+" from web")
+			}()
+		}
+	}()
+	host, guest := net.Pipe()
+	go Guest(quiet(), guest, nil, socks)
+	hs, err := Host(quiet(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "dial.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go hs.ServeDial(l)
+	dial := func(header, msg string) (string, error) {
+		c, err := net.Dial("unix", l.Addr().String())
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, header+msg); err != nil {
+			return "", err
+		}
+		c.(*net.UnixConn).CloseWrite()
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	for _, tt := range []struct{ name, header, want string }{
+		{"loopback", g.String() + "\n", "HELLO from ::1"},
+		{"not loopback", "192.0.2.1:80\n", ""},
+		{"not an address", "web:80\n", ""},
+		{"a socket of the directory", "unix:web\n", "HELLO from web"},
+		{"no such socket", "unix:nope\n", ""},
+		{"out of the directory", "unix:../web\n", ""},
+	} {
+		// A refused connection is closed, its input unread: a reset is fine.
+		if got, err := dial(tt.header, "hello"); got != tt.want || (err != nil && tt.want != "") {
+			t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
 		}
 	}
 }

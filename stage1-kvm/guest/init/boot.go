@@ -126,6 +126,25 @@ func mountRun(root string) error {
 	return nil
 }
 
+// attachDir is podunit.AttachDir, where stage2's attach relays listen
+// (the init links no pod package; a test checks they agree).
+const attachDir = "/skiff/attach"
+
+// mountAttach mounts a tmpfs on root's attach directory: a relay's unix
+// socket is the guest's alone (the agent connects to it for the host),
+// and one on the 9p share would be a file the host sees and none it can
+// connect to.
+func mountAttach(root string) error {
+	dir := filepath.Join(root, attachDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0700,size=1m"); err != nil {
+		return fmt.Errorf("mount %s: %w", dir, err)
+	}
+	return nil
+}
+
 // openPort finds the agent's virtio-serial port by name; without udev there
 // is no /dev/virtio-ports/ symlink.
 func openPort() (*os.File, error) {

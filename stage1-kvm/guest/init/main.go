@@ -60,6 +60,9 @@ func run() error {
 		if err := mountRun("/newroot"); err != nil {
 			return err
 		}
+		if err := mountAttach("/newroot"); err != nil {
+			return err
+		}
 	}
 	port, err := openPort()
 	if err != nil {

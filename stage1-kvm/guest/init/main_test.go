@@ -1,6 +1,16 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/skiffpod/skiff/pkg/podunit"
+)
+
+func TestAttachDir(t *testing.T) {
+	if attachDir != podunit.AttachDir {
+		t.Errorf("attachDir = %q, want podunit.AttachDir %q", attachDir, podunit.AttachDir)
+	}
+}
 
 func TestParseCmdline(t *testing.T) {
 	tests := []struct {

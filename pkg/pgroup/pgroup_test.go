@@ -1,4 +1,4 @@
-package cri
+package pgroup
 
 import (
 	"os/exec"
@@ -27,19 +27,19 @@ func TestStatPgrp(t *testing.T) {
 
 // A group whose member lives on is not gone; killed, it is, once every
 // member (a grandchild too) is reaped.
-func TestWaitGroupGone(t *testing.T) {
+func TestGone(t *testing.T) {
 	c := exec.Command("sh", "-c", "sleep 60 & wait")
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pgid := c.Process.Pid
-	if waitGroupGone(pgid, 100*time.Millisecond) {
-		t.Fatal("waitGroupGone: true while the group runs")
+	if Gone(pgid, 100*time.Millisecond) {
+		t.Fatal("Gone: true while the group runs")
 	}
 	syscall.Kill(-pgid, syscall.SIGKILL)
 	go c.Wait()
-	if !waitGroupGone(pgid, 5*time.Second) {
-		t.Error("waitGroupGone: the killed group is still there after 5s")
+	if !Gone(pgid, 5*time.Second) {
+		t.Error("Gone: the killed group is still there after 5s")
 	}
 }

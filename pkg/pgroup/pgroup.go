@@ -1,4 +1,6 @@
-package cri
+// Package pgroup waits for a process group to be gone: a command killed
+// in a pod is gone only once every process of its group is reaped.
+package pgroup
 
 import (
 	"bytes"
@@ -8,13 +10,13 @@ import (
 	"time"
 )
 
-// waitGroupGone waits up to d until no process of process group pgid is
-// left, zombies included: a command killed in the pod is reparented to
-// the pod's init, which reaps it a moment later, and until then a pgrep
-// in the pod still finds it. It reports whether the group is gone.
-func waitGroupGone(pgid int, d time.Duration) bool {
+// Gone waits up to d until no process of process group pgid is left,
+// zombies included: a command killed in a pod is reparented to the pod's
+// init, which reaps it a moment later, and until then a pgrep in the pod
+// still finds it. It reports whether the group is gone.
+func Gone(pgid int, d time.Duration) bool {
 	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		if !groupExists(pgid) {
+		if !Exists(pgid) {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -23,8 +25,8 @@ func waitGroupGone(pgid int, d time.Duration) bool {
 	}
 }
 
-// groupExists reports whether a process of group pgid exists.
-func groupExists(pgid int) bool {
+// Exists reports whether a process of group pgid exists.
+func Exists(pgid int) bool {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range stats {
 		b, err := os.ReadFile(p)
