@@ -23,6 +23,6 @@ type ImageOptions struct {
 func BuildImage(w io.Writer, o ImageOptions) error {
 	return stage1image.BuildImage(w, stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
-		Features: []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeaturePrivateUsers, pod.FeatureAppPIDNamespace, pod.FeatureIPCParent, pod.FeatureTTY, pod.FeatureAttach, pod.FeatureAppSecurity}, Apps: true,
+		Features: []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeaturePrivateUsers, pod.FeatureAppPIDNamespace, pod.FeatureIPCParent, pod.FeatureTTY, pod.FeatureAttach, pod.FeatureAppSecurity, pod.FeatureNetWait}, Apps: true,
 	})
 }
