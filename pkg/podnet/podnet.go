@@ -242,7 +242,9 @@ func (h Host) begin(p *pod.Pod, pl *plan) (string, error) {
 	}
 	err := os.MkdirAll(p.File(pod.NetDir), 0o700) // as cni.Setup makes it
 	if err == nil {
-		err = safefile.WriteFile(p.File(pod.NetResolvConf), []byte(pl.resolv), 0o644, true)
+		// Not synced, nor hosts (add): both are written again at every
+		// attach, and a host crash ends the pod they are for.
+		err = safefile.WriteUnsynced(p.File(pod.NetResolvConf), []byte(pl.resolv), 0o644)
 	}
 	if err != nil {
 		return "", errors.Join(fmt.Errorf("network setup: %w", err), h.Detach(p))
@@ -264,7 +266,7 @@ func (h Host) add(ctx context.Context, p *pod.Pod, pl *plan, hostname string) er
 				hosts = fmt.Sprintf("%s\t%s\n", ip.Addr(), hostname) + hosts
 			}
 		}
-		err = safefile.WriteFile(p.File(pod.NetHosts), []byte(hosts), 0o644, true)
+		err = safefile.WriteUnsynced(p.File(pod.NetHosts), []byte(hosts), 0o644)
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "no IP addresses available") {
