@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -290,10 +291,12 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	// namespace at once and is told when it is attached (by net-attach);
 	// a pod that cannot get its network is not started, or stopped before
 	// any app starts and removed (docs/networking.md). run-prepared, which
-	// must leave a refused pod prepared, and app sandboxes attach first.
+	// must leave a refused pod prepared, app sandboxes and a socket-activated
+	// pod (a connection starts its app's unit at once) attach first.
 	var netns string
 	var job []byte
-	if s1, err := pod.ReadStage1(p.Path()); err == nil && s1.Supports(pod.FeatureNetWait) && p.State == pod.Preparing && !f.sandbox {
+	overlap := p.State == pod.Preparing && !f.sandbox && os.Getenv("LISTEN_FDS") == ""
+	if s1, err := pod.ReadStage1(p.Path()); err == nil && s1.Supports(pod.FeatureNetWait) && overlap {
 		netns, job, err = g.podNet().Begin(p, f.netReq, hostname)
 		if err != nil {
 			return undo(err)
