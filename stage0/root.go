@@ -160,7 +160,7 @@ in a content-addressed store under --dir. Every pod is a directory there too.
 		newFetchCmd(g), newTrustCmd(g), newImageCmd(g), newNetworkCmd(g),
 		newListCmd(g), newStatusCmd(g), newEnterCmd(g), newAttachCmd(g), newDebugCmd(g), newStopCmd(g),
 		newRmCmd(g), newGCCmd(g), newCatManifestCmd(g), newExportCmd(g), newLogsCmd(g), newVersionCmd(g), newConfigCmd(g), newFsckCmd(g),
-		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g), newAppCmd(g), newCRICmd(g),
+		newLoginCmd(g), newLogoutCmd(g), newBuildCmd(g), newAppCmd(g), newCRICmd(g), newNetAttachCmd(g),
 	)
 	root.AddCommand(newGenManCmd(root))
 	registerCompletions(g, root)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -250,6 +251,10 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 			}
 		case pod.Prepared:
 			err = errors.Join(err, mount.UnmountAll(p.Path()))
+		case pod.Running: // run's pod, not started after all
+			if p.Transition(pod.ExitedGarbage) == nil {
+				err = errors.Join(err, g.pods().Delete(p))
+			}
 		}
 		p.Unlock()
 		return err
@@ -282,19 +287,45 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	if err := prepare.Mount(p); err != nil {
 		return undo(err)
 	}
-	netns, err := g.podNet().Attach(context.Background(), p, f.netReq, hostname)
+	// A stage1 that can start while the network is attached gets the
+	// namespace at once and is told when it is attached (by net-attach);
+	// a pod that cannot get its network is not started, or stopped before
+	// any app starts and removed (docs/networking.md). run-prepared, which
+	// must leave a refused pod prepared, app sandboxes and a socket-activated
+	// pod (a connection starts its app's unit at once) attach first.
+	var netns string
+	var job []byte
+	overlap := p.State == pod.Preparing && !f.sandbox && os.Getenv("LISTEN_FDS") == ""
+	if s1, err := pod.ReadStage1(p.Path()); err == nil && s1.Supports(pod.FeatureNetWait) && overlap {
+		netns, job, err = g.podNet().Begin(p, f.netReq, hostname)
+		if err != nil {
+			return undo(err)
+		}
+	}
+	if job == nil {
+		netns, err = g.podNet().Attach(context.Background(), p, f.netReq, hostname)
+		if err != nil {
+			return undo(err)
+		}
+	}
 	if netns != "" {
 		o.Net, o.NetNS = "", netns
-	}
-	if err != nil {
-		// A pod that cannot get its network is not started.
-		return undo(err)
 	}
 	if err := p.Transition(pod.Running); err != nil {
 		return undo(errors.Join(err, g.podNet().Detach(p)))
 	}
+	if job != nil {
+		if o.NetWait, err = startNetAttach(g, job); err != nil {
+			return undo(errors.Join(fmt.Errorf("network setup: %w", err), g.podNet().Detach(p)))
+		}
+	}
 	g.log.Debug("exec stage1", "pod", p.UUID, "tree", in.Tree)
 	err = in.Exec(o)
+	if o.NetWait != nil {
+		// The attach, which may go on, sees the stage1 gone: the pod is
+		// left exited (gc detaches and removes it).
+		o.NetWait.Close()
+	}
 	p.Unlock()
 	return err
 }

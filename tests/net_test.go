@@ -16,12 +16,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/skiffpod/skiff/pkg/cni"
 	"github.com/skiffpod/skiff/pkg/netns"
 )
 
@@ -867,4 +869,79 @@ func TestNetBadInput(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestNetAttachOverlap: on stage1-ns the pod starts while its network is
+// attached (docs/networking.md, "The attach overlaps the stage1's start"),
+// and its apps only once it is attached. With the lease lock of a network
+// held, so that the attach waits, the pod's init already runs (stage0
+// used to attach first: the pod stayed in prepare/ with no init), and its
+// app, started after the lock is released, sees its address, route and
+// hosts line at once. An attach that fails after the stage1 started (the
+// in-process attach of a `skiff network create` network whose range is
+// exhausted) fails the run in one line with 254 and leaves no pod, link,
+// rule, lease or namespace file.
+func TestNetAttachOverlap(t *testing.T) {
+	e := newEnv(t)
+	for name, subnet := range map[string]string{"ovl": "172.16.41.0/29", "ovltiny": "172.16.42.0/30"} {
+		e.mustRun("network", "create", name, "--subnet="+subnet)
+		t.Cleanup(func() { e.run("network", "rm", name) })
+		// The bridge, rules and lease dir a network's first pod makes stay.
+		e.mustRun("run", "--net="+name, image(t, "busybox.aci"), "--exec=/bin/true")
+	}
+	noLeaks(t, e)
+
+	dir := filepath.Join(cni.LeaseDir, "ovl")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	save := filepath.Join(t.TempDir(), "uuid")
+	c, out := e.start("run", "--uuid-file-save="+save, "--net=ovl", "--hostname=ovl", image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c",
+		"date +%s; ip -4 -o addr show eth0; ip route; cat /etc/hosts")
+	waitFor(t, "the pod's init while its attach waits", time.Minute, func() bool {
+		b, _ := os.ReadFile(save)
+		_, err := os.Stat(filepath.Join(e.dir, "pods", "run", strings.TrimSpace(string(b)), "pid"))
+		return len(b) > 0 && err == nil || c.ProcessState != nil
+	})
+	time.Sleep(2 * time.Second)
+	released := time.Now()
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if err := c.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	mustContain(t, out.String(), "inet 172.16.41.", "default via 172.16.41.1")
+	if !regexp.MustCompile(`172\.16\.41\.\d+\s+ovl`).MatchString(out.String()) {
+		t.Errorf("/etc/hosts does not name the pod's address:\n%s", out)
+	}
+	// Whole seconds: an app that ran at once, 2 s before, shows an
+	// earlier second.
+	m := regexp.MustCompile(`(?m)\b(\d{10})\s*$`).FindStringSubmatch(out.String())
+	var started int64
+	if m != nil {
+		started, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if started < released.Unix() {
+		t.Errorf("the app started at %d, before the attach could end (%d)\n%s", started, released.Unix(), out)
+	}
+
+	server(t, e, "--net=ovltiny") // the /30's one address
+	before, pods := netState(t), e.mustRun("list", "--no-legend")
+	_, errs, code := e.run("run", "--net=ovltiny", image(t, "busybox.aci"), "--exec=/bin/echo", "--", "not me")
+	if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "network ovltiny") || !strings.Contains(errs, "no IP addresses available") {
+		t.Errorf("range exhausted: exit %d: %q", code, errs)
+	}
+	if after := netState(t); after != before {
+		t.Errorf("a refused pod left:\n%s", lineDiff(before, after))
+	}
+	if after := e.mustRun("list", "--no-legend"); after != pods {
+		t.Errorf("a refused pod is left:\n%s", after)
+	}
 }

@@ -435,15 +435,18 @@ func Cached(cacheDir string) ([]Result, []PortMapping, error) {
 	return results, ports, nil
 }
 
-// writeRecord writes v as JSON to path through a temporary file, so a crash
-// of the process leaves either no record or a whole one; synced, also a
-// crash of the host.
+// writeRecord writes v as JSON to path (replacing it) through a temporary
+// file, so a crash of the process leaves either no record or a whole one;
+// synced, also a crash of the host.
 func writeRecord(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return safefile.WriteFile(path, b, 0o600, sync)
+	if !sync {
+		return safefile.WriteUnsynced(path, b, 0o600)
+	}
+	return safefile.WriteFile(path, b, 0o600, true)
 }
 
 // convert turns a plugin's result into a Result for the pod's interface.

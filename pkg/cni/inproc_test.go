@@ -117,3 +117,21 @@ func TestTeardownEmptyRecord(t *testing.T) {
 		t.Error("a record that is not JSON: no error")
 	}
 }
+
+// An attachment record is written again as each step of the ADD returns:
+// also unsynced (an in-process attachment whose leases are on a tmpfs),
+// where it used to be refused as already there (the sync flag was passed
+// as WriteFile's overwrite).
+func TestWriteRecordTwice(t *testing.T) {
+	for _, sync := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "attach-000-default.json")
+		for i, v := range []string{"first", "second"} {
+			if err := writeRecord(path, v, sync); err != nil {
+				t.Fatalf("sync %v, write %d: %v", sync, i, err)
+			}
+		}
+		if b, _ := os.ReadFile(path); string(b) != `"second"` {
+			t.Errorf("sync %v: record %s, want the second", sync, b)
+		}
+	}
+}

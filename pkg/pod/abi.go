@@ -77,6 +77,11 @@ const (
 	// the host's IPC namespace (rkt's --ipc=parent); without it the pod
 	// has one of its own, as with --ipc=private.
 	FeatureIPCParent = "ipc-parent"
+	// FeatureNetWait: run takes --net-wait=FD with --netns, a stream
+	// socket on which stage0 reports the pod's network attach, which
+	// goes on while the stage1 starts: the stage1 starts no app before
+	// it read "ok" (docs/stage1-abi.md, "The network attach overlaps").
+	FeatureNetWait = "net-wait"
 	// FeatureAppPIDNamespace: an app whose runtime app carries
 	// AnnotationPIDNamespace "app" runs in a PID namespace of its own
 	// (its /proc/1 is the app), below the pod's.
@@ -137,6 +142,7 @@ const (
 	InPodAppsDir   = "/opt/stage2"       // one directory per app: <app>/rootfs, <app>/manifest
 	InPodStatusDir = "/skiff/status"     // written by stage1: <app> holds the decimal exit status
 	InPodReadyFile = "/skiff/ready"      // created by stage1 once every app has started
+	InPodNetReady  = "/skiff/net-ready"  // created by stage1 once the pod's network is attached (FeatureNetWait)
 	InPodOOMDir    = "/skiff/oom-killed" // written by stage1: <app> exists when the kernel's OOM killer ended the app
 
 	// Files and directories inside the pod directory.

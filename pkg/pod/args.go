@@ -27,8 +27,15 @@ type RunArgs struct {
 	PrivateUsers string
 	// IPC, with FeatureIPCParent: "parent" keeps the pod in the host's
 	// IPC namespace; "", "auto" and "private" give it its own.
-	IPC  string
-	UUID string
+	IPC string
+	// NetWait, with FeatureNetWait and NetNS: the inherited fd of a
+	// stream socket on which stage0 reports the attach of NetNS, which
+	// goes on while run starts: "ok\n" once it is attached, "fail\n"
+	// when it failed (stage0 said why; run stops the pod, unlocks it and
+	// waits for end of file while stage0 removes it), end of file alone
+	// when the attach died. run exits only after end of file.
+	NetWait int
+	UUID    string
 }
 
 func (a *RunArgs) flags(fs *flag.FlagSet) {
@@ -40,6 +47,7 @@ func (a *RunArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.Mutable, "mutable", false, "")
 	fs.StringVar(&a.PrivateUsers, "private-users", "", "")
 	fs.StringVar(&a.IPC, "ipc", "", "")
+	fs.IntVar(&a.NetWait, "net-wait", 0, "")
 }
 
 // Argv returns the arguments stage0 passes to run.
@@ -60,6 +68,9 @@ func (a *RunArgs) Parse(argv []string) error {
 	}
 	if err == nil && a.IPC != "" && a.IPC != "auto" && a.IPC != "private" && a.IPC != "parent" {
 		err = fmt.Errorf("%s: %w: --ipc=%q", EntrypointRun, ErrUsage, a.IPC)
+	}
+	if err == nil && a.NetWait != 0 && (a.NetNS == "" || a.NetWait < 3) {
+		err = fmt.Errorf("%s: %w: --net-wait=%d without --netns or not an inherited fd", EntrypointRun, ErrUsage, a.NetWait)
 	}
 	if err == nil && a.NetNS != "" && a.Net != "" {
 		err = fmt.Errorf("%s: %w: --netns with --net=%s", EntrypointRun, ErrUsage, a.Net)

@@ -42,6 +42,7 @@ func TestRunArgsRoundTrip(t *testing.T) {
 		{"private users (feature)", RunArgs{PrivateUsers: "268435456:65536", UUID: "u"}, []string{"--private-users=268435456:65536", "u"}},
 		{"value with spaces and =", RunArgs{Hostname: "a b=c", UUID: "u"}, []string{"--hostname=a b=c", "u"}},
 		{"ipc parent (feature)", RunArgs{IPC: "parent", UUID: "u"}, []string{"--ipc=parent", "u"}},
+		{"net wait (feature)", RunArgs{NetNS: "/n", NetWait: 5, UUID: "u"}, []string{"--net-wait=5", "--netns=/n", "u"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*RunArgs).Parse) })
@@ -121,6 +122,9 @@ func TestArgsParseRejects(t *testing.T) {
 		{EntrypointRun, []string{""}},
 		{EntrypointRun, []string{"--net=host", "--netns=/run/skiff/netns/u", "u"}}, // two networks
 		{EntrypointRun, []string{"--ipc=host", "u"}},
+		{EntrypointRun, []string{"--net-wait=5", "u"}},               // nothing to wait for
+		{EntrypointRun, []string{"--net-wait=1", "--netns=/n", "u"}}, // stdout
+		{EntrypointRun, []string{"--net-wait=-1", "--netns=/n", "u"}},
 		{EntrypointEnter, []string{"--no-such-flag", "--app=a", "u", "--", "x"}},
 		{EntrypointEnter, []string{"u", "--", "x"}}, // no --app
 		{EntrypointEnter, []string{"--app=a", "u", "x"}},

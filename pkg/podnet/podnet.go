@@ -7,6 +7,7 @@ package podnet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,47 +104,135 @@ func netnsPath(uuid string) string { return filepath.Join(netnsDir, uuid) }
 // pod dir, and writes the pod's resolv.conf and hosts lines there. On
 // error nothing is left attached.
 func (h Host) Attach(ctx context.Context, p *pod.Pod, r Request, hostname string) (string, error) {
-	if r.Net == "host" || r.Net == "none" {
-		return "", nil
-	}
-	s1, err := pod.ReadStage1(p.Path())
-	if err != nil {
-		return "", err
-	}
-	if s1.Version < 2 {
-		if r.Net == "default" && !r.Extra() {
-			return "", nil // the stage1's own default (stage1-kvm: loopback only)
-		}
-		return "", fmt.Errorf("--net=%s: stage1 %s implements interface version %d, which has no pod networks", r.Net, s1.Name, s1.Version)
-	}
-	nets, err := h.networks(r.Net)
-	if err != nil {
-		return "", err
-	}
-	ports, err := r.portMappings(p)
-	if err != nil {
-		return "", err
-	}
-	resolv, err := r.resolvConf()
-	if err != nil {
-		return "", err
-	}
-	hosts, err := r.hostsEntries()
-	if err != nil {
+	pl, err := h.plan(p, r)
+	if pl == nil || err != nil {
 		return "", err
 	}
 	start := time.Now()
 	// A published port is checked and taken under one host-wide lock.
-	if len(ports) > 0 {
+	if len(pl.ports) > 0 {
 		unlock, err := lockPublish()
 		if err != nil {
 			return "", err
 		}
 		defer unlock()
-		if err := h.checkPodPorts(p.UUID, ports); err != nil {
+		if err := h.checkPodPorts(p.UUID, pl.ports); err != nil {
 			return "", err
 		}
 	}
+	path, err := h.begin(p, pl)
+	if err != nil {
+		return "", err
+	}
+	if err := h.add(ctx, p, pl, hostname); err != nil {
+		return "", errors.Join(err, h.Detach(p))
+	}
+	h.Log.Debug("network attached", "pod", p.UUID, "netns", path, "took", time.Since(start))
+	return path, nil
+}
+
+// Begin is the first half of Attach for a pod whose stage1 starts while
+// its network is attached (pod.FeatureNetWait): it checks r, makes the
+// namespace and writes the pod's resolv.conf, and returns the namespace's
+// path and the job that Finish, in another process, takes. It returns ""
+// and no job for a pod whose network is not attached in two halves: host,
+// none, a stage1 that makes its own, and a pod that publishes ports
+// (checked and taken under one lock with the attach). On error nothing is
+// left.
+func (h Host) Begin(p *pod.Pod, r Request, hostname string) (string, []byte, error) {
+	pl, err := h.plan(p, r)
+	if pl == nil || err != nil || len(pl.ports) > 0 {
+		return "", nil, err
+	}
+	job, err := json.Marshal(finishJob{UUID: p.UUID, Request: r, Hostname: hostname})
+	if err != nil {
+		return "", nil, fmt.Errorf("network setup: %w", err)
+	}
+	path, err := h.begin(p, pl)
+	if err != nil {
+		return "", nil, err
+	}
+	return path, job, nil
+}
+
+// finishJob is what Finish is given: the pod, the request Begin checked,
+// the pod's hostname.
+type finishJob struct {
+	UUID     string
+	Request  Request
+	Hostname string
+}
+
+// Finish is Attach's second half for a pod Begin made the namespace of:
+// the CNI ADD, the results cached and the hosts lines written. It returns
+// the pod (nil when the job names none). On error nothing is left
+// attached; the namespace is left for Detach (the pod's removal).
+func (h Host) Finish(ctx context.Context, job []byte) (*pod.Pod, error) {
+	var j finishJob
+	if err := json.Unmarshal(job, &j); err != nil {
+		return nil, fmt.Errorf("network setup: %w", err)
+	}
+	p, err := pod.Load(h.Dir, j.UUID)
+	if err != nil {
+		return nil, fmt.Errorf("network setup: %w", err)
+	}
+	start := time.Now()
+	pl, err := h.plan(p, j.Request)
+	if err == nil && pl == nil {
+		err = fmt.Errorf("network setup: pod %s asks for no network", p.UUID)
+	}
+	if err == nil {
+		err = h.add(ctx, p, pl, j.Hostname)
+	}
+	if err != nil {
+		// The namespace stays until the pod is removed: the stage1 may be
+		// opening it.
+		return p, err
+	}
+	h.Log.Debug("network attached", "pod", p.UUID, "netns", netnsPath(p.UUID), "took", time.Since(start))
+	return p, nil
+}
+
+// plan is a pod's network request, checked.
+type plan struct {
+	nets          []*cni.Network
+	ports         []cni.PortMapping
+	resolv, hosts string // resolv.conf, --hosts-entry lines
+}
+
+// plan checks r for pod p; nil when the stage1 makes the pod's network.
+func (h Host) plan(p *pod.Pod, r Request) (*plan, error) {
+	if r.Net == "host" || r.Net == "none" {
+		return nil, nil
+	}
+	s1, err := pod.ReadStage1(p.Path())
+	if err != nil {
+		return nil, err
+	}
+	if s1.Version < 2 {
+		if r.Net == "default" && !r.Extra() {
+			return nil, nil // the stage1's own default (stage1-kvm: loopback only)
+		}
+		return nil, fmt.Errorf("--net=%s: stage1 %s implements interface version %d, which has no pod networks", r.Net, s1.Name, s1.Version)
+	}
+	var pl plan
+	if pl.nets, err = h.networks(r.Net); err != nil {
+		return nil, err
+	}
+	if pl.ports, err = r.portMappings(p); err != nil {
+		return nil, err
+	}
+	if pl.resolv, err = r.resolvConf(); err != nil {
+		return nil, err
+	}
+	if pl.hosts, err = r.hostsEntries(); err != nil {
+		return nil, err
+	}
+	return &pl, nil
+}
+
+// begin makes the pod's namespace and writes its resolv.conf.
+func (h Host) begin(p *pod.Pod, pl *plan) (string, error) {
 	path := netnsPath(p.UUID)
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
 		return "", fmt.Errorf("network setup: %w", err)
@@ -151,27 +240,41 @@ func (h Host) Attach(ctx context.Context, p *pod.Pod, r Request, hostname string
 	if err := netns.Create(path); err != nil {
 		return "", fmt.Errorf("network setup: %w", err)
 	}
+	err := os.MkdirAll(p.File(pod.NetDir), 0o700) // as cni.Setup makes it
+	if err == nil {
+		// Not synced, nor hosts (add): both are written again at every
+		// attach, and a host crash ends the pod they are for.
+		err = safefile.WriteUnsynced(p.File(pod.NetResolvConf), []byte(pl.resolv), 0o644)
+	}
+	if err != nil {
+		return "", errors.Join(fmt.Errorf("network setup: %w", err), h.Detach(p))
+	}
+	return path, nil
+}
+
+// add attaches the namespace begin made to the pod's networks and writes
+// its hosts lines; on error it tears down what it attached (not the
+// namespace).
+func (h Host) add(ctx context.Context, p *pod.Pod, pl *plan, hostname string) error {
 	res, err := cni.New(nil, h.Log).Setup(ctx, cni.Pod{
-		ID: p.UUID, NetNS: path, CacheDir: p.File(pod.NetDir), Networks: nets, Ports: ports,
+		ID: p.UUID, NetNS: netnsPath(p.UUID), CacheDir: p.File(pod.NetDir), Networks: pl.nets, Ports: pl.ports,
 	})
+	hosts := pl.hosts
 	if err == nil {
 		for _, r := range res {
 			for _, ip := range r.IPs {
 				hosts = fmt.Sprintf("%s\t%s\n", ip.Addr(), hostname) + hosts
 			}
 		}
-		err = errors.Join(
-			safefile.WriteFile(p.File(pod.NetResolvConf), []byte(resolv), 0o644, true),
-			safefile.WriteFile(p.File(pod.NetHosts), []byte(hosts), 0o644, true))
+		err = safefile.WriteUnsynced(p.File(pod.NetHosts), []byte(hosts), 0o644)
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "no IP addresses available") {
 			err = fmt.Errorf("%w (exited pods hold their addresses until `skiff gc` releases them)", err)
 		}
-		return "", errors.Join(err, h.Detach(p))
+		return errors.Join(err, cni.New(nil, h.Log).Teardown(context.Background(), p.File(pod.NetDir)))
 	}
-	h.Log.Debug("network attached", "pod", p.UUID, "netns", path, "took", time.Since(start))
-	return path, nil
+	return nil
 }
 
 // Detach tears down what Attach made for the pod, from the pod dir

@@ -43,3 +43,29 @@ func AppendHosts(dir string, lines []byte) error {
 	_, err = f.Write(lines)
 	return errors.Join(err, f.Close())
 }
+
+// NetReady ends the wait that Units' netWait puts before the apps, once
+// stage0 has attached the pod (the working directory) to its networks:
+// it adds the hosts lines stage0 wrote then (PodHosts) to every app's
+// hosts file, and only then creates pod.InPodNetReady, which starts them.
+func NetReady(apps []App) error {
+	hosts, err := PodHosts()
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if err := AppendHosts(pod.AppDir(a.Name), hosts); err != nil {
+			return fmt.Errorf("app %s: %w", a.Name, err)
+		}
+	}
+	root, err := os.OpenRoot(pod.Stage1Rootfs)
+	if err != nil {
+		return fmt.Errorf("network ready: %w", err)
+	}
+	defer root.Close()
+	f, err := root.OpenFile(rel(pod.InPodNetReady), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("network ready: %w", err)
+	}
+	return f.Close()
+}

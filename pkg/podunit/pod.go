@@ -51,7 +51,7 @@ func ReadPod() (*schema.PodManifest, []App, error) {
 // (PrepareRootUnits) with those that give apps readiness and sockets
 // (ActivationUnits, with listen). It returns the manifest, the apps and the
 // sockets to hand the pod's systemd; an interactive pod has exactly one app.
-func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc, listen ListenAddr) (*schema.PodManifest, []App, []*os.File, error) {
+func Prepare(log *slog.Logger, uuid string, interactive, netWait bool, bundle BundleFunc, listen ListenAddr) (*schema.PodManifest, []App, []*os.File, error) {
 	pm, apps, err := ReadPod()
 	if err != nil {
 		return nil, nil, nil, err
@@ -85,7 +85,7 @@ func Prepare(log *slog.Logger, uuid string, interactive bool, bundle BundleFunc,
 		return nil, nil, nil, err
 	}
 	maps.Copy(extra, pidsUnits(limit))
-	if err := PrepareRootUnits(uuid, apps, interactive, extra); err != nil {
+	if err := PrepareRootUnits(uuid, apps, interactive, netWait, extra); err != nil {
 		for _, f := range pass {
 			f.Close()
 		}
@@ -160,6 +160,12 @@ func AppBundle(o appspec.Options) (BundleFunc, error) {
 	if err != nil {
 		return nil, err
 	}
+	return AppBundleHosts(o, hosts), nil
+}
+
+// AppBundleHosts is AppBundle with the given hosts lines: none for a pod
+// whose network is still being attached (they come with NetReady).
+func AppBundleHosts(o appspec.Options, hosts []byte) BundleFunc {
 	return func(dir string, pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.ImageManifest, root *os.Root) error {
 		s, err := appspec.Build(pm, ra, img, root, o)
 		if err != nil {
@@ -170,7 +176,7 @@ func AppBundle(o appspec.Options) (BundleFunc, error) {
 			return err
 		}
 		return AppendHosts(dir, hosts)
-	}, nil
+	}
 }
 
 // ImageManifests reads every app's image manifest, by app name.
@@ -251,21 +257,21 @@ func writeBundle(pm *schema.PodManifest, ra *schema.RuntimeApp, img *schema.Imag
 // apps' units and the extra unit files (by path relative to the unit
 // directory, such as ActivationUnits') into the stage1 rootfs and clears
 // what a previous boot left.
-func PrepareRootUnits(uuid string, apps []App, interactive bool, extra map[string]string) error {
+func PrepareRootUnits(uuid string, apps []App, interactive, netWait bool, extra map[string]string) error {
 	root, err := os.OpenRoot(pod.Stage1Rootfs)
 	if err != nil {
 		return fmt.Errorf("open stage1 rootfs: %w", err)
 	}
 	defer root.Close()
 	files := map[string]string{"etc/machine-id": pod.MachineID(uuid) + "\n"}
-	for name, u := range Units(apps, interactive) {
+	for name, u := range Units(apps, interactive, netWait) {
 		files[rel(UnitDir)+"/"+name] = u
 	}
 	for name, u := range extra {
 		files[rel(UnitDir)+"/"+name] = u
 	}
 	var errs []error
-	for _, p := range []string{FailedFile, pod.InPodReadyFile, StoppingFile} {
+	for _, p := range []string{FailedFile, pod.InPodReadyFile, StoppingFile, pod.InPodNetReady} {
 		errs = append(errs, ignoreNotExist(root.Remove(rel(p))))
 	}
 	for _, d := range []string{UnitDir, pod.InPodStatusDir, JournalDir, VolumesDir} {

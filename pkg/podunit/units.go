@@ -132,8 +132,10 @@ func RetainedCaps(apps []App) []string {
 
 // Units returns the unit files, by name, that start the pod's apps once
 // systemd boots in the container: one service per app, a oneshot that marks
-// the pod ready, and the default target that wants them all.
-func Units(apps []App, interactive bool) map[string]string {
+// the pod ready, and the default target that wants them all. With netWait
+// (the pod's network is still being attached, pod.FeatureNetWait), a path
+// unit holds the apps back until the stage1 creates pod.InPodNetReady.
+func Units(apps []App, interactive, netWait bool) map[string]string {
 	units := map[string]string{}
 	wants := []string{"systemd-journald.service"}
 	var after []string
@@ -149,6 +151,15 @@ func Units(apps []App, interactive bool) map[string]string {
 		"Requires=" + strings.Join(after, " ") + "\nAfter=" + strings.Join(after, " ") + " systemd-journald.service\n\n" +
 		"[Service]\nType=oneshot\nExecStart=" + HookPath + " ready\n"
 	wants = append(wants, "skiff-ready.service")
+	if netWait {
+		// systemd watches the path (inotify) and starts the target, which
+		// wants the apps, once it exists (at once if it already does).
+		units["skiff-net.path"] = "[Unit]\nDescription=skiff pod network\nDefaultDependencies=no\n\n" +
+			"[Path]\nPathExists=" + pod.InPodNetReady + "\nUnit=skiff-net.target\n"
+		units["skiff-net.target"] = "[Unit]\nDescription=skiff pod network attached\nDefaultDependencies=no\nWants=" +
+			strings.Join(wants[1:], " ") + "\n"
+		wants = []string{wants[0], "skiff-net.path"}
+	}
 	units["default.target"] = "[Unit]\nDescription=skiff pod\nWants=" + strings.Join(wants, " ") + "\n"
 	return units
 }

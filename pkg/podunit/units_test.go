@@ -3,12 +3,15 @@ package podunit
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/skiffpod/skiff/pkg/appspec"
 	"github.com/skiffpod/skiff/pkg/pod"
 )
 
@@ -33,7 +36,7 @@ func TestUnits(t *testing.T) {
 		{Name: "web", Memory: 64 << 20, CPU: 500, CPUShares: 2048, PreStart: [][]string{{"/bin/prep"}}, PostStop: [][]string{{"/bin/clean", "x"}}},
 		{Name: "db", StopSignal: 3},
 	}
-	units := Units(apps, false)
+	units := Units(apps, false, false)
 	tests := []struct {
 		unit string
 		want []string
@@ -69,7 +72,7 @@ func TestUnits(t *testing.T) {
 			}
 		})
 	}
-	if u := Units(apps[1:], true)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") || strings.Contains(u, "--journal") {
+	if u := Units(apps[1:], true, false)["skiff-app-db.service"]; !strings.Contains(u, "StandardInput=tty-force\n") || strings.Contains(u, "--journal") {
 		t.Errorf("interactive unit has no tty input, or journal streams:\n%s", u)
 	}
 }
@@ -169,5 +172,51 @@ func TestAppsOfHostDevices(t *testing.T) {
 				t.Errorf("HostDevices = %t, want %t", apps[0].HostDevices, tt.want)
 			}
 		})
+	}
+}
+
+// With netWait the apps and the ready marker hang on a path unit of
+// pod.InPodNetReady; the default target no longer wants them itself.
+func TestUnitsNetWait(t *testing.T) {
+	units := Units([]App{{Name: "web"}, {Name: "db"}}, false, true)
+	for unit, want := range map[string]string{
+		"default.target":   "Wants=systemd-journald.service skiff-net.path\n",
+		"skiff-net.path":   "[Path]\nPathExists=/skiff/net-ready\nUnit=skiff-net.target\n",
+		"skiff-net.target": "DefaultDependencies=no\nWants=skiff-app-web.service skiff-app-db.service skiff-ready.service\n",
+	} {
+		if !strings.Contains(units[unit], want) {
+			t.Errorf("%s has no %q:\n%s", unit, want, units[unit])
+		}
+	}
+	if _, ok := Units(nil, false, false)["skiff-net.path"]; ok {
+		t.Error("a pod that waits for no network has skiff-net.path")
+	}
+}
+
+// NetReady adds stage0's hosts lines to every app's hosts file before it
+// creates the file that starts the apps.
+func TestNetReady(t *testing.T) {
+	t.Chdir(t.TempDir())
+	apps := []App{{Name: "web"}, {Name: "db"}}
+	for _, d := range []string{pod.NetDir, pod.Stage1Rootfs + SkiffDir, pod.AppDir("web"), pod.AppDir("db")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range apps {
+		os.WriteFile(filepath.Join(pod.AppDir(a.Name), appspec.HostsFile), []byte("127.0.0.1\tlocalhost\n"), 0o644)
+	}
+	os.WriteFile(pod.NetHosts, []byte("172.16.28.5\tpod\n"), 0o644)
+	if err := NetReady(apps); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps {
+		b, _ := os.ReadFile(filepath.Join(pod.AppDir(a.Name), appspec.HostsFile))
+		if string(b) != "127.0.0.1\tlocalhost\n172.16.28.5\tpod\n" {
+			t.Errorf("%s's hosts: %q", a.Name, b)
+		}
+	}
+	if _, err := os.Stat(pod.Stage1Rootfs + pod.InPodNetReady); err != nil {
+		t.Errorf("no net-ready file: %v", err)
 	}
 }

@@ -193,6 +193,12 @@ func TestWrite(t *testing.T) {
 				p = hostile(t, dir, tt.kind)
 			}
 			_, err := within(t, func() ([]byte, error) { return nil, WriteFile(p, []byte("out"), 0o640, tt.overwrite) })
+			if tt.overwrite {
+				// WriteUnsynced refuses and writes the same.
+				if _, uerr := within(t, func() ([]byte, error) { return nil, WriteUnsynced(p, []byte("out"), 0o640) }); !errors.Is(uerr, tt.err) {
+					t.Fatalf("unsynced: got %v, want %v", uerr, tt.err)
+				}
+			}
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("got %v, want %v", err, tt.err)
 			}

@@ -62,6 +62,10 @@ type RunOptions struct {
 	// IPC "parent" keeps the pod in the host's IPC namespace, for a
 	// stage1 with pod.FeatureIPCParent.
 	IPC string
+	// NetWait, for a stage1 with pod.FeatureNetWait and with NetNS, is
+	// the socket on which stage0 reports the namespace's attach; Exec
+	// passes it on.
+	NetWait *os.File
 }
 
 // Exec replaces the calling process with the run entrypoint. The pod's
@@ -72,6 +76,12 @@ func (in Invocation) Exec(o RunOptions) error {
 		return fmt.Errorf("run pod %s: %w: lock not held", in.Pod.UUID, pod.ErrState)
 	}
 	args := pod.RunArgs{Debug: in.Debug, Net: o.Net, NetNS: o.NetNS, Hostname: o.Hostname, Interactive: o.Interactive, Mutable: o.Mutable, PrivateUsers: o.PrivateUsers, IPC: o.IPC, UUID: in.Pod.UUID}
+	if o.NetWait != nil {
+		args.NetWait = int(o.NetWait.Fd())
+		if _, err := fcntl(args.NetWait, syscall.F_SETFD, 0); err != nil {
+			return fmt.Errorf("run pod %s: pass --net-wait: %w", in.Pod.UUID, err)
+		}
+	}
 	path, argv, env, err := in.command(pod.EntrypointRun, args.Argv())
 	if err != nil {
 		return err

@@ -236,12 +236,15 @@ func TestLoop(t *testing.T) {
 		wantPoweroffs int
 		wantKills     int
 		wantNotify    []string
+		net           error // sent on the net channel when not nil
 	}{
-		{"ends by itself", 0, nil, false, 0, 0, nil},
-		{"ready", 0, nil, true, 0, 0, []string{"READY=1"}},
-		{"signal: clean poweroff", 1, nil, false, 1, 0, []string{"STOPPING=1"}},
-		{"second signal kills", 2, nil, false, 1, 1, []string{"STOPPING=1"}},
-		{"poweroff fails: kill", 1, errors.New("no agent"), false, 1, 1, []string{"STOPPING=1"}},
+		{"ends by itself", 0, nil, false, 0, 0, nil, nil},
+		{"ready", 0, nil, true, 0, 0, []string{"READY=1"}, nil},
+		{"signal: clean poweroff", 1, nil, false, 1, 0, []string{"STOPPING=1"}, nil},
+		{"second signal kills", 2, nil, false, 1, 1, []string{"STOPPING=1"}, nil},
+		{"poweroff fails: kill", 1, errors.New("no agent"), false, 1, 1, []string{"STOPPING=1"}, nil},
+		{"network failed: clean poweroff", 0, nil, false, 1, 0, []string{"STOPPING=1"}, errNetFailed},
+		{"network failed, then a signal kills", 1, nil, false, 1, 1, []string{"STOPPING=1"}, errNetFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,7 +254,12 @@ func TestLoop(t *testing.T) {
 			p.poweroffErr = tt.poweroffErr
 			sigs := make(chan os.Signal)
 			ended := make(chan error, 1)
-			go func() { ended <- loop(log, p, sigs, true, ready) }()
+			net := make(chan error, 1)
+			go func() { ended <- loop(log, p, sigs, true, ready, net) }()
+			if tt.net != nil {
+				net <- tt.net
+				eventually(t, "poweroff", func() bool { n, _ := p.counts(); return n == 1 })
+			}
 			if tt.ready {
 				if err := os.WriteFile(ready, nil, 0o644); err != nil {
 					t.Fatal(err)
@@ -263,7 +271,7 @@ func TestLoop(t *testing.T) {
 			}
 			for i := 0; i < tt.signals; i++ {
 				sigs <- syscall.SIGTERM
-				if i == 0 {
+				if i == 0 && tt.net == nil {
 					eventually(t, "poweroff", func() bool { n, _ := p.counts(); return n == 1 })
 				}
 			}

@@ -40,6 +40,16 @@ func (s Stage1) runPod(log *slog.Logger, a pod.RunArgs) (int, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	var nw *netWait
+	if a.NetWait != 0 {
+		// The pod's network is attached while it boots: its apps wait
+		// for stage0's word (pod.RunArgs.NetWait).
+		var err error
+		if nw, err = openNetWait(a.NetWait); err != nil {
+			return 0, err
+		}
+		defer nw.end()
+	}
 	p, apps, err := s.Isolator.Boot(log, a)
 	if err != nil {
 		return 0, err
@@ -48,7 +58,32 @@ func (s Stage1) runPod(log *slog.Logger, a pod.RunArgs) (int, error) {
 	if err := PageOutBinary(); err != nil {
 		log.Debug("idle", "err", err)
 	}
-	werr := loop(log, p, sigs, os.Getenv("NOTIFY_SOCKET") != "", pod.ReadyFile)
+	var net chan error
+	var nerr error
+	netDone := make(chan struct{})
+	if nw != nil {
+		net = make(chan error, 1)
+		go func() {
+			nerr = nw.wait(apps)
+			close(netDone)
+			net <- nerr
+		}()
+	} else {
+		close(netDone)
+	}
+	werr := loop(log, p, sigs, os.Getenv("NOTIFY_SOCKET") != "", pod.ReadyFile, net)
+	// A pod that ended by itself while its network was being attached
+	// still learns how the attach went.
+	<-netDone
+	switch {
+	case errors.Is(nerr, errNetFailed):
+		// stage0 said why, and removes the pod once we let go of it
+		// (nw.end waits for that).
+		log.Debug("pod stopped", "err", nerr, "wait", werr)
+		return pod.ExitFailure, releaseLock()
+	case nerr != nil:
+		return 0, errors.Join(nerr, werr)
+	}
 	st, err := podunit.PodExit(pod.Stage1Rootfs, apps)
 	if err != nil {
 		return 0, errors.Join(err, werr)
@@ -65,7 +100,9 @@ const readyPoll = 10 * time.Millisecond
 // poweroff that could not be delivered. When notify (the service manager
 // waits for readiness), the ready marker, written once every app has
 // started (and has notified, for apps that support it), becomes READY=1.
-func loop(log *slog.Logger, p Pod, sigs <-chan os.Signal, notify bool, readyFile string) error {
+// An error from net (the pod's network could not be attached, or its
+// apps let start) stops the pod as a signal does.
+func loop(log *slog.Logger, p Pod, sigs <-chan os.Signal, notify bool, readyFile string, net <-chan error) error {
 	done := make(chan error, 1)
 	go func() { done <- p.Wait() }()
 	var ready <-chan time.Time
@@ -75,25 +112,34 @@ func loop(log *slog.Logger, p Pod, sigs <-chan os.Signal, notify bool, readyFile
 		ready = t.C
 	}
 	stops := 0
+	stop := func() {
+		if stops++; stops > 1 {
+			p.Kill()
+			return
+		}
+		if notify {
+			daemon.SdNotify(false, daemon.SdNotifyStopping)
+		}
+		go func() {
+			if err := p.Poweroff(); err != nil {
+				log.Warn("stop pod cleanly", "err", err)
+				p.Kill()
+			}
+		}()
+	}
 	for {
 		select {
 		case err := <-done:
 			return err
 		case s := <-sigs:
 			log.Debug("stop pod", "signal", s)
-			if stops++; stops > 1 {
-				p.Kill()
-				continue
+			stop()
+		case err := <-net:
+			net = nil
+			if err != nil {
+				log.Debug("stop pod", "err", err)
+				stop()
 			}
-			if notify {
-				daemon.SdNotify(false, daemon.SdNotifyStopping)
-			}
-			go func() {
-				if err := p.Poweroff(); err != nil {
-					log.Warn("stop pod cleanly", "err", err)
-					p.Kill()
-				}
-			}()
 		case <-ready:
 			if _, err := os.Stat(readyFile); err == nil {
 				ready = nil

@@ -80,7 +80,7 @@ func (i Isolator) Boot(log *slog.Logger, o pod.RunArgs) (stage1kit.Pod, []poduni
 			return nil, nil, err
 		}
 	}
-	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, bundle, guestListen)
+	pm, apps, pass, err := podunit.Prepare(log, o.UUID, false, false, bundle, guestListen)
 	if err != nil {
 		return nil, nil, err
 	}

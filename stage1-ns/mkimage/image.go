@@ -24,7 +24,7 @@ type ImageOptions struct {
 func BuildImage(w io.Writer, o ImageOptions) error {
 	return stage1image.BuildImage(w, stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
-		Features: []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeaturePrivateUsers, pod.FeatureAppPIDNamespace, pod.FeatureIPCParent, pod.FeatureTTY, pod.FeatureAttach, pod.FeatureAppSecurity, pod.FeatureSharedMounts, pod.FeatureHostDevices}, Apps: true,
+		Features: []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeaturePrivateUsers, pod.FeatureAppPIDNamespace, pod.FeatureIPCParent, pod.FeatureTTY, pod.FeatureAttach, pod.FeatureAppSecurity, pod.FeatureSharedMounts, pod.FeatureHostDevices, pod.FeatureNetWait}, Apps: true,
 		Init: nspawn.PodSystemd,
 	})
 }

@@ -64,10 +64,14 @@ func (i Isolator) boot(log *slog.Logger, a pod.RunArgs, url string, stopMetadata
 		bopts.Withheld = []string{"CAP_NET_BIND_SERVICE"}
 	}
 	bundle, err := podunit.AppBundle(bopts)
+	if a.NetWait != 0 {
+		// The hosts lines come once the network is attached (stage1kit).
+		bundle, err = podunit.AppBundleHosts(bopts, nil), nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	pm, apps, pass, err := podunit.Prepare(log, a.UUID, a.Interactive, bundle, nil)
+	pm, apps, pass, err := podunit.Prepare(log, a.UUID, a.Interactive, a.NetWait != 0, bundle, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -348,7 +352,7 @@ func start(log *slog.Logger, bin string, o pod.RunArgs, noFilter bool, args []st
 		cmd.Path, cmd.Err = exec.LookPath("nsenter")
 		cmd.Args = append([]string{"nsenter", "--net=" + o.NetNS, "--", path}, cmd.Args[1:]...)
 	}
-	stderr := &dropLine{w: os.Stderr, line: fmt.Sprintf(propagateNoise, pod.MachineName(o.UUID))}
+	stderr := &dropLine{w: os.Stderr, lines: []string{fmt.Sprintf(propagateNoise, pod.MachineName(o.UUID)), haltNoise}}
 	cmd.Stderr = stderr
 	if o.Interactive {
 		cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
@@ -435,12 +439,17 @@ func (c *container) Kill() { c.cmd.Process.Signal(syscall.SIGTERM) }
 // tmpfs, where it may not remove its propagation directory (run does).
 const propagateNoise = `Attempted to remove disk file system under "/run/systemd/nspawn/propagate/%s", and we can't allow that.`
 
-// dropLine copies what it is given to w, line by line, except the line
-// equal to line.
+// haltNoise is what nspawn prints when run stops the pod (SIGTERM): run,
+// not nspawn, decides what a second stop does, and a pod whose network
+// could not be attached is stopped with nothing but stage0's error.
+const haltNoise = "Trying to halt container. Send SIGTERM again to trigger immediate termination."
+
+// dropLine copies what it is given to w, line by line, except the lines
+// equal to one of lines.
 type dropLine struct {
-	w    io.Writer
-	line string
-	buf  []byte // a partial line
+	w     io.Writer
+	lines []string
+	buf   []byte // a partial line
 }
 
 func (d *dropLine) Write(p []byte) (int, error) {
@@ -450,7 +459,7 @@ func (d *dropLine) Write(p []byte) (int, error) {
 		if i < 0 {
 			return len(p), nil
 		}
-		if string(d.buf[:i]) != d.line {
+		if !slices.Contains(d.lines, string(d.buf[:i])) {
 			if _, err := d.w.Write(d.buf[:i+1]); err != nil {
 				return len(p), err
 			}
@@ -461,7 +470,7 @@ func (d *dropLine) Write(p []byte) (int, error) {
 
 // Flush writes a last line that had no newline.
 func (d *dropLine) Flush() error {
-	if len(d.buf) == 0 || string(d.buf) == d.line {
+	if len(d.buf) == 0 || slices.Contains(d.lines, string(d.buf)) {
 		return nil
 	}
 	_, err := d.w.Write(d.buf)

@@ -85,10 +85,11 @@ func TestDropLine(t *testing.T) {
 		{[]string{"x" + noise + "\n"}, "x" + noise + "\n"}, // only the whole line
 		{[]string{noise}, ""},
 		{[]string{"no newline"}, "no newline"},
+		{[]string{"a\n" + haltNoise + "\nb\n"}, "a\nb\n"},
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
-		w := &dropLine{w: &buf, line: fmt.Sprintf(propagateNoise, "skiff-u")}
+		w := &dropLine{w: &buf, lines: []string{fmt.Sprintf(propagateNoise, "skiff-u"), haltNoise}}
 		for _, s := range tt.writes {
 			if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 				t.Fatalf("Write(%q) = %d, %v", s, n, err)
