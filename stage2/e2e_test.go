@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -237,7 +238,7 @@ func TestRun(t *testing.T) {
 			if err := appspec.Write(dir, s); err != nil {
 				t.Fatal(err)
 			}
-			before, _ := os.ReadFile("/proc/self/mountinfo")
+			before := mountsAt(dir)
 			out, err := stage2(t, append([]string{"run", "--bundle=" + dir, "--"}, tt.cmd...)...).CombinedOutput()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -253,8 +254,8 @@ func TestRun(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
-			if after, _ := os.ReadFile("/proc/self/mountinfo"); !bytes.Equal(before, after) {
-				t.Errorf("host mount table changed")
+			if after := mountsAt(dir); !slices.Equal(before, after) {
+				t.Errorf("host mounts below the bundle changed: %q, then %q", before, after)
 			}
 		})
 	}
@@ -336,4 +337,18 @@ func stage2(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.Command(stage2Bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC}
 	return cmd
+}
+
+// mountsAt lists the host's mounts at or below dir: what a stage2 leaking
+// its app's mounts to the host would add (other tests' pods mount and
+// unmount elsewhere meanwhile).
+func mountsAt(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
 }
