@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/safefile"
 	"github.com/skiffpod/skiff/pkg/seccompcopy"
 )
@@ -203,15 +204,20 @@ func saveFilter(file string, b []byte) error {
 
 // InitMain is the pod's first program: nspawn runs it as
 // /usr/lib/systemd/systemd. It installs the learned filter when run gave
-// it one, or waits while run learns the filter nspawn gave it, then execs
-// the pod's systemd with its arguments.
+// it one, or waits while run learns the filter nspawn gave it, sets
+// journald's flushed flag in the /run nspawn mounted, then execs the pod's
+// systemd with its arguments.
 func InitMain([]string) int {
-	if err := initFilter(); err != nil {
+	err := podunit.SetJournalFlushed("/")
+	if err == nil {
+		err = initFilter()
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "skiff pod init: %v\n", err)
 		return 1
 	}
 	// argv as nspawn gave it: systemd is called /usr/lib/systemd/systemd.
-	err := syscall.Exec(PodSystemd, os.Args, os.Environ())
+	err = syscall.Exec(PodSystemd, os.Args, os.Environ())
 	fmt.Fprintf(os.Stderr, "skiff pod init: exec %s: %v\n", PodSystemd, err)
 	return 1
 }
