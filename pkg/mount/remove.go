@@ -164,21 +164,6 @@ func MkdirAllBeneath(root, rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), filepath.Join(root, rel)), nil
 }
 
-// IsMountRoot reports whether f, a handle of a directory, is the root of a
-// mount: a question about one directory, answered without reading the
-// host's whole mount table (its generation grows with every mount on the
-// host).
-func IsMountRoot(f *os.File) (bool, error) {
-	var st unix.Statx_t
-	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_TYPE, &st); err != nil {
-		return false, fmt.Errorf("statx %s: %w", f.Name(), err)
-	}
-	if st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
-		return false, fmt.Errorf("statx %s: %w: no mount root attribute (Linux 5.8)", f.Name(), errors.ErrUnsupported)
-	}
-	return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
-}
-
 // FDPath is the path that names what handle f names.
 func FDPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 

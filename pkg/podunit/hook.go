@@ -55,27 +55,12 @@ func Hook(root string, args []string, end func() error) error {
 		return nil
 	case len(args) == 1 && args[0] == "ready":
 		return touch(filepath.Join(root, pod.InPodReadyFile))
+	case len(args) == 1 && args[0] == "journal":
+		return touch(filepath.Join(root, JournalFlushed))
 	case len(args) == 1 && args[0] == "journal-sync":
 		return SyncJournal(root, JournalDrain)
 	}
 	return fmt.Errorf("hook %q: %w", args, ErrUsage)
-}
-
-// SetJournalFlushed sets journald's flushed flag under root ("/" in the
-// pod) before journald starts, so that it writes to /var/log/journal, in
-// the pod tree, from its first line. The pod's init sets it (on stage1-ns
-// before it execs systemd, on stage1-kvm when it mounts /run): a process
-// of journald's own unit would delay journald's start, which a short-lived
-// pod's end waits for (SyncJournal).
-func SetJournalFlushed(root string) error {
-	flag := filepath.Join(root, JournalFlushed)
-	if err := os.MkdirAll(filepath.Dir(flag), 0o755); err != nil {
-		return fmt.Errorf("set journal flag: %w", err)
-	}
-	if err := os.WriteFile(flag, nil, 0o644); err != nil {
-		return fmt.Errorf("set journal flag: %w", err)
-	}
-	return nil
 }
 
 // journalVarlink is journald's varlink socket.

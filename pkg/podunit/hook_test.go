@@ -296,18 +296,3 @@ func TestOOMKilled(t *testing.T) {
 		})
 	}
 }
-
-// TestSetJournalFlushed checks that the init's flag lands where journald
-// looks for it, with its directory made.
-func TestSetJournalFlushed(t *testing.T) {
-	root := t.TempDir()
-	if err := SetJournalFlushed(root); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(filepath.Join(root, "run/systemd/journal/flushed")); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("flag: %v, %v; want a file", fi, err)
-	}
-	if err := SetJournalFlushed(root); err != nil {
-		t.Errorf("set again: %v", err)
-	}
-}

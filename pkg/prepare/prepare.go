@@ -295,6 +295,14 @@ func Mount(p *pod.Pod) error {
 	}
 	_, err = os.Stat(p.File("copied"))
 	copied := err == nil
+	mounted, err := mount.Under(p.Path())
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, m := range mounted {
+		have[m] = true
+	}
 	users, private, err := PrivateUsers(p)
 	if err != nil {
 		return err
@@ -316,6 +324,9 @@ func Mount(p *pod.Pod) error {
 	}
 	for _, r := range records {
 		target := p.File(r.Target)
+		if have[target] {
+			continue
+		}
 		// The targets are in the stage1's tree, which a KVM guest writes
 		// while an app sandbox runs: made and named without following a
 		// symlink it could have planted there.
@@ -324,12 +335,6 @@ func Mount(p *pod.Pod) error {
 			return fmt.Errorf("mount pod %s: %w", p.UUID, err)
 		}
 		defer dir.Close()
-		if mounted, err := mount.IsMountRoot(dir); err != nil || mounted {
-			if err != nil {
-				return fmt.Errorf("mount pod %s: %w", p.UUID, err)
-			}
-			continue
-		}
 		if !copied {
 			target = mount.FDPath(dir)
 		}

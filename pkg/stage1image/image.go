@@ -126,9 +126,8 @@ Timestamping=us
 ReceiveBuffer=8M
 SendBuffer=8M
 `,
-	// The pod's init sets journald's "flushed" flag (podunit.SetJournalFlushed)
-	// so that it writes to /var/log/journal at once, without a journal-flush
-	// service and without a process of its own before journald. journald
+	// The hook sets journald's "flushed" flag so that it writes to
+	// /var/log/journal at once, without a journal-flush service. journald
 	// stays up during the poweroff (IgnoreOnIsolate) until
 	// systemd-poweroff.service has waited for it to drain.
 	"systemd-journald.service": `[Unit]
@@ -140,6 +139,7 @@ IgnoreOnIsolate=yes
 
 [Service]
 Type=notify
+ExecStartPre=/skiff/hook journal
 ExecStart=/usr/lib/systemd/systemd-journald
 Sockets=systemd-journald.socket systemd-journald-dev-log.socket
 StandardOutput=null

@@ -94,13 +94,3 @@ func TestTarWriterOmit(t *testing.T) {
 		t.Errorf("entries %q, want %q", got, want)
 	}
 }
-
-// TestJournaldStartsAlone checks that journald's unit runs no process
-// before journald (the init sets its flag): a short-lived pod's end waits
-// for journald's start.
-func TestJournaldStartsAlone(t *testing.T) {
-	u := staticUnits["systemd-journald.service"]
-	if strings.Contains(u, "ExecStartPre=") || !strings.Contains(u, "ExecStart=/usr/lib/systemd/systemd-journald\n") {
-		t.Errorf("systemd-journald.service:\n%s\nwant journald as its only process", u)
-	}
-}

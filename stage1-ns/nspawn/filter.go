@@ -24,7 +24,6 @@ import (
 
 	"github.com/skiffpod/skiff/pkg/launch"
 	"github.com/skiffpod/skiff/pkg/pod"
-	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/safefile"
 )
 
@@ -320,24 +319,19 @@ func saveFilter(key string, libs []string, fs []launch.Filter) error {
 // InitMain is the pod's first program: nspawn runs it as
 // /usr/lib/systemd/systemd. It installs the learned filter when run gave
 // it one (and must: nspawn compiled none), or waits while run learns the
-// filter nspawn gave it, sets journald's flushed flag in the /run nspawn
-// mounted, then execs the pod's systemd with its arguments. A systemd
-// re-exec comes here again and goes straight on.
+// filter nspawn gave it, then execs the pod's systemd with its arguments.
+// A systemd re-exec comes here again and goes straight on.
 func InitMain([]string) int {
 	// Until systemd has its own handlers, a signal must do what it does to
 	// a PID 1 without handlers: nothing (the Go runtime's would exit).
 	signal.Notify(make(chan os.Signal, 1))
 	runtime.LockOSThread() // the exec happens on this thread, with its filters
-	err := podunit.SetJournalFlushed("/")
-	if err == nil {
-		err = initFilter()
-	}
-	if err != nil {
+	if err := initFilter(); err != nil {
 		fmt.Fprintf(os.Stderr, "skiff pod init: %v\n", err)
 		return 1
 	}
 	// argv as nspawn gave it: systemd is called /usr/lib/systemd/systemd.
-	err = syscall.Exec(PodSystemd, os.Args, os.Environ())
+	err := syscall.Exec(PodSystemd, os.Args, os.Environ())
 	fmt.Fprintf(os.Stderr, "skiff pod init: exec %s: %v\n", PodSystemd, err)
 	return 1
 }
