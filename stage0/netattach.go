@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -26,8 +27,17 @@ func newNetAttachCmd(g *globals) *cobra.Command {
 			// Ctrl-C goes to the whole foreground group: the attach ends
 			// by itself, then the stage1 acts on it.
 			signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			unix.CloseOnExec(netAttachFD) // not for the CNI plugins
 			c := os.NewFile(netAttachFD, "net-wait")
-			return g.podNet().Serve(context.Background(), c, g.pods().Remove)
+			err := g.podNet().Serve(context.Background(), c, g.pods().Remove)
+			if err != nil {
+				// The stage1, and with it skiff run, ends once c is closed:
+				// say why first, or a shell prints its prompt before it.
+				fmt.Fprintf(g.stderr, "skiff: %v\n", err)
+				err = &exitCode{code: exitFailure}
+			}
+			c.Close()
+			return err
 		},
 	}
 }

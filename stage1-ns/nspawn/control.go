@@ -58,9 +58,9 @@ func (Isolator) Stop(_ *slog.Logger, a pod.StopArgs) error {
 	} else if err := podunit.Stopping(pod.Stage1Rootfs); err != nil {
 		return fmt.Errorf("stop pod: %w", err)
 	}
-	// The kernel drops a signal the pod's init neither catches nor blocks:
-	// until its systemd has set up its handlers, a poweroff would be lost.
-	for deadline := time.Now().Add(stage1kit.StartTimeout); !force && !catches(pid, sig) && time.Now().Before(deadline); {
+	// The kernel drops a signal the pod's init neither catches nor
+	// blocks: until its systemd blocks it (blocks), a poweroff would be lost.
+	for deadline := time.Now().Add(stage1kit.StartTimeout); !force && !blocks(pid, sig) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := unix.Kill(pid, sig); err != nil {

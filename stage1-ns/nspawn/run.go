@@ -422,7 +422,7 @@ func (c *container) Poweroff() error {
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for !catches(int(c.init.Load()), podunit.SigPoweroff) {
+	for !blocks(int(c.init.Load()), podunit.SigPoweroff) {
 		select {
 		case <-c.done:
 			return nil
@@ -478,11 +478,15 @@ func (d *dropLine) Flush() error {
 	return err
 }
 
-// catches reports whether the pod's init pid blocks or catches sig, so
-// that the signal is not dropped: systemd blocks the signals it reads from
-// a signalfd. Until the init is systemd it is stage1's InitMain, which
-// drops every signal: not yet.
-func catches(pid int, sig syscall.Signal) bool {
+// blocks reports whether the pod's init pid blocks sig, so that the
+// signal waits for it instead of being dropped: systemd blocks the signals
+// it reads from a signalfd (and never unblocks them). Until the init is
+// systemd it is stage1's InitMain, which drops every signal: not yet. A
+// handler (SigCgt) does not count: during its execve of systemd the init
+// already shows systemd's executable but still InitMain's handlers, which
+// the kernel resets a moment later, dropping a signal queued meanwhile
+// (a pod stopped right at its start then never powered off).
+func blocks(pid int, sig syscall.Signal) bool {
 	if pid <= 0 || isInit(pid) {
 		return false
 	}
@@ -491,12 +495,9 @@ func catches(pid int, sig syscall.Signal) bool {
 		return false
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(l, ":")
-		if k == "SigBlk" || k == "SigCgt" {
+		if k, v, _ := strings.Cut(l, ":"); k == "SigBlk" {
 			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err == nil && mask&(1<<(sig-1)) != 0 {
-				return true
-			}
+			return err == nil && mask&(1<<(sig-1)) != 0
 		}
 	}
 	return false

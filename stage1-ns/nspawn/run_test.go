@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
@@ -104,24 +107,52 @@ func TestDropLine(t *testing.T) {
 	}
 }
 
-func TestCatches(t *testing.T) {
-	sleep := exec.Command("sleep", "10")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
+// blockHelper makes the test binary, run with it set, a process whose
+// main thread blocks SIGRTMIN+4, as systemd's does (init runs there).
+const blockHelper = "SKIFF_TEST_BLOCK_POWEROFF"
+
+func init() {
+	if os.Getenv(blockHelper) == "" {
+		return
 	}
-	defer func() { sleep.Process.Kill(); sleep.Wait() }()
+	var set unix.Sigset_t
+	set.Val[0] = 1 << (podunit.SigPoweroff - 1)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+		os.Exit(2)
+	}
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+func TestBlocks(t *testing.T) {
+	start := func(name string, arg []string, env ...string) int {
+		c := exec.Command(name, arg...)
+		c.Env = append(os.Environ(), env...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c.Process.Pid
+	}
+	sleep := start("sleep", []string{"60"})
+	blocker := start(os.Args[0], []string{"-test.run=^$"}, blockHelper+"=1")
+	for deadline := time.Now().Add(10 * time.Second); !blocks(blocker, podunit.SigPoweroff) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // until its init has run
+	}
 	tests := []struct {
 		name string
 		pid  int
 		want bool
 	}{
-		{"go program (handles every signal)", os.Getpid(), true},
-		{"sleep (default actions)", sleep.Process.Pid, false},
+		{"blocks it (systemd)", blocker, true},
+		// The init in its execve of systemd: the handlers are about to go.
+		{"go program (catches every signal, blocks none)", os.Getpid(), false},
+		{"sleep (default actions)", sleep, false},
 		{"no pid yet", 0, false},
 	}
 	for _, tt := range tests {
-		if got := catches(tt.pid, podunit.SigPoweroff); got != tt.want {
-			t.Errorf("%s: catches(%d, SIGRTMIN+4) = %v, want %v", tt.name, tt.pid, got, tt.want)
+		if got := blocks(tt.pid, podunit.SigPoweroff); got != tt.want {
+			t.Errorf("%s: blocks(%d, SIGRTMIN+4) = %v, want %v", tt.name, tt.pid, got, tt.want)
 		}
 	}
 }
