@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -195,6 +196,20 @@ func (w stdinWriter) Write(p []byte) (int, error) {
 		return len(p), nil // the app closed its stdin; keep reading to the end
 	}
 	return len(p), nil
+}
+
+// Caller attaches the calling process's stdio to app on conn (its own
+// stdin only when stdin) and closes conn: `skiff attach` on either stage1.
+func Caller(conn net.Conn, app string, stdin bool) error {
+	defer conn.Close()
+	var in io.Reader
+	if stdin {
+		in = os.Stdin
+	}
+	if err := Attach(conn, in, os.Stdout, os.Stderr); err != nil {
+		return fmt.Errorf("attach %s: %w", app, err)
+	}
+	return nil
 }
 
 // Attach is the client side on conn: it passes stdin on when it is not

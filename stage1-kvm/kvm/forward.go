@@ -154,15 +154,7 @@ func attachApp(a pod.EnterArgs) error {
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", a.App, err)
 	}
-	defer conn.Close()
-	var in io.Reader
-	if a.Stdin {
-		in = os.Stdin
-	}
-	if err := attach.Attach(conn, in, os.Stdout, os.Stderr); err != nil {
-		return fmt.Errorf("attach %s: %w", a.App, err)
-	}
-	return nil
+	return attach.Caller(conn, a.App, a.Stdin)
 }
 
 // dialGuest connects to run's dial.sock for a stream to target in the

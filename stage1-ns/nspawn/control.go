@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -221,15 +220,7 @@ func attachApp(a pod.EnterArgs) error {
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", a.App, err)
 	}
-	defer conn.Close()
-	var in io.Reader
-	if a.Stdin {
-		in = os.Stdin
-	}
-	if err := attach.Attach(conn, in, os.Stdout, os.Stderr); err != nil {
-		return fmt.Errorf("attach %s: %w", a.App, err)
-	}
-	return nil
+	return attach.Caller(conn, a.App, a.Stdin)
 }
 
 func call(f func() error) error {
