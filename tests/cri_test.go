@@ -784,6 +784,14 @@ func TestCRIKVM(t *testing.T) {
 		c.Memory.WorkingSet.Value == "" || c.Memory.WorkingSet.Value == "0" {
 		t.Errorf("stats of the kvm container: %s, want CPU and memory used, with timestamps", out)
 	}
+	// Resources of the running container: the guest's systemd owns its
+	// cgroups, and gets them as the app unit's properties (enter --resources).
+	srv.must("update", "--memory=67108864", "--cpu-quota=50000", "--cpu-period=100000", ctr)
+	limits := srv.must("exec", "-s", ctr, "sh", "-c", "d=/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup); cat $d/memory.max $d/cpu.max")
+	if want := "67108864\n50000 100000"; strings.TrimSpace(limits) != want {
+		t.Errorf("the app's group in the guest after crictl update: %q, want %q", limits, want)
+	}
+	srv.fails("InvalidArgument", "update", "--cpuset-cpus=0", ctr)
 	// port-forward: to a port that listens on the guest's loopback only
 	// (stage1-kvm's enter --port-forward, through run's dial.sock).
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -633,7 +633,7 @@ func (s *Server) updateResources(r *containerRecord, res *runtimeapi.LinuxContai
 			return err
 		}
 		if sb.Handler == "kvm" {
-			return fmt.Errorf("%w: a KVM pod's apps are in the guest; their limits cannot be changed yet (docs/kubernetes.md)", errInvalid)
+			return s.stage1Resources(r, l)
 		}
 		pid, err := s.appPid(r)
 		if err != nil {
@@ -658,6 +658,31 @@ func (s *Server) updateResources(r *containerRecord, res *runtimeapi.LinuxContai
 	}
 	r.Config.Linux.Resources = res
 	return s.saveContainer(r)
+}
+
+// stage1Resources sets l on r's running app through its stage1 (enter
+// --resources), for a pod whose apps' cgroups the host cannot write
+// (stage1-kvm: the guest's systemd owns them).
+func (s *Server) stage1Resources(r *containerRecord, l cglimit.Limits) error {
+	if st := s.containerState(r); st.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return fmt.Errorf("container %s: %w: it does not run", r.ID, errPrecondition)
+	}
+	p, err := pod.Load(s.Dir, r.SandboxID)
+	if err != nil {
+		return err
+	}
+	in, err := s.Pods.Invocation(p)
+	if err != nil {
+		return err
+	}
+	res := pod.AppResources{MemoryBytes: l.Memory, CPUQuota: l.CPUQuota, CPUPeriod: l.CPUPeriod, CPUShares: l.CPUShares}
+	err = in.SetResources(r.App, res, stage1Timeout)
+	if errors.Is(err, pod.ErrUnsupported) {
+		return fmt.Errorf("%w: %w", errInvalid, err)
+	} else if err != nil {
+		return fmt.Errorf("%w: %w", errPrecondition, err)
+	}
+	return nil
 }
 
 // appPid is a process of r's running app: the first of its unit's group.

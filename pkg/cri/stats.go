@@ -51,9 +51,10 @@ func usageStats(dir string, now int64) (*runtimeapi.CpuUsage, *runtimeapi.Memory
 			RssBytes: &runtimeapi.UInt64Value{Value: u.RSS}}
 }
 
-// stage1StatsTimeout bounds the stage1's answer: stage1-kvm's guest agent
-// serves one request at a time, and an exec may hold it.
-const stage1StatsTimeout = 10 * time.Second
+// stage1Timeout bounds the stage1's answer to enter --stats or
+// --resources: stage1-kvm's guest agent serves one request at a time, and
+// an exec may hold it.
+const stage1Timeout = 10 * time.Second
 
 // stage1Stats asks the stage1 for app's usage (enter --stats), for a pod
 // whose apps' groups the host cannot read (stage1-kvm: in the guest); nil,
@@ -63,7 +64,7 @@ func (s *Server) stage1Stats(p *pod.Pod, app string, now int64) (*runtimeapi.Cpu
 	if err != nil {
 		return nil, nil
 	}
-	st, err := in.Stats(app, stage1StatsTimeout)
+	st, err := in.Stats(app, stage1Timeout)
 	if err != nil {
 		s.Log.Debug("container stats", "pod", p.UUID, "app", app, "err", err)
 		return nil, nil

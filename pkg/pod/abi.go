@@ -59,6 +59,10 @@ const (
 	// memory use as one JSON AppStats on stdout, for a stage1 whose apps'
 	// cgroups the host cannot read (stage1-kvm: they are in the guest).
 	FeatureStats = "stats"
+	// FeatureResources: enter takes --resources=JSON (no command): the
+	// running app's memory and CPU limits become the AppResources given,
+	// for a stage1 whose apps' cgroups the host cannot write (stage1-kvm).
+	FeatureResources = "resources"
 	// FeaturePortForward: enter takes --port-forward=PORT (no app, no
 	// command): the caller's stdin and stdout are a connection to PORT on
 	// the pod's loopback, for a stage1 whose pod the host cannot dial in

@@ -1,9 +1,13 @@
 package pod
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/skiffpod/skiff/pkg/strictjson"
 )
 
 // The entrypoints' command lines (docs/stage1-abi.md, "Entrypoints"). Each
@@ -100,6 +104,9 @@ type EnterArgs struct {
 	// With FeatureStats, and no Cmd: write the app's resource usage to
 	// stdout, one JSON AppStats.
 	Stats bool
+	// With FeatureResources, and no Cmd: set the running app's limits to
+	// this JSON AppResources.
+	Resources string
 	// With FeaturePortForward, and no Cmd or App: connect the caller's
 	// stdin and stdout to this TCP port on the pod's loopback.
 	PortForward uint
@@ -116,6 +123,7 @@ func (a *EnterArgs) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.Attach, "attach", false, "")
 	fs.BoolVar(&a.Stdin, "stdin", false, "")
 	fs.BoolVar(&a.Stats, "stats", false, "")
+	fs.StringVar(&a.Resources, "resources", "", "")
 	fs.UintVar(&a.PortForward, "port-forward", 0, "")
 }
 
@@ -136,7 +144,7 @@ func (a *EnterArgs) Parse(argv []string) error {
 		a.UUID, a.Cmd, err = positional(EntrypointEnter, rest, true)
 	}
 	if err == nil && a.PortForward != 0 {
-		if a.PortForward > 65535 || a.App != "" || len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach || a.Stats {
+		if a.PortForward > 65535 || a.App != "" || len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach || a.Stats || a.Resources != "" {
 			err = fmt.Errorf("%s: %w: --port-forward takes a port (1-65535) and no --app, command or other mode", EntrypointEnter, ErrUsage)
 		}
 		return err
@@ -149,6 +157,13 @@ func (a *EnterArgs) Parse(argv []string) error {
 	}
 	if err == nil && a.Stats && (len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach) {
 		err = fmt.Errorf("%s: %w: --stats takes no command, --tty, --mount-image, --cap-add or --attach", EntrypointEnter, ErrUsage)
+	}
+	if err == nil && a.Resources != "" {
+		if len(a.Cmd) > 0 || a.TTY || a.MountImage != "" || a.CapAdd != "" || a.Attach || a.Stats {
+			err = fmt.Errorf("%s: %w: --resources takes no command, --tty, --mount-image, --cap-add, --attach or --stats", EntrypointEnter, ErrUsage)
+		} else if _, rerr := ParseResources(a.Resources); rerr != nil {
+			err = fmt.Errorf("%s: %w: --resources: %w", EntrypointEnter, ErrUsage, rerr)
+		}
 	}
 	if err == nil && a.Stdin && !a.Attach {
 		err = fmt.Errorf("%s: %w: --stdin without --attach", EntrypointEnter, ErrUsage)
@@ -216,6 +231,38 @@ type AppStats struct {
 	CPUNanos        uint64 `json:"cpuNanos"`
 	WorkingSetBytes uint64 `json:"workingSetBytes"`
 	RSSBytes        uint64 `json:"rssBytes"`
+}
+
+// AppResources is what enter --resources sets on a running app
+// (FeatureResources): its memory limit in bytes, CPUQuota µs of CPU time
+// per CPUPeriod µs, and its CPU shares (cgroup v1's cpu.shares; systemd
+// turns them into a weight). A zero field is left as it is.
+type AppResources struct {
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	CPUQuota    int64 `json:"cpuQuota,omitempty"`
+	CPUPeriod   int64 `json:"cpuPeriod,omitempty"`
+	CPUShares   int64 `json:"cpuShares,omitempty"`
+}
+
+// ParseResources decodes an enter --resources value: one AppResources, no
+// unknown field, no negative value, a quota only with its period.
+func ParseResources(s string) (AppResources, error) {
+	var r AppResources
+	if err := strictjson.CheckKeys([]byte(s)); err != nil {
+		return r, err
+	}
+	d := json.NewDecoder(strings.NewReader(s))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&r); err != nil {
+		return r, err
+	}
+	if r.MemoryBytes < 0 || r.CPUQuota < 0 || r.CPUPeriod < 0 || r.CPUShares < 0 {
+		return r, fmt.Errorf("negative value in %s", s)
+	}
+	if (r.CPUQuota > 0) != (r.CPUPeriod > 0) {
+		return r, fmt.Errorf("a CPU quota needs its period, and a period its quota: %s", s)
+	}
+	return r, nil
 }
 
 // AppArgs are the arguments of the app entrypoints (app-add, app-start,

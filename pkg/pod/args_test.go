@@ -66,6 +66,7 @@ func TestEnterArgsRoundTrip(t *testing.T) {
 		{"attach", EnterArgs{App: "a", Attach: true, Stdin: true, UUID: "u"}, []string{"--app=a", "--attach", "--stdin", "u"}},
 		{"stats", EnterArgs{App: "a", Stats: true, UUID: "u"}, []string{"--app=a", "--stats", "u"}},
 		{"port-forward", EnterArgs{PortForward: 8080, UUID: "u"}, []string{"--port-forward=8080", "u"}},
+		{"resources", EnterArgs{App: "a", Resources: `{"memoryBytes":67108864}`, UUID: "u"}, []string{"--app=a", `--resources={"memoryBytes":67108864}`, "u"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.args, tt.argv, (*EnterArgs).Parse) })
@@ -139,6 +140,14 @@ func TestArgsParseRejects(t *testing.T) {
 		{EntrypointEnter, []string{"--port-forward=80", "u", "--", "x"}},
 		{EntrypointEnter, []string{"--port-forward=80", "--stats", "u"}},
 		{EntrypointEnter, []string{"--port-forward=-1", "u"}},
+		{EntrypointEnter, []string{"--app=a", `--resources={"memoryBytes":1}`, "u", "--", "x"}}, // no command
+		{EntrypointEnter, []string{"--app=a", `--resources={"memoryBytes":1}`, "--stats", "u"}},
+		{EntrypointEnter, []string{`--resources={"memoryBytes":1}`, "u"}},              // no --app
+		{EntrypointEnter, []string{"--app=a", `--resources={"memory":1}`, "u"}},        // unknown field
+		{EntrypointEnter, []string{"--app=a", `--resources={"memoryBytes":-1}`, "u"}},  // negative
+		{EntrypointEnter, []string{"--app=a", `--resources={"cpuQuota":50000}`, "u"}},  // no period
+		{EntrypointEnter, []string{"--app=a", `--resources={"memoryBytes":1}{}`, "u"}}, // two objects
+		{EntrypointEnter, []string{"--port-forward=80", `--resources={"memoryBytes":1}`, "u"}},
 		{EntrypointEnter, []string{"--app=a", "--stdin", "u", "--", "x"}}, // stdin is attach's
 		{EntrypointStop, []string{"--no-such-flag", "u"}},
 		{EntrypointStop, []string{"--app=a", "u"}}, // enter's flag

@@ -238,6 +238,25 @@ func appUnit(a App, napps int, interactive bool) string {
 	return b.String()
 }
 
+// ResourceProperties are the unit properties (systemctl set-property)
+// that give a running app r's limits, spelled as its unit file spells
+// them; a zero field sets nothing. systemd keeps a CPU quota per second,
+// in hundredths of a percent: the quota is rounded up to that.
+func ResourceProperties(r pod.AppResources) []string {
+	var props []string
+	if r.MemoryBytes > 0 {
+		props = append(props, fmt.Sprintf("MemoryMax=%d", r.MemoryBytes))
+	}
+	if r.CPUQuota > 0 && r.CPUPeriod > 0 {
+		pm := (r.CPUQuota*10000 + r.CPUPeriod - 1) / r.CPUPeriod
+		props = append(props, fmt.Sprintf("CPUQuotaPeriodSec=%dus", r.CPUPeriod), fmt.Sprintf("CPUQuota=%d.%02d%%", pm/100, pm%100))
+	}
+	if r.CPUShares > 0 {
+		props = append(props, fmt.Sprintf("CPUShares=%d", r.CPUShares))
+	}
+	return props
+}
+
 // execLine quotes argv for an Exec= setting: every word double-quoted, and
 // systemd's specifier (%) and variable ($) expansion disabled.
 func execLine(argv []string) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,5 +219,27 @@ func TestNetReady(t *testing.T) {
 	}
 	if _, err := os.Stat(pod.Stage1Rootfs + pod.InPodNetReady); err != nil {
 		t.Errorf("no net-ready file: %v", err)
+	}
+}
+
+func TestResourceProperties(t *testing.T) {
+	tests := []struct {
+		r    pod.AppResources
+		want []string
+	}{
+		{pod.AppResources{}, nil},
+		{pod.AppResources{MemoryBytes: 64 << 20}, []string{"MemoryMax=67108864"}},
+		{pod.AppResources{CPUQuota: 50000, CPUPeriod: 100000}, []string{"CPUQuotaPeriodSec=100000us", "CPUQuota=50.00%"}},
+		{pod.AppResources{CPUQuota: 250000, CPUPeriod: 100000}, []string{"CPUQuotaPeriodSec=100000us", "CPUQuota=250.00%"}},
+		{pod.AppResources{CPUQuota: 1, CPUPeriod: 30000}, []string{"CPUQuotaPeriodSec=30000us", "CPUQuota=0.01%"}}, // rounded up
+		{pod.AppResources{CPUQuota: 33333, CPUPeriod: 100000}, []string{"CPUQuotaPeriodSec=100000us", "CPUQuota=33.34%"}},
+		{pod.AppResources{CPUShares: 512}, []string{"CPUShares=512"}},
+		{pod.AppResources{MemoryBytes: 1 << 30, CPUQuota: 20000, CPUPeriod: 100000, CPUShares: 2},
+			[]string{"MemoryMax=1073741824", "CPUQuotaPeriodSec=100000us", "CPUQuota=20.00%", "CPUShares=2"}},
+	}
+	for _, tt := range tests {
+		if got := ResourceProperties(tt.r); !slices.Equal(got, tt.want) {
+			t.Errorf("ResourceProperties(%+v) = %q, want %q", tt.r, got, tt.want)
+		}
 	}
 }

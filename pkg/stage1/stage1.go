@@ -6,6 +6,7 @@ package stage1
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -148,10 +149,43 @@ func (in Invocation) Stats(app string, timeout time.Duration) (pod.AppStats, err
 	if err := in.supports(pod.FeatureStats, "stats"); err != nil {
 		return st, err
 	}
-	args := pod.EnterArgs{Debug: in.Debug, App: app, Stats: true, UUID: in.Pod.UUID}
+	out, err := in.enterOutput(pod.EnterArgs{Debug: in.Debug, App: app, Stats: true, UUID: in.Pod.UUID}, timeout)
+	if err == nil && len(out) > maxStats {
+		err = fmt.Errorf("stage1 wrote %d bytes", len(out))
+	}
+	if err == nil {
+		err = strictjson.Unmarshal(out, &st)
+	}
+	if err != nil {
+		return st, fmt.Errorf("stats of %s: %w", app, err)
+	}
+	return st, nil
+}
+
+// SetResources sets running app's limits to r through the stage1 (enter
+// --resources, pod.FeatureResources), for a stage1 whose apps' cgroups
+// the host cannot write; it gives up after timeout.
+func (in Invocation) SetResources(app string, r pod.AppResources, timeout time.Duration) error {
+	if err := in.supports(pod.FeatureResources, "resources"); err != nil {
+		return err
+	}
+	b, err := json.Marshal(r)
+	if err == nil {
+		_, err = in.enterOutput(pod.EnterArgs{Debug: in.Debug, App: app, Resources: string(b), UUID: in.Pod.UUID}, timeout)
+	}
+	if err != nil {
+		return fmt.Errorf("resources of %s: %w", app, err)
+	}
+	return nil
+}
+
+// enterOutput runs enter with args, gives up after timeout, and returns
+// what it wrote on stdout; its failure is an error that ends with the
+// last line it wrote on stderr.
+func (in Invocation) enterOutput(args pod.EnterArgs, timeout time.Duration) ([]byte, error) {
 	path, argv, env, err := in.command(pod.EntrypointEnter, args.Argv())
 	if err != nil {
-		return st, err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -161,15 +195,9 @@ func (in Invocation) Stats(app string, timeout time.Duration) (pod.AppStats, err
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {
 		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-		return st, fmt.Errorf("stats of %s: stage1: %w: %s", app, err, lines[len(lines)-1])
+		return nil, fmt.Errorf("stage1: %w: %s", err, lines[len(lines)-1])
 	}
-	if stdout.Len() > maxStats {
-		return st, fmt.Errorf("stats of %s: stage1 wrote %d bytes", app, stdout.Len())
-	}
-	if err := strictjson.Unmarshal(stdout.Bytes(), &st); err != nil {
-		return st, fmt.Errorf("stats of %s: %w", app, err)
-	}
-	return st, nil
+	return stdout.Bytes(), nil
 }
 
 // PortForward connects conn to port on the pod's loopback through the

@@ -179,6 +179,29 @@ func TestStats(t *testing.T) {
 	}
 }
 
+// SetResources asks only a stage1 with the feature, as enter
+// --resources with the limits as JSON, and fails when enter does.
+func TestSetResources(t *testing.T) {
+	r := pod.AppResources{MemoryBytes: 64 << 20, CPUQuota: 50000, CPUPeriod: 100000}
+	if err := newInvocation(t).SetResources("web", r, time.Minute); !errors.Is(err, pod.ErrUnsupported) {
+		t.Errorf("SetResources without the feature: err = %v, want pod.ErrUnsupported", err)
+	}
+	for _, exit := range []string{"0", "254"} {
+		in := newInvocation(t, pod.FeatureResources)
+		t.Setenv("EXIT_enter", exit)
+		if err := in.SetResources("web", r, time.Minute); (err == nil) != (exit == "0") {
+			t.Errorf("SetResources, enter exits %s: err = %v", exit, err)
+		}
+		_, argv := recorded(t, in, pod.EntrypointEnter)
+		var a pod.EnterArgs
+		err := a.Parse(argv)
+		got, perr := pod.ParseResources(a.Resources)
+		if err != nil || perr != nil || got != r || a.App != "web" || len(a.Cmd) != 0 {
+			t.Errorf("enter %q parses to %+v (%+v), %v, %v; want --resources for web", argv, a, got, err, perr)
+		}
+	}
+}
+
 // PortForward asks only a stage1 with the feature, as enter
 // --port-forward, with the connection as its stdin and stdout.
 func TestPortForward(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiffpod/skiff/pkg/pod"
+	"github.com/skiffpod/skiff/pkg/podunit"
 	"github.com/skiffpod/skiff/pkg/pty"
 	"github.com/skiffpod/skiff/pkg/stage1kit"
 	"github.com/skiffpod/skiff/pkg/strictjson"
@@ -120,6 +121,9 @@ func poweroff() error {
 func (Isolator) Enter(_ *slog.Logger, a pod.EnterArgs) (int, error) {
 	if a.Stats {
 		return 0, stats(a.App)
+	}
+	if a.Resources != "" {
+		return 0, setResources(a.App, a.Resources)
 	}
 	if a.PortForward != 0 {
 		return 0, portForward(a.PortForward, os.Stdin, os.Stdout)
@@ -258,6 +262,21 @@ func stats(app string) error {
 		return fmt.Errorf("stats of %s: %w", app, err)
 	}
 	return json.NewEncoder(os.Stdout).Encode(st)
+}
+
+// setResources gives the running app the limits of enter --resources:
+// the guest's systemd owns its cgroups, so they become the app unit's
+// properties there (systemctl set-property --runtime, through the agent).
+func setResources(app, res string) error {
+	r, err := pod.ParseResources(res)
+	if err != nil {
+		return fmt.Errorf("resources of %s: %w: %w", app, ErrUsage, err)
+	}
+	props := podunit.ResourceProperties(r)
+	if len(props) == 0 {
+		return nil
+	}
+	return systemctl(append([]string{"set-property", "--runtime", podunit.UnitName(app)}, props...)...)
 }
 
 // GC undoes what run did on the host for an exited pod: a qemu left over

@@ -65,7 +65,7 @@ const poweroffDropIn = "[Unit]\nSuccessAction=poweroff-immediate\nFailureAction=
 func BuildImage(w io.Writer, o ImageOptions) error {
 	opts := stage1image.ImageOptions{
 		Name: ImageName, Stage1: o.Stage1, Stage2: o.Stage2, Version: o.Version, HostRoot: o.HostRoot,
-		Features:  []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeatureAppPIDNamespace, pod.FeatureTTY, pod.FeatureAppSecurity, pod.FeatureStats, pod.FeaturePortForward, pod.FeatureAttach},
+		Features:  []string{pod.FeatureMetadata, pod.FeatureDebug, pod.FeatureAppPIDNamespace, pod.FeatureTTY, pod.FeatureAppSecurity, pod.FeatureStats, pod.FeatureResources, pod.FeaturePortForward, pod.FeatureAttach},
 		Apps:      true,
 		Links:     []string{filepath.Base(guest.AgentPath)},
 		HostFiles: []string{guest.NsenterPath},
