@@ -38,7 +38,10 @@ const (
 	AttachDir  = "/skiff/attach"
 	VolumesDir = "/skiff/volumes"
 	UnitDir    = "/etc/systemd/system"
-	JournalDir = "/var/log/journal"
+	// ImageUnitDir holds the stage1 image's own units (journald, the
+	// poweroff, a stage1's extras and their drop-ins).
+	ImageUnitDir = "/usr/lib/systemd/system"
+	JournalDir   = "/var/log/journal"
 
 	// journald only writes to /var/log/journal once this flag exists.
 	JournalFlushed = "/run/systemd/journal/flushed"

@@ -220,10 +220,10 @@ func buildImage(w io.Writer, o ImageOptions) error {
 	maps.Copy(units, staticUnits)
 	maps.Copy(units, o.Units)
 	for _, n := range slices.Sorted(maps.Keys(units)) {
-		t.file("rootfs/usr/lib/systemd/system/"+n, 0o644, []byte(units[n]))
+		t.file("rootfs"+podunit.ImageUnitDir+"/"+n, 0o644, []byte(units[n]))
 	}
 	for _, n := range o.Wants {
-		t.symlink("rootfs/usr/lib/systemd/system/default.target.wants/"+n, "../"+n)
+		t.symlink("rootfs"+podunit.ImageUnitDir+"/default.target.wants/"+n, "../"+n)
 	}
 	t.hostFile("rootfs/skiff/run", o.Stage1, 0o755)
 	links := append([]string{"enter", "stop", "gc", "hook"}, o.Links...)

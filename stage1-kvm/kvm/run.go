@@ -267,6 +267,15 @@ func (i Isolator) vmConfig(o pod.RunArgs, apps []podunit.App) (vm.Config, error)
 	}, nil
 }
 
+// unitPath is the guest systemd's unit search path (SYSTEMD_UNIT_PATH,
+// which the kernel passes on to the guest init's environment and the init
+// to systemd's): the pod's units and the image's. systemd's default path
+// has 13 directories, three of them (/etc/systemd/system*) on the 9p share,
+// and it looks for every unit and each of its drop-in directories in
+// every one: each a round trip to the host under emulation. The guest has
+// no generators, transient or runtime units.
+const unitPath = podunit.UnitDir + ":" + podunit.ImageUnitDir
+
 // kernelCmdline makes the guest boot systemd from the share, quietly: the
 // console carries the apps' output to run's stdout.
 func kernelCmdline(o pod.RunArgs) (string, error) {
@@ -274,7 +283,7 @@ func kernelCmdline(o pod.RunArgs) (string, error) {
 	// printk.time on, journald prefixes each line it forwards with the
 	// guest's uptime, as stage1-ns's lines on a host with printk times:
 	// "[   12.345678] app[5]: line", as rkt.
-	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=1"}
+	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=1", "SYSTEMD_UNIT_PATH=" + unitPath}
 	if o.Debug {
 		args = append(args, "systemd.log_level=debug", "systemd.show_status=true")
 	} else {

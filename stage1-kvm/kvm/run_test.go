@@ -1,8 +1,11 @@
 package kvm
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/skiffpod/skiff/pkg/pod"
 	"github.com/skiffpod/skiff/pkg/podunit"
 )
 
@@ -26,6 +29,34 @@ func TestSize(t *testing.T) {
 			mem, cpu := Size(tt.apps, tt.host)
 			if mem != tt.mem || cpu != tt.cpu {
 				t.Errorf("Size = %d MiB, %d vCPUs; want %d MiB, %d vCPUs", mem, cpu, tt.mem, tt.cpu)
+			}
+		})
+	}
+}
+
+func TestKernelCmdline(t *testing.T) {
+	tests := []struct {
+		name string
+		o    pod.RunArgs
+		want []string // fields the command line must hold
+		err  bool
+	}{
+		{"quiet, systemd's units in two directories", pod.RunArgs{},
+			[]string{"loglevel=0", "systemd.log_level=crit", "SYSTEMD_UNIT_PATH=/etc/systemd/system:/usr/lib/systemd/system"}, false},
+		{"debug", pod.RunArgs{Debug: true}, []string{"systemd.log_level=debug", "SYSTEMD_UNIT_PATH=/etc/systemd/system:/usr/lib/systemd/system"}, false},
+		{"hostname", pod.RunArgs{Hostname: "web"}, []string{"systemd.hostname=web"}, false},
+		{"hostname with a space", pod.RunArgs{Hostname: "a b"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := kernelCmdline(tt.o)
+			if (err != nil) != tt.err {
+				t.Fatalf("kernelCmdline: err = %v, want error %t", err, tt.err)
+			}
+			for _, w := range tt.want {
+				if !slices.Contains(strings.Fields(got), w) {
+					t.Errorf("kernelCmdline = %q, want %q in it", got, w)
+				}
 			}
 		})
 	}
