@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,7 +125,58 @@ func mountRun(root string) error {
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		return fmt.Errorf("set journal flag: %w", err)
 	}
+	return skipBootLog(filepath.Join(root, kernelSeqnum))
+}
+
+// kernelSeqnum is where journald keeps the sequence number of the next
+// kernel message it is to copy from /dev/kmsg into the journal (so that a
+// journald restarted copies none twice); it skips those before.
+const kernelSeqnum = "/run/systemd/journal/kernel-seqnum"
+
+// skipBootLog makes journald start with the kernel messages that come
+// after the guest's boot: the ~300 of the boot itself (all quiet on the
+// console; --debug shows them there) are not the pod's, and journald
+// copied them into the pod's journal over 9p before it took the first
+// line of an app, a second and more under emulation. Later kernel
+// messages (an OOM kill, an app's segfault) reach the journal as before.
+func skipBootLog(seqnum string) error {
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("skip boot log: %w", err)
+	}
+	defer unix.Close(fd)
+	var next uint64
+	buf := make([]byte, 8192) // a record is at most 1 KiB of text plus its dictionary
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EPIPE {
+			continue // overwritten while read: the next read goes on
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("skip boot log: %w", err)
+		}
+		if seq, ok := kmsgSeq(buf[:n]); ok {
+			next = seq + 1
+		}
+	}
+	if err := os.WriteFile(seqnum, binary.NativeEndian.AppendUint64(nil, next), 0o644); err != nil {
+		return fmt.Errorf("skip boot log: %w", err)
+	}
 	return nil
+}
+
+// kmsgSeq returns the sequence number of a /dev/kmsg record,
+// "PRIORITY,SEQ,USEC,FLAGS;MESSAGE".
+func kmsgSeq(rec []byte) (uint64, bool) {
+	f := strings.SplitN(string(rec), ",", 3)
+	if len(f) < 3 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(f[1], 10, 64)
+	return n, err == nil
 }
 
 // attachDir is podunit.AttachDir, where stage2's attach relays listen

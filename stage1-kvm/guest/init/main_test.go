@@ -48,3 +48,22 @@ func TestParseNet(t *testing.T) {
 		}
 	}
 }
+
+func TestKmsgSeq(t *testing.T) {
+	tests := []struct {
+		rec string
+		seq uint64
+		ok  bool
+	}{
+		{"6,339,5140900,-;NET: Registered PF_INET6 protocol family\n", 339, true},
+		{"4,0,0,-,caller=T0;Linux version 6.1.0\n SUBSYSTEM=x\n", 0, true},
+		{"6,x,5140900,-;bad\n", 0, false},
+		{"garbage", 0, false},
+	}
+	for _, tt := range tests {
+		seq, ok := kmsgSeq([]byte(tt.rec))
+		if seq != tt.seq || ok != tt.ok {
+			t.Errorf("kmsgSeq(%q) = %d, %t; want %d, %t", tt.rec, seq, ok, tt.seq, tt.ok)
+		}
+	}
+}
