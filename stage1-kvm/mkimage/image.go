@@ -81,9 +81,10 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 		},
 		Wants: []string{guest.AgentUnit},
 	}
-	// The guest init's binds of the sysroot stay to the end: unmounting
-	// them at shutdown only costs time (systemd never unmounts /usr).
-	for _, p := range sysrootPaths[1:] {
+	// The guest init's binds of the sysroot and its tmpfs for the attach
+	// relays stay to the end: unmounting them at shutdown only costs time
+	// (systemd never unmounts /usr; the guest has no umount for the rest).
+	for _, p := range append(sysrootPaths[1:], podunit.AttachDir[1:]) {
 		opts.Units[strings.ReplaceAll(p, "/", "-")+".mount.d/skiff-kvm.conf"] = "[Unit]\nDefaultDependencies=no\n"
 	}
 	// First the image without the guest, as a plain tar, for the sysroot.
