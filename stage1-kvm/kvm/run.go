@@ -22,6 +22,7 @@ import (
 	"github.com/skiffpod/skiff/pkg/vm"
 	"github.com/skiffpod/skiff/pkg/vm/agent"
 	"github.com/skiffpod/skiff/pkg/vm/forward"
+	"github.com/skiffpod/skiff/stage1-kvm/guest"
 )
 
 // Isolator is stage1-kvm's stage1kit.Isolator: a pod is a qemu VM.
@@ -269,7 +270,9 @@ func (i Isolator) vmConfig(o pod.RunArgs, apps []podunit.App) (vm.Config, error)
 
 // unitPath is the guest systemd's unit search path (SYSTEMD_UNIT_PATH,
 // which the kernel passes on to the guest init's environment and the init
-// to systemd's): the pod's units and the image's. systemd's default path
+// to systemd's, as LD_LIBRARY_PATH, guest.LibDir; systemd starts its
+// services with an environment of their own): the pod's units and the
+// image's. systemd's default path
 // has 13 directories, three of them (/etc/systemd/system*) on the 9p share,
 // and it looks for every unit and each of its drop-in directories in
 // every one: each a round trip to the host under emulation. The guest has
@@ -283,7 +286,8 @@ func kernelCmdline(o pod.RunArgs) (string, error) {
 	// printk.time on, journald prefixes each line it forwards with the
 	// guest's uptime, as stage1-ns's lines on a host with printk times:
 	// "[   12.345678] app[5]: line", as rkt.
-	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=1", "SYSTEMD_UNIT_PATH=" + unitPath}
+	args := []string{"skiff.init=" + guestInit, "console=hvc0", "printk.time=1",
+		"SYSTEMD_UNIT_PATH=" + unitPath, "LD_LIBRARY_PATH=" + guest.LibDir}
 	if o.Debug {
 		args = append(args, "systemd.log_level=debug", "systemd.show_status=true")
 	} else {

@@ -42,7 +42,7 @@ func TestKernelCmdline(t *testing.T) {
 		err  bool
 	}{
 		{"quiet, systemd's units in two directories", pod.RunArgs{},
-			[]string{"loglevel=0", "systemd.log_level=crit", "SYSTEMD_UNIT_PATH=/etc/systemd/system:/usr/lib/systemd/system"}, false},
+			[]string{"loglevel=0", "systemd.log_level=crit", "SYSTEMD_UNIT_PATH=/etc/systemd/system:/usr/lib/systemd/system", "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu"}, false},
 		{"debug", pod.RunArgs{Debug: true}, []string{"systemd.log_level=debug", "SYSTEMD_UNIT_PATH=/etc/systemd/system:/usr/lib/systemd/system"}, false},
 		{"hostname", pod.RunArgs{Hostname: "web"}, []string{"systemd.hostname=web"}, false},
 		{"hostname with a space", pod.RunArgs{Hostname: "a b"}, nil, true},

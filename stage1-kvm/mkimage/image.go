@@ -76,8 +76,9 @@ func BuildImage(w io.Writer, o ImageOptions) error {
 			guest.AgentUnit: agentUnitText,
 			podunit.UnitName("") + ".d/skiff-kvm.conf":  appsAfterAgent,
 			"systemd-poweroff.service.d/skiff-kvm.conf": poweroffDropIn,
-			// The guest init sets journald's flushed flag (no hook).
-			"systemd-journald.service.d/skiff-kvm.conf": "[Service]\nExecStartPre=\n",
+			// The guest init sets journald's flushed flag (no hook); its
+			// libraries are found without a round trip to the host.
+			"systemd-journald.service.d/skiff-kvm.conf": "[Service]\nExecStartPre=\nEnvironment=LD_LIBRARY_PATH=" + guest.LibDir + "\n",
 		},
 		Wants: []string{guest.AgentUnit},
 	}
