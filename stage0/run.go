@@ -198,7 +198,17 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		return nil, fmt.Errorf("prepare pod: %w", err)
 	}
 	if f.uuidFileSave != "" {
-		if err := safefile.WriteFile(f.uuidFileSave, []byte(p.UUID+"\n"), 0o644, true); err != nil {
+		b := []byte(p.UUID + "\n")
+		var err error
+		if f.sandbox {
+			// An app sandbox runs at once and dies with a host crash: its
+			// UUID's loss in one costs nothing, the two syncs do (on every
+			// CRI sandbox's start, whose server reads the file at once).
+			err = safefile.WriteUnsynced(f.uuidFileSave, b, 0o644)
+		} else {
+			err = safefile.WriteFile(f.uuidFileSave, b, 0o644, true)
+		}
+		if err != nil {
 			p.Unlock()
 			return nil, fmt.Errorf("--uuid-file-save: %w", err)
 		}
