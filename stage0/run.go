@@ -198,7 +198,17 @@ func preparePod(ctx context.Context, g *globals, f *podFlags, apps []appArg) (*p
 		return nil, fmt.Errorf("prepare pod: %w", err)
 	}
 	if f.uuidFileSave != "" {
-		if err := safefile.WriteFile(f.uuidFileSave, []byte(p.UUID+"\n"), 0o644, true); err != nil {
+		b := []byte(p.UUID + "\n")
+		var err error
+		if f.sandbox {
+			// An app sandbox runs at once and dies with a host crash: its
+			// UUID's loss in one costs nothing, the two syncs do (on every
+			// CRI sandbox's start, whose server reads the file at once).
+			err = safefile.WriteUnsynced(f.uuidFileSave, b, 0o644)
+		} else {
+			err = safefile.WriteFile(f.uuidFileSave, b, 0o644, true)
+		}
+		if err != nil {
 			p.Unlock()
 			return nil, fmt.Errorf("--uuid-file-save: %w", err)
 		}
@@ -290,12 +300,14 @@ func execPod(g *globals, p *pod.Pod, f *podFlags) error {
 	// A stage1 that can start while the network is attached gets the
 	// namespace at once and is told when it is attached (by net-attach);
 	// a pod that cannot get its network is not started, or stopped before
-	// any app starts and removed (docs/networking.md). run-prepared, which
-	// must leave a refused pod prepared, app sandboxes and a socket-activated
-	// pod (a connection starts its app's unit at once) attach first.
+	// any app starts and removed (docs/networking.md). An app sandbox is
+	// ready only once attached, so its boot overlaps the attach too (the
+	// CRI's sandbox start). run-prepared, which must leave a refused pod
+	// prepared, and a socket-activated pod (a connection starts its app's
+	// unit at once) attach first.
 	var netns string
 	var job []byte
-	overlap := p.State == pod.Preparing && !f.sandbox && os.Getenv("LISTEN_FDS") == ""
+	overlap := p.State == pod.Preparing && os.Getenv("LISTEN_FDS") == ""
 	if s1, err := pod.ReadStage1(p.Path()); err == nil && s1.Supports(pod.FeatureNetWait) && overlap {
 		netns, job, err = g.podNet().Begin(p, f.netReq, hostname)
 		if err != nil {

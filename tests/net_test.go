@@ -933,6 +933,44 @@ func TestNetAttachOverlap(t *testing.T) {
 		t.Errorf("the app started at %d, before the attach could end (%d)\n%s", started, released.Unix(), out)
 	}
 
+	// An app sandbox (the CRI's) boots while it is attached too, and is
+	// ready only once attached: an app added then sees its address.
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	sbSave := filepath.Join(t.TempDir(), "uuid")
+	sb, sbOut := e.start("app", "sandbox", "--uuid-file-save="+sbSave, "--net=ovl", "--hostname=ovlsb")
+	var sbUUID string
+	waitFor(t, "the sandbox's init while its attach waits", time.Minute, func() bool {
+		b, _ := os.ReadFile(sbSave)
+		sbUUID = strings.TrimSpace(string(b))
+		_, err := os.Stat(filepath.Join(e.dir, "pods", "run", sbUUID, "pid"))
+		return sbUUID != "" && err == nil || sb.ProcessState != nil
+	})
+	time.Sleep(2 * time.Second)
+	if st := e.mustRun("status", "--format=json", sbUUID); strings.Contains(st, `"ready":true`) {
+		t.Errorf("the sandbox is ready before its attach ended: %s", st)
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	e.mustRun("status", "--wait-ready=60s", sbUUID)
+	app := strings.TrimSpace(e.mustRun("app", "add", sbUUID, image(t, "busybox.aci"), "--exec=/bin/sh", "--", "-c",
+		"ip -4 -o addr show eth0; cat /etc/hosts; exec sleep 100"))
+	e.mustRun("app", "start", sbUUID, "--app="+app)
+	var logs string
+	waitFor(t, "the added app's output", 30*time.Second, func() bool {
+		logs = e.mustRun("logs", "--app="+app, sbUUID)
+		return strings.Contains(logs, "ovlsb")
+	})
+	mustContain(t, logs, "inet 172.16.41.")
+	if !regexp.MustCompile(`172\.16\.41\.\d+\s+ovlsb`).MatchString(logs) {
+		t.Errorf("the added app's /etc/hosts does not name the sandbox's address:\n%s", logs)
+	}
+	e.mustRun("stop", sbUUID)
+	if err := sb.Wait(); err != nil {
+		t.Errorf("app sandbox: %v\n%s", err, sbOut)
+	}
+	e.mustRun("rm", sbUUID)
+
 	server(t, e, "--net=ovltiny") // the /30's one address
 	before, pods := netState(t), e.mustRun("list", "--no-legend")
 	// The refusal comes while the pod starts: a stop then once hung the
@@ -943,6 +981,10 @@ func TestNetAttachOverlap(t *testing.T) {
 		if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "network ovltiny") || !strings.Contains(errs, "no IP addresses available") {
 			t.Errorf("range exhausted (pod %d): exit %d: %q", i, code, errs)
 		}
+	}
+	_, errs, code = e.run("app", "sandbox", "--net=ovltiny")
+	if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "no IP addresses available") {
+		t.Errorf("range exhausted, app sandbox: exit %d: %q", code, errs)
 	}
 	if after := netState(t); after != before {
 		t.Errorf("a refused pod left:\n%s", lineDiff(before, after))

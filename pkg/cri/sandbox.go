@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -189,6 +191,15 @@ func (s *Server) runPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	c.Stdout, c.Stderr = out, out
 	c.Dir = "/"
+	// The stage1's run says READY=1 once the pod is ready (the service
+	// manager's protocol, docs/stage1-abi.md): the wait ends then, not at
+	// its next look. Never the server's own manager's socket.
+	c.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "NOTIFY_SOCKET=") })
+	ready, stopNotify := notifySocket(s.Log)
+	defer stopNotify()
+	if ready.addr != "" {
+		c.Env = append(c.Env, "NOTIFY_SOCKET="+ready.addr)
+	}
 	s.Log.Debug("start sandbox", "argv", argv)
 	if err := c.Start(); err != nil {
 		os.Remove(tmp + ".log")
@@ -197,7 +208,7 @@ func (s *Server) runPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	exited := make(chan error, 1)
 	go func() { exited <- c.Wait() }()
 
-	id, err := s.waitSandbox(ctx, uuidFile, exited)
+	id, err := s.waitSandbox(ctx, uuidFile, exited, ready.c)
 	if err != nil {
 		// Whatever was made is taken away: a pod the process left behind.
 		if id != "" {
@@ -234,13 +245,57 @@ func (s *Server) runPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	return id, nil
 }
 
+// notifier is a datagram socket for sd_notify messages: c gets a value
+// for each READY=1. addr is "" when there is none.
+type notifier struct {
+	addr string
+	c    chan struct{}
+}
+
+// notifySocket listens for sd_notify messages on an abstract socket of
+// the host's network namespace (no path to make, none too long), where
+// the stage1's run, on the host, sends them. Anyone there could send one
+// too: a message only makes the wait look at the pod's state at once.
+// Without a socket the wait polls alone.
+func notifySocket(log *slog.Logger) (notifier, func()) {
+	n := notifier{c: make(chan struct{}, 1)}
+	addr := "@skiff-cri-notify-" + uuid.NewString()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		log.Warn("sandbox readiness: no notify socket, polling", "err", err)
+		return n, func() {}
+	}
+	n.addr = addr
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return // closed
+			}
+			if slices.Contains(strings.Split(string(buf[:k]), "\n"), "READY=1") {
+				select {
+				case n.c <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return n, func() { conn.Close() }
+}
+
+// readyPoll is how often waitSandbox looks at the sandbox's state between
+// notifications.
+const readyPoll = 20 * time.Millisecond
+
 // waitSandbox waits for the sandbox whose UUID the run process writes to
-// uuidFile to be ready, or for that process to end. It returns the UUID
-// once known, also with an error.
-func (s *Server) waitSandbox(ctx context.Context, uuidFile string, exited <-chan error) (string, error) {
+// uuidFile to be ready, or for that process to end; a value from notified
+// makes it look at once. It returns the UUID once known, also with an
+// error.
+func (s *Server) waitSandbox(ctx context.Context, uuidFile string, exited <-chan error, notified <-chan struct{}) (string, error) {
 	deadline := time.After(sandboxStartWait)
 	id := ""
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
 		select {
@@ -251,6 +306,7 @@ func (s *Server) waitSandbox(ctx context.Context, uuidFile string, exited <-chan
 		case <-deadline:
 			return id, fmt.Errorf("sandbox not ready after %s", sandboxStartWait)
 		case <-tick.C:
+		case <-notified:
 		}
 		if id == "" {
 			b, err := os.ReadFile(uuidFile)

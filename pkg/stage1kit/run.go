@@ -91,8 +91,10 @@ func (s Stage1) runPod(log *slog.Logger, a pod.RunArgs) (int, error) {
 	return st, nil
 }
 
-// readyPoll is how often the loop looks for the ready marker.
-const readyPoll = 10 * time.Millisecond
+// readyPoll is how often the loop looks for the ready marker (a stat),
+// until it is there: whoever waits for READY=1 (the CRI's sandbox start)
+// waits half of it on average.
+const readyPoll = 2 * time.Millisecond
 
 // loop drives a booted pod until Wait returns, and returns what it
 // returned. The first signal asks for a clean poweroff (and tells the
