@@ -982,8 +982,7 @@ func TestNetAttachOverlap(t *testing.T) {
 			t.Errorf("range exhausted (pod %d): exit %d: %q", i, code, errs)
 		}
 	}
-	_, errs, code = e.run("app", "sandbox", "--net=ovltiny")
-	if code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "no IP addresses available") {
+	if code, errs := refused(t, e, "app", "sandbox", "--net=ovltiny"); code != 254 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "no IP addresses available") {
 		t.Errorf("range exhausted, app sandbox: exit %d: %q", code, errs)
 	}
 	if after := netState(t); after != before {
